@@ -1,0 +1,101 @@
+//! In-memory fan-out of committed events to live subscribers.
+//!
+//! The store writer publishes each event here after its commit, in seq order.
+//! Each channel with listeners has one `tokio::sync::broadcast` sender; the
+//! frame is rendered to JSON once and shared by every subscriber. A subscriber
+//! that falls more than `capacity` events behind sees `Lagged` and catches up
+//! from the store's channel history, so the hub never holds more than
+//! `capacity` frames per channel.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use medrelay_protocol::ws::{EventFrame, EventTag};
+use medrelay_protocol::{Channel, Event};
+use tokio::sync::broadcast;
+
+/// One committed event, ready to send.
+#[derive(Debug)]
+pub struct Published {
+    /// Its channel.
+    pub channel: Channel,
+    /// Its seq in the channel.
+    pub seq: u64,
+    /// The event.
+    pub event: Event,
+    /// The whole WebSocket frame, rendered once.
+    pub frame: Arc<str>,
+}
+
+impl Published {
+    /// Renders the frame for an event.
+    pub fn new(channel: Channel, seq: u64, event: Event) -> Self {
+        let frame = EventFrame {
+            tag: EventTag::Event,
+            channel: channel.clone(),
+            seq,
+            event: event.clone(),
+        };
+        let frame = serde_json::to_string(&frame).expect("event frames serialise to JSON");
+        Self {
+            channel,
+            seq,
+            event,
+            frame: frame.into(),
+        }
+    }
+}
+
+/// The hub; cheap to clone.
+#[derive(Clone)]
+pub struct EventHub {
+    channels: Arc<Mutex<HashMap<Channel, broadcast::Sender<Arc<Published>>>>>,
+    capacity: usize,
+}
+
+impl EventHub {
+    /// A hub whose channels buffer up to `capacity` events per slow subscriber.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            channels: Arc::default(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Starts listening to `channel`. Subscribe before reading the channel's
+    /// head from the store, so no event can fall between the two.
+    pub fn subscribe(&self, channel: &Channel) -> broadcast::Receiver<Arc<Published>> {
+        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        channels
+            .entry(channel.clone())
+            .or_insert_with(|| broadcast::channel(self.capacity).0)
+            .subscribe()
+    }
+
+    /// Hands committed events to their listeners; channels nobody listens to
+    /// cost one map lookup and are forgotten.
+    pub fn publish(&self, events: Vec<(Channel, u64, Event)>) {
+        if events.is_empty() {
+            return;
+        }
+        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        for (channel, seq, event) in events {
+            let Some(sender) = channels.get(&channel) else {
+                continue;
+            };
+            if sender.receiver_count() == 0 {
+                channels.remove(&channel);
+                continue;
+            }
+            let _ = sender.send(Arc::new(Published::new(channel, seq, event)));
+        }
+    }
+
+    /// How many channels have a live sender (for metrics and tests).
+    pub fn channel_count(&self) -> usize {
+        self.channels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+}

@@ -1,0 +1,19 @@
+//! medrelay's domain: supervised actors and the durable store they write through.
+//!
+//! Nothing here knows HTTP, WebSocket or NATS; the gateway (`src/`) turns
+//! wire messages into the typed messages defined here.
+//!
+//! # Layout
+//! - [`store`]: the redb file, its tables and the group-commit writer.
+//! - [`hub`]: in-memory fan-out of committed events to live subscribers.
+//! - [`system`]: the actix system, the lazy actor registry, panic-safe supervision.
+//! - [`accounts`]: users, profiles, sessions, revocations; `AccountActor`.
+//! - [`channels`]: who may subscribe to a channel, and its snapshot.
+//! - [`ids`]: generated ids and random secrets.
+
+pub mod accounts;
+pub mod channels;
+pub mod hub;
+pub mod ids;
+pub mod store;
+pub mod system;

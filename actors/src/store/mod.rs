@@ -1,0 +1,422 @@
+//! The durable store: one redb file, written only through a group-commit writer.
+//!
+//! Actors hand a [`WriteBatch`] to [`Store::write`]. A single writer thread
+//! drains every batch queued at that moment, applies them all in one write
+//! transaction, commits once (one fsync) and only then answers each sender, so
+//! a caller that got `Ok` knows its write is on disk. A failed commit fails every
+//! batch in it; nothing half-applied is ever visible.
+//!
+//! A batch may carry preconditions ([`WriteBatch::require_absent`]). They are
+//! checked inside the transaction, after the batches before it were applied, so
+//! two racing sign-ups for one username cannot both succeed; a batch whose
+//! precondition fails is rejected alone and the rest of the group commits.
+//!
+//! Events a batch declares are numbered per channel (gap-free, in commit
+//! order), kept in the channel history, appended to the outbox in the same
+//! transaction, and handed to the [`EventHub`] after the commit.
+//!
+//! Reads open their own MVCC read transaction and never wait for the writer.
+
+mod record;
+pub mod tables;
+mod writer;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use medrelay_protocol::{Channel, Event};
+use redb::{Database, ReadableDatabase, ReadableTable};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::hub::EventHub;
+pub use record::Record;
+pub use tables::Table;
+
+/// Tunables of the store, from the `[store]` config section.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// How many write batches may wait for the writer before `write` waits too.
+    pub queue_capacity: usize,
+    /// The most batches one transaction takes.
+    pub max_group: usize,
+    /// How many events each channel keeps for `subscribe { since }` replay.
+    pub channel_history: u64,
+    /// How many outbox entries are kept while no consumer reads the outbox.
+    pub outbox_retain: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 16_384,
+            max_group: 4_096,
+            channel_history: 1_000,
+            outbox_retain: 100_000,
+        }
+    }
+}
+
+/// Failures reading or opening the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// redb failed (I/O, a lock held by another process, ...).
+    #[error("storage error: {0}")]
+    Storage(#[from] redb::Error),
+    /// A stored value could not be read back.
+    #[error("corrupt value in table {table}, key {key:?}: {reason}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// The key.
+        key: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The file was written by a newer release with an incompatible layout.
+    #[error("store schema version {found} is newer than this release understands ({supported})")]
+    NewerSchema {
+        /// The version in the file.
+        found: u64,
+        /// The version this release writes.
+        supported: u64,
+    },
+    /// The writer thread could not be started.
+    #[error("could not start the store writer: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+macro_rules! storage_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Storage(e.into())
+            }
+        }
+    )*};
+}
+storage_from!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// Why a write batch was not applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    /// A precondition failed: the key already exists.
+    #[error("{table} {key:?} already exists")]
+    Exists {
+        /// The table name.
+        table: &'static str,
+        /// The key.
+        key: String,
+    },
+    /// The transaction holding this batch failed; nothing of it was applied.
+    #[error("storage error: {0}")]
+    Storage(String),
+    /// The store is shutting down.
+    #[error("the store is closed")]
+    Closed,
+}
+
+/// The current layout of the file; bumped when tables change incompatibly.
+const SCHEMA_VERSION: u64 = 1;
+
+/// What a committed batch produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// The `seq` each of the batch's events got, in the order they were added.
+    pub seqs: Vec<u64>,
+}
+
+#[derive(Debug)]
+pub(crate) enum Op {
+    Put {
+        table: Table,
+        key: String,
+        value: Vec<u8>,
+    },
+    Delete {
+        table: Table,
+        key: String,
+    },
+}
+
+/// Changes that commit together or not at all.
+#[derive(Debug, Default)]
+pub struct WriteBatch {
+    pub(crate) absent: Vec<(Table, String)>,
+    pub(crate) ops: Vec<Op>,
+    pub(crate) events: Vec<(Channel, Event)>,
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Rejects the whole batch with [`WriteError::Exists`] if `key` is present
+    /// in `table` when the batch is applied.
+    pub fn require_absent(&mut self, table: Table, key: impl Into<String>) -> &mut Self {
+        self.absent.push((table, key.into()));
+        self
+    }
+
+    /// Writes a record under `key` in its table.
+    pub fn put<T: Record>(&mut self, key: impl Into<String>, value: &T) -> &mut Self {
+        self.ops.push(Op::Put {
+            table: T::TABLE,
+            key: key.into(),
+            value: record::encode(value),
+        });
+        self
+    }
+
+    /// Deletes `key` from `table` (a no-op when absent).
+    pub fn delete(&mut self, table: Table, key: impl Into<String>) -> &mut Self {
+        self.ops.push(Op::Delete {
+            table,
+            key: key.into(),
+        });
+        self
+    }
+
+    /// Records an event on `channel`, numbered at commit time.
+    pub fn event(&mut self, channel: Channel, event: Event) -> &mut Self {
+        self.events.push((channel, event));
+        self
+    }
+
+    /// Whether the batch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty() && self.events.is_empty()
+    }
+}
+
+pub(crate) struct WriteRequest {
+    batch: WriteBatch,
+    reply: oneshot::Sender<Result<Committed, WriteError>>,
+}
+
+pub(crate) enum WriterMsg {
+    Write(WriteRequest),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A stored event with its position in its channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// Its seq.
+    pub seq: u64,
+    /// The event.
+    pub event: Event,
+}
+
+/// Handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    tx: mpsc::Sender<WriterMsg>,
+    config: Arc<StoreConfig>,
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path` and starts its writer thread.
+    /// Committed events are handed to `hub`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the file cannot be opened (for example because another
+    /// process holds it), was written by a newer release, or the writer thread
+    /// cannot start.
+    pub fn open(path: &Path, config: StoreConfig, hub: EventHub) -> Result<Store, StoreError> {
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        {
+            for table in Table::ALL {
+                txn.open_table(table.def())?;
+            }
+            txn.open_table(tables::CHANNEL_EVENTS)?;
+            txn.open_table(tables::CHANNEL_HEADS)?;
+            txn.open_table(tables::OUTBOX)?;
+            let mut counters = txn.open_table(tables::COUNTERS)?;
+            let found = counters
+                .get(tables::SCHEMA_VERSION)?
+                .map(|v| v.value())
+                .unwrap_or(SCHEMA_VERSION);
+            if found > SCHEMA_VERSION {
+                return Err(StoreError::NewerSchema {
+                    found,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            counters.insert(tables::SCHEMA_VERSION, SCHEMA_VERSION)?;
+        }
+        txn.commit()?;
+        let db = Arc::new(db);
+        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let config = Arc::new(config);
+        writer::spawn(db.clone(), rx, config.clone(), hub)?;
+        Ok(Store { db, tx, config })
+    }
+
+    /// Queues `batch` and waits until it is durable (or rejected).
+    ///
+    /// # Errors
+    /// [`WriteError::Exists`] when a precondition failed, [`WriteError::Storage`]
+    /// when the commit failed, [`WriteError::Closed`] after [`Store::close`].
+    pub async fn write(&self, batch: WriteBatch) -> Result<Committed, WriteError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(WriterMsg::Write(WriteRequest { batch, reply }))
+            .await
+            .map_err(|_| WriteError::Closed)?;
+        rx.await.map_err(|_| WriteError::Closed)?
+    }
+
+    /// Commits everything already queued, then stops the writer. Later writes
+    /// fail with [`WriteError::Closed`].
+    pub async fn close(&self) {
+        let (done, rx) = oneshot::channel();
+        if self.tx.send(WriterMsg::Shutdown(done)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Reads one record.
+    ///
+    /// # Errors
+    /// [`StoreError`] on an I/O failure or an unreadable value.
+    pub fn get<T: Record>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(T::TABLE.def())?;
+        match table.get(key)? {
+            Some(v) => Ok(Some(record::decode(key, v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads up to `limit` records of a table in key order, starting after `after`.
+    ///
+    /// # Errors
+    /// [`StoreError`] on an I/O failure or an unreadable value.
+    pub fn scan<T: Record>(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(T::TABLE.def())?;
+        let mut out = Vec::new();
+        let range = match after {
+            Some(after) => table
+                .range::<&str>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))?,
+            None => table.range::<&str>(..)?,
+        };
+        for item in range.take(limit) {
+            let (k, v) = item?;
+            let key = k.value().to_owned();
+            let value = record::decode(&key, v.value())?;
+            out.push((key, value));
+        }
+        Ok(out)
+    }
+
+    /// The seq of `channel`'s newest event (0 when it has none).
+    ///
+    /// # Errors
+    /// [`StoreError`] on an I/O failure.
+    pub fn channel_head(&self, channel: &Channel) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        let heads = txn.open_table(tables::CHANNEL_HEADS)?;
+        Ok(heads
+            .get(channel.name().as_str())?
+            .map(|v| v.value())
+            .unwrap_or(0))
+    }
+
+    /// The kept events of `channel` with `seq > after`, oldest first, at most
+    /// `limit`; and the seq of the oldest event still kept (0 when none is).
+    ///
+    /// # Errors
+    /// [`StoreError`] on an I/O failure or an unreadable event.
+    pub fn channel_events(
+        &self,
+        channel: &Channel,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<StoredEvent>, u64), StoreError> {
+        let txn = self.db.begin_read()?;
+        let events = txn.open_table(tables::CHANNEL_EVENTS)?;
+        let name = channel.name();
+        let name = name.as_str();
+        let oldest = events
+            .range((name, 0)..=(name, u64::MAX))?
+            .next()
+            .transpose()?
+            .map(|(k, _)| k.value().1)
+            .unwrap_or(0);
+        let mut out = Vec::new();
+        for item in events
+            .range((name, after.saturating_add(1))..=(name, u64::MAX))?
+            .take(limit)
+        {
+            let (k, v) = item?;
+            let seq = k.value().1;
+            let event = serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt {
+                table: "channel_events",
+                key: format!("{name}#{seq}"),
+                reason: e.to_string(),
+            })?;
+            out.push(StoredEvent { seq, event });
+        }
+        Ok((out, oldest))
+    }
+
+    /// Outbox entries with position `> after`, oldest first, at most `limit`.
+    ///
+    /// # Errors
+    /// [`StoreError`] on an I/O failure or an unreadable entry.
+    pub fn outbox_after(&self, after: u64, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let outbox = txn.open_table(tables::OUTBOX)?;
+        let mut out = Vec::new();
+        for item in outbox.range(after.saturating_add(1)..)?.take(limit) {
+            let (k, v) = item?;
+            let entry = serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt {
+                table: "outbox",
+                key: k.value().to_string(),
+                reason: e.to_string(),
+            })?;
+            out.push(entry);
+        }
+        Ok(out)
+    }
+
+    /// How many events each channel keeps for replay.
+    pub fn channel_history(&self) -> u64 {
+        self.config.channel_history
+    }
+}
+
+/// One outbox entry: an event and where it belongs. Consumers (NATS publisher,
+/// reminders, deliveries) read these in `position` order.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxEntry {
+    /// Position in the outbox (global, gap-free).
+    pub position: u64,
+    /// Globally unique event id (`<channel>/<seq>`), stable across republishes.
+    pub event_id: String,
+    /// The channel.
+    pub channel: Channel,
+    /// The event's seq in its channel.
+    pub seq: u64,
+    /// The event.
+    pub event: Event,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,77 @@
+//! Every redb table medrelay keeps, in one place.
+//!
+//! Record tables map a string key to a versioned value ([`super::Record`]);
+//! the writer's own tables hold channel history, the outbox and counters.
+
+use redb::TableDefinition;
+
+/// Record tables: string key → versioned JSON value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    /// user id → account (credentials, role, profile ids).
+    Users,
+    /// lower-cased username → user id (uniqueness index).
+    Usernames,
+    /// patient id → patient profile.
+    Patients,
+    /// provider id → provider (doctor) profile.
+    Providers,
+    /// refresh-token id → its family, owner, expiry and whether it was used.
+    RefreshTokens,
+    /// revoked access-token id → its expiry.
+    RevokedTokens,
+    /// revoked session (refresh family) id → when the revocation may be forgotten.
+    RevokedFamilies,
+    /// Scratch table used by benchmarks and store tests.
+    Scratch,
+}
+
+impl Table {
+    /// All record tables; each is created when the store opens.
+    pub const ALL: [Table; 8] = [
+        Table::Users,
+        Table::Usernames,
+        Table::Patients,
+        Table::Providers,
+        Table::RefreshTokens,
+        Table::RevokedTokens,
+        Table::RevokedFamilies,
+        Table::Scratch,
+    ];
+
+    /// The table's name in the redb file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Users => "users",
+            Table::Usernames => "usernames",
+            Table::Patients => "patients",
+            Table::Providers => "providers",
+            Table::RefreshTokens => "refresh_tokens",
+            Table::RevokedTokens => "revoked_tokens",
+            Table::RevokedFamilies => "revoked_families",
+            Table::Scratch => "scratch",
+        }
+    }
+
+    pub(crate) fn def(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
+        TableDefinition::new(self.name())
+    }
+}
+
+/// (channel name, seq) → stored event. Only the newest `channel_history`
+/// events of each channel are kept.
+pub(crate) const CHANNEL_EVENTS: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("channel_events");
+
+/// channel name → the seq of its newest event.
+pub(crate) const CHANNEL_HEADS: TableDefinition<&str, u64> = TableDefinition::new("channel_heads");
+
+/// Global outbox position → event envelope, written in the transaction of the
+/// change that caused it.
+pub(crate) const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+
+/// Named counters (`outbox_head`, `schema_version`).
+pub(crate) const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+
+pub(crate) const OUTBOX_HEAD: &str = "outbox_head";
+pub(crate) const SCHEMA_VERSION: &str = "schema_version";

@@ -1,0 +1,238 @@
+//! The writer thread: group commit.
+//!
+//! It blocks for the first queued batch, drains whatever else is queued (up to
+//! `max_group`), applies all of them in one transaction with immediate
+//! durability, commits once and then answers every sender. One fsync is shared
+//! by every batch in the group, which is where the throughput comes from.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use medrelay_protocol::{Channel, Event};
+use redb::{Database, ReadableTable, WriteTransaction};
+use tokio::sync::mpsc;
+
+use super::tables::{self, Table};
+use super::{Committed, Op, OutboxEntry, StoreConfig, WriteError, WriteRequest, WriterMsg};
+use crate::hub::EventHub;
+
+pub(super) fn spawn(
+    db: Arc<Database>,
+    rx: mpsc::Receiver<WriterMsg>,
+    config: Arc<StoreConfig>,
+    hub: EventHub,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("store-writer".into())
+        .spawn(move || run(&db, rx, &config, &hub))?;
+    Ok(())
+}
+
+fn run(db: &Database, mut rx: mpsc::Receiver<WriterMsg>, config: &StoreConfig, hub: &EventHub) {
+    let mut group: Vec<WriteRequest> = Vec::new();
+    while let Some(first) = rx.blocking_recv() {
+        let mut shutdown = None;
+        match first {
+            WriterMsg::Write(req) => group.push(req),
+            WriterMsg::Shutdown(done) => shutdown = Some(done),
+        }
+        while shutdown.is_none() && group.len() < config.max_group {
+            match rx.try_recv() {
+                Ok(WriterMsg::Write(req)) => group.push(req),
+                Ok(WriterMsg::Shutdown(done)) => shutdown = Some(done),
+                Err(_) => break,
+            }
+        }
+        if let Some(done) = shutdown {
+            // Take no new work, but commit everything that was already queued.
+            rx.close();
+            while let Ok(msg) = rx.try_recv() {
+                match msg {
+                    WriterMsg::Write(req) => group.push(req),
+                    WriterMsg::Shutdown(other) => {
+                        let _ = other.send(());
+                    }
+                }
+            }
+            while !group.is_empty() {
+                let rest = group.split_off(group.len().min(config.max_group.max(1)));
+                commit_group(db, std::mem::replace(&mut group, rest), config, hub);
+            }
+            tracing::info!("store writer stopped");
+            let _ = done.send(());
+            return;
+        }
+        commit_group(db, std::mem::take(&mut group), config, hub);
+    }
+}
+
+/// What the transaction decided for one request, before the commit.
+type Outcome = Result<Committed, WriteError>;
+
+fn commit_group(db: &Database, group: Vec<WriteRequest>, config: &StoreConfig, hub: &EventHub) {
+    if group.is_empty() {
+        return;
+    }
+    let started = Instant::now();
+    let size = group.len();
+    let mut published: Vec<(Channel, u64, Event)> = Vec::new();
+    let result = apply_group(db, &group, config, &mut published);
+    let elapsed = started.elapsed();
+    metrics::histogram!("store_commit_batch_size").record(size as f64);
+    metrics::histogram!("store_commit_seconds").record(elapsed.as_secs_f64());
+    match result {
+        Ok(outcomes) => {
+            metrics::counter!("store_commits_total", "result" => "ok").increment(1);
+            for (req, outcome) in group.into_iter().zip(outcomes) {
+                let _ = req.reply.send(outcome);
+            }
+            hub.publish(published);
+        }
+        Err(err) => {
+            metrics::counter!("store_commits_total", "result" => "error").increment(1);
+            tracing::error!(error = %err, batches = size, "store commit failed; every batch in the group is rejected");
+            let message = err.to_string();
+            for req in group {
+                let _ = req.reply.send(Err(WriteError::Storage(message.clone())));
+            }
+        }
+    }
+}
+
+fn apply_group(
+    db: &Database,
+    group: &[WriteRequest],
+    config: &StoreConfig,
+    published: &mut Vec<(Channel, u64, Event)>,
+) -> Result<Vec<Outcome>, redb::Error> {
+    let txn = db.begin_write()?;
+    let mut outcomes = Vec::with_capacity(group.len());
+    {
+        let mut applier = Applier::open(&txn, config)?;
+        for req in group {
+            if let Some((table, key)) = applier.first_present(&req.batch.absent)? {
+                outcomes.push(Err(WriteError::Exists {
+                    table: table.name(),
+                    key: key.to_owned(),
+                }));
+                continue;
+            }
+            for op in &req.batch.ops {
+                applier.apply(op)?;
+            }
+            let mut seqs = Vec::with_capacity(req.batch.events.len());
+            for (channel, event) in &req.batch.events {
+                let seq = applier.append_event(channel, event)?;
+                seqs.push(seq);
+                published.push((channel.clone(), seq, event.clone()));
+            }
+            outcomes.push(Ok(Committed { seqs }));
+        }
+    }
+    txn.commit()?;
+    Ok(outcomes)
+}
+
+/// The tables of one write transaction, opened once per group.
+struct Applier<'txn> {
+    records: Vec<redb::Table<'txn, &'static str, &'static [u8]>>,
+    events: redb::Table<'txn, (&'static str, u64), &'static [u8]>,
+    heads: redb::Table<'txn, &'static str, u64>,
+    outbox: redb::Table<'txn, u64, &'static [u8]>,
+    counters: redb::Table<'txn, &'static str, u64>,
+    outbox_head: u64,
+    config: &'txn StoreConfig,
+}
+
+impl<'txn> Applier<'txn> {
+    fn open(txn: &'txn WriteTransaction, config: &'txn StoreConfig) -> Result<Self, redb::Error> {
+        let records = Table::ALL
+            .iter()
+            .map(|t| txn.open_table(t.def()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let counters = txn.open_table(tables::COUNTERS)?;
+        let outbox_head = counters
+            .get(tables::OUTBOX_HEAD)?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        Ok(Self {
+            records,
+            events: txn.open_table(tables::CHANNEL_EVENTS)?,
+            heads: txn.open_table(tables::CHANNEL_HEADS)?,
+            outbox: txn.open_table(tables::OUTBOX)?,
+            counters,
+            outbox_head,
+            config,
+        })
+    }
+
+    fn table(&mut self, table: Table) -> &mut redb::Table<'txn, &'static str, &'static [u8]> {
+        let index = Table::ALL
+            .iter()
+            .position(|t| *t == table)
+            .expect("every Table is in Table::ALL");
+        &mut self.records[index]
+    }
+
+    fn first_present<'a>(
+        &mut self,
+        absent: &'a [(Table, String)],
+    ) -> Result<Option<(Table, &'a str)>, redb::Error> {
+        for (table, key) in absent {
+            if self.table(*table).get(key.as_str())?.is_some() {
+                return Ok(Some((*table, key)));
+            }
+        }
+        Ok(None)
+    }
+
+    fn apply(&mut self, op: &Op) -> Result<(), redb::Error> {
+        match op {
+            Op::Put { table, key, value } => {
+                self.table(*table).insert(key.as_str(), value.as_slice())?;
+            }
+            Op::Delete { table, key } => {
+                self.table(*table).remove(key.as_str())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Numbers the event in its channel, keeps it in the channel's history
+    /// (dropping the one that falls out of the window) and appends it to the outbox.
+    fn append_event(&mut self, channel: &Channel, event: &Event) -> Result<u64, redb::Error> {
+        let name = channel.name();
+        let seq = self
+            .heads
+            .get(name.as_str())?
+            .map(|v| v.value())
+            .unwrap_or(0)
+            + 1;
+        self.heads.insert(name.as_str(), seq)?;
+        let json = serde_json::to_vec(event).expect("events serialise to JSON");
+        self.events.insert((name.as_str(), seq), json.as_slice())?;
+        if seq > self.config.channel_history {
+            self.events
+                .remove((name.as_str(), seq - self.config.channel_history))?;
+        }
+
+        self.outbox_head += 1;
+        let entry = OutboxEntry {
+            position: self.outbox_head,
+            event_id: format!("{name}/{seq}"),
+            channel: channel.clone(),
+            seq,
+            event: event.clone(),
+        };
+        let entry = serde_json::to_vec(&entry).expect("outbox entries serialise to JSON");
+        self.outbox.insert(self.outbox_head, entry.as_slice())?;
+        // No consumer reads the outbox yet: keep a bounded window of it.
+        if self.outbox_head > self.config.outbox_retain {
+            self.outbox
+                .remove(self.outbox_head - self.config.outbox_retain)?;
+        }
+        self.counters
+            .insert(tables::OUTBOX_HEAD, self.outbox_head)?;
+        Ok(seq)
+    }
+}

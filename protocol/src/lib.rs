@@ -1,0 +1,29 @@
+//! medrelay's wire contract: the types every client speaks, and nothing else.
+//!
+//! No I/O and no actors live here. Every value that crosses the wire is parsed
+//! into a type that cannot hold an invalid value, so the server never handles
+//! a raw, unchecked string.
+//!
+//! # Layout
+//! - [`ids`]: identifiers and account values that validate when parsed
+//!   ([`ids::UserId`], [`ids::ProviderId`], [`ids::Username`], [`ids::Email`], ...).
+//! - [`error`]: the error codes shared by REST, WebSocket and (later) NATS replies.
+//! - [`channel`]: names of live channels (`users`, `user:<id>`, ...).
+//! - [`event`]: domain events pushed to channel subscribers.
+//! - [`profile`]: contact details and medical history (seed shapes).
+//! - [`ws`]: WebSocket protocol v1 frames: client commands, replies, pushed events.
+
+pub mod channel;
+pub mod error;
+pub mod event;
+pub mod ids;
+pub mod profile;
+pub mod ws;
+
+pub use channel::Channel;
+pub use error::{ErrorBody, ErrorCode};
+pub use event::Event;
+pub use ids::{Email, PatientId, ProviderId, Role, UserId, Username};
+
+/// The WebSocket subprotocol a client must offer (`Sec-WebSocket-Protocol`).
+pub const WS_SUBPROTOCOL: &str = "medrelay.v1";
