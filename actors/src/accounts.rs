@@ -431,7 +431,7 @@ fn scan_all<T: Record>(store: &Store) -> Result<Vec<(String, T)>, StoreError> {
 /// seconds); returns how many records went.
 ///
 /// # Errors
-/// [`StoreError`] on a read failure, or the write's error as a storage error.
+/// [`StoreError`] on a read or write failure.
 pub async fn prune_expired(
     store: &Store,
     revocations: &Revocations,
@@ -505,8 +505,10 @@ impl From<WriteError> for AccountError {
 
 /// Starts a session at login: records the first refresh token of a new family.
 #[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<String, AccountError>")]
+#[rtype(result = "Result<(), AccountError>")]
 pub struct BeginSession {
+    /// The new session's id (carried by both tokens as `fam`).
+    pub family: String,
     /// The refresh token's id.
     pub refresh_jti: String,
     /// Its expiry (unix seconds).
@@ -557,7 +559,7 @@ pub struct AccountActor {
     revocations: Revocations,
     user: Option<UserRecord>,
     idle: IdleTimer,
-    retire: Retire,
+    retire: Retire<AccountActor>,
 }
 
 impl AccountActor {
@@ -567,7 +569,7 @@ impl AccountActor {
         store: Store,
         revocations: Revocations,
         idle_after: Duration,
-        retire: Retire,
+        retire: Retire<AccountActor>,
     ) -> Self {
         Self {
             user_id,
@@ -586,15 +588,14 @@ impl AccountActor {
         self.user.as_ref().ok_or(AccountError::UnknownUser)
     }
 
-    fn begin(&mut self, msg: BeginSession) -> Prepared<String> {
+    fn begin(&mut self, msg: BeginSession) -> Prepared<()> {
         let user_id = self.user()?.user_id.clone();
-        let family = new_id("ses");
         let mut batch = WriteBatch::new();
         batch.put(
             msg.refresh_jti,
             &RefreshRecord {
                 user_id: user_id.clone(),
-                family: family.clone(),
+                family: msg.family,
                 expires_at: msg.refresh_exp,
                 used: false,
             },
@@ -606,7 +607,7 @@ impl AccountActor {
                 at: Timestamp::now(),
             },
         );
-        Ok((batch, family, None))
+        Ok((batch, (), None))
     }
 
     fn rotate(&mut self, msg: RotateRefresh) -> Prepared<()> {
@@ -742,7 +743,7 @@ impl Actor for AccountActor {
         self.idle.touch();
         ctx.run_interval(self.idle.check_every(), |act, ctx| {
             if act.idle.expired() {
-                act.retire.now();
+                act.retire.now(&ctx.address());
                 ctx.stop();
             }
         });
@@ -777,7 +778,7 @@ macro_rules! account_handler {
         }
     };
 }
-account_handler!(BeginSession, String, begin);
+account_handler!(BeginSession, (), begin);
 account_handler!(RotateRefresh, (), rotate);
 account_handler!(EndSession, (), end);
 

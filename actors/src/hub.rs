@@ -91,6 +91,15 @@ impl EventHub {
         }
     }
 
+    /// Forgets channels whose subscribers have all gone (called periodically;
+    /// `publish` also forgets them as it meets them).
+    pub fn prune(&self) {
+        self.channels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, sender| sender.receiver_count() > 0);
+    }
+
     /// How many channels have a live sender (for metrics and tests).
     pub fn channel_count(&self) -> usize {
         self.channels

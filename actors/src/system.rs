@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use actix::dev::ToEnvelope;
@@ -29,7 +29,7 @@ use actix::{Arbiter, ArbiterHandle};
 pub struct ActorSystem {
     system: actix::System,
     arbiters: Vec<ArbiterHandle>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     hasher: std::collections::hash_map::RandomState,
 }
 
@@ -59,7 +59,7 @@ impl ActorSystem {
         Ok(Self {
             system,
             arbiters,
-            thread: Some(thread),
+            thread: Mutex::new(Some(thread)),
             hasher: Default::default(),
         })
     }
@@ -70,10 +70,16 @@ impl ActorSystem {
         &self.arbiters[index]
     }
 
-    /// Stops every actor and joins the system thread.
-    pub fn stop(mut self) {
+    /// Every arbiter (worker thread).
+    pub fn arbiters(&self) -> &[ArbiterHandle] {
+        &self.arbiters
+    }
+
+    /// Stops every actor and joins the system thread (blocks; idempotent).
+    pub fn stop(&self) {
         self.system.stop();
-        if let Some(thread) = self.thread.take() {
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(thread) = thread {
             let _ = thread.join();
         }
     }
@@ -89,7 +95,7 @@ pub trait KeyedActor: Actor<Context = Context<Self>> + Supervised {
 pub struct Registry<A: KeyedActor> {
     system: Arc<ActorSystem>,
     actors: Arc<Mutex<HashMap<String, Addr<A>>>>,
-    factory: Arc<dyn Fn(String, Retire) -> A + Send + Sync>,
+    factory: Arc<dyn Fn(String, Retire<A>) -> A + Send + Sync>,
 }
 
 impl<A: KeyedActor> Clone for Registry<A> {
@@ -103,15 +109,21 @@ impl<A: KeyedActor> Clone for Registry<A> {
 }
 
 /// Lets an idle actor take itself out of its registry.
-pub struct Retire {
+pub struct Retire<A: KeyedActor> {
     key: String,
-    remove: Box<dyn Fn(&str) + Send>,
+    actors: Weak<Mutex<HashMap<String, Addr<A>>>>,
 }
 
-impl Retire {
-    /// Removes this actor from its registry. Call right before `ctx.stop()`.
-    pub fn now(&self) {
-        (self.remove)(&self.key);
+impl<A: KeyedActor> Retire<A> {
+    /// Removes the actor at `me` from its registry, unless a newer actor
+    /// holds the key by now. Call right before `ctx.stop()`.
+    pub fn now(&self, me: &Addr<A>) {
+        if let Some(actors) = self.actors.upgrade() {
+            let mut actors = actors.lock().unwrap_or_else(|e| e.into_inner());
+            if actors.get(&self.key) == Some(me) {
+                actors.remove(&self.key);
+            }
+        }
     }
 }
 
@@ -119,7 +131,7 @@ impl<A: KeyedActor> Registry<A> {
     /// A registry that builds each actor with `factory(key, retire)`.
     pub fn new(
         system: Arc<ActorSystem>,
-        factory: impl Fn(String, Retire) -> A + Send + Sync + 'static,
+        factory: impl Fn(String, Retire<A>) -> A + Send + Sync + 'static,
     ) -> Self {
         Self {
             system,
@@ -138,14 +150,9 @@ impl<A: KeyedActor> Registry<A> {
         }
         let factory = self.factory.clone();
         let owned = key.to_owned();
-        let weak = Arc::downgrade(&self.actors);
         let retire = Retire {
             key: owned.clone(),
-            remove: Box::new(move |key| {
-                if let Some(actors) = weak.upgrade() {
-                    actors.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
-                }
-            }),
+            actors: Arc::downgrade(&self.actors),
         };
         let addr = Supervisor::start_in_arbiter(self.system.arbiter_for(&owned), move |_| {
             factory(owned, retire)

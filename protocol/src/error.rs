@@ -35,6 +35,8 @@ pub enum ErrorCode {
     Internal,
     /// The server is starting or stopping.
     Unavailable,
+    /// A subscription fell too far behind; subscribe again for a snapshot.
+    ResyncRequired,
 }
 
 impl ErrorCode {
@@ -55,6 +57,7 @@ impl ErrorCode {
             ErrorCode::TokenReused => "token_reused",
             ErrorCode::Internal => "internal",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::ResyncRequired => "resync_required",
         }
     }
 }

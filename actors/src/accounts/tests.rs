@@ -84,6 +84,7 @@ async fn a_panicking_actor_is_restarted_from_the_store_and_others_keep_serving()
             .send(
                 a,
                 BeginSession {
+                    family: "f1".into(),
                     refresh_jti: "j1".into(),
                     refresh_exp: i64::MAX
                 }
@@ -101,11 +102,12 @@ async fn a_refresh_token_works_once_and_its_reuse_revokes_the_family() {
     let w = world(Duration::from_secs(60));
     let user = patient(&w.store, "carol").await;
     let id = user.user_id.as_str();
-    let family = w
-        .accounts
+    let family = "f1".to_string();
+    w.accounts
         .send(
             id,
             BeginSession {
+                family: family.clone(),
                 refresh_jti: "r1".into(),
                 refresh_exp: i64::MAX,
             },

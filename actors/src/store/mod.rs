@@ -22,10 +22,10 @@ pub mod tables;
 mod writer;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use medrelay_protocol::{Channel, Event};
-use redb::{Database, ReadableDatabase, ReadableTable};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::hub::EventHub;
@@ -83,6 +83,12 @@ pub enum StoreError {
     /// The writer thread could not be started.
     #[error("could not start the store writer: {0}")]
     Thread(#[from] std::io::Error),
+    /// The store was closed.
+    #[error("the store is closed")]
+    Closed,
+    /// A write through the writer failed.
+    #[error("write failed: {0}")]
+    Write(#[from] WriteError),
 }
 
 macro_rules! storage_from {
@@ -215,10 +221,14 @@ pub struct StoredEvent {
     pub event: Event,
 }
 
+/// The open database. [`Store::close`] empties the slot, which releases the
+/// file lock at once, however many `Store` clones are still around.
+pub(crate) type DbSlot = Arc<RwLock<Option<Database>>>;
+
 /// Handle to the store; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    db: DbSlot,
     tx: mpsc::Sender<WriterMsg>,
     config: Arc<StoreConfig>,
 }
@@ -255,7 +265,7 @@ impl Store {
             counters.insert(tables::SCHEMA_VERSION, SCHEMA_VERSION)?;
         }
         txn.commit()?;
-        let db = Arc::new(db);
+        let db: DbSlot = Arc::new(RwLock::new(Some(db)));
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let config = Arc::new(config);
         writer::spawn(db.clone(), rx, config.clone(), hub)?;
@@ -276,8 +286,9 @@ impl Store {
         rx.await.map_err(|_| WriteError::Closed)?
     }
 
-    /// Commits everything already queued, then stops the writer. Later writes
-    /// fail with [`WriteError::Closed`].
+    /// Commits everything already queued, stops the writer and closes the
+    /// file. Later writes fail with [`WriteError::Closed`], later reads with
+    /// [`StoreError::Closed`].
     pub async fn close(&self) {
         let (done, rx) = oneshot::channel();
         if self.tx.send(WriterMsg::Shutdown(done)).await.is_ok() {
@@ -285,12 +296,18 @@ impl Store {
         }
     }
 
+    fn read_txn(&self) -> Result<ReadTransaction, StoreError> {
+        let slot = self.db.read().unwrap_or_else(|e| e.into_inner());
+        let db = slot.as_ref().ok_or(StoreError::Closed)?;
+        Ok(db.begin_read()?)
+    }
+
     /// Reads one record.
     ///
     /// # Errors
     /// [`StoreError`] on an I/O failure or an unreadable value.
     pub fn get<T: Record>(&self, key: &str) -> Result<Option<T>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read_txn()?;
         let table = txn.open_table(T::TABLE.def())?;
         match table.get(key)? {
             Some(v) => Ok(Some(record::decode(key, v.value())?)),
@@ -307,7 +324,7 @@ impl Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, T)>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read_txn()?;
         let table = txn.open_table(T::TABLE.def())?;
         let mut out = Vec::new();
         let range = match after {
@@ -329,7 +346,7 @@ impl Store {
     /// # Errors
     /// [`StoreError`] on an I/O failure.
     pub fn channel_head(&self, channel: &Channel) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read_txn()?;
         let heads = txn.open_table(tables::CHANNEL_HEADS)?;
         Ok(heads
             .get(channel.name().as_str())?
@@ -348,7 +365,7 @@ impl Store {
         after: u64,
         limit: usize,
     ) -> Result<(Vec<StoredEvent>, u64), StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read_txn()?;
         let events = txn.open_table(tables::CHANNEL_EVENTS)?;
         let name = channel.name();
         let name = name.as_str();
@@ -380,7 +397,7 @@ impl Store {
     /// # Errors
     /// [`StoreError`] on an I/O failure or an unreadable entry.
     pub fn outbox_after(&self, after: u64, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read_txn()?;
         let outbox = txn.open_table(tables::OUTBOX)?;
         let mut out = Vec::new();
         for item in outbox.range(after.saturating_add(1)..)?.take(limit) {

@@ -6,43 +6,76 @@
 //! by every batch in the group, which is where the throughput comes from.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use medrelay_protocol::{Channel, Event};
 use redb::{Database, ReadableTable, WriteTransaction};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::tables::{self, Table};
-use super::{Committed, Op, OutboxEntry, StoreConfig, WriteError, WriteRequest, WriterMsg};
+use super::{Committed, DbSlot, Op, OutboxEntry, StoreConfig, WriteError, WriteRequest, WriterMsg};
 use crate::hub::EventHub;
 
 pub(super) fn spawn(
-    db: Arc<Database>,
+    db: DbSlot,
     rx: mpsc::Receiver<WriterMsg>,
     config: Arc<StoreConfig>,
     hub: EventHub,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || run(&db, rx, &config, &hub))?;
+        .spawn(move || {
+            let done = {
+                let slot = db.read().unwrap_or_else(|e| e.into_inner());
+                match slot.as_ref() {
+                    Some(database) => run(database, rx, &config, &hub),
+                    None => None,
+                }
+            };
+            // Close the file before telling `close()` we are done, so the
+            // data folder can be opened again the moment it returns.
+            db.write().unwrap_or_else(|e| e.into_inner()).take();
+            tracing::info!("store closed");
+            if let Some(done) = done {
+                let _ = done.send(());
+            }
+        })?;
     Ok(())
 }
 
-fn run(db: &Database, mut rx: mpsc::Receiver<WriterMsg>, config: &StoreConfig, hub: &EventHub) {
+/// Runs until shutdown; returns the sender to answer once the file is closed.
+fn run(
+    db: &Database,
+    mut rx: mpsc::Receiver<WriterMsg>,
+    config: &StoreConfig,
+    hub: &EventHub,
+) -> Option<oneshot::Sender<()>> {
     let mut group: Vec<WriteRequest> = Vec::new();
+    let mut last_group = 0;
     while let Some(first) = rx.blocking_recv() {
         let mut shutdown = None;
         match first {
             WriterMsg::Write(req) => group.push(req),
             WriterMsg::Shutdown(done) => shutdown = Some(done),
         }
-        while shutdown.is_none() && group.len() < config.max_group {
-            match rx.try_recv() {
-                Ok(WriterMsg::Write(req)) => group.push(req),
-                Ok(WriterMsg::Shutdown(done)) => shutdown = Some(done),
-                Err(_) => break,
+        drain(&mut rx, &mut group, &mut shutdown, config.max_group);
+        // Writers answered by the previous commit are still coming back with
+        // their next write. Without waiting for them, groups split into two
+        // half-size cohorts that alternate, each paying a full fsync. So when
+        // far fewer batches are queued than the last group held, wait a short,
+        // bounded moment for the rest. Under light load the last group was
+        // small and this never waits.
+        if shutdown.is_none() && group.len() * 2 < last_group {
+            let deadline = Instant::now() + GATHER_WAIT;
+            while group.len() < last_group.min(config.max_group)
+                && shutdown.is_none()
+                && Instant::now() < deadline
+            {
+                std::thread::yield_now();
+                drain(&mut rx, &mut group, &mut shutdown, config.max_group);
             }
         }
+        last_group = group.len();
         if let Some(done) = shutdown {
             // Take no new work, but commit everything that was already queued.
             rx.close();
@@ -58,11 +91,29 @@ fn run(db: &Database, mut rx: mpsc::Receiver<WriterMsg>, config: &StoreConfig, h
                 let rest = group.split_off(group.len().min(config.max_group.max(1)));
                 commit_group(db, std::mem::replace(&mut group, rest), config, hub);
             }
-            tracing::info!("store writer stopped");
-            let _ = done.send(());
-            return;
+            return Some(done);
         }
         commit_group(db, std::mem::take(&mut group), config, hub);
+    }
+    None
+}
+
+/// The longest the writer waits for a group to fill up (see `run`).
+const GATHER_WAIT: Duration = Duration::from_micros(200);
+
+/// Moves every queued message into `group` (up to `max_group` batches).
+fn drain(
+    rx: &mut mpsc::Receiver<WriterMsg>,
+    group: &mut Vec<WriteRequest>,
+    shutdown: &mut Option<oneshot::Sender<()>>,
+    max_group: usize,
+) {
+    while shutdown.is_none() && group.len() < max_group {
+        match rx.try_recv() {
+            Ok(WriterMsg::Write(req)) => group.push(req),
+            Ok(WriterMsg::Shutdown(done)) => *shutdown = Some(done),
+            Err(_) => break,
+        }
     }
 }
 
