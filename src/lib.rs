@@ -1,1 +1,22 @@
-//! stub
+//! medrelay: a clinic's live state behind HTTP and WebSocket.
+//!
+//! This crate is the edge: it turns HTTP requests and WebSocket frames into
+//! the typed messages of `medrelay-actors`, and their results back into the
+//! wire contract of `medrelay-protocol`.
+//!
+//! # Layout
+//! - [`config`]: layered settings (defaults, file, `MEDRELAY__*` environment).
+//! - [`telemetry`]: logs and Prometheus metrics.
+//! - [`app`]: building, running and gracefully stopping the server.
+//! - [`auth`]: tokens, passwords, lock-out, the authenticated [`auth::Principal`].
+//! - [`http`]: routes, middleware and the JSON error contract.
+//! - [`ws`]: the WebSocket gateway (protocol v1).
+//! - [`admin`]: offline administration (bootstrap the first admin).
+
+pub mod admin;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod http;
+pub mod telemetry;
+pub mod ws;

@@ -1,1 +1,191 @@
-fn main() {}
+//! The `medrelay` command: `serve`, and offline `admin` tasks.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use medrelay::admin::{self, CreateUser};
+use medrelay::app::Application;
+use medrelay::config::Settings;
+use medrelay_protocol::Role;
+
+#[derive(Parser)]
+#[command(name = "medrelay", version, about = "Real-time clinic backend")]
+struct Cli {
+    /// A TOML file layered over the built-in defaults.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the server.
+    Serve {
+        /// Overrides server.listen (port 0 picks a free port).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+        /// Overrides server.data_dir.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Offline administration on a data folder.
+    Admin {
+        #[command(subcommand)]
+        task: AdminTask,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminTask {
+    /// Creates a user (e.g. the first admin). Reads the password from stdin
+    /// unless --password is given.
+    CreateUser {
+        /// Overrides server.data_dir.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        username: String,
+        #[arg(long, value_enum, default_value = "admin")]
+        role: RoleArg,
+        /// Defaults to <username>@example.invalid.
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        password: Option<String>,
+        /// Doctors: IANA time zone of their availability.
+        #[arg(long, default_value = "UTC")]
+        time_zone: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Admin,
+    Doctor,
+    Patient,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Role {
+        match r {
+            RoleArg::Admin => Role::Admin,
+            RoleArg::Doctor => Role::Doctor,
+            RoleArg::Patient => Role::Patient,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("medrelay: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    medrelay::telemetry::init_logging(&settings.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "could not start the runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve { listen, data_dir } => {
+                if let Some(listen) = listen {
+                    settings.server.listen = listen;
+                }
+                if let Some(dir) = data_dir {
+                    settings.server.data_dir = dir;
+                }
+                let app = Application::build(settings).await?;
+                app.run_until(shutdown_signal()).await
+            }
+            Command::Admin {
+                task:
+                    AdminTask::CreateUser {
+                        data_dir,
+                        username,
+                        role,
+                        email,
+                        password,
+                        time_zone,
+                    },
+            } => {
+                if let Some(dir) = data_dir {
+                    settings.server.data_dir = dir;
+                }
+                let password = match password {
+                    Some(p) => p,
+                    None => read_password()?,
+                };
+                let email = email.unwrap_or_else(|| format!("{username}@example.invalid"));
+                let created = admin::create_user(
+                    &settings,
+                    CreateUser {
+                        username,
+                        email,
+                        password,
+                        role: role.into(),
+                        time_zone,
+                    },
+                )
+                .await?;
+                tracing::info!(user = %created.user_id, role = %created.role, "user created");
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    anyhow::ensure!(
+        !password.is_empty(),
+        "no password on stdin (or pass --password)"
+    );
+    Ok(password)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

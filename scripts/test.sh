@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every check and test of medrelay on a fresh Debian machine with Rust:
+# installs what the tests need when it is missing, then fmt, clippy and tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Reuse a build cache outside the clone when one exists (it is created if not).
+if [ -z "${CARGO_TARGET_DIR:-}" ] && [ -n "${HOME:-}" ]; then
+    export CARGO_TARGET_DIR="$HOME/.cache/medrelay-target"
+fi
+[ -n "${CARGO_TARGET_DIR:-}" ] && mkdir -p "$CARGO_TARGET_DIR"
+
+# Debian packages the test suite uses.
+need=()
+command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need+=(nats-server)
+if [ ${#need[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "installing: ${need[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
+fi
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked

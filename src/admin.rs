@@ -1,0 +1,79 @@
+//! Offline administration on a data folder (the server must not be running).
+
+use anyhow::{Context, bail};
+use medrelay_actors::accounts::{self, NewAccount, NewProfile, RegisterError, Registered};
+use medrelay_protocol::{Email, Role, Username};
+
+use crate::auth::password::{PASSWORD_LEN, Passwords};
+use crate::config::Settings;
+
+/// What `admin create-user` needs.
+pub struct CreateUser {
+    /// Login name.
+    pub username: String,
+    /// E-mail.
+    pub email: String,
+    /// Password.
+    pub password: String,
+    /// Role.
+    pub role: Role,
+    /// Doctors: IANA time zone.
+    pub time_zone: String,
+}
+
+/// Creates a user directly in the store of `settings.server.data_dir`.
+///
+/// # Errors
+/// Invalid input, a taken username, or a store that cannot be opened (for
+/// example because the server is running on it).
+pub async fn create_user(settings: &Settings, new: CreateUser) -> anyhow::Result<Registered> {
+    let username =
+        Username::parse(&new.username).map_err(|e| anyhow::anyhow!("--username: {e}"))?;
+    let email = Email::parse(&new.email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+    if !PASSWORD_LEN.contains(&new.password.chars().count()) {
+        bail!(
+            "the password must be {} to {} characters",
+            PASSWORD_LEN.start(),
+            PASSWORD_LEN.end()
+        );
+    }
+    let profile = match new.role {
+        Role::Admin => NewProfile::Admin,
+        Role::Doctor => {
+            jiff::tz::TimeZone::get(&new.time_zone).map_err(|_| {
+                anyhow::anyhow!("--time-zone: unknown IANA time zone {:?}", new.time_zone)
+            })?;
+            NewProfile::Doctor {
+                provider_id: None,
+                name: username.to_string(),
+                specialization: "General practice".into(),
+                contact_info: Default::default(),
+                time_zone: new.time_zone,
+            }
+        }
+        Role::Patient => NewProfile::Patient {
+            name: username.to_string(),
+            dob: None,
+            contact_info: Default::default(),
+            medical_history: Default::default(),
+        },
+    };
+    let (store, _hub) = crate::app::open_store(settings)?;
+    let password_hash = Passwords::new(1)?.hash(new.password).await?;
+    let result = accounts::register(
+        &store,
+        NewAccount {
+            username,
+            email,
+            password_hash,
+            profile,
+        },
+    )
+    .await;
+    store.close().await;
+    match result {
+        Ok(r) => Ok(r),
+        Err(RegisterError::UsernameTaken) => bail!("that username is already taken"),
+        Err(e) => Err(e).context("could not create the user"),
+    }
+}

@@ -1,0 +1,261 @@
+//! Building, running and stopping the server.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use anyhow::Context;
+use medrelay_actors::accounts::{self, AccountActor, Revocations};
+use medrelay_actors::hub::EventHub;
+use medrelay_actors::store::{Store, StoreConfig};
+use medrelay_actors::system::{ActorSystem, Registry};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::auth::lockout::LoginLockout;
+use crate::auth::password::Passwords;
+use crate::auth::tokens::TokenKeys;
+use crate::config::Settings;
+use crate::http::ratelimit::RateLimits;
+use crate::ws::Sockets;
+
+/// The database file inside the data folder.
+pub const DB_FILE: &str = "medrelay.redb";
+
+/// Request counters for `GET /api/gateway`.
+#[derive(Default)]
+pub struct GatewayCounters {
+    /// Requests answered.
+    pub requests: AtomicU64,
+    /// Of those, 4xx and 5xx.
+    pub errors: AtomicU64,
+}
+
+/// Everything a request handler may need.
+pub struct AppState {
+    /// Settings in force.
+    pub settings: Settings,
+    /// The durable store.
+    pub store: Store,
+    /// Live event fan-out.
+    pub hub: EventHub,
+    /// The actor threads.
+    pub system: Arc<ActorSystem>,
+    /// One actor per account.
+    pub accounts: Registry<AccountActor>,
+    /// Revoked tokens and sessions.
+    pub revocations: Revocations,
+    /// JWT keys.
+    pub tokens: TokenKeys,
+    /// argon2.
+    pub passwords: Passwords,
+    /// Failed-login lock-out.
+    pub lockout: LoginLockout,
+    /// Rate limits.
+    pub limits: RateLimits,
+    /// For `/api/gateway`.
+    pub counters: GatewayCounters,
+    /// Open WebSockets.
+    pub sockets: Arc<Sockets>,
+    /// Becomes `true` when shutdown starts.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl AppState {
+    /// Whether an arbiter thread runs a task within `limit`.
+    pub async fn actors_responsive(&self, limit: Duration) -> bool {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let spawned = self.system.arbiter_for(&"readyz").spawn_fn(move || {
+            let _ = tx.send(());
+        });
+        spawned
+            && tokio::time::timeout(limit, rx)
+                .await
+                .is_ok_and(|r| r.is_ok())
+    }
+}
+
+/// Opens the store in `data_dir` (creating the folder), with the event hub.
+///
+/// # Errors
+/// When the folder cannot be created or the database cannot be opened (for
+/// example because a running server holds it).
+pub fn open_store(settings: &Settings) -> anyhow::Result<(Store, EventHub)> {
+    let dir = &settings.server.data_dir;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("could not create data folder {}", dir.display()))?;
+    let hub = EventHub::new(settings.store.hub_capacity);
+    let path = dir.join(DB_FILE);
+    let store = Store::open(
+        &path,
+        StoreConfig {
+            queue_capacity: settings.store.queue_capacity,
+            max_group: settings.store.max_group,
+            channel_history: settings.store.channel_history,
+            outbox_retain: settings.store.outbox_retain,
+        },
+        hub.clone(),
+    )
+    .with_context(|| {
+        format!(
+            "could not open {} (is another medrelay using this data folder?)",
+            path.display()
+        )
+    })?;
+    Ok((store, hub))
+}
+
+/// A built server, bound to its port, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown_tx: watch::Sender<bool>,
+}
+
+impl Application {
+    /// Opens the store, starts the actors and binds the listener.
+    ///
+    /// # Errors
+    /// When any of those fails; the message says which.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let (store, hub) = open_store(&settings)?;
+        let tokens = TokenKeys::load_or_create(
+            &settings.server.data_dir,
+            settings.auth.access_ttl_secs,
+            settings.auth.refresh_ttl_secs,
+        )?;
+        let revocations = Revocations::load(&store).context("could not load revocations")?;
+        let system = Arc::new(
+            ActorSystem::start(settings.actors.arbiters).context("could not start actors")?,
+        );
+        let idle = Duration::from_secs(settings.actors.idle_secs);
+        let accounts = {
+            let (store, revocations) = (store.clone(), revocations.clone());
+            Registry::new(system.clone(), move |id, retire| {
+                AccountActor::new(id, store.clone(), revocations.clone(), idle, retire)
+            })
+        };
+        let listener = TcpListener::bind(settings.server.listen)
+            .await
+            .with_context(|| format!("could not listen on {}", settings.server.listen))?;
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let state = Arc::new(AppState {
+            passwords: Passwords::new(settings.auth.hash_concurrency)?,
+            lockout: LoginLockout::new(
+                settings.auth.max_failed_logins,
+                Duration::from_secs(settings.auth.failed_login_window_secs),
+                Duration::from_secs(settings.auth.lockout_secs),
+            ),
+            limits: RateLimits::new(&settings.rate_limit),
+            counters: GatewayCounters::default(),
+            sockets: Arc::default(),
+            settings,
+            store,
+            hub,
+            system,
+            accounts,
+            revocations,
+            tokens,
+            shutdown,
+        });
+        Ok(Application {
+            listener,
+            state,
+            shutdown_tx,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    ///
+    /// # Errors
+    /// When the OS cannot report it.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `signal` resolves, then shuts down gracefully: stop
+    /// accepting, close WebSockets with 1001, finish in-flight requests and
+    /// queued writes, stop the actors.
+    ///
+    /// # Errors
+    /// When serving fails.
+    pub async fn run_until(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Application {
+            listener,
+            state,
+            shutdown_tx,
+        } = self;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, "medrelay listening on http://{addr}");
+        let mut background = spawn_background(&state);
+        let grace = Duration::from_secs(state.settings.server.shutdown_grace_secs);
+        let shutdown_tx = Arc::new(shutdown_tx);
+        let notify = shutdown_tx.clone();
+        let app = crate::http::router(state.clone());
+        let serve = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            signal.await;
+            tracing::info!("shutting down: no new connections; closing WebSockets");
+            let _ = notify.send(true);
+        });
+        let mut stopping = state.shutdown.clone();
+        let grace_timer = async move {
+            let _ = stopping.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            served = serve => served.context("server error")?,
+            () = grace_timer => tracing::warn!("in-flight requests outlived the shutdown grace period"),
+        }
+        if !state.sockets.wait_drained(grace).await {
+            tracing::warn!(
+                open = state.sockets.open(),
+                "WebSockets still open after the grace period"
+            );
+        }
+        background.abort_all();
+        state.store.close().await;
+        let system = state.system.clone();
+        tokio::task::spawn_blocking(move || system.stop()).await?;
+        tracing::info!("medrelay stopped");
+        Ok(())
+    }
+}
+
+/// Housekeeping: metrics upkeep, rate-limiter and token pruning.
+fn spawn_background(state: &Arc<AppState>) -> JoinSet<()> {
+    let mut tasks = JoinSet::new();
+    let s = state.clone();
+    tasks.spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            crate::telemetry::metrics().run_upkeep();
+            s.limits.retain_recent();
+            s.hub.prune();
+        }
+    });
+    let s = state.clone();
+    tasks.spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let now = jiff::Timestamp::now().as_second();
+            match accounts::prune_expired(&s.store, &s.revocations, now).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(records = n, "pruned expired tokens and revocations"),
+                Err(e) => tracing::warn!(error = %e, "could not prune expired tokens"),
+            }
+        }
+    });
+    tasks
+}

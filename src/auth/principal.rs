@@ -1,0 +1,124 @@
+//! The authenticated caller of a request.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use medrelay_protocol::{Role, UserId};
+
+use super::tokens::{Claims, TokenError, TokenKind};
+use crate::app::AppState;
+use crate::http::error::ApiError;
+
+/// Who is asking, from a valid, unrevoked access token.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The user.
+    pub user_id: UserId,
+    /// Their role.
+    pub role: Role,
+    /// The access token's claims.
+    pub claims: Claims,
+}
+
+impl Principal {
+    /// Checks an access token: signature, expiry, kind, revocation.
+    ///
+    /// # Errors
+    /// [`ApiError::Unauthorized`] saying why.
+    pub fn from_token(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+        let claims = state
+            .tokens
+            .verify(token, TokenKind::Access)
+            .map_err(|e| match e {
+                TokenError::Expired => ApiError::Unauthorized("access token expired".into()),
+                TokenError::Invalid => ApiError::Unauthorized("invalid access token".into()),
+            })?;
+        if state.revocations.is_revoked(&claims.jti, &claims.fam) {
+            return Err(ApiError::Unauthorized("access token was revoked".into()));
+        }
+        Ok(Principal {
+            user_id: claims.sub.clone(),
+            role: claims.role,
+            claims,
+        })
+    }
+
+    /// Passes only the given roles.
+    ///
+    /// # Errors
+    /// [`ApiError::Forbidden`] for any other role.
+    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "this needs the role {}",
+                roles
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )))
+        }
+    }
+}
+
+/// The token of an `Authorization: Bearer` header, if there is one.
+///
+/// # Errors
+/// [`ApiError::Unauthorized`] when the header is present but not a bearer token.
+pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized("malformed Authorization header".into()))?;
+    match value.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(Some(token.trim()))
+        }
+        _ => Err(ApiError::Unauthorized(
+            "Authorization must be \"Bearer <token>\"".into(),
+        )),
+    }
+}
+
+impl FromRequestParts<std::sync::Arc<AppState>> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &std::sync::Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(&parts.headers)?
+            .ok_or_else(|| ApiError::Unauthorized("this needs a bearer token".into()))?;
+        let principal = Principal::from_token(state, token)?;
+        state
+            .limits
+            .check_user(&principal.user_id)
+            .map_err(ApiError::RateLimited)?;
+        Ok(principal)
+    }
+}
+
+/// A [`Principal`] when the request carries a token, `None` when it carries none.
+pub struct MaybePrincipal(pub Option<Principal>);
+
+impl FromRequestParts<std::sync::Arc<AppState>> for MaybePrincipal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &std::sync::Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        if bearer(&parts.headers)?.is_none() {
+            return Ok(MaybePrincipal(None));
+        }
+        Principal::from_request_parts(parts, state)
+            .await
+            .map(|p| MaybePrincipal(Some(p)))
+    }
+}

@@ -1,0 +1,348 @@
+//! Layered configuration: `config/default.toml` (compiled in), an optional
+//! file from `--config`, then `MEDRELAY__SECTION__KEY` environment variables.
+//! A bad value stops start-up with a message naming its key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// The defaults, shipped inside the binary.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// All settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `[server]`
+    pub server: ServerSettings,
+    /// `[auth]`
+    pub auth: AuthSettings,
+    /// `[rate_limit]`
+    pub rate_limit: RateLimitSettings,
+    /// `[websocket]`
+    pub websocket: WebSocketSettings,
+    /// `[store]`
+    pub store: StoreSettings,
+    /// `[actors]`
+    pub actors: ActorSettings,
+    /// `[log]`
+    pub log: LogSettings,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Data folder.
+    pub data_dir: PathBuf,
+    /// Largest request body.
+    pub body_limit_bytes: usize,
+    /// Shutdown grace period.
+    pub shutdown_grace_secs: u64,
+    /// Static bearer token for `/metrics` (empty: admins only).
+    pub metrics_token: SecretString,
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Access-token lifetime.
+    pub access_ttl_secs: u64,
+    /// Refresh-token lifetime.
+    pub refresh_ttl_secs: u64,
+    /// Failed logins before lock-out.
+    pub max_failed_logins: u32,
+    /// Window the failures are counted in.
+    pub failed_login_window_secs: u64,
+    /// Lock-out length.
+    pub lockout_secs: u64,
+    /// Concurrent argon2 computations.
+    pub hash_concurrency: usize,
+}
+
+/// `[rate_limit]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Requests per second per IP.
+    pub per_ip_per_sec: u32,
+    /// Burst per IP.
+    pub per_ip_burst: u32,
+    /// Requests per second per user.
+    pub per_user_per_sec: u32,
+    /// Burst per user.
+    pub per_user_burst: u32,
+}
+
+/// `[websocket]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketSettings {
+    /// Largest text frame.
+    pub max_frame_bytes: usize,
+    /// Commands per second per socket.
+    pub commands_per_sec: u32,
+    /// Command burst per socket.
+    pub commands_burst: u32,
+    /// Outbound frames queued per socket.
+    pub outbound_queue: usize,
+    /// Ping interval.
+    pub heartbeat_secs: u64,
+    /// Deadline for the first `auth` frame.
+    pub auth_timeout_secs: u64,
+    /// Open sockets in total.
+    pub max_connections: usize,
+    /// Channels per socket.
+    pub max_subscriptions: usize,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// Writer queue length.
+    pub queue_capacity: usize,
+    /// Batches per transaction.
+    pub max_group: usize,
+    /// Events kept per channel.
+    pub channel_history: u64,
+    /// Outbox entries kept without consumers.
+    pub outbox_retain: u64,
+    /// In-memory events per channel.
+    pub hub_capacity: usize,
+}
+
+/// `[actors]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActorSettings {
+    /// Arbiter threads.
+    pub arbiters: usize,
+    /// Idle time before an actor stops.
+    pub idle_secs: u64,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `pretty` or `json`.
+    pub format: LogFormat,
+    /// Default filter.
+    pub level: String,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Settings {
+    /// Loads the layers: defaults, then `file` if given, then the environment.
+    ///
+    /// # Errors
+    /// A message naming the key whose value is missing, malformed or out of range.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Settings> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Like [`Settings::load`], with the environment given explicitly (tests).
+    ///
+    /// # Errors
+    /// As [`Settings::load`].
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Settings> {
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULT_TOML,
+            config::FileFormat::Toml,
+        ));
+        if let Some(file) = file {
+            if !file.exists() {
+                bail!("config file {} does not exist", file.display());
+            }
+            builder = builder.add_source(config::File::from(file).required(true));
+        }
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("MEDRELAY__"))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("MEDRELAY")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env)),
+        );
+        let settings: Settings = builder
+            .build()
+            .context("could not read the configuration")?
+            .try_deserialize()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let positive = [
+            (
+                "server.body_limit_bytes",
+                self.server.body_limit_bytes as u64,
+            ),
+            ("auth.access_ttl_secs", self.auth.access_ttl_secs),
+            ("auth.refresh_ttl_secs", self.auth.refresh_ttl_secs),
+            ("auth.max_failed_logins", self.auth.max_failed_logins.into()),
+            ("auth.hash_concurrency", self.auth.hash_concurrency as u64),
+            (
+                "rate_limit.per_ip_per_sec",
+                self.rate_limit.per_ip_per_sec.into(),
+            ),
+            (
+                "rate_limit.per_ip_burst",
+                self.rate_limit.per_ip_burst.into(),
+            ),
+            (
+                "rate_limit.per_user_per_sec",
+                self.rate_limit.per_user_per_sec.into(),
+            ),
+            (
+                "rate_limit.per_user_burst",
+                self.rate_limit.per_user_burst.into(),
+            ),
+            (
+                "websocket.max_frame_bytes",
+                self.websocket.max_frame_bytes as u64,
+            ),
+            (
+                "websocket.commands_per_sec",
+                self.websocket.commands_per_sec.into(),
+            ),
+            (
+                "websocket.commands_burst",
+                self.websocket.commands_burst.into(),
+            ),
+            (
+                "websocket.outbound_queue",
+                self.websocket.outbound_queue as u64,
+            ),
+            ("websocket.heartbeat_secs", self.websocket.heartbeat_secs),
+            (
+                "websocket.auth_timeout_secs",
+                self.websocket.auth_timeout_secs,
+            ),
+            (
+                "websocket.max_connections",
+                self.websocket.max_connections as u64,
+            ),
+            (
+                "websocket.max_subscriptions",
+                self.websocket.max_subscriptions as u64,
+            ),
+            ("store.queue_capacity", self.store.queue_capacity as u64),
+            ("store.max_group", self.store.max_group as u64),
+            ("store.channel_history", self.store.channel_history),
+            ("store.hub_capacity", self.store.hub_capacity as u64),
+            ("actors.arbiters", self.actors.arbiters as u64),
+            ("actors.idle_secs", self.actors.idle_secs),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                bail!("invalid configuration: {key} must be greater than 0");
+            }
+        }
+        if self.access_ttl_secs_exceeds_refresh() {
+            bail!(
+                "invalid configuration: auth.access_ttl_secs must not exceed auth.refresh_ttl_secs"
+            );
+        }
+        Ok(())
+    }
+
+    fn access_ttl_secs_exceeds_refresh(&self) -> bool {
+        self.auth.access_ttl_secs > self.auth.refresh_ttl_secs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_load() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.log.format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn environment_overrides_defaults() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("MEDRELAY__SERVER__LISTEN", "0.0.0.0:9000"),
+                ("MEDRELAY__WEBSOCKET__MAX_FRAME_BYTES", "1024"),
+                ("OTHER__SERVER__LISTEN", "ignored"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.server.listen.port(), 9000);
+        assert_eq!(s.websocket.max_frame_bytes, 1024);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let err = Settings::load_from(
+            None,
+            env(&[("MEDRELAY__WEBSOCKET__HEARTBEAT_SECS", "soon")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("heartbeat_secs"), "{err}");
+        let err = Settings::load_from(None, env(&[("MEDRELAY__AUTH__ACCESS_TTL_SECS", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("auth.access_ttl_secs"), "{err}");
+        let err = Settings::load_from(None, env(&[("MEDRELAY__SERVER__LISTEN", "nowhere")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn files_layer_between_defaults_and_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("medrelay.toml");
+        std::fs::write(
+            &path,
+            "[server]\nlisten = \"127.0.0.1:7000\"\nbody_limit_bytes = 10\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(
+            Some(&path),
+            env(&[("MEDRELAY__SERVER__LISTEN", "127.0.0.1:7001")]),
+        )
+        .unwrap();
+        assert_eq!(s.server.listen.port(), 7001);
+        assert_eq!(s.server.body_limit_bytes, 10);
+        assert!(Settings::load_from(Some(&dir.path().join("missing.toml")), env(&[])).is_err());
+    }
+}

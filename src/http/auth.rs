@@ -1,0 +1,449 @@
+//! Sign-up, login, token refresh and logout (seed: user-management).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use medrelay_actors::accounts::{
+    self, AccountError, BeginSession, EndSession, NewAccount, NewProfile, RegisterError,
+    RotateRefresh, UserRecord,
+};
+use medrelay_actors::ids::new_id;
+use medrelay_protocol::profile::{ContactInfo, MedicalHistory};
+use medrelay_protocol::{Email, PatientId, ProviderId, Role, UserId, Username};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::ErrorEnvelope;
+use super::error::ApiError;
+use super::json::Json;
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::auth::password::PASSWORD_LEN;
+use crate::auth::principal::MaybePrincipal;
+use crate::auth::tokens::{TokenError, TokenKind};
+
+/// `/api/auth/*`
+pub fn router() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(signup))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SignupRequest {
+    /// 3 to 32 letters, digits, `.`, `-`, `_`; case-insensitive.
+    #[schema(value_type = String, example = "jdoe")]
+    username: Username,
+    #[schema(value_type = String, example = "johndoe@example.com")]
+    email: Email,
+    /// 8 to 128 characters.
+    password: String,
+    /// `patient` (default, open sign-up), `doctor` or `admin` (an admin's token needed).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "patient")]
+    role: Option<Role>,
+    /// Full name (patients and doctors); defaults to the username.
+    #[serde(default)]
+    name: Option<String>,
+    /// Date of birth, `YYYY-MM-DD` (patients).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "1980-01-01")]
+    dob: Option<jiff::civil::Date>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    contact_info: Option<ContactInfo>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    medical_history: Option<MedicalHistory>,
+    /// Doctors: specialization.
+    #[serde(default)]
+    specialization: Option<String>,
+    /// Doctors: IANA time zone of their availability (default `UTC`).
+    #[serde(default)]
+    time_zone: Option<String>,
+    /// Doctors: the provider id to use (generated when absent).
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    provider_id: Option<ProviderId>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct SignupResponse {
+    #[schema(value_type = String)]
+    user_id: UserId,
+    #[schema(value_type = String)]
+    role: Role,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    patient_id: Option<PatientId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    provider_id: Option<ProviderId>,
+    /// Always `Registered`.
+    status: &'static str,
+}
+
+const MAX_TEXT: usize = 200;
+
+fn bounded_text(field: &str, value: Option<String>, default: &str) -> Result<String, ApiError> {
+    let value = value
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_else(|| default.to_owned());
+    if value.is_empty() || value.chars().count() > MAX_TEXT {
+        return Err(ApiError::invalid(
+            field,
+            format!("must be 1 to {MAX_TEXT} characters"),
+        ));
+    }
+    Ok(value)
+}
+
+fn check_password(password: &str) -> Result<(), ApiError> {
+    if !PASSWORD_LEN.contains(&password.chars().count()) {
+        return Err(ApiError::invalid(
+            "password",
+            format!(
+                "must be {} to {} characters",
+                PASSWORD_LEN.start(),
+                PASSWORD_LEN.end()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Registers a user and the profile for its role.
+#[utoipa::path(post, path = "/api/auth/signup", tag = "auth", request_body = SignupRequest,
+    responses(
+        (status = 201, body = SignupResponse),
+        (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
+        (status = 403, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope)),
+    security((), ("bearer" = [])))]
+async fn signup(
+    State(state): State<Arc<AppState>>,
+    MaybePrincipal(caller): MaybePrincipal,
+    Json(req): Json<SignupRequest>,
+) -> Result<(StatusCode, axum::Json<SignupResponse>), ApiError> {
+    let role = req.role.unwrap_or(Role::Patient);
+    if role != Role::Patient {
+        let caller = caller.ok_or_else(|| {
+            ApiError::Unauthorized(format!("creating a {role} account needs an admin's token"))
+        })?;
+        caller.require(&[Role::Admin])?;
+    }
+    check_password(&req.password)?;
+    let name = bounded_text("name", req.name, req.username.as_str())?;
+    let profile = match role {
+        Role::Patient => {
+            if let Some(dob) = req.dob
+                && dob > jiff::Zoned::now().date()
+            {
+                return Err(ApiError::invalid("dob", "must not be in the future"));
+            }
+            NewProfile::Patient {
+                name,
+                dob: req.dob,
+                contact_info: req.contact_info.unwrap_or_default(),
+                medical_history: req.medical_history.unwrap_or_default(),
+            }
+        }
+        Role::Doctor => {
+            let time_zone = req.time_zone.unwrap_or_else(|| "UTC".into());
+            jiff::tz::TimeZone::get(&time_zone).map_err(|_| {
+                ApiError::invalid("timeZone", format!("unknown IANA time zone {time_zone:?}"))
+            })?;
+            NewProfile::Doctor {
+                provider_id: req.provider_id,
+                name,
+                specialization: bounded_text(
+                    "specialization",
+                    req.specialization,
+                    "General practice",
+                )?,
+                contact_info: req.contact_info.unwrap_or_default(),
+                time_zone,
+            }
+        }
+        Role::Admin => NewProfile::Admin,
+    };
+    let password_hash = state
+        .passwords
+        .hash(req.password)
+        .await
+        .map_err(ApiError::internal)?;
+    let registered = accounts::register(
+        &state.store,
+        NewAccount {
+            username: req.username,
+            email: req.email,
+            password_hash,
+            profile,
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        RegisterError::UsernameTaken => ApiError::Conflict {
+            message: "username is already taken".into(),
+            field: Some("username".into()),
+        },
+        RegisterError::ProviderIdTaken => ApiError::Conflict {
+            message: "providerId is already taken".into(),
+            field: Some("providerId".into()),
+        },
+        RegisterError::Store(e) => ApiError::internal(e),
+    })?;
+    tracing::info!(user = %registered.user_id, role = %registered.role, "account registered");
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(SignupResponse {
+            user_id: registered.user_id,
+            role: registered.role,
+            patient_id: registered.patient_id,
+            provider_id: registered.provider_id,
+            status: "Registered",
+        }),
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct TokenResponse {
+    /// Access token (JWT) for `Authorization: Bearer`.
+    token: String,
+    /// Exchange at `/api/auth/refresh` for a new pair, once.
+    refresh_token: String,
+    /// Always `Authenticated`.
+    status: &'static str,
+    /// Seconds until `token` expires.
+    expires_in: i64,
+    #[schema(value_type = String)]
+    user_id: UserId,
+    #[schema(value_type = String)]
+    role: Role,
+}
+
+fn token_pair(
+    state: &AppState,
+    user: &UserId,
+    role: Role,
+    family: &str,
+) -> Result<(TokenResponse, String, i64), ApiError> {
+    let access = state
+        .tokens
+        .issue(user, role, family, TokenKind::Access)
+        .map_err(ApiError::internal)?;
+    let refresh = state
+        .tokens
+        .issue(user, role, family, TokenKind::Refresh)
+        .map_err(ApiError::internal)?;
+    let response = TokenResponse {
+        expires_in: access.claims.exp - access.claims.iat,
+        token: access.token,
+        refresh_token: refresh.token,
+        status: "Authenticated",
+        user_id: user.clone(),
+        role,
+    };
+    Ok((response, refresh.claims.jti, refresh.claims.exp))
+}
+
+fn account_error(e: AccountError) -> ApiError {
+    match e {
+        AccountError::TokenReused => ApiError::TokenReused,
+        AccountError::UnknownUser | AccountError::InvalidToken | AccountError::Revoked => {
+            ApiError::Unauthorized("invalid or revoked refresh token".into())
+        }
+        AccountError::Storage(m) => ApiError::internal(anyhow::anyhow!(m)),
+        AccountError::Internal => ApiError::internal(anyhow::anyhow!("account actor failed")),
+    }
+}
+
+/// Exchanges a username and password for tokens.
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, body = TokenResponse), (status = 401, body = ErrorEnvelope),
+        (status = 429, body = ErrorEnvelope)))]
+async fn login(
+    State(state): State<Arc<AppState>>,
+    Json(req): Json<LoginRequest>,
+) -> Result<axum::Json<TokenResponse>, ApiError> {
+    let username = Username::parse(&req.username).ok();
+    let key = username
+        .as_ref()
+        .map_or(req.username.to_ascii_lowercase(), |u| u.as_str().to_owned());
+    state.lockout.check(&key).map_err(ApiError::LockedOut)?;
+    let user: Option<UserRecord> = match &username {
+        Some(u) => accounts::find_by_username(&state.store, u)?,
+        None => None,
+    };
+    let ok = state
+        .passwords
+        .verify(req.password, user.as_ref().map(|u| u.password_hash.clone()))
+        .await
+        .map_err(ApiError::internal)?;
+    let Some(user) = user.filter(|_| ok) else {
+        if let Some(lock) = state.lockout.failed(&key) {
+            tracing::warn!(username = %key, lock_secs = lock.as_secs(), "login locked after repeated failures");
+        }
+        return Err(ApiError::Unauthorized(
+            "invalid username or password".into(),
+        ));
+    };
+    state.lockout.succeeded(&key);
+    let family = new_id("ses");
+    let (response, refresh_jti, refresh_exp) =
+        token_pair(&state, &user.user_id, user.role, &family)?;
+    state
+        .accounts
+        .send(
+            user.user_id.as_str(),
+            BeginSession {
+                family,
+                refresh_jti,
+                refresh_exp,
+            },
+        )
+        .await?
+        .map_err(account_error)?;
+    tracing::info!(user = %user.user_id, "signed in");
+    Ok(axum::Json(response))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+/// Rotates a refresh token: returns a new pair; presenting a used refresh
+/// token revokes its whole session.
+#[utoipa::path(post, path = "/api/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, body = TokenResponse), (status = 401, body = ErrorEnvelope)))]
+async fn refresh(
+    State(state): State<Arc<AppState>>,
+    Json(req): Json<RefreshRequest>,
+) -> Result<axum::Json<TokenResponse>, ApiError> {
+    let claims = state
+        .tokens
+        .verify(&req.refresh_token, TokenKind::Refresh)
+        .map_err(|e| match e {
+            TokenError::Expired => ApiError::Unauthorized("refresh token expired".into()),
+            TokenError::Invalid => ApiError::Unauthorized("invalid refresh token".into()),
+        })?;
+    if state.revocations.is_family_revoked(&claims.fam) {
+        return Err(ApiError::Unauthorized("the session was revoked".into()));
+    }
+    let (response, new_jti, new_exp) = token_pair(&state, &claims.sub, claims.role, &claims.fam)?;
+    state
+        .accounts
+        .send(
+            claims.sub.as_str(),
+            RotateRefresh {
+                presented_jti: claims.jti,
+                new_jti,
+                new_exp,
+            },
+        )
+        .await?
+        .map_err(account_error)?;
+    Ok(axum::Json(response))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct LogoutRequest {
+    /// The access token to end (its whole session ends with it).
+    token: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct LogoutResponse {
+    /// Always `Logged out`.
+    status: &'static str,
+}
+
+/// Ends a session: the access token and every refresh token of its session
+/// are refused from now on.
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", request_body = LogoutRequest,
+    responses((status = 200, body = LogoutResponse), (status = 401, body = ErrorEnvelope)))]
+async fn logout(
+    State(state): State<Arc<AppState>>,
+    Json(req): Json<LogoutRequest>,
+) -> Result<axum::Json<LogoutResponse>, ApiError> {
+    let principal = Principal::from_token(&state, &req.token)?;
+    let claims = principal.claims;
+    let family_exp = jiff::Timestamp::now()
+        .as_second()
+        .saturating_add(state.tokens.refresh_ttl());
+    state
+        .accounts
+        .send(
+            claims.sub.as_str(),
+            EndSession {
+                access_jti: claims.jti,
+                access_exp: claims.exp,
+                family: claims.fam,
+                family_exp,
+            },
+        )
+        .await?
+        .map_err(account_error)?;
+    tracing::info!(user = %claims.sub, "signed out");
+    Ok(axum::Json(LogoutResponse {
+        status: "Logged out",
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct MeResponse {
+    #[schema(value_type = String)]
+    user_id: UserId,
+    #[schema(value_type = String)]
+    username: Username,
+    #[schema(value_type = String)]
+    email: Email,
+    #[schema(value_type = String)]
+    role: Role,
+    #[schema(value_type = Option<String>)]
+    patient_id: Option<PatientId>,
+    #[schema(value_type = Option<String>)]
+    provider_id: Option<ProviderId>,
+}
+
+/// The caller's own account.
+#[utoipa::path(get, path = "/api/auth/me", tag = "auth",
+    responses((status = 200, body = MeResponse), (status = 401, body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+async fn me(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+) -> Result<axum::Json<MeResponse>, ApiError> {
+    let user = state
+        .store
+        .get::<UserRecord>(principal.user_id.as_str())?
+        .ok_or_else(|| ApiError::Unauthorized("the account no longer exists".into()))?;
+    Ok(axum::Json(MeResponse {
+        user_id: user.user_id,
+        username: user.username,
+        email: user.email,
+        role: user.role,
+        patient_id: user.patient_id,
+        provider_id: user.provider_id,
+    }))
+}

@@ -1,0 +1,146 @@
+//! Doctors and patients as the seed's "actor service" exposes them.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use medrelay_actors::accounts::{PatientRecord, ProviderRecord};
+use medrelay_protocol::profile::{ContactInfo, MedicalHistory};
+use medrelay_protocol::{PatientId, ProviderId, Role, UserId};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::ErrorEnvelope;
+use super::error::ApiError;
+use crate::app::AppState;
+use crate::auth::Principal;
+
+/// `/api/doctors`, `/api/patients/{patientId}`
+pub fn router() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(list_doctors))
+        .routes(routes!(get_patient))
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Doctor {
+    #[schema(value_type = String)]
+    provider_id: ProviderId,
+    name: String,
+    specialization: String,
+    #[schema(value_type = Object)]
+    contact_info: ContactInfo,
+    time_zone: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    user_id: Option<UserId>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct Page {
+    /// Return doctors whose id sorts after this one.
+    after: Option<String>,
+    /// At most this many (1 to 500, default 100).
+    limit: Option<usize>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct DoctorList {
+    doctors: Vec<Doctor>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_after: Option<String>,
+}
+
+/// Lists doctors (any signed-in user).
+#[utoipa::path(get, path = "/api/doctors", tag = "directory", params(Page),
+    responses((status = 200, body = DoctorList), (status = 401, body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+async fn list_doctors(
+    State(state): State<Arc<AppState>>,
+    _principal: Principal,
+    query: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::Json<DoctorList>, ApiError> {
+    let Query(page) = query.map_err(|e| ApiError::BadRequest {
+        message: e.body_text(),
+        field: None,
+    })?;
+    let limit = page.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be 1 to 500"));
+    }
+    let rows = state
+        .store
+        .scan::<ProviderRecord>(page.after.as_deref(), limit + 1)?;
+    let more = rows.len() > limit;
+    let doctors: Vec<Doctor> = rows
+        .into_iter()
+        .take(limit)
+        .map(|(_, p)| Doctor {
+            provider_id: p.provider_id,
+            name: p.name,
+            specialization: p.specialization,
+            contact_info: p.contact_info,
+            time_zone: p.time_zone,
+            user_id: p.user_id,
+        })
+        .collect();
+    let next_after = more
+        .then(|| doctors.last().map(|d| d.provider_id.to_string()))
+        .flatten();
+    Ok(axum::Json(DoctorList {
+        doctors,
+        next_after,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Patient {
+    #[schema(value_type = String)]
+    patient_id: PatientId,
+    name: String,
+    #[schema(value_type = Option<String>)]
+    dob: Option<jiff::civil::Date>,
+    #[schema(value_type = Object)]
+    contact_info: ContactInfo,
+    #[schema(value_type = Object)]
+    medical_history: MedicalHistory,
+}
+
+/// A patient's record: patients read only their own; doctors and admins any.
+#[utoipa::path(get, path = "/api/patients/{patientId}", tag = "directory",
+    params(("patientId" = String, Path)),
+    responses((status = 200, body = Patient), (status = 401, body = ErrorEnvelope),
+        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+async fn get_patient(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(patient_id): Path<String>,
+) -> Result<axum::Json<Patient>, ApiError> {
+    let patient_id =
+        PatientId::parse(&patient_id).map_err(|e| ApiError::invalid("patientId", e))?;
+    let record = state.store.get::<PatientRecord>(patient_id.as_str())?;
+    let owned = record
+        .as_ref()
+        .is_some_and(|r| r.user_id.as_ref() == Some(&principal.user_id));
+    // A patient learns nothing about other ids, not even whether they exist.
+    if principal.role == Role::Patient && !owned {
+        return Err(ApiError::Forbidden(
+            "patients may read only their own record".into(),
+        ));
+    }
+    let record = record.ok_or_else(|| ApiError::NotFound(format!("no patient {patient_id}")))?;
+    Ok(axum::Json(Patient {
+        patient_id: record.patient_id,
+        name: record.name,
+        dob: record.dob,
+        contact_info: record.contact_info,
+        medical_history: record.medical_history,
+    }))
+}

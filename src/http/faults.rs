@@ -1,0 +1,34 @@
+//! Test-only fault hooks, compiled only with the `fault-injection` feature
+//! (the test suite's build). A release build has no such route.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use medrelay_actors::accounts::InjectPanic;
+use medrelay_protocol::Role;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::ApiError;
+use crate::app::AppState;
+use crate::auth::Principal;
+
+pub fn router() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new().routes(routes!(panic_account))
+}
+
+/// Makes one account actor panic inside a handler (admins, test builds only).
+#[utoipa::path(post, path = "/api/test-faults/account-panic/{userId}", tag = "test",
+    params(("userId" = String, Path)), responses((status = 500)))]
+async fn panic_account(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(user_id): Path<String>,
+) -> Result<(), ApiError> {
+    principal.require(&[Role::Admin])?;
+    state
+        .accounts
+        .send(&user_id, InjectPanic)
+        .await?
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("injected fault: {e}")))
+}

@@ -1,0 +1,181 @@
+//! The HTTP API: routes, middleware (request ids, metrics, rate limits,
+//! panics), and the JSON error contract.
+//!
+//! # Layout
+//! - [`error`]: `ApiError`, the one error type, and its JSON body.
+//! - [`json`]: the JSON body extractor with field-naming rejections.
+//! - [`ratelimit`]: per-IP and per-user limits.
+//! - [`auth`]: `/api/auth/*` (sign-up, login, refresh, logout, me).
+//! - [`directory`]: `/api/doctors`, `/api/patients/{id}`.
+//! - [`ops`]: health, readiness, metrics, gateway status, API descriptions.
+//!
+//! Routes are declared once, through `utoipa-axum`, so the OpenAPI document
+//! served at `/api/openapi.json` is generated from the same declarations the
+//! router uses and cannot drift from it.
+
+pub mod auth;
+pub mod directory;
+pub mod error;
+#[cfg(feature = "fault-injection")]
+mod faults;
+pub mod json;
+pub mod ops;
+pub mod ratelimit;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use medrelay_protocol::ErrorBody;
+use serde::Serialize;
+use tower_http::catch_panic::CatchPanicLayer;
+use tracing::Instrument;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::app::AppState;
+use error::{ApiError, REQUEST_ID};
+
+/// The body of every error response: `{"error": {...}}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorEnvelope {
+    #[schema(value_type = Object)]
+    error: ErrorBody,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "medrelay", description = "Real-time clinic backend. Errors are `{\"error\":{\"code\",\"message\",\"field\"}}`."),
+    modifiers(&BearerAuth),
+    components(schemas(ErrorEnvelope))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The whole application router, ready to serve.
+pub fn router(state: Arc<AppState>) -> Router {
+    let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(auth::router())
+        .merge(directory::router())
+        .merge(ops::router());
+    #[cfg(feature = "fault-injection")]
+    let api = api.merge(faults::router());
+    let (routes, openapi) = api.split_for_parts();
+    let openapi = Arc::new(openapi);
+    let body_limit = state.settings.server.body_limit_bytes;
+    routes
+        .route(
+            "/api/openapi.json",
+            get(move || async move { axum::Json(openapi.as_ref().clone()) }),
+        )
+        .merge(crate::ws::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(CatchPanicLayer::custom(|_panic| {
+            ApiError::internal(anyhow::anyhow!("a request handler panicked")).into_response()
+        }))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// Paths that answer even to a client over its rate limit.
+fn exempt_from_ip_limit(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz" | "/metrics")
+}
+
+/// Per request: an id (echoed as `x-request-id`), the per-IP rate limit, a
+/// tracing span, metrics by route and status, and the gateway counters.
+async fn observe(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| medrelay_actors::ids::new_id("req"), str::to_owned);
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method = req.method().clone();
+    let span = tracing::info_span!("http", request_id = %id, %method, %route);
+    let response = if !exempt_from_ip_limit(&route)
+        && let Err(wait) = state.limits.check_ip(peer.ip())
+    {
+        REQUEST_ID
+            .scope(id.clone(), async {
+                ApiError::RateLimited(wait).into_response()
+            })
+            .await
+    } else {
+        REQUEST_ID
+            .scope(id.clone(), next.run(req))
+            .instrument(span.clone())
+            .await
+    };
+    let mut response = response;
+    let status = response.status();
+    state.counters.requests.fetch_add(1, Ordering::Relaxed);
+    if status.is_client_error() || status.is_server_error() {
+        state.counters.errors.fetch_add(1, Ordering::Relaxed);
+    }
+    let labels = [
+        ("method", method.to_string()),
+        ("route", route.clone()),
+        ("status", status.as_u16().to_string()),
+    ];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_seconds", &labels[..2])
+        .record(started.elapsed().as_secs_f64());
+    span.in_scope(|| {
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        if status.is_server_error() {
+            tracing::warn!(status = status.as_u16(), ms, "request failed");
+        } else {
+            tracing::debug!(status = status.as_u16(), ms, "request");
+        }
+    });
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}

@@ -1,0 +1,286 @@
+//! One socket's life: authenticate, run commands, keep the heartbeat, close.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket};
+use futures_util::StreamExt;
+use governor::{DefaultDirectRateLimiter, RateLimiter};
+use medrelay_protocol::ws::{ClientFrame, Command, MAX_COMMAND_ID_LEN, Reply, close};
+use medrelay_protocol::{Channel, ErrorBody, ErrorCode};
+use serde_json::json;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep_until};
+
+use super::SocketGuard;
+use super::outbound::{Frame, Outbox, spawn_writer};
+use super::subscription;
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::http::error::ApiError;
+use crate::http::ratelimit::quota;
+
+/// State of one socket, owned by its reading task.
+struct Connection {
+    state: Arc<AppState>,
+    principal: Option<Principal>,
+    out: Outbox,
+    subscriptions: HashMap<Channel, JoinHandle<()>>,
+    limiter: DefaultDirectRateLimiter,
+    /// When the socket must be closed unless it (re)authenticates.
+    deadline: Instant,
+}
+
+/// Runs a socket until it closes.
+pub async fn run(
+    socket: WebSocket,
+    state: Arc<AppState>,
+    principal: Option<Principal>,
+    _guard: SocketGuard,
+) {
+    let settings = state.settings.websocket.clone();
+    let (sink, mut stream) = socket.split();
+    let (out, writer) = spawn_writer(sink, settings.outbound_queue);
+    let heartbeat_every = Duration::from_secs(settings.heartbeat_secs);
+    let deadline = match &principal {
+        Some(p) => expiry_instant(p),
+        None => Instant::now() + Duration::from_secs(settings.auth_timeout_secs),
+    };
+    let mut conn = Connection {
+        limiter: RateLimiter::direct(quota(settings.commands_per_sec, settings.commands_burst)),
+        state: state.clone(),
+        principal,
+        out: out.clone(),
+        subscriptions: HashMap::new(),
+        deadline,
+    };
+    let mut shutdown = state.shutdown.clone();
+    let mut heartbeat = tokio::time::interval_at(Instant::now() + heartbeat_every, heartbeat_every);
+    let mut last_heard = Instant::now();
+
+    loop {
+        tokio::select! {
+            frame = stream.next() => {
+                last_heard = Instant::now();
+                match frame {
+                    Some(Ok(Message::Text(text))) => {
+                        if text.len() > settings.max_frame_bytes {
+                            out.close(close::MESSAGE_TOO_BIG, "frame larger than the server accepts");
+                            break;
+                        }
+                        conn.handle_text(text.as_str()).await;
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        out.reply(Reply::error(None, ErrorCode::BadRequest, "binary frames are not supported; send JSON text frames"));
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Err(e)) => {
+                        // tungstenite's hard limit: the frame was far too large.
+                        if e.to_string().to_ascii_lowercase().contains("too long")
+                            || e.to_string().to_ascii_lowercase().contains("capacity")
+                        {
+                            out.close(close::MESSAGE_TOO_BIG, "frame larger than the server accepts");
+                        }
+                        break;
+                    }
+                }
+            }
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > heartbeat_every * 2 {
+                    out.close(close::HEARTBEAT_TIMEOUT, "no answer to pings");
+                    break;
+                }
+                if conn.revoked() {
+                    out.close(close::UNAUTHORIZED, "token revoked");
+                    break;
+                }
+                out.push(Frame::Ping);
+            }
+            _ = sleep_until(conn.deadline) => {
+                let reason = if conn.principal.is_some() { "token expired" } else { "authentication timeout" };
+                out.close(close::UNAUTHORIZED, reason);
+                break;
+            }
+            () = stopping(&mut shutdown) => {
+                out.close(close::GOING_AWAY, "server shutting down");
+                break;
+            }
+            _ = out.closing() => break,
+        }
+    }
+    for (_, task) in conn.subscriptions.drain() {
+        task.abort();
+    }
+    drop(conn);
+    drop(out);
+    let _ = tokio::time::timeout(Duration::from_secs(3), writer).await;
+}
+
+/// Resolves when shutdown starts (the watch guard is dropped inside, so the
+/// select stays `Send`).
+async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stopping| *stopping).await;
+}
+
+fn expiry_instant(principal: &Principal) -> Instant {
+    let left = principal.claims.exp - jiff::Timestamp::now().as_second();
+    Instant::now() + Duration::from_secs(u64::try_from(left).unwrap_or(0))
+}
+
+fn error_body(e: &ApiError) -> ErrorBody {
+    e.body()
+}
+
+impl Connection {
+    fn revoked(&self) -> bool {
+        self.principal.as_ref().is_some_and(|p| {
+            self.state
+                .revocations
+                .is_revoked(&p.claims.jti, &p.claims.fam)
+        })
+    }
+
+    async fn handle_text(&mut self, text: &str) {
+        let value: serde_json::Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) => {
+                self.out.reply(Reply::error(
+                    None,
+                    ErrorCode::BadRequest,
+                    format!("malformed JSON: {e}"),
+                ));
+                return;
+            }
+        };
+        let id = match value.get("id") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) if s.len() <= MAX_COMMAND_ID_LEN => Some(s.clone()),
+            Some(_) => {
+                self.out.reply(Reply::err(
+                    None,
+                    ErrorBody::new(
+                        ErrorCode::BadRequest,
+                        "id must be a string of at most 64 characters",
+                    )
+                    .with_field("id"),
+                ));
+                return;
+            }
+        };
+        let frame: ClientFrame = match serde_json::from_value(value) {
+            Ok(f) => f,
+            Err(e) => {
+                self.out
+                    .reply(Reply::error(id, ErrorCode::BadRequest, e.to_string()));
+                return;
+            }
+        };
+        if self.limiter.check().is_err() {
+            self.out.reply(Reply::error(
+                id,
+                ErrorCode::RateLimited,
+                "too many commands; slow down",
+            ));
+            return;
+        }
+        let reply = self.run_command(id.clone(), frame.command).await;
+        if let Some(reply) = reply {
+            self.out.reply(reply);
+        }
+    }
+
+    /// Runs a command; `None` when the command already queued its own reply.
+    async fn run_command(&mut self, id: Option<String>, command: Command) -> Option<Reply> {
+        if let Command::Auth { token } = command {
+            return Some(self.authenticate(id, &token));
+        }
+        let Some(principal) = self.principal.clone() else {
+            return Some(Reply::error(
+                id,
+                ErrorCode::Unauthorized,
+                "authenticate first: send {\"type\":\"auth\",\"token\":\"...\"}",
+            ));
+        };
+        if self.revoked() {
+            self.out.close(close::UNAUTHORIZED, "token revoked");
+            return None;
+        }
+        match command {
+            Command::Auth { .. } => unreachable!("handled above"),
+            Command::Ping => Some(Reply::ok(
+                id,
+                json!({ "pong": true, "time": jiff::Timestamp::now() }),
+            )),
+            Command::Whoami => Some(Reply::ok(id, whoami(&principal))),
+            Command::Subscribe { channel, since } => {
+                if !self.subscriptions.contains_key(&channel)
+                    && self.subscriptions.len() >= self.state.settings.websocket.max_subscriptions
+                {
+                    return Some(Reply::error(
+                        id,
+                        ErrorCode::BadRequest,
+                        "too many subscriptions on this socket",
+                    ));
+                }
+                match subscription::start(
+                    &self.state,
+                    &principal,
+                    &self.out,
+                    id.clone(),
+                    channel.clone(),
+                    since,
+                ) {
+                    Ok(task) => {
+                        if let Some(old) = self.subscriptions.insert(channel, task) {
+                            old.abort();
+                        }
+                        None
+                    }
+                    Err(e) => Some(Reply::err(id, error_body(&e))),
+                }
+            }
+            Command::Unsubscribe { channel } => {
+                let was = self
+                    .subscriptions
+                    .remove(&channel)
+                    .map(|t| t.abort())
+                    .is_some();
+                Some(Reply::ok(
+                    id,
+                    json!({ "channel": channel, "subscribed": false, "was": was }),
+                ))
+            }
+        }
+    }
+
+    fn authenticate(&mut self, id: Option<String>, token: &str) -> Reply {
+        match Principal::from_token(&self.state, token) {
+            Ok(principal) => {
+                if let Some(current) = &self.principal
+                    && current.user_id != principal.user_id
+                {
+                    return Reply::error(
+                        id,
+                        ErrorCode::Forbidden,
+                        "this socket belongs to another user",
+                    );
+                }
+                self.deadline = expiry_instant(&principal);
+                let data = whoami(&principal);
+                self.principal = Some(principal);
+                Reply::ok(id, data)
+            }
+            Err(e) => Reply::err(id, error_body(&e)),
+        }
+    }
+}
+
+fn whoami(principal: &Principal) -> serde_json::Value {
+    json!({
+        "userId": principal.user_id,
+        "role": principal.role,
+        "expiresAt": jiff::Timestamp::from_second(principal.claims.exp).ok(),
+    })
+}

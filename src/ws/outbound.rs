@@ -1,0 +1,145 @@
+//! A socket's bounded outbound queue and the task that writes it out.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::SinkExt;
+use futures_util::stream::SplitSink;
+use medrelay_protocol::ws::{Reply, ServerFrame, close};
+use tokio::sync::{mpsc, watch};
+
+/// How long the final close frame may take to go out.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// One frame waiting to be written.
+pub enum Frame {
+    /// A reply or a frame rendered for this socket.
+    Text(String),
+    /// An event frame rendered once and shared by every subscriber.
+    Shared(Arc<str>),
+    /// A heartbeat ping.
+    Ping,
+}
+
+/// Why and how the socket is being closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Close {
+    /// The close code.
+    pub code: u16,
+    /// The reason sent with it.
+    pub reason: &'static str,
+}
+
+/// The sending side of a socket's queue; cheap to clone into forwarders.
+#[derive(Clone)]
+pub struct Outbox {
+    tx: mpsc::Sender<Frame>,
+    closer: Arc<watch::Sender<Option<Close>>>,
+}
+
+impl Outbox {
+    /// Queues a frame. A full queue means the client is not reading: the
+    /// socket is closed with 4008 and `false` is returned, as it is once the
+    /// socket is closing for any reason.
+    pub fn push(&self, frame: Frame) -> bool {
+        if self.closer.borrow().is_some() {
+            return false;
+        }
+        match self.tx.try_send(frame) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics::counter!("ws_slow_consumer_closes_total").increment(1);
+                tracing::info!("closing a WebSocket whose client does not read (queue full)");
+                self.close(close::SLOW_CONSUMER, "outbound queue full: read faster");
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Queues a reply.
+    pub fn reply(&self, reply: Reply) -> bool {
+        let text = serde_json::to_string(&ServerFrame::Reply(reply)).expect("replies serialise");
+        self.push(Frame::Text(text))
+    }
+
+    /// Asks the writer to close the socket (the first reason given wins).
+    pub fn close(&self, code: u16, reason: &'static str) {
+        self.closer.send_if_modified(|current| {
+            if current.is_none() {
+                *current = Some(Close { code, reason });
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Resolves once a close was requested.
+    pub async fn closing(&self) {
+        close_requested(&mut self.closer.subscribe()).await;
+    }
+}
+
+/// Creates the queue and spawns its writer; returns the outbox and the writer's handle.
+pub fn spawn_writer(
+    sink: SplitSink<WebSocket, Message>,
+    capacity: usize,
+) -> (Outbox, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let (closer, close_rx) = watch::channel(None);
+    let outbox = Outbox {
+        tx,
+        closer: Arc::new(closer),
+    };
+    let handle = tokio::spawn(write_loop(sink, rx, close_rx));
+    (outbox, handle)
+}
+
+/// Resolves once a close is requested (drops the watch guard before returning).
+async fn close_requested(rx: &mut watch::Receiver<Option<Close>>) {
+    let _ = rx.wait_for(Option::is_some).await;
+}
+
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Frame>,
+    mut close_rx: watch::Receiver<Option<Close>>,
+) {
+    loop {
+        let frame = tokio::select! {
+            biased;
+            () = close_requested(&mut close_rx) => break,
+            frame = rx.recv() => match frame {
+                Some(frame) => frame,
+                None => break,
+            },
+        };
+        let message = match frame {
+            Frame::Text(text) => Message::Text(text.into()),
+            Frame::Shared(text) => Message::Text(text.as_ref().into()),
+            Frame::Ping => Message::Ping(Default::default()),
+        };
+        // A client that stops reading blocks this send once TCP buffers are
+        // full; a close request must still get through, so race them.
+        let sent = tokio::select! {
+            biased;
+            () = close_requested(&mut close_rx) => break,
+            sent = sink.send(message) => sent,
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+    let close = *close_rx.borrow();
+    if let Some(Close { code, reason }) = close {
+        metrics::counter!("ws_closes_total", "code" => code.to_string()).increment(1);
+        let frame = Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }));
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(frame)).await;
+    }
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+}

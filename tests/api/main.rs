@@ -1,0 +1,11 @@
+//! Black-box tests: the real server on port 0 with a temporary data folder,
+//! driven over real HTTP and WebSocket connections.
+
+mod helpers;
+
+mod access;
+mod auth;
+mod bad_input;
+mod lifecycle;
+mod process;
+mod websocket;
