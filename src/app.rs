@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use medrelay_actors::accounts::{self, AccountActor, Revocations};
 use medrelay_actors::hub::EventHub;
+use medrelay_actors::schedule::{BookingRules, ScheduleActor};
 use medrelay_actors::store::{Store, StoreConfig};
 use medrelay_actors::system::{ActorSystem, Registry};
 use tokio::net::TcpListener;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub system: Arc<ActorSystem>,
     /// One actor per account.
     pub accounts: Registry<AccountActor>,
+    /// One actor per doctor.
+    pub schedules: Registry<ScheduleActor>,
     /// Revoked tokens and sessions.
     pub revocations: Revocations,
     /// JWT keys.
@@ -138,6 +141,20 @@ impl Application {
                 AccountActor::new(id, store.clone(), revocations.clone(), idle, retire)
             })
         };
+        let schedules = {
+            let store = store.clone();
+            let rules = BookingRules {
+                min_notice: jiff::SignedDuration::from_mins(i64::from(
+                    settings.schedule.min_notice_minutes,
+                )),
+                horizon: jiff::SignedDuration::from_hours(
+                    24 * i64::from(settings.schedule.horizon_days),
+                ),
+            };
+            Registry::new(system.clone(), move |id, retire| {
+                ScheduleActor::new(id, store.clone(), rules, idle, retire)
+            })
+        };
         let listener = TcpListener::bind(settings.server.listen)
             .await
             .with_context(|| format!("could not listen on {}", settings.server.listen))?;
@@ -157,6 +174,7 @@ impl Application {
             hub,
             system,
             accounts,
+            schedules,
             revocations,
             tokens,
             shutdown,

@@ -26,6 +26,8 @@ pub struct Settings {
     pub websocket: WebSocketSettings,
     /// `[store]`
     pub store: StoreSettings,
+    /// `[schedule]`
+    pub schedule: ScheduleSettings,
     /// `[actors]`
     pub actors: ActorSettings,
     /// `[log]`
@@ -116,6 +118,16 @@ pub struct StoreSettings {
     pub outbox_retain: u64,
     /// In-memory events per channel.
     pub hub_capacity: usize,
+}
+
+/// `[schedule]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSettings {
+    /// Minimum notice for a booking, in minutes.
+    pub min_notice_minutes: u32,
+    /// Booking horizon, in days.
+    pub horizon_days: u32,
 }
 
 /// `[actors]`
@@ -254,6 +266,7 @@ impl Settings {
             ("store.max_group", self.store.max_group as u64),
             ("store.channel_history", self.store.channel_history),
             ("store.hub_capacity", self.store.hub_capacity as u64),
+            ("schedule.horizon_days", self.schedule.horizon_days.into()),
             ("actors.arbiters", self.actors.arbiters as u64),
             ("actors.idle_secs", self.actors.idle_secs),
         ];

@@ -10,6 +10,7 @@
 //! - [`app`]: building, running and gracefully stopping the server.
 //! - [`auth`]: tokens, passwords, lock-out, the authenticated [`auth::Principal`].
 //! - [`http`]: routes, middleware and the JSON error contract.
+//! - [`scheduling`]: schedule operations shared by REST and WebSocket.
 //! - [`ws`]: the WebSocket gateway (protocol v1).
 //! - [`admin`]: offline administration (bootstrap the first admin).
 
@@ -18,5 +19,6 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod http;
+pub mod scheduling;
 pub mod telemetry;
 pub mod ws;

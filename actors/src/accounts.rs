@@ -23,6 +23,7 @@ use actix::prelude::*;
 use jiff::Timestamp;
 use jiff::civil::Date;
 use medrelay_protocol::profile::{ContactInfo, MedicalHistory};
+use medrelay_protocol::schedule::{DateException, DayAvailability};
 use medrelay_protocol::{Channel, Email, Event, PatientId, ProviderId, Role, UserId, Username};
 use serde::{Deserialize, Serialize};
 
@@ -120,8 +121,21 @@ pub struct ProviderRecord {
     pub contact_info: ContactInfo,
     /// IANA time zone of the provider's availability.
     pub time_zone: String,
+    /// Length of one slot, in minutes.
+    #[serde(default = "default_slot_minutes")]
+    pub slot_minutes: u16,
+    /// Weekly working hours.
+    #[serde(default)]
+    pub availability: Vec<DayAvailability>,
+    /// Dates whose hours differ from the weekly pattern.
+    #[serde(default)]
+    pub exceptions: Vec<DateException>,
     /// When it was created.
     pub created_at: Timestamp,
+}
+
+fn default_slot_minutes() -> u16 {
+    30
 }
 
 impl Record for ProviderRecord {
@@ -278,6 +292,9 @@ pub async fn register(store: &Store, new: NewAccount) -> Result<Registered, Regi
                     specialization,
                     contact_info,
                     time_zone,
+                    slot_minutes: default_slot_minutes(),
+                    availability: Vec::new(),
+                    exceptions: Vec::new(),
                     created_at: now,
                 },
             );

@@ -1,23 +1,99 @@
-//! Who may subscribe to which channel, and what a channel's snapshot holds.
+//! Who may subscribe to which channel, who sees patients' identities on it,
+//! and what a channel's snapshot holds.
 
-use medrelay_protocol::{Channel, Role, UserId};
+use medrelay_protocol::{Channel, PatientId, ProviderId, Role, UserId};
 use serde_json::{Value, json};
 
 use crate::accounts::UserRecord;
+use crate::schedule::{AppointmentRecord, PatientAppointment, indexed_ids};
 use crate::store::{Store, StoreError};
 
 /// The most users a `users` snapshot lists.
 const USERS_SNAPSHOT_LIMIT: usize = 500;
+/// The most appointments a patient channel's snapshot lists.
+const PATIENT_SNAPSHOT_LIMIT: usize = 500;
 
-/// Whether `user` with `role` may subscribe to `channel`.
-pub fn may_subscribe(user: &UserId, role: Role, channel: &Channel) -> bool {
-    match channel {
-        Channel::Users => role == Role::Admin,
-        Channel::User(owner) => role == Role::Admin || owner == user,
+/// Who is looking: an account, with the profiles it owns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Viewer {
+    /// The account.
+    pub user_id: UserId,
+    /// Its role.
+    pub role: Role,
+    /// Its patient profile.
+    pub patient_id: Option<PatientId>,
+    /// Its provider profile.
+    pub provider_id: Option<ProviderId>,
+}
+
+impl From<&UserRecord> for Viewer {
+    fn from(u: &UserRecord) -> Self {
+        Viewer {
+            user_id: u.user_id.clone(),
+            role: u.role,
+            patient_id: u.patient_id.clone(),
+            provider_id: u.provider_id.clone(),
+        }
     }
 }
 
-/// The channel's current state, sent on a fresh subscription or a resync.
+impl Viewer {
+    /// Whether this viewer is the doctor of `provider` (or an admin).
+    pub fn manages(&self, provider: &ProviderId) -> bool {
+        self.role == Role::Admin
+            || (self.role == Role::Doctor && self.provider_id.as_ref() == Some(provider))
+    }
+
+    /// Whether this viewer may read `patient`'s data: that patient, an admin,
+    /// or a doctor who has (or had) an appointment with them.
+    ///
+    /// # Errors
+    /// [`StoreError`] on a read failure.
+    pub fn may_see_patient(&self, store: &Store, patient: &PatientId) -> Result<bool, StoreError> {
+        Ok(match self.role {
+            Role::Admin => true,
+            Role::Patient => self.patient_id.as_ref() == Some(patient),
+            Role::Doctor => match &self.provider_id {
+                None => false,
+                Some(own) => {
+                    indexed_ids::<PatientAppointment>(store, patient.as_str(), usize::MAX)?
+                        .iter()
+                        .filter_map(|id| store.get::<AppointmentRecord>(id.as_str()).ok().flatten())
+                        .any(|a| &a.provider_id == own)
+                }
+            },
+        })
+    }
+}
+
+/// Whether `viewer` may subscribe to `channel`.
+///
+/// # Errors
+/// [`StoreError`] on a read failure.
+pub fn may_subscribe(
+    store: &Store,
+    viewer: &Viewer,
+    channel: &Channel,
+) -> Result<bool, StoreError> {
+    Ok(match channel {
+        Channel::Users => viewer.role == Role::Admin,
+        Channel::User(owner) => viewer.role == Role::Admin || *owner == viewer.user_id,
+        Channel::Board(_) => true,
+        Channel::Patient(patient) => viewer.may_see_patient(store, patient)?,
+    })
+}
+
+/// Whether `viewer` sees who is booked on `channel` (boards show patients and
+/// displays slot state only).
+pub fn reveals_patients(viewer: &Viewer, channel: &Channel) -> bool {
+    match channel {
+        Channel::Board(provider) => viewer.manages(provider),
+        _ => true,
+    }
+}
+
+/// The current state of a channel whose state lives in the store (every
+/// channel but boards, whose snapshot comes from their `ScheduleActor`).
 ///
 /// # Errors
 /// [`StoreError`] on a read failure.
@@ -37,6 +113,31 @@ pub fn snapshot(store: &Store, channel: &Channel) -> Result<Value, StoreError> {
             .get::<UserRecord>(id.as_str())?
             .map(|u| json!({ "user": summary(&u) }))
             .unwrap_or_else(|| json!({ "user": null }))),
+        Channel::Patient(patient) => {
+            let now = jiff::Timestamp::now();
+            let mut appointments = Vec::new();
+            for id in indexed_ids::<PatientAppointment>(store, patient.as_str(), usize::MAX)? {
+                if let Some(a) = store.get::<AppointmentRecord>(id.as_str())?
+                    && a.slot.end > now
+                    && a.status.holds_slot()
+                {
+                    appointments.push(a);
+                }
+            }
+            appointments.sort_by_key(|a| a.slot.start);
+            appointments.truncate(PATIENT_SNAPSHOT_LIMIT);
+            let list: Vec<Value> = appointments
+                .iter()
+                .map(|a| {
+                    json!({
+                        "appointmentId": a.appointment_id, "providerId": a.provider_id,
+                        "status": a.status, "slot": a.slot,
+                    })
+                })
+                .collect();
+            Ok(json!({ "patientId": patient, "upcoming": list }))
+        }
+        Channel::Board(_) => Ok(Value::Null),
     }
 }
 

@@ -25,23 +25,40 @@ pub struct Published {
     pub event: Event,
     /// The whole WebSocket frame, rendered once.
     pub frame: Arc<str>,
+    /// The frame without patients' identities, for viewers who may not see
+    /// them; `None` when the event names no patient.
+    pub redacted: Option<Arc<str>>,
 }
 
 impl Published {
-    /// Renders the frame for an event.
+    /// Renders the frames for an event.
     pub fn new(channel: Channel, seq: u64, event: Event) -> Self {
-        let frame = EventFrame {
-            tag: EventTag::Event,
-            channel: channel.clone(),
-            seq,
-            event: event.clone(),
+        let render = |event: Event| -> Arc<str> {
+            let frame = EventFrame {
+                tag: EventTag::Event,
+                channel: channel.clone(),
+                seq,
+                event,
+            };
+            serde_json::to_string(&frame)
+                .expect("event frames serialise to JSON")
+                .into()
         };
-        let frame = serde_json::to_string(&frame).expect("event frames serialise to JSON");
+        let redacted = event.redacted().map(render);
         Self {
+            frame: render(event.clone()),
+            redacted,
             channel,
             seq,
             event,
-            frame: frame.into(),
+        }
+    }
+
+    /// The frame a viewer gets: full, or redacted when it may not see patients.
+    pub fn frame_for(&self, reveal_patients: bool) -> Arc<str> {
+        match (&self.redacted, reveal_patients) {
+            (Some(redacted), false) => redacted.clone(),
+            _ => self.frame.clone(),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! - [`hub`]: in-memory fan-out of committed events to live subscribers.
 //! - [`system`]: the actix system, the lazy actor registry, panic-safe supervision.
 //! - [`accounts`]: users, profiles, sessions, revocations; `AccountActor`.
+//! - [`schedule`]: doctors' hours, appointments; `ScheduleActor`.
 //! - [`channels`]: who may subscribe to a channel, and its snapshot.
 //! - [`ids`]: generated ids and random secrets.
 
@@ -15,5 +16,6 @@ pub mod accounts;
 pub mod channels;
 pub mod hub;
 pub mod ids;
+pub mod schedule;
 pub mod store;
 pub mod system;

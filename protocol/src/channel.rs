@@ -9,7 +9,7 @@ use std::str::FromStr;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::ids::{InvalidValue, UserId};
+use crate::ids::{InvalidValue, PatientId, ProviderId, UserId};
 
 /// A channel name as it appears on the wire (`"users"`, `"user:usr_123"`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -19,6 +19,11 @@ pub enum Channel {
     /// One account's own events (sign-ins, sign-outs, revoked sessions);
     /// that user and admins only.
     User(UserId),
+    /// A doctor's live schedule board: every change to their slots. Anyone
+    /// signed in may watch; only that doctor and admins see who is booked.
+    Board(ProviderId),
+    /// One patient's appointment events; that patient, their doctors, admins.
+    Patient(PatientId),
 }
 
 impl Channel {
@@ -33,6 +38,8 @@ impl fmt::Display for Channel {
         match self {
             Channel::Users => f.write_str("users"),
             Channel::User(id) => write!(f, "user:{id}"),
+            Channel::Board(id) => write!(f, "board:{id}"),
+            Channel::Patient(id) => write!(f, "patient:{id}"),
         }
     }
 }
@@ -44,8 +51,10 @@ impl FromStr for Channel {
         match s.split_once(':') {
             None if s == "users" => Ok(Channel::Users),
             Some(("user", id)) => Ok(Channel::User(UserId::parse(id)?)),
+            Some(("board", id)) => Ok(Channel::Board(ProviderId::parse(id)?)),
+            Some(("patient", id)) => Ok(Channel::Patient(PatientId::parse(id)?)),
             _ => Err(InvalidValue(format!(
-                "unknown channel {s:?}; expected \"users\" or \"user:<userId>\""
+                "unknown channel {s:?}; expected users, user:<userId>, board:<providerId> or patient:<patientId>"
             ))),
         }
     }
@@ -72,8 +81,8 @@ impl JsonSchema for Channel {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "type": "string",
-            "description": "A channel name: \"users\" or \"user:<userId>\".",
-            "pattern": "^(users|user:[A-Za-z0-9_-]{1,64})$"
+            "description": "A channel name: users, user:<userId>, board:<providerId> or patient:<patientId>.",
+            "pattern": "^(users|(user|board|patient):[A-Za-z0-9_-]{1,64})$"
         })
     }
 }
@@ -84,7 +93,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for name in ["users", "user:usr_1"] {
+        for name in ["users", "user:usr_1", "board:prov001", "patient:pat_9"] {
             let channel: Channel = name.parse().unwrap();
             assert_eq!(channel.to_string(), name);
             let json = serde_json::to_string(&channel).unwrap();

@@ -37,6 +37,18 @@ pub enum ErrorCode {
     Unavailable,
     /// A subscription fell too far behind; subscribe again for a snapshot.
     ResyncRequired,
+    /// The slot is not inside the doctor's hours or not on a slot boundary.
+    OutsideAvailability,
+    /// The slot is in the past or sooner than the minimum notice.
+    TooSoon,
+    /// The slot is beyond the booking horizon.
+    TooFar,
+    /// The slot is already booked.
+    SlotTaken,
+    /// The patient already has an overlapping appointment (with any doctor).
+    PatientConflict,
+    /// The status change is not allowed from the current status.
+    InvalidTransition,
 }
 
 impl ErrorCode {
@@ -58,6 +70,12 @@ impl ErrorCode {
             ErrorCode::Internal => "internal",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::ResyncRequired => "resync_required",
+            ErrorCode::OutsideAvailability => "outside_availability",
+            ErrorCode::TooSoon => "too_soon",
+            ErrorCode::TooFar => "too_far",
+            ErrorCode::SlotTaken => "slot_taken",
+            ErrorCode::PatientConflict => "patient_conflict",
+            ErrorCode::InvalidTransition => "invalid_transition",
         }
     }
 }

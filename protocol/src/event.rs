@@ -4,7 +4,8 @@ use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{Role, UserId, Username};
+use crate::ids::{PatientId, ProviderId, Role, UserId, Username};
+use crate::schedule::{AppointmentId, AppointmentStatus, SlotTime};
 
 /// One event, tagged by `kind`. Stored as written, so new variants may be
 /// added but existing ones keep their shape.
@@ -52,6 +53,85 @@ pub enum Event {
         #[schemars(with = "String")]
         at: Timestamp,
     },
+    /// A slot was booked.
+    AppointmentBooked {
+        /// The appointment.
+        appointment_id: AppointmentId,
+        /// The doctor.
+        provider_id: ProviderId,
+        /// The patient; absent on boards shown to patients and displays.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        patient_id: Option<PatientId>,
+        /// The slot.
+        slot: SlotTime,
+    },
+    /// An appointment moved; `from` is free again and `to` is taken.
+    AppointmentRescheduled {
+        /// The appointment.
+        appointment_id: AppointmentId,
+        /// The doctor.
+        provider_id: ProviderId,
+        /// The patient (see `AppointmentBooked`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        patient_id: Option<PatientId>,
+        /// The slot it left.
+        from: SlotTime,
+        /// The slot it took.
+        to: SlotTime,
+    },
+    /// An appointment was cancelled; its slot is free again.
+    AppointmentCancelled {
+        /// The appointment.
+        appointment_id: AppointmentId,
+        /// The doctor.
+        provider_id: ProviderId,
+        /// The patient (see `AppointmentBooked`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        patient_id: Option<PatientId>,
+        /// The slot it held.
+        slot: SlotTime,
+    },
+    /// An appointment's status changed (checked in, completed, no-show).
+    AppointmentStatusChanged {
+        /// The appointment.
+        appointment_id: AppointmentId,
+        /// The doctor.
+        provider_id: ProviderId,
+        /// The patient (see `AppointmentBooked`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        patient_id: Option<PatientId>,
+        /// The slot.
+        slot: SlotTime,
+        /// The new status.
+        status: AppointmentStatus,
+    },
+    /// A doctor's working hours, slot length or time zone changed; boards
+    /// should fetch a fresh snapshot.
+    AvailabilityChanged {
+        /// The doctor.
+        provider_id: ProviderId,
+        /// When.
+        #[schemars(with = "String")]
+        at: Timestamp,
+    },
+}
+
+impl Event {
+    /// The event as someone who may not know the patient sees it: the same
+    /// event with the patient's identity removed. `None` when nothing needs
+    /// hiding.
+    pub fn redacted(&self) -> Option<Event> {
+        let mut copy = self.clone();
+        let patient = match &mut copy {
+            Event::AppointmentBooked { patient_id, .. }
+            | Event::AppointmentRescheduled { patient_id, .. }
+            | Event::AppointmentCancelled { patient_id, .. }
+            | Event::AppointmentStatusChanged { patient_id, .. } => patient_id,
+            _ => return None,
+        };
+        patient.take()?;
+        Some(copy)
+    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! - [`channel`]: names of live channels (`users`, `user:<id>`, ...).
 //! - [`event`]: domain events pushed to channel subscribers.
 //! - [`profile`]: contact details and medical history (seed shapes).
+//! - [`schedule`]: availability, slots, appointments and their command bodies.
 //! - [`ws`]: WebSocket protocol v1 frames: client commands, replies, pushed events.
 
 pub mod channel;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod event;
 pub mod ids;
 pub mod profile;
+pub mod schedule;
 pub mod ws;
 
 pub use channel::Channel;

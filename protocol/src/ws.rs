@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::channel::Channel;
 use crate::error::{ErrorBody, ErrorCode};
 use crate::event::Event;
+use crate::schedule::{AppointmentId, BookAppointment};
 
 /// The longest command id the server echoes back.
 pub const MAX_COMMAND_ID_LEN: usize = 64;
@@ -50,6 +51,39 @@ pub enum Command {
         /// The last `seq` the client has seen.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         since: Option<u64>,
+        /// Boards: first date of the snapshot (default: today in the doctor's zone).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "Option<String>")]
+        from: Option<jiff::civil::Date>,
+        /// Boards: last date of the snapshot (default: `from` + 6 days).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "Option<String>")]
+        to: Option<jiff::civil::Date>,
+    },
+    /// Books a slot: the body of `POST /api/appointments`.
+    Book(BookAppointment),
+    /// Moves an appointment or changes its status: the body of
+    /// `PUT /api/appointments/{appointmentId}` plus the id.
+    #[serde(rename_all = "camelCase")]
+    Reschedule {
+        /// The appointment.
+        appointment_id: AppointmentId,
+        /// New date.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "Option<String>")]
+        appointment_date: Option<jiff::civil::Date>,
+        /// New start time.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        time_slot: Option<crate::schedule::ClockTime>,
+        /// New status, or `Rescheduled` to move.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<crate::schedule::RequestedStatus>,
+    },
+    /// Cancels an appointment (`DELETE /api/appointments/{appointmentId}`).
+    #[serde(rename_all = "camelCase")]
+    Cancel {
+        /// The appointment.
+        appointment_id: AppointmentId,
     },
     /// Stops receiving a channel's events.
     Unsubscribe {
@@ -199,7 +233,9 @@ mod tests {
             frame.command,
             Command::Subscribe {
                 channel: Channel::Users,
-                since: Some(4)
+                since: Some(4),
+                from: None,
+                to: None,
             }
         );
         let auth: ClientFrame = serde_json::from_value(json!({"type":"auth","token":"t"})).unwrap();
@@ -254,7 +290,16 @@ mod tests {
     #[test]
     fn schema_names_every_command() {
         let schema = json_schema().to_string();
-        for name in ["auth", "ping", "whoami", "subscribe", "unsubscribe"] {
+        for name in [
+            "auth",
+            "ping",
+            "whoami",
+            "subscribe",
+            "unsubscribe",
+            "book",
+            "reschedule",
+            "cancel",
+        ] {
             assert!(schema.contains(&format!("\"{name}\"")), "{name} missing");
         }
     }

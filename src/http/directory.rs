@@ -25,7 +25,7 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Doctor {
+pub(super) struct Doctor {
     #[schema(value_type = String)]
     provider_id: ProviderId,
     name: String,
@@ -40,7 +40,7 @@ struct Doctor {
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct Page {
+pub(super) struct Page {
     /// Return doctors whose id sorts after this one.
     after: Option<String>,
     /// At most this many (1 to 500, default 100).
@@ -49,7 +49,7 @@ struct Page {
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct DoctorList {
+pub(super) struct DoctorList {
     doctors: Vec<Doctor>,
     /// Pass as `after` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -65,6 +65,14 @@ async fn list_doctors(
     _principal: Principal,
     query: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::Json<DoctorList>, ApiError> {
+    list(&state, query).map(axum::Json)
+}
+
+/// One page of provider profiles (shared by `/api/doctors` and `/api/providers`).
+pub(super) fn list(
+    state: &AppState,
+    query: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> Result<DoctorList, ApiError> {
     let Query(page) = query.map_err(|e| ApiError::BadRequest {
         message: e.body_text(),
         field: None,
@@ -92,10 +100,10 @@ async fn list_doctors(
     let next_after = more
         .then(|| doctors.last().map(|d| d.provider_id.to_string()))
         .flatten();
-    Ok(axum::Json(DoctorList {
+    Ok(DoctorList {
         doctors,
         next_after,
-    }))
+    })
 }
 
 #[derive(Serialize, ToSchema)]

@@ -71,6 +71,19 @@ pub enum ApiError {
     /// 401: a refresh token was reused; its session is revoked.
     #[error("refresh token was already used; the session is revoked")]
     TokenReused,
+    /// A domain rule said no; the status and code come from the rule
+    /// (409 `slot_taken`, 422 `outside_availability`, ...).
+    #[error("{message}")]
+    Domain {
+        /// The HTTP status.
+        status: StatusCode,
+        /// The wire code.
+        code: ErrorCode,
+        /// Why.
+        message: String,
+        /// The field at fault.
+        field: Option<String>,
+    },
     /// 503: not ready (starting or stopping).
     #[error("{0}")]
     Unavailable(String),
@@ -117,6 +130,7 @@ impl ApiError {
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited),
             ApiError::LockedOut(_) => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::LockedOut),
             ApiError::TokenReused => (StatusCode::UNAUTHORIZED, ErrorCode::TokenReused),
+            ApiError::Domain { status, code, .. } => (*status, *code),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
         }
@@ -127,7 +141,9 @@ impl ApiError {
         let (_, code) = self.status_and_code();
         let mut body = ErrorBody::new(code, self.to_string());
         match self {
-            ApiError::BadRequest { field, .. } | ApiError::Conflict { field, .. } => {
+            ApiError::BadRequest { field, .. }
+            | ApiError::Conflict { field, .. }
+            | ApiError::Domain { field, .. } => {
                 body.field = field.clone();
             }
             ApiError::InvalidField { field, .. } => body.field = Some(field.clone()),
@@ -171,6 +187,52 @@ impl IntoResponse for ApiError {
 impl From<medrelay_actors::store::StoreError> for ApiError {
     fn from(e: medrelay_actors::store::StoreError) -> Self {
         ApiError::internal(e)
+    }
+}
+
+impl From<medrelay_actors::schedule::ScheduleError> for ApiError {
+    fn from(e: medrelay_actors::schedule::ScheduleError) -> Self {
+        use medrelay_actors::schedule::ScheduleError as E;
+        let domain = |status, code, message: String| ApiError::Domain {
+            status,
+            code,
+            message,
+            field: None,
+        };
+        match e {
+            E::NotFound(m) => ApiError::NotFound(m),
+            E::OutsideAvailability(m) => domain(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::OutsideAvailability,
+                m,
+            ),
+            E::TooSoon(m) => domain(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::TooSoon, m),
+            E::TooFar(m) => domain(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::TooFar, m),
+            E::SlotTaken => domain(
+                StatusCode::CONFLICT,
+                ErrorCode::SlotTaken,
+                E::SlotTaken.to_string(),
+            ),
+            E::PatientConflict => domain(
+                StatusCode::CONFLICT,
+                ErrorCode::PatientConflict,
+                E::PatientConflict.to_string(),
+            ),
+            E::InvalidTransition(m) => {
+                domain(StatusCode::CONFLICT, ErrorCode::InvalidTransition, m)
+            }
+            E::Invalid { field, message } => ApiError::InvalidField { field, message },
+            e @ E::HasFutureAppointments(_) => ApiError::Conflict {
+                message: e.to_string(),
+                field: Some("cancelAppointments".into()),
+            },
+            E::ProviderExists => ApiError::Conflict {
+                message: "providerId is already taken".into(),
+                field: Some("providerId".into()),
+            },
+            E::Storage(m) => ApiError::internal(anyhow::anyhow!(m)),
+            E::Internal => ApiError::internal(anyhow::anyhow!("schedule actor failed")),
+        }
     }
 }
 

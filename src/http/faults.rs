@@ -14,7 +14,25 @@ use crate::app::AppState;
 use crate::auth::Principal;
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::new().routes(routes!(panic_account))
+    OpenApiRouter::new()
+        .routes(routes!(panic_account))
+        .routes(routes!(panic_schedule))
+}
+
+/// Makes one doctor's schedule actor panic inside a handler (admins, test builds only).
+#[utoipa::path(post, path = "/api/test-faults/schedule-panic/{providerId}", tag = "test",
+    params(("providerId" = String, Path)), responses((status = 500)))]
+async fn panic_schedule(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(provider_id): Path<String>,
+) -> Result<(), ApiError> {
+    principal.require(&[Role::Admin])?;
+    state
+        .schedules
+        .send(&provider_id, medrelay_actors::schedule::actor::InjectPanic)
+        .await?
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("injected fault: {e}")))
 }
 
 /// Makes one account actor panic inside a handler (admins, test builds only).

@@ -7,12 +7,15 @@
 //! - [`ratelimit`]: per-IP and per-user limits.
 //! - [`auth`]: `/api/auth/*` (sign-up, login, refresh, logout, me).
 //! - [`directory`]: `/api/doctors`, `/api/patients/{id}`.
+//! - [`providers`]: the `/api/providers` routes (profiles, hours, slots).
+//! - [`appointments`]: the `/api/appointments` routes.
 //! - [`ops`]: health, readiness, metrics, gateway status, API descriptions.
 //!
 //! Routes are declared once, through `utoipa-axum`, so the OpenAPI document
 //! served at `/api/openapi.json` is generated from the same declarations the
 //! router uses and cannot drift from it.
 
+pub mod appointments;
 pub mod auth;
 pub mod directory;
 pub mod error;
@@ -20,6 +23,7 @@ pub mod error;
 mod faults;
 pub mod json;
 pub mod ops;
+pub mod providers;
 pub mod ratelimit;
 
 use std::net::SocketAddr;
@@ -81,6 +85,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
         .merge(directory::router())
+        .merge(providers::router())
+        .merge(appointments::router())
         .merge(ops::router());
     #[cfg(feature = "fault-injection")]
     let api = api.merge(faults::router());

@@ -20,6 +20,8 @@ use crate::app::AppState;
 use crate::auth::Principal;
 use crate::http::error::ApiError;
 use crate::http::ratelimit::quota;
+use crate::scheduling;
+use medrelay_protocol::schedule::{AppointmentId, BookAppointment, UpdateAppointment};
 
 /// State of one socket, owned by its reading task.
 struct Connection {
@@ -214,7 +216,12 @@ impl Connection {
                 json!({ "pong": true, "time": jiff::Timestamp::now() }),
             )),
             Command::Whoami => Some(Reply::ok(id, whoami(&principal))),
-            Command::Subscribe { channel, since } => {
+            Command::Subscribe {
+                channel,
+                since,
+                from,
+                to,
+            } => {
                 if !self.subscriptions.contains_key(&channel)
                     && self.subscriptions.len() >= self.state.settings.websocket.max_subscriptions
                 {
@@ -224,14 +231,20 @@ impl Connection {
                         "too many subscriptions on this socket",
                     ));
                 }
-                match subscription::start(
-                    &self.state,
-                    &principal,
-                    &self.out,
-                    id.clone(),
-                    channel.clone(),
+                let request = subscription::Request {
+                    id: id.clone(),
+                    channel: channel.clone(),
                     since,
-                ) {
+                    from,
+                    to,
+                };
+                let started = match scheduling::viewer(&self.state, &principal) {
+                    Ok(viewer) => {
+                        subscription::start(&self.state, &viewer, &self.out, request).await
+                    }
+                    Err(e) => Err(e),
+                };
+                match started {
                     Ok(task) => {
                         if let Some(old) = self.subscriptions.insert(channel, task) {
                             old.abort();
@@ -241,6 +254,31 @@ impl Connection {
                     Err(e) => Some(Reply::err(id, error_body(&e))),
                 }
             }
+            Command::Book(request) => Some(answer(
+                id,
+                schedule_command(&self.state, &principal, Schedule::Book(request)).await,
+            )),
+            Command::Reschedule {
+                appointment_id,
+                appointment_date,
+                time_slot,
+                status,
+            } => {
+                let change = UpdateAppointment {
+                    appointment_date,
+                    time_slot,
+                    status,
+                };
+                let command = Schedule::Update(appointment_id, change);
+                Some(answer(
+                    id,
+                    schedule_command(&self.state, &principal, command).await,
+                ))
+            }
+            Command::Cancel { appointment_id } => Some(answer(
+                id,
+                schedule_command(&self.state, &principal, Schedule::Cancel(appointment_id)).await,
+            )),
             Command::Unsubscribe { channel } => {
                 let was = self
                     .subscriptions
@@ -274,6 +312,44 @@ impl Connection {
             }
             Err(e) => Reply::err(id, error_body(&e)),
         }
+    }
+}
+
+/// A schedule command arriving over the socket.
+enum Schedule {
+    Book(BookAppointment),
+    Update(AppointmentId, UpdateAppointment),
+    Cancel(AppointmentId),
+}
+
+/// Runs a schedule command exactly as the REST route does, with the same
+/// reply body.
+async fn schedule_command(
+    state: &AppState,
+    principal: &Principal,
+    command: Schedule,
+) -> Result<serde_json::Value, ApiError> {
+    let viewer = scheduling::viewer(state, principal)?;
+    Ok(match command {
+        Schedule::Book(request) => {
+            let record = scheduling::book(state, &viewer, request).await?;
+            json!({ "appointmentId": record.appointment_id, "status": "Created" })
+        }
+        Schedule::Update(id, change) => {
+            let record = scheduling::update(state, &viewer, &id, change).await?;
+            json!({ "appointmentId": record.appointment_id, "status": "Updated" })
+        }
+        Schedule::Cancel(id) => {
+            let record = scheduling::cancel(state, &viewer, &id).await?;
+            json!({ "status": "Cancelled", "appointmentId": record.appointment_id })
+        }
+    })
+}
+
+fn answer(id: Option<String>, result: Result<serde_json::Value, ApiError>) -> Reply {
+    match result {
+        Ok(data) => Reply::ok(id, data),
+        Err(e) => Reply::err(id, error_body(&e)),
     }
 }
 

@@ -1,10 +1,13 @@
 //! Channel subscriptions: permission check, replay after `since`, then live
-//! events, with gaps filled from the store's channel history.
+//! events, with gaps filled from the store's channel history. Viewers who may
+//! not see patients (patients and displays on a doctor's board) get the
+//! redacted frame of every event.
 
 use std::sync::Arc;
 
-use medrelay_actors::channels;
+use medrelay_actors::channels::{self, Viewer};
 use medrelay_actors::hub::Published;
+use medrelay_actors::schedule::actor::GetBoard;
 use medrelay_actors::store::Store;
 use medrelay_protocol::ws::{Reply, Subscribed};
 use medrelay_protocol::{Channel, ErrorBody, ErrorCode};
@@ -13,30 +16,50 @@ use tokio::task::JoinHandle;
 
 use super::outbound::{Frame, Outbox};
 use crate::app::AppState;
-use crate::auth::Principal;
 use crate::http::error::ApiError;
+
+/// What a subscriber asked for.
+pub struct Request {
+    /// The command id to answer.
+    pub id: Option<String>,
+    /// The channel.
+    pub channel: Channel,
+    /// Resume after this seq.
+    pub since: Option<u64>,
+    /// Boards: snapshot dates.
+    pub from: Option<jiff::civil::Date>,
+    /// Boards: snapshot dates.
+    pub to: Option<jiff::civil::Date>,
+}
 
 /// Checks permission, queues the reply (and any replayed events), and spawns
 /// the task that forwards live events.
 ///
 /// # Errors
-/// [`ApiError::Forbidden`] when the caller may not see the channel; an
-/// internal error when the store cannot be read.
-pub fn start(
+/// [`ApiError::Forbidden`] when the viewer may not see the channel; the
+/// board's errors (unknown doctor, bad range); an internal error when the
+/// store cannot be read.
+pub async fn start(
     state: &Arc<AppState>,
-    principal: &Principal,
+    viewer: &Viewer,
     out: &Outbox,
-    id: Option<String>,
-    channel: Channel,
-    since: Option<u64>,
+    req: Request,
 ) -> Result<JoinHandle<()>, ApiError> {
-    if !channels::may_subscribe(&principal.user_id, principal.role, &channel) {
+    let Request {
+        id,
+        channel,
+        since,
+        from,
+        to,
+    } = req;
+    if !channels::may_subscribe(&state.store, viewer, &channel)? {
         return Err(ApiError::Forbidden(format!(
             "you may not subscribe to {channel}"
         )));
     }
-    // Listen first, then read the head: an event committed in between is
-    // both in the store and in the receiver, and the seq check drops the copy.
+    let reveal = channels::reveals_patients(viewer, &channel);
+    // Listen first, then read the state: an event committed in between is
+    // both in the state and in the receiver, and the seq check drops the copy.
     let rx = state.hub.subscribe(&channel);
     let store = &state.store;
     let head = store.channel_head(&channel)?;
@@ -54,14 +77,15 @@ pub fn start(
             !complete
         }
     };
-    let snapshot = if since.is_none() || resync {
-        Some(channels::snapshot(store, &channel)?)
+    let (snapshot, seq) = if since.is_none() || resync {
+        let (snapshot, seq) = snapshot_of(state, &channel, reveal, from, to).await?;
+        (Some(snapshot), seq.unwrap_or(head))
     } else {
-        None
+        (None, head)
     };
     let data = Subscribed {
         channel: channel.clone(),
-        seq: head,
+        seq,
         replayed: replay.len() as u64,
         resync,
         snapshot,
@@ -69,93 +93,123 @@ pub fn start(
     let data = serde_json::to_value(data).map_err(ApiError::internal)?;
     out.reply(Reply::ok(id, data));
     for event in replay {
-        let frame = Published::new(channel.clone(), event.seq, event.event).frame;
+        let frame = Published::new(channel.clone(), event.seq, event.event).frame_for(reveal);
         if !out.push(Frame::Shared(frame)) {
             break;
         }
     }
-    Ok(tokio::spawn(forward(
-        rx,
-        head,
+    let forwarder = Forwarder {
         channel,
-        store.clone(),
-        out.clone(),
-    )))
+        store: store.clone(),
+        out: out.clone(),
+        reveal,
+    };
+    Ok(tokio::spawn(forwarder.run(rx, seq)))
 }
 
-async fn forward(
-    mut rx: tokio::sync::broadcast::Receiver<Arc<Published>>,
-    mut last: u64,
+/// A channel's snapshot, and for boards the exact seq it reflects.
+async fn snapshot_of(
+    state: &AppState,
+    channel: &Channel,
+    reveal: bool,
+    from: Option<jiff::civil::Date>,
+    to: Option<jiff::civil::Date>,
+) -> Result<(serde_json::Value, Option<u64>), ApiError> {
+    match channel {
+        Channel::Board(provider) => {
+            let board = crate::scheduling::ask(state, provider, GetBoard { from, to }).await??;
+            Ok((
+                crate::scheduling::board_json(&board, reveal),
+                Some(board.seq),
+            ))
+        }
+        other => Ok((channels::snapshot(&state.store, other)?, None)),
+    }
+}
+
+struct Forwarder {
     channel: Channel,
     store: Store,
     out: Outbox,
-) {
-    loop {
-        match rx.recv().await {
-            Ok(published) => {
-                if published.seq <= last {
-                    continue;
-                }
-                if published.seq > last + 1
-                    && !catch_up(&store, &channel, &mut last, published.seq - 1, &out)
-                {
-                    return;
-                }
-                if !out.push(Frame::Shared(published.frame.clone())) {
-                    return;
-                }
-                last = published.seq;
-            }
-            Err(RecvError::Lagged(_)) => {
-                let head = match store.channel_head(&channel) {
-                    Ok(head) => head,
-                    Err(e) => {
-                        tracing::error!(%channel, error = %e, "could not read channel head");
-                        return;
-                    }
-                };
-                if !catch_up(&store, &channel, &mut last, head, &out) {
-                    return;
-                }
-            }
-            Err(RecvError::Closed) => return,
-        }
-    }
+    reveal: bool,
 }
 
-/// Sends the stored events `last+1 ..= upto`; when they are no longer kept,
-/// tells the client to subscribe again and ends the subscription.
-fn catch_up(store: &Store, channel: &Channel, last: &mut u64, upto: u64, out: &Outbox) -> bool {
-    if upto <= *last {
-        return true;
-    }
-    let wanted = upto - *last;
-    let events = match store.channel_events(channel, *last, wanted as usize) {
-        Ok((events, _)) => events,
-        Err(e) => {
-            tracing::error!(%channel, error = %e, "could not read channel history");
-            Vec::new()
+impl Forwarder {
+    async fn run(self, mut rx: tokio::sync::broadcast::Receiver<Arc<Published>>, mut last: u64) {
+        loop {
+            match rx.recv().await {
+                Ok(published) => {
+                    if published.seq <= last {
+                        continue;
+                    }
+                    if published.seq > last + 1 && !self.catch_up(&mut last, published.seq - 1) {
+                        return;
+                    }
+                    if !self
+                        .out
+                        .push(Frame::Shared(published.frame_for(self.reveal)))
+                    {
+                        return;
+                    }
+                    last = published.seq;
+                }
+                Err(RecvError::Lagged(_)) => {
+                    let head = match self.store.channel_head(&self.channel) {
+                        Ok(head) => head,
+                        Err(e) => {
+                            tracing::error!(channel = %self.channel, error = %e, "could not read channel head");
+                            return;
+                        }
+                    };
+                    if !self.catch_up(&mut last, head) {
+                        return;
+                    }
+                }
+                Err(RecvError::Closed) => return,
+            }
         }
-    };
-    if events.len() as u64 != wanted || events.first().is_some_and(|e| e.seq != *last + 1) {
-        out.reply(Reply::err(
-            None,
-            ErrorBody::new(
-                ErrorCode::ResyncRequired,
-                format!("missed events of {channel} are no longer kept; subscribe again"),
-            )
-            .with_field(channel.to_string()),
-        ));
-        return false;
     }
-    for event in events {
-        let seq = event.seq;
-        if !out.push(Frame::Shared(
-            Published::new(channel.clone(), seq, event.event).frame,
-        )) {
+
+    /// Sends the stored events `last+1 ..= upto`; when they are no longer
+    /// kept, tells the client to subscribe again and ends the subscription.
+    fn catch_up(&self, last: &mut u64, upto: u64) -> bool {
+        if upto <= *last {
+            return true;
+        }
+        let wanted = upto - *last;
+        let events = match self
+            .store
+            .channel_events(&self.channel, *last, wanted as usize)
+        {
+            Ok((events, _)) => events,
+            Err(e) => {
+                tracing::error!(channel = %self.channel, error = %e, "could not read channel history");
+                Vec::new()
+            }
+        };
+        if events.len() as u64 != wanted || events.first().is_some_and(|e| e.seq != *last + 1) {
+            self.out.reply(Reply::err(
+                None,
+                ErrorBody::new(
+                    ErrorCode::ResyncRequired,
+                    format!(
+                        "missed events of {} are no longer kept; subscribe again",
+                        self.channel
+                    ),
+                )
+                .with_field(self.channel.to_string()),
+            ));
             return false;
         }
-        *last = seq;
+        for event in events {
+            let seq = event.seq;
+            let frame =
+                Published::new(self.channel.clone(), seq, event.event).frame_for(self.reveal);
+            if !self.out.push(Frame::Shared(frame)) {
+                return false;
+            }
+            *last = seq;
+        }
+        true
     }
-    true
 }

@@ -6,6 +6,8 @@ mod helpers;
 mod access;
 mod auth;
 mod bad_input;
+mod boards;
 mod lifecycle;
 mod process;
+mod schedule;
 mod websocket;

@@ -196,6 +196,14 @@ impl WriteBatch {
         self
     }
 
+    /// Appends another batch's preconditions, changes and events.
+    pub fn absorb(&mut self, other: WriteBatch) -> &mut Self {
+        self.absent.extend(other.absent);
+        self.ops.extend(other.ops);
+        self.events.extend(other.events);
+        self
+    }
+
     /// Whether the batch changes nothing.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty() && self.events.is_empty()
@@ -337,6 +345,30 @@ impl Store {
             let key = k.value().to_owned();
             let value = record::decode(&key, v.value())?;
             out.push((key, value));
+        }
+        Ok(out)
+    }
+
+    /// Reads up to `limit` records whose keys start with `prefix`, in key order.
+    ///
+    /// # Errors
+    /// [`StoreError`] on an I/O failure or an unreadable value.
+    pub fn scan_prefix<T: Record>(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        let txn = self.read_txn()?;
+        let table = txn.open_table(T::TABLE.def())?;
+        let mut out = Vec::new();
+        for item in table.range::<&str>(prefix..)? {
+            let (k, v) = item?;
+            let key = k.value();
+            if !key.starts_with(prefix) || out.len() >= limit {
+                break;
+            }
+            let value = record::decode(key, v.value())?;
+            out.push((key.to_owned(), value));
         }
         Ok(out)
     }

@@ -22,13 +22,22 @@ pub enum Table {
     RevokedTokens,
     /// revoked session (refresh family) id → when the revocation may be forgotten.
     RevokedFamilies,
+    /// appointment id → appointment.
+    Appointments,
+    /// `provider/appointment` → (index of a doctor's appointments).
+    ProviderAppointments,
+    /// `patient/appointment` → (index of a patient's appointments).
+    PatientAppointments,
+    /// `patient/<5-minute cell>` → the appointment holding it; a patient's
+    /// overlapping bookings collide here.
+    PatientCells,
     /// Scratch table used by benchmarks and store tests.
     Scratch,
 }
 
 impl Table {
     /// All record tables; each is created when the store opens.
-    pub const ALL: [Table; 8] = [
+    pub const ALL: [Table; 12] = [
         Table::Users,
         Table::Usernames,
         Table::Patients,
@@ -36,6 +45,10 @@ impl Table {
         Table::RefreshTokens,
         Table::RevokedTokens,
         Table::RevokedFamilies,
+        Table::Appointments,
+        Table::ProviderAppointments,
+        Table::PatientAppointments,
+        Table::PatientCells,
         Table::Scratch,
     ];
 
@@ -49,6 +62,10 @@ impl Table {
             Table::RefreshTokens => "refresh_tokens",
             Table::RevokedTokens => "revoked_tokens",
             Table::RevokedFamilies => "revoked_families",
+            Table::Appointments => "appointments",
+            Table::ProviderAppointments => "provider_appointments",
+            Table::PatientAppointments => "patient_appointments",
+            Table::PatientCells => "patient_cells",
             Table::Scratch => "scratch",
         }
     }

@@ -1,0 +1,233 @@
+//! Doctor schedules: providers' hours, appointments, and the `ScheduleActor`
+//! that owns each doctor's bookings.
+//!
+//! Every booking, move and cancellation for one doctor goes through that
+//! doctor's actor, one at a time: it checks the request against its state,
+//! writes the change (and its events) through the group-commit store, and only
+//! after the write is durable applies it to its state and replies. Two
+//! requests for one slot can therefore never both succeed.
+//!
+//! A patient's overlapping appointments with *different* doctors are kept out
+//! by the store instead: each appointment reserves the patient's 5-minute
+//! cells it covers, with a precondition that they are free, so the race
+//! between two doctors' actors is decided inside one write transaction.
+//!
+//! # Layout
+//! - [`rules`]: pure slot generation (time zones, DST) and hour validation.
+//! - [`actor`]: the `ScheduleActor` and its messages.
+
+pub mod actor;
+pub mod rules;
+
+use jiff::Timestamp;
+use medrelay_protocol::schedule::{AppointmentId, AppointmentStatus, SlotTime};
+use medrelay_protocol::{PatientId, ProviderId, UserId};
+use serde::{Deserialize, Serialize};
+
+use crate::accounts::{ProviderRecord, UserRecord};
+use crate::ids::new_id;
+use crate::store::{Record, Store, StoreError, Table, WriteBatch, WriteError};
+
+pub use actor::ScheduleActor;
+
+/// One change in an appointment's life.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    /// When.
+    pub at: Timestamp,
+    /// Who (absent for the system).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<UserId>,
+    /// `Booked`, `Rescheduled`, or the new status.
+    pub action: String,
+    /// For a reschedule: where it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<SlotTime>,
+}
+
+/// An appointment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppointmentRecord {
+    /// Its id.
+    pub appointment_id: AppointmentId,
+    /// The doctor.
+    pub provider_id: ProviderId,
+    /// The patient.
+    pub patient_id: PatientId,
+    /// When.
+    pub slot: SlotTime,
+    /// Its status.
+    pub status: AppointmentStatus,
+    /// Every change, oldest first.
+    pub history: Vec<HistoryEntry>,
+}
+
+impl Record for AppointmentRecord {
+    const TABLE: Table = Table::Appointments;
+    const VERSION: u16 = 1;
+}
+
+/// Index entry (`provider/appointment` or `patient/appointment` keys).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct IndexEntry {}
+
+macro_rules! index_record {
+    ($name:ident, $table:expr) => {
+        /// An index entry in its table.
+        #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub IndexEntry);
+        impl Record for $name {
+            const TABLE: Table = $table;
+            const VERSION: u16 = 1;
+        }
+    };
+}
+index_record!(ProviderAppointment, Table::ProviderAppointments);
+index_record!(PatientAppointment, Table::PatientAppointments);
+
+/// A patient's reserved 5-minute cell (`patient/cell` key).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PatientCell {
+    /// The appointment holding it.
+    pub appointment_id: AppointmentId,
+}
+
+impl Record for PatientCell {
+    const TABLE: Table = Table::PatientCells;
+    const VERSION: u16 = 1;
+}
+
+/// Booking limits, from the `[schedule]` config section.
+#[derive(Debug, Clone, Copy)]
+pub struct BookingRules {
+    /// Bookings must start at least this long from now.
+    pub min_notice: jiff::SignedDuration,
+    /// Bookings may start at most this long from now.
+    pub horizon: jiff::SignedDuration,
+}
+
+/// Why a schedule operation failed; each maps to one protocol error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    /// The provider, patient or appointment does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// Not inside the doctor's hours, or not on a slot boundary.
+    #[error("{0}")]
+    OutsideAvailability(String),
+    /// In the past or within the minimum notice.
+    #[error("{0}")]
+    TooSoon(String),
+    /// Beyond the booking horizon.
+    #[error("{0}")]
+    TooFar(String),
+    /// The slot is booked.
+    #[error("that slot is already booked")]
+    SlotTaken,
+    /// The patient has an overlapping appointment.
+    #[error("the patient already has an appointment at that time")]
+    PatientConflict,
+    /// The status change is not allowed.
+    #[error("{0}")]
+    InvalidTransition(String),
+    /// A field's value is not acceptable.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field.
+        field: String,
+        /// Why.
+        message: String,
+    },
+    /// The provider still has appointments ahead.
+    #[error(
+        "the provider has {0} appointments ahead; cancel them first or pass cancelAppointments=true"
+    )]
+    HasFutureAppointments(usize),
+    /// The provider id exists.
+    #[error("providerId is already taken")]
+    ProviderExists,
+    /// The store failed.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// The actor failed while handling the request (it was restarted).
+    #[error("internal error")]
+    Internal,
+}
+
+impl From<StoreError> for ScheduleError {
+    fn from(e: StoreError) -> Self {
+        ScheduleError::Storage(e.to_string())
+    }
+}
+
+impl From<rules::Invalid> for ScheduleError {
+    fn from(e: rules::Invalid) -> Self {
+        ScheduleError::Invalid {
+            field: e.field,
+            message: e.message,
+        }
+    }
+}
+
+/// A new appointment id.
+pub fn new_appointment_id() -> AppointmentId {
+    AppointmentId::parse(&new_id("apt")).expect("generated ids are valid")
+}
+
+/// Creates a provider profile; with `link`, attaches it to that doctor
+/// account (which must not have a profile yet).
+///
+/// # Errors
+/// [`ScheduleError::ProviderExists`], [`ScheduleError::Invalid`] for bad hours
+/// or an unsuitable account, or a storage error.
+pub async fn create_provider(
+    store: &Store,
+    record: ProviderRecord,
+    link: Option<UserRecord>,
+) -> Result<ProviderRecord, ScheduleError> {
+    rules::validate_hours(
+        &record.time_zone,
+        record.slot_minutes,
+        &record.availability,
+        &record.exceptions,
+    )?;
+    let mut batch = WriteBatch::new();
+    batch.require_absent(Table::Providers, record.provider_id.as_str());
+    batch.put(record.provider_id.as_str(), &record);
+    if let Some(mut user) = link {
+        if user.role != medrelay_protocol::Role::Doctor || user.provider_id.is_some() {
+            return Err(ScheduleError::Invalid {
+                field: "userId".into(),
+                message: "must name a doctor account without a provider profile".into(),
+            });
+        }
+        user.provider_id = Some(record.provider_id.clone());
+        batch.put(user.user_id.to_string(), &user);
+    }
+    match store.write(batch).await {
+        Ok(_) => Ok(record),
+        Err(WriteError::Exists { .. }) => Err(ScheduleError::ProviderExists),
+        Err(e) => Err(ScheduleError::Storage(e.to_string())),
+    }
+}
+
+/// The ids of a key prefix's index entries (`prefix/<id>`), in key order.
+///
+/// # Errors
+/// A storage error.
+pub fn indexed_ids<T: Record>(
+    store: &Store,
+    owner: &str,
+    limit: usize,
+) -> Result<Vec<AppointmentId>, StoreError> {
+    let prefix = format!("{owner}/");
+    Ok(store
+        .scan_prefix::<T>(&prefix, limit)?
+        .into_iter()
+        .filter_map(|(key, _)| AppointmentId::parse(&key[prefix.len()..]).ok())
+        .collect())
+}

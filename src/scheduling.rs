@@ -1,0 +1,187 @@
+//! Schedule operations shared by REST and WebSocket: who may do what, and
+//! the one call into the doctor's `ScheduleActor`. Both surfaces call these,
+//! so they give the same answers and the same error codes.
+
+use medrelay_actors::accounts::{ProviderRecord, UserRecord};
+use medrelay_actors::channels::Viewer;
+use medrelay_actors::schedule::actor::{Board, Book, Update};
+use medrelay_actors::schedule::{AppointmentRecord, ScheduleActor};
+use medrelay_protocol::schedule::{
+    AppointmentId, BookAppointment, RequestedStatus, UpdateAppointment,
+};
+use medrelay_protocol::{ProviderId, Role};
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::http::error::ApiError;
+
+/// Sends `message` to the schedule actor of `provider`, after checking that
+/// the provider exists, so unknown ids never start an actor.
+///
+/// # Errors
+/// 404 for an unknown provider, the actor's own error otherwise.
+pub async fn ask<M>(
+    state: &AppState,
+    provider: &ProviderId,
+    message: M,
+) -> Result<M::Result, ApiError>
+where
+    M: actix::Message + Send + Clone + 'static,
+    M::Result: Send,
+    ScheduleActor: actix::Handler<M>,
+{
+    if state
+        .store
+        .get::<ProviderRecord>(provider.as_str())?
+        .is_none()
+    {
+        return Err(ApiError::NotFound(format!("no provider {provider}")));
+    }
+    Ok(state.schedules.send(provider.as_str(), message).await?)
+}
+
+/// The caller with the profiles their account owns.
+///
+/// # Errors
+/// 401 when the account no longer exists; 500 on a read failure.
+pub fn viewer(state: &AppState, principal: &Principal) -> Result<Viewer, ApiError> {
+    let user = state
+        .store
+        .get::<UserRecord>(principal.user_id.as_str())?
+        .ok_or_else(|| ApiError::Unauthorized("the account no longer exists".into()))?;
+    Ok(Viewer::from(&user))
+}
+
+/// Books a slot: patients for themselves, doctors on their own schedule,
+/// admins anywhere.
+///
+/// # Errors
+/// 403 for someone else's patient or schedule; the schedule's own errors.
+pub async fn book(
+    state: &AppState,
+    viewer: &Viewer,
+    request: BookAppointment,
+) -> Result<AppointmentRecord, ApiError> {
+    match viewer.role {
+        Role::Patient if viewer.patient_id.as_ref() != Some(&request.patient_id) => {
+            return Err(ApiError::Forbidden(
+                "patients book only for themselves".into(),
+            ));
+        }
+        Role::Doctor if !viewer.manages(&request.provider_id) => {
+            return Err(ApiError::Forbidden(
+                "doctors book only on their own schedule".into(),
+            ));
+        }
+        _ => {}
+    }
+    let provider = request.provider_id.clone();
+    let by = Some(viewer.user_id.clone());
+    Ok(ask(state, &provider, Book { request, by }).await??)
+}
+
+/// An appointment the viewer may see: their own (patients), on their schedule
+/// (doctors), any (admins).
+///
+/// # Errors
+/// 404 when it does not exist, 403 when it is not the viewer's to see.
+pub fn find(
+    state: &AppState,
+    viewer: &Viewer,
+    id: &AppointmentId,
+) -> Result<AppointmentRecord, ApiError> {
+    let record = state
+        .store
+        .get::<AppointmentRecord>(id.as_str())?
+        .ok_or_else(|| ApiError::NotFound(format!("no appointment {id}")))?;
+    let allowed = match viewer.role {
+        Role::Admin => true,
+        Role::Patient => viewer.patient_id.as_ref() == Some(&record.patient_id),
+        Role::Doctor => viewer.manages(&record.provider_id),
+    };
+    if !allowed {
+        return Err(ApiError::Forbidden("that appointment is not yours".into()));
+    }
+    Ok(record)
+}
+
+/// Moves an appointment or changes its status. Patients may move or cancel
+/// their own; check-in, completion and no-show are for the doctor and admins.
+///
+/// # Errors
+/// As [`find`], 403 for a status a patient may not set, and the schedule's errors.
+pub async fn update(
+    state: &AppState,
+    viewer: &Viewer,
+    id: &AppointmentId,
+    change: UpdateAppointment,
+) -> Result<AppointmentRecord, ApiError> {
+    let current = find(state, viewer, id)?;
+    if viewer.role == Role::Patient
+        && !matches!(
+            change.status,
+            None | Some(
+                RequestedStatus::Scheduled
+                    | RequestedStatus::Rescheduled
+                    | RequestedStatus::Cancelled
+            )
+        )
+    {
+        return Err(ApiError::Forbidden(
+            "patients may only move or cancel their appointments".into(),
+        ));
+    }
+    let message = Update {
+        appointment_id: id.clone(),
+        change,
+        by: Some(viewer.user_id.clone()),
+    };
+    Ok(ask(state, &current.provider_id, message).await??)
+}
+
+/// Cancels an appointment.
+///
+/// # Errors
+/// As [`update`].
+pub async fn cancel(
+    state: &AppState,
+    viewer: &Viewer,
+    id: &AppointmentId,
+) -> Result<AppointmentRecord, ApiError> {
+    let change = UpdateAppointment {
+        status: Some(RequestedStatus::Cancelled),
+        ..Default::default()
+    };
+    update(state, viewer, id, change).await
+}
+
+/// A board or slot list as JSON; patients' identities only when `reveal`.
+pub fn board_json(board: &Board, reveal: bool) -> Value {
+    let slots: Vec<Value> = board
+        .slots
+        .iter()
+        .map(|s| {
+            let mut slot = json!({
+                "date": s.slot.date, "timeSlot": s.slot.time_slot,
+                "start": s.slot.start, "end": s.slot.end,
+                "state": if s.booked.is_some() { "booked" } else { "free" },
+            });
+            if let Some((appointment, patient)) = &s.booked {
+                slot["appointmentId"] = json!(appointment);
+                if reveal {
+                    slot["patientId"] = json!(patient);
+                }
+            }
+            slot
+        })
+        .collect();
+    json!({
+        "providerId": board.provider.provider_id,
+        "timeZone": board.provider.time_zone,
+        "slotMinutes": board.provider.slot_minutes,
+        "from": board.from,
+        "to": board.to,
+        "slots": slots,
+    })
+}
