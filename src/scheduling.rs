@@ -46,6 +46,15 @@ where
 /// # Errors
 /// 401 when the account no longer exists; 500 on a read failure.
 pub fn viewer(state: &AppState, principal: &Principal) -> Result<Viewer, ApiError> {
+    if principal.display_board().is_some() {
+        // A display sees what a patient sees, and owns nothing.
+        return Ok(Viewer {
+            user_id: principal.user_id.clone(),
+            role: Role::Patient,
+            patient_id: None,
+            provider_id: None,
+        });
+    }
     let user = state
         .store
         .get::<UserRecord>(principal.user_id.as_str())?

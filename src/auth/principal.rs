@@ -43,6 +43,37 @@ impl Principal {
         })
     }
 
+    /// Like [`Principal::from_token`], but also accepts a display token (for
+    /// WebSocket connections only: REST routes never call this).
+    ///
+    /// # Errors
+    /// [`ApiError::Unauthorized`] saying why.
+    pub fn from_socket_token(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+        let access = Principal::from_token(state, token);
+        if access.is_ok() {
+            return access;
+        }
+        match state.tokens.verify(token, TokenKind::Display) {
+            Ok(claims) if !state.revocations.is_revoked(&claims.jti, &claims.fam) => {
+                Ok(Principal {
+                    user_id: claims.sub.clone(),
+                    role: Role::Patient,
+                    claims,
+                })
+            }
+            _ => access,
+        }
+    }
+
+    /// For a display token: the one board it may watch.
+    pub fn display_board(&self) -> Option<&medrelay_protocol::ProviderId> {
+        if self.claims.typ == TokenKind::Display {
+            self.claims.board.as_ref()
+        } else {
+            None
+        }
+    }
+
     /// Passes only the given roles.
     ///
     /// # Errors

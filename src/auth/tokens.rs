@@ -13,8 +13,12 @@ use anyhow::Context;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use medrelay_actors::ids::{new_id, random_bytes};
-use medrelay_protocol::{Role, UserId};
+use medrelay_protocol::{ProviderId, Role, UserId};
 use serde::{Deserialize, Serialize};
+
+/// The subject of display tokens: no account has this id (generated ids
+/// always carry a `_`).
+pub const DISPLAY_SUBJECT: &str = "display";
 
 /// What a token is for; a refresh token is never accepted as an access token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +28,9 @@ pub enum TokenKind {
     Access,
     /// Buys a new pair of tokens, once.
     Refresh,
+    /// Lets a display (a waiting-room screen) watch one board, redacted,
+    /// over the WebSocket only.
+    Display,
 }
 
 /// The claims medrelay puts in its tokens.
@@ -41,8 +48,11 @@ pub struct Claims {
     pub iat: i64,
     /// Expires at (unix seconds).
     pub exp: i64,
-    /// Access or refresh.
+    /// Access, refresh or display.
     pub typ: TokenKind,
+    /// Display tokens: the one board they may watch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub board: Option<ProviderId>,
 }
 
 /// Why a token was refused.
@@ -130,22 +140,43 @@ impl TokenKeys {
         kind: TokenKind,
     ) -> anyhow::Result<Issued> {
         let now = jiff::Timestamp::now().as_second();
-        let ttl = match kind {
-            TokenKind::Access => self.access_ttl,
-            TokenKind::Refresh => self.refresh_ttl,
+        let (ttl, prefix) = match kind {
+            TokenKind::Access => (self.access_ttl, "at"),
+            TokenKind::Refresh => (self.refresh_ttl, "rt"),
+            TokenKind::Display => anyhow::bail!("display tokens are issued by issue_display"),
         };
-        let claims = Claims {
+        self.sign(Claims {
             sub: user.clone(),
             role,
-            jti: new_id(match kind {
-                TokenKind::Access => "at",
-                TokenKind::Refresh => "rt",
-            }),
+            jti: new_id(prefix),
             fam: family.to_owned(),
             iat: now,
             exp: now.saturating_add(ttl),
             typ: kind,
-        };
+            board: None,
+        })
+    }
+
+    /// Issues a display token for `board`, valid for `ttl_secs`. Its subject
+    /// is the synthetic `display`, which names no account.
+    ///
+    /// # Errors
+    /// Only if signing itself fails.
+    pub fn issue_display(&self, board: &ProviderId, ttl_secs: i64) -> anyhow::Result<Issued> {
+        let now = jiff::Timestamp::now().as_second();
+        self.sign(Claims {
+            sub: UserId::parse(DISPLAY_SUBJECT).expect("a valid id"),
+            role: Role::Patient,
+            jti: new_id("dt"),
+            fam: DISPLAY_SUBJECT.to_owned(),
+            iat: now,
+            exp: now.saturating_add(ttl_secs),
+            typ: TokenKind::Display,
+            board: Some(board.clone()),
+        })
+    }
+
+    fn sign(&self, claims: Claims) -> anyhow::Result<Issued> {
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .context("could not sign a token")?;
         Ok(Issued { token, claims })

@@ -31,6 +31,7 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(create, list))
         .routes(routes!(get_one, update, delete))
         .routes(routes!(slots))
+        .routes(routes!(display_token))
 }
 
 const MAX_TEXT: usize = 200;
@@ -355,4 +356,68 @@ async fn slots(
         &board,
         viewer.manages(&id),
     )))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DisplayTokenRequest {
+    /// Validity in hours (1 to 8760, default 720).
+    #[serde(default)]
+    ttl_hours: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct DisplayToken {
+    /// Use as a bearer token on `/ws` (or in an `auth` frame).
+    token: String,
+    #[schema(value_type = String)]
+    provider_id: ProviderId,
+    #[schema(value_type = String)]
+    expires_at: jiff::Timestamp,
+}
+
+/// Issues a display token: it lets a screen with no account watch this
+/// doctor's board over the WebSocket, showing slot state only (admins, or
+/// that doctor). It opens no REST route and books nothing.
+#[utoipa::path(post, path = "/api/providers/{providerId}/display-tokens", tag = "providers",
+    params(("providerId" = String, Path)), request_body = DisplayTokenRequest,
+    responses((status = 201, body = DisplayToken), (status = 401, body = ErrorEnvelope),
+        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+async fn display_token(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Json(body): Json<DisplayTokenRequest>,
+) -> Result<(StatusCode, axum::Json<DisplayToken>), ApiError> {
+    let id = provider_id(&id)?;
+    let viewer = scheduling::viewer(&state, &principal)?;
+    if !viewer.manages(&id) {
+        return Err(ApiError::Forbidden(
+            "only admins and that doctor may issue display tokens".into(),
+        ));
+    }
+    if state.store.get::<ProviderRecord>(id.as_str())?.is_none() {
+        return Err(ApiError::NotFound(format!("no provider {id}")));
+    }
+    let hours = body.ttl_hours.unwrap_or(720);
+    if !(1..=8760).contains(&hours) {
+        return Err(ApiError::invalid("ttlHours", "must be 1 to 8760"));
+    }
+    let issued = state
+        .tokens
+        .issue_display(&id, i64::from(hours) * 3600)
+        .map_err(ApiError::internal)?;
+    tracing::info!(provider = %id, by = %principal.user_id, hours, "display token issued");
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(DisplayToken {
+            token: issued.token,
+            provider_id: id,
+            expires_at: jiff::Timestamp::from_second(issued.claims.exp)
+                .map_err(ApiError::internal)?,
+        }),
+    ))
 }

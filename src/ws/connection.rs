@@ -231,6 +231,15 @@ impl Connection {
                         "too many subscriptions on this socket",
                     ));
                 }
+                if let Some(board) = principal.display_board()
+                    && channel != Channel::Board(board.clone())
+                {
+                    return Some(Reply::error(
+                        id,
+                        ErrorCode::Forbidden,
+                        format!("this display may watch only board:{board}"),
+                    ));
+                }
                 let request = subscription::Request {
                     id: id.clone(),
                     channel: channel.clone(),
@@ -294,7 +303,7 @@ impl Connection {
     }
 
     fn authenticate(&mut self, id: Option<String>, token: &str) -> Reply {
-        match Principal::from_token(&self.state, token) {
+        match Principal::from_socket_token(&self.state, token) {
             Ok(principal) => {
                 if let Some(current) = &self.principal
                     && current.user_id != principal.user_id

@@ -60,7 +60,7 @@ async fn upgrade(
         });
     }
     let principal = match bearer(&headers)? {
-        Some(token) => Some(Principal::from_token(&state, token)?),
+        Some(token) => Some(Principal::from_socket_token(&state, token)?),
         None => None,
     };
     let settings = &state.settings.websocket;

@@ -316,3 +316,67 @@ async fn one_doctors_crash_leaves_every_other_board_working() {
             .contains("actor_restarts_total{actor=\"schedule\"}")
     );
 }
+
+#[tokio::test]
+async fn a_display_token_watches_one_board_redacted_and_nothing_else() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    provider(&app, &admin, "prov001").await;
+    provider(&app, &admin, "prov002").await;
+    let p = app.signup_patient("alice").await;
+    let (status, _) = app
+        .post(
+            "/api/providers/prov001/display-tokens",
+            json!({}),
+            Some(&p.tokens.token),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, issued) = app
+        .post(
+            "/api/providers/prov001/display-tokens",
+            json!({"ttlHours": 24}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(status, 201, "{issued}");
+    let display = issued["token"].as_str().unwrap().to_owned();
+
+    // No REST route accepts it.
+    assert_eq!(app.get("/api/doctors", Some(&display)).await.0, 401);
+    assert_eq!(
+        app.get("/api/providers/prov001/slots", Some(&display))
+            .await
+            .0,
+        401
+    );
+
+    // Over the WebSocket (here via an auth frame) it watches its one board.
+    let mut screen = app.ws(None).await;
+    assert_eq!(
+        screen.call(json!({"type": "auth", "token": display})).await["ok"],
+        true
+    );
+    let other = screen
+        .call(json!({"type": "subscribe", "channel": "board:prov002"}))
+        .await;
+    assert_eq!(other["error"]["code"], "forbidden");
+    let users = screen
+        .call(json!({"type": "subscribe", "channel": "users"}))
+        .await;
+    assert_eq!(users["error"]["code"], "forbidden");
+    subscribe(&mut screen, "board:prov001", json!({})).await;
+    let denied = screen
+        .call(book_cmd(&p.patient_id, "prov001", "09:00"))
+        .await;
+    assert_eq!(denied["error"]["code"], "forbidden");
+
+    let mut ws = app.ws(Some(&p.tokens.token)).await;
+    assert_eq!(
+        ws.call(book_cmd(&p.patient_id, "prov001", "10:00")).await["ok"],
+        true
+    );
+    let event = screen.next_event().await;
+    assert_eq!(event["event"]["kind"], "appointment_booked");
+    assert!(event["event"].get("patientId").is_none(), "{event}");
+}
