@@ -43,6 +43,9 @@ pub fn router() -> Router<Arc<AppState>> {
 /// before it is buffered.
 const HARD_LIMIT_FACTOR: usize = 4;
 
+/// Initial read and write buffer of each socket.
+const SOCKET_BUFFER: usize = 4 * 1024;
+
 async fn upgrade(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -70,6 +73,11 @@ async fn upgrade(
         .ok_or_else(|| ApiError::Unavailable("too many open WebSockets; try again later".into()))?;
     let hard_limit = settings.max_frame_bytes.saturating_mul(HARD_LIMIT_FACTOR);
     Ok(ws
+        // tungstenite allocates its read buffer up front (128 KiB by default);
+        // small buffers that grow on demand keep an idle socket to a few KiB.
+        .read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(SOCKET_BUFFER)
+        .max_write_buffer_size(hard_limit.saturating_mul(2))
         .max_message_size(hard_limit)
         .max_frame_size(hard_limit)
         .on_upgrade(move |socket| connection::run(socket, state, principal, guard)))

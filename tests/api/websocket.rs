@@ -58,13 +58,15 @@ async fn no_auth_in_time_closes_with_4001() {
 
 #[tokio::test]
 async fn an_expired_token_closes_the_socket_unless_refreshed() {
-    let app = spawn_app_with(|s| s.auth.access_ttl_secs = 2).await;
+    let app = spawn_app_with(|s| s.auth.access_ttl_secs = 4).await;
     app.signup_patient("alice").await;
+    // Two sessions at least two seconds apart: the second token outlives the
+    // first by that much, which is the margin this test needs.
     let first = app.login("alice", PASSWORD).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let second = app.login("alice", PASSWORD).await;
     let mut refreshed = app.ws(Some(&first.token)).await;
     let mut expiring = app.ws(Some(&first.token)).await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let second = app.login("alice", PASSWORD).await;
     assert_eq!(
         refreshed
             .call(json!({"type": "auth", "token": second.token}))
@@ -72,7 +74,6 @@ async fn an_expired_token_closes_the_socket_unless_refreshed() {
         true
     );
     assert_eq!(expiring.closed().await, close_code(4001));
-    tokio::time::sleep(Duration::from_millis(1200)).await;
     // Past the first token's expiry, the refreshed socket still answers.
     assert_eq!(refreshed.call(json!({"type": "ping"})).await["ok"], true);
 }
