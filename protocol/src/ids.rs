@@ -16,7 +16,7 @@ pub struct InvalidValue(pub String);
 
 /// Accepts 1..=64 ASCII letters, digits, `-` and `_`: safe in URLs, channel
 /// names and NATS subject tokens (no `.`, `*`, `>` or whitespace).
-fn check_token(kind: &str, s: &str) -> Result<(), InvalidValue> {
+pub(crate) fn check_token(kind: &str, s: &str) -> Result<(), InvalidValue> {
     if s.is_empty() || s.len() > 64 {
         return Err(InvalidValue(format!("{kind} must be 1 to 64 characters")));
     }
@@ -31,6 +31,7 @@ fn check_token(kind: &str, s: &str) -> Result<(), InvalidValue> {
     Ok(())
 }
 
+/// Defines an id type over [`check_token`]; `$kind` names it in errors.
 macro_rules! token_id {
     ($(#[$doc:meta])* $name:ident, $kind:literal) => {
         $(#[$doc])*
@@ -44,8 +45,8 @@ macro_rules! token_id {
             ///
             /// # Errors
             /// [`InvalidValue`] naming the rule that was broken.
-            pub fn parse(s: &str) -> Result<Self, InvalidValue> {
-                check_token($kind, s)?;
+            pub fn parse(s: &str) -> Result<Self, $crate::ids::InvalidValue> {
+                $crate::ids::check_token($kind, s)?;
                 Ok(Self(s.to_owned()))
             }
 
@@ -69,6 +70,8 @@ macro_rules! token_id {
         }
     };
 }
+
+pub(crate) use token_id;
 
 token_id!(
     /// A user account's id.

@@ -10,47 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::ids::{InvalidValue, PatientId, ProviderId};
 
-macro_rules! token_id_schedule {
-    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
-        #[serde(transparent)]
-        #[schemars(transparent)]
-        pub struct $name(String);
-
-        impl $name {
-            /// Parses an id: 1 to 64 letters, digits, `-` or `_`.
-            ///
-            /// # Errors
-            /// [`InvalidValue`] naming the rule that was broken.
-            pub fn parse(s: &str) -> Result<Self, InvalidValue> {
-                crate::ids::ProviderId::parse(s)
-                    .map(|_| Self(s.to_owned()))
-                    .map_err(|_| InvalidValue(format!("{} may contain only letters, digits, '-' and '_' (1 to 64)", $kind)))
-            }
-
-            /// The id as text.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                Self::parse(&s).map_err(serde::de::Error::custom)
-            }
-        }
-    };
-}
-
-token_id_schedule!(
+crate::ids::token_id!(
     /// An appointment's id.
     AppointmentId,
     "appointmentId"
