@@ -349,3 +349,14 @@ async fn channel_seqs_and_replay_survive_a_restart() {
     assert_eq!(event["seq"], head + 1);
     assert_eq!(event["event"]["username"], "rest3");
 }
+
+#[tokio::test]
+async fn a_peer_that_stops_answering_pings_is_closed_with_4009() {
+    let app = spawn_app_with(|s| s.websocket.heartbeat_secs = 1).await;
+    let token = app.admin_token().await;
+    let mut ws = app.ws(Some(&token)).await;
+    // Not reading means never answering the server's pings (a client answers
+    // them as it reads). After two silent intervals the server gives up.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(ws.closed().await, close_code(4009));
+}
