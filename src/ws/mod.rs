@@ -46,6 +46,10 @@ const HARD_LIMIT_FACTOR: usize = 4;
 /// Initial read and write buffer of each socket.
 const SOCKET_BUFFER: usize = 4 * 1024;
 
+/// The largest frame the server writes: a board snapshot of the longest range
+/// (31 days of 5-minute slots) is about 1.5 MB.
+const MAX_WRITE_BUFFER: usize = 4 * 1024 * 1024;
+
 async fn upgrade(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -77,7 +81,7 @@ async fn upgrade(
         // small buffers that grow on demand keep an idle socket to a few KiB.
         .read_buffer_size(SOCKET_BUFFER)
         .write_buffer_size(SOCKET_BUFFER)
-        .max_write_buffer_size(hard_limit.saturating_mul(2))
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
         .max_message_size(hard_limit)
         .max_frame_size(hard_limit)
         .on_upgrade(move |socket| connection::run(socket, state, principal, guard)))

@@ -380,3 +380,47 @@ async fn a_display_token_watches_one_board_redacted_and_nothing_else() {
     assert_eq!(event["event"]["kind"], "appointment_booked");
     assert!(event["event"].get("patientId").is_none(), "{event}");
 }
+
+#[tokio::test]
+async fn the_largest_board_snapshot_reaches_the_client() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let all_day: Vec<Value> = [
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ]
+    .iter()
+    .map(|d| json!({"day": d, "slots": ["00:00-24:00"]}))
+    .collect();
+    let (status, _) = app
+        .post(
+            "/api/providers",
+            json!({"providerId": "busy", "name": "Dr. Busy", "timeZone": "UTC",
+              "slotMinutes": 5, "availability": all_day}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let from = monday();
+    let to = from.checked_add(30.days()).unwrap();
+    let mut ws = app.ws(Some(&admin)).await;
+    let sub = subscribe(
+        &mut ws,
+        "board:busy",
+        json!({"from": from.to_string(), "to": to.to_string()}),
+    )
+    .await;
+    assert_eq!(sub["snapshot"]["slots"].as_array().unwrap().len(), 31 * 288);
+    let too_long = ws
+        .call(
+            json!({"type": "subscribe", "channel": "board:busy", "from": from.to_string(),
+                     "to": to.checked_add(1.day()).unwrap().to_string()}),
+        )
+        .await;
+    assert_eq!(too_long["error"]["field"], "to");
+}
