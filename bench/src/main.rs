@@ -5,6 +5,9 @@
 //!
 //! ```text
 //! cargo run --release -p medrelay-bench -- store [--seconds 3] [--warmup 0.5]
+//! cargo build --release -p medrelay -p medrelay-bench   # schedule runs the server binary
+//! cargo run --release -p medrelay-bench -- schedule [--clients 128] [--seconds 5] \
+//!     [--fanout-rate 100] [--fanout-sockets 1000] [--idle-connections 10000]
 //! ```
 //!
 //! Benchmarks:
@@ -17,8 +20,22 @@
 //!   is on disk. Reports writes/s and p50/p99 per-write latency, the 64-writer
 //!   speed-up over the baseline, and whether the targets (>= 50,000 writes/s at
 //!   64 writers, >= 10x baseline) are met. See [`store`].
+//! - `schedule`: the release `medrelay` server as a child process, driven
+//!   over WebSocket: durable bookings per second at full speed (closed loop)
+//!   and ack latency at a fixed 2,000 bookings/s (open loop); board fan-out
+//!   latency to 1,000 subscribers against a raw tokio-tungstenite broadcast;
+//!   and server memory per idle subscribed connection. Targets: >= 10,000
+//!   bookings/s, p99 <= 10 ms at 2,000/s, fan-out p99 <= 1.5x raw, <= 16 KiB
+//!   per idle connection. See [`schedule`].
 
+mod boards;
+mod booking;
+mod idle;
+mod schedule;
+mod server;
+mod stats;
 mod store;
+mod ws;
 
 use clap::{Parser, Subcommand};
 
@@ -35,11 +52,14 @@ struct Cli {
 enum Command {
     /// Durable writes: one fsync per write against the store's group commit.
     Store(store::Args),
+    /// Bookings, board fan-out and idle sockets over WebSocket against the server.
+    Schedule(schedule::Args),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Store(args) => store::run(args).await,
+        Command::Schedule(args) => schedule::run(args).await,
     }
 }
