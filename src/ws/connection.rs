@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket};
 use futures_util::StreamExt;
 use governor::{DefaultDirectRateLimiter, RateLimiter};
 use medrelay_protocol::ws::{ClientFrame, Command, MAX_COMMAND_ID_LEN, Reply, close};
@@ -12,10 +11,11 @@ use medrelay_protocol::{Channel, ErrorBody, ErrorCode};
 use serde_json::json;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
+use tokio_tungstenite::tungstenite::{self, Message};
 
-use super::SocketGuard;
 use super::outbound::{Frame, Outbox, spawn_writer};
 use super::subscription;
+use super::{Socket, SocketGuard};
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::http::error::ApiError;
@@ -36,7 +36,7 @@ struct Connection {
 
 /// Runs a socket until it closes.
 pub async fn run(
-    socket: WebSocket,
+    socket: Socket,
     state: Arc<AppState>,
     principal: Option<Principal>,
     _guard: SocketGuard,
@@ -76,17 +76,14 @@ pub async fn run(
                     Some(Ok(Message::Binary(_))) => {
                         out.reply(Reply::error(None, ErrorCode::BadRequest, "binary frames are not supported; send JSON text frames"));
                     }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                     Some(Ok(Message::Close(_))) | None => break,
-                    Some(Err(e)) => {
+                    Some(Err(tungstenite::Error::Capacity(_))) => {
                         // tungstenite's hard limit: the frame was far too large.
-                        if e.to_string().to_ascii_lowercase().contains("too long")
-                            || e.to_string().to_ascii_lowercase().contains("capacity")
-                        {
-                            out.close(close::MESSAGE_TOO_BIG, "frame larger than the server accepts");
-                        }
+                        out.close(close::MESSAGE_TOO_BIG, "frame larger than the server accepts");
                         break;
                     }
+                    Some(Err(_)) => break,
                 }
             }
             _ = heartbeat.tick() => {

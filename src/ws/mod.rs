@@ -20,18 +20,25 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
-use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
-use axum::http::HeaderMap;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
+use hyper_util::rt::TokioIo;
 use medrelay_protocol::WS_SUBPROTOCOL;
 use tokio::sync::Notify;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::auth::principal::bearer;
 use crate::http::error::ApiError;
+
+/// The socket a connection task owns.
+pub type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
 /// The `/ws` route.
 pub fn router() -> Router<Arc<AppState>> {
@@ -43,30 +50,63 @@ pub fn router() -> Router<Arc<AppState>> {
 /// before it is buffered.
 const HARD_LIMIT_FACTOR: usize = 4;
 
-/// Initial read and write buffer of each socket.
-const SOCKET_BUFFER: usize = 4 * 1024;
+/// Initial read and write buffer of each socket. tungstenite keeps its write
+/// buffer at the size of the largest frame it has written, so large frames go
+/// out in fragments of [`outbound::FRAGMENT`] bytes (see `outbound`).
+const SOCKET_BUFFER: usize = 2 * 1024;
 
-/// The largest frame the server writes: a board snapshot of the longest range
-/// (31 days of 5-minute slots) is about 1.5 MB.
-const MAX_WRITE_BUFFER: usize = 4 * 1024 * 1024;
+/// Whether a comma-separated header holds `token` (case-insensitive).
+fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
 
+/// The WebSocket handshake (RFC 6455), done here rather than by a framework
+/// wrapper so the connection owns a tokio-tungstenite stream and can write
+/// raw fragments.
 async fn upgrade(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    mut req: Request,
 ) -> Result<Response, ApiError> {
-    let ws = ws.map_err(|e| ApiError::BadRequest {
-        message: format!("expected a WebSocket upgrade: {e}"),
-        field: None,
-    })?;
-    let ws = ws.protocols([WS_SUBPROTOCOL]);
-    if ws.selected_protocol().is_none() {
-        return Err(ApiError::BadRequest {
-            message: format!("offer the subprotocol {WS_SUBPROTOCOL} (Sec-WebSocket-Protocol)"),
-            field: Some("Sec-WebSocket-Protocol".into()),
-        });
+    let headers = req.headers();
+    let bad = |message: &str, field: Option<&str>| ApiError::BadRequest {
+        message: message.to_owned(),
+        field: field.map(str::to_owned),
+    };
+    if req.method() != Method::GET
+        || !header_has(headers, header::CONNECTION, "upgrade")
+        || !header_has(headers, header::UPGRADE, "websocket")
+    {
+        return Err(bad(
+            "expected a WebSocket upgrade (GET with Connection: upgrade, Upgrade: websocket)",
+            None,
+        ));
     }
-    let principal = match bearer(&headers)? {
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
+        return Err(bad(
+            "only WebSocket version 13 is supported",
+            Some("Sec-WebSocket-Version"),
+        ));
+    }
+    let key = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .ok_or_else(|| bad("missing Sec-WebSocket-Key", Some("Sec-WebSocket-Key")))?;
+    let accept = derive_accept_key(key.as_bytes());
+    if !header_has(headers, header::SEC_WEBSOCKET_PROTOCOL, WS_SUBPROTOCOL) {
+        return Err(bad(
+            &format!("offer the subprotocol {WS_SUBPROTOCOL} (Sec-WebSocket-Protocol)"),
+            Some("Sec-WebSocket-Protocol"),
+        ));
+    }
+    let principal = match bearer(headers)? {
         Some(token) => Some(Principal::from_socket_token(&state, token)?),
         None => None,
     };
@@ -76,15 +116,35 @@ async fn upgrade(
         .try_open(settings.max_connections)
         .ok_or_else(|| ApiError::Unavailable("too many open WebSockets; try again later".into()))?;
     let hard_limit = settings.max_frame_bytes.saturating_mul(HARD_LIMIT_FACTOR);
-    Ok(ws
-        // tungstenite allocates its read buffer up front (128 KiB by default);
-        // small buffers that grow on demand keep an idle socket to a few KiB.
+    let config = WebSocketConfig::default()
         .read_buffer_size(SOCKET_BUFFER)
         .write_buffer_size(SOCKET_BUFFER)
-        .max_write_buffer_size(MAX_WRITE_BUFFER)
-        .max_message_size(hard_limit)
-        .max_frame_size(hard_limit)
-        .on_upgrade(move |socket| connection::run(socket, state, principal, guard)))
+        .max_write_buffer_size(outbound::FRAGMENT * 4)
+        .max_message_size(Some(hard_limit))
+        .max_frame_size(Some(hard_limit));
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let socket = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(config),
+                )
+                .await;
+                connection::run(socket, state, principal, guard).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+        .header(header::SEC_WEBSOCKET_PROTOCOL, WS_SUBPROTOCOL)
+        .body(Body::empty())
+        .map_err(ApiError::internal)
 }
 
 /// Counts open sockets so shutdown can wait for them and a cap can be enforced.

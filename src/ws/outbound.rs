@@ -3,11 +3,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::SinkExt;
 use futures_util::stream::SplitSink;
+use tokio_tungstenite::tungstenite::Bytes;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame as WireFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+
+use super::Socket;
 use medrelay_protocol::ws::{Reply, ServerFrame, close};
 use tokio::sync::{mpsc, watch};
+
+/// Text longer than this goes out as a fragmented message: tungstenite keeps
+/// its write buffer at the size of the largest frame it has written, so one
+/// big board snapshot would otherwise pin that much memory to the socket for
+/// its whole life.
+pub const FRAGMENT: usize = 2 * 1024;
 
 /// How long the final close frame may take to go out.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -84,7 +96,7 @@ impl Outbox {
 
 /// Creates the queue and spawns its writer; returns the outbox and the writer's handle.
 pub fn spawn_writer(
-    sink: SplitSink<WebSocket, Message>,
+    sink: SplitSink<Socket, Message>,
     capacity: usize,
 ) -> (Outbox, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
@@ -103,43 +115,94 @@ async fn close_requested(rx: &mut watch::Receiver<Option<Close>>) {
 }
 
 async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
+    mut sink: SplitSink<Socket, Message>,
     mut rx: mpsc::Receiver<Frame>,
     mut close_rx: watch::Receiver<Option<Close>>,
 ) {
-    loop {
+    'frames: loop {
         let frame = tokio::select! {
             biased;
-            () = close_requested(&mut close_rx) => break,
+            () = close_requested(&mut close_rx) => break 'frames,
             frame = rx.recv() => match frame {
                 Some(frame) => frame,
-                None => break,
+                None => break 'frames,
             },
         };
-        let message = match frame {
-            Frame::Text(text) => Message::Text(text.into()),
-            Frame::Shared(text) => Message::Text(text.as_ref().into()),
-            Frame::Ping => Message::Ping(Default::default()),
+        let messages = match frame {
+            Frame::Text(text) => text_messages(text.as_bytes()),
+            Frame::Shared(text) => text_messages(text.as_bytes()),
+            Frame::Ping => vec![Message::Ping(Bytes::new())],
         };
-        // A client that stops reading blocks this send once TCP buffers are
-        // full; a close request must still get through, so race them.
-        let sent = tokio::select! {
-            biased;
-            () = close_requested(&mut close_rx) => break,
-            sent = sink.send(message) => sent,
-        };
-        if sent.is_err() {
-            return;
+        for message in messages {
+            // A client that stops reading blocks this send once TCP buffers
+            // are full; a close request must still get through, so race them.
+            let sent = tokio::select! {
+                biased;
+                () = close_requested(&mut close_rx) => break 'frames,
+                sent = sink.send(message) => sent,
+            };
+            if sent.is_err() {
+                return;
+            }
         }
     }
     let close = *close_rx.borrow();
     if let Some(Close { code, reason }) = close {
         metrics::counter!("ws_closes_total", "code" => code.to_string()).increment(1);
         let frame = Message::Close(Some(CloseFrame {
-            code,
+            code: code.into(),
             reason: reason.into(),
         }));
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(frame)).await;
     }
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+}
+
+/// One text message, or for long text the fragments of one message (RFC 6455
+/// section 5.4): a text frame, continuation frames, the last one final.
+/// Fragments may split a UTF-8 sequence; clients validate the whole message.
+fn text_messages(text: &[u8]) -> Vec<Message> {
+    if text.len() <= FRAGMENT {
+        let text = std::str::from_utf8(text).expect("frames are rendered from str");
+        return vec![Message::Text(text.into())];
+    }
+    let chunks: Vec<&[u8]> = text.chunks(FRAGMENT).collect();
+    let last = chunks.len() - 1;
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, chunk)| {
+            let opcode = if i == 0 { Data::Text } else { Data::Continue };
+            Message::Frame(WireFrame::message(
+                Bytes::copy_from_slice(chunk),
+                OpCode::Data(opcode),
+                i == last,
+            ))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_text_is_fragmented_into_one_message() {
+        assert_eq!(text_messages(b"short").len(), 1);
+        // Two bytes per character, so fragment borders split characters.
+        let long = "\u{e9}".repeat(FRAGMENT);
+        let parts = text_messages(long.as_bytes());
+        assert_eq!(parts.len(), 2);
+        let mut joined = Vec::new();
+        for (i, part) in parts.iter().enumerate() {
+            let Message::Frame(frame) = part else {
+                panic!("expected raw frames")
+            };
+            let opcode = if i == 0 { Data::Text } else { Data::Continue };
+            assert_eq!(frame.header().opcode, OpCode::Data(opcode));
+            assert_eq!(frame.header().is_final, i == parts.len() - 1);
+            joined.extend_from_slice(frame.payload());
+        }
+        assert_eq!(joined, long.as_bytes());
+    }
 }
