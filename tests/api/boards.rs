@@ -385,18 +385,7 @@ async fn a_display_token_watches_one_board_redacted_and_nothing_else() {
 async fn the_largest_board_snapshot_reaches_the_client() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
-    let all_day: Vec<Value> = [
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-        "Thursday",
-        "Friday",
-        "Saturday",
-        "Sunday",
-    ]
-    .iter()
-    .map(|d| json!({"day": d, "slots": ["00:00-24:00"]}))
-    .collect();
+    let all_day = all_day_availability();
     let (status, _) = app
         .post(
             "/api/providers",

@@ -372,6 +372,24 @@ pub fn close_code(code: u16) -> Ended {
     Ended::Closed(code)
 }
 
+/// Weekly hours covering every minute of every day.
+pub fn all_day_availability() -> Value {
+    let days = [
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ];
+    Value::Array(
+        days.iter()
+            .map(|d| json!({"day": d, "slots": ["00:00-24:00"]}))
+            .collect(),
+    )
+}
+
 /// Polls `check` until it holds or `limit` passes.
 pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
 where

@@ -644,18 +644,7 @@ async fn slots_are_right_around_a_dst_change() {
         transition.offset() > tz.to_offset(transition.timestamp().checked_sub(1.hour()).unwrap());
     let app = spawn_app_with(|s| s.schedule.horizon_days = 400).await;
     let admin = app.admin_token().await;
-    let all_day: Vec<Value> = [
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-        "Thursday",
-        "Friday",
-        "Saturday",
-        "Sunday",
-    ]
-    .iter()
-    .map(|d| json!({"day": d, "slots": ["00:00-24:00"]}))
-    .collect();
+    let all_day = all_day_availability();
     let (status, body) = app
         .post(
             "/api/providers",
