@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use governor::{DefaultDirectRateLimiter, RateLimiter};
+use medrelay_protocol::schedule::{AppointmentId, BookAppointment, UpdateAppointment};
 use medrelay_protocol::ws::{ClientFrame, Command, MAX_COMMAND_ID_LEN, Reply, close};
 use medrelay_protocol::{Channel, ErrorBody, ErrorCode};
 use serde_json::json;
@@ -21,7 +22,6 @@ use crate::auth::Principal;
 use crate::http::error::ApiError;
 use crate::http::ratelimit::quota;
 use crate::scheduling;
-use medrelay_protocol::schedule::{AppointmentId, BookAppointment, UpdateAppointment};
 
 /// State of one socket, owned by its reading task.
 struct Connection {
@@ -126,10 +126,6 @@ async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
 fn expiry_instant(principal: &Principal) -> Instant {
     let left = principal.claims.exp - jiff::Timestamp::now().as_second();
     Instant::now() + Duration::from_secs(u64::try_from(left).unwrap_or(0))
-}
-
-fn error_body(e: &ApiError) -> ErrorBody {
-    e.body()
 }
 
 impl Connection {
@@ -257,7 +253,7 @@ impl Connection {
                         }
                         None
                     }
-                    Err(e) => Some(Reply::err(id, error_body(&e))),
+                    Err(e) => Some(Reply::err(id, e.body())),
                 }
             }
             Command::Book(request) => Some(answer(
@@ -316,7 +312,7 @@ impl Connection {
                 self.principal = Some(principal);
                 Reply::ok(id, data)
             }
-            Err(e) => Reply::err(id, error_body(&e)),
+            Err(e) => Reply::err(id, e.body()),
         }
     }
 }
@@ -355,7 +351,7 @@ async fn schedule_command(
 fn answer(id: Option<String>, result: Result<serde_json::Value, ApiError>) -> Reply {
     match result {
         Ok(data) => Reply::ok(id, data),
-        Err(e) => Reply::err(id, error_body(&e)),
+        Err(e) => Reply::err(id, e.body()),
     }
 }
 
