@@ -1,5 +1,6 @@
 //! `/api/appointments`: book, read, move, cancel and list (seed section 1).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
@@ -100,13 +101,17 @@ struct AppointmentView {
     history: Vec<HistoryEntry>,
 }
 
-fn view(state: &AppState, a: AppointmentRecord) -> AppointmentView {
-    let time_zone = state
+/// The doctor's time zone, absent if the provider was deleted.
+fn time_zone_of(state: &AppState, provider: &ProviderId) -> Option<String> {
+    state
         .store
-        .get::<ProviderRecord>(a.provider_id.as_str())
+        .get::<ProviderRecord>(provider.as_str())
         .ok()
         .flatten()
-        .map(|p| p.time_zone);
+        .map(|p| p.time_zone)
+}
+
+fn view(a: AppointmentRecord, time_zone: Option<String>) -> AppointmentView {
     AppointmentView {
         appointment_id: a.appointment_id,
         patient_id: a.patient_id,
@@ -136,7 +141,8 @@ async fn get_one(
     let id = appointment_id(&id)?;
     let viewer = scheduling::viewer(&state, &principal)?;
     let record = scheduling::find(&state, &viewer, &id)?;
-    Ok(axum::Json(view(&state, record)))
+    let time_zone = time_zone_of(&state, &record.provider_id);
+    Ok(axum::Json(view(record, time_zone)))
 }
 
 /// Moves an appointment (`appointmentDate`/`timeSlot`, status `Rescheduled`)
@@ -289,13 +295,21 @@ async fn list(
             ));
         }
     };
+    // A list is mostly one doctor's: read each provider's zone once.
+    let mut zones: HashMap<ProviderId, Option<String>> = HashMap::new();
     let appointments = records
         .into_iter()
         .filter(|a| q.patient_id.as_ref().is_none_or(|p| &a.patient_id == p))
         .filter(|a| q.status.is_none_or(|s| a.status == s))
         .filter(|a| q.from.is_none_or(|f| a.slot.date >= f))
         .filter(|a| q.to.is_none_or(|t| a.slot.date <= t))
-        .map(|a| view(&state, a))
+        .map(|a| {
+            let time_zone = zones
+                .entry(a.provider_id.clone())
+                .or_insert_with(|| time_zone_of(&state, &a.provider_id))
+                .clone();
+            view(a, time_zone)
+        })
         .collect();
     Ok(axum::Json(AppointmentList { appointments }))
 }
