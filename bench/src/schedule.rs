@@ -177,14 +177,7 @@ pub struct Args {
 /// # Errors
 /// When the server cannot be started or set up, or a benchmark fails.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    ensure!(
-        args.seconds.is_finite() && args.seconds > 0.0,
-        "--seconds must be a positive number of seconds"
-    );
-    ensure!(
-        args.warmup.is_finite() && args.warmup >= 0.0,
-        "--warmup must be zero or a positive number of seconds"
-    );
+    let (measure, warmup) = crate::stats::measuring(args.seconds, args.warmup)?;
     ensure!(
         args.fanout_rate.is_finite() && args.fanout_rate > 0.0,
         "--fanout-rate must be positive"
@@ -193,8 +186,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.clients > 0 && args.fanout_sockets > 0 && args.idle_connections > 0,
         "--clients, --fanout-sockets and --idle-connections must be positive"
     );
-    let measure = Duration::from_secs_f64(args.seconds);
-    let warmup = Duration::from_secs_f64(args.warmup);
 
     let binary = crate::server::locate_binary(args.server_bin.as_deref())?;
     eprintln!("schedule: starting {} ...", binary.display());

@@ -1,4 +1,4 @@
-//! Measuring windows and latency percentiles shared by the `schedule`
+//! Measuring windows, latency percentiles and table helpers shared by the
 //! benchmarks.
 
 use std::time::Duration;
@@ -68,6 +68,26 @@ impl Summary {
             p99: percentile(&latencies, 0.99),
         }
     }
+}
+
+/// Checks `--seconds` and `--warmup` and turns them into durations
+/// (measured, warm-up).
+///
+/// # Errors
+/// When either is not a finite, non-negative number (or `seconds` is zero).
+pub fn measuring(seconds: f64, warmup: f64) -> anyhow::Result<(Duration, Duration)> {
+    anyhow::ensure!(
+        seconds.is_finite() && seconds > 0.0,
+        "--seconds must be a positive number of seconds"
+    );
+    anyhow::ensure!(
+        warmup.is_finite() && warmup >= 0.0,
+        "--warmup must be zero or a positive number of seconds"
+    );
+    Ok((
+        Duration::from_secs_f64(seconds),
+        Duration::from_secs_f64(warmup),
+    ))
 }
 
 /// Nearest-rank percentile of sorted values.

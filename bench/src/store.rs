@@ -25,12 +25,14 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, ensure};
+use anyhow::Context;
 use medrelay_actors::hub::EventHub;
 use medrelay_actors::store::{Record, Store, StoreConfig, Table, WriteBatch, WriteError};
 use redb::{Database, TableDefinition};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
+
+use crate::stats::{ms, percentile, verdict};
 
 /// Concurrent writers of the group-commit rows.
 const WRITER_LEVELS: [usize; 4] = [1, 8, 64, 256];
@@ -137,27 +139,12 @@ impl Summary {
     }
 }
 
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[u32], p: f64) -> Option<u32> {
-    let rank = (p * sorted.len() as f64).ceil() as usize;
-    sorted.get(rank.clamp(1, sorted.len().max(1)) - 1).copied()
-}
-
 /// Runs every row and prints the table.
 ///
 /// # Errors
 /// When a temporary directory or database cannot be created, or a write fails.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    ensure!(
-        args.seconds.is_finite() && args.seconds > 0.0,
-        "--seconds must be a positive number of seconds"
-    );
-    ensure!(
-        args.warmup.is_finite() && args.warmup >= 0.0,
-        "--warmup must be zero or a positive number of seconds"
-    );
-    let measure = Duration::from_secs_f64(args.seconds);
-    let warmup = Duration::from_secs_f64(args.warmup);
+    let (measure, warmup) = crate::stats::measuring(args.seconds, args.warmup)?;
     let payload = BenchRecord::new().encoded();
     let payload_len = payload.len();
 
@@ -209,20 +196,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn print_row(mode: &str, writers: usize, summary: &Summary) {
-    let ms = |micros: Option<u32>| match micros {
-        Some(us) => format!("{:.2}", f64::from(us) / 1_000.0),
-        None => "-".to_owned(),
-    };
     println!(
         "{mode:<25}{writers:>7}{:>11.0}{:>10}{:>9}",
         summary.writes_per_sec,
         ms(summary.p50),
         ms(summary.p99),
     );
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met { "PASS" } else { "MISS" }
 }
 
 /// One writer, one fsync'd redb transaction per write; returns the latencies
