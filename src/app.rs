@@ -19,8 +19,9 @@ use tokio::task::JoinSet;
 use crate::auth::lockout::LoginLockout;
 use crate::auth::password::Passwords;
 use crate::auth::tokens::TokenKeys;
-use crate::config::Settings;
+use crate::config::{NodeRole, Settings};
 use crate::http::ratelimit::RateLimits;
+use crate::nats::NatsLink;
 use crate::ws::Sockets;
 
 /// The database file inside the data folder.
@@ -65,6 +66,15 @@ pub struct AppState {
     pub sockets: Arc<Sockets>,
     /// Becomes `true` when shutdown starts.
     pub shutdown: watch::Receiver<bool>,
+    /// The NATS connection, when `nats.url` is set.
+    pub nats: Option<NatsLink>,
+}
+
+impl AppState {
+    /// Whether this node is a board replica (it owns no data).
+    pub fn is_replica(&self) -> bool {
+        self.nats.is_some() && self.settings.nats.role == NodeRole::BoardReplica
+    }
 }
 
 impl AppState {
@@ -99,6 +109,7 @@ pub fn open_store(settings: &Settings) -> anyhow::Result<(Store, EventHub)> {
             max_group: settings.store.max_group,
             channel_history: settings.store.channel_history,
             outbox_retain: settings.store.outbox_retain,
+            outbox_consumer: settings.nats.enabled() && settings.nats.role == NodeRole::Owner,
         },
         hub.clone(),
     )
@@ -155,6 +166,11 @@ impl Application {
                 ScheduleActor::new(id, store.clone(), rules, idle, retire)
             })
         };
+        let nats = if settings.nats.enabled() {
+            Some(crate::nats::connect(&settings.nats).await?)
+        } else {
+            None
+        };
         let listener = TcpListener::bind(settings.server.listen)
             .await
             .with_context(|| format!("could not listen on {}", settings.server.listen))?;
@@ -178,6 +194,7 @@ impl Application {
             revocations,
             tokens,
             shutdown,
+            nats,
         });
         Ok(Application {
             listener,
@@ -241,6 +258,9 @@ impl Application {
             );
         }
         background.abort_all();
+        if let Some(link) = &state.nats {
+            let _ = tokio::time::timeout(Duration::from_secs(2), link.client.flush()).await;
+        }
         state.store.close().await;
         let system = state.system.clone();
         tokio::task::spawn_blocking(move || system.stop()).await?;
@@ -252,6 +272,9 @@ impl Application {
 /// Housekeeping: metrics upkeep, rate-limiter and token pruning.
 fn spawn_background(state: &Arc<AppState>) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
+    if let Some(link) = &state.nats {
+        crate::nats::spawn(state, link, &mut tasks);
+    }
     let s = state.clone();
     tasks.spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 /// The defaults, shipped inside the binary.
@@ -32,6 +32,81 @@ pub struct Settings {
     pub actors: ActorSettings,
     /// `[log]`
     pub log: LogSettings,
+    /// `[nats]`
+    pub nats: NatsSettings,
+}
+
+/// What this node does when NATS is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeRole {
+    /// Owns the data: serves the API, publishes its outbox to JetStream and
+    /// answers commands over NATS.
+    Owner,
+    /// Serves live boards over WebSocket from the owner's events on NATS;
+    /// owns no data and answers no API writes.
+    BoardReplica,
+}
+
+/// `[nats]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsSettings {
+    /// Server URL(s), comma-separated; empty runs without NATS.
+    pub url: String,
+    /// This node's role.
+    pub role: NodeRole,
+    /// Subject prefix.
+    pub prefix: String,
+    /// Connection name shown by the server.
+    pub name: String,
+    /// User and password (both or neither).
+    pub user: String,
+    /// See `user`.
+    pub password: SecretString,
+    /// Token authentication.
+    pub token: SecretString,
+    /// A `.creds` file (user JWT and NKey seed).
+    pub creds_file: String,
+    /// An NKey seed (`SU...`).
+    pub nkey_seed: SecretString,
+    /// Require TLS.
+    pub tls_required: bool,
+    /// Extra root certificate (PEM) to trust.
+    pub tls_ca_file: String,
+    /// Timeout of JetStream publishes and API requests.
+    pub request_timeout_ms: u64,
+    /// Commands handled at once; more wait in the subscription buffer.
+    pub max_concurrent_commands: usize,
+    /// Outbox entries published before waiting for their acks.
+    pub publish_window: usize,
+    /// Largest command payload accepted, in bytes.
+    pub max_command_bytes: usize,
+    /// `[nats.stream]`
+    pub stream: StreamSettings,
+}
+
+/// `[nats.stream]`: the JetStream stream events are published to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSettings {
+    /// Stream name.
+    pub name: String,
+    /// How long events are kept (0: forever).
+    pub max_age_days: u64,
+    /// Most bytes kept (0: unlimited).
+    pub max_bytes: u64,
+    /// Deduplication window for `Nats-Msg-Id`.
+    pub duplicate_window_secs: u64,
+    /// Replicas in a NATS cluster.
+    pub replicas: usize,
+}
+
+impl NatsSettings {
+    /// Whether NATS is configured at all.
+    pub fn enabled(&self) -> bool {
+        !self.url.trim().is_empty()
+    }
 }
 
 /// `[server]`
@@ -269,11 +344,34 @@ impl Settings {
             ("schedule.horizon_days", self.schedule.horizon_days.into()),
             ("actors.arbiters", self.actors.arbiters as u64),
             ("actors.idle_secs", self.actors.idle_secs),
+            ("nats.request_timeout_ms", self.nats.request_timeout_ms),
+            (
+                "nats.max_concurrent_commands",
+                self.nats.max_concurrent_commands as u64,
+            ),
+            ("nats.publish_window", self.nats.publish_window as u64),
+            ("nats.max_command_bytes", self.nats.max_command_bytes as u64),
+            (
+                "nats.stream.duplicate_window_secs",
+                self.nats.stream.duplicate_window_secs,
+            ),
+            ("nats.stream.replicas", self.nats.stream.replicas as u64),
         ];
         for (key, value) in positive {
             if value == 0 {
                 bail!("invalid configuration: {key} must be greater than 0");
             }
+        }
+        if !medrelay_protocol::nats::valid_prefix(&self.nats.prefix) {
+            bail!(
+                "invalid configuration: nats.prefix must be dot-separated tokens of letters, digits, - and _"
+            );
+        }
+        if self.nats.user.is_empty() != self.nats.password.expose_secret().is_empty() {
+            bail!("invalid configuration: nats.user and nats.password go together");
+        }
+        if self.nats.role == NodeRole::BoardReplica && !self.nats.enabled() {
+            bail!("invalid configuration: nats.role = \"board_replica\" needs nats.url");
         }
         if self.access_ttl_secs_exceeds_refresh() {
             bail!(

@@ -1,4 +1,4 @@
-//! medrelay: a clinic's live state behind HTTP and WebSocket.
+//! medrelay: a clinic's live state behind HTTP, WebSocket and NATS.
 //!
 //! This crate is the edge: it turns HTTP requests and WebSocket frames into
 //! the typed messages of `medrelay-actors`, and their results back into the
@@ -10,7 +10,8 @@
 //! - [`app`]: building, running and gracefully stopping the server.
 //! - [`auth`]: tokens, passwords, lock-out, the authenticated [`auth::Principal`].
 //! - [`http`]: routes, middleware and the JSON error contract.
-//! - [`scheduling`]: schedule operations shared by REST and WebSocket.
+//! - [`scheduling`]: schedule operations shared by REST, WebSocket and NATS.
+//! - [`nats`]: the NATS bridge (outbox publisher, commands, board replicas).
 //! - [`ws`]: the WebSocket gateway (protocol v1).
 //! - [`admin`]: offline administration (bootstrap the first admin).
 
@@ -19,6 +20,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod http;
+pub mod nats;
 pub mod scheduling;
 pub mod telemetry;
 pub mod ws;

@@ -117,6 +117,21 @@ pub enum Event {
 }
 
 impl Event {
+    /// The event's `kind` tag, as on the wire.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::UserRegistered { .. } => "user_registered",
+            Event::SignedIn { .. } => "signed_in",
+            Event::SignedOut { .. } => "signed_out",
+            Event::SessionRevoked { .. } => "session_revoked",
+            Event::AppointmentBooked { .. } => "appointment_booked",
+            Event::AppointmentRescheduled { .. } => "appointment_rescheduled",
+            Event::AppointmentCancelled { .. } => "appointment_cancelled",
+            Event::AppointmentStatusChanged { .. } => "appointment_status_changed",
+            Event::AvailabilityChanged { .. } => "availability_changed",
+        }
+    }
+
     /// The event as someone who may not know the patient sees it: the same
     /// event with the patient's identity removed. `None` when nothing needs
     /// hiding.
@@ -146,6 +161,7 @@ mod tests {
         };
         let json = serde_json::to_value(&event).unwrap();
         assert_eq!(json["kind"], "signed_in");
+        assert_eq!(event.kind(), "signed_in");
         assert_eq!(json["userId"], "usr_1");
         assert_eq!(serde_json::from_value::<Event>(json).unwrap(), event);
     }

@@ -12,12 +12,14 @@
 //! - [`event`]: domain events pushed to channel subscribers.
 //! - [`profile`]: contact details and medical history (seed shapes).
 //! - [`schedule`]: availability, slots, appointments and their command bodies.
+//! - [`nats`]: NATS subjects and the published event envelope.
 //! - [`ws`]: WebSocket protocol v1 frames: client commands, replies, pushed events.
 
 pub mod channel;
 pub mod error;
 pub mod event;
 pub mod ids;
+pub mod nats;
 pub mod profile;
 pub mod schedule;
 pub mod ws;

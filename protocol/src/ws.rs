@@ -85,11 +85,61 @@ pub enum Command {
         /// The appointment.
         appointment_id: AppointmentId,
     },
+    /// Reads one appointment (the body `GET /api/appointments/{id}` returns).
+    #[serde(rename_all = "camelCase")]
+    Get {
+        /// The appointment.
+        appointment_id: AppointmentId,
+    },
+    /// A doctor's board at one instant, with the `seq` it reflects, without
+    /// subscribing (the snapshot `subscribe` sends).
+    #[serde(rename_all = "camelCase")]
+    Board {
+        /// The doctor.
+        provider_id: crate::ids::ProviderId,
+        /// First day (default: today in the doctor's time zone).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "Option<String>")]
+        from: Option<jiff::civil::Date>,
+        /// Last day (default: a week from `from`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "Option<String>")]
+        to: Option<jiff::civil::Date>,
+    },
     /// Stops receiving a channel's events.
     Unsubscribe {
         /// The channel.
         channel: Channel,
     },
+}
+
+/// Reads one client frame (a WebSocket text frame or a NATS request body),
+/// or gives the error reply that says why it cannot be read. The reply
+/// carries the frame's `id` whenever that much could be read.
+///
+/// # Errors
+/// A `bad_request` [`Reply`] for malformed JSON, a bad `id`, or an unknown
+/// or malformed command.
+pub fn parse_client_frame(bytes: &[u8]) -> Result<ClientFrame, Box<Reply>> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| Reply::error(None, ErrorCode::BadRequest, format!("malformed JSON: {e}")))
+        .map_err(Box::new)?;
+    let id = match value.get("id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.len() <= MAX_COMMAND_ID_LEN => Some(s.clone()),
+        Some(_) => {
+            return Err(Box::new(Reply::err(
+                None,
+                ErrorBody::new(
+                    ErrorCode::BadRequest,
+                    "id must be a string of at most 64 characters",
+                )
+                .with_field("id"),
+            )));
+        }
+    };
+    serde_json::from_value(value)
+        .map_err(|e| Box::new(Reply::error(id, ErrorCode::BadRequest, e.to_string())))
 }
 
 /// The server's answer to one command.
@@ -299,6 +349,8 @@ mod tests {
             "book",
             "reschedule",
             "cancel",
+            "get",
+            "board",
         ] {
             assert!(schema.contains(&format!("\"{name}\"")), "{name} missing");
         }

@@ -4,6 +4,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use medrelay_protocol::{Role, UserId};
+use secrecy::SecretString;
 
 use super::tokens::{Claims, TokenError, TokenKind};
 use crate::app::AppState;
@@ -18,6 +19,9 @@ pub struct Principal {
     pub role: Role,
     /// The access token's claims.
     pub claims: Claims,
+    /// The token itself, for a board replica to present to the owner node
+    /// (redacted in `Debug`).
+    pub token: SecretString,
 }
 
 impl Principal {
@@ -40,6 +44,7 @@ impl Principal {
             user_id: claims.sub.clone(),
             role: claims.role,
             claims,
+            token: token.into(),
         })
     }
 
@@ -59,6 +64,7 @@ impl Principal {
                     user_id: claims.sub.clone(),
                     role: Role::Patient,
                     claims,
+                    token: token.into(),
                 })
             }
             _ => access,

@@ -73,7 +73,7 @@ async fn book(
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct AppointmentView {
+pub(crate) struct AppointmentView {
     #[schema(value_type = String)]
     appointment_id: AppointmentId,
     #[schema(value_type = String)]
@@ -111,6 +111,12 @@ fn time_zone_of(state: &AppState, provider: &ProviderId) -> Option<String> {
         .map(|p| p.time_zone)
 }
 
+/// The REST body of an appointment (also the NATS and WebSocket `get` reply).
+pub(crate) fn render(state: &AppState, record: AppointmentRecord) -> AppointmentView {
+    let time_zone = time_zone_of(state, &record.provider_id);
+    view(record, time_zone)
+}
+
 fn view(a: AppointmentRecord, time_zone: Option<String>) -> AppointmentView {
     AppointmentView {
         appointment_id: a.appointment_id,
@@ -141,8 +147,7 @@ async fn get_one(
     let id = appointment_id(&id)?;
     let viewer = scheduling::viewer(&state, &principal)?;
     let record = scheduling::find(&state, &viewer, &id)?;
-    let time_zone = time_zone_of(&state, &record.provider_id);
-    Ok(axum::Json(view(record, time_zone)))
+    Ok(axum::Json(render(&state, record)))
 }
 
 /// Moves an appointment (`appointmentDate`/`timeSlot`, status `Rescheduled`)

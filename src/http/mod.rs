@@ -105,8 +105,26 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(CatchPanicLayer::custom(|_panic| {
             ApiError::internal(anyhow::anyhow!("a request handler panicked")).into_response()
         }))
+        .layer(middleware::from_fn_with_state(state.clone(), replica_guard))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// A board replica owns no data: it answers the WebSocket gateway and the
+/// operational routes, and sends every other client to the owner node.
+async fn replica_guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let served = matches!(
+        req.uri().path(),
+        "/ws" | "/healthz" | "/readyz" | "/metrics" | "/api/protocol.schema.json"
+    );
+    if state.is_replica() && !served {
+        return ApiError::Unavailable(
+            "this node is a board replica: it serves live boards on /ws only; send API requests to the owner node"
+                .into(),
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 async fn not_found() -> ApiError {

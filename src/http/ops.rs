@@ -38,7 +38,8 @@ async fn healthz() -> axum::Json<serde_json::Value> {
     axum::Json(json!({ "status": "ok" }))
 }
 
-/// The store answers reads and the actor threads run messages.
+/// The store answers reads and the actor threads run messages. With NATS
+/// configured but unreachable the answer is 200 `degraded`.
 #[utoipa::path(get, path = "/readyz", tag = "ops",
     responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
@@ -47,10 +48,27 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let stopping = *state.shutdown.borrow();
     let ready = store_ok && actors_ok && !stopping;
     let word = |ok: bool| if ok { "ok" } else { "failing" };
-    let body = json!({
-        "status": if ready { "ready" } else { "not_ready" },
-        "checks": { "store": word(store_ok), "actors": word(actors_ok), "accepting": word(!stopping) },
-    });
+    let mut checks =
+        json!({ "store": word(store_ok), "actors": word(actors_ok), "accepting": word(!stopping) });
+    // NATS is optional: while it is away the node still serves (and the
+    // outbox keeps events), so it is reported as degraded, not down.
+    let nats_ok = match &state.nats {
+        None => true,
+        Some(link) => {
+            let connected = link.is_connected();
+            checks["nats"] = json!(if connected { "ok" } else { "disconnected" });
+            if let Ok((head, acked)) = state.store.outbox_positions() {
+                checks["outboxPending"] = json!(head.saturating_sub(acked));
+            }
+            connected
+        }
+    };
+    let status = match (ready, nats_ok) {
+        (false, _) => "not_ready",
+        (true, true) => "ready",
+        (true, false) => "degraded",
+    };
+    let body = json!({ "status": status, "checks": checks });
     let status = if ready {
         StatusCode::OK
     } else {
@@ -77,6 +95,9 @@ async fn metrics(
         Principal::from_token(&state, token)?.require(&[Role::Admin])?;
     }
     metrics::gauge!("hub_channels").set(state.hub.channel_count() as f64);
+    if let Ok((head, acked)) = state.store.outbox_positions() {
+        metrics::gauge!("outbox_pending").set(head.saturating_sub(acked) as f64);
+    }
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         crate::telemetry::metrics().render(),

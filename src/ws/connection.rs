@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use governor::{DefaultDirectRateLimiter, RateLimiter};
-use medrelay_protocol::schedule::{AppointmentId, BookAppointment, UpdateAppointment};
-use medrelay_protocol::ws::{ClientFrame, Command, MAX_COMMAND_ID_LEN, Reply, close};
-use medrelay_protocol::{Channel, ErrorBody, ErrorCode};
+use medrelay_protocol::ws::{Command, Reply, close, parse_client_frame};
+use medrelay_protocol::{Channel, ErrorCode};
 use serde_json::json;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
@@ -19,9 +18,8 @@ use super::subscription;
 use super::{Socket, SocketGuard};
 use crate::app::AppState;
 use crate::auth::Principal;
-use crate::http::error::ApiError;
 use crate::http::ratelimit::quota;
-use crate::scheduling;
+use crate::scheduling::{self, ScheduleCommand};
 
 /// State of one socket, owned by its reading task.
 struct Connection {
@@ -138,40 +136,14 @@ impl Connection {
     }
 
     async fn handle_text(&mut self, text: &str) {
-        let value: serde_json::Value = match serde_json::from_str(text) {
-            Ok(v) => v,
-            Err(e) => {
-                self.out.reply(Reply::error(
-                    None,
-                    ErrorCode::BadRequest,
-                    format!("malformed JSON: {e}"),
-                ));
+        let frame = match parse_client_frame(text.as_bytes()) {
+            Ok(frame) => frame,
+            Err(reply) => {
+                self.out.reply(*reply);
                 return;
             }
         };
-        let id = match value.get("id") {
-            None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::String(s)) if s.len() <= MAX_COMMAND_ID_LEN => Some(s.clone()),
-            Some(_) => {
-                self.out.reply(Reply::err(
-                    None,
-                    ErrorBody::new(
-                        ErrorCode::BadRequest,
-                        "id must be a string of at most 64 characters",
-                    )
-                    .with_field("id"),
-                ));
-                return;
-            }
-        };
-        let frame: ClientFrame = match serde_json::from_value(value) {
-            Ok(f) => f,
-            Err(e) => {
-                self.out
-                    .reply(Reply::error(id, ErrorCode::BadRequest, e.to_string()));
-                return;
-            }
-        };
+        let id = frame.id.clone();
         if self.limiter.check().is_err() {
             self.out.reply(Reply::error(
                 id,
@@ -240,11 +212,16 @@ impl Connection {
                     from,
                     to,
                 };
-                let started = match scheduling::viewer(&self.state, &principal) {
-                    Ok(viewer) => {
-                        subscription::start(&self.state, &viewer, &self.out, request).await
+                let started = if self.state.is_replica() {
+                    subscription::start_on_replica(&self.state, &principal, &self.out, request)
+                        .await
+                } else {
+                    match scheduling::viewer(&self.state, &principal) {
+                        Ok(viewer) => {
+                            subscription::start(&self.state, &viewer, &self.out, request).await
+                        }
+                        Err(e) => Err(e),
                     }
-                    Err(e) => Err(e),
                 };
                 match started {
                     Ok(task) => {
@@ -256,31 +233,6 @@ impl Connection {
                     Err(e) => Some(Reply::err(id, e.body())),
                 }
             }
-            Command::Book(request) => Some(answer(
-                id,
-                schedule_command(&self.state, &principal, Schedule::Book(request)).await,
-            )),
-            Command::Reschedule {
-                appointment_id,
-                appointment_date,
-                time_slot,
-                status,
-            } => {
-                let change = UpdateAppointment {
-                    appointment_date,
-                    time_slot,
-                    status,
-                };
-                let command = Schedule::Update(appointment_id, change);
-                Some(answer(
-                    id,
-                    schedule_command(&self.state, &principal, command).await,
-                ))
-            }
-            Command::Cancel { appointment_id } => Some(answer(
-                id,
-                schedule_command(&self.state, &principal, Schedule::Cancel(appointment_id)).await,
-            )),
             Command::Unsubscribe { channel } => {
                 let was = self
                     .subscriptions
@@ -291,6 +243,20 @@ impl Connection {
                     id,
                     json!({ "channel": channel, "subscribed": false, "was": was }),
                 ))
+            }
+            _ if self.state.is_replica() => Some(Reply::error(
+                id,
+                ErrorCode::Unavailable,
+                "this node is a board replica: send schedule commands to the owner node",
+            )),
+            other => {
+                let command = ScheduleCommand::from_protocol(other)
+                    .expect("every other command is a schedule command");
+                let result = scheduling::run(&self.state, &principal, command).await;
+                Some(match result {
+                    Ok(data) => Reply::ok(id, data),
+                    Err(e) => Reply::err(id, e.body()),
+                })
             }
         }
     }
@@ -318,43 +284,6 @@ impl Connection {
 }
 
 /// A schedule command arriving over the socket.
-enum Schedule {
-    Book(BookAppointment),
-    Update(AppointmentId, UpdateAppointment),
-    Cancel(AppointmentId),
-}
-
-/// Runs a schedule command exactly as the REST route does, with the same
-/// reply body.
-async fn schedule_command(
-    state: &AppState,
-    principal: &Principal,
-    command: Schedule,
-) -> Result<serde_json::Value, ApiError> {
-    let viewer = scheduling::viewer(state, principal)?;
-    Ok(match command {
-        Schedule::Book(request) => {
-            let record = scheduling::book(state, &viewer, request).await?;
-            json!({ "appointmentId": record.appointment_id, "status": "Created" })
-        }
-        Schedule::Update(id, change) => {
-            let record = scheduling::update(state, &viewer, &id, change).await?;
-            json!({ "appointmentId": record.appointment_id, "status": "Updated" })
-        }
-        Schedule::Cancel(id) => {
-            let record = scheduling::cancel(state, &viewer, &id).await?;
-            json!({ "status": "Cancelled", "appointmentId": record.appointment_id })
-        }
-    })
-}
-
-fn answer(id: Option<String>, result: Result<serde_json::Value, ApiError>) -> Reply {
-    match result {
-        Ok(data) => Reply::ok(id, data),
-        Err(e) => Reply::err(id, e.body()),
-    }
-}
-
 fn whoami(principal: &Principal) -> serde_json::Value {
     json!({
         "userId": principal.user_id,

@@ -16,7 +16,9 @@ use tokio::task::JoinHandle;
 
 use super::outbound::{Frame, Outbox};
 use crate::app::AppState;
+use crate::auth::Principal;
 use crate::http::error::ApiError;
+use crate::nats::replica;
 
 /// What a subscriber asked for.
 pub struct Request {
@@ -105,6 +107,79 @@ pub async fn start(
         reveal,
     };
     Ok(tokio::spawn(forwarder.run(rx, seq)))
+}
+
+/// [`start`] on a board replica: the owner node decides, with the viewer's
+/// own token, whether they may watch the board and see its patients, and
+/// gives the snapshot; events come from this node's copy of the owner's.
+///
+/// # Errors
+/// `unavailable` for channels other than boards or when the owner does not
+/// answer; the owner's own errors (forbidden, unknown doctor, bad range).
+pub async fn start_on_replica(
+    state: &Arc<AppState>,
+    principal: &Principal,
+    out: &Outbox,
+    req: Request,
+) -> Result<JoinHandle<()>, ApiError> {
+    let Request {
+        id,
+        channel,
+        since,
+        from,
+        to,
+    } = req;
+    let (Channel::Board(provider), Some(link)) = (&channel, &state.nats) else {
+        return Err(ApiError::Unavailable(
+            "this node is a board replica: it serves board:<providerId> channels only".into(),
+        ));
+    };
+    let rx = state.hub.subscribe(&channel);
+    let store = &state.store;
+    let head = store.channel_head(&channel)?;
+    let owner = replica::owner_board(state, link, &principal.token, provider, from, to).await?;
+    let reveal = owner.patients_shown;
+    let mut replay = Vec::new();
+    // `head` is how far this node's copy has got; the owner may be ahead of it.
+    let (resync, last) = match since {
+        None => (false, owner.seq),
+        Some(since) if since > head.max(owner.seq) => (true, owner.seq),
+        // Nothing here to replay yet: the copy brings the rest live.
+        Some(since) if since >= head => (false, since),
+        Some(since) => {
+            let (events, _) = store.channel_events(&channel, since, (head - since) as usize)?;
+            let complete = events.len() as u64 == head - since
+                && events.first().is_none_or(|e| e.seq == since + 1);
+            if complete {
+                replay = events;
+                (false, head)
+            } else {
+                (true, owner.seq)
+            }
+        }
+    };
+    let data = Subscribed {
+        channel: channel.clone(),
+        seq: last,
+        replayed: replay.len() as u64,
+        resync,
+        snapshot: (since.is_none() || resync).then_some(owner.snapshot),
+    };
+    let data = serde_json::to_value(data).map_err(ApiError::internal)?;
+    out.reply(Reply::ok(id, data));
+    for event in replay {
+        let frame = Published::new(channel.clone(), event.seq, event.event).frame_for(reveal);
+        if !out.push(Frame::Shared(frame)) {
+            break;
+        }
+    }
+    let forwarder = Forwarder {
+        channel,
+        store: store.clone(),
+        out: out.clone(),
+        reveal,
+    };
+    Ok(tokio::spawn(forwarder.run(rx, last)))
 }
 
 /// A channel's snapshot, and for boards the exact seq it reflects.

@@ -8,6 +8,7 @@ mod auth;
 mod bad_input;
 mod boards;
 mod lifecycle;
+mod nats;
 mod process;
 mod schedule;
 mod websocket;

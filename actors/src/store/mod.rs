@@ -24,6 +24,8 @@ mod writer;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
+use tokio::sync::Notify;
+
 use medrelay_protocol::{Channel, Event};
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
 use tokio::sync::{mpsc, oneshot};
@@ -43,6 +45,10 @@ pub struct StoreConfig {
     pub channel_history: u64,
     /// How many outbox entries are kept while no consumer reads the outbox.
     pub outbox_retain: u64,
+    /// Whether a consumer (the NATS publisher) acknowledges outbox entries.
+    /// Then entries are kept until acknowledged, however many there are;
+    /// otherwise only the newest `outbox_retain` are.
+    pub outbox_consumer: bool,
 }
 
 impl Default for StoreConfig {
@@ -52,6 +58,7 @@ impl Default for StoreConfig {
             max_group: 4_096,
             channel_history: 1_000,
             outbox_retain: 100_000,
+            outbox_consumer: false,
         }
     }
 }
@@ -148,6 +155,15 @@ pub(crate) enum Op {
         table: Table,
         key: String,
     },
+    /// Outbox entries up to `through` were consumed: remember it, drop them.
+    AckOutbox {
+        through: u64,
+    },
+    /// Sets a named counter.
+    Counter {
+        name: &'static str,
+        value: u64,
+    },
 }
 
 /// Changes that commit together or not at all.
@@ -156,6 +172,7 @@ pub struct WriteBatch {
     pub(crate) absent: Vec<(Table, String)>,
     pub(crate) ops: Vec<Op>,
     pub(crate) events: Vec<(Channel, Event)>,
+    pub(crate) replicated: Vec<(Channel, u64, Event)>,
 }
 
 impl WriteBatch {
@@ -196,17 +213,39 @@ impl WriteBatch {
         self
     }
 
+    /// Records an event that another node numbered: it keeps its `seq`, is
+    /// kept in the channel history and handed to subscribers, but is not put
+    /// in this node's outbox. An event at or below the channel's head is
+    /// already here and is skipped.
+    pub fn replicated_event(&mut self, channel: Channel, seq: u64, event: Event) -> &mut Self {
+        self.replicated.push((channel, seq, event));
+        self
+    }
+
+    /// Marks outbox entries up to `through` as consumed and deletes them.
+    pub fn ack_outbox(&mut self, through: u64) -> &mut Self {
+        self.ops.push(Op::AckOutbox { through });
+        self
+    }
+
+    /// Sets the named counter (read back with [`Store::counter`]).
+    pub fn set_counter(&mut self, name: &'static str, value: u64) -> &mut Self {
+        self.ops.push(Op::Counter { name, value });
+        self
+    }
+
     /// Appends another batch's preconditions, changes and events.
     pub fn absorb(&mut self, other: WriteBatch) -> &mut Self {
         self.absent.extend(other.absent);
         self.ops.extend(other.ops);
         self.events.extend(other.events);
+        self.replicated.extend(other.replicated);
         self
     }
 
     /// Whether the batch changes nothing.
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty() && self.events.is_empty()
+        self.ops.is_empty() && self.events.is_empty() && self.replicated.is_empty()
     }
 }
 
@@ -239,6 +278,7 @@ pub struct Store {
     db: DbSlot,
     tx: mpsc::Sender<WriterMsg>,
     config: Arc<StoreConfig>,
+    outbox_grew: Arc<Notify>,
 }
 
 impl Store {
@@ -258,8 +298,17 @@ impl Store {
             }
             txn.open_table(tables::CHANNEL_EVENTS)?;
             txn.open_table(tables::CHANNEL_HEADS)?;
-            txn.open_table(tables::OUTBOX)?;
+            let mut outbox = txn.open_table(tables::OUTBOX)?;
             let mut counters = txn.open_table(tables::COUNTERS)?;
+            // Without a consumer only a window is kept; trim what a consumer
+            // that is no longer configured left behind.
+            let head = counters
+                .get(tables::OUTBOX_HEAD)?
+                .map(|v| v.value())
+                .unwrap_or(0);
+            if !config.outbox_consumer && head > config.outbox_retain {
+                outbox.retain_in(..=head - config.outbox_retain, |_, _| false)?;
+            }
             let found = counters
                 .get(tables::SCHEMA_VERSION)?
                 .map(|v| v.value())
@@ -276,8 +325,14 @@ impl Store {
         let db: DbSlot = Arc::new(RwLock::new(Some(db)));
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let config = Arc::new(config);
-        writer::spawn(db.clone(), rx, config.clone(), hub)?;
-        Ok(Store { db, tx, config })
+        let outbox_grew = Arc::new(Notify::new());
+        writer::spawn(db.clone(), rx, config.clone(), hub, outbox_grew.clone())?;
+        Ok(Store {
+            db,
+            tx,
+            config,
+            outbox_grew,
+        })
     }
 
     /// Queues `batch` and waits until it is durable (or rejected).
@@ -447,6 +502,36 @@ impl Store {
     /// How many events each channel keeps for replay.
     pub fn channel_history(&self) -> u64 {
         self.config.channel_history
+    }
+
+    /// A named counter (0 when never set).
+    ///
+    /// # Errors
+    /// [`StoreError`] on an I/O failure.
+    pub fn counter(&self, name: &str) -> Result<u64, StoreError> {
+        let txn = self.read_txn()?;
+        let counters = txn.open_table(tables::COUNTERS)?;
+        Ok(counters.get(name)?.map(|v| v.value()).unwrap_or(0))
+    }
+
+    /// The newest outbox position written and the newest acknowledged by
+    /// [`WriteBatch::ack_outbox`].
+    ///
+    /// # Errors
+    /// [`StoreError`] on an I/O failure.
+    pub fn outbox_positions(&self) -> Result<(u64, u64), StoreError> {
+        let txn = self.read_txn()?;
+        let counters = txn.open_table(tables::COUNTERS)?;
+        let read = |name| -> Result<u64, StoreError> {
+            Ok(counters.get(name)?.map(|v| v.value()).unwrap_or(0))
+        };
+        Ok((read(tables::OUTBOX_HEAD)?, read(tables::OUTBOX_ACKED)?))
+    }
+
+    /// Resolves once the outbox has grown since the last call returned (or
+    /// at once if it grew before anyone waited). Meant for one consumer.
+    pub async fn outbox_grew(&self) {
+        self.outbox_grew.notified().await;
     }
 }
 

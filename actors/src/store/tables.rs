@@ -87,8 +87,10 @@ pub(crate) const CHANNEL_HEADS: TableDefinition<&str, u64> = TableDefinition::ne
 /// change that caused it.
 pub(crate) const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 
-/// Named counters (`outbox_head`, `schema_version`).
+/// Named counters (`outbox_head`, `outbox_acked`, `schema_version`, and those
+/// set through [`super::WriteBatch::set_counter`]).
 pub(crate) const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 
 pub(crate) const OUTBOX_HEAD: &str = "outbox_head";
+pub(crate) const OUTBOX_ACKED: &str = "outbox_acked";
 pub(crate) const SCHEMA_VERSION: &str = "schema_version";

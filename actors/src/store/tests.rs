@@ -214,3 +214,85 @@ async fn close_commits_what_was_already_queued() {
     assert_eq!(reopened.scan::<Note>(None, 1000).unwrap().len(), acked);
     drop(store);
 }
+
+#[tokio::test]
+async fn a_consumer_keeps_the_outbox_until_it_acknowledges() {
+    let (_dir, store, _hub) = open(StoreConfig {
+        outbox_retain: 5,
+        outbox_consumer: true,
+        ..StoreConfig::default()
+    });
+    for i in 0..20 {
+        let mut batch = WriteBatch::new();
+        batch.event(Channel::Users, signed_in(i));
+        // A user's own channel is private: numbered, but not in the outbox.
+        batch.event(Channel::User(UserId::parse("u1").unwrap()), signed_in(i));
+        store.write(batch).await.unwrap();
+    }
+    assert_eq!(store.outbox_positions().unwrap(), (20, 0));
+    assert_eq!(store.outbox_after(0, 100).unwrap().len(), 20);
+
+    let mut batch = WriteBatch::new();
+    batch.ack_outbox(12);
+    store.write(batch).await.unwrap();
+    assert_eq!(store.outbox_positions().unwrap(), (20, 12));
+    let left = store.outbox_after(0, 100).unwrap();
+    assert_eq!(left.first().map(|e| e.position), Some(13));
+    assert_eq!(left.len(), 8);
+    // An older acknowledgement never moves the mark back.
+    let mut batch = WriteBatch::new();
+    batch.ack_outbox(3);
+    store.write(batch).await.unwrap();
+    assert_eq!(store.outbox_positions().unwrap(), (20, 12));
+}
+
+#[tokio::test]
+async fn without_a_consumer_the_outbox_is_trimmed_to_its_window_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.redb");
+    let consumer = StoreConfig {
+        outbox_retain: 5,
+        outbox_consumer: true,
+        ..StoreConfig::default()
+    };
+    let store = Store::open(&path, consumer, EventHub::new(8)).unwrap();
+    for i in 0..20 {
+        let mut batch = WriteBatch::new();
+        batch.event(Channel::Users, signed_in(i));
+        store.write(batch).await.unwrap();
+    }
+    store.close().await;
+    let alone = StoreConfig {
+        outbox_retain: 5,
+        ..StoreConfig::default()
+    };
+    let store = Store::open(&path, alone, EventHub::new(8)).unwrap();
+    let kept = store.outbox_after(0, 100).unwrap();
+    assert_eq!(
+        kept.iter().map(|e| e.position).collect::<Vec<_>>(),
+        (16..=20).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn replicated_events_keep_their_seq_skip_copies_and_stay_out_of_the_outbox() {
+    let (_dir, store, hub) = open(StoreConfig::default());
+    let board = Channel::Users;
+    let mut rx = hub.subscribe(&board);
+    let mut batch = WriteBatch::new();
+    batch
+        .replicated_event(board.clone(), 7, signed_in(7))
+        .replicated_event(board.clone(), 8, signed_in(8))
+        .replicated_event(board.clone(), 8, signed_in(8))
+        .set_counter("cursor", 42);
+    store.write(batch).await.unwrap();
+    assert_eq!(store.channel_head(&board).unwrap(), 8);
+    assert_eq!(store.counter("cursor").unwrap(), 42);
+    let (events, oldest) = store.channel_events(&board, 0, 10).unwrap();
+    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [7, 8]);
+    assert_eq!(oldest, 7);
+    assert_eq!(rx.recv().await.unwrap().seq, 7);
+    assert_eq!(rx.recv().await.unwrap().seq, 8);
+    assert!(rx.try_recv().is_err(), "the copy of 8 was published");
+    assert_eq!(store.outbox_positions().unwrap(), (0, 0));
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use medrelay_protocol::{Channel, Event};
 use redb::{Database, ReadableTable, WriteTransaction};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::tables::{self, Table};
 use super::{Committed, DbSlot, Op, OutboxEntry, StoreConfig, WriteError, WriteRequest, WriterMsg};
@@ -21,6 +21,7 @@ pub(super) fn spawn(
     rx: mpsc::Receiver<WriterMsg>,
     config: Arc<StoreConfig>,
     hub: EventHub,
+    outbox_grew: Arc<Notify>,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("store-writer".into())
@@ -28,7 +29,7 @@ pub(super) fn spawn(
             let done = {
                 let slot = db.read().unwrap_or_else(|e| e.into_inner());
                 match slot.as_ref() {
-                    Some(database) => run(database, rx, &config, &hub),
+                    Some(database) => run(database, rx, &config, &hub, &outbox_grew),
                     None => None,
                 }
             };
@@ -49,7 +50,9 @@ fn run(
     mut rx: mpsc::Receiver<WriterMsg>,
     config: &StoreConfig,
     hub: &EventHub,
+    outbox_grew: &Notify,
 ) -> Option<oneshot::Sender<()>> {
+    let commit = |group: Vec<WriteRequest>| commit_group(db, group, config, hub, outbox_grew);
     let mut group: Vec<WriteRequest> = Vec::new();
     let mut last_group = 0;
     while let Some(first) = rx.blocking_recv() {
@@ -89,11 +92,11 @@ fn run(
             }
             while !group.is_empty() {
                 let rest = group.split_off(group.len().min(config.max_group.max(1)));
-                commit_group(db, std::mem::replace(&mut group, rest), config, hub);
+                commit(std::mem::replace(&mut group, rest));
             }
             return Some(done);
         }
-        commit_group(db, std::mem::take(&mut group), config, hub);
+        commit(std::mem::take(&mut group));
     }
     None
 }
@@ -120,14 +123,21 @@ fn drain(
 /// What the transaction decided for one request, before the commit.
 type Outcome = Result<Committed, WriteError>;
 
-fn commit_group(db: &Database, group: Vec<WriteRequest>, config: &StoreConfig, hub: &EventHub) {
+fn commit_group(
+    db: &Database,
+    group: Vec<WriteRequest>,
+    config: &StoreConfig,
+    hub: &EventHub,
+    outbox_grew: &Notify,
+) {
     if group.is_empty() {
         return;
     }
     let started = Instant::now();
     let size = group.len();
     let mut published: Vec<(Channel, u64, Event)> = Vec::new();
-    let result = apply_group(db, &group, config, &mut published);
+    let mut outboxed = false;
+    let result = apply_group(db, &group, config, &mut published, &mut outboxed);
     let elapsed = started.elapsed();
     metrics::histogram!("store_commit_batch_size").record(size as f64);
     metrics::histogram!("store_commit_seconds").record(elapsed.as_secs_f64());
@@ -138,6 +148,9 @@ fn commit_group(db: &Database, group: Vec<WriteRequest>, config: &StoreConfig, h
                 let _ = req.reply.send(outcome);
             }
             hub.publish(published);
+            if outboxed {
+                outbox_grew.notify_one();
+            }
         }
         Err(err) => {
             metrics::counter!("store_commits_total", "result" => "error").increment(1);
@@ -155,6 +168,7 @@ fn apply_group(
     group: &[WriteRequest],
     config: &StoreConfig,
     published: &mut Vec<(Channel, u64, Event)>,
+    outboxed: &mut bool,
 ) -> Result<Vec<Outcome>, redb::Error> {
     let txn = db.begin_write()?;
     let mut outcomes = Vec::with_capacity(group.len());
@@ -177,8 +191,14 @@ fn apply_group(
                 seqs.push(seq);
                 published.push((channel.clone(), seq, event.clone()));
             }
+            for (channel, seq, event) in &req.batch.replicated {
+                if applier.append_replicated(channel, *seq, event)? {
+                    published.push((channel.clone(), *seq, event.clone()));
+                }
+            }
             outcomes.push(Ok(Committed { seqs }));
         }
+        *outboxed = applier.outbox_grew;
     }
     txn.commit()?;
     Ok(outcomes)
@@ -192,6 +212,7 @@ struct Applier<'txn> {
     outbox: redb::Table<'txn, u64, &'static [u8]>,
     counters: redb::Table<'txn, &'static str, u64>,
     outbox_head: u64,
+    outbox_grew: bool,
     config: &'txn StoreConfig,
 }
 
@@ -213,6 +234,7 @@ impl<'txn> Applier<'txn> {
             outbox: txn.open_table(tables::OUTBOX)?,
             counters,
             outbox_head,
+            outbox_grew: false,
             config,
         })
     }
@@ -245,8 +267,50 @@ impl<'txn> Applier<'txn> {
             Op::Delete { table, key } => {
                 self.table(*table).remove(key.as_str())?;
             }
+            Op::AckOutbox { through } => {
+                let acked = self
+                    .counters
+                    .get(tables::OUTBOX_ACKED)?
+                    .map(|v| v.value())
+                    .unwrap_or(0);
+                let through = (*through).min(self.outbox_head);
+                if through > acked {
+                    self.outbox.retain_in(acked + 1..=through, |_, _| false)?;
+                    self.counters.insert(tables::OUTBOX_ACKED, through)?;
+                }
+            }
+            Op::Counter { name, value } => {
+                self.counters.insert(*name, *value)?;
+            }
         }
         Ok(())
+    }
+
+    /// Keeps `event` at the `seq` another node gave it, if it is newer than
+    /// what the channel holds; returns whether it was kept.
+    fn append_replicated(
+        &mut self,
+        channel: &Channel,
+        seq: u64,
+        event: &Event,
+    ) -> Result<bool, redb::Error> {
+        let name = channel.name();
+        let head = self
+            .heads
+            .get(name.as_str())?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        if seq <= head {
+            return Ok(false);
+        }
+        self.heads.insert(name.as_str(), seq)?;
+        let json = serde_json::to_vec(event).expect("events serialise to JSON");
+        self.events.insert((name.as_str(), seq), json.as_slice())?;
+        if seq > self.config.channel_history {
+            self.events
+                .remove((name.as_str(), seq - self.config.channel_history))?;
+        }
+        Ok(true)
     }
 
     /// Numbers the event in its channel, keeps it in the channel's history
@@ -267,7 +331,11 @@ impl<'txn> Applier<'txn> {
                 .remove((name.as_str(), seq - self.config.channel_history))?;
         }
 
+        if !medrelay_protocol::nats::is_published(channel) {
+            return Ok(seq);
+        }
         self.outbox_head += 1;
+        self.outbox_grew = true;
         let entry = OutboxEntry {
             position: self.outbox_head,
             event_id: format!("{name}/{seq}"),
@@ -277,8 +345,9 @@ impl<'txn> Applier<'txn> {
         };
         let entry = serde_json::to_vec(&entry).expect("outbox entries serialise to JSON");
         self.outbox.insert(self.outbox_head, entry.as_slice())?;
-        // No consumer reads the outbox yet: keep a bounded window of it.
-        if self.outbox_head > self.config.outbox_retain {
+        // With no consumer, keep a bounded window; a consumer acknowledges
+        // what it has handled and `AckOutbox` deletes it.
+        if !self.config.outbox_consumer && self.outbox_head > self.config.outbox_retain {
             self.outbox
                 .remove(self.outbox_head - self.config.outbox_retain)?;
         }

@@ -1,0 +1,192 @@
+//! Schedule commands over NATS request/reply.
+//!
+//! `<prefix>.cmd.schedule.<providerId>` takes the WebSocket's `book`,
+//! `reschedule`, `cancel`, `get` and `board` frames and answers with the
+//! WebSocket's reply, through the same [`scheduling::run`]: the same checks,
+//! the same answers, the same error codes. The caller's token travels in an
+//! `Authorization: Bearer <jwt>` header and is checked as on the gateway
+//! (signature, expiry, revocation, per-user rate limit). Every request with a
+//! reply subject gets an answer, errors included.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use medrelay_actors::schedule::AppointmentRecord;
+use medrelay_protocol::nats::AUTHORIZATION_HEADER;
+use medrelay_protocol::ws::{Reply, parse_client_frame};
+use medrelay_protocol::{ErrorCode, ProviderId};
+use tokio::sync::Semaphore;
+
+use super::{NatsLink, back_off};
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::http::error::ApiError;
+use crate::scheduling::{self, ScheduleCommand};
+
+/// The queue group every owner node joins, so each request is answered once.
+const QUEUE_GROUP: &str = "medrelay";
+
+/// Serves commands until the task is aborted at shutdown.
+pub async fn run(state: Arc<AppState>, link: NatsLink) {
+    let limit = Arc::new(Semaphore::new(state.settings.nats.max_concurrent_commands));
+    let subject = link.subjects.all_schedule_commands();
+    let mut delay = std::time::Duration::from_millis(100);
+    loop {
+        let mut requests = match link
+            .client
+            .queue_subscribe(subject.clone(), QUEUE_GROUP.into())
+            .await
+        {
+            Ok(sub) => sub,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not subscribe to NATS commands; retrying");
+                back_off(&mut delay, std::time::Duration::from_secs(5)).await;
+                continue;
+            }
+        };
+        tracing::info!(%subject, "answering schedule commands over NATS");
+        while let Some(message) = requests.next().await {
+            let Ok(permit) = limit.clone().acquire_owned().await else {
+                return;
+            };
+            let (state, link) = (state.clone(), link.clone());
+            tokio::spawn(async move {
+                answer(&state, &link, message).await;
+                drop(permit);
+            });
+        }
+        // The subscription ends only when the client is closed.
+        back_off(&mut delay, std::time::Duration::from_secs(5)).await;
+    }
+}
+
+async fn answer(state: &AppState, link: &NatsLink, message: async_nats::Message) {
+    let Some(reply_to) = message.reply.clone() else {
+        metrics::counter!("nats_commands_total", "result" => "no_reply_subject").increment(1);
+        tracing::debug!(subject = %message.subject, "command without a reply subject ignored");
+        return;
+    };
+    let reply = handle(state, link, &message).await;
+    metrics::counter!("nats_commands_total", "result" => if reply.ok { "ok" } else { "error" })
+        .increment(1);
+    let payload = serde_json::to_vec(&reply).expect("replies serialise to JSON");
+    if let Err(e) = link.client.publish(reply_to, payload.into()).await {
+        tracing::warn!(error = %e, "could not send a NATS command reply");
+    }
+}
+
+/// The reply to one request.
+pub(crate) async fn handle(
+    state: &AppState,
+    link: &NatsLink,
+    message: &async_nats::Message,
+) -> Reply {
+    if message.payload.len() > state.settings.nats.max_command_bytes {
+        return Reply::error(
+            None,
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "request larger than {} bytes",
+                state.settings.nats.max_command_bytes
+            ),
+        );
+    }
+    let frame = match parse_client_frame(&message.payload) {
+        Ok(frame) => frame,
+        Err(reply) => return *reply,
+    };
+    let id = frame.id.clone();
+    let Some(provider) = link.subjects.provider_of(message.subject.as_str()) else {
+        return Reply::error(
+            id,
+            ErrorCode::BadRequest,
+            format!(
+                "commands go to {}.cmd.schedule.<providerId>",
+                link.subjects.prefix()
+            ),
+        );
+    };
+    let principal = match authenticate(state, message) {
+        Ok(principal) => principal,
+        Err(e) => return Reply::err(id, e.body()),
+    };
+    let Some(command) = ScheduleCommand::from_protocol(frame.command) else {
+        return Reply::error(
+            id,
+            ErrorCode::BadRequest,
+            "over NATS the commands are book, reschedule, cancel, get and board",
+        );
+    };
+    if let Err(e) = state.limits.check_user(&principal.user_id) {
+        return Reply::err(id, ApiError::RateLimited(e).body());
+    }
+    if let Err(e) = same_provider(state, &provider, &command) {
+        return Reply::err(id, e.body());
+    }
+    match scheduling::run(state, &principal, command).await {
+        Ok(data) => Reply::ok(id, data),
+        Err(e) => {
+            if let ApiError::Internal(cause) = &e {
+                tracing::error!(error = format!("{cause:#}"), subject = %message.subject, "NATS command failed");
+            }
+            Reply::err(id, e.body())
+        }
+    }
+}
+
+/// The principal of the request's `Authorization: Bearer` header. Display
+/// tokens are accepted; [`scheduling::run`] limits them to their board.
+fn authenticate(state: &AppState, message: &async_nats::Message) -> Result<Principal, ApiError> {
+    let header = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(AUTHORIZATION_HEADER))
+        .map(|v| v.as_str())
+        .ok_or_else(|| {
+            ApiError::Unauthorized("this needs an Authorization: Bearer <token> header".into())
+        })?;
+    let token = match header.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            token.trim()
+        }
+        _ => {
+            return Err(ApiError::Unauthorized(
+                "Authorization must be \"Bearer <token>\"".into(),
+            ));
+        }
+    };
+    Principal::from_socket_token(state, token)
+}
+
+/// The command must be about the doctor the subject names.
+fn same_provider(
+    state: &AppState,
+    provider: &ProviderId,
+    command: &ScheduleCommand,
+) -> Result<(), ApiError> {
+    match command {
+        ScheduleCommand::Book(request) if request.provider_id != *provider => {
+            Err(ApiError::BadRequest {
+                message: format!("providerId must be {provider}, the doctor in the subject"),
+                field: Some("providerId".into()),
+            })
+        }
+        ScheduleCommand::Board {
+            provider: other, ..
+        } if other != provider => Err(ApiError::BadRequest {
+            message: format!("providerId must be {provider}, the doctor in the subject"),
+            field: Some("providerId".into()),
+        }),
+        ScheduleCommand::Update(id, _) | ScheduleCommand::Cancel(id) | ScheduleCommand::Get(id) => {
+            match state.store.get::<AppointmentRecord>(id.as_str())? {
+                Some(record) if record.provider_id != *provider => Err(ApiError::NotFound(
+                    format!("no appointment {id} on the schedule of {provider}"),
+                )),
+                _ => Ok(()),
+            }
+        }
+        _ => Ok(()),
+    }
+}

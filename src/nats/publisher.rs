@@ -1,0 +1,191 @@
+//! The outbox publisher: every outbox entry, in position order, to JetStream.
+//!
+//! Entries are published a window at a time (`nats.publish_window`) and the
+//! window's acks awaited in order. Only the acknowledged prefix is recorded
+//! (and deleted from the outbox); anything after the first failure is
+//! published again on the next pass.
+//!
+//! Exactly once in the stream:
+//! - each message carries its event id as `Nats-Msg-Id`, so a republish of
+//!   something the stream already holds (after a crash between the stream's
+//!   ack and our record of it) is dropped by JetStream's dedup window;
+//! - at start-up the stream's newest message is looked up in the outbox, and
+//!   everything up to it is recorded as done, so a restart after a long
+//!   outage does not depend on the dedup window at all.
+//!
+//! In order: inside a window every message after the first names its
+//! predecessor in `Nats-Expected-Last-Msg-Id`. If one message is lost (the
+//! connection dropped with it in flight), JetStream refuses every later one
+//! in the window instead of storing them ahead of it; the next pass
+//! publishes again from the lost one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::message::PublishMessage;
+use medrelay_actors::store::{OutboxEntry, WriteBatch};
+use medrelay_protocol::nats::{EVENT_SCHEMA_VERSION, EventEnvelope};
+
+use super::{NatsLink, back_off, stream_config};
+use crate::app::AppState;
+
+/// Longest wait between retries while JetStream is unreachable.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Runs until the task is aborted at shutdown.
+pub async fn run(state: Arc<AppState>, link: NatsLink) {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match session(&state, &link).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "outbox publisher: JetStream unavailable; retrying"
+                );
+                back_off(&mut delay, MAX_BACKOFF).await;
+            }
+        }
+    }
+}
+
+/// Makes sure the stream exists, reconciles with it, then publishes until
+/// the stream goes missing (an `Err` restarts the session) or shutdown.
+async fn session(state: &AppState, link: &NatsLink) -> anyhow::Result<()> {
+    let config = stream_config(&state.settings.nats, &link.subjects);
+    let stream = link
+        .jetstream
+        .get_or_create_stream(config)
+        .await
+        .context("could not create or open the event stream")?;
+    reconcile(state, &stream).await?;
+    let window = state.settings.nats.publish_window;
+    let mut delay = Duration::from_millis(50);
+    let mut shutdown = state.shutdown.clone();
+    loop {
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        let (head, acked) = state.store.outbox_positions()?;
+        metrics::gauge!("outbox_pending").set(head.saturating_sub(acked) as f64);
+        if head <= acked {
+            tokio::select! {
+                () = state.store.outbox_grew() => {}
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
+        let entries = state.store.outbox_after(acked, window)?;
+        let (done, failure) = publish_window(link, &entries).await;
+        if let Some(through) = done {
+            let mut batch = WriteBatch::new();
+            batch.ack_outbox(through);
+            state
+                .store
+                .write(batch)
+                .await
+                .context("could not record published events")?;
+            let count = entries.iter().filter(|e| e.position <= through).count();
+            metrics::counter!("nats_events_published_total").increment(count as u64);
+        }
+        match failure {
+            None => delay = Duration::from_millis(50),
+            Some(kind) => {
+                metrics::counter!("nats_publish_failures_total").increment(1);
+                if kind == PublishErrorKind::StreamNotFound {
+                    anyhow::bail!("the event stream disappeared");
+                }
+                tracing::debug!(%kind, "publish window failed; publishing again from the first unacknowledged event");
+                back_off(&mut delay, MAX_BACKOFF).await;
+            }
+        }
+    }
+}
+
+/// Publishes `entries` and awaits their acks in order. Returns the position
+/// of the last entry of the acknowledged prefix, and why the rest failed.
+async fn publish_window(
+    link: &NatsLink,
+    entries: &[OutboxEntry],
+) -> (Option<u64>, Option<PublishErrorKind>) {
+    let mut pending = Vec::with_capacity(entries.len());
+    let mut previous: Option<&str> = None;
+    let mut failure = None;
+    for entry in entries {
+        let Some(subject) = link.subjects.event(&entry.channel, &entry.event) else {
+            // Not a published channel (written by an older release): done.
+            pending.push((entry.position, None));
+            continue;
+        };
+        let envelope = EventEnvelope {
+            v: EVENT_SCHEMA_VERSION,
+            event_id: entry.event_id.clone(),
+            channel: entry.channel.clone(),
+            seq: entry.seq,
+            event: entry.event.clone(),
+        };
+        let payload = serde_json::to_vec(&envelope).expect("envelopes serialise to JSON");
+        let mut message = PublishMessage::build()
+            .payload(payload.into())
+            .message_id(&entry.event_id)
+            .header("Medrelay-Schema", EVENT_SCHEMA_VERSION.to_string().as_str());
+        if let Some(previous) = previous {
+            message = message.expected_last_message_id(previous);
+        }
+        match link.jetstream.send_publish(subject, message).await {
+            Ok(ack) => pending.push((entry.position, Some(ack))),
+            Err(e) => {
+                failure = Some(e.kind());
+                break;
+            }
+        }
+        previous = Some(&entry.event_id);
+    }
+    let mut done = None;
+    for (position, ack) in pending {
+        match ack {
+            None => done = Some(position),
+            Some(ack) => match ack.await {
+                Ok(_) => done = Some(position),
+                Err(e) => {
+                    failure = Some(e.kind());
+                    break;
+                }
+            },
+        }
+    }
+    (done, failure)
+}
+
+/// After a restart: everything up to the stream's newest message is already
+/// published, whatever this node managed to record before it stopped.
+async fn reconcile(
+    state: &AppState,
+    stream: &async_nats::jetstream::stream::Stream,
+) -> anyhow::Result<()> {
+    let last = stream.get_info().await?.state.last_sequence;
+    if last == 0 {
+        return Ok(());
+    }
+    let message = stream.get_raw_message(last).await?;
+    let Ok(envelope) = serde_json::from_slice::<EventEnvelope>(&message.payload) else {
+        return Ok(());
+    };
+    let (_, acked) = state.store.outbox_positions()?;
+    // Only a few windows can be published but unrecorded.
+    let horizon = state.settings.nats.publish_window.saturating_mul(4);
+    let entries = state.store.outbox_after(acked, horizon)?;
+    if let Some(entry) = entries.iter().find(|e| e.event_id == envelope.event_id) {
+        let mut batch = WriteBatch::new();
+        batch.ack_outbox(entry.position);
+        state.store.write(batch).await?;
+        tracing::info!(
+            through = entry.position,
+            "outbox: events the stream already held are recorded as published"
+        );
+    }
+    Ok(())
+}
