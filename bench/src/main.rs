@@ -8,6 +8,7 @@
 //! cargo build --release -p medrelay -p medrelay-bench   # schedule runs the server binary
 //! cargo run --release -p medrelay-bench -- schedule [--clients 128] [--seconds 5] \
 //!     [--fanout-rate 100] [--fanout-sockets 1000] [--idle-connections 10000]
+//! cargo run --release -p medrelay-bench -- nats [--seconds 5] [--backlog-seconds 3]
 //! ```
 //!
 //! Benchmarks:
@@ -27,10 +28,15 @@
 //!   and server memory per idle subscribed connection. Targets: >= 10,000
 //!   bookings/s, p99 <= 10 ms at 2,000/s, fan-out p99 <= 1.5x raw, <= 16 KiB
 //!   per idle connection. See [`schedule`].
+//! - `nats`: bookings over NATS request/reply (1 and 32 clients) against raw
+//!   async-nats request/reply to a trivial responder in the same run, and the
+//!   outbox's publish rate into JetStream after an outage. Target: booking p50
+//!   <= raw p50 + 300 µs. See [`nats`].
 
 mod boards;
 mod booking;
 mod idle;
+mod nats;
 mod schedule;
 mod server;
 mod stats;
@@ -54,6 +60,8 @@ enum Command {
     Store(store::Args),
     /// Bookings, board fan-out and idle sockets over WebSocket against the server.
     Schedule(schedule::Args),
+    /// Bookings over NATS request/reply against raw request/reply; outbox publish rate.
+    Nats(nats::Args),
 }
 
 #[tokio::main]
@@ -61,5 +69,6 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Store(args) => store::run(args).await,
         Command::Schedule(args) => schedule::run(args).await,
+        Command::Nats(args) => nats::run(args).await,
     }
 }

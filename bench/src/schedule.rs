@@ -252,7 +252,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 /// Logs in as the admin, creates the doctors and signs up the patients;
 /// returns the admin's token and the patients' ids in order.
-async fn setup(server: &Server) -> anyhow::Result<(String, Vec<String>)> {
+pub(crate) async fn setup(server: &Server) -> anyhow::Result<(String, Vec<String>)> {
     let token = server.login(ADMIN_USER, ADMIN_PASSWORD).await?;
     let all_day: Vec<_> = [
         "Monday",
@@ -310,7 +310,7 @@ async fn setup(server: &Server) -> anyhow::Result<(String, Vec<String>)> {
 }
 
 /// Opens `n` booking sockets, 32 at a time.
-async fn open_booking_sockets(
+pub(crate) async fn open_booking_sockets(
     server: &Server,
     token: &str,
     n: usize,
@@ -326,7 +326,7 @@ async fn open_booking_sockets(
 }
 
 /// Waits for every client task; returns their sockets and merged figures.
-async fn gather(
+pub(crate) async fn gather(
     mut tasks: JoinSet<anyhow::Result<(Socket, ClientStats)>>,
 ) -> anyhow::Result<(Vec<Socket>, ClientStats)> {
     let mut sockets = Vec::with_capacity(tasks.len());

@@ -53,6 +53,8 @@ pub struct Server {
     http: reqwest::Client,
     /// Removed when the server is dropped, after the child has exited.
     data_dir: tempfile::TempDir,
+    /// Settings beyond [`ENV`], kept for restarts.
+    extra_env: Vec<(String, String)>,
 }
 
 /// Where the `medrelay` binary is: `explicit`, else next to this benchmark's
@@ -108,8 +110,10 @@ fn command(binary: &Path) -> Command {
 fn spawn_serve(
     binary: &Path,
     dir: &Path,
+    extra_env: &[(String, String)],
 ) -> anyhow::Result<(Child, oneshot::Receiver<SocketAddr>)> {
     let mut serve = command(binary);
+    serve.envs(extra_env.iter().map(|(k, v)| (k, v)));
     serve
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
@@ -143,6 +147,17 @@ impl Server {
     /// # Errors
     /// When the binary fails to run, exits, or logs no address within 30 s.
     pub async fn start(binary: &Path) -> anyhow::Result<Server> {
+        Self::start_with(binary, Vec::new()).await
+    }
+
+    /// [`Server::start`] with more settings (`MEDRELAY__SECTION__KEY`, value).
+    ///
+    /// # Errors
+    /// As [`Server::start`].
+    pub async fn start_with(
+        binary: &Path,
+        extra_env: Vec<(String, String)>,
+    ) -> anyhow::Result<Server> {
         let data_dir = tempfile::tempdir().context("creating a temporary data folder")?;
         let dir = data_dir.path().to_owned();
 
@@ -167,7 +182,7 @@ impl Server {
         );
 
         // From here on, dropping the server kills the child.
-        let (child, addr_rx) = spawn_serve(binary, &dir)?;
+        let (child, addr_rx) = spawn_serve(binary, &dir, &extra_env)?;
         let mut server = Server {
             binary: binary.to_owned(),
             child,
@@ -178,6 +193,7 @@ impl Server {
                 .build()
                 .context("building the HTTP client")?,
             data_dir,
+            extra_env,
         };
         server.addr = server.wait_for_address(addr_rx).await?;
         Ok(server)
@@ -191,7 +207,7 @@ impl Server {
     /// As [`Server::stop`] and [`Server::start`].
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.terminate().await?;
-        let (child, addr_rx) = spawn_serve(&self.binary, self.data_dir.path())?;
+        let (child, addr_rx) = spawn_serve(&self.binary, self.data_dir.path(), &self.extra_env)?;
         self.child = child;
         self.addr = self.wait_for_address(addr_rx).await?;
         Ok(())
