@@ -111,11 +111,19 @@ pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     let value = value
         .to_str()
         .map_err(|_| ApiError::Unauthorized("malformed Authorization header".into()))?;
+    bearer_token(value).map(Some)
+}
+
+/// The token of an `Authorization` value `Bearer <token>` (HTTP or NATS).
+///
+/// # Errors
+/// [`ApiError::Unauthorized`] for any other scheme or an empty token.
+pub fn bearer_token(value: &str) -> Result<&str, ApiError> {
     match value.split_once(' ') {
         Some((scheme, token))
             if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
         {
-            Ok(Some(token.trim()))
+            Ok(token.trim())
         }
         _ => Err(ApiError::Unauthorized(
             "Authorization must be \"Bearer <token>\"".into(),

@@ -20,6 +20,7 @@ use tokio::sync::Semaphore;
 use super::{NatsLink, back_off};
 use crate::app::AppState;
 use crate::auth::Principal;
+use crate::auth::principal::bearer_token;
 use crate::http::error::ApiError;
 use crate::scheduling::{self, ScheduleCommand};
 
@@ -145,18 +146,7 @@ fn authenticate(state: &AppState, message: &async_nats::Message) -> Result<Princ
         .ok_or_else(|| {
             ApiError::Unauthorized("this needs an Authorization: Bearer <token> header".into())
         })?;
-    let token = match header.split_once(' ') {
-        Some((scheme, token))
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-        {
-            token.trim()
-        }
-        _ => {
-            return Err(ApiError::Unauthorized(
-                "Authorization must be \"Bearer <token>\"".into(),
-            ));
-        }
-    };
+    let token = bearer_token(header)?;
     Principal::from_socket_token(state, token)
 }
 
@@ -166,19 +156,18 @@ fn same_provider(
     provider: &ProviderId,
     command: &ScheduleCommand,
 ) -> Result<(), ApiError> {
-    match command {
-        ScheduleCommand::Book(request) if request.provider_id != *provider => {
-            Err(ApiError::BadRequest {
-                message: format!("providerId must be {provider}, the doctor in the subject"),
-                field: Some("providerId".into()),
-            })
-        }
-        ScheduleCommand::Board {
-            provider: other, ..
-        } if other != provider => Err(ApiError::BadRequest {
+    let named = match command {
+        ScheduleCommand::Book(request) => Some(&request.provider_id),
+        ScheduleCommand::Board { provider, .. } => Some(provider),
+        _ => None,
+    };
+    if named.is_some_and(|named| named != provider) {
+        return Err(ApiError::BadRequest {
             message: format!("providerId must be {provider}, the doctor in the subject"),
             field: Some("providerId".into()),
-        }),
+        });
+    }
+    match command {
         ScheduleCommand::Update(id, _) | ScheduleCommand::Cancel(id) | ScheduleCommand::Get(id) => {
             match state.store.get::<AppointmentRecord>(id.as_str())? {
                 Some(record) if record.provider_id != *provider => Err(ApiError::NotFound(

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use medrelay_actors::channels::{self, Viewer};
 use medrelay_actors::hub::Published;
 use medrelay_actors::schedule::actor::GetBoard;
-use medrelay_actors::store::Store;
+use medrelay_actors::store::{Store, StoredEvent};
 use medrelay_protocol::ws::{Reply, Subscribed};
 use medrelay_protocol::{Channel, ErrorBody, ErrorCode};
 use tokio::sync::broadcast::error::RecvError;
@@ -92,21 +92,7 @@ pub async fn start(
         resync,
         snapshot,
     };
-    let data = serde_json::to_value(data).map_err(ApiError::internal)?;
-    out.reply(Reply::ok(id, data));
-    for event in replay {
-        let frame = Published::new(channel.clone(), event.seq, event.event).frame_for(reveal);
-        if !out.push(Frame::Shared(frame)) {
-            break;
-        }
-    }
-    let forwarder = Forwarder {
-        channel,
-        store: store.clone(),
-        out: out.clone(),
-        reveal,
-    };
-    Ok(tokio::spawn(forwarder.run(rx, seq)))
+    follow(store, out, id, data, replay, reveal, rx)
 }
 
 /// [`start`] on a board replica: the owner node decides, with the viewer's
@@ -165,6 +151,21 @@ pub async fn start_on_replica(
         resync,
         snapshot: (since.is_none() || resync).then_some(owner.snapshot),
     };
+    follow(store, out, id, data, replay, reveal, rx)
+}
+
+/// Sends the subscribe reply and the replayed events, then spawns the task
+/// that forwards live events after `data.seq`.
+fn follow(
+    store: &Store,
+    out: &Outbox,
+    id: Option<String>,
+    data: Subscribed,
+    replay: Vec<StoredEvent>,
+    reveal: bool,
+    rx: tokio::sync::broadcast::Receiver<Arc<Published>>,
+) -> Result<JoinHandle<()>, ApiError> {
+    let (channel, last) = (data.channel.clone(), data.seq);
     let data = serde_json::to_value(data).map_err(ApiError::internal)?;
     out.reply(Reply::ok(id, data));
     for event in replay {

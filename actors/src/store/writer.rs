@@ -303,14 +303,21 @@ impl<'txn> Applier<'txn> {
         if seq <= head {
             return Ok(false);
         }
-        self.heads.insert(name.as_str(), seq)?;
+        self.keep_in_history(&name, seq, event)?;
+        Ok(true)
+    }
+
+    /// Makes `seq` the channel's head and keeps the event in its history,
+    /// dropping the one that falls out of the window.
+    fn keep_in_history(&mut self, name: &str, seq: u64, event: &Event) -> Result<(), redb::Error> {
+        self.heads.insert(name, seq)?;
         let json = serde_json::to_vec(event).expect("events serialise to JSON");
-        self.events.insert((name.as_str(), seq), json.as_slice())?;
+        self.events.insert((name, seq), json.as_slice())?;
         if seq > self.config.channel_history {
             self.events
-                .remove((name.as_str(), seq - self.config.channel_history))?;
+                .remove((name, seq - self.config.channel_history))?;
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Numbers the event in its channel, keeps it in the channel's history
@@ -323,13 +330,7 @@ impl<'txn> Applier<'txn> {
             .map(|v| v.value())
             .unwrap_or(0)
             + 1;
-        self.heads.insert(name.as_str(), seq)?;
-        let json = serde_json::to_vec(event).expect("events serialise to JSON");
-        self.events.insert((name.as_str(), seq), json.as_slice())?;
-        if seq > self.config.channel_history {
-            self.events
-                .remove((name.as_str(), seq - self.config.channel_history))?;
-        }
+        self.keep_in_history(&name, seq, event)?;
 
         if !medrelay_protocol::nats::is_published(channel) {
             return Ok(seq);
