@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use medrelay_actors::accounts::{self, AccountActor, Revocations};
 use medrelay_actors::hub::EventHub;
+use medrelay_actors::notify::ReminderPlan;
 use medrelay_actors::schedule::{BookingRules, ScheduleActor};
 use medrelay_actors::store::{Store, StoreConfig};
 use medrelay_actors::system::{ActorSystem, Registry};
@@ -22,6 +23,7 @@ use crate::auth::tokens::TokenKeys;
 use crate::config::{NodeRole, Settings};
 use crate::http::ratelimit::RateLimits;
 use crate::nats::NatsLink;
+use crate::notify::Notifier;
 use crate::ws::Sockets;
 
 /// The database file inside the data folder.
@@ -68,6 +70,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// The NATS connection, when `nats.url` is set.
     pub nats: Option<NatsLink>,
+    /// Notifications and reminders.
+    pub notifier: Arc<Notifier>,
 }
 
 impl AppState {
@@ -152,6 +156,8 @@ impl Application {
                 AccountActor::new(id, store.clone(), revocations.clone(), idle, retire)
             })
         };
+        let plan = ReminderPlan::new(settings.notifications.offsets()?);
+        let notifier = Notifier::new(&settings, store.clone(), hub.clone(), plan.clone())?;
         let schedules = {
             let store = store.clone();
             let rules = BookingRules {
@@ -163,7 +169,7 @@ impl Application {
                 ),
             };
             Registry::new(system.clone(), move |id, retire| {
-                ScheduleActor::new(id, store.clone(), rules, idle, retire)
+                ScheduleActor::new(id, store.clone(), rules, plan.clone(), idle, retire)
             })
         };
         let nats = if settings.nats.enabled() {
@@ -195,6 +201,7 @@ impl Application {
             tokens,
             shutdown,
             nats,
+            notifier,
         });
         Ok(Application {
             listener,
@@ -274,6 +281,9 @@ fn spawn_background(state: &Arc<AppState>) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
     if let Some(link) = &state.nats {
         crate::nats::spawn(state, link, &mut tasks);
+    }
+    if !state.is_replica() {
+        state.notifier.start(&mut tasks);
     }
     let s = state.clone();
     tasks.spawn(async move {

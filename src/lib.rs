@@ -12,6 +12,7 @@
 //! - [`http`]: routes, middleware and the JSON error contract.
 //! - [`scheduling`]: schedule operations shared by REST, WebSocket and NATS.
 //! - [`nats`]: the NATS bridge (outbox publisher, commands, board replicas).
+//! - [`notify`]: notifications: channel workers, providers, reminders.
 //! - [`ws`]: the WebSocket gateway (protocol v1).
 //! - [`admin`]: offline administration (bootstrap the first admin).
 
@@ -21,6 +22,7 @@ pub mod auth;
 pub mod config;
 pub mod http;
 pub mod nats;
+pub mod notify;
 pub mod scheduling;
 pub mod telemetry;
 pub mod ws;

@@ -15,7 +15,7 @@ use medrelay_protocol::Role;
 #[command(name = "medrelay", version, about = "Real-time clinic backend")]
 struct Cli {
     /// A TOML file layered over the built-in defaults.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", env = "MEDRELAY_CONFIG")]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,

@@ -9,6 +9,7 @@
 //! - [`system`]: the actix system, the lazy actor registry, panic-safe supervision.
 //! - [`accounts`]: users, profiles, sessions, revocations; `AccountActor`.
 //! - [`schedule`]: doctors' hours, appointments; `ScheduleActor`.
+//! - [`notify`]: notification records, preferences, devices, durable reminders.
 //! - [`channels`]: who may subscribe to a channel, and its snapshot.
 //! - [`ids`]: generated ids and random secrets.
 
@@ -16,6 +17,7 @@ pub mod accounts;
 pub mod channels;
 pub mod hub;
 pub mod ids;
+pub mod notify;
 pub mod schedule;
 pub mod store;
 pub mod system;

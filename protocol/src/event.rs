@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{PatientId, ProviderId, Role, UserId, Username};
+use crate::notification::NotificationCategory;
 use crate::schedule::{AppointmentId, AppointmentStatus, SlotTime};
 
 /// One event, tagged by `kind`. Stored as written, so new variants may be
@@ -114,6 +115,23 @@ pub enum Event {
         #[schemars(with = "String")]
         at: Timestamp,
     },
+    /// An in-app notification for a patient (channel `patient:<id>`).
+    Notification {
+        /// The notification's id (its delivery report).
+        notification_id: String,
+        /// What it is about.
+        category: NotificationCategory,
+        /// The appointment it concerns, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        appointment_id: Option<AppointmentId>,
+        /// A short title.
+        title: String,
+        /// The text.
+        body: String,
+        /// When it was sent.
+        #[schemars(with = "String")]
+        at: Timestamp,
+    },
 }
 
 impl Event {
@@ -129,6 +147,7 @@ impl Event {
             Event::AppointmentCancelled { .. } => "appointment_cancelled",
             Event::AppointmentStatusChanged { .. } => "appointment_status_changed",
             Event::AvailabilityChanged { .. } => "availability_changed",
+            Event::Notification { .. } => "notification",
         }
     }
 

@@ -13,6 +13,7 @@
 //! - [`profile`]: contact details and medical history (seed shapes).
 //! - [`schedule`]: availability, slots, appointments and their command bodies.
 //! - [`nats`]: NATS subjects and the published event envelope.
+//! - [`notification`]: notification channels, statuses and preferences.
 //! - [`ws`]: WebSocket protocol v1 frames: client commands, replies, pushed events.
 
 pub mod channel;
@@ -20,6 +21,7 @@ pub mod error;
 pub mod event;
 pub mod ids;
 pub mod nats;
+pub mod notification;
 pub mod profile;
 pub mod schedule;
 pub mod ws;

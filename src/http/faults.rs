@@ -17,6 +17,30 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
         .routes(routes!(panic_account))
         .routes(routes!(panic_schedule))
+        .routes(routes!(advance_clock))
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Advance {
+    seconds: i64,
+}
+
+/// Moves the notification clock forward (admins, test builds only), so a
+/// test sees a reminder due tomorrow fire now.
+#[utoipa::path(post, path = "/api/test-faults/clock", tag = "test", request_body = Advance,
+    responses((status = 204)))]
+async fn advance_clock(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    super::json::Json(body): super::json::Json<Advance>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    principal.require(&[Role::Admin])?;
+    state
+        .notifier
+        .clock
+        .advance(jiff::SignedDuration::from_secs(body.seconds.max(0)));
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// Makes one doctor's schedule actor panic inside a handler (admins, test builds only).

@@ -9,6 +9,7 @@
 //! - [`directory`]: `/api/doctors`, `/api/patients/{id}`.
 //! - [`providers`]: the `/api/providers` routes (profiles, hours, slots).
 //! - [`appointments`]: the `/api/appointments` routes.
+//! - [`notifications`]: `/api/notifications`, preferences, devices, Twilio callbacks.
 //! - [`ops`]: health, readiness, metrics, gateway status, API descriptions.
 //!
 //! Routes are declared once, through `utoipa-axum`, so the OpenAPI document
@@ -22,6 +23,7 @@ pub mod error;
 #[cfg(feature = "fault-injection")]
 mod faults;
 pub mod json;
+pub mod notifications;
 pub mod ops;
 pub mod providers;
 pub mod ratelimit;
@@ -87,6 +89,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(directory::router())
         .merge(providers::router())
         .merge(appointments::router())
+        .merge(notifications::router())
         .merge(ops::router());
     #[cfg(feature = "fault-injection")]
     let api = api.merge(faults::router());

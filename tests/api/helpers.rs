@@ -64,8 +64,16 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = test_settings(dir.path());
     tweak(&mut settings);
+    create_admin(&settings).await;
+    let mut app = start(settings).await;
+    app._dir = Some(dir);
+    app
+}
+
+/// Creates the [`ADMIN`] account offline in `settings`' data folder.
+pub async fn create_admin(settings: &Settings) {
     create_user(
-        &settings,
+        settings,
         CreateUser {
             username: ADMIN.0.into(),
             email: "root@example.org".into(),
@@ -76,9 +84,6 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     )
     .await
     .expect("admin bootstrap");
-    let mut app = start(settings).await;
-    app._dir = Some(dir);
-    app
 }
 
 /// Starts a server on exactly these settings (e.g. an existing data folder).
@@ -146,6 +151,18 @@ impl TestApp {
             req = req.bearer_auth(t);
         }
         read(req.send().await.unwrap()).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value, token: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .put(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        read(response).await
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
@@ -405,5 +422,50 @@ where
             return false;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The medrelay binary as a child process (so that it can be killed), with
+/// extra `MEDRELAY__*` variables.
+pub struct Process {
+    child: std::process::Child,
+    pub addr: String,
+}
+
+const BIN: &str = env!("CARGO_BIN_EXE_medrelay");
+
+impl Process {
+    pub fn start(data: &Path, env: &[(&str, &str)]) -> Process {
+        use std::io::BufRead;
+        let mut command = std::process::Command::new(BIN);
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .env("MEDRELAY__LOG__FORMAT", "json")
+            .env("MEDRELAY__RATE_LIMIT__PER_IP_PER_SEC", "100000")
+            .env("MEDRELAY__RATE_LIMIT__PER_IP_BURST", "100000")
+            .env("MEDRELAY__RATE_LIMIT__PER_USER_PER_SEC", "100000")
+            .env("MEDRELAY__RATE_LIMIT__PER_USER_BURST", "100000")
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().unwrap();
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines.next().expect("server exited early").unwrap();
+            let log: Value = serde_json::from_str(&line).unwrap_or_default();
+            if let Some(addr) = log["fields"]["addr"].as_str() {
+                break addr.to_owned();
+            }
+        };
+        std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+        Process { child, addr }
+    }
+
+    /// SIGKILL: no shutdown, no flush.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 }

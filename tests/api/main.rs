@@ -2,6 +2,8 @@
 //! driven over real HTTP and WebSocket connections.
 
 mod helpers;
+#[path = "../../bench/src/smtp_sink.rs"]
+mod smtp_sink;
 
 mod access;
 mod auth;
@@ -9,6 +11,7 @@ mod bad_input;
 mod boards;
 mod lifecycle;
 mod nats;
+mod notifications;
 mod process;
 mod schedule;
 mod websocket;

@@ -3,9 +3,8 @@
 //! crash, and a board replica.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -515,46 +514,6 @@ async fn an_outage_loses_nothing_and_duplicates_nothing() {
     }
 }
 
-/// The medrelay binary as a child process (so that it can be killed).
-struct Process {
-    child: Child,
-    addr: String,
-}
-
-const BIN: &str = env!("CARGO_BIN_EXE_medrelay");
-
-impl Process {
-    fn start(data: &Path, nats: &str) -> Process {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data)
-            .env("MEDRELAY__LOG__FORMAT", "json")
-            .env("MEDRELAY__NATS__URL", nats)
-            .env("MEDRELAY__RATE_LIMIT__PER_IP_PER_SEC", "100000")
-            .env("MEDRELAY__RATE_LIMIT__PER_IP_BURST", "100000")
-            .env("MEDRELAY__RATE_LIMIT__PER_USER_PER_SEC", "100000")
-            .env("MEDRELAY__RATE_LIMIT__PER_USER_BURST", "100000")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines.next().expect("server exited early").unwrap();
-            let log: Value = serde_json::from_str(&line).unwrap_or_default();
-            if let Some(addr) = log["fields"]["addr"].as_str() {
-                break addr.to_owned();
-            }
-        };
-        std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
-        Process { child, addr }
-    }
-
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
 #[tokio::test]
 async fn a_crash_while_publishing_leaves_each_event_once_in_the_stream() {
     let nats = NatsServer::start();
@@ -562,20 +521,9 @@ async fn a_crash_while_publishing_leaves_each_event_once_in_the_stream() {
     let data = dir.path().join("data");
     let mut settings = test_settings(&data);
     settings.nats.url = nats.url();
-    medrelay::admin::create_user(
-        &settings,
-        medrelay::admin::CreateUser {
-            username: ADMIN.0.into(),
-            email: "root@example.org".into(),
-            password: ADMIN.1.into(),
-            role: medrelay_protocol::Role::Admin,
-            time_zone: "UTC".into(),
-        },
-    )
-    .await
-    .unwrap();
+    create_admin(&settings).await;
     let http = reqwest::Client::new();
-    let server = Process::start(&data, &nats.url());
+    let server = Process::start(&data, &[("MEDRELAY__NATS__URL", nats.url().as_str())]);
     let base = format!("http://{}", server.addr);
     let login: Value = http
         .post(format!("{base}/api/auth/login"))
@@ -650,7 +598,7 @@ async fn a_crash_while_publishing_leaves_each_event_once_in_the_stream() {
     }
 
     // Restart on the same data: the rest of the outbox is published.
-    let server = Process::start(&data, &nats.url());
+    let server = Process::start(&data, &[("MEDRELAY__NATS__URL", nats.url().as_str())]);
     let base = format!("http://{}", server.addr);
     let drained = eventually(Duration::from_secs(30), || async {
         let ready: Value = http

@@ -58,18 +58,6 @@ async fn book(app: &TestApp, token: &str, body: Value) -> (u16, Value) {
     app.post("/api/appointments", body, Some(token)).await
 }
 
-async fn put(app: &TestApp, path: &str, body: Value, token: &str) -> (u16, Value) {
-    let response = app
-        .http
-        .put(app.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    read(response).await
-}
-
 async fn delete(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
     read(
         app.http
@@ -191,19 +179,17 @@ async fn providers_are_created_read_updated_and_validated() {
     let doctor = app.login("drwho", PASSWORD).await;
     let change =
         json!({"availability": [{"day": "Tuesday", "slots": ["14:00-16:00"]}], "slotMinutes": 60});
-    let (status, reply) = put(
-        &app,
-        "/api/providers/prov002",
-        change.clone(),
-        &doctor.token,
-    )
-    .await;
+    let (status, reply) = app
+        .put("/api/providers/prov002", change.clone(), &doctor.token)
+        .await;
     assert_eq!(
         (status, reply["status"].as_str()),
         (200, Some("Updated")),
         "{reply}"
     );
-    let (status, _) = put(&app, "/api/providers/prov001", change, &doctor.token).await;
+    let (status, _) = app
+        .put("/api/providers/prov001", change, &doctor.token)
+        .await;
     assert_eq!(status, 403);
     let (_, p) = app.get("/api/providers/prov002", Some(&doctor.token)).await;
     assert_eq!(p["slotMinutes"], 60);
@@ -255,9 +241,7 @@ async fn book_read_move_check_in_complete_and_cancel() {
     assert_eq!(a["startUtc"], expected.to_string());
 
     // Move: the new slot is taken and the old one freed.
-    let (status, reply) = put(
-        &app,
-        &format!("/api/appointments/{id}"),
+    let (status, reply) = app.put(&format!("/api/appointments/{id}"),
         json!({"appointmentDate": day.to_string(), "timeSlot": "11:00", "status": "Rescheduled"}),
         &p.tokens.token,
     )
@@ -288,35 +272,35 @@ async fn book_read_move_check_in_complete_and_cancel() {
     // Patients may not check themselves in; the doctor (here: admin) may.
     let path = format!("/api/appointments/{id}");
     assert_eq!(
-        put(&app, &path, json!({"status": "CheckedIn"}), &p.tokens.token)
+        app.put(&path, json!({"status": "CheckedIn"}), &p.tokens.token)
             .await
             .0,
         403
     );
     assert_eq!(
-        put(&app, &path, json!({"status": "CheckedIn"}), &admin)
+        app.put(&path, json!({"status": "CheckedIn"}), &admin)
             .await
             .0,
         200
     );
-    let (status, reply) = put(
-        &app,
-        &path,
-        json!({"appointmentDate": day.to_string(), "timeSlot": "09:00"}),
-        &admin,
-    )
-    .await;
+    let (status, reply) = app
+        .put(
+            &path,
+            json!({"appointmentDate": day.to_string(), "timeSlot": "09:00"}),
+            &admin,
+        )
+        .await;
     assert_eq!(
         (status, reply["error"]["code"].as_str()),
         (409, Some("invalid_transition"))
     );
     assert_eq!(
-        put(&app, &path, json!({"status": "Completed"}), &admin)
+        app.put(&path, json!({"status": "Completed"}), &admin)
             .await
             .0,
         200
     );
-    let (status, reply) = put(&app, &path, json!({"status": "Cancelled"}), &admin).await;
+    let (status, reply) = app.put(&path, json!({"status": "Cancelled"}), &admin).await;
     assert_eq!(
         (status, reply["error"]["code"].as_str()),
         (409, Some("invalid_transition"))
@@ -537,7 +521,7 @@ async fn patients_and_doctors_touch_only_their_own() {
     );
     assert_eq!(app.get(&path, Some(&bob.tokens.token)).await.0, 403);
     assert_eq!(
-        put(&app, &path, json!({"timeSlot": "11:00"}), &bob.tokens.token)
+        app.put(&path, json!({"timeSlot": "11:00"}), &bob.tokens.token)
             .await
             .0,
         403
@@ -564,14 +548,9 @@ async fn patients_and_doctors_touch_only_their_own() {
     let other_doctor = app.login("drother", PASSWORD).await;
     assert_eq!(app.get(&path, Some(&other_doctor.token)).await.0, 403);
     assert_eq!(
-        put(
-            &app,
-            &path,
-            json!({"status": "CheckedIn"}),
-            &other_doctor.token
-        )
-        .await
-        .0,
+        app.put(&path, json!({"status": "CheckedIn"}), &other_doctor.token)
+            .await
+            .0,
         403
     );
     assert_eq!(app.get(&path, None).await.0, 401);

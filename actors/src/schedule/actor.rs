@@ -1,6 +1,7 @@
 //! `ScheduleActor`: one per doctor, owner of that doctor's bookings.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -20,6 +21,7 @@ use super::{
     ProviderAppointment, ScheduleError, indexed_ids, new_appointment_id,
 };
 use crate::accounts::{PatientRecord, ProviderRecord, UserRecord};
+use crate::notify::{self, ReminderKind, ReminderPlan};
 use crate::store::{Committed, Store, Table, WriteBatch, WriteError};
 use crate::system::{IdleTimer, KeyedActor, Retire, count_restart, guarded};
 
@@ -223,6 +225,7 @@ pub struct ScheduleActor {
     provider_id: String,
     store: Store,
     rules: BookingRules,
+    plan: Arc<ReminderPlan>,
     state: Option<State>,
     idle: IdleTimer,
     retire: Retire<ScheduleActor>,
@@ -234,6 +237,7 @@ impl ScheduleActor {
         provider_id: String,
         store: Store,
         rules: BookingRules,
+        plan: Arc<ReminderPlan>,
         idle_after: Duration,
         retire: Retire<ScheduleActor>,
     ) -> Self {
@@ -241,6 +245,7 @@ impl ScheduleActor {
             provider_id,
             store,
             rules,
+            plan,
             state: None,
             idle: IdleTimer::new(idle_after),
             retire,
@@ -329,6 +334,7 @@ impl ScheduleActor {
         );
         reserve_cells(&mut batch, &record, &[]);
         batch.put(id, &record);
+        self.plan.schedule(&mut batch, &record, Timestamp::now());
         emit(
             &mut batch,
             &record,
@@ -368,7 +374,8 @@ impl ScheduleActor {
             }
             let date = change.appointment_date.unwrap_or(current.slot.date);
             let clock = change.time_slot.unwrap_or(current.slot.time_slot);
-            return reschedule(state, current, date, clock, &rules, msg.by);
+            let moved = reschedule(state, current.clone(), date, clock, &rules, msg.by);
+            return self.follow_reminders(&current, moved);
         }
         let target = match change.status {
             None => {
@@ -388,7 +395,17 @@ impl ScheduleActor {
             Some(RequestedStatus::Cancelled) => AppointmentStatus::Cancelled,
             Some(RequestedStatus::NoShow) => AppointmentStatus::NoShow,
         };
-        change_status(current, target, msg.by)
+        let changed = change_status(current.clone(), target, msg.by);
+        self.follow_reminders(&current, changed)
+    }
+
+    /// See [`follow_reminders`].
+    fn follow_reminders(
+        &self,
+        before: &AppointmentRecord,
+        prepared: Prepared<AppointmentRecord>,
+    ) -> Prepared<AppointmentRecord> {
+        follow_reminders(&self.store, &self.plan, before, prepared)
     }
 
     fn update_provider(&mut self, msg: UpdateProvider) -> Prepared<ProviderRecord> {
@@ -440,6 +457,7 @@ impl ScheduleActor {
 
     fn delete_provider(&mut self, msg: DeleteProvider) -> Prepared<usize> {
         let store = self.store.clone();
+        let plan = self.plan.clone();
         let state = self.load()?;
         let now = Timestamp::now();
         let ahead: Vec<AppointmentRecord> = state
@@ -454,8 +472,12 @@ impl ScheduleActor {
         let mut batch = WriteBatch::new();
         let count = ahead.len();
         for appointment in ahead {
-            let (b, _, _) =
-                change_status(appointment, AppointmentStatus::Cancelled, msg.by.clone())?;
+            let cancelled = change_status(
+                appointment.clone(),
+                AppointmentStatus::Cancelled,
+                msg.by.clone(),
+            );
+            let (b, _, _) = follow_reminders(&store, &plan, &appointment, cancelled)?;
             batch.absorb(b);
         }
         let provider = &state.provider;
@@ -525,6 +547,9 @@ impl ScheduleActor {
                 .map(move |written, act, _| match written {
                     Ok(committed) => {
                         act.apply(apply, &committed);
+                        // New reminders or notices may be due before the
+                        // scheduler's next wake-up.
+                        act.plan.wake.notify_one();
                         Ok(reply)
                     }
                     Err(WriteError::Exists { .. }) => Err(ScheduleError::PatientConflict),
@@ -597,6 +622,40 @@ fn reserve_cells(batch: &mut WriteBatch, record: &AppointmentRecord, keep: &[Str
 fn emit(batch: &mut WriteBatch, record: &AppointmentRecord, event: Event) {
     batch.event(Channel::Board(record.provider_id.clone()), event.clone());
     batch.event(Channel::Patient(record.patient_id.clone()), event);
+}
+
+/// Keeps an appointment's reminders in step with a prepared change, in the
+/// same batch: a move re-plans them and sends a notice, a cancellation
+/// removes them and sends a notice, any other status change away from
+/// Scheduled just removes them.
+fn follow_reminders(
+    store: &Store,
+    plan: &ReminderPlan,
+    before: &AppointmentRecord,
+    prepared: Prepared<AppointmentRecord>,
+) -> Prepared<AppointmentRecord> {
+    let (mut batch, apply, after) = prepared?;
+    if batch.is_empty() || (before.slot == after.slot && before.status == after.status) {
+        return Ok((batch, apply, after));
+    }
+    let now = Timestamp::now();
+    let id = &after.appointment_id;
+    let keys = notify::pending_keys(store, id)?;
+    plan.unschedule(&mut batch, id, &keys);
+    let change = after.history.len();
+    match after.status {
+        AppointmentStatus::Scheduled => {
+            plan.schedule(&mut batch, &after, now);
+            if before.slot != after.slot {
+                plan.notice(&mut batch, id, ReminderKind::Rescheduled, change, now);
+            }
+        }
+        AppointmentStatus::Cancelled => {
+            plan.notice(&mut batch, id, ReminderKind::Cancelled, change, now);
+        }
+        _ => {}
+    }
+    Ok((batch, apply, after))
 }
 
 fn reschedule(

@@ -126,6 +126,14 @@ pub enum WriteError {
         /// The key.
         key: String,
     },
+    /// A precondition failed: the key is gone.
+    #[error("{table} {key:?} does not exist")]
+    Missing {
+        /// The table name.
+        table: &'static str,
+        /// The key.
+        key: String,
+    },
     /// The transaction holding this batch failed; nothing of it was applied.
     #[error("storage error: {0}")]
     Storage(String),
@@ -170,6 +178,7 @@ pub(crate) enum Op {
 #[derive(Debug, Default)]
 pub struct WriteBatch {
     pub(crate) absent: Vec<(Table, String)>,
+    pub(crate) present: Vec<(Table, String)>,
     pub(crate) ops: Vec<Op>,
     pub(crate) events: Vec<(Channel, Event)>,
     pub(crate) replicated: Vec<(Channel, u64, Event)>,
@@ -185,6 +194,13 @@ impl WriteBatch {
     /// in `table` when the batch is applied.
     pub fn require_absent(&mut self, table: Table, key: impl Into<String>) -> &mut Self {
         self.absent.push((table, key.into()));
+        self
+    }
+
+    /// Rejects the whole batch with [`WriteError::Missing`] if `key` is absent
+    /// from `table` when the batch is applied.
+    pub fn require_present(&mut self, table: Table, key: impl Into<String>) -> &mut Self {
+        self.present.push((table, key.into()));
         self
     }
 
@@ -237,6 +253,7 @@ impl WriteBatch {
     /// Appends another batch's preconditions, changes and events.
     pub fn absorb(&mut self, other: WriteBatch) -> &mut Self {
         self.absent.extend(other.absent);
+        self.present.extend(other.present);
         self.ops.extend(other.ops);
         self.events.extend(other.events);
         self.replicated.extend(other.replicated);

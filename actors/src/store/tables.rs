@@ -31,13 +31,26 @@ pub enum Table {
     /// `patient/<5-minute cell>` → the appointment holding it; a patient's
     /// overlapping bookings collide here.
     PatientCells,
+    /// notification id → its delivery record.
+    Notifications,
+    /// notification id → (deliveries not yet final; replayed at start-up).
+    NotificationQueue,
+    /// `<due ms, 13 digits>/<appointment>/<kind>` → a reminder or notice to
+    /// fire; the key order is the firing order.
+    Reminders,
+    /// appointment id → the keys of its pending reminders.
+    AppointmentReminders,
+    /// user id → notification preferences.
+    NotificationPrefs,
+    /// `<user>/<device token>` → a registered push device.
+    Devices,
     /// Scratch table used by benchmarks and store tests.
     Scratch,
 }
 
 impl Table {
     /// All record tables; each is created when the store opens.
-    pub const ALL: [Table; 12] = [
+    pub const ALL: [Table; 18] = [
         Table::Users,
         Table::Usernames,
         Table::Patients,
@@ -49,6 +62,12 @@ impl Table {
         Table::ProviderAppointments,
         Table::PatientAppointments,
         Table::PatientCells,
+        Table::Notifications,
+        Table::NotificationQueue,
+        Table::Reminders,
+        Table::AppointmentReminders,
+        Table::NotificationPrefs,
+        Table::Devices,
         Table::Scratch,
     ];
 
@@ -66,6 +85,12 @@ impl Table {
             Table::ProviderAppointments => "provider_appointments",
             Table::PatientAppointments => "patient_appointments",
             Table::PatientCells => "patient_cells",
+            Table::Notifications => "notifications",
+            Table::NotificationQueue => "notification_queue",
+            Table::Reminders => "reminders",
+            Table::AppointmentReminders => "appointment_reminders",
+            Table::NotificationPrefs => "notification_prefs",
+            Table::Devices => "devices",
             Table::Scratch => "scratch",
         }
     }

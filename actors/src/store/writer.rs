@@ -182,6 +182,13 @@ fn apply_group(
                 }));
                 continue;
             }
+            if let Some((table, key)) = applier.first_missing(&req.batch.present)? {
+                outcomes.push(Err(WriteError::Missing {
+                    table: table.name(),
+                    key: key.to_owned(),
+                }));
+                continue;
+            }
             for op in &req.batch.ops {
                 applier.apply(op)?;
             }
@@ -253,6 +260,18 @@ impl<'txn> Applier<'txn> {
     ) -> Result<Option<(Table, &'a str)>, redb::Error> {
         for (table, key) in absent {
             if self.table(*table).get(key.as_str())?.is_some() {
+                return Ok(Some((*table, key)));
+            }
+        }
+        Ok(None)
+    }
+
+    fn first_missing<'a>(
+        &mut self,
+        present: &'a [(Table, String)],
+    ) -> Result<Option<(Table, &'a str)>, redb::Error> {
+        for (table, key) in present {
+            if self.table(*table).get(key.as_str())?.is_none() {
                 return Ok(Some((*table, key)));
             }
         }

@@ -1,0 +1,355 @@
+//! Notification records, preferences, devices and durable reminders.
+//!
+//! Reminders live in the `reminders` table under keys that sort by due time
+//! (`<due ms, 13 digits>/<appointment>/<kind>`), so the store itself is the
+//! timer queue: the scheduler reads the first keys, and nothing but the
+//! store holds pending reminders. The schedule actor writes, moves and
+//! removes them in the same transaction as the booking that causes them.
+
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+use medrelay_protocol::notification::{
+    DeliveryStatus, NotificationCategory, NotificationChannel, NotificationPreferences,
+};
+use medrelay_protocol::schedule::AppointmentId;
+use medrelay_protocol::{PatientId, UserId};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use crate::schedule::AppointmentRecord;
+use crate::store::{Record, Store, StoreError, Table, WriteBatch};
+
+/// One entry of a delivery report's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusEntry {
+    /// The status reached.
+    pub status: DeliveryStatus,
+    /// When.
+    pub at: Timestamp,
+    /// The provider's id of the message, once it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_message_id: Option<String>,
+    /// Why it failed, or a note (`fallback to email`, `outbox`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A notification and its delivery report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationRecord {
+    /// Its id; also the idempotency key given to providers.
+    pub notification_id: String,
+    /// The channel it goes out on.
+    pub channel: NotificationChannel,
+    /// What it is about (`None` for direct sends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<NotificationCategory>,
+    /// Address, number, device token or patient id.
+    pub recipient: String,
+    /// The account it is for, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
+    /// The patient it is for, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient_id: Option<PatientId>,
+    /// The appointment it concerns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appointment_id: Option<AppointmentId>,
+    /// Subject or title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The text.
+    pub body: String,
+    /// Where delivery stands.
+    pub status: DeliveryStatus,
+    /// Every status reached, oldest first.
+    pub history: Vec<StatusEntry>,
+    /// Send attempts begun.
+    pub attempts: u32,
+    /// Set before each send and cleared after it: a record found with it
+    /// set after a restart may or may not have gone out.
+    #[serde(default)]
+    pub in_flight: bool,
+    /// When a reminder was due (lateness is measured from here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<Timestamp>,
+    /// Who asked for a direct send.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<UserId>,
+    /// Channels still allowed for a fallback, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallback: Vec<NotificationChannel>,
+    /// The notification this one replaces after it failed for good.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_of: Option<String>,
+}
+
+impl Record for NotificationRecord {
+    const TABLE: Table = Table::Notifications;
+    const VERSION: u16 = 1;
+}
+
+impl NotificationRecord {
+    /// Records a new status.
+    pub fn push_status(
+        &mut self,
+        status: DeliveryStatus,
+        at: Timestamp,
+        provider_message_id: Option<String>,
+        detail: Option<String>,
+    ) {
+        self.status = status;
+        self.history.push(StatusEntry {
+            status,
+            at,
+            provider_message_id,
+            detail,
+        });
+    }
+
+    /// The first time it reached `status`.
+    pub fn first(&self, status: DeliveryStatus) -> Option<Timestamp> {
+        self.history
+            .iter()
+            .find(|e| e.status == status)
+            .map(|e| e.at)
+    }
+
+    /// The provider's id of the message, from the newest entry holding one.
+    pub fn provider_message_id(&self) -> Option<&str> {
+        self.history
+            .iter()
+            .rev()
+            .find_map(|e| e.provider_message_id.as_deref())
+    }
+}
+
+/// A delivery that is not final yet (key: notification id). Start-up hands
+/// every one to its channel again.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PendingDelivery {
+    /// The channel it waits for.
+    pub channel: NotificationChannel,
+}
+
+impl Record for PendingDelivery {
+    const TABLE: Table = Table::NotificationQueue;
+    const VERSION: u16 = 1;
+}
+
+/// Stored preferences (key: user id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PreferencesRecord(pub NotificationPreferences);
+
+impl Record for PreferencesRecord {
+    const TABLE: Table = Table::NotificationPrefs;
+    const VERSION: u16 = 1;
+}
+
+/// A user's preferences, or the defaults.
+///
+/// # Errors
+/// [`StoreError`] on a read failure.
+pub fn preferences(store: &Store, user: &UserId) -> Result<NotificationPreferences, StoreError> {
+    Ok(store
+        .get::<PreferencesRecord>(user.as_str())?
+        .map(|r| r.0)
+        .unwrap_or_default())
+}
+
+/// A registered push device (key: `<user>/<token>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceRecord {
+    /// The provider's device token.
+    pub token: String,
+    /// `android`, `ios` or `web`.
+    pub platform: String,
+    /// When it was registered (or last re-registered).
+    pub registered_at: Timestamp,
+}
+
+impl Record for DeviceRecord {
+    const TABLE: Table = Table::Devices;
+    const VERSION: u16 = 1;
+}
+
+/// The key of a user's device.
+pub fn device_key(user: &UserId, token: &str) -> String {
+    format!("{user}/{token}")
+}
+
+/// What fires when a reminder key falls due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    tag = "kind",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
+pub enum ReminderKind {
+    /// A reminder this long before the appointment.
+    Reminder {
+        /// Seconds before the start.
+        offset_secs: i64,
+    },
+    /// The appointment moved (sent at once).
+    Rescheduled,
+    /// The appointment was cancelled (sent at once).
+    Cancelled,
+}
+
+impl ReminderKind {
+    /// The category it is sent under.
+    pub fn category(self) -> NotificationCategory {
+        match self {
+            ReminderKind::Reminder { .. } => NotificationCategory::AppointmentReminder,
+            ReminderKind::Rescheduled | ReminderKind::Cancelled => {
+                NotificationCategory::AppointmentChange
+            }
+        }
+    }
+}
+
+/// A pending reminder or notice (table `reminders`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReminderRecord {
+    /// The appointment.
+    pub appointment_id: AppointmentId,
+    /// What to send.
+    #[serde(flatten)]
+    pub kind: ReminderKind,
+    /// The appointment start a reminder was planned for; one whose
+    /// appointment has since moved is stale and never fires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<Timestamp>,
+}
+
+impl Record for ReminderRecord {
+    const TABLE: Table = Table::Reminders;
+    const VERSION: u16 = 1;
+}
+
+/// The keys of an appointment's pending reminders (table `appointment_reminders`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ReminderIndex(pub Vec<String>);
+
+impl Record for ReminderIndex {
+    const TABLE: Table = Table::AppointmentReminders;
+    const VERSION: u16 = 1;
+}
+
+/// The due time encoded in a reminder key.
+pub fn due_of(key: &str) -> Option<Timestamp> {
+    let ms: i64 = key.get(..13)?.parse().ok()?;
+    Timestamp::from_millisecond(ms).ok()
+}
+
+/// A reminder key: zero-padded milliseconds first, so keys sort by due time.
+pub fn reminder_key(due: Timestamp, appointment: &AppointmentId, suffix: &str) -> String {
+    format!("{:013}/{appointment}/{suffix}", due.as_millisecond().max(0))
+}
+
+/// When reminders go out, shared by every schedule actor.
+#[derive(Debug)]
+pub struct ReminderPlan {
+    /// How long before an appointment each reminder is due.
+    pub offsets: Vec<SignedDuration>,
+    /// Woken after a commit that added reminders, so notices go out at once.
+    pub wake: Notify,
+}
+
+impl ReminderPlan {
+    /// A plan with these offsets.
+    pub fn new(offsets: Vec<SignedDuration>) -> Arc<Self> {
+        Arc::new(Self {
+            offsets,
+            wake: Notify::new(),
+        })
+    }
+
+    /// Adds the reminders of a newly booked (or just moved) appointment to
+    /// `batch`, skipping those already due, and records their keys.
+    pub fn schedule(&self, batch: &mut WriteBatch, record: &AppointmentRecord, now: Timestamp) {
+        let mut keys = Vec::with_capacity(self.offsets.len());
+        for offset in &self.offsets {
+            let Ok(due) = record.slot.start.checked_sub(*offset) else {
+                continue;
+            };
+            if due <= now {
+                continue;
+            }
+            let secs = offset.as_secs();
+            let key = reminder_key(due, &record.appointment_id, &format!("r{secs}"));
+            batch.put(
+                key.clone(),
+                &ReminderRecord {
+                    appointment_id: record.appointment_id.clone(),
+                    kind: ReminderKind::Reminder { offset_secs: secs },
+                    starts_at: Some(record.slot.start),
+                },
+            );
+            keys.push(key);
+        }
+        batch.put(record.appointment_id.as_str(), &ReminderIndex(keys));
+    }
+
+    /// Removes an appointment's pending reminders (their keys as read from
+    /// the index before the change).
+    pub fn unschedule(&self, batch: &mut WriteBatch, appointment: &AppointmentId, keys: &[String]) {
+        for key in keys {
+            batch.delete(Table::Reminders, key.clone());
+        }
+        batch.delete(Table::AppointmentReminders, appointment.as_str());
+    }
+
+    /// Adds a notice sent at once (`Rescheduled` or `Cancelled`). `change`
+    /// numbers the appointment's changes so two notices never share a key.
+    pub fn notice(
+        &self,
+        batch: &mut WriteBatch,
+        appointment: &AppointmentId,
+        kind: ReminderKind,
+        change: usize,
+        now: Timestamp,
+    ) {
+        batch.put(
+            reminder_key(now, appointment, &format!("n{change}")),
+            &ReminderRecord {
+                appointment_id: appointment.clone(),
+                kind,
+                starts_at: None,
+            },
+        );
+    }
+}
+
+/// The pending reminder keys of an appointment.
+///
+/// # Errors
+/// [`StoreError`] on a read failure.
+pub fn pending_keys(store: &Store, appointment: &AppointmentId) -> Result<Vec<String>, StoreError> {
+    Ok(store
+        .get::<ReminderIndex>(appointment.as_str())?
+        .map(|i| i.0)
+        .unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sort_by_due_time() {
+        let a = AppointmentId::parse("apt_b").unwrap();
+        let early = reminder_key(Timestamp::from_second(999).unwrap(), &a, "r120");
+        let late = reminder_key(Timestamp::from_second(1_000).unwrap(), &a, "r120");
+        assert!(early < late);
+        assert_eq!(due_of(&late), Some(Timestamp::from_second(1_000).unwrap()));
+    }
+}

@@ -1,0 +1,314 @@
+//! Notifications on the wire: channels, categories, delivery statuses and
+//! the preferences a user sets.
+
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::schedule::ClockTime;
+
+/// How a notification reaches someone.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationChannel {
+    /// E-mail (SMTP).
+    Email,
+    /// Text message (Twilio).
+    Sms,
+    /// Mobile push (FCM).
+    Push,
+    /// The patient's live WebSocket channel `patient:<id>`.
+    InApp,
+}
+
+impl NotificationChannel {
+    /// Every channel.
+    pub const ALL: [NotificationChannel; 4] = [
+        NotificationChannel::Email,
+        NotificationChannel::Sms,
+        NotificationChannel::Push,
+        NotificationChannel::InApp,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationChannel::Email => "email",
+            NotificationChannel::Sms => "sms",
+            NotificationChannel::Push => "push",
+            NotificationChannel::InApp => "in_app",
+        }
+    }
+}
+
+impl fmt::Display for NotificationChannel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a notification is about; each can be opted out of.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationCategory {
+    /// Reminders before an appointment.
+    AppointmentReminder,
+    /// An appointment was moved or cancelled.
+    AppointmentChange,
+    /// Bills and payments.
+    Billing,
+    /// News and offers (off unless opted in).
+    Marketing,
+}
+
+impl NotificationCategory {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationCategory::AppointmentReminder => "appointment_reminder",
+            NotificationCategory::AppointmentChange => "appointment_change",
+            NotificationCategory::Billing => "billing",
+            NotificationCategory::Marketing => "marketing",
+        }
+    }
+}
+
+/// Where a notification's delivery stands.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Accepted, waiting for its channel.
+    Queued,
+    /// Handed to the provider, which accepted it.
+    Sent,
+    /// The provider (or the outbox folder, or a live socket) has it.
+    Delivered,
+    /// A send failed; a retry or a fallback may follow.
+    Failed,
+    /// It will not arrive: the address is bad, the device is gone or the
+    /// retries ran out.
+    Undeliverable,
+    /// A reminder that fell due while the server was down, after its
+    /// appointment had begun; never sent.
+    Expired,
+}
+
+impl DeliveryStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Queued => "queued",
+            DeliveryStatus::Sent => "sent",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Undeliverable => "undeliverable",
+            DeliveryStatus::Expired => "expired",
+        }
+    }
+
+    /// Whether nothing more will happen to it.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            DeliveryStatus::Delivered | DeliveryStatus::Undeliverable | DeliveryStatus::Expired
+        )
+    }
+}
+
+/// Per-channel opt-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub struct ChannelPrefs {
+    /// E-mail.
+    pub email: bool,
+    /// SMS.
+    pub sms: bool,
+    /// Push.
+    pub push: bool,
+    /// In-app.
+    pub in_app: bool,
+}
+
+impl ChannelPrefs {
+    /// Whether `channel` is allowed.
+    pub fn allows(&self, channel: NotificationChannel) -> bool {
+        match channel {
+            NotificationChannel::Email => self.email,
+            NotificationChannel::Sms => self.sms,
+            NotificationChannel::Push => self.push,
+            NotificationChannel::InApp => self.in_app,
+        }
+    }
+}
+
+/// Per-category opt-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub struct CategoryPrefs {
+    /// Reminders.
+    pub appointment_reminder: bool,
+    /// Moves and cancellations.
+    pub appointment_change: bool,
+    /// Billing.
+    pub billing: bool,
+    /// Marketing.
+    pub marketing: bool,
+}
+
+impl CategoryPrefs {
+    /// Whether `category` is allowed.
+    pub fn allows(&self, category: NotificationCategory) -> bool {
+        match category {
+            NotificationCategory::AppointmentReminder => self.appointment_reminder,
+            NotificationCategory::AppointmentChange => self.appointment_change,
+            NotificationCategory::Billing => self.billing,
+            NotificationCategory::Marketing => self.marketing,
+        }
+    }
+}
+
+/// Hours in which nothing but urgent notices are sent, in the user's time
+/// zone. `start` after `end` spans midnight (22:00 to 07:00).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QuietHours {
+    /// When they begin.
+    #[schemars(with = "String")]
+    pub start: ClockTime,
+    /// When they end.
+    #[schemars(with = "String")]
+    pub end: ClockTime,
+}
+
+impl QuietHours {
+    /// Whether `minute` (after midnight) falls inside.
+    pub fn contains(&self, minute: u16) -> bool {
+        let (s, e) = (self.start.minutes(), self.end.minutes());
+        if s <= e {
+            (s..e).contains(&minute)
+        } else {
+            minute >= s || minute < e
+        }
+    }
+
+    /// Minutes from `minute` until they end (0 when outside).
+    pub fn minutes_left(&self, minute: u16) -> u16 {
+        if !self.contains(minute) {
+            return 0;
+        }
+        let e = self.end.minutes();
+        if minute < e {
+            e - minute
+        } else {
+            24 * 60 - minute + e
+        }
+    }
+}
+
+/// A user's notification preferences (`/api/users/me/notification-preferences`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NotificationPreferences {
+    /// Channels allowed.
+    pub channels: ChannelPrefs,
+    /// Categories allowed.
+    pub categories: CategoryPrefs,
+    /// Quiet hours, if any.
+    #[serde(default)]
+    pub quiet_hours: Option<QuietHours>,
+    /// IANA time zone for quiet hours and message times (`null`: the clinic's).
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// Which text channel (`email` or `sms`) carries reminders and notices;
+    /// the other, when allowed, is the fallback if it fails for good.
+    /// In-app and push go out besides, when allowed.
+    #[serde(default = "default_text_channel")]
+    pub preferred_channel: NotificationChannel,
+}
+
+fn default_text_channel() -> NotificationChannel {
+    NotificationChannel::Email
+}
+
+impl NotificationPreferences {
+    /// The text channels to try, in order: the preferred one, then the other.
+    pub fn text_channels(&self) -> [NotificationChannel; 2] {
+        if self.preferred_channel == NotificationChannel::Sms {
+            [NotificationChannel::Sms, NotificationChannel::Email]
+        } else {
+            [NotificationChannel::Email, NotificationChannel::Sms]
+        }
+    }
+}
+
+impl Default for NotificationPreferences {
+    /// Everything on except marketing; no quiet hours.
+    fn default() -> Self {
+        Self {
+            channels: ChannelPrefs {
+                email: true,
+                sms: true,
+                push: true,
+                in_app: true,
+            },
+            categories: CategoryPrefs {
+                appointment_reminder: true,
+                appointment_change: true,
+                billing: true,
+                marketing: false,
+            },
+            quiet_hours: None,
+            time_zone: None,
+            preferred_channel: default_text_channel(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quiet(s: &str, e: &str) -> QuietHours {
+        QuietHours {
+            start: ClockTime::parse(s).unwrap(),
+            end: ClockTime::parse(e).unwrap(),
+        }
+    }
+
+    #[test]
+    fn quiet_hours_across_midnight() {
+        let q = quiet("22:00", "07:00");
+        assert!(q.contains(23 * 60));
+        assert!(q.contains(0));
+        assert!(!q.contains(7 * 60));
+        assert!(!q.contains(12 * 60));
+        assert_eq!(q.minutes_left(23 * 60), 8 * 60);
+        assert_eq!(q.minutes_left(6 * 60 + 30), 30);
+        assert_eq!(q.minutes_left(12 * 60), 0);
+    }
+
+    #[test]
+    fn quiet_hours_within_a_day() {
+        let q = quiet("12:00", "13:30");
+        assert!(q.contains(12 * 60 + 10));
+        assert!(!q.contains(13 * 60 + 30));
+        assert_eq!(q.minutes_left(13 * 60), 30);
+    }
+
+    #[test]
+    fn defaults_leave_marketing_off() {
+        let p = NotificationPreferences::default();
+        assert!(p.channels.allows(NotificationChannel::Sms));
+        assert!(!p.categories.allows(NotificationCategory::Marketing));
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json["channels"]["in_app"], true);
+        assert_eq!(json["categories"]["appointment_reminder"], true);
+    }
+}

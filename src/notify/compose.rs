@@ -1,0 +1,105 @@
+//! Message texts: the configured templates with their `{placeholders}` filled.
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use crate::config::TemplateSettings;
+use medrelay_actors::notify::ReminderKind;
+
+/// What the placeholders stand for.
+pub struct Facts<'a> {
+    /// `{patient}`
+    pub patient: &'a str,
+    /// `{doctor}`
+    pub doctor: &'a str,
+    /// `{appointmentId}`
+    pub appointment_id: &'a str,
+    /// The appointment's start, shown as `{date}` and `{time}`.
+    pub start: Timestamp,
+    /// The reader's time zone (`{timeZone}`).
+    pub tz: &'a TimeZone,
+}
+
+/// The subject and body of a reminder or notice.
+pub fn compose(
+    templates: &TemplateSettings,
+    kind: ReminderKind,
+    facts: &Facts,
+) -> (String, String) {
+    let (subject, body) = match kind {
+        ReminderKind::Reminder { .. } => (&templates.reminder_subject, &templates.reminder_body),
+        ReminderKind::Rescheduled => (&templates.rescheduled_subject, &templates.rescheduled_body),
+        ReminderKind::Cancelled => (&templates.cancelled_subject, &templates.cancelled_body),
+    };
+    (render(subject, facts), render(body, facts))
+}
+
+/// One pass over the template, so a value that itself looks like a
+/// placeholder (a patient named `{doctor}`) is never expanded.
+fn render(template: &str, facts: &Facts) -> String {
+    let local = facts.start.to_zoned(facts.tz.clone());
+    let date = local.date().to_string();
+    let time = local.strftime("%H:%M").to_string();
+    let zone = facts.tz.iana_name().unwrap_or("UTC");
+    let mut out = String::with_capacity(template.len() + 64);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let value = after.find('}').and_then(|close| {
+            let v = match &after[..close] {
+                "patient" => facts.patient,
+                "doctor" => facts.doctor,
+                "appointmentId" => facts.appointment_id,
+                "date" => &date,
+                "time" => &time,
+                "timeZone" => zone,
+                _ => return None,
+            };
+            Some((v, close))
+        });
+        match value {
+            Some((v, close)) => {
+                out.push_str(v);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fills_placeholders_in_the_readers_zone() {
+        let templates = crate::config::Settings::load_from(None, Vec::new())
+            .unwrap()
+            .notifications
+            .templates;
+        let tz = TimeZone::get("Europe/Berlin").unwrap();
+        let facts = Facts {
+            patient: "Ada",
+            doctor: "Dr. Who",
+            appointment_id: "apt_1",
+            start: "2026-07-01T08:30:00Z".parse().unwrap(),
+            tz: &tz,
+        };
+        let (subject, body) = compose(
+            &templates,
+            ReminderKind::Reminder { offset_secs: 7200 },
+            &facts,
+        );
+        assert_eq!(subject, "Appointment reminder");
+        assert!(
+            body.contains("Dr. Who on 2026-07-01 at 10:30 (Europe/Berlin)"),
+            "{body}"
+        );
+    }
+}

@@ -1,0 +1,537 @@
+//! Notifications: reminders, appointment notices and direct sends, delivered
+//! by one worker per channel through its provider.
+//!
+//! # How a notification travels
+//! 1. It is written as a [`NotificationRecord`] (status `queued`) together
+//!    with a [`PendingDelivery`] entry, in one store transaction. For a
+//!    reminder that is the transaction that consumes the reminder key, so a
+//!    reminder becomes notifications exactly once.
+//! 2. Its channel's lane (see [`worker`]) takes it: pace, circuit breaker,
+//!    then `in_flight` is written *before* the provider is called and the
+//!    outcome after it. Transient failures retry with backoff and jitter;
+//!    permanent ones end it and may start a fallback on the next channel.
+//! 3. At start-up every pending entry is handed to its lane again. One
+//!    found `in_flight` is resolved from the provider when it can tell
+//!    (the outbox folder), otherwise it is sent once more with the same
+//!    idempotency key (the notification id).
+//!
+//! In-app notifications need no lane: writing the event on the patient's
+//! channel *is* the delivery, in the same transaction as the record.
+
+pub mod breaker;
+pub mod clock;
+pub mod compose;
+pub mod providers;
+pub mod scheduler;
+pub mod worker;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use medrelay_actors::hub::EventHub;
+use medrelay_actors::ids::new_id;
+use medrelay_actors::notify::{
+    DeviceRecord, NotificationRecord, PendingDelivery, ReminderPlan, StatusEntry, device_key,
+};
+use medrelay_actors::store::{Store, StoreError, Table, WriteBatch, WriteError};
+use medrelay_protocol::notification::{DeliveryStatus, NotificationCategory, NotificationChannel};
+use medrelay_protocol::schedule::AppointmentId;
+use medrelay_protocol::{PatientId, UserId};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+
+use self::breaker::Breaker;
+use self::clock::Clock;
+use self::providers::Provider;
+use crate::config::{NotificationSettings, Settings};
+
+/// Why a notification could not be accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// The store failed.
+    #[error("storage error: {0}")]
+    Storage(String),
+}
+
+impl From<StoreError> for NotifyError {
+    fn from(e: StoreError) -> Self {
+        NotifyError::Storage(e.to_string())
+    }
+}
+
+impl From<WriteError> for NotifyError {
+    fn from(e: WriteError) -> Self {
+        NotifyError::Storage(e.to_string())
+    }
+}
+
+/// A message to one recipient on one channel.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    /// The channel.
+    pub channel: NotificationChannel,
+    /// Address, number, device token or patient id.
+    pub recipient: String,
+    /// Subject or title.
+    pub subject: Option<String>,
+    /// The text.
+    pub body: String,
+    /// What it is about.
+    pub category: Option<NotificationCategory>,
+    /// The account it is for.
+    pub user_id: Option<UserId>,
+    /// The patient it is for.
+    pub patient_id: Option<PatientId>,
+    /// The appointment it concerns.
+    pub appointment_id: Option<AppointmentId>,
+    /// When a reminder was due.
+    pub due_at: Option<Timestamp>,
+    /// Who asked (direct sends).
+    pub created_by: Option<UserId>,
+    /// Channels to fall back to, in order.
+    pub fallback: Vec<NotificationChannel>,
+    /// The notification this one replaces.
+    pub fallback_of: Option<String>,
+}
+
+impl Draft {
+    /// A new record for it, `queued` at `now`.
+    pub fn into_record(self, now: Timestamp) -> NotificationRecord {
+        NotificationRecord {
+            notification_id: new_id("ntf"),
+            channel: self.channel,
+            category: self.category,
+            recipient: self.recipient,
+            user_id: self.user_id,
+            patient_id: self.patient_id,
+            appointment_id: self.appointment_id,
+            subject: self.subject,
+            body: self.body,
+            status: DeliveryStatus::Queued,
+            history: vec![StatusEntry {
+                status: DeliveryStatus::Queued,
+                at: now,
+                provider_message_id: None,
+                detail: None,
+            }],
+            attempts: 0,
+            in_flight: false,
+            due_at: self.due_at,
+            created_by: self.created_by,
+            fallback: self.fallback,
+            fallback_of: self.fallback_of,
+        }
+    }
+}
+
+/// One external channel: its provider, queue, pace and breaker.
+pub struct Lane {
+    provider: Provider,
+    tx: mpsc::Sender<String>,
+    rx: Mutex<Option<mpsc::Receiver<String>>>,
+    /// Ids this lane holds (queued, in flight or waiting to retry), so a
+    /// sweep never hands it the same notification twice.
+    owned: Mutex<HashSet<String>>,
+    breaker: Breaker,
+    limiter: governor::DefaultDirectRateLimiter,
+    slots: Arc<Semaphore>,
+}
+
+impl Lane {
+    /// The provider's name (`smtp`, `twilio`, `fcm`, `outbox`).
+    pub fn provider_name(&self) -> &'static str {
+        self.provider.name()
+    }
+
+    /// Whether the provider's circuit is open.
+    pub fn circuit_open(&self) -> bool {
+        self.breaker.is_open()
+    }
+}
+
+/// The notification service.
+pub struct Notifier {
+    store: Store,
+    hub: EventHub,
+    /// The clock reminders fire by.
+    pub clock: Arc<Clock>,
+    /// Reminder offsets and the scheduler's wake-up.
+    pub plan: Arc<ReminderPlan>,
+    settings: NotificationSettings,
+    default_tz: TimeZone,
+    lanes: HashMap<NotificationChannel, Lane>,
+    /// Set when a lane's queue was full: pending entries wait in the store
+    /// until the next sweep hands them over.
+    overflowed: AtomicBool,
+}
+
+impl Notifier {
+    /// Builds the providers from `settings` (the outbox folder for each one
+    /// not configured).
+    ///
+    /// # Errors
+    /// When a provider's settings cannot be used (an unreadable key file).
+    pub fn new(
+        settings: &Settings,
+        store: Store,
+        hub: EventHub,
+        plan: Arc<ReminderPlan>,
+    ) -> anyhow::Result<Arc<Notifier>> {
+        let n = &settings.notifications;
+        let outbox = n.outbox_dir(&settings.server.data_dir);
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(n.delivery.send_timeout_secs))
+            .build()
+            .context("could not build the HTTP client")?;
+        let timeout = Duration::from_secs(n.delivery.send_timeout_secs);
+        let providers = [
+            (
+                NotificationChannel::Email,
+                Provider::email(&n.email, &outbox, timeout).context("notifications.email")?,
+            ),
+            (
+                NotificationChannel::Sms,
+                Provider::sms(&n.sms, &n.public_url, &outbox, http.clone())
+                    .context("notifications.sms")?,
+            ),
+            (
+                NotificationChannel::Push,
+                Provider::push(&n.push, &outbox, http).context("notifications.push")?,
+            ),
+        ];
+        let d = &n.delivery;
+        let lanes = providers
+            .into_iter()
+            .map(|(channel, provider)| {
+                tracing::info!(channel = %channel, provider = provider.name(), "notification channel ready");
+                let (tx, rx) = mpsc::channel(d.queue_capacity);
+                let lane = Lane {
+                    provider,
+                    tx,
+                    rx: Mutex::new(Some(rx)),
+                    owned: Mutex::default(),
+                    breaker: Breaker::new(
+                        d.circuit_failures,
+                        Duration::from_secs(d.circuit_open_secs),
+                    ),
+                    limiter: governor::RateLimiter::direct(crate::http::ratelimit::quota(
+                        d.rate_per_sec,
+                        d.rate_per_sec,
+                    )),
+                    slots: Arc::new(Semaphore::new(d.concurrency)),
+                };
+                (channel, lane)
+            })
+            .collect();
+        Ok(Arc::new(Notifier {
+            store,
+            hub,
+            clock: Arc::default(),
+            plan,
+            default_tz: TimeZone::get(&n.default_time_zone)
+                .context("notifications.default_time_zone")?,
+            settings: n.clone(),
+            lanes,
+            overflowed: AtomicBool::new(false),
+        }))
+    }
+
+    /// Starts the lanes, the reminder scheduler and the sweeper; hands every
+    /// pending delivery left by the last run to its lane.
+    pub fn start(self: &Arc<Self>, tasks: &mut JoinSet<()>) {
+        for channel in self.lanes.keys().copied() {
+            let n = self.clone();
+            tasks.spawn(async move { worker::run_lane(n, channel).await });
+        }
+        let n = self.clone();
+        tasks.spawn(async move { scheduler::run(n).await });
+        let n = self.clone();
+        tasks.spawn(async move {
+            n.sweep().await;
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                if n.overflowed.swap(false, Ordering::Relaxed) {
+                    n.sweep().await;
+                }
+            }
+        });
+    }
+
+    /// Settings in force.
+    pub fn settings(&self) -> &NotificationSettings {
+        &self.settings
+    }
+
+    /// The lane of an external channel.
+    pub fn lane(&self, channel: NotificationChannel) -> Option<&Lane> {
+        self.lanes.get(&channel)
+    }
+
+    /// The time zone for a user's messages.
+    pub fn time_zone_of(&self, name: Option<&str>) -> TimeZone {
+        name.and_then(|n| TimeZone::get(n).ok())
+            .unwrap_or_else(|| self.default_tz.clone())
+    }
+
+    /// Accepts a direct send: records it and queues it on its channel.
+    ///
+    /// # Errors
+    /// [`NotifyError`] when it cannot be recorded.
+    pub async fn submit(&self, draft: Draft) -> Result<NotificationRecord, NotifyError> {
+        let record = draft.into_record(self.clock.now());
+        let mut batch = WriteBatch::new();
+        batch.put(record.notification_id.as_str(), &record);
+        batch.put(
+            record.notification_id.as_str(),
+            &PendingDelivery {
+                channel: record.channel,
+            },
+        );
+        self.store.write(batch).await?;
+        self.enqueue(record.channel, &record.notification_id);
+        Ok(record)
+    }
+
+    /// A notification's record.
+    ///
+    /// # Errors
+    /// [`NotifyError`] on a read failure.
+    pub fn record(&self, id: &str) -> Result<Option<NotificationRecord>, NotifyError> {
+        Ok(self.store.get::<NotificationRecord>(id)?)
+    }
+
+    /// Hands a pending notification to its lane, unless the lane holds it
+    /// already. A full queue leaves it in the store for the next sweep.
+    pub fn enqueue(&self, channel: NotificationChannel, id: &str) {
+        let Some(lane) = self.lanes.get(&channel) else {
+            return;
+        };
+        let mut owned = lane.owned.lock().unwrap_or_else(|e| e.into_inner());
+        if !owned.insert(id.to_owned()) {
+            return;
+        }
+        if lane.tx.try_send(id.to_owned()).is_err() {
+            owned.remove(id);
+            self.overflowed.store(true, Ordering::Relaxed);
+            metrics::counter!("notification_queue_full_total", "channel" => channel.as_str())
+                .increment(1);
+        }
+    }
+
+    /// Lets go of an id the lane is done with.
+    fn release(&self, channel: NotificationChannel, id: &str) {
+        if let Some(lane) = self.lanes.get(&channel) {
+            lane.owned
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(id);
+        }
+    }
+
+    /// Hands every pending delivery in the store to its lane.
+    async fn sweep(&self) {
+        let mut after: Option<String> = None;
+        let mut handed = 0usize;
+        loop {
+            let page = match self.store.scan::<PendingDelivery>(after.as_deref(), 1_000) {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not read pending notifications");
+                    return;
+                }
+            };
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            for (id, pending) in &page {
+                self.enqueue(pending.channel, id);
+                handed += 1;
+            }
+            if self.overflowed.load(Ordering::Relaxed) {
+                // The queues are full; the next sweep goes on.
+                break;
+            }
+        }
+        if handed > 0 {
+            tracing::info!(
+                count = handed,
+                "pending notifications handed to their channels"
+            );
+        }
+    }
+
+    /// Records an in-app notification and its event on the patient's
+    /// channel in `batch`: the event is the delivery.
+    pub fn in_app(
+        &self,
+        batch: &mut WriteBatch,
+        draft: Draft,
+        now: Timestamp,
+    ) -> NotificationRecord {
+        let mut record = draft.into_record(now);
+        let Ok(patient) = PatientId::parse(&record.recipient) else {
+            record.push_status(
+                DeliveryStatus::Undeliverable,
+                now,
+                None,
+                Some("not a patient id".into()),
+            );
+            batch.put(record.notification_id.as_str(), &record);
+            return record;
+        };
+        let channel = medrelay_protocol::Channel::Patient(patient);
+        let live = self.hub.subscribers(&channel);
+        let (status, detail) = if live > 0 {
+            (DeliveryStatus::Delivered, format!("{live} live socket(s)"))
+        } else {
+            (DeliveryStatus::Sent, "kept for the next connection".into())
+        };
+        record.push_status(status, now, None, Some(detail));
+        batch.event(
+            channel,
+            medrelay_protocol::Event::Notification {
+                notification_id: record.notification_id.clone(),
+                category: record
+                    .category
+                    .unwrap_or(NotificationCategory::AppointmentChange),
+                appointment_id: record.appointment_id.clone(),
+                title: record.subject.clone().unwrap_or_default(),
+                body: record.body.clone(),
+                at: now,
+            },
+        );
+        batch.put(record.notification_id.as_str(), &record);
+        record
+    }
+
+    /// After `failed` failed for good: sends its message on the next
+    /// fallback channel that can reach the recipient, in `batch`. Returns
+    /// the new notification's channel and id.
+    fn fallback(
+        &self,
+        batch: &mut WriteBatch,
+        failed: &mut NotificationRecord,
+        now: Timestamp,
+    ) -> Option<(NotificationChannel, String)> {
+        let mut rest = std::mem::take(&mut failed.fallback);
+        while !rest.is_empty() {
+            let channel = rest.remove(0);
+            let Some(recipient) = self.address_of(failed, channel) else {
+                continue;
+            };
+            let record = Draft {
+                channel,
+                recipient,
+                subject: failed.subject.clone(),
+                body: failed.body.clone(),
+                category: failed.category,
+                user_id: failed.user_id.clone(),
+                patient_id: failed.patient_id.clone(),
+                appointment_id: failed.appointment_id.clone(),
+                due_at: failed.due_at,
+                created_by: failed.created_by.clone(),
+                fallback: rest,
+                fallback_of: Some(failed.notification_id.clone()),
+            }
+            .into_record(now);
+            if let Some(last) = failed.history.last_mut() {
+                let note = format!("falling back to {channel} ({})", record.notification_id);
+                last.detail = Some(match last.detail.take() {
+                    Some(d) => format!("{d}; {note}"),
+                    None => note,
+                });
+            }
+            batch.put(record.notification_id.as_str(), &record);
+            batch.put(
+                record.notification_id.as_str(),
+                &PendingDelivery { channel },
+            );
+            return Some((channel, record.notification_id));
+        }
+        None
+    }
+
+    /// Where `channel` reaches the person `record` is for.
+    fn address_of(
+        &self,
+        record: &NotificationRecord,
+        channel: NotificationChannel,
+    ) -> Option<String> {
+        let patient = self
+            .store
+            .get::<medrelay_actors::accounts::PatientRecord>(record.patient_id.as_ref()?.as_str())
+            .ok()??;
+        let user = patient.user_id.as_ref().and_then(|u| {
+            self.store
+                .get::<medrelay_actors::accounts::UserRecord>(u.as_str())
+                .ok()
+                .flatten()
+        });
+        scheduler::contact(&patient, user.as_ref(), channel)
+    }
+
+    /// Forgets a device the push provider no longer knows.
+    async fn forget_device(&self, user: &UserId, token: &str) {
+        let mut batch = WriteBatch::new();
+        batch.delete(Table::Devices, device_key(user, token));
+        match self.store.write(batch).await {
+            Ok(_) => {
+                tracing::info!(user = %user, "removed a push device the provider reports as unregistered")
+            }
+            Err(e) => tracing::warn!(error = %e, "could not remove an unregistered push device"),
+        }
+    }
+
+    /// A user's registered push devices.
+    ///
+    /// # Errors
+    /// [`NotifyError`] on a read failure.
+    pub fn devices(&self, user: &UserId) -> Result<Vec<DeviceRecord>, NotifyError> {
+        Ok(self
+            .store
+            .scan_prefix::<DeviceRecord>(&format!("{user}/"), self.settings.max_devices_per_user)?
+            .into_iter()
+            .map(|(_, d)| d)
+            .collect())
+    }
+
+    /// Applies a delivery report from the SMS provider.
+    ///
+    /// # Errors
+    /// [`NotifyError`] when it cannot be recorded.
+    pub async fn provider_report(
+        &self,
+        id: &str,
+        status: DeliveryStatus,
+        provider_message_id: Option<String>,
+        detail: Option<String>,
+    ) -> Result<bool, NotifyError> {
+        let Some(mut record) = self.record(id)? else {
+            return Ok(false);
+        };
+        if record.status.is_final() || record.status == status {
+            return Ok(true);
+        }
+        let now = self.clock.now();
+        record.push_status(status, now, provider_message_id, detail);
+        let mut batch = WriteBatch::new();
+        let mut follow = None;
+        if status.is_final() {
+            batch.delete(Table::NotificationQueue, id);
+            if status == DeliveryStatus::Undeliverable {
+                follow = self.fallback(&mut batch, &mut record, now);
+            }
+        }
+        batch.put(id, &record);
+        self.store.write(batch).await?;
+        if let Some((channel, id)) = follow {
+            self.enqueue(channel, &id);
+        }
+        Ok(true)
+    }
+}

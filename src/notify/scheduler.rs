@@ -1,0 +1,395 @@
+//! The reminder scheduler: fires reminders and notices as they fall due.
+//!
+//! Pending reminders are keys in the store sorted by due time, so the
+//! scheduler holds nothing in memory: it reads the first keys, fires those
+//! that are due in one transaction (which deletes each key on the condition
+//! that it is still there), and sleeps until the next is due, a booking
+//! wakes it, or a second passes. A restart needs no reload: reminders that
+//! fell due while the server was down are simply the first keys.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use medrelay_actors::accounts::{PatientRecord, ProviderRecord, UserRecord};
+use medrelay_actors::notify::{
+    self as records, DeviceRecord, NotificationRecord, PendingDelivery, ReminderIndex,
+    ReminderKind, ReminderRecord, due_of, reminder_key,
+};
+use medrelay_actors::schedule::AppointmentRecord;
+use medrelay_actors::store::{Table, WriteBatch, WriteError};
+use medrelay_protocol::notification::{
+    DeliveryStatus, NotificationChannel, NotificationPreferences,
+};
+use medrelay_protocol::schedule::{AppointmentId, AppointmentStatus};
+use medrelay_protocol::{PatientId, ProviderId};
+
+use super::compose::{Facts, compose};
+use super::{Draft, Notifier, NotifyError};
+
+/// The longest the scheduler sleeps without looking (a clock change or a
+/// missed wake-up costs at most this much lateness).
+const MAX_SLEEP: Duration = Duration::from_secs(1);
+
+/// Runs the scheduler until the process stops.
+pub async fn run(n: Arc<Notifier>) {
+    // Sends wait while a backlog of due reminders is being fired (up to a
+    // bound): firing is what makes a reminder durable and on time, and the
+    // lanes would otherwise compete with it for the store and the CPU.
+    let mut held: Vec<(NotificationChannel, String)> = Vec::new();
+    loop {
+        let fired = fire_due(&n, &mut held).await;
+        if let Err(e) = &fired {
+            tracing::error!(error = %e, "could not fire reminders; retrying");
+        }
+        let more = matches!(fired, Ok(true));
+        if more && held.len() < HOLD_SENDS_UP_TO {
+            continue;
+        }
+        for (channel, id) in held.drain(..) {
+            n.enqueue(channel, &id);
+        }
+        if more {
+            continue;
+        }
+        let wait = next_wait(&n);
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = n.plan.wake.notified() => {}
+            () = n.clock.moved() => {}
+        }
+    }
+}
+
+/// The most sends held back while a backlog is fired.
+const HOLD_SENDS_UP_TO: usize = 50_000;
+
+fn next_wait(n: &Notifier) -> Duration {
+    let next = n
+        .store
+        .scan::<ReminderRecord>(None, 1)
+        .ok()
+        .and_then(|page| page.first().and_then(|(k, _)| due_of(k)));
+    match next {
+        Some(due) => {
+            let left = due.duration_since(n.clock.now());
+            Duration::try_from(left).unwrap_or_default().min(MAX_SLEEP)
+        }
+        None => MAX_SLEEP,
+    }
+}
+
+/// Fires one batch of due reminders; the external notifications it created
+/// are added to `queued`, for the caller to hand to their lanes. `Ok(true)`
+/// when it did something (so more may be due at once).
+///
+/// # Errors
+/// [`NotifyError`] when the store fails.
+pub async fn fire_due(
+    n: &Notifier,
+    queued: &mut Vec<(NotificationChannel, String)>,
+) -> Result<bool, NotifyError> {
+    let now = n.clock.now();
+    let page = n
+        .store
+        .scan::<ReminderRecord>(None, n.settings.scheduler_batch)?;
+    let due: Vec<_> = page
+        .into_iter()
+        .take_while(|(key, _)| due_of(key).is_some_and(|d| d <= now))
+        .collect();
+    if due.is_empty() {
+        return Ok(false);
+    }
+    let mut firing = Firing {
+        n,
+        now,
+        batch: WriteBatch::new(),
+        queued: Vec::new(),
+        indexes: HashMap::new(),
+        doctors: HashMap::new(),
+        people: HashMap::new(),
+        fired: 0,
+    };
+    for (key, reminder) in &due {
+        firing.fire(key, reminder)?;
+    }
+    let Firing {
+        batch,
+        queued: fired_sends,
+        indexes,
+        fired,
+        ..
+    } = firing;
+    let mut batch = batch;
+    for (appointment, keys) in indexes {
+        if keys.is_empty() {
+            batch.delete(Table::AppointmentReminders, appointment.as_str());
+        } else {
+            batch.put(appointment.as_str(), &ReminderIndex(keys));
+        }
+    }
+    match n.store.write(batch).await {
+        Ok(_) => {}
+        // A reminder was moved or removed since it was read; read again.
+        Err(WriteError::Missing { .. }) => return Ok(true),
+        Err(e) => return Err(e.into()),
+    }
+    metrics::counter!("reminders_fired_total").increment(fired);
+    queued.extend(fired_sends);
+    Ok(true)
+}
+
+/// One transaction's worth of fired reminders.
+struct Firing<'a> {
+    n: &'a Notifier,
+    now: Timestamp,
+    batch: WriteBatch,
+    /// External notifications to hand to their lanes after the commit.
+    queued: Vec<(NotificationChannel, String)>,
+    /// Appointment → its reminder keys after this batch.
+    indexes: HashMap<AppointmentId, Vec<String>>,
+    /// Doctors' names and patients' details read by this batch (a burst
+    /// often holds many reminders of one doctor or patient).
+    doctors: HashMap<ProviderId, String>,
+    people: HashMap<PatientId, Option<Arc<Person>>>,
+    fired: u64,
+}
+
+/// What firing needs to know about a patient.
+struct Person {
+    patient: PatientRecord,
+    user: Option<UserRecord>,
+    prefs: NotificationPreferences,
+    devices: Vec<DeviceRecord>,
+}
+
+impl Firing<'_> {
+    fn fire(&mut self, key: &str, reminder: &ReminderRecord) -> Result<(), NotifyError> {
+        let store = &self.n.store;
+        self.batch.require_present(Table::Reminders, key);
+        self.batch.delete(Table::Reminders, key);
+        let id = &reminder.appointment_id;
+        if !self.indexes.contains_key(id) {
+            let keys = records::pending_keys(store, id)?;
+            self.indexes.insert(id.clone(), keys);
+        }
+        if let Some(keys) = self.indexes.get_mut(id) {
+            keys.retain(|k| k != key);
+        }
+        let Some(appointment) = store.get::<AppointmentRecord>(id.as_str())? else {
+            return Ok(());
+        };
+        let is_reminder = matches!(reminder.kind, ReminderKind::Reminder { .. });
+        if is_reminder
+            && (appointment.status != AppointmentStatus::Scheduled
+                || reminder.starts_at != Some(appointment.slot.start))
+        {
+            // Stale: the appointment moved or ended after this was planned.
+            return Ok(());
+        }
+        let Some(person) = self.person(&appointment.patient_id)? else {
+            return Ok(());
+        };
+        let Person {
+            patient,
+            user,
+            prefs,
+            devices,
+        } = &*person;
+        let category = reminder.kind.category();
+        if !prefs.categories.allows(category) {
+            tracing::debug!(appointment = %id, category = category.as_str(), "opted out; not sent");
+            return Ok(());
+        }
+        let tz = self.n.time_zone_of(prefs.time_zone.as_deref());
+        let mut expired = false;
+        if is_reminder {
+            if appointment.slot.start <= self.now {
+                expired = true;
+            } else if let Some(quiet) = prefs.quiet_hours {
+                let local = self.now.to_zoned(tz.clone());
+                let minute =
+                    u16::try_from(i32::from(local.hour()) * 60 + i32::from(local.minute()))
+                        .unwrap_or(0);
+                let left = quiet.minutes_left(minute);
+                if left > 0 {
+                    let end = self
+                        .now
+                        .checked_add(SignedDuration::from_mins(i64::from(left)))
+                        .ok()
+                        .and_then(|t| {
+                            t.checked_sub(SignedDuration::from_secs(i64::from(local.second())))
+                                .ok()
+                        });
+                    if let Some(end) = end
+                        && end < appointment.slot.start
+                    {
+                        let suffix = key.rsplit('/').next().unwrap_or("r");
+                        let moved = reminder_key(end, id, &format!("{suffix}q"));
+                        self.batch.put(moved.clone(), reminder);
+                        if let Some(keys) = self.indexes.get_mut(id) {
+                            keys.push(moved);
+                        }
+                        return Ok(());
+                    }
+                    // The quiet hours end after the appointment begins:
+                    // a reminder now beats none.
+                }
+            }
+        }
+        let doctor = self.doctor(&appointment.provider_id)?;
+        let (subject, body) = compose(
+            &self.n.settings.templates,
+            reminder.kind,
+            &Facts {
+                patient: &patient.name,
+                doctor: &doctor,
+                appointment_id: id.as_str(),
+                start: appointment.slot.start,
+                tz: &tz,
+            },
+        );
+        let base = Draft {
+            channel: NotificationChannel::InApp,
+            recipient: patient.patient_id.to_string(),
+            subject: Some(subject),
+            body,
+            category: Some(category),
+            user_id: user.as_ref().map(|u| u.user_id.clone()),
+            patient_id: Some(patient.patient_id.clone()),
+            appointment_id: Some(id.clone()),
+            due_at: due_of(key),
+            created_by: None,
+            fallback: Vec::new(),
+            fallback_of: None,
+        };
+        let mut drafts = Vec::new();
+        if prefs.channels.in_app {
+            drafts.push(base.clone());
+        }
+        if prefs.channels.push {
+            for device in devices {
+                drafts.push(Draft {
+                    channel: NotificationChannel::Push,
+                    recipient: device.token.clone(),
+                    ..base.clone()
+                });
+            }
+        }
+        let texts: Vec<(NotificationChannel, String)> = prefs
+            .text_channels()
+            .into_iter()
+            .filter(|c| prefs.channels.allows(*c))
+            .filter_map(|c| contact(patient, user.as_ref(), c).map(|a| (c, a)))
+            .collect();
+        if let Some((channel, recipient)) = texts.first() {
+            drafts.push(Draft {
+                channel: *channel,
+                recipient: recipient.clone(),
+                fallback: texts.iter().skip(1).map(|(c, _)| *c).collect(),
+                ..base.clone()
+            });
+        }
+        for draft in drafts {
+            self.fired += 1;
+            if expired {
+                let mut record = draft.into_record(self.now);
+                record.fallback.clear();
+                record.push_status(
+                    DeliveryStatus::Expired,
+                    self.now,
+                    None,
+                    Some("fell due while the server was down; the appointment has begun".into()),
+                );
+                self.batch.put(record.notification_id.as_str(), &record);
+                continue;
+            }
+            if draft.channel == NotificationChannel::InApp {
+                self.n.in_app(&mut self.batch, draft, self.now);
+                continue;
+            }
+            let record: NotificationRecord = draft.into_record(self.now);
+            self.batch.put(record.notification_id.as_str(), &record);
+            self.batch.put(
+                record.notification_id.as_str(),
+                &PendingDelivery {
+                    channel: record.channel,
+                },
+            );
+            self.queued.push((record.channel, record.notification_id));
+        }
+        Ok(())
+    }
+
+    /// A doctor's name, read once per batch.
+    fn doctor(&mut self, id: &ProviderId) -> Result<String, NotifyError> {
+        if let Some(name) = self.doctors.get(id) {
+            return Ok(name.clone());
+        }
+        let name = self
+            .n
+            .store
+            .get::<ProviderRecord>(id.as_str())?
+            .map_or_else(|| "your doctor".to_owned(), |p| p.name);
+        self.doctors.insert(id.clone(), name.clone());
+        Ok(name)
+    }
+
+    /// A patient's profile, account, preferences and devices, read once per
+    /// batch; `None` when the patient is gone.
+    fn person(&mut self, id: &PatientId) -> Result<Option<Arc<Person>>, NotifyError> {
+        if let Some(known) = self.people.get(id) {
+            return Ok(known.clone());
+        }
+        let store = &self.n.store;
+        let person = match store.get::<PatientRecord>(id.as_str())? {
+            None => None,
+            Some(patient) => {
+                let user = match &patient.user_id {
+                    Some(u) => store.get::<UserRecord>(u.as_str())?,
+                    None => None,
+                };
+                let (prefs, devices) = match &user {
+                    Some(u) => (
+                        records::preferences(store, &u.user_id)?,
+                        self.n.devices(&u.user_id)?,
+                    ),
+                    None => (Default::default(), Vec::new()),
+                };
+                Some(Arc::new(Person {
+                    patient,
+                    user,
+                    prefs,
+                    devices,
+                }))
+            }
+        };
+        self.people.insert(id.clone(), person.clone());
+        Ok(person)
+    }
+}
+
+/// Where `channel` reaches a patient: their profile's contact details
+/// first, their account's e-mail next.
+pub fn contact(
+    patient: &PatientRecord,
+    user: Option<&UserRecord>,
+    channel: NotificationChannel,
+) -> Option<String> {
+    match channel {
+        NotificationChannel::Sms => patient
+            .contact_info
+            .phone
+            .as_ref()
+            .map(|p| p.as_str().to_owned()),
+        NotificationChannel::Email => patient
+            .contact_info
+            .email
+            .as_ref()
+            .or(user.map(|u| &u.email))
+            .map(|e| e.as_str().to_owned()),
+        NotificationChannel::InApp => Some(patient.patient_id.to_string()),
+        NotificationChannel::Push => None,
+    }
+}

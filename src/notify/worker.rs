@@ -1,0 +1,316 @@
+//! A channel's lane: takes notification ids off its queue and sends each one
+//! through the provider, at the configured pace and concurrency, behind the
+//! provider's circuit breaker.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use medrelay_actors::notify::NotificationRecord;
+use medrelay_actors::store::{Table, WriteBatch};
+use medrelay_protocol::notification::{DeliveryStatus, NotificationChannel};
+use tokio::task::JoinSet;
+
+use super::Notifier;
+use super::providers::{Outgoing, Receipt, SendError};
+
+/// What happens to a notification after an attempt.
+enum Next {
+    /// The lane is done with it.
+    Done,
+    /// Try again after this long.
+    RetryAfter(Duration),
+}
+
+/// Runs `channel`'s lane until the process stops. Sends and retry timers
+/// are tasks of the lane, so stopping the lane stops them: a send cut off
+/// mid-way is still pending (and `inFlight`) in the store for the next start.
+pub async fn run_lane(n: Arc<Notifier>, channel: NotificationChannel) {
+    let Some(lane) = n.lane(channel) else { return };
+    let Some(mut rx) = lane.rx.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+        return;
+    };
+    let mut sends = JoinSet::new();
+    loop {
+        let id = tokio::select! {
+            received = rx.recv() => match received {
+                Some(id) => id,
+                None => return,
+            },
+            Some(_) = sends.join_next(), if !sends.is_empty() => continue,
+        };
+        lane.limiter.until_ready().await;
+        let Ok(slot) = lane.slots.clone().acquire_owned().await else {
+            return;
+        };
+        let n = n.clone();
+        sends.spawn(async move {
+            // A panic in one send must not take the lane down: the
+            // notification stays pending in the store and the next sweep
+            // hands it over again.
+            let next = AssertUnwindSafe(attempt(&n, channel, &id))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| {
+                    tracing::error!(notification = %id, "a send panicked; it stays pending");
+                    n.overflowed
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    Next::Done
+                });
+            drop(slot);
+            match next {
+                Next::Done => n.release(channel, &id),
+                Next::RetryAfter(wait) => {
+                    tokio::time::sleep(wait).await;
+                    if let Some(lane) = n.lane(channel)
+                        && lane.tx.send(id.clone()).await.is_err()
+                    {
+                        n.release(channel, &id);
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// One attempt at sending notification `id`.
+async fn attempt(n: &Notifier, channel: NotificationChannel, id: &str) -> Next {
+    match try_attempt(n, channel, id).await {
+        Ok(next) => next,
+        Err(e) => {
+            // The store failed; the entry is still pending, so try later.
+            tracing::error!(notification = %id, error = %e, "could not record a send");
+            Next::RetryAfter(Duration::from_secs(5))
+        }
+    }
+}
+
+async fn try_attempt(
+    n: &Notifier,
+    channel: NotificationChannel,
+    id: &str,
+) -> Result<Next, super::NotifyError> {
+    let Some(lane) = n.lane(channel) else {
+        return Ok(Next::Done);
+    };
+    let Some(mut record) = n.record(id)? else {
+        forget_pending(n, id).await?;
+        return Ok(Next::Done);
+    };
+    if record.channel != channel || lane_done_with(&record) {
+        forget_pending(n, id).await?;
+        return Ok(Next::Done);
+    }
+    let d = &n.settings.delivery;
+    if record.in_flight {
+        // The last run stopped during this send: it may have gone out.
+        if let Some(receipt) = lane.provider.already_sent(id).await {
+            tracing::info!(notification = %id, "send interrupted by a restart had gone through");
+            finish_ok(n, record, receipt, "found after a restart").await?;
+            return Ok(Next::Done);
+        }
+        tracing::warn!(
+            notification = %id,
+            "send interrupted by a restart; sending once more with the same idempotency key"
+        );
+    }
+    if !lane.breaker.allow() {
+        record.attempts += 1;
+        return fail_transient(n, record, "circuit open: the provider is failing".into()).await;
+    }
+    record.attempts += 1;
+    record.in_flight = true;
+    let mut batch = WriteBatch::new();
+    batch.put(id, &record);
+    n.store.write(batch).await?;
+
+    let message = Outgoing {
+        id: id.to_owned(),
+        to: record.recipient.clone(),
+        subject: record.subject.clone(),
+        body: record.body.clone(),
+    };
+    let timeout = Duration::from_secs(d.send_timeout_secs);
+    let outcome = match tokio::time::timeout(timeout, lane.provider.send(&message)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(SendError::Transient(format!(
+            "no answer within {} s",
+            timeout.as_secs()
+        ))),
+    };
+    record.in_flight = false;
+    match outcome {
+        Ok(receipt) => {
+            lane.breaker.success();
+            finish_ok(n, record, receipt, "").await?;
+            Ok(Next::Done)
+        }
+        Err(SendError::Transient(reason)) => {
+            lane.breaker.failure();
+            fail_transient(n, record, reason).await
+        }
+        Err(SendError::Permanent {
+            reason,
+            unregistered,
+        }) => {
+            // The provider answered, so it is healthy.
+            lane.breaker.success();
+            if unregistered && let Some(user) = &record.user_id {
+                n.forget_device(user, &record.recipient).await;
+            }
+            fail_final(n, record, reason).await?;
+            Ok(Next::Done)
+        }
+    }
+}
+
+/// Whether the lane has nothing left to do for it.
+fn lane_done_with(record: &NotificationRecord) -> bool {
+    record.status.is_final() || (record.status == DeliveryStatus::Sent && !record.in_flight)
+}
+
+async fn forget_pending(n: &Notifier, id: &str) -> Result<(), super::NotifyError> {
+    let mut batch = WriteBatch::new();
+    batch.delete(Table::NotificationQueue, id);
+    n.store.write(batch).await?;
+    Ok(())
+}
+
+async fn finish_ok(
+    n: &Notifier,
+    mut record: NotificationRecord,
+    receipt: Receipt,
+    note: &str,
+) -> Result<(), super::NotifyError> {
+    let now = n.clock.now();
+    record.in_flight = false;
+    let (status, detail) = if receipt.delivered {
+        (DeliveryStatus::Delivered, "written to the outbox folder")
+    } else {
+        (DeliveryStatus::Sent, "accepted by the provider")
+    };
+    let detail = if note.is_empty() {
+        detail.to_owned()
+    } else {
+        format!("{detail}; {note}")
+    };
+    record.push_status(status, now, receipt.provider_message_id, Some(detail));
+    let mut batch = WriteBatch::new();
+    batch.delete(Table::NotificationQueue, record.notification_id.as_str());
+    batch.put(record.notification_id.as_str(), &record);
+    n.store.write(batch).await?;
+    metrics::counter!("notifications_sent_total", "channel" => record.channel.as_str())
+        .increment(1);
+    lateness(&record, now);
+    Ok(())
+}
+
+fn lateness(record: &NotificationRecord, now: jiff::Timestamp) {
+    if let Some(due) = record.due_at {
+        let late = now.duration_since(due).as_secs_f64().max(0.0);
+        metrics::histogram!("reminder_delivery_lateness_seconds", "channel" => record.channel.as_str())
+            .record(late);
+    }
+}
+
+/// A transient failure: retry after a backoff, or give up after the last
+/// attempt (which may start a fallback).
+async fn fail_transient(
+    n: &Notifier,
+    mut record: NotificationRecord,
+    reason: String,
+) -> Result<Next, super::NotifyError> {
+    let d = &n.settings.delivery;
+    if record.attempts >= d.max_attempts {
+        let reason = format!("gave up after {} attempts: {reason}", record.attempts);
+        fail_final(n, record, reason).await?;
+        return Ok(Next::Done);
+    }
+    let wait = backoff(
+        record.attempts,
+        Duration::from_millis(d.backoff_initial_ms),
+        Duration::from_millis(d.backoff_max_ms),
+    );
+    tracing::warn!(
+        notification = %record.notification_id,
+        channel = %record.channel,
+        attempt = record.attempts,
+        retry_in_ms = wait.as_millis() as u64,
+        error = %reason,
+        "send failed; will retry"
+    );
+    let now = n.clock.now();
+    record.in_flight = false;
+    record.push_status(
+        DeliveryStatus::Failed,
+        now,
+        None,
+        Some(format!(
+            "attempt {} of {}: {reason}; retrying in {} ms",
+            record.attempts,
+            d.max_attempts,
+            wait.as_millis()
+        )),
+    );
+    let mut batch = WriteBatch::new();
+    batch.put(record.notification_id.as_str(), &record);
+    n.store.write(batch).await?;
+    metrics::counter!("notification_retries_total", "channel" => record.channel.as_str())
+        .increment(1);
+    Ok(Next::RetryAfter(wait))
+}
+
+/// A final failure: `undeliverable`, and the next fallback channel, if any.
+async fn fail_final(
+    n: &Notifier,
+    mut record: NotificationRecord,
+    reason: String,
+) -> Result<(), super::NotifyError> {
+    let now = n.clock.now();
+    tracing::warn!(
+        notification = %record.notification_id,
+        channel = %record.channel,
+        error = %reason,
+        "notification undeliverable"
+    );
+    record.in_flight = false;
+    record.push_status(DeliveryStatus::Undeliverable, now, None, Some(reason));
+    let mut batch = WriteBatch::new();
+    let follow = n.fallback(&mut batch, &mut record, now);
+    batch.delete(Table::NotificationQueue, record.notification_id.as_str());
+    batch.put(record.notification_id.as_str(), &record);
+    n.store.write(batch).await?;
+    metrics::counter!("notifications_undeliverable_total", "channel" => record.channel.as_str())
+        .increment(1);
+    if let Some((channel, id)) = follow {
+        n.enqueue(channel, &id);
+    }
+    Ok(())
+}
+
+/// Exponential backoff with full jitter in its upper half: attempt 1 waits
+/// about `initial`, each later one about twice as long, capped at `max`.
+fn backoff(attempt: u32, initial: Duration, max: Duration) -> Duration {
+    let exp = initial.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+    let base = exp.min(max);
+    let mut bytes = [0u8; 2];
+    getrandom::fill(&mut bytes).unwrap_or_default();
+    let jitter = f64::from(u16::from_le_bytes(bytes)) / f64::from(u16::MAX);
+    base.mul_f64(0.5 + 0.5 * jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_within_bounds() {
+        let (i, m) = (Duration::from_millis(100), Duration::from_secs(1));
+        for attempt in 1..10 {
+            let b = backoff(attempt, i, m);
+            let full = i.saturating_mul(1 << (attempt - 1)).min(m);
+            assert!(b >= full / 2 && b <= full, "attempt {attempt}: {b:?}");
+        }
+    }
+}
