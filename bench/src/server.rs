@@ -159,6 +159,19 @@ impl Server {
         extra_env: Vec<(String, String)>,
     ) -> anyhow::Result<Server> {
         let data_dir = tempfile::tempdir().context("creating a temporary data folder")?;
+        Self::start_in(binary, data_dir, extra_env).await
+    }
+
+    /// [`Server::start_with`] on a data folder prepared beforehand (a store
+    /// seeded offline).
+    ///
+    /// # Errors
+    /// As [`Server::start`].
+    pub async fn start_in(
+        binary: &Path,
+        data_dir: tempfile::TempDir,
+        extra_env: Vec<(String, String)>,
+    ) -> anyhow::Result<Server> {
         let dir = data_dir.path().to_owned();
 
         let mut create = command(binary);
@@ -371,6 +384,16 @@ impl Server {
     /// When the signal cannot be sent or the child cannot be waited for.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.terminate().await
+    }
+
+    /// [`Server::stop`], keeping the data folder for the caller to read.
+    ///
+    /// # Errors
+    /// As [`Server::stop`].
+    pub async fn stop_keeping_data(mut self) -> anyhow::Result<tempfile::TempDir> {
+        self.terminate().await?;
+        let empty = tempfile::tempdir().context("creating a temporary folder")?;
+        Ok(std::mem::replace(&mut self.data_dir, empty))
     }
 
     async fn terminate(&mut self) -> anyhow::Result<()> {
