@@ -36,7 +36,8 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(report))
         .routes(routes!(statistics))
         .routes(routes!(get_preferences, put_preferences))
-        .routes(routes!(register_device))
+        .routes(routes!(register_device, list_devices))
+        .routes(routes!(remove_device))
         .routes(routes!(twilio_status))
 }
 
@@ -564,14 +565,52 @@ async fn register_device(
     let mut batch = WriteBatch::new();
     batch.put(device_key(&principal.user_id, &record.token), &record);
     state.store.write(batch).await.map_err(ApiError::internal)?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(DeviceView {
-            token: record.token,
-            platform: record.platform,
-            registered_at: record.registered_at,
-        }),
+    Ok((StatusCode::CREATED, axum::Json(DeviceView::from(record))))
+}
+
+impl From<DeviceRecord> for DeviceView {
+    fn from(d: DeviceRecord) -> Self {
+        DeviceView {
+            token: d.token,
+            platform: d.platform,
+            registered_at: d.registered_at,
+        }
+    }
+}
+
+/// Your registered push devices.
+#[utoipa::path(get, path = "/api/devices", tag = "notifications",
+    responses((status = 200, body = Vec<DeviceView>), (status = 401, body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+async fn list_devices(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+) -> Result<axum::Json<Vec<DeviceView>>, ApiError> {
+    let devices = state.notifier.devices(&principal.user_id)?;
+    Ok(axum::Json(
+        devices.into_iter().map(DeviceView::from).collect(),
     ))
+}
+
+/// Removes one of your push devices.
+#[utoipa::path(delete, path = "/api/devices/{token}", tag = "notifications",
+    params(("token" = String, Path)),
+    responses((status = 204), (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+async fn remove_device(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(token): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let token = device_token("token", &token)?;
+    let key = device_key(&principal.user_id, &token);
+    if state.store.get::<DeviceRecord>(&key)?.is_none() {
+        return Err(ApiError::NotFound("no such device".into()));
+    }
+    let mut batch = WriteBatch::new();
+    batch.delete(medrelay_actors::store::Table::Devices, key);
+    state.store.write(batch).await.map_err(ApiError::internal)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -13,7 +13,7 @@ use jiff::{SignedDuration, Timestamp, ToSpan};
 use medrelay::config::{Settings, SmtpTls};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use wiremock::matchers::{basic_auth, bearer_token, method, path};
+use wiremock::matchers::{basic_auth, bearer_token, body_partial_json, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use crate::helpers::*;
@@ -1092,4 +1092,173 @@ impl Client<'_> {
             patient,
         )
     }
+}
+
+#[tokio::test]
+async fn a_device_the_provider_no_longer_knows_is_removed() {
+    let (providers, app, admin) = clinic(|_| {}).await;
+    Mock::given(method("POST"))
+        .and(path(FCM_SEND))
+        .and(body_partial_json(
+            json!({"message": {"token": "device-gone"}}),
+        ))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"error": {
+            "code": 404, "status": "NOT_FOUND", "message": "Requested entity was not found.",
+            "details": [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
+                         "errorCode": "UNREGISTERED"}]}})))
+        .with_priority(1)
+        .mount(&providers.fcm)
+        .await;
+    let ines = patient(&app, "ines", "+4915112345674").await;
+    for token in ["device-gone", "device-kept"] {
+        let (status, body) = app
+            .post(
+                "/api/devices",
+                json!({"token": token, "platform": "ios"}),
+                Some(&ines.tokens.token),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let date = in_days(3);
+    book(&app, &ines, date, "10:00").await;
+    let mut offset = SignedDuration::ZERO;
+    advance_to(
+        &app,
+        &admin,
+        start_of(date, "10:00") - SignedDuration::from_hours(24),
+        &mut offset,
+    )
+    .await;
+    assert!(
+        eventually(WAIT, || async {
+            let (_, devices) = app.get("/api/devices", Some(&ines.tokens.token)).await;
+            devices
+                .as_array()
+                .is_some_and(|d| d.len() == 1 && d[0]["token"] == "device-kept")
+        })
+        .await,
+        "the unregistered device is forgotten"
+    );
+    advance_to(
+        &app,
+        &admin,
+        start_of(date, "10:00") - SignedDuration::from_hours(2),
+        &mut offset,
+    )
+    .await;
+    assert_eq!(providers.smtp.wait_for(2, WAIT).await.len(), 2);
+    assert!(
+        eventually(WAIT, || async { providers.pushes().await.len() == 3 }).await,
+        "two pushes for the first reminder, one for the second"
+    );
+    let gone = providers
+        .pushes()
+        .await
+        .iter()
+        .filter(|p| p["message"]["token"] == "device-gone")
+        .count();
+    assert_eq!(gone, 1);
+    let (_, stats) = app.get("/api/notifications", Some(&admin)).await;
+    assert_eq!(stats["byChannel"]["push"]["undeliverable"], 1, "{stats}");
+    // Removing a device by hand; someone else's is not found.
+    let (status, _) = read(
+        app.http
+            .delete(app.url("/api/devices/device-kept"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let removed = app
+        .http
+        .delete(app.url("/api/devices/device-kept"))
+        .bearer_auth(&ines.tokens.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), 204);
+}
+
+#[tokio::test]
+async fn a_reminder_due_in_quiet_hours_waits_for_their_end() {
+    let (providers, app, admin) = clinic(|_| {}).await;
+    let jon = patient(&app, "jon", "+4915112345675").await;
+    // 10:00 UTC is 19:00 in Tokyo: inside 18:00-20:00 there.
+    let mut prefs = app
+        .get(
+            "/api/users/me/notification-preferences",
+            Some(&jon.tokens.token),
+        )
+        .await
+        .1;
+    prefs["quietHours"] = json!({"start": "18:00", "end": "20:00"});
+    prefs["timeZone"] = json!("Asia/Tokyo");
+    let (status, body) = app
+        .put(
+            "/api/users/me/notification-preferences",
+            prefs,
+            &jon.tokens.token,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let date = in_days(3);
+    book(&app, &jon, date, "10:00").await;
+    let due = start_of(date, "10:00") - SignedDuration::from_hours(24);
+    let mut offset = SignedDuration::ZERO;
+    advance_to(&app, &admin, due, &mut offset).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        providers.smtp.received().is_empty(),
+        "held during quiet hours"
+    );
+    advance_to(
+        &app,
+        &admin,
+        due + SignedDuration::from_hours(1),
+        &mut offset,
+    )
+    .await;
+    let mails = providers.smtp.wait_for(1, WAIT).await;
+    assert_eq!(mails.len(), 1);
+    // Shown in Jon's zone: 19:00 on the appointment's Tokyo date.
+    let local = start_of(date, "10:00").to_zoned(jiff::tz::TimeZone::get("Asia/Tokyo").unwrap());
+    assert!(
+        mails[0]
+            .text()
+            .contains(&format!("{} at 19:00 (Asia/Tokyo)", local.date())),
+        "{}",
+        mails[0].text()
+    );
+}
+
+#[tokio::test]
+async fn reminders_that_fell_due_after_the_appointment_began_expire() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    doctor(&app, &admin).await;
+    let kim = patient(&app, "kim", "+4915112345676").await;
+    let date = in_days(3);
+    book(&app, &kim, date, "10:00").await;
+    // Down, and back only after the appointment began.
+    let app = app.restart(|_| {}).await;
+    let admin = app.admin_token().await;
+    let mut offset = SignedDuration::ZERO;
+    advance_to(&app, &admin, start_of(date, "11:00"), &mut offset).await;
+    assert!(
+        eventually(WAIT, || async {
+            let (_, stats) = app.get("/api/notifications", Some(&admin)).await;
+            stats["byChannel"]["email"]["expired"] == 2
+                && stats["byChannel"]["in_app"]["expired"] == 2
+        })
+        .await,
+        "both reminders recorded as expired"
+    );
+    let (_, stats) = app.get("/api/notifications", Some(&admin)).await;
+    assert_eq!(stats["total"], 4, "{stats}");
+    let outbox = app.data_dir.join("outbox").join("email");
+    let sent = std::fs::read_dir(&outbox).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(sent, 0, "nothing was sent");
 }
