@@ -264,6 +264,12 @@ impl Application {
                 "WebSockets still open after the grace period"
             );
         }
+        state
+            .notifier
+            .quiesce(Duration::from_secs(
+                state.settings.notifications.delivery.send_timeout_secs,
+            ))
+            .await;
         background.abort_all();
         if let Some(link) = &state.nats {
             let _ = tokio::time::timeout(Duration::from_secs(2), link.client.flush()).await;

@@ -17,7 +17,9 @@ pub struct Breaker {
 struct State {
     failures: u32,
     open_until: Option<Instant>,
-    probing: bool,
+    /// When the probe went out; a probe whose outcome never came (its task
+    /// failed before calling the provider) expires after the open period.
+    probing: Option<Instant>,
 }
 
 impl Breaker {
@@ -34,12 +36,13 @@ impl Breaker {
     /// let through; its outcome closes or re-opens the circuit.
     pub fn allow(&self) -> bool {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
         match s.open_until {
             None => true,
-            Some(until) if Instant::now() < until => false,
-            Some(_) if s.probing => false,
+            Some(until) if now < until => false,
+            Some(_) if s.probing.is_some_and(|at| now < at + self.open_for) => false,
             Some(_) => {
-                s.probing = true;
+                s.probing = Some(now);
                 true
             }
         }
@@ -58,14 +61,14 @@ impl Breaker {
     pub fn failure(&self) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         s.failures += 1;
-        if s.probing || (s.open_until.is_none() && s.failures >= self.threshold) {
+        if s.probing.is_some() || (s.open_until.is_none() && s.failures >= self.threshold) {
             tracing::warn!(
                 failures = s.failures,
                 open_secs = self.open_for.as_secs(),
                 "circuit opened"
             );
             s.open_until = Some(Instant::now() + self.open_for);
-            s.probing = false;
+            s.probing = None;
         }
     }
 
@@ -95,6 +98,8 @@ mod tests {
         std::thread::sleep(Duration::from_millis(30));
         assert!(b.allow(), "one probe after the open period");
         assert!(!b.allow(), "only one");
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(b.allow(), "a probe that never reported expires");
         b.failure();
         assert!(!b.allow(), "a failed probe re-opens");
         std::thread::sleep(Duration::from_millis(30));

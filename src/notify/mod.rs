@@ -140,6 +140,7 @@ pub struct Lane {
     breaker: Breaker,
     limiter: governor::DefaultDirectRateLimiter,
     slots: Arc<Semaphore>,
+    concurrency: u32,
 }
 
 impl Lane {
@@ -224,6 +225,7 @@ impl Notifier {
                         d.rate_per_sec,
                     )),
                     slots: Arc::new(Semaphore::new(d.concurrency)),
+                    concurrency: u32::try_from(d.concurrency).unwrap_or(u32::MAX),
                 };
                 (channel, lane)
             })
@@ -261,6 +263,27 @@ impl Notifier {
                 }
             }
         });
+    }
+
+    /// For shutdown: stops the lanes from starting sends and waits (up to
+    /// `limit`) for those under way, so a restart does not cut a provider
+    /// call in half and resend it. Whatever is still queued stays pending
+    /// in the store for the next start.
+    pub async fn quiesce(&self, limit: Duration) {
+        let all = self.lanes.values().map(|lane| async {
+            // Holding every slot: nothing is in flight and nothing starts.
+            if let Ok(held) = lane.slots.acquire_many(lane.concurrency).await {
+                held.forget();
+            }
+        });
+        if tokio::time::timeout(limit, futures_util::future::join_all(all))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "notification sends still under way at shutdown; they resume at the next start"
+            );
+        }
     }
 
     /// Settings in force.

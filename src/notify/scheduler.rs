@@ -41,7 +41,8 @@ pub async fn run(n: Arc<Notifier>) {
     loop {
         let fired = fire_due(&n, &mut held).await;
         if let Err(e) = &fired {
-            tracing::error!(error = %e, "could not fire reminders; retrying");
+            tracing::error!(error = %e, "could not fire reminders; retrying in 1 s");
+            tokio::time::sleep(MAX_SLEEP).await;
         }
         let more = matches!(fired, Ok(true));
         if more && held.len() < HOLD_SENDS_UP_TO {
@@ -135,7 +136,8 @@ pub async fn fire_due(
         Err(WriteError::Missing { .. }) => return Ok(true),
         Err(e) => return Err(e.into()),
     }
-    metrics::counter!("reminders_fired_total").increment(fired);
+    metrics::counter!("reminders_fired_total").increment(due.len() as u64);
+    metrics::counter!("reminder_notifications_total").increment(fired);
     queued.extend(fired_sends);
     Ok(true)
 }
@@ -151,9 +153,15 @@ struct Firing<'a> {
     indexes: HashMap<AppointmentId, Vec<String>>,
     /// Doctors' names and patients' details read by this batch (a burst
     /// often holds many reminders of one doctor or patient).
-    doctors: HashMap<ProviderId, String>,
+    doctors: HashMap<ProviderId, Arc<Doctor>>,
     people: HashMap<PatientId, Option<Arc<Person>>>,
     fired: u64,
+}
+
+/// What firing needs to know about a doctor.
+struct Doctor {
+    name: String,
+    time_zone: Option<String>,
 }
 
 /// What firing needs to know about a patient.
@@ -170,17 +178,21 @@ impl Firing<'_> {
         self.batch.require_present(Table::Reminders, key);
         self.batch.delete(Table::Reminders, key);
         let id = &reminder.appointment_id;
-        if !self.indexes.contains_key(id) {
-            let keys = records::pending_keys(store, id)?;
-            self.indexes.insert(id.clone(), keys);
-        }
-        if let Some(keys) = self.indexes.get_mut(id) {
-            keys.retain(|k| k != key);
+        let is_reminder = matches!(reminder.kind, ReminderKind::Reminder { .. });
+        // Only reminders are in the appointment's index; a notice firing
+        // leaves it alone (a move may be rewriting it right now).
+        if is_reminder {
+            if !self.indexes.contains_key(id) {
+                let keys = records::pending_keys(store, id)?;
+                self.indexes.insert(id.clone(), keys);
+            }
+            if let Some(keys) = self.indexes.get_mut(id) {
+                keys.retain(|k| k != key);
+            }
         }
         let Some(appointment) = store.get::<AppointmentRecord>(id.as_str())? else {
             return Ok(());
         };
-        let is_reminder = matches!(reminder.kind, ReminderKind::Reminder { .. });
         if is_reminder
             && (appointment.status != AppointmentStatus::Scheduled
                 || reminder.starts_at != Some(appointment.slot.start))
@@ -202,7 +214,12 @@ impl Firing<'_> {
             tracing::debug!(appointment = %id, category = category.as_str(), "opted out; not sent");
             return Ok(());
         }
-        let tz = self.n.time_zone_of(prefs.time_zone.as_deref());
+        let doctor = self.doctor(&appointment.provider_id)?;
+        // The patient's zone, else the doctor's (where the visit happens),
+        // else the clinic's default.
+        let tz = self
+            .n
+            .time_zone_of(prefs.time_zone.as_deref().or(doctor.time_zone.as_deref()));
         let mut expired = false;
         if is_reminder {
             if appointment.slot.start <= self.now {
@@ -238,13 +255,12 @@ impl Firing<'_> {
                 }
             }
         }
-        let doctor = self.doctor(&appointment.provider_id)?;
         let (subject, body) = compose(
             &self.n.settings.templates,
             reminder.kind,
             &Facts {
                 patient: &patient.name,
-                doctor: &doctor,
+                doctor: &doctor.name,
                 appointment_id: id.as_str(),
                 start: appointment.slot.start,
                 tz: &tz,
@@ -300,7 +316,7 @@ impl Firing<'_> {
                     DeliveryStatus::Expired,
                     self.now,
                     None,
-                    Some("fell due while the server was down; the appointment has begun".into()),
+                    Some("not sent by its due time, and the appointment has begun".into()),
                 );
                 self.batch.put(record.notification_id.as_str(), &record);
                 continue;
@@ -322,18 +338,23 @@ impl Firing<'_> {
         Ok(())
     }
 
-    /// A doctor's name, read once per batch.
-    fn doctor(&mut self, id: &ProviderId) -> Result<String, NotifyError> {
-        if let Some(name) = self.doctors.get(id) {
-            return Ok(name.clone());
+    /// A doctor's name and zone, read once per batch.
+    fn doctor(&mut self, id: &ProviderId) -> Result<Arc<Doctor>, NotifyError> {
+        if let Some(known) = self.doctors.get(id) {
+            return Ok(known.clone());
         }
-        let name = self
-            .n
-            .store
-            .get::<ProviderRecord>(id.as_str())?
-            .map_or_else(|| "your doctor".to_owned(), |p| p.name);
-        self.doctors.insert(id.clone(), name.clone());
-        Ok(name)
+        let doctor = Arc::new(match self.n.store.get::<ProviderRecord>(id.as_str())? {
+            Some(p) => Doctor {
+                name: p.name,
+                time_zone: Some(p.time_zone),
+            },
+            None => Doctor {
+                name: "your doctor".to_owned(),
+                time_zone: None,
+            },
+        });
+        self.doctors.insert(id.clone(), doctor.clone());
+        Ok(doctor)
     }
 
     /// A patient's profile, account, preferences and devices, read once per

@@ -170,6 +170,13 @@ fn lane_done_with(record: &NotificationRecord) -> bool {
     record.status.is_final() || (record.status == DeliveryStatus::Sent && !record.in_flight)
 }
 
+/// Whether the record reached a final status while this send was under
+/// way (a provider callback can arrive before the send's own answer); its
+/// outcome then stands and this one is dropped.
+fn settled_meanwhile(n: &Notifier, id: &str) -> Result<bool, super::NotifyError> {
+    Ok(n.record(id)?.is_some_and(|r| r.status.is_final()))
+}
+
 async fn forget_pending(n: &Notifier, id: &str) -> Result<(), super::NotifyError> {
     let mut batch = WriteBatch::new();
     batch.delete(Table::NotificationQueue, id);
@@ -183,6 +190,9 @@ async fn finish_ok(
     receipt: Receipt,
     note: &str,
 ) -> Result<(), super::NotifyError> {
+    if settled_meanwhile(n, &record.notification_id)? {
+        return Ok(());
+    }
     let now = n.clock.now();
     record.in_flight = false;
     let (status, detail) = if receipt.delivered {
@@ -221,6 +231,9 @@ async fn fail_transient(
     mut record: NotificationRecord,
     reason: String,
 ) -> Result<Next, super::NotifyError> {
+    if settled_meanwhile(n, &record.notification_id)? {
+        return Ok(Next::Done);
+    }
     let d = &n.settings.delivery;
     if record.attempts >= d.max_attempts {
         let reason = format!("gave up after {} attempts: {reason}", record.attempts);
@@ -267,6 +280,9 @@ async fn fail_final(
     mut record: NotificationRecord,
     reason: String,
 ) -> Result<(), super::NotifyError> {
+    if settled_meanwhile(n, &record.notification_id)? {
+        return Ok(());
+    }
     let now = n.clock.now();
     tracing::warn!(
         notification = %record.notification_id,

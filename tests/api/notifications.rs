@@ -232,6 +232,12 @@ async fn advance_to(app: &TestApp, admin: &str, to: Timestamp, offset: &mut Sign
     }
 }
 
+/// Long enough for anything due to have fired: the scheduler looks at least
+/// once a second, and a send to the local providers takes milliseconds.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+}
+
 /// Waits until the patient socket sees `n` notification events and returns them.
 async fn notifications(ws: &mut Ws, n: usize) -> Vec<Value> {
     let mut seen = Vec::new();
@@ -285,7 +291,7 @@ async fn a_reminder_fires_once_per_offset_on_every_allowed_channel() {
         &mut offset,
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    settle().await;
     assert!(providers.smtp.received().is_empty());
 
     advance_to(
@@ -393,7 +399,7 @@ async fn a_reminder_fires_once_per_offset_on_every_allowed_channel() {
         &mut offset,
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    settle().await;
     assert_eq!(providers.smtp.received().len(), 2);
     assert_eq!(providers.pushes().await.len(), 2);
 
@@ -455,7 +461,7 @@ async fn a_move_replans_reminders_and_a_cancellation_removes_them() {
     // nothing fires.
     let mut offset = SignedDuration::ZERO;
     advance_to(&app, &admin, start_of(in_days(4), "11:00"), &mut offset).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    settle().await;
     assert_eq!(
         providers.smtp.received().len(),
         2,
@@ -477,7 +483,7 @@ async fn a_move_replans_reminders_and_a_cancellation_removes_them() {
     );
     assert!(mails[2].text().contains(&format!("{moved_to} at 11:30")));
     advance_to(&app, &admin, start_of(in_days(4), "14:00"), &mut offset).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    settle().await;
     assert_eq!(providers.smtp.received().len(), 3);
 }
 
@@ -558,7 +564,7 @@ async fn an_opt_out_holds_for_reminders_already_scheduled() {
         &mut offset,
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    settle().await;
     assert_eq!(providers.sms_sent().await.len(), 1);
     assert!(providers.smtp.received().is_empty(), "e-mail was opted out");
     ws.no_event_within(Duration::from_millis(300)).await;
@@ -1209,7 +1215,7 @@ async fn a_reminder_due_in_quiet_hours_waits_for_their_end() {
     let due = start_of(date, "10:00") - SignedDuration::from_hours(24);
     let mut offset = SignedDuration::ZERO;
     advance_to(&app, &admin, due, &mut offset).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    settle().await;
     assert!(
         providers.smtp.received().is_empty(),
         "held during quiet hours"

@@ -337,9 +337,9 @@ fn classify(status: StatusCode, body: &str) -> SendError {
         error_code.or(error_status).unwrap_or("error"),
         message.map(|m| format!(": {m}")).unwrap_or_default()
     );
-    let unregistered = status == StatusCode::NOT_FOUND
-        || (status == StatusCode::BAD_REQUEST
-            && (error_code == Some("UNREGISTERED") || error_status == Some("NOT_FOUND")));
+    // Only FCM's own verdict on the token: a bare 404 may as well come from
+    // a wrong base URL or project, and must not wipe every device.
+    let unregistered = error_code == Some("UNREGISTERED");
     if unregistered {
         SendError::Permanent {
             reason,
@@ -445,11 +445,11 @@ oku1V+HUS5BqqjfsOra2zu/5CT9lBdc8XP6gJsU+6BUs2NzHrUqgMJzQChCaDAxk
             classify(StatusCode::NOT_FOUND, unregistered),
             SendError::Permanent { unregistered: true, reason } if reason.contains("UNREGISTERED")
         ));
-        // 404 without a readable body is still a gone device.
+        // A bare 404 (a wrong base URL or project) says nothing of the device.
         assert!(matches!(
             classify(StatusCode::NOT_FOUND, ""),
             SendError::Permanent {
-                unregistered: true,
+                unregistered: false,
                 ..
             }
         ));
@@ -466,7 +466,7 @@ oku1V+HUS5BqqjfsOra2zu/5CT9lBdc8XP6gJsU+6BUs2NzHrUqgMJzQChCaDAxk
         assert!(matches!(
             classify(StatusCode::BAD_REQUEST, not_found_400),
             SendError::Permanent {
-                unregistered: true,
+                unregistered: false,
                 ..
             }
         ));

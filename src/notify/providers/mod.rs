@@ -207,8 +207,7 @@ impl Provider {
     pub async fn already_sent(&self, id: &str) -> Option<Receipt> {
         match self {
             Provider::Outbox(outbox) => outbox.already_sent(id).await,
-            // SMTP and FCM keep no record we could query by our id; Twilio
-            // deduplicates retries itself through the idempotency token.
+            // None of them can be asked by our id whether a message went out.
             Provider::Smtp(_) | Provider::Twilio(_) | Provider::Fcm(_) => None,
         }
     }

@@ -105,9 +105,14 @@ impl FileOutbox {
     }
 }
 
+/// The receipt names the file as `<channel>/<file>`, not its absolute path,
+/// which is no business of the people reading delivery reports.
 fn receipt(path: &Path) -> Receipt {
+    let mut parts = path.iter().rev().take(2).collect::<Vec<_>>();
+    parts.reverse();
+    let name: std::path::PathBuf = parts.into_iter().collect();
     Receipt {
-        provider_message_id: Some(path.display().to_string()),
+        provider_message_id: Some(name.display().to_string()),
         delivered: true,
     }
 }
@@ -154,7 +159,7 @@ mod tests {
         assert_eq!(
             receipt,
             Receipt {
-                provider_message_id: Some(path.display().to_string()),
+                provider_message_id: Some("sms/ntf_1.json".into()),
                 delivered: true,
             }
         );

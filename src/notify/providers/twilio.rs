@@ -94,8 +94,9 @@ impl TwilioSender {
             .http
             .post(&self.messages_url)
             .basic_auth(&self.account_sid, Some(self.auth_token.expose_secret()))
-            // Twilio drops a repeated request with the same token, so a retry
-            // after a lost response does not send the SMS twice.
+            // The notification id as an idempotency key. Twilio does not
+            // document honouring it on the Messages API, so a retry after a
+            // lost response may still send a second SMS.
             .header("I-Twilio-Idempotency-Token", &msg.id)
             .form(&form)
             .send()
