@@ -23,11 +23,13 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
 #[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Advance {
-    seconds: i64,
+    /// The instant the clock moves forward to (RFC 3339).
+    #[schema(value_type = String)]
+    to: jiff::Timestamp,
 }
 
-/// Moves the notification clock forward (admins, test builds only), so a
-/// test sees a reminder due tomorrow fire now.
+/// Moves the notification clock forward to an instant (admins, test builds
+/// only), so a test sees a reminder due tomorrow fire now.
 #[utoipa::path(post, path = "/api/test-faults/clock", tag = "test", request_body = Advance,
     responses((status = 204)))]
 async fn advance_clock(
@@ -36,10 +38,7 @@ async fn advance_clock(
     super::json::Json(body): super::json::Json<Advance>,
 ) -> Result<axum::http::StatusCode, ApiError> {
     principal.require(&[Role::Admin])?;
-    state
-        .notifier
-        .clock
-        .advance(jiff::SignedDuration::from_secs(body.seconds.max(0)));
+    state.notifier.clock.advance_to(body.to);
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 

@@ -24,10 +24,14 @@ impl Clock {
             .unwrap_or_else(|_| Timestamp::now())
     }
 
-    /// Moves the clock forward (test builds expose this over HTTP).
-    pub fn advance(&self, by: SignedDuration) {
-        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
-        self.offset_ms.fetch_add(ms, Ordering::Relaxed);
+    /// Moves the clock forward to `to`; never back (test builds expose
+    /// this over HTTP).
+    pub fn advance_to(&self, to: Timestamp) {
+        let step = to.duration_since(self.now());
+        if step.is_positive() {
+            let ms = i64::try_from(step.as_millis()).unwrap_or(i64::MAX);
+            self.offset_ms.fetch_add(ms, Ordering::Relaxed);
+        }
         self.moved.notify_waiters();
     }
 

@@ -199,14 +199,17 @@ impl TestApp {
     }
 
     pub async fn signup_patient(&self, username: &str) -> Patient {
-        let (status, body) = self
-            .post(
-                "/api/auth/signup",
-                json!({"username": username, "email": format!("{username}@example.org"),
-                       "password": PASSWORD, "name": "Pat Ient"}),
-                None,
-            )
-            .await;
+        self.signup_patient_with(username, json!({})).await
+    }
+
+    /// Signs up a patient with more fields (`name`, `contactInfo`, ...) and logs in.
+    pub async fn signup_patient_with(&self, username: &str, extra: Value) -> Patient {
+        let mut request = json!({"username": username, "email": format!("{username}@example.org"),
+                                 "password": PASSWORD, "name": "Pat Ient"});
+        for (k, v) in extra.as_object().expect("extra fields are an object") {
+            request[k] = v.clone();
+        }
+        let (status, body) = self.post("/api/auth/signup", request, None).await;
         assert_eq!(status, 201, "signup {username}: {body}");
         let tokens = self.login(username, PASSWORD).await;
         Patient {

@@ -172,21 +172,12 @@ async fn doctor(app: &TestApp, admin: &str) {
 
 /// A patient with an e-mail address and a phone number.
 async fn patient(app: &TestApp, username: &str, phone: &str) -> Patient {
-    let (status, body) = app
-        .post(
-            "/api/auth/signup",
-            json!({"username": username, "email": format!("{username}@example.org"),
-                   "password": PASSWORD, "name": format!("Patient {username}"),
-                   "contactInfo": {"phone": phone, "email": format!("{username}@mail.example.org")}}),
-            None,
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    Patient {
-        user_id: body["userId"].as_str().unwrap().into(),
-        patient_id: body["patientId"].as_str().unwrap().into(),
-        tokens: app.login(username, PASSWORD).await,
-    }
+    app.signup_patient_with(
+        username,
+        json!({"name": format!("Patient {username}"),
+               "contactInfo": {"phone": phone, "email": format!("{username}@mail.example.org")}}),
+    )
+    .await
 }
 
 fn in_days(days: i64) -> Date {
@@ -214,22 +205,17 @@ async fn book(app: &TestApp, p: &Patient, date: Date, time: &str) -> String {
     body["appointmentId"].as_str().unwrap().to_owned()
 }
 
-/// Moves the server's notification clock so that `to` is now (give or take
-/// the time the test itself takes).
-async fn advance_to(app: &TestApp, admin: &str, to: Timestamp, offset: &mut SignedDuration) {
-    let now = Timestamp::now() + *offset;
-    let step = to.duration_since(now);
-    if step.is_positive() {
-        let (status, body) = app
-            .post(
-                "/api/test-faults/clock",
-                json!({"seconds": step.as_secs() + 1}),
-                Some(admin),
-            )
-            .await;
-        assert_eq!(status, 204, "{body}");
-        *offset += SignedDuration::from_secs(step.as_secs() + 1);
-    }
+/// Moves the server's notification clock to a second past `to` (never back).
+async fn advance_to(app: &TestApp, admin: &str, to: Timestamp) {
+    let to = to + SignedDuration::from_secs(1);
+    let (status, body) = app
+        .post(
+            "/api/test-faults/clock",
+            json!({"to": to.to_string()}),
+            Some(admin),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
 }
 
 /// Long enough for anything due to have fired: the scheduler looks at least
@@ -281,26 +267,18 @@ async fn a_reminder_fires_once_per_offset_on_every_allowed_channel() {
     let date = in_days(3);
     let start = start_of(date, "10:00");
     let appointment = book(&app, &alice, date, "10:00").await;
-    let mut offset = SignedDuration::ZERO;
 
     // A minute before the 24-hour reminder: nothing yet.
     advance_to(
         &app,
         &admin,
         start - SignedDuration::from_hours(24) - SignedDuration::from_secs(60),
-        &mut offset,
     )
     .await;
     settle().await;
     assert!(providers.smtp.received().is_empty());
 
-    advance_to(
-        &app,
-        &admin,
-        start - SignedDuration::from_hours(24),
-        &mut offset,
-    )
-    .await;
+    advance_to(&app, &admin, start - SignedDuration::from_hours(24)).await;
     let mails = providers.smtp.wait_for(1, WAIT).await;
     assert_eq!(mails.len(), 1);
     let mail = &mails[0];
@@ -383,22 +361,10 @@ async fn a_reminder_fires_once_per_offset_on_every_allowed_channel() {
     assert_eq!(status, 404, "another patient's report is not found");
 
     // The 2-hour reminder, then nothing more however far the clock moves.
-    advance_to(
-        &app,
-        &admin,
-        start - SignedDuration::from_hours(2),
-        &mut offset,
-    )
-    .await;
+    advance_to(&app, &admin, start - SignedDuration::from_hours(2)).await;
     assert_eq!(providers.smtp.wait_for(2, WAIT).await.len(), 2);
     notifications(&mut phone, 1).await;
-    advance_to(
-        &app,
-        &admin,
-        start + SignedDuration::from_hours(48),
-        &mut offset,
-    )
-    .await;
+    advance_to(&app, &admin, start + SignedDuration::from_hours(48)).await;
     settle().await;
     assert_eq!(providers.smtp.received().len(), 2);
     assert_eq!(providers.pushes().await.len(), 2);
@@ -459,8 +425,7 @@ async fn a_move_replans_reminders_and_a_cancellation_removes_them() {
 
     // Past both old reminder times and the cancelled visit's first one:
     // nothing fires.
-    let mut offset = SignedDuration::ZERO;
-    advance_to(&app, &admin, start_of(in_days(4), "11:00"), &mut offset).await;
+    advance_to(&app, &admin, start_of(in_days(4), "11:00")).await;
     settle().await;
     assert_eq!(
         providers.smtp.received().len(),
@@ -472,7 +437,6 @@ async fn a_move_replans_reminders_and_a_cancellation_removes_them() {
         &app,
         &admin,
         start_of(moved_to, "11:30") - SignedDuration::from_hours(24),
-        &mut offset,
     )
     .await;
     let mails = providers.smtp.wait_for(3, WAIT).await;
@@ -482,7 +446,7 @@ async fn a_move_replans_reminders_and_a_cancellation_removes_them() {
         Some("Appointment reminder")
     );
     assert!(mails[2].text().contains(&format!("{moved_to} at 11:30")));
-    advance_to(&app, &admin, start_of(in_days(4), "14:00"), &mut offset).await;
+    advance_to(&app, &admin, start_of(in_days(4), "14:00")).await;
     settle().await;
     assert_eq!(providers.smtp.received().len(), 3);
 }
@@ -518,12 +482,10 @@ async fn an_opt_out_holds_for_reminders_already_scheduled() {
     assert_eq!(status, 200, "{saved}");
     let mut ws = subscribe_patient(&app, &dave, None).await;
 
-    let mut offset = SignedDuration::ZERO;
     advance_to(
         &app,
         &admin,
         start_of(date, "09:00") - SignedDuration::from_hours(24),
-        &mut offset,
     )
     .await;
     assert!(
@@ -561,7 +523,6 @@ async fn an_opt_out_holds_for_reminders_already_scheduled() {
         &app,
         &admin,
         start_of(date, "09:00") - SignedDuration::from_mins(110),
-        &mut offset,
     )
     .await;
     settle().await;
@@ -742,12 +703,10 @@ async fn a_dead_smtp_server_fails_over_to_sms_and_spares_the_other_channels() {
     book(&app, &frank, date, "10:00").await;
     book(&app, &grace, date, "10:30").await;
 
-    let mut offset = SignedDuration::ZERO;
     advance_to(
         &app,
         &admin,
         start_of(date, "10:30") - SignedDuration::from_hours(24),
-        &mut offset,
     )
     .await;
     // Grace's SMS and in-app go out on time while e-mail is failing.
@@ -837,12 +796,10 @@ async fn two_devices_get_in_app_notifications_and_a_reconnect_catches_up() {
     let date = in_days(3);
     let first = book(&app, &hana, date, "08:00").await;
     let second = book(&app, &hana, date, "16:00").await;
-    let mut offset = SignedDuration::ZERO;
     advance_to(
         &app,
         &admin,
         start_of(date, "08:00") - SignedDuration::from_hours(24),
-        &mut offset,
     )
     .await;
     let on_phone = notifications(&mut phone, 1).await;
@@ -857,7 +814,6 @@ async fn two_devices_get_in_app_notifications_and_a_reconnect_catches_up() {
         &app,
         &admin,
         start_of(date, "16:00") - SignedDuration::from_hours(24),
-        &mut offset,
     )
     .await;
     notifications(&mut phone, 1).await;
@@ -865,7 +821,6 @@ async fn two_devices_get_in_app_notifications_and_a_reconnect_catches_up() {
         &app,
         &admin,
         start_of(date, "08:00") - SignedDuration::from_hours(2),
-        &mut offset,
     )
     .await;
     notifications(&mut phone, 1).await;
@@ -1128,12 +1083,10 @@ async fn a_device_the_provider_no_longer_knows_is_removed() {
     }
     let date = in_days(3);
     book(&app, &ines, date, "10:00").await;
-    let mut offset = SignedDuration::ZERO;
     advance_to(
         &app,
         &admin,
         start_of(date, "10:00") - SignedDuration::from_hours(24),
-        &mut offset,
     )
     .await;
     assert!(
@@ -1150,7 +1103,6 @@ async fn a_device_the_provider_no_longer_knows_is_removed() {
         &app,
         &admin,
         start_of(date, "10:00") - SignedDuration::from_hours(2),
-        &mut offset,
     )
     .await;
     assert_eq!(providers.smtp.wait_for(2, WAIT).await.len(), 2);
@@ -1213,20 +1165,13 @@ async fn a_reminder_due_in_quiet_hours_waits_for_their_end() {
     let date = in_days(3);
     book(&app, &jon, date, "10:00").await;
     let due = start_of(date, "10:00") - SignedDuration::from_hours(24);
-    let mut offset = SignedDuration::ZERO;
-    advance_to(&app, &admin, due, &mut offset).await;
+    advance_to(&app, &admin, due).await;
     settle().await;
     assert!(
         providers.smtp.received().is_empty(),
         "held during quiet hours"
     );
-    advance_to(
-        &app,
-        &admin,
-        due + SignedDuration::from_hours(1),
-        &mut offset,
-    )
-    .await;
+    advance_to(&app, &admin, due + SignedDuration::from_hours(1)).await;
     let mails = providers.smtp.wait_for(1, WAIT).await;
     assert_eq!(mails.len(), 1);
     // Shown in Jon's zone: 19:00 on the appointment's Tokyo date.
@@ -1251,8 +1196,7 @@ async fn reminders_that_fell_due_after_the_appointment_began_expire() {
     // Down, and back only after the appointment began.
     let app = app.restart(|_| {}).await;
     let admin = app.admin_token().await;
-    let mut offset = SignedDuration::ZERO;
-    advance_to(&app, &admin, start_of(date, "11:00"), &mut offset).await;
+    advance_to(&app, &admin, start_of(date, "11:00")).await;
     assert!(
         eventually(WAIT, || async {
             let (_, stats) = app.get("/api/notifications", Some(&admin)).await;
