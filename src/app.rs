@@ -11,6 +11,7 @@ use medrelay_actors::accounts::{self, AccountActor, Revocations};
 use medrelay_actors::hub::EventHub;
 use medrelay_actors::notify::ReminderPlan;
 use medrelay_actors::schedule::{BookingRules, ScheduleActor};
+use medrelay_actors::session::Sessions;
 use medrelay_actors::store::{Store, StoreConfig};
 use medrelay_actors::system::{ActorSystem, Registry};
 use tokio::net::TcpListener;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub accounts: Registry<AccountActor>,
     /// One actor per doctor.
     pub schedules: Registry<ScheduleActor>,
+    /// One actor per connected patient.
+    pub sessions: Sessions,
     /// Revoked tokens and sessions.
     pub revocations: Revocations,
     /// JWT keys.
@@ -157,7 +160,13 @@ impl Application {
             })
         };
         let plan = ReminderPlan::new(settings.notifications.offsets()?);
-        let notifier = Notifier::new(&settings, store.clone(), hub.clone(), plan.clone())?;
+        let sessions = Sessions::new(system.clone(), store.clone(), hub.clone());
+        let notifier = Notifier::new(
+            &settings,
+            store.clone(),
+            sessions.presence().clone(),
+            plan.clone(),
+        )?;
         let schedules = {
             let store = store.clone();
             let rules = BookingRules {
@@ -197,6 +206,7 @@ impl Application {
             system,
             accounts,
             schedules,
+            sessions,
             revocations,
             tokens,
             shutdown,

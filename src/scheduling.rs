@@ -252,6 +252,7 @@ impl ScheduleCommand {
             | Command::Ping
             | Command::Whoami
             | Command::Subscribe { .. }
+            | Command::Ack { .. }
             | Command::Unsubscribe { .. } => return None,
         })
     }

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::accounts::UserRecord;
 use crate::schedule::{AppointmentRecord, PatientAppointment, indexed_ids};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoredEvent};
 
 /// The most users a `users` snapshot lists.
 const USERS_SNAPSHOT_LIMIT: usize = 500;
@@ -139,6 +139,51 @@ pub fn snapshot(store: &Store, channel: &Channel) -> Result<Value, StoreError> {
         }
         Channel::Board(_) => Ok(Value::Null),
     }
+}
+
+/// What a subscriber who last saw `since` is owed, up to the channel's
+/// `head`.
+#[derive(Debug)]
+pub struct Replay {
+    /// The events after `since`, oldest first (empty on a resync).
+    pub events: Vec<StoredEvent>,
+    /// True when the missed events are no longer all kept, or `since` is
+    /// ahead of the channel: the subscriber must start over from a snapshot.
+    pub resync: bool,
+}
+
+/// The events of `channel` after `since` up to `head`, or a resync when
+/// they are not all kept.
+///
+/// # Errors
+/// [`StoreError`] on a read failure.
+pub fn replay(
+    store: &Store,
+    channel: &Channel,
+    since: u64,
+    head: u64,
+) -> Result<Replay, StoreError> {
+    if since > head {
+        return Ok(Replay {
+            events: Vec::new(),
+            resync: true,
+        });
+    }
+    let wanted = head - since;
+    let (events, _) = store.channel_events(channel, since, wanted as usize)?;
+    let complete =
+        events.len() as u64 == wanted && events.first().is_none_or(|e| e.seq == since + 1);
+    Ok(if complete {
+        Replay {
+            events,
+            resync: false,
+        }
+    } else {
+        Replay {
+            events: Vec::new(),
+            resync: true,
+        }
+    })
 }
 
 fn summary(user: &UserRecord) -> Value {

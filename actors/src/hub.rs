@@ -117,16 +117,6 @@ impl EventHub {
             .retain(|_, sender| sender.receiver_count() > 0);
     }
 
-    /// How many live subscribers `channel` has (sockets that will see its
-    /// next event at once).
-    pub fn subscribers(&self, channel: &Channel) -> usize {
-        self.channels
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(channel)
-            .map_or(0, broadcast::Sender::receiver_count)
-    }
-
     /// How many channels have a live sender (for metrics and tests).
     pub fn channel_count(&self) -> usize {
         self.channels

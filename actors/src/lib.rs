@@ -10,6 +10,8 @@
 //! - [`accounts`]: users, profiles, sessions, revocations; `AccountActor`.
 //! - [`schedule`]: doctors' hours, appointments; `ScheduleActor`.
 //! - [`notify`]: notification records, preferences, devices, durable reminders.
+//! - [`session`]: `PatientSession`, one per connected patient: their sockets,
+//!   unacknowledged in-app notifications, presence.
 //! - [`channels`]: who may subscribe to a channel, and its snapshot.
 //! - [`ids`]: generated ids and random secrets.
 
@@ -19,5 +21,6 @@ pub mod hub;
 pub mod ids;
 pub mod notify;
 pub mod schedule;
+pub mod session;
 pub mod store;
 pub mod system;

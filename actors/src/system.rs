@@ -162,6 +162,16 @@ impl<A: KeyedActor> Registry<A> {
         addr
     }
 
+    /// The running actor for `key`, if there is one (never starts one).
+    pub fn existing(&self, key: &str) -> Option<Addr<A>> {
+        self.actors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .filter(|addr| addr.connected())
+            .cloned()
+    }
+
     /// Sends `msg` to the actor for `key`. If that actor retired between the
     /// lookup and the send, the message goes to a freshly started one.
     ///

@@ -111,6 +111,15 @@ pub enum Command {
         /// The channel.
         channel: Channel,
     },
+    /// A patient's device acknowledges the in-app notifications of its own
+    /// channel up to `seq`: they are delivered, and no device is sent them
+    /// again as unacknowledged.
+    Ack {
+        /// The patient's channel (`patient:<patientId>`).
+        channel: Channel,
+        /// The last `seq` seen.
+        seq: u64,
+    },
 }
 
 /// Reads one client frame (a WebSocket text frame or a NATS request body),
@@ -236,6 +245,11 @@ pub struct Subscribed {
     /// or must resynchronise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<Value>,
+    /// A patient's own channel: how many in-app notifications no device has
+    /// acknowledged yet. Subscribing without `since` sends them right after
+    /// this reply (the newest ones, at most a hundred).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unacknowledged: Option<u64>,
 }
 
 /// Close codes the server sends, beyond the standard ones.

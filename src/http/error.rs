@@ -236,6 +236,17 @@ impl From<medrelay_actors::schedule::ScheduleError> for ApiError {
     }
 }
 
+impl From<medrelay_actors::session::SessionError> for ApiError {
+    fn from(e: medrelay_actors::session::SessionError) -> Self {
+        use medrelay_actors::session::SessionError as E;
+        match e {
+            e @ E::AheadOfChannel { .. } => ApiError::invalid("seq", e),
+            E::Storage(m) => ApiError::internal(anyhow::anyhow!(m)),
+            E::Internal => ApiError::internal(anyhow::anyhow!("patient session failed")),
+        }
+    }
+}
+
 impl From<actix::MailboxError> for ApiError {
     fn from(e: actix::MailboxError) -> Self {
         ApiError::Unavailable(format!("actor unavailable: {e}"))

@@ -17,6 +17,7 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
         .routes(routes!(panic_account))
         .routes(routes!(panic_schedule))
+        .routes(routes!(panic_session))
         .routes(routes!(advance_clock))
 }
 
@@ -56,6 +57,21 @@ async fn panic_schedule(
         .send(&provider_id, medrelay_actors::schedule::actor::InjectPanic)
         .await?
         .map_err(|e| ApiError::internal(anyhow::anyhow!("injected fault: {e}")))
+}
+
+/// Makes one patient's session actor panic inside a handler (admins, test
+/// builds only); the supervisor restarts it with the patient's sockets.
+#[utoipa::path(post, path = "/api/test-faults/session-panic/{patientId}", tag = "test",
+    params(("patientId" = String, Path)), responses((status = 500)))]
+async fn panic_session(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(patient_id): Path<String>,
+) -> Result<(), ApiError> {
+    principal.require(&[Role::Admin])?;
+    let patient = medrelay_protocol::PatientId::parse(&patient_id)
+        .map_err(|e| ApiError::invalid("patientId", e))?;
+    Ok(state.sessions.inject_panic(&patient).await?)
 }
 
 /// Makes one account actor panic inside a handler (admins, test builds only).

@@ -16,7 +16,9 @@
 //!    idempotency key (the notification id).
 //!
 //! In-app notifications need no lane: writing the event on the patient's
-//! channel *is* the delivery, in the same transaction as the record.
+//! channel *is* the delivery, in the same transaction as the record; the
+//! patient's session (`medrelay_actors::session`) fans it out to their
+//! devices.
 
 pub mod breaker;
 pub mod clock;
@@ -33,11 +35,11 @@ use std::time::Duration;
 use anyhow::Context;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use medrelay_actors::hub::EventHub;
 use medrelay_actors::ids::new_id;
 use medrelay_actors::notify::{
     DeviceRecord, NotificationRecord, PendingDelivery, ReminderPlan, StatusEntry, device_key,
 };
+use medrelay_actors::session::Presence;
 use medrelay_actors::store::{Store, StoreError, Table, WriteBatch, WriteError};
 use medrelay_protocol::notification::{DeliveryStatus, NotificationCategory, NotificationChannel};
 use medrelay_protocol::schedule::AppointmentId;
@@ -158,7 +160,8 @@ impl Lane {
 /// The notification service.
 pub struct Notifier {
     store: Store,
-    hub: EventHub,
+    /// Which patients have a device connected.
+    presence: Presence,
     /// The clock reminders fire by.
     pub clock: Arc<Clock>,
     /// Reminder offsets and the scheduler's wake-up.
@@ -180,7 +183,7 @@ impl Notifier {
     pub fn new(
         settings: &Settings,
         store: Store,
-        hub: EventHub,
+        presence: Presence,
         plan: Arc<ReminderPlan>,
     ) -> anyhow::Result<Arc<Notifier>> {
         let n = &settings.notifications;
@@ -232,7 +235,7 @@ impl Notifier {
             .collect();
         Ok(Arc::new(Notifier {
             store,
-            hub,
+            presence,
             clock: Arc::default(),
             plan,
             default_tz: TimeZone::get(&n.default_time_zone)
@@ -407,10 +410,13 @@ impl Notifier {
             batch.put(record.notification_id.as_str(), &record);
             return record;
         };
+        let live = self.presence.devices(&patient);
         let channel = medrelay_protocol::Channel::Patient(patient);
-        let live = self.hub.subscribers(&channel);
         let (status, detail) = if live > 0 {
-            (DeliveryStatus::Delivered, format!("{live} live socket(s)"))
+            (
+                DeliveryStatus::Delivered,
+                format!("{live} device(s) connected"),
+            )
         } else {
             (DeliveryStatus::Sent, "kept for the next connection".into())
         };

@@ -2,12 +2,15 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use governor::{DefaultDirectRateLimiter, RateLimiter};
+use medrelay_actors::channels::Viewer;
+use medrelay_actors::session::{Attach, Sessions};
 use medrelay_protocol::ws::{Command, Reply, close, parse_client_frame};
-use medrelay_protocol::{Channel, ErrorCode};
+use medrelay_protocol::{Channel, ErrorCode, PatientId, Role};
 use serde_json::json;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
@@ -18,15 +21,57 @@ use super::subscription;
 use super::{Socket, SocketGuard};
 use crate::app::AppState;
 use crate::auth::Principal;
+use crate::http::error::ApiError;
 use crate::http::ratelimit::quota;
 use crate::scheduling::{self, ScheduleCommand};
+
+/// Device ids for patient sessions, unique in this process.
+static NEXT_DEVICE: AtomicU64 = AtomicU64::new(1);
+
+/// One of the socket's subscriptions; dropping it ends it.
+enum Subscription {
+    /// A task forwarding the channel's events to this socket.
+    Forwarder(JoinHandle<()>),
+    /// The socket is a device in its patient's session.
+    Session {
+        sessions: Sessions,
+        patient: PatientId,
+        device: u64,
+    },
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        match self {
+            Subscription::Forwarder(task) => task.abort(),
+            Subscription::Session {
+                sessions,
+                patient,
+                device,
+            } => sessions.detach(patient, *device),
+        }
+    }
+}
+
+/// The patient whose own channel `channel` is, when `viewer` is that
+/// patient: such subscriptions go through the patient's session.
+fn own_patient_channel(viewer: &Viewer, channel: &Channel) -> Option<PatientId> {
+    match channel {
+        Channel::Patient(patient)
+            if viewer.role == Role::Patient && viewer.patient_id.as_ref() == Some(patient) =>
+        {
+            Some(patient.clone())
+        }
+        _ => None,
+    }
+}
 
 /// State of one socket, owned by its reading task.
 struct Connection {
     state: Arc<AppState>,
     principal: Option<Principal>,
     out: Outbox,
-    subscriptions: HashMap<Channel, JoinHandle<()>>,
+    subscriptions: HashMap<Channel, Subscription>,
     limiter: DefaultDirectRateLimiter,
     /// When the socket must be closed unless it (re)authenticates.
     deadline: Instant,
@@ -106,9 +151,6 @@ pub async fn run(
             }
             _ = out.closing() => break,
         }
-    }
-    for (_, task) in conn.subscriptions.drain() {
-        task.abort();
     }
     drop(conn);
     drop(out);
@@ -215,34 +257,44 @@ impl Connection {
                 let started = if self.state.is_replica() {
                     subscription::start_on_replica(&self.state, &principal, &self.out, request)
                         .await
+                        .map(Subscription::Forwarder)
                 } else {
                     match scheduling::viewer(&self.state, &principal) {
-                        Ok(viewer) => {
-                            subscription::start(&self.state, &viewer, &self.out, request).await
-                        }
+                        Ok(viewer) => match own_patient_channel(&viewer, &channel) {
+                            Some(patient) => {
+                                // The socket's old device leaves first, so no
+                                // event reaches this socket twice.
+                                self.subscriptions.remove(&channel);
+                                self.join_session(patient, request).await
+                            }
+                            None => subscription::start(&self.state, &viewer, &self.out, request)
+                                .await
+                                .map(Subscription::Forwarder),
+                        },
                         Err(e) => Err(e),
                     }
                 };
                 match started {
-                    Ok(task) => {
-                        if let Some(old) = self.subscriptions.insert(channel, task) {
-                            old.abort();
-                        }
+                    Ok(subscription) => {
+                        // A replaced subscription ends as it is dropped.
+                        self.subscriptions.insert(channel, subscription);
                         None
                     }
                     Err(e) => Some(Reply::err(id, e.body())),
                 }
             }
             Command::Unsubscribe { channel } => {
-                let was = self
-                    .subscriptions
-                    .remove(&channel)
-                    .map(|t| t.abort())
-                    .is_some();
+                let was = self.subscriptions.remove(&channel).is_some();
                 Some(Reply::ok(
                     id,
                     json!({ "channel": channel, "subscribed": false, "was": was }),
                 ))
+            }
+            Command::Ack { channel, seq } => {
+                Some(match self.ack(&principal, &channel, seq).await {
+                    Ok(acked) => Reply::ok(id, acked),
+                    Err(e) => Reply::err(id, e.body()),
+                })
             }
             _ if self.state.is_replica() => Some(Reply::error(
                 id,
@@ -259,6 +311,51 @@ impl Connection {
                 })
             }
         }
+    }
+
+    /// Makes this socket a device of `patient`'s session; the session sends
+    /// the subscribe reply and what the socket is owed.
+    async fn join_session(
+        &self,
+        patient: PatientId,
+        request: subscription::Request,
+    ) -> Result<Subscription, ApiError> {
+        let device = NEXT_DEVICE.fetch_add(1, Ordering::Relaxed);
+        let sessions = self.state.sessions.clone();
+        let attach = Attach {
+            device,
+            sink: Arc::new(self.out.clone()),
+            request_id: request.id,
+            since: request.since,
+        };
+        sessions.attach(&patient, attach).await?;
+        Ok(Subscription::Session {
+            sessions,
+            patient,
+            device,
+        })
+    }
+
+    /// Acknowledges the in-app notifications of the patient's own channel.
+    async fn ack(
+        &self,
+        principal: &Principal,
+        channel: &Channel,
+        seq: u64,
+    ) -> Result<serde_json::Value, ApiError> {
+        if self.state.is_replica() {
+            return Err(ApiError::Unavailable(
+                "this node is a board replica: acknowledge on the owner node".into(),
+            ));
+        }
+        let viewer = scheduling::viewer(&self.state, principal)?;
+        let Some(patient) = own_patient_channel(&viewer, channel) else {
+            return Err(ApiError::Forbidden(format!(
+                "only the patient may acknowledge the notifications of {channel}"
+            )));
+        };
+        let acked = self.state.sessions.ack(&patient, seq).await?;
+        serde_json::to_value(acked).map_err(ApiError::internal)
     }
 
     fn authenticate(&mut self, id: Option<String>, token: &str) -> Reply {

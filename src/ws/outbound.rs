@@ -12,6 +12,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::Frame as WireFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
 use super::Socket;
+use medrelay_actors::session::DeviceSink;
 use medrelay_protocol::ws::{Reply, ServerFrame, close};
 use tokio::sync::{mpsc, watch};
 
@@ -180,6 +181,16 @@ fn text_messages(text: &[u8]) -> Vec<Message> {
             ))
         })
         .collect()
+}
+
+impl DeviceSink for Outbox {
+    fn push(&self, frame: Arc<str>) -> bool {
+        Outbox::push(self, Frame::Shared(frame))
+    }
+
+    fn reply(&self, reply: Reply) -> bool {
+        Outbox::reply(self, reply)
+    }
 }
 
 #[cfg(test)]

@@ -68,15 +68,10 @@ pub async fn start(
     let mut replay = Vec::new();
     let resync = match since {
         None => false,
-        Some(since) if since > head => true,
         Some(since) => {
-            let (events, _) = store.channel_events(&channel, since, (head - since) as usize)?;
-            let complete = events.len() as u64 == head - since
-                && events.first().is_none_or(|e| e.seq == since + 1);
-            if complete {
-                replay = events;
-            }
-            !complete
+            let owed = channels::replay(store, &channel, since, head)?;
+            replay = owed.events;
+            owed.resync
         }
     };
     let (snapshot, seq) = if since.is_none() || resync {
@@ -91,6 +86,7 @@ pub async fn start(
         replayed: replay.len() as u64,
         resync,
         snapshot,
+        unacknowledged: None,
     };
     follow(store, out, id, data, replay, reveal, rx)
 }
@@ -133,14 +129,12 @@ pub async fn start_on_replica(
         // Nothing here to replay yet: the copy brings the rest live.
         Some(since) if since >= head => (false, since),
         Some(since) => {
-            let (events, _) = store.channel_events(&channel, since, (head - since) as usize)?;
-            let complete = events.len() as u64 == head - since
-                && events.first().is_none_or(|e| e.seq == since + 1);
-            if complete {
-                replay = events;
-                (false, head)
-            } else {
+            let owed = channels::replay(store, &channel, since, head)?;
+            if owed.resync {
                 (true, owner.seq)
+            } else {
+                replay = owed.events;
+                (false, head)
             }
         }
     };
@@ -150,6 +144,7 @@ pub async fn start_on_replica(
         replayed: replay.len() as u64,
         resync,
         snapshot: (since.is_none() || resync).then_some(owner.snapshot),
+        unacknowledged: None,
     };
     follow(store, out, id, data, replay, reveal, rx)
 }

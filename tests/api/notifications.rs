@@ -1212,3 +1212,159 @@ async fn reminders_that_fell_due_after_the_appointment_began_expire() {
     let sent = std::fs::read_dir(&outbox).map(|d| d.count()).unwrap_or(0);
     assert_eq!(sent, 0, "nothing was sent");
 }
+
+/// Acknowledges `seq` on the patient's own channel.
+async fn ack(ws: &mut Ws, p: &Patient, seq: u64) -> Value {
+    ws.call(json!({"type": "ack", "channel": format!("patient:{}", p.patient_id), "seq": seq}))
+        .await
+}
+
+async fn report(app: &TestApp, p: &Patient, notification: &Value) -> Value {
+    let id = notification["event"]["notificationId"].as_str().unwrap();
+    let (status, body) = app
+        .get(&format!("/api/notifications/{id}"), Some(&p.tokens.token))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn acknowledged_notifications_are_delivered_and_a_new_device_gets_only_the_rest() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    doctor(&app, &admin).await;
+    let kim = patient(&app, "kim", "+4915112345674").await;
+    let lee = patient(&app, "lee", "+4915112345675").await;
+    let date = in_days(3);
+    let first = book(&app, &kim, date, "08:00").await;
+    let second = book(&app, &kim, date, "16:00").await;
+
+    // The first reminder fires while none of Kim's devices is connected.
+    advance_to(
+        &app,
+        &admin,
+        start_of(date, "08:00") - SignedDuration::from_hours(24),
+    )
+    .await;
+    settle().await;
+
+    // Her phone connects afresh: the reply counts one unacknowledged
+    // notification, and it follows the reply.
+    let mut phone = app.ws(Some(&kim.tokens.token)).await;
+    let reply = phone
+        .call(json!({"type": "subscribe", "channel": format!("patient:{}", kim.patient_id)}))
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(reply["data"]["unacknowledged"], 1, "{reply}");
+    let missed = notifications(&mut phone, 1).await;
+    assert_eq!(missed[0]["event"]["appointmentId"], first);
+    let first_seq = missed[0]["seq"].as_u64().unwrap();
+    assert_eq!(report(&app, &kim, &missed[0]).await["status"], "sent");
+
+    // The second one arrives live: delivered at once.
+    advance_to(
+        &app,
+        &admin,
+        start_of(date, "16:00") - SignedDuration::from_hours(24),
+    )
+    .await;
+    let live = notifications(&mut phone, 1).await;
+    assert_eq!(live[0]["event"]["appointmentId"], second);
+    let live_report = report(&app, &kim, &live[0]).await;
+    assert_eq!(live_report["status"], "delivered", "{live_report}");
+
+    // Acknowledging the first makes it delivered.
+    let acked = ack(&mut phone, &kim, first_seq).await;
+    assert_eq!(acked["ok"], true, "{acked}");
+    assert_eq!(acked["data"]["acknowledged"], 1);
+    assert_eq!(acked["data"]["unacknowledged"], 1);
+    let first_report = report(&app, &kim, &missed[0]).await;
+    assert_eq!(first_report["status"], "delivered", "{first_report}");
+
+    // Wrong seq, wrong channel: refused, and nothing changes.
+    let ahead = ack(&mut phone, &kim, live[0]["seq"].as_u64().unwrap() + 50).await;
+    assert_eq!(ahead["ok"], false);
+    assert_eq!(ahead["error"]["field"], "seq", "{ahead}");
+    let foreign = phone
+        .call(json!({"type": "ack", "channel": format!("patient:{}", lee.patient_id), "seq": 1}))
+        .await;
+    assert_eq!(foreign["error"]["code"], "forbidden", "{foreign}");
+
+    // A new tablet is sent only what no device has acknowledged.
+    let mut tablet = app.ws(Some(&kim.tokens.token)).await;
+    let reply = tablet
+        .call(json!({"type": "subscribe", "channel": format!("patient:{}", kim.patient_id)}))
+        .await;
+    assert_eq!(reply["data"]["unacknowledged"], 1, "{reply}");
+    let owed = notifications(&mut tablet, 1).await;
+    assert_eq!(owed[0]["event"]["appointmentId"], second);
+    tablet.no_event_within(Duration::from_millis(300)).await;
+    let all = ack(&mut tablet, &kim, owed[0]["seq"].as_u64().unwrap()).await;
+    assert_eq!(all["data"]["unacknowledged"], 0, "{all}");
+    phone.no_event_within(Duration::from_millis(100)).await;
+    drop((phone, tablet));
+
+    // The acknowledgement is kept across a restart.
+    let app = app.restart(|_| {}).await;
+    let kim_tokens = app.login("kim", PASSWORD).await;
+    let mut laptop = app.ws(Some(&kim_tokens.token)).await;
+    let reply = laptop
+        .call(json!({"type": "subscribe", "channel": format!("patient:{}", kim.patient_id)}))
+        .await;
+    assert_eq!(reply["data"]["unacknowledged"], 0, "{reply}");
+    laptop.no_event_within(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn a_patient_session_that_panics_is_restarted_with_its_devices() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    doctor(&app, &admin).await;
+    let mia = patient(&app, "mia", "+4915112345676").await;
+    let ned = patient(&app, "ned", "+4915112345677").await;
+    let mut phone = subscribe_patient(&app, &mia, None).await;
+    let mut tablet = subscribe_patient(&app, &mia, None).await;
+    let mut other = subscribe_patient(&app, &ned, None).await;
+    let date = in_days(3);
+    book(&app, &mia, date, "09:00").await;
+    book(&app, &ned, date, "09:30").await;
+
+    let (status, body) = app
+        .post(
+            &format!("/api/test-faults/session-panic/{}", mia.patient_id),
+            json!({}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(status, 500, "{body}");
+
+    // Both of Mia's sockets still get the next notification, once, and
+    // Ned's session never noticed.
+    advance_to(
+        &app,
+        &admin,
+        start_of(date, "09:30") - SignedDuration::from_hours(24),
+    )
+    .await;
+    let on_phone = notifications(&mut phone, 1).await;
+    let on_tablet = notifications(&mut tablet, 1).await;
+    assert_eq!(on_phone[0]["seq"], on_tablet[0]["seq"]);
+    let for_ned = notifications(&mut other, 1).await;
+    assert_eq!(for_ned[0]["event"]["kind"], "notification");
+    assert_eq!(
+        report(&app, &mia, &on_phone[0]).await["history"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()["detail"],
+        "2 device(s) connected"
+    );
+    // The counter is the test process's: at least this restart.
+    let metrics = app.metrics().await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("actor_restarts_total{actor=\"patient_session\"}")),
+        "{metrics}"
+    );
+}

@@ -44,13 +44,16 @@ pub enum Table {
     NotificationPrefs,
     /// `<user>/<device token>` → a registered push device.
     Devices,
+    /// patient id → how far the patient's devices acknowledged in-app
+    /// notifications (a seq of `patient:<id>`).
+    SessionAcks,
     /// Scratch table used by benchmarks and store tests.
     Scratch,
 }
 
 impl Table {
     /// All record tables; each is created when the store opens.
-    pub const ALL: [Table; 18] = [
+    pub const ALL: [Table; 19] = [
         Table::Users,
         Table::Usernames,
         Table::Patients,
@@ -68,6 +71,7 @@ impl Table {
         Table::AppointmentReminders,
         Table::NotificationPrefs,
         Table::Devices,
+        Table::SessionAcks,
         Table::Scratch,
     ];
 
@@ -91,6 +95,7 @@ impl Table {
             Table::AppointmentReminders => "appointment_reminders",
             Table::NotificationPrefs => "notification_prefs",
             Table::Devices => "devices",
+            Table::SessionAcks => "session_acks",
             Table::Scratch => "scratch",
         }
     }

@@ -1,0 +1,659 @@
+//! `PatientSession`: one actor per connected patient, holding all of that
+//! patient's live sockets (devices).
+//!
+//! The session listens once to the hub for `patient:<id>` and fans every
+//! event out to each device, so a patient with a phone, a tablet and a
+//! browser tab costs one hub subscription. It also owns the patient's
+//! *unacknowledged* in-app notifications: a device acknowledges with
+//! `{"type":"ack","channel":"patient:<id>","seq":N}`, the acknowledgement is
+//! stored (it survives restarts) and marks those notifications `delivered`,
+//! and a device that subscribes afresh (a new phone, a reinstalled app) is
+//! sent what no device has acknowledged yet. A device that reconnects with
+//! `since` is replayed exactly what it missed, as on any channel.
+//!
+//! # Order and gaps
+//! The session tracks `seen`, the last seq it has handed to every device.
+//! Events arrive from the hub in seq order; a gap (an event the hub dropped
+//! because the session lagged) is filled from the store's channel history
+//! before the next event goes out, so every device sees a gap-free sequence.
+//! When the history no longer holds the gap, each device is told to
+//! subscribe again (`resync_required`), as the per-socket forwarder does.
+//!
+//! # Supervision
+//! Handlers run inside [`guarded`]. After a panic the supervisor restarts the
+//! session with the same devices; `started` subscribes to the hub again and
+//! sends every device what was committed meanwhile. The session stops (and
+//! leaves the registry) when its last device detaches.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures_util::stream;
+use jiff::Timestamp;
+use medrelay_protocol::notification::DeliveryStatus;
+use medrelay_protocol::ws::{Reply, Subscribed};
+use medrelay_protocol::{Channel, ErrorBody, ErrorCode, Event, PatientId};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::channels;
+use crate::hub::{EventHub, Published};
+use crate::notify::NotificationRecord;
+use crate::store::{Record, Store, StoreError, StoredEvent, Table, WriteBatch};
+use crate::system::{ActorSystem, KeyedActor, Registry, Retire, count_restart, guarded};
+
+/// The most unacknowledged notifications a session keeps and sends to a new
+/// device; older ones stay in their delivery reports.
+pub const MAX_UNACKED: usize = 100;
+
+/// How often a session with no device checks whether to stop.
+const IDLE_CHECK: Duration = Duration::from_secs(30);
+
+/// A live socket as the session sees it. The gateway implements it over the
+/// socket's bounded outbound queue.
+pub trait DeviceSink: Send + Sync + 'static {
+    /// Queues an event frame; `false` when the socket is gone or closing
+    /// (a full queue closes the socket).
+    fn push(&self, frame: Arc<str>) -> bool;
+    /// Queues a reply; `false` as for [`DeviceSink::push`].
+    fn reply(&self, reply: Reply) -> bool;
+}
+
+/// How many devices each patient has connected right now, kept by the
+/// sessions and read when an in-app notification is recorded.
+#[derive(Clone, Default)]
+pub struct Presence(Arc<Mutex<HashMap<PatientId, usize>>>);
+
+impl Presence {
+    /// The patient's connected devices.
+    pub fn devices(&self, patient: &PatientId) -> usize {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(patient)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn set(&self, patient: &PatientId, devices: usize) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if devices == 0 {
+            map.remove(patient);
+        } else {
+            map.insert(patient.clone(), devices);
+        }
+    }
+}
+
+/// How far a patient's devices acknowledged their in-app notifications.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AckRecord {
+    /// The last acknowledged seq of `patient:<id>`.
+    pub seq: u64,
+    /// When.
+    pub at: Timestamp,
+}
+
+impl Record for AckRecord {
+    const TABLE: Table = Table::SessionAcks;
+    const VERSION: u16 = 1;
+}
+
+/// Why a session could not do what was asked.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SessionError {
+    /// The acknowledged seq is ahead of the channel.
+    #[error("seq {seq} is ahead of the channel (its last seq is {head})")]
+    AheadOfChannel {
+        /// What was acknowledged.
+        seq: u64,
+        /// The channel's last seq.
+        head: u64,
+    },
+    /// The store failed.
+    #[error("storage error: {0}")]
+    Storage(String),
+    /// The session failed inside; it restarts.
+    #[error("internal error")]
+    Internal,
+}
+
+impl From<StoreError> for SessionError {
+    fn from(e: StoreError) -> Self {
+        SessionError::Storage(e.to_string())
+    }
+}
+
+/// Adds a socket to the session: the subscribe reply, then what it is owed
+/// (the events after `since`, or a snapshot and the unacknowledged
+/// notifications), then live events.
+#[derive(Clone, Message)]
+#[rtype(result = "Result<(), SessionError>")]
+pub struct Attach {
+    /// The socket's id, unique in this process.
+    pub device: u64,
+    /// Where its frames go.
+    pub sink: Arc<dyn DeviceSink>,
+    /// The subscribe command's id, for the reply.
+    pub request_id: Option<String>,
+    /// The last seq the device has seen.
+    pub since: Option<u64>,
+}
+
+/// Removes a socket (closed, or unsubscribed).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Detach {
+    /// The socket's id.
+    pub device: u64,
+}
+
+/// Acknowledges the patient's in-app notifications up to `seq`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Acked, SessionError>")]
+pub struct Ack {
+    /// The last seq seen.
+    pub seq: u64,
+}
+
+/// The outcome of an [`Ack`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Acked {
+    /// How far the patient has acknowledged now.
+    pub seq: u64,
+    /// Notifications this acknowledgement covered.
+    pub acknowledged: usize,
+    /// Notifications still unacknowledged.
+    pub unacknowledged: usize,
+}
+
+/// Panics inside the handler: proves that the session survives it.
+#[cfg(any(test, feature = "fault-injection"))]
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), SessionError>")]
+pub struct InjectPanic;
+
+/// The patients' sessions, started on a patient's first socket.
+#[derive(Clone)]
+pub struct Sessions {
+    registry: Registry<PatientSession>,
+    presence: Presence,
+}
+
+impl Sessions {
+    /// Sessions on `system`, reading `store` and listening to `hub`.
+    pub fn new(system: Arc<ActorSystem>, store: Store, hub: EventHub) -> Self {
+        let presence = Presence::default();
+        let shared = presence.clone();
+        let registry = Registry::new(system, move |key, retire| {
+            PatientSession::new(&key, store.clone(), hub.clone(), shared.clone(), retire)
+        });
+        Self { registry, presence }
+    }
+
+    /// Who is connected.
+    pub fn presence(&self) -> &Presence {
+        &self.presence
+    }
+
+    /// How many sessions run.
+    pub fn len(&self) -> usize {
+        self.registry.len()
+    }
+
+    /// Whether none runs.
+    pub fn is_empty(&self) -> bool {
+        self.registry.is_empty()
+    }
+
+    /// Adds a socket to `patient`'s session, starting it if needed.
+    ///
+    /// # Errors
+    /// [`SessionError`] when the store cannot be read or the session failed.
+    pub async fn attach(&self, patient: &PatientId, attach: Attach) -> Result<(), SessionError> {
+        self.registry
+            .send(patient.as_str(), attach)
+            .await
+            .map_err(|_| SessionError::Internal)?
+    }
+
+    /// Removes a socket from `patient`'s session, if it runs.
+    pub fn detach(&self, patient: &PatientId, device: u64) {
+        if let Some(session) = self.registry.existing(patient.as_str()) {
+            session.do_send(Detach { device });
+        }
+    }
+
+    /// Acknowledges `patient`'s in-app notifications up to `seq`.
+    ///
+    /// # Errors
+    /// [`SessionError::AheadOfChannel`] for a seq not yet reached; a storage
+    /// or internal error otherwise.
+    pub async fn ack(&self, patient: &PatientId, seq: u64) -> Result<Acked, SessionError> {
+        self.registry
+            .send(patient.as_str(), Ack { seq })
+            .await
+            .map_err(|_| SessionError::Internal)?
+    }
+
+    /// Makes `patient`'s session panic (test builds only).
+    ///
+    /// # Errors
+    /// Always [`SessionError::Internal`], once the session has restarted.
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub async fn inject_panic(&self, patient: &PatientId) -> Result<(), SessionError> {
+        self.registry
+            .send(patient.as_str(), InjectPanic)
+            .await
+            .map_err(|_| SessionError::Internal)?
+    }
+}
+
+/// A notification no device has acknowledged.
+struct Unacked {
+    notification_id: String,
+    frame: Arc<str>,
+}
+
+/// One patient's live devices and unacknowledged notifications.
+pub struct PatientSession {
+    patient: PatientId,
+    channel: Channel,
+    store: Store,
+    hub: EventHub,
+    presence: Presence,
+    retire: Retire<PatientSession>,
+    devices: HashMap<u64, Arc<dyn DeviceSink>>,
+    /// The last seq every device has been sent; `None` until first started.
+    seen: Option<u64>,
+    /// The last acknowledged seq.
+    acked: u64,
+    /// seq → notification, oldest first, at most [`MAX_UNACKED`].
+    unacked: BTreeMap<u64, Unacked>,
+}
+
+impl PatientSession {
+    /// A session for the patient whose id is `key`; loads in `started`.
+    fn new(
+        key: &str,
+        store: Store,
+        hub: EventHub,
+        presence: Presence,
+        retire: Retire<Self>,
+    ) -> Self {
+        // [`Sessions`] keys the registry by parsed ids only, so the fallback
+        // (a valid id no patient has) is never used.
+        let patient = PatientId::parse(key)
+            .unwrap_or_else(|_| PatientId::parse("unknown-patient").expect("a literal valid id"));
+        Self {
+            channel: Channel::Patient(patient.clone()),
+            patient,
+            store,
+            hub,
+            presence,
+            retire,
+            devices: HashMap::new(),
+            seen: None,
+            acked: 0,
+            unacked: BTreeMap::new(),
+        }
+    }
+
+    /// First start: the acknowledgement and the unacknowledged notifications
+    /// still in the channel's history.
+    fn load(&mut self, head: u64) -> Result<(), StoreError> {
+        self.acked = self
+            .store
+            .get::<AckRecord>(self.patient.as_str())?
+            .map_or(0, |a| a.seq);
+        let from = self
+            .acked
+            .max(head.saturating_sub(self.store.channel_history()));
+        let (events, _) = self.store.channel_events(&self.channel, from, usize::MAX)?;
+        for event in events {
+            self.remember(&event);
+        }
+        Ok(())
+    }
+
+    /// Keeps `event` if it is an in-app notification not yet acknowledged.
+    fn remember(&mut self, event: &StoredEvent) {
+        if event.seq <= self.acked {
+            return;
+        }
+        if let Event::Notification {
+            notification_id, ..
+        } = &event.event
+        {
+            let frame = Published::new(self.channel.clone(), event.seq, event.event.clone()).frame;
+            self.unacked.insert(
+                event.seq,
+                Unacked {
+                    notification_id: notification_id.clone(),
+                    frame,
+                },
+            );
+            while self.unacked.len() > MAX_UNACKED {
+                self.unacked.pop_first();
+            }
+        }
+    }
+
+    /// Sends one committed event to every device.
+    fn deliver(&mut self, seq: u64, frame: &Arc<str>) {
+        self.devices.retain(|_, sink| sink.push(frame.clone()));
+        self.seen = Some(seq);
+    }
+
+    /// Sends every device the committed events after `seen` up to `upto`,
+    /// from the store. When they are no longer kept, every device is told to
+    /// subscribe again and is dropped.
+    fn catch_up(&mut self, upto: u64) -> Result<(), StoreError> {
+        let seen = self.seen.unwrap_or(upto);
+        if upto <= seen {
+            return Ok(());
+        }
+        let owed = channels::replay(&self.store, &self.channel, seen, upto)?;
+        if owed.resync {
+            let error = ErrorBody::new(
+                ErrorCode::ResyncRequired,
+                format!(
+                    "missed events of {} are no longer kept; subscribe again",
+                    self.channel
+                ),
+            )
+            .with_field(self.channel.to_string());
+            for sink in self.devices.values() {
+                sink.reply(Reply::err(None, error.clone()));
+            }
+            self.devices.clear();
+            self.seen = Some(upto);
+            return Ok(());
+        }
+        for event in owed.events {
+            self.remember(&event);
+            let seq = event.seq;
+            let frame = Published::new(self.channel.clone(), seq, event.event).frame;
+            self.deliver(seq, &frame);
+        }
+        Ok(())
+    }
+
+    fn attach(&mut self, msg: Attach) -> Result<(), SessionError> {
+        let head = self.store.channel_head(&self.channel)?;
+        // Bring the devices already here (and `unacked`) up to `head` first,
+        // so the new device joins at the same point as every other.
+        self.catch_up(head)?;
+        let Attach {
+            device,
+            sink,
+            request_id,
+            since,
+        } = msg;
+        let (replay, resync) = match since {
+            None => (Vec::new(), false),
+            Some(since) => {
+                let owed = channels::replay(&self.store, &self.channel, since, head)?;
+                (owed.events, owed.resync)
+            }
+        };
+        let fresh = since.is_none() || resync;
+        let snapshot = if fresh {
+            Some(channels::snapshot(&self.store, &self.channel)?)
+        } else {
+            None
+        };
+        let owed: Vec<Arc<str>> = if fresh {
+            self.unacked.values().map(|u| u.frame.clone()).collect()
+        } else {
+            replay
+                .into_iter()
+                .map(|e| Published::new(self.channel.clone(), e.seq, e.event).frame)
+                .collect()
+        };
+        let data = Subscribed {
+            channel: self.channel.clone(),
+            seq: head,
+            replayed: if fresh { 0 } else { owed.len() as u64 },
+            resync,
+            snapshot,
+            unacknowledged: Some(self.unacked.len() as u64),
+        };
+        let data = serde_json::to_value(data).map_err(|_| SessionError::Internal)?;
+        if !sink.reply(Reply::ok(request_id, data)) {
+            return Ok(());
+        }
+        for frame in owed {
+            if !sink.push(frame) {
+                return Ok(());
+            }
+        }
+        self.devices.insert(device, sink);
+        self.seen = Some(head);
+        self.presence.set(&self.patient, self.devices.len());
+        Ok(())
+    }
+
+    /// Publishes the device count, and stops the session once no device is
+    /// left. Only here and in [`PatientSession::attach`] is presence written,
+    /// so a retired session never overwrites its successor's count.
+    fn stop_if_empty(&mut self, ctx: &mut Context<Self>) {
+        self.presence.set(&self.patient, self.devices.len());
+        if self.devices.is_empty() {
+            self.retire.now(&ctx.address());
+            ctx.stop();
+        }
+    }
+}
+
+impl Actor for PatientSession {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.seen.is_some() && self.devices.is_empty() {
+            // Restarted with no device: either it panicked with none, or it
+            // had just retired when a late message kept its address alive.
+            // Either way there is nothing to keep; stopping fails any queued
+            // message with `Closed`, and the registry then starts a fresh
+            // session for it.
+            ctx.stop();
+            return;
+        }
+        // Listen before reading the head, so nothing falls in between.
+        let rx = self.hub.subscribe(&self.channel);
+        ctx.add_stream(stream::unfold(rx, |mut rx| async move {
+            match rx.recv().await {
+                Err(RecvError::Closed) => None,
+                item => Some((item, rx)),
+            }
+        }));
+        let loaded = self.store.channel_head(&self.channel).and_then(|head| {
+            if self.seen.is_none() {
+                self.load(head)?;
+                self.seen = Some(head);
+            }
+            // After a restart: what was committed while the session was down.
+            self.catch_up(head)
+        });
+        if let Err(e) = loaded {
+            tracing::error!(patient = %self.patient, error = %e, "patient session could not read its channel");
+        }
+        // A session whose first socket never attached (it closed while the
+        // session started) must not linger.
+        ctx.run_interval(IDLE_CHECK, |act, ctx| act.stop_if_empty(ctx));
+    }
+}
+
+impl Supervised for PatientSession {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        // Only a session with devices is really restarted (see `started`).
+        if !self.devices.is_empty() {
+            count_restart(Self::KIND);
+        }
+    }
+}
+
+impl KeyedActor for PatientSession {
+    const KIND: &'static str = "patient_session";
+}
+
+impl StreamHandler<Result<Arc<Published>, RecvError>> for PatientSession {
+    fn handle(&mut self, item: Result<Arc<Published>, RecvError>, ctx: &mut Context<Self>) {
+        guarded(
+            self,
+            ctx,
+            || (),
+            |act, ctx| {
+                let had_devices = !act.devices.is_empty();
+                let upto = match &item {
+                    Ok(published) => published.seq.saturating_sub(1),
+                    Err(_) => act.store.channel_head(&act.channel).unwrap_or(0),
+                };
+                if let Err(e) = act.catch_up(upto) {
+                    tracing::error!(patient = %act.patient, error = %e, "patient session could not catch up");
+                }
+                if let Ok(published) = item
+                    && act.seen.is_none_or(|seen| published.seq > seen)
+                {
+                    act.remember(&StoredEvent {
+                        seq: published.seq,
+                        event: published.event.clone(),
+                    });
+                    act.deliver(published.seq, &published.frame);
+                }
+                if had_devices {
+                    // The last device's socket turned out to be gone.
+                    act.stop_if_empty(ctx);
+                }
+            },
+        );
+    }
+
+    fn finished(&mut self, _: &mut Context<Self>) {
+        // The hub is gone: the process is stopping.
+    }
+}
+
+impl Handler<Attach> for PatientSession {
+    type Result = Result<(), SessionError>;
+
+    fn handle(&mut self, msg: Attach, ctx: &mut Context<Self>) -> Self::Result {
+        guarded(
+            self,
+            ctx,
+            || Err(SessionError::Internal),
+            |act, ctx| {
+                let attached = act.attach(msg);
+                act.stop_if_empty(ctx);
+                attached
+            },
+        )
+    }
+}
+
+impl Handler<Detach> for PatientSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: Detach, ctx: &mut Context<Self>) {
+        self.devices.remove(&msg.device);
+        self.stop_if_empty(ctx);
+    }
+}
+
+impl Handler<Ack> for PatientSession {
+    type Result = AtomicResponse<Self, Result<Acked, SessionError>>;
+
+    fn handle(&mut self, msg: Ack, ctx: &mut Context<Self>) -> Self::Result {
+        let prepared = guarded(
+            self,
+            ctx,
+            || Err(SessionError::Internal),
+            |act, _| act.prepare_ack(msg.seq),
+        );
+        let (batch, covered) = match prepared {
+            Ok(Some(prepared)) => prepared,
+            Ok(None) => {
+                let done = Acked {
+                    seq: self.acked,
+                    acknowledged: 0,
+                    unacknowledged: self.unacked.len(),
+                };
+                return AtomicResponse::new(Box::pin(fut::ready(Ok(done))));
+            }
+            Err(e) => return AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
+        };
+        let store = self.store.clone();
+        let seq = msg.seq;
+        AtomicResponse::new(Box::pin(
+            async move { store.write(batch).await }
+                .into_actor(self)
+                .map(move |written, act, _| {
+                    written.map_err(|e| SessionError::Storage(e.to_string()))?;
+                    act.acked = act.acked.max(seq);
+                    act.unacked.retain(|s, _| *s > seq);
+                    Ok(Acked {
+                        seq: act.acked,
+                        acknowledged: covered,
+                        unacknowledged: act.unacked.len(),
+                    })
+                }),
+        ))
+    }
+}
+
+impl PatientSession {
+    /// The write for an acknowledgement up to `seq`: the new mark, and
+    /// `delivered` on each covered notification that was only `sent` (no
+    /// device was live when it was recorded). `None` when there is nothing
+    /// new to acknowledge.
+    fn prepare_ack(&mut self, seq: u64) -> Result<Option<(WriteBatch, usize)>, SessionError> {
+        let head = self.store.channel_head(&self.channel)?;
+        if seq > head {
+            return Err(SessionError::AheadOfChannel { seq, head });
+        }
+        if seq <= self.acked {
+            return Ok(None);
+        }
+        let now = Timestamp::now();
+        let mut batch = WriteBatch::new();
+        let mut covered = 0;
+        for unacked in self.unacked.range(..=seq).map(|(_, u)| u) {
+            covered += 1;
+            let Some(mut record) = self
+                .store
+                .get::<NotificationRecord>(&unacked.notification_id)?
+            else {
+                continue;
+            };
+            if record.status == DeliveryStatus::Sent {
+                record.push_status(
+                    DeliveryStatus::Delivered,
+                    now,
+                    None,
+                    Some("acknowledged by the patient's device".into()),
+                );
+                batch.put(unacked.notification_id.as_str(), &record);
+            }
+        }
+        batch.put(self.patient.as_str(), &AckRecord { seq, at: now });
+        Ok(Some((batch, covered)))
+    }
+}
+
+#[cfg(any(test, feature = "fault-injection"))]
+impl Handler<InjectPanic> for PatientSession {
+    type Result = Result<(), SessionError>;
+
+    fn handle(&mut self, _: InjectPanic, ctx: &mut Context<Self>) -> Self::Result {
+        guarded(
+            self,
+            ctx,
+            || Err(SessionError::Internal),
+            |act, _| panic!("injected fault for {}", act.patient),
+        )
+    }
+}
