@@ -299,7 +299,7 @@ fn spawn_background(state: &Arc<AppState>) -> JoinSet<()> {
         crate::nats::spawn(state, link, &mut tasks);
     }
     if !state.is_replica() {
-        state.notifier.start(&mut tasks);
+        state.notifier.start(&state.system, &mut tasks);
     }
     let s = state.clone();
     tasks.spawn(async move {

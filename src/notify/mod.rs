@@ -1,24 +1,24 @@
 //! Notifications: reminders, appointment notices and direct sends, delivered
-//! by one worker per channel through its provider.
+//! by one supervised actor per channel through its provider.
 //!
 //! # How a notification travels
 //! 1. It is written as a [`NotificationRecord`] (status `queued`) together
 //!    with a [`PendingDelivery`] entry, in one store transaction. For a
 //!    reminder that is the transaction that consumes the reminder key, so a
 //!    reminder becomes notifications exactly once.
-//! 2. Its channel's lane (see [`worker`]) takes it: pace, circuit breaker,
+//! 2. Its channel's actor (see [`worker`]) takes it: pace, circuit breaker,
 //!    then `in_flight` is written *before* the provider is called and the
 //!    outcome after it. Transient failures retry with backoff and jitter;
 //!    permanent ones end it and may start a fallback on the next channel.
-//! 3. At start-up every pending entry is handed to its lane again. One
+//! 3. At start-up every pending entry is handed to its channel again. One
 //!    found `in_flight` is resolved from the provider when it can tell
 //!    (the outbox folder), otherwise it is sent once more with the same
 //!    idempotency key (the notification id).
 //!
-//! In-app notifications need no lane: writing the event on the patient's
-//! channel *is* the delivery, in the same transaction as the record; the
-//! patient's session (`medrelay_actors::session`) fans it out to their
-//! devices.
+//! In-app notifications need no channel actor: writing the event on the
+//! patient's channel *is* the delivery, in the same transaction as the
+//! record; the patient's session (`medrelay_actors::session`) fans it out
+//! to their devices.
 
 pub mod breaker;
 pub mod clock;
@@ -29,9 +29,10 @@ pub mod worker;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use actix::{Addr, Supervisor};
 use anyhow::Context;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -41,15 +42,18 @@ use medrelay_actors::notify::{
 };
 use medrelay_actors::session::Presence;
 use medrelay_actors::store::{Store, StoreError, Table, WriteBatch, WriteError};
+use medrelay_actors::system::ActorSystem;
 use medrelay_protocol::notification::{DeliveryStatus, NotificationCategory, NotificationChannel};
 use medrelay_protocol::schedule::AppointmentId;
 use medrelay_protocol::{PatientId, UserId};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use self::breaker::Breaker;
 use self::clock::Clock;
 use self::providers::Provider;
+use self::scheduler::ReminderScheduler;
+use self::worker::{ChannelActor, Deliver};
 use crate::config::{NotificationSettings, Settings};
 
 /// Why a notification could not be accepted.
@@ -131,11 +135,13 @@ impl Draft {
     }
 }
 
-/// One external channel: its provider, queue, pace and breaker.
+/// One external channel: its provider, actor, pace and breaker (shared by
+/// the channel's actor and its send tasks).
 pub struct Lane {
     provider: Provider,
-    tx: mpsc::Sender<String>,
-    rx: Mutex<Option<mpsc::Receiver<String>>>,
+    /// The channel's actor; its mailbox is the lane's queue. Set by
+    /// [`Notifier::start`].
+    actor: OnceLock<Addr<ChannelActor>>,
     /// Ids this lane holds (queued, in flight or waiting to retry), so a
     /// sweep never hands it the same notification twice.
     owned: Mutex<HashSet<String>>,
@@ -172,6 +178,9 @@ pub struct Notifier {
     /// Set when a lane's queue was full: pending entries wait in the store
     /// until the next sweep hands them over.
     overflowed: AtomicBool,
+    /// Signalled when a lane lets go of a notification while others wait
+    /// in the store: the sweep need not wait for its next tick.
+    room: tokio::sync::Notify,
 }
 
 impl Notifier {
@@ -213,11 +222,9 @@ impl Notifier {
             .into_iter()
             .map(|(channel, provider)| {
                 tracing::info!(channel = %channel, provider = provider.name(), "notification channel ready");
-                let (tx, rx) = mpsc::channel(d.queue_capacity);
                 let lane = Lane {
                     provider,
-                    tx,
-                    rx: Mutex::new(Some(rx)),
+                    actor: OnceLock::new(),
                     owned: Mutex::default(),
                     breaker: Breaker::new(
                         d.circuit_failures,
@@ -243,24 +250,35 @@ impl Notifier {
             settings: n.clone(),
             lanes,
             overflowed: AtomicBool::new(false),
+            room: tokio::sync::Notify::new(),
         }))
     }
 
-    /// Starts the lanes, the reminder scheduler and the sweeper; hands every
-    /// pending delivery left by the last run to its lane.
-    pub fn start(self: &Arc<Self>, tasks: &mut JoinSet<()>) {
-        for channel in self.lanes.keys().copied() {
-            let n = self.clone();
-            tasks.spawn(async move { worker::run_lane(n, channel).await });
+    /// Starts the channel actors on `system`, the reminder scheduler and
+    /// the sweeper; hands every pending delivery left by the last run to its
+    /// channel.
+    pub fn start(self: &Arc<Self>, system: &ActorSystem, tasks: &mut JoinSet<()>) {
+        for (channel, lane) in &self.lanes {
+            let (n, channel) = (self.clone(), *channel);
+            let actor =
+                Supervisor::start_in_arbiter(system.arbiter_for(&channel.as_str()), move |_| {
+                    ChannelActor::new(n, channel)
+                });
+            let _ = lane.actor.set(actor);
         }
         let n = self.clone();
-        tasks.spawn(async move { scheduler::run(n).await });
+        Supervisor::start_in_arbiter(system.arbiter_for(&"reminders"), move |_| {
+            ReminderScheduler::new(n)
+        });
         let n = self.clone();
         tasks.spawn(async move {
             n.sweep().await;
             let mut tick = tokio::time::interval(Duration::from_secs(5));
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = n.room.notified() => {}
+                }
                 if n.overflowed.swap(false, Ordering::Relaxed) {
                     n.sweep().await;
                 }
@@ -342,12 +360,21 @@ impl Notifier {
         if !owned.insert(id.to_owned()) {
             return;
         }
-        if lane.tx.try_send(id.to_owned()).is_err() {
+        let handed = lane
+            .actor
+            .get()
+            .is_some_and(|actor| actor.try_send(Deliver(id.to_owned())).is_ok());
+        if !handed {
             owned.remove(id);
-            self.overflowed.store(true, Ordering::Relaxed);
+            self.note_overflow();
             metrics::counter!("notification_queue_full_total", "channel" => channel.as_str())
                 .increment(1);
         }
+    }
+
+    /// Remembers that pending deliveries wait in the store for a sweep.
+    fn note_overflow(&self) {
+        self.overflowed.store(true, Ordering::Relaxed);
     }
 
     /// Lets go of an id the lane is done with.
@@ -357,6 +384,9 @@ impl Notifier {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(id);
+        }
+        if self.overflowed.load(Ordering::Relaxed) {
+            self.room.notify_one();
         }
     }
 

@@ -4,12 +4,17 @@
 //! scheduler holds nothing in memory: it reads the first keys, fires those
 //! that are due in one transaction (which deletes each key on the condition
 //! that it is still there), and sleeps until the next is due, a booking
-//! wakes it, or a second passes. A restart needs no reload: reminders that
+//! wakes it, or a second passes. It is an actor, [`ReminderScheduler`], one
+//! per node, supervised like the others. A restart needs no reload: reminders that
 //! fell due while the server was down are simply the first keys.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
+
+use actix::prelude::*;
+use futures_util::FutureExt;
 
 use jiff::{SignedDuration, Timestamp};
 use medrelay_actors::accounts::{PatientRecord, ProviderRecord, UserRecord};
@@ -19,6 +24,7 @@ use medrelay_actors::notify::{
 };
 use medrelay_actors::schedule::AppointmentRecord;
 use medrelay_actors::store::{Table, WriteBatch, WriteError};
+use medrelay_actors::system::count_restart;
 use medrelay_protocol::notification::{
     DeliveryStatus, NotificationChannel, NotificationPreferences,
 };
@@ -32,34 +38,116 @@ use super::{Draft, Notifier, NotifyError};
 /// missed wake-up costs at most this much lateness).
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 
-/// Runs the scheduler until the process stops.
-pub async fn run(n: Arc<Notifier>) {
-    // Sends wait while a backlog of due reminders is being fired (up to a
-    // bound): firing is what makes a reminder durable and on time, and the
-    // lanes would otherwise compete with it for the store and the CPU.
-    let mut held: Vec<(NotificationChannel, String)> = Vec::new();
-    loop {
-        let fired = fire_due(&n, &mut held).await;
-        if let Err(e) = &fired {
-            tracing::error!(error = %e, "could not fire reminders; retrying in 1 s");
-            tokio::time::sleep(MAX_SLEEP).await;
+/// Look for due reminders now.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Fire;
+
+/// The `ReminderScheduler` actor, one per node. Its mailbox takes [`Fire`]
+/// from its own timer (the next due time, at most a second away) and from
+/// the wake-ups of bookings and clock moves; one firing runs at a time.
+pub struct ReminderScheduler {
+    n: Arc<Notifier>,
+    /// Sends held back while a backlog of due reminders is fired (up to a
+    /// bound): firing is what makes a reminder durable and on time, and the
+    /// channels would otherwise compete with it for the store and the CPU.
+    held: Vec<(NotificationChannel, String)>,
+    /// The pending timer, replaced by every firing.
+    timer: Option<SpawnHandle>,
+}
+
+impl ReminderScheduler {
+    /// The scheduler of `n`'s reminders.
+    pub fn new(n: Arc<Notifier>) -> Self {
+        Self {
+            n,
+            held: Vec::new(),
+            timer: None,
         }
-        let more = matches!(fired, Ok(true));
-        if more && held.len() < HOLD_SENDS_UP_TO {
-            continue;
+    }
+
+    fn fire_in(&mut self, wait: Duration, ctx: &mut Context<Self>) {
+        if let Some(timer) = self.timer.take() {
+            ctx.cancel_future(timer);
         }
-        for (channel, id) in held.drain(..) {
-            n.enqueue(channel, &id);
-        }
-        if more {
-            continue;
-        }
-        let wait = next_wait(&n);
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = n.plan.wake.notified() => {}
-            () = n.clock.moved() => {}
-        }
+        self.timer = Some(ctx.notify_later(Fire, wait));
+    }
+}
+
+impl Actor for ReminderScheduler {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Bookings and clock moves wake the scheduler between timers. This
+        // runs beside the mailbox; while a firing holds the actor it is not
+        // polled, and a wake-up meanwhile is kept by the `Notify`.
+        let (plan, clock, me) = (self.n.plan.clone(), self.n.clock.clone(), ctx.address());
+        ctx.spawn(
+            async move {
+                loop {
+                    tokio::select! {
+                        () = plan.wake.notified() => {}
+                        () = clock.moved() => {}
+                    }
+                    me.do_send(Fire);
+                }
+            }
+            .into_actor(self),
+        );
+        ctx.notify(Fire);
+    }
+}
+
+impl Supervised for ReminderScheduler {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        count_restart("reminder_scheduler");
+    }
+}
+
+impl Handler<Fire> for ReminderScheduler {
+    type Result = ();
+
+    fn handle(&mut self, _: Fire, ctx: &mut Context<Self>) {
+        let n = self.n.clone();
+        let mut held = std::mem::take(&mut self.held);
+        ctx.wait(
+            async move {
+                // A panic while firing must not end the actor: its
+                // reminders are still in the store for the next try.
+                let fired = AssertUnwindSafe(fire_due(&n, &mut held))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(NotifyError::Storage("firing reminders panicked".into()))
+                    });
+                (fired, held)
+            }
+            .into_actor(self)
+            .map(|(fired, held), act, ctx| {
+                act.held = held;
+                let more = match fired {
+                    Ok(more) => more,
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not fire reminders; retrying in 1 s");
+                        act.fire_in(MAX_SLEEP, ctx);
+                        return;
+                    }
+                };
+                if more && act.held.len() < HOLD_SENDS_UP_TO {
+                    act.fire_in(Duration::ZERO, ctx);
+                    return;
+                }
+                for (channel, id) in act.held.drain(..) {
+                    act.n.enqueue(channel, &id);
+                }
+                let wait = if more {
+                    Duration::ZERO
+                } else {
+                    next_wait(&act.n)
+                };
+                act.fire_in(wait, ctx);
+            }),
+        );
     }
 }
 

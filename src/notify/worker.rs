@@ -1,16 +1,26 @@
-//! A channel's lane: takes notification ids off its queue and sends each one
-//! through the provider, at the configured pace and concurrency, behind the
-//! provider's circuit breaker.
+//! A channel's actor: takes notification ids from its mailbox and sends each
+//! one through the provider, at the configured pace and concurrency, behind
+//! the provider's circuit breaker.
+//!
+//! The mailbox is the channel's bounded queue (`notifications.delivery.
+//! queue_capacity`): the actor holds it shut while it waits for the pace and
+//! for a free send slot, so ids pile up there and no further; a full mailbox
+//! leaves the id pending in the store for the next sweep. Each send runs as
+//! its own task on the actor's thread, so a slow provider call never holds
+//! the mailbox, and a panic in one is caught and leaves the notification
+//! pending.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix::prelude::*;
 use futures_util::FutureExt;
 use medrelay_actors::notify::NotificationRecord;
 use medrelay_actors::store::{Table, WriteBatch};
+use medrelay_actors::system::count_restart;
 use medrelay_protocol::notification::{DeliveryStatus, NotificationChannel};
-use tokio::task::JoinSet;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::Notifier;
 use super::providers::{Outgoing, Receipt, SendError};
@@ -23,54 +33,109 @@ enum Next {
     RetryAfter(Duration),
 }
 
-/// Runs `channel`'s lane until the process stops. Sends and retry timers
-/// are tasks of the lane, so stopping the lane stops them: a send cut off
-/// mid-way is still pending (and `inFlight`) in the store for the next start.
-pub async fn run_lane(n: Arc<Notifier>, channel: NotificationChannel) {
-    let Some(lane) = n.lane(channel) else { return };
-    let Some(mut rx) = lane.rx.lock().unwrap_or_else(|e| e.into_inner()).take() else {
-        return;
-    };
-    let mut sends = JoinSet::new();
-    loop {
-        let id = tokio::select! {
-            received = rx.recv() => match received {
-                Some(id) => id,
-                None => return,
-            },
-            Some(_) = sends.join_next(), if !sends.is_empty() => continue,
-        };
-        lane.limiter.until_ready().await;
-        let Ok(slot) = lane.slots.clone().acquire_owned().await else {
-            return;
-        };
-        let n = n.clone();
-        sends.spawn(async move {
-            // A panic in one send must not take the lane down: the
-            // notification stays pending in the store and the next sweep
-            // hands it over again.
-            let next = AssertUnwindSafe(attempt(&n, channel, &id))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|_| {
-                    tracing::error!(notification = %id, "a send panicked; it stays pending");
-                    n.overflowed
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
-                    Next::Done
-                });
-            drop(slot);
-            match next {
-                Next::Done => n.release(channel, &id),
-                Next::RetryAfter(wait) => {
-                    tokio::time::sleep(wait).await;
-                    if let Some(lane) = n.lane(channel)
-                        && lane.tx.send(id.clone()).await.is_err()
-                    {
-                        n.release(channel, &id);
-                    }
-                }
+/// Send notification `id` (pending in the store) on the actor's channel.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Deliver(pub String);
+
+/// One external channel (e-mail, SMS or push), supervised.
+pub struct ChannelActor {
+    n: Arc<Notifier>,
+    channel: NotificationChannel,
+    /// The id waiting for the pace or a send slot, if any: a restart
+    /// drops that wait, and the id must then go back to the store's sweep.
+    gating: Option<String>,
+}
+
+impl ChannelActor {
+    /// The actor for `channel`'s lane of `n`.
+    pub fn new(n: Arc<Notifier>, channel: NotificationChannel) -> Self {
+        Self {
+            n,
+            channel,
+            gating: None,
+        }
+    }
+}
+
+impl Actor for ChannelActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(self.n.settings.delivery.queue_capacity);
+    }
+}
+
+impl Supervised for ChannelActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        count_restart("notification_channel");
+        if let Some(id) = self.gating.take() {
+            self.n.release(self.channel, &id);
+            self.n.note_overflow();
+        }
+    }
+}
+
+impl Handler<Deliver> for ChannelActor {
+    type Result = ();
+
+    fn handle(&mut self, Deliver(id): Deliver, ctx: &mut Context<Self>) {
+        let n = self.n.clone();
+        let channel = self.channel;
+        self.gating = Some(id.clone());
+        // `wait` holds the mailbox until the pace allows a send and a slot
+        // is free: the backpressure that keeps the queue bounded.
+        ctx.wait(
+            async move {
+                let lane = n.lane(channel)?;
+                lane.limiter.until_ready().await;
+                lane.slots.clone().acquire_owned().await.ok()
             }
+            .into_actor(self)
+            .map(move |slot, act, _| {
+                act.gating = None;
+                match slot {
+                    Some(slot) => {
+                        actix::spawn(send(act.n.clone(), channel, id, slot));
+                    }
+                    None => act.n.release(channel, &id),
+                }
+            }),
+        );
+    }
+}
+
+/// One send and what follows it: done, or a retry after a backoff.
+async fn send(
+    n: Arc<Notifier>,
+    channel: NotificationChannel,
+    id: String,
+    slot: OwnedSemaphorePermit,
+) {
+    // A panic in one send must not take the lane down: the notification
+    // stays pending in the store and the next sweep hands it over again.
+    let next = AssertUnwindSafe(attempt(&n, channel, &id))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!(notification = %id, "a send panicked; it stays pending");
+            n.note_overflow();
+            Next::Done
         });
+    drop(slot);
+    match next {
+        Next::Done => n.release(channel, &id),
+        Next::RetryAfter(wait) => {
+            tokio::time::sleep(wait).await;
+            // Waits for room in the mailbox, unlike a first hand-over.
+            let delivered = match n.lane(channel).and_then(|lane| lane.actor.get()) {
+                Some(actor) => actor.send(Deliver(id.clone())).await.is_ok(),
+                None => false,
+            };
+            if !delivered {
+                n.release(channel, &id);
+            }
+        }
     }
 }
 

@@ -1368,3 +1368,48 @@ async fn a_patient_session_that_panics_is_restarted_with_its_devices() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_full_channel_queue_leaves_messages_in_the_store_until_there_is_room() {
+    // One message in the e-mail actor's mailbox and one send at a time.
+    let app = spawn_app_with(|s| {
+        s.notifications.delivery.queue_capacity = 1;
+        s.notifications.delivery.concurrency = 1;
+    })
+    .await;
+    let admin = app.admin_token().await;
+    let mut ids = Vec::new();
+    for i in 0..25 {
+        let (status, body) = app
+            .post(
+                "/api/notifications/email",
+                json!({"to": format!("p{i}@example.org"), "subject": "s", "body": "b"}),
+                Some(&admin),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+        ids.push(body["notificationId"].as_str().unwrap().to_owned());
+    }
+    // Some did not fit; the sweep hands them over as room appears.
+    assert!(
+        app.metrics()
+            .await
+            .contains("notification_queue_full_total{channel=\"email\"}")
+    );
+    let all_delivered = eventually(WAIT, || async {
+        let mut done = 0;
+        for id in &ids {
+            let (_, report) = app
+                .get(&format!("/api/notifications/{id}"), Some(&admin))
+                .await;
+            if report["status"] == "delivered" {
+                done += 1;
+            }
+        }
+        done == ids.len()
+    })
+    .await;
+    assert!(all_delivered, "not every queued e-mail was delivered");
+    let outbox = app.data_dir.join("outbox").join("email");
+    assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), ids.len());
+}
