@@ -408,11 +408,11 @@ impl Server {
         let deadline = tokio::time::Instant::now() + STOP_TIMEOUT;
         loop {
             if let Some(status) = self.child.try_wait().context("waiting for medrelay")? {
-                eprintln!("schedule: medrelay stopped ({status})");
+                eprintln!("bench: medrelay stopped ({status})");
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
-                eprintln!("schedule: medrelay did not stop within 20 s of SIGTERM; killing it");
+                eprintln!("bench: medrelay did not stop within 20 s of SIGTERM; killing it");
                 self.child.kill().context("killing medrelay")?;
                 self.child.wait().context("waiting for medrelay")?;
                 return Ok(());
