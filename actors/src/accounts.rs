@@ -751,6 +751,9 @@ impl Actor for AccountActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        // Revived after retiring (a late message held the address): take
+        // the key back, so the next request does not start a second actor.
+        self.retire.reinstate(&ctx.address());
         // (Re)load from the store: after a panic the in-memory state may be
         // half-changed, and the store is the truth.
         self.user = None;

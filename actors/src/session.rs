@@ -23,9 +23,13 @@
 //! Handlers run inside [`guarded`]. After a panic the supervisor restarts the
 //! session with the same devices; `started` subscribes to the hub again and
 //! sends every device what was committed meanwhile. The session stops (and
-//! leaves the registry) when its last device detaches.
+//! leaves the registry) when its last device detaches. Each socket holds
+//! its session's address and detaches from that very session, so a session
+//! revived after retiring (a late message held its address) still loses its
+//! devices as they leave, and then stops again.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,6 +52,9 @@ use crate::system::{ActorSystem, KeyedActor, Registry, Retire, count_restart, gu
 /// device; older ones stay in their delivery reports.
 pub const MAX_UNACKED: usize = 100;
 
+/// Session uids.
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
 /// How often a session with no device checks whether to stop.
 const IDLE_CHECK: Duration = Duration::from_secs(30);
 
@@ -62,9 +69,11 @@ pub trait DeviceSink: Send + Sync + 'static {
 }
 
 /// How many devices each patient has connected right now, kept by the
-/// sessions and read when an in-app notification is recorded.
+/// sessions and read when an in-app notification is recorded. Counts are
+/// kept per session, so a session that outlived its registry entry (see
+/// [`PatientSession`]) never overwrites its successor's.
 #[derive(Clone, Default)]
-pub struct Presence(Arc<Mutex<HashMap<PatientId, usize>>>);
+pub struct Presence(Arc<Mutex<HashMap<PatientId, HashMap<u64, usize>>>>);
 
 impl Presence {
     /// The patient's connected devices.
@@ -73,16 +82,20 @@ impl Presence {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(patient)
-            .copied()
-            .unwrap_or(0)
+            .map_or(0, |sessions| sessions.values().sum())
     }
 
-    fn set(&self, patient: &PatientId, devices: usize) {
+    fn set(&self, patient: &PatientId, session: u64, devices: usize) {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if devices == 0 {
-            map.remove(patient);
-        } else {
-            map.insert(patient.clone(), devices);
+        if devices > 0 {
+            map.entry(patient.clone())
+                .or_default()
+                .insert(session, devices);
+        } else if let Some(sessions) = map.get_mut(patient) {
+            sessions.remove(&session);
+            if sessions.is_empty() {
+                map.remove(patient);
+            }
         }
     }
 }
@@ -131,7 +144,7 @@ impl From<StoreError> for SessionError {
 /// (the events after `since`, or a snapshot and the unacknowledged
 /// notifications), then live events.
 #[derive(Clone, Message)]
-#[rtype(result = "Result<(), SessionError>")]
+#[rtype(result = "Result<Addr<PatientSession>, SessionError>")]
 pub struct Attach {
     /// The socket's id, unique in this process.
     pub device: u64,
@@ -210,22 +223,20 @@ impl Sessions {
         self.registry.is_empty()
     }
 
-    /// Adds a socket to `patient`'s session, starting it if needed.
+    /// Adds a socket to `patient`'s session, starting it if needed. Returns
+    /// the session, which the socket tells when it leaves ([`Detach`]).
     ///
     /// # Errors
     /// [`SessionError`] when the store cannot be read or the session failed.
-    pub async fn attach(&self, patient: &PatientId, attach: Attach) -> Result<(), SessionError> {
+    pub async fn attach(
+        &self,
+        patient: &PatientId,
+        attach: Attach,
+    ) -> Result<Addr<PatientSession>, SessionError> {
         self.registry
             .send(patient.as_str(), attach)
             .await
             .map_err(|_| SessionError::Internal)?
-    }
-
-    /// Removes a socket from `patient`'s session, if it runs.
-    pub fn detach(&self, patient: &PatientId, device: u64) {
-        if let Some(session) = self.registry.existing(patient.as_str()) {
-            session.do_send(Detach { device });
-        }
     }
 
     /// Acknowledges `patient`'s in-app notifications up to `seq`.
@@ -261,6 +272,8 @@ struct Unacked {
 
 /// One patient's live devices and unacknowledged notifications.
 pub struct PatientSession {
+    /// Unique in the process; keys this session's presence count.
+    uid: u64,
     patient: PatientId,
     channel: Channel,
     store: Store,
@@ -290,6 +303,7 @@ impl PatientSession {
         let patient = PatientId::parse(key)
             .unwrap_or_else(|_| PatientId::parse("unknown-patient").expect("a literal valid id"));
         Self {
+            uid: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
             channel: Channel::Patient(patient.clone()),
             patient,
             store,
@@ -434,15 +448,16 @@ impl PatientSession {
         }
         self.devices.insert(device, sink);
         self.seen = Some(head);
-        self.presence.set(&self.patient, self.devices.len());
+        self.presence
+            .set(&self.patient, self.uid, self.devices.len());
         Ok(())
     }
 
     /// Publishes the device count, and stops the session once no device is
-    /// left. Only here and in [`PatientSession::attach`] is presence written,
-    /// so a retired session never overwrites its successor's count.
+    /// left.
     fn stop_if_empty(&mut self, ctx: &mut Context<Self>) {
-        self.presence.set(&self.patient, self.devices.len());
+        self.presence
+            .set(&self.patient, self.uid, self.devices.len());
         if self.devices.is_empty() {
             self.retire.now(&ctx.address());
             ctx.stop();
@@ -454,15 +469,11 @@ impl Actor for PatientSession {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        if self.seen.is_some() && self.devices.is_empty() {
-            // Restarted with no device: either it panicked with none, or it
-            // had just retired when a late message kept its address alive.
-            // Either way there is nothing to keep; stopping fails any queued
-            // message with `Closed`, and the registry then starts a fresh
-            // session for it.
-            ctx.stop();
-            return;
-        }
+        // A restart can also revive a session that had just retired, when a
+        // late message (an `Attach` racing its last `Detach`) kept its
+        // address alive. It takes its key back if no newer session holds
+        // it, and otherwise serves its own devices until they leave.
+        self.retire.reinstate(&ctx.address());
         // Listen before reading the head, so nothing falls in between.
         let rx = self.hub.subscribe(&self.channel);
         ctx.add_stream(stream::unfold(rx, |mut rx| async move {
@@ -482,15 +493,23 @@ impl Actor for PatientSession {
         if let Err(e) = loaded {
             tracing::error!(patient = %self.patient, error = %e, "patient session could not read its channel");
         }
+        // `stopped` cleared the count if this is a restart.
+        self.presence
+            .set(&self.patient, self.uid, self.devices.len());
         // A session whose first socket never attached (it closed while the
         // session started) must not linger.
         ctx.run_interval(IDLE_CHECK, |act, ctx| act.stop_if_empty(ctx));
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.presence.set(&self.patient, self.uid, 0);
     }
 }
 
 impl Supervised for PatientSession {
     fn restarting(&mut self, _: &mut Context<Self>) {
-        // Only a session with devices is really restarted (see `started`).
+        // Counted when there was something to keep: a session with no
+        // device was revived after retiring, or had nothing to lose.
         if !self.devices.is_empty() {
             count_restart(Self::KIND);
         }
@@ -539,7 +558,7 @@ impl StreamHandler<Result<Arc<Published>, RecvError>> for PatientSession {
 }
 
 impl Handler<Attach> for PatientSession {
-    type Result = Result<(), SessionError>;
+    type Result = Result<Addr<PatientSession>, SessionError>;
 
     fn handle(&mut self, msg: Attach, ctx: &mut Context<Self>) -> Self::Result {
         guarded(
@@ -549,7 +568,7 @@ impl Handler<Attach> for PatientSession {
             |act, ctx| {
                 let attached = act.attach(msg);
                 act.stop_if_empty(ctx);
-                attached
+                attached.map(|()| ctx.address())
             },
         )
     }

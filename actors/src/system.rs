@@ -127,6 +127,27 @@ impl<A: KeyedActor> Retire<A> {
     }
 }
 
+impl<A: KeyedActor> Retire<A> {
+    /// Puts the actor at `me` back in its registry after a restart, unless a
+    /// newer actor holds the key: an actor that retired can be revived by
+    /// its supervisor when a late message still held its address. Returns
+    /// whether `me` is the registry's actor for the key.
+    pub fn reinstate(&self, me: &Addr<A>) -> bool {
+        let Some(actors) = self.actors.upgrade() else {
+            return false;
+        };
+        let mut actors = actors.lock().unwrap_or_else(|e| e.into_inner());
+        match actors.get(&self.key) {
+            Some(addr) if addr == me => true,
+            Some(addr) if addr.connected() => false,
+            _ => {
+                actors.insert(self.key.clone(), me.clone());
+                true
+            }
+        }
+    }
+}
+
 impl<A: KeyedActor> Registry<A> {
     /// A registry that builds each actor with `factory(key, retire)`.
     pub fn new(
@@ -160,16 +181,6 @@ impl<A: KeyedActor> Registry<A> {
         metrics::counter!("actor_starts_total", "actor" => A::KIND).increment(1);
         actors.insert(key.to_owned(), addr.clone());
         addr
-    }
-
-    /// The running actor for `key`, if there is one (never starts one).
-    pub fn existing(&self, key: &str) -> Option<Addr<A>> {
-        self.actors
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(key)
-            .filter(|addr| addr.connected())
-            .cloned()
     }
 
     /// Sends `msg` to the actor for `key`. If that actor retired between the
@@ -266,5 +277,73 @@ impl IdleTimer {
     /// How often to check.
     pub fn check_every(&self) -> Duration {
         (self.idle_after / 4).clamp(Duration::from_millis(10), Duration::from_secs(30))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Retires on `Retire`, answers `Ping`, and takes its key back when
+    /// revived, as `PatientSession` does.
+    struct Probe {
+        retire: Retire<Probe>,
+    }
+
+    impl Actor for Probe {
+        type Context = Context<Self>;
+
+        fn started(&mut self, ctx: &mut Context<Self>) {
+            self.retire.reinstate(&ctx.address());
+        }
+    }
+
+    impl Supervised for Probe {}
+
+    impl KeyedActor for Probe {
+        const KIND: &'static str = "probe";
+    }
+
+    #[derive(Message)]
+    #[rtype(result = "()")]
+    struct RetireNow;
+
+    #[derive(Message)]
+    #[rtype(result = "bool")]
+    struct Ping;
+
+    impl Handler<RetireNow> for Probe {
+        type Result = ();
+        fn handle(&mut self, _: RetireNow, ctx: &mut Context<Self>) {
+            self.retire.now(&ctx.address());
+            ctx.stop();
+        }
+    }
+
+    impl Handler<Ping> for Probe {
+        type Result = bool;
+        fn handle(&mut self, _: Ping, _: &mut Context<Self>) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn an_actor_revived_after_retiring_takes_its_key_back() {
+        let system = Arc::new(ActorSystem::start(1).unwrap());
+        let registry = Registry::new(system.clone(), |_, retire| Probe { retire });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            // A message queued behind the retirement, from a holder of the
+            // address: the supervisor revives the actor to answer it.
+            let held = registry.get("k");
+            held.do_send(RetireNow);
+            assert!(held.send(Ping).await.unwrap());
+            assert_eq!(registry.len(), 1);
+            assert!(registry.get("k") == held);
+        });
+        system.stop();
     }
 }

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use actix::Addr;
 use futures_util::StreamExt;
 use governor::{DefaultDirectRateLimiter, RateLimiter};
 use medrelay_actors::channels::Viewer;
-use medrelay_actors::session::{Attach, Sessions};
+use medrelay_actors::session::{Attach, Detach, PatientSession};
 use medrelay_protocol::ws::{Command, Reply, close, parse_client_frame};
 use medrelay_protocol::{Channel, ErrorCode, PatientId, Role};
 use serde_json::json;
@@ -34,8 +35,7 @@ enum Subscription {
     Forwarder(JoinHandle<()>),
     /// The socket is a device in its patient's session.
     Session {
-        sessions: Sessions,
-        patient: PatientId,
+        session: Addr<PatientSession>,
         device: u64,
     },
 }
@@ -44,11 +44,9 @@ impl Drop for Subscription {
     fn drop(&mut self) {
         match self {
             Subscription::Forwarder(task) => task.abort(),
-            Subscription::Session {
-                sessions,
-                patient,
-                device,
-            } => sessions.detach(patient, *device),
+            Subscription::Session { session, device } => {
+                session.do_send(Detach { device: *device });
+            }
         }
     }
 }
@@ -321,19 +319,14 @@ impl Connection {
         request: subscription::Request,
     ) -> Result<Subscription, ApiError> {
         let device = NEXT_DEVICE.fetch_add(1, Ordering::Relaxed);
-        let sessions = self.state.sessions.clone();
         let attach = Attach {
             device,
             sink: Arc::new(self.out.clone()),
             request_id: request.id,
             since: request.since,
         };
-        sessions.attach(&patient, attach).await?;
-        Ok(Subscription::Session {
-            sessions,
-            patient,
-            device,
-        })
+        let session = self.state.sessions.attach(&patient, attach).await?;
+        Ok(Subscription::Session { session, device })
     }
 
     /// Acknowledges the in-app notifications of the patient's own channel.
