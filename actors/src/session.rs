@@ -328,27 +328,29 @@ impl PatientSession {
             .acked
             .max(head.saturating_sub(self.store.channel_history()));
         let (events, _) = self.store.channel_events(&self.channel, from, usize::MAX)?;
-        for event in events {
-            self.remember(&event);
+        for StoredEvent { seq, event } in events {
+            let channel = self.channel.clone();
+            let frame = || Published::new(channel, seq, event.clone()).frame;
+            self.remember(seq, &event, frame);
         }
         Ok(())
     }
 
-    /// Keeps `event` if it is an in-app notification not yet acknowledged.
-    fn remember(&mut self, event: &StoredEvent) {
-        if event.seq <= self.acked {
+    /// Keeps the event at `seq` if it is an in-app notification not yet
+    /// acknowledged; `frame` renders it (only called for those).
+    fn remember(&mut self, seq: u64, event: &Event, frame: impl FnOnce() -> Arc<str>) {
+        if seq <= self.acked {
             return;
         }
         if let Event::Notification {
             notification_id, ..
-        } = &event.event
+        } = event
         {
-            let frame = Published::new(self.channel.clone(), event.seq, event.event.clone()).frame;
             self.unacked.insert(
-                event.seq,
+                seq,
                 Unacked {
                     notification_id: notification_id.clone(),
-                    frame,
+                    frame: frame(),
                 },
             );
             while self.unacked.len() > MAX_UNACKED {
@@ -388,10 +390,9 @@ impl PatientSession {
             self.seen = Some(upto);
             return Ok(());
         }
-        for event in owed.events {
-            self.remember(&event);
-            let seq = event.seq;
-            let frame = Published::new(self.channel.clone(), seq, event.event).frame;
+        for StoredEvent { seq, event } in owed.events {
+            let frame = Published::new(self.channel.clone(), seq, event.clone()).frame;
+            self.remember(seq, &event, || frame.clone());
             self.deliver(seq, &frame);
         }
         Ok(())
@@ -538,10 +539,7 @@ impl StreamHandler<Result<Arc<Published>, RecvError>> for PatientSession {
                 if let Ok(published) = item
                     && act.seen.is_none_or(|seen| published.seq > seen)
                 {
-                    act.remember(&StoredEvent {
-                        seq: published.seq,
-                        event: published.event.clone(),
-                    });
+                    act.remember(published.seq, &published.event, || published.frame.clone());
                     act.deliver(published.seq, &published.frame);
                 }
                 if had_devices {
