@@ -213,16 +213,6 @@ impl Sessions {
         &self.presence
     }
 
-    /// How many sessions run.
-    pub fn len(&self) -> usize {
-        self.registry.len()
-    }
-
-    /// Whether none runs.
-    pub fn is_empty(&self) -> bool {
-        self.registry.is_empty()
-    }
-
     /// Adds a socket to `patient`'s session, starting it if needed. Returns
     /// the session, which the socket tells when it leaves ([`Detach`]).
     ///
