@@ -25,6 +25,19 @@ fn next(weekday: jiff::civil::Weekday, tz: &str) -> Date {
     d
 }
 
+/// The latest `weekday` strictly before today in `tz`: always in the past,
+/// whatever day the suite runs on.
+fn last(weekday: jiff::civil::Weekday, tz: &str) -> Date {
+    let today = jiff::Timestamp::now()
+        .to_zoned(TimeZone::get(tz).unwrap())
+        .date();
+    let mut d = today.yesterday().unwrap();
+    while d.weekday() != weekday {
+        d = d.yesterday().unwrap();
+    }
+    d
+}
+
 fn monday() -> Date {
     next(jiff::civil::Weekday::Monday, TZ)
 }
@@ -379,11 +392,11 @@ async fn every_booking_rule_has_its_own_code() {
         201
     );
 
-    let yesterday = jiff::Timestamp::now()
-        .to_zoned(TimeZone::get(TZ).unwrap())
-        .date()
-        .yesterday()
-        .unwrap();
+    // Past days picked by weekday, never "yesterday": the doctor works on
+    // Mondays and Wednesdays, so a past Tuesday is outside their hours and
+    // a past Monday is a real slot that is too soon, on any day of the week.
+    let past_tuesday = last(jiff::civil::Weekday::Tuesday, TZ);
+    let past_monday = last(jiff::civil::Weekday::Monday, TZ);
     let far = day.checked_add(400.days()).unwrap();
     let mut far_monday = far;
     while far_monday.weekday() != jiff::civil::Weekday::Monday {
@@ -416,9 +429,14 @@ async fn every_booking_rule_has_its_own_code() {
             "outside_availability",
         ),
         (
-            booking(&p.patient_id, "prov001", yesterday, "10:00"),
+            booking(&p.patient_id, "prov001", past_tuesday, "10:00"),
             422,
             "outside_availability",
+        ),
+        (
+            booking(&p.patient_id, "prov001", past_monday, "10:00"),
+            422,
+            "too_soon",
         ),
         (
             booking(&p.patient_id, "prov001", far_monday, "10:00"),
