@@ -6,7 +6,8 @@
 //! a caller that got `Ok` knows its write is on disk. A failed commit fails every
 //! batch in it; nothing half-applied is ever visible.
 //!
-//! A batch may carry preconditions ([`WriteBatch::require_absent`]). They are
+//! A batch may carry preconditions ([`WriteBatch::require_absent`],
+//! [`WriteBatch::require_present`], [`WriteBatch::require_equal`]). They are
 //! checked inside the transaction, after the batches before it were applied, so
 //! two racing sign-ups for one username cannot both succeed; a batch whose
 //! precondition fails is rejected alone and the rest of the group commits.
@@ -126,6 +127,14 @@ pub enum WriteError {
         /// The key.
         key: String,
     },
+    /// A precondition failed: the value is not the one the batch expected.
+    #[error("{table} {key:?} changed")]
+    Changed {
+        /// The table name.
+        table: &'static str,
+        /// The key.
+        key: String,
+    },
     /// A precondition failed: the key is gone.
     #[error("{table} {key:?} does not exist")]
     Missing {
@@ -179,6 +188,7 @@ pub(crate) enum Op {
 pub struct WriteBatch {
     pub(crate) absent: Vec<(Table, String)>,
     pub(crate) present: Vec<(Table, String)>,
+    pub(crate) equal: Vec<(Table, String, Vec<u8>)>,
     pub(crate) ops: Vec<Op>,
     pub(crate) events: Vec<(Channel, Event)>,
     pub(crate) replicated: Vec<(Channel, u64, Event)>,
@@ -201,6 +211,16 @@ impl WriteBatch {
     /// from `table` when the batch is applied.
     pub fn require_present(&mut self, table: Table, key: impl Into<String>) -> &mut Self {
         self.present.push((table, key.into()));
+        self
+    }
+
+    /// Rejects the whole batch with [`WriteError::Changed`] unless `key`
+    /// holds exactly `value` when the batch is applied: a compare-and-swap,
+    /// for a flag that two writers must not both flip (a refresh token's
+    /// `used`).
+    pub fn require_equal<T: Record>(&mut self, key: impl Into<String>, value: &T) -> &mut Self {
+        self.equal
+            .push((T::TABLE, key.into(), record::encode(value)));
         self
     }
 
@@ -254,10 +274,17 @@ impl WriteBatch {
     pub fn absorb(&mut self, other: WriteBatch) -> &mut Self {
         self.absent.extend(other.absent);
         self.present.extend(other.present);
+        self.equal.extend(other.equal);
         self.ops.extend(other.ops);
         self.events.extend(other.events);
         self.replicated.extend(other.replicated);
         self
+    }
+
+    /// The position (among the batch's events, as in [`Committed::seqs`]) of
+    /// the last event on a channel that `on` accepts.
+    pub fn last_event_where(&self, on: impl Fn(&Channel) -> bool) -> Option<usize> {
+        self.events.iter().rposition(|(channel, _)| on(channel))
     }
 
     /// Whether the batch changes nothing.
@@ -404,21 +431,24 @@ impl Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, T)>, StoreError> {
-        let txn = self.read_txn()?;
-        let table = txn.open_table(T::TABLE.def())?;
-        let mut out = Vec::new();
-        let range = match after {
-            Some(after) => table
-                .range::<&str>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))?,
-            None => table.range::<&str>(..)?,
+        let from = match after {
+            Some(after) => std::ops::Bound::Excluded(after),
+            None => std::ops::Bound::Unbounded,
         };
-        for item in range.take(limit) {
-            let (k, v) = item?;
-            let key = k.value().to_owned();
-            let value = record::decode(&key, v.value())?;
-            out.push((key, value));
-        }
-        Ok(out)
+        self.read_range((from, std::ops::Bound::Unbounded), limit, |_| true)
+    }
+
+    /// Reads up to `limit` records of a table in key order, from `from` on
+    /// (inclusive).
+    ///
+    /// # Errors
+    /// [`StoreError`] on an I/O failure or an unreadable value.
+    pub fn scan_from<T: Record>(
+        &self,
+        from: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        self.read_range(from.., limit, |_| true)
     }
 
     /// Reads up to `limit` records whose keys start with `prefix`, in key order.
@@ -430,17 +460,27 @@ impl Store {
         prefix: &str,
         limit: usize,
     ) -> Result<Vec<(String, T)>, StoreError> {
+        self.read_range(prefix.., limit, |key| key.starts_with(prefix))
+    }
+
+    /// Reads the records of `range` in key order while `keep` accepts their
+    /// keys, at most `limit`; decodes only those it returns.
+    fn read_range<'a, T: Record>(
+        &self,
+        range: impl std::ops::RangeBounds<&'a str>,
+        limit: usize,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Vec<(String, T)>, StoreError> {
         let txn = self.read_txn()?;
         let table = txn.open_table(T::TABLE.def())?;
         let mut out = Vec::new();
-        for item in table.range::<&str>(prefix..)? {
+        for item in table.range::<&str>(range)?.take(limit) {
             let (k, v) = item?;
             let key = k.value();
-            if !key.starts_with(prefix) || out.len() >= limit {
+            if !keep(key) {
                 break;
             }
-            let value = record::decode(key, v.value())?;
-            out.push((key.to_owned(), value));
+            out.push((key.to_owned(), record::decode(key, v.value())?));
         }
         Ok(out)
     }

@@ -31,6 +31,9 @@ pub enum Table {
     /// `patient/<5-minute cell>` → the appointment holding it; a patient's
     /// overlapping bookings collide here.
     PatientCells,
+    /// `provider/<5-minute cell>` → the appointment holding it; a doctor's
+    /// overlapping bookings collide here, whichever actor wrote them.
+    ProviderCells,
     /// notification id → its delivery record.
     Notifications,
     /// notification id → (deliveries not yet final; replayed at start-up).
@@ -53,7 +56,7 @@ pub enum Table {
 
 impl Table {
     /// All record tables; each is created when the store opens.
-    pub const ALL: [Table; 19] = [
+    pub const ALL: [Table; 20] = [
         Table::Users,
         Table::Usernames,
         Table::Patients,
@@ -65,6 +68,7 @@ impl Table {
         Table::ProviderAppointments,
         Table::PatientAppointments,
         Table::PatientCells,
+        Table::ProviderCells,
         Table::Notifications,
         Table::NotificationQueue,
         Table::Reminders,
@@ -89,6 +93,7 @@ impl Table {
             Table::ProviderAppointments => "provider_appointments",
             Table::PatientAppointments => "patient_appointments",
             Table::PatientCells => "patient_cells",
+            Table::ProviderCells => "provider_cells",
             Table::Notifications => "notifications",
             Table::NotificationQueue => "notification_queue",
             Table::Reminders => "reminders",

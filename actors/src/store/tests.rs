@@ -296,3 +296,57 @@ async fn replicated_events_keep_their_seq_skip_copies_and_stay_out_of_the_outbox
     assert!(rx.try_recv().is_err(), "the copy of 8 was published");
     assert_eq!(store.outbox_positions().unwrap(), (0, 0));
 }
+
+#[tokio::test]
+async fn racing_compare_and_swaps_let_exactly_one_win() {
+    let (_dir, store, _) = open(StoreConfig::default());
+    let fresh = Note {
+        text: "unused".into(),
+    };
+    let mut batch = WriteBatch::new();
+    batch.put("flag", &fresh);
+    store.write(batch).await.unwrap();
+    // Every writer read "unused" and tries to flip it; the store lets one through.
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let store = store.clone();
+            let fresh = fresh.clone();
+            tokio::spawn(async move {
+                let mut batch = WriteBatch::new();
+                batch.require_equal("flag", &fresh).put(
+                    "flag",
+                    &Note {
+                        text: format!("used by {i}"),
+                    },
+                );
+                store.write(batch).await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(WriteError::Changed { table, key }) => {
+                assert_eq!((table, key.as_str()), ("scratch", "flag"));
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(won, 1);
+    assert!(
+        store
+            .get::<Note>("flag")
+            .unwrap()
+            .unwrap()
+            .text
+            .starts_with("used by")
+    );
+    // A missing key is not equal to anything.
+    let mut batch = WriteBatch::new();
+    batch.require_equal("nothing", &fresh);
+    assert!(matches!(
+        store.write(batch).await,
+        Err(WriteError::Changed { .. })
+    ));
+}

@@ -189,6 +189,13 @@ fn apply_group(
                 }));
                 continue;
             }
+            if let Some((table, key)) = applier.first_changed(&req.batch.equal)? {
+                outcomes.push(Err(WriteError::Changed {
+                    table: table.name(),
+                    key: key.to_owned(),
+                }));
+                continue;
+            }
             for op in &req.batch.ops {
                 applier.apply(op)?;
             }
@@ -272,6 +279,22 @@ impl<'txn> Applier<'txn> {
     ) -> Result<Option<(Table, &'a str)>, redb::Error> {
         for (table, key) in present {
             if self.table(*table).get(key.as_str())?.is_none() {
+                return Ok(Some((*table, key)));
+            }
+        }
+        Ok(None)
+    }
+
+    fn first_changed<'a>(
+        &mut self,
+        equal: &'a [(Table, String, Vec<u8>)],
+    ) -> Result<Option<(Table, &'a str)>, redb::Error> {
+        for (table, key, value) in equal {
+            let same = self
+                .table(*table)
+                .get(key.as_str())?
+                .is_some_and(|v| v.value() == value.as_slice());
+            if !same {
                 return Ok(Some((*table, key)));
             }
         }
