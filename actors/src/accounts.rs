@@ -624,7 +624,7 @@ impl AccountActor {
                 at: Timestamp::now(),
             },
         );
-        Ok((batch, (), None))
+        Ok((batch, (), None, None))
     }
 
     fn rotate(&mut self, msg: RotateRefresh) -> Prepared<()> {
@@ -637,29 +637,17 @@ impl AccountActor {
         if self.revocations.is_family_revoked(&record.family) {
             return Err(AccountError::Revoked);
         }
-        let mut batch = WriteBatch::new();
+        let reused = revoke_reused(&user_id, &record, msg.new_exp);
         if record.used {
             tracing::warn!(user = %user_id, "refresh token presented twice; revoking its session");
-            batch.put(
-                record.family.clone(),
-                &RevokedFamily(Revocation {
-                    expires_at: record.expires_at.max(msg.new_exp),
-                }),
-            );
-            batch.event(
-                Channel::User(user_id.clone()),
-                Event::SessionRevoked {
-                    user_id,
-                    at: Timestamp::now(),
-                },
-            );
-            let revoke = Revoke {
-                token: None,
-                family: Some((record.family, msg.new_exp)),
-                then_fail: Some(AccountError::TokenReused),
-            };
-            return Ok((batch, (), Some(revoke)));
+            let (batch, revoke) = reused;
+            return Ok((batch, (), Some(revoke), None));
         }
+        // The used flag is a precondition in the store, not only this
+        // mailbox's order: if another writer flipped it since the read above,
+        // the store refuses this batch and the reuse path runs instead.
+        let mut batch = WriteBatch::new();
+        batch.require_equal(msg.presented_jti.clone(), &record);
         batch.put(
             msg.presented_jti,
             &RefreshRecord {
@@ -676,7 +664,7 @@ impl AccountActor {
                 used: false,
             },
         );
-        Ok((batch, (), None))
+        Ok((batch, (), None, Some(reused)))
     }
 
     fn end(&mut self, msg: EndSession) -> Prepared<()> {
@@ -706,7 +694,7 @@ impl AccountActor {
             family: Some((msg.family, msg.family_exp)),
             then_fail: None,
         };
-        Ok((batch, (), Some(revoke)))
+        Ok((batch, (), Some(revoke), None))
     }
 
     /// Writes a prepared change; replies only after it is durable, and only
@@ -719,8 +707,16 @@ impl AccountActor {
         let revocations = self.revocations.clone();
         AtomicResponse::new(Box::pin(
             async move {
-                let (batch, reply, revoke) = prepared?;
-                store.write(batch).await?;
+                let (batch, reply, mut revoke, if_changed) = prepared?;
+                match (store.write(batch).await, if_changed) {
+                    (Ok(_), _) => {}
+                    (Err(WriteError::Changed { .. }), Some((batch, instead))) => {
+                        tracing::warn!("refresh token used concurrently; revoking its session");
+                        store.write(batch).await?;
+                        revoke = Some(instead);
+                    }
+                    (Err(e), _) => return Err(e.into()),
+                }
                 if let Some(revoke) = revoke {
                     revocations.add(
                         revoke.token.as_ref().map(|(j, e)| (j.as_str(), *e)),
@@ -745,7 +741,34 @@ struct Revoke {
     then_fail: Option<AccountError>,
 }
 
-type Prepared<T> = Result<(WriteBatch, T, Option<Revoke>), AccountError>;
+/// A change: its batch, the reply, a revocation to make visible after it,
+/// and what to write instead if a `require_equal` precondition fails.
+type Prepared<T> =
+    Result<(WriteBatch, T, Option<Revoke>, Option<(WriteBatch, Revoke)>), AccountError>;
+
+/// Revokes the session of a refresh token presented twice.
+fn revoke_reused(user_id: &UserId, record: &RefreshRecord, new_exp: i64) -> (WriteBatch, Revoke) {
+    let mut batch = WriteBatch::new();
+    batch.put(
+        record.family.clone(),
+        &RevokedFamily(Revocation {
+            expires_at: record.expires_at.max(new_exp),
+        }),
+    );
+    batch.event(
+        Channel::User(user_id.clone()),
+        Event::SessionRevoked {
+            user_id: user_id.clone(),
+            at: Timestamp::now(),
+        },
+    );
+    let revoke = Revoke {
+        token: None,
+        family: Some((record.family.clone(), new_exp)),
+        then_fail: Some(AccountError::TokenReused),
+    };
+    (batch, revoke)
+}
 
 impl Actor for AccountActor {
     type Context = Context<Self>;

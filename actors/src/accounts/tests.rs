@@ -189,3 +189,54 @@ async fn usernames_are_unique_under_racing_sign_ups() {
     }
     assert_eq!(ok, 1);
 }
+
+/// Two actors for one user (as during a hand-over between an actor and its
+/// successor) rotate the same refresh token at once: the store's
+/// precondition on the used flag lets exactly one through, every round.
+#[tokio::test]
+async fn two_actors_rotating_one_refresh_token_let_exactly_one_win() {
+    let w = world(Duration::from_secs(60));
+    let user = patient(&w.store, "dave").await;
+    let id = user.user_id.as_str();
+    let revocations = Revocations::load(&w.store).unwrap();
+    let store = w.store.clone();
+    let second = Registry::new(w.system.clone(), move |id, retire| {
+        AccountActor::new(
+            id,
+            store.clone(),
+            revocations.clone(),
+            Duration::from_secs(60),
+            retire,
+        )
+    });
+    for round in 0..20 {
+        let (family, jti) = (format!("f{round}"), format!("r{round}"));
+        let begin = BeginSession {
+            family: family.clone(),
+            refresh_jti: jti.clone(),
+            refresh_exp: i64::MAX,
+        };
+        w.accounts.send(id, begin).await.unwrap().unwrap();
+        let rotate = |new: &str| RotateRefresh {
+            presented_jti: jti.clone(),
+            new_jti: new.into(),
+            new_exp: i64::MAX,
+        };
+        let (x, y) = tokio::join!(
+            w.accounts.send(id, rotate(&format!("{jti}a"))),
+            second.send(id, rotate(&format!("{jti}b")))
+        );
+        let results = [x.unwrap(), y.unwrap()];
+        assert_eq!(
+            results.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "round {round}: {results:?}"
+        );
+        assert!(results.contains(&Err(AccountError::TokenReused)));
+        assert!(
+            Revocations::load(&w.store)
+                .unwrap()
+                .is_family_revoked(&family)
+        );
+    }
+}
