@@ -149,6 +149,9 @@ impl Application {
             settings.auth.refresh_ttl_secs,
         )?;
         let revocations = Revocations::load(&store).context("could not load revocations")?;
+        medrelay_actors::schedule::migrate::provider_cells(&store)
+            .await
+            .context("could not repair doctors' cells")?;
         let system = Arc::new(
             ActorSystem::start(settings.actors.arbiters).context("could not start actors")?,
         );

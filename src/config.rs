@@ -119,6 +119,10 @@ pub struct TemplateSettings {
     pub cancelled_subject: String,
     /// Text of a cancellation notice.
     pub cancelled_body: String,
+    /// Subject of a notice that an appointment must be moved.
+    pub needs_reschedule_subject: String,
+    /// Text of that notice (`{slots}`: the free times offered).
+    pub needs_reschedule_body: String,
 }
 
 /// `[notifications.delivery]`: each channel's queue, pace and failure handling.

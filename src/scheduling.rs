@@ -4,7 +4,7 @@
 
 use medrelay_actors::accounts::{ProviderRecord, UserRecord};
 use medrelay_actors::channels::{self, Viewer};
-use medrelay_actors::schedule::actor::{Board, Book, GetBoard, Update};
+use medrelay_actors::schedule::messages::{Board, Book, GetBoard, Update};
 use medrelay_actors::schedule::{AppointmentRecord, ScheduleActor};
 use medrelay_protocol::schedule::{
     AppointmentId, BookAppointment, RequestedStatus, UpdateAppointment,
@@ -177,13 +177,33 @@ pub fn board_json(board: &Board, reveal: bool) -> Value {
                 "start": s.slot.start, "end": s.slot.end,
                 "state": if s.booked.is_some() { "booked" } else { "free" },
             });
-            if let Some((appointment, patient)) = &s.booked {
-                slot["appointmentId"] = json!(appointment);
+            if let Some(holder) = &s.booked {
+                slot["appointmentId"] = json!(holder.appointment_id);
+                if holder.needs_reschedule {
+                    slot["needsReschedule"] = json!(true);
+                }
                 if reveal {
-                    slot["patientId"] = json!(patient);
+                    slot["patientId"] = json!(holder.patient_id);
                 }
             }
             slot
+        })
+        .collect();
+    // Appointments the doctor's new hours no longer fit: they may lie
+    // outside every slot above, so the board lists them on their own.
+    let needs_reschedule: Vec<Value> = board
+        .needs_reschedule
+        .iter()
+        .map(|a| {
+            let mut entry = json!({
+                "appointmentId": a.appointment_id,
+                "date": a.slot.date, "timeSlot": a.slot.time_slot,
+                "start": a.slot.start, "end": a.slot.end,
+            });
+            if reveal {
+                entry["patientId"] = json!(a.patient_id);
+            }
+            entry
         })
         .collect();
     json!({
@@ -193,6 +213,7 @@ pub fn board_json(board: &Board, reveal: bool) -> Value {
         "from": board.from,
         "to": board.to,
         "slots": slots,
+        "needsReschedule": needs_reschedule,
     })
 }
 

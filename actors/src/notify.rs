@@ -12,7 +12,7 @@ use jiff::{SignedDuration, Timestamp};
 use medrelay_protocol::notification::{
     DeliveryStatus, NotificationCategory, NotificationChannel, NotificationPreferences,
 };
-use medrelay_protocol::schedule::AppointmentId;
+use medrelay_protocol::schedule::{AppointmentId, SlotTime};
 use medrelay_protocol::{PatientId, UserId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -200,6 +200,10 @@ pub enum ReminderKind {
     Rescheduled,
     /// The appointment was cancelled (sent at once).
     Cancelled,
+    /// The doctor's hours changed so that the appointment no longer fits
+    /// them; the patient is asked to move it (sent at once, with the next
+    /// free slots).
+    NeedsReschedule,
 }
 
 impl ReminderKind {
@@ -207,7 +211,7 @@ impl ReminderKind {
     pub fn category(self) -> NotificationCategory {
         match self {
             ReminderKind::Reminder { .. } => NotificationCategory::AppointmentReminder,
-            ReminderKind::Rescheduled | ReminderKind::Cancelled => {
+            ReminderKind::Rescheduled | ReminderKind::Cancelled | ReminderKind::NeedsReschedule => {
                 NotificationCategory::AppointmentChange
             }
         }
@@ -227,6 +231,9 @@ pub struct ReminderRecord {
     /// appointment has since moved is stale and never fires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub starts_at: Option<Timestamp>,
+    /// Free slots to offer (a `NeedsReschedule` notice).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suggestions: Vec<SlotTime>,
 }
 
 impl Record for ReminderRecord {
@@ -292,6 +299,7 @@ impl ReminderPlan {
                     appointment_id: record.appointment_id.clone(),
                     kind: ReminderKind::Reminder { offset_secs: secs },
                     starts_at: Some(record.slot.start),
+                    suggestions: Vec::new(),
                 },
             );
             keys.push(key);
@@ -308,15 +316,16 @@ impl ReminderPlan {
         batch.delete(Table::AppointmentReminders, appointment.as_str());
     }
 
-    /// Adds a notice sent at once (`Rescheduled` or `Cancelled`). `change`
-    /// numbers the appointment's changes so two notices never share a key.
+    /// Adds a notice sent at once (`Rescheduled`, `Cancelled`, or
+    /// `NeedsReschedule` with the free slots to offer). `change` numbers the
+    /// appointment's changes so two notices never share a key.
     pub fn notice(
         &self,
         batch: &mut WriteBatch,
         appointment: &AppointmentId,
         kind: ReminderKind,
-        change: usize,
-        now: Timestamp,
+        (change, now): (usize, Timestamp),
+        suggestions: Vec<SlotTime>,
     ) {
         batch.put(
             reminder_key(now, appointment, &format!("n{change}")),
@@ -324,6 +333,7 @@ impl ReminderPlan {
                 appointment_id: appointment.clone(),
                 kind,
                 starts_at: None,
+                suggestions,
             },
         );
     }

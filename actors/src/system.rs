@@ -133,16 +133,23 @@ impl<A: KeyedActor> Retire<A> {
     /// its supervisor when a late message still held its address. Returns
     /// whether `me` is the registry's actor for the key.
     pub fn reinstate(&self, me: &Addr<A>) -> bool {
-        let Some(actors) = self.actors.upgrade() else {
-            return false;
-        };
+        self.successor(me).is_none()
+    }
+
+    /// The newer actor that holds the key, if one does; otherwise `me` takes
+    /// the key (back) and `None` says it is the owner. A revived actor that
+    /// gets `Some` must not serve from its own state: it forwards to the
+    /// successor, so one key never has two actors deciding.
+    pub fn successor(&self, me: &Addr<A>) -> Option<Addr<A>> {
+        // Without the registry (shutting down) there is nobody to defer to.
+        let actors = self.actors.upgrade()?;
         let mut actors = actors.lock().unwrap_or_else(|e| e.into_inner());
         match actors.get(&self.key) {
-            Some(addr) if addr == me => true,
-            Some(addr) if addr.connected() => false,
+            Some(addr) if addr == me => None,
+            Some(addr) if addr.connected() => Some(addr.clone()),
             _ => {
                 actors.insert(self.key.clone(), me.clone());
-                true
+                None
             }
         }
     }

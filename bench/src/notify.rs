@@ -264,6 +264,8 @@ async fn seed(dir: &Path, pending: usize, burst: usize) -> anyhow::Result<Timest
             slot: slot(start)?,
             status: AppointmentStatus::Scheduled,
             history: Vec::new(),
+            history_dropped: 0,
+            needs_reschedule: false,
         })
     };
 
@@ -327,6 +329,7 @@ async fn seed(dir: &Path, pending: usize, burst: usize) -> anyhow::Result<Timest
                     offset_secs: offset,
                 },
                 starts_at: Some(start),
+                suggestions: Vec::new(),
             },
         );
         Ok(())

@@ -106,6 +106,26 @@ pub enum Event {
         /// The new status.
         status: AppointmentStatus,
     },
+    /// The doctor's hours changed so that an appointment no longer fits them
+    /// (`needsReschedule: true`, with the next free slots to offer), or fit
+    /// again (`false`). The appointment keeps its time either way; only the
+    /// patient moves it.
+    AppointmentNeedsReschedule {
+        /// The appointment.
+        appointment_id: AppointmentId,
+        /// The doctor.
+        provider_id: ProviderId,
+        /// The patient (see `AppointmentBooked`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        patient_id: Option<PatientId>,
+        /// The time it holds.
+        slot: SlotTime,
+        /// Whether it must be moved.
+        needs_reschedule: bool,
+        /// The doctor's next free slots at or after it, under the new hours.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        suggestions: Vec<SlotTime>,
+    },
     /// A doctor's working hours, slot length or time zone changed; boards
     /// should fetch a fresh snapshot.
     AvailabilityChanged {
@@ -146,6 +166,7 @@ impl Event {
             Event::AppointmentRescheduled { .. } => "appointment_rescheduled",
             Event::AppointmentCancelled { .. } => "appointment_cancelled",
             Event::AppointmentStatusChanged { .. } => "appointment_status_changed",
+            Event::AppointmentNeedsReschedule { .. } => "appointment_needs_reschedule",
             Event::AvailabilityChanged { .. } => "availability_changed",
             Event::Notification { .. } => "notification",
         }
@@ -160,7 +181,8 @@ impl Event {
             Event::AppointmentBooked { patient_id, .. }
             | Event::AppointmentRescheduled { patient_id, .. }
             | Event::AppointmentCancelled { patient_id, .. }
-            | Event::AppointmentStatusChanged { patient_id, .. } => patient_id,
+            | Event::AppointmentStatusChanged { patient_id, .. }
+            | Event::AppointmentNeedsReschedule { patient_id, .. } => patient_id,
             _ => return None,
         };
         patient.take()?;

@@ -7,8 +7,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use jiff::civil::Date;
 use medrelay_actors::accounts::ProviderRecord;
-use medrelay_actors::schedule::actor::ListAppointments;
-use medrelay_actors::schedule::{AppointmentRecord, HistoryEntry, PatientAppointment, indexed_ids};
+use medrelay_actors::schedule::{
+    AppointmentRecord, HistoryEntry, PatientAppointment, indexed_ids, provider_appointments,
+};
 use medrelay_protocol::schedule::{
     AppointmentId, AppointmentStatus, BookAppointment, ClockTime, UpdateAppointment,
 };
@@ -94,6 +95,9 @@ pub(crate) struct AppointmentView {
     /// End instant, UTC.
     #[schema(value_type = String)]
     end_utc: jiff::Timestamp,
+    /// The doctor's hours changed so that it no longer fits them; it keeps
+    /// its time until the patient moves it.
+    needs_reschedule: bool,
     /// The doctor's IANA time zone (absent if the provider was deleted).
     #[serde(skip_serializing_if = "Option::is_none")]
     time_zone: Option<String>,
@@ -127,6 +131,7 @@ fn view(a: AppointmentRecord, time_zone: Option<String>) -> AppointmentView {
         status: a.status,
         start_utc: a.slot.start,
         end_utc: a.slot.end,
+        needs_reschedule: a.needs_reschedule,
         time_zone,
         history: a.history,
     }
@@ -220,6 +225,9 @@ struct ListQuery {
     to: Option<Date>,
     #[param(value_type = Option<String>)]
     status: Option<AppointmentStatus>,
+    /// Only appointments the doctor's changed hours no longer fit (`true`),
+    /// or only the others (`false`).
+    needs_reschedule: Option<bool>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -275,12 +283,14 @@ async fn list(
     }
     let records: Vec<AppointmentRecord> = match (&q.provider_id, &q.patient_id) {
         (Some(provider), _) => {
-            let message = ListAppointments {
-                from: None,
-                to: None,
-                status: q.status,
-            };
-            scheduling::ask(&state, provider, message).await??
+            if state
+                .store
+                .get::<ProviderRecord>(provider.as_str())?
+                .is_none()
+            {
+                return Err(ApiError::NotFound(format!("no provider {provider}")));
+            }
+            provider_appointments(&state.store, provider)?
         }
         (None, Some(patient)) => {
             let mut out = Vec::new();
@@ -306,6 +316,7 @@ async fn list(
         .into_iter()
         .filter(|a| q.patient_id.as_ref().is_none_or(|p| &a.patient_id == p))
         .filter(|a| q.status.is_none_or(|s| a.status == s))
+        .filter(|a| q.needs_reschedule.is_none_or(|n| a.needs_reschedule == n))
         .filter(|a| q.from.is_none_or(|f| a.slot.date >= f))
         .filter(|a| q.to.is_none_or(|t| a.slot.date <= t))
         .map(|a| {

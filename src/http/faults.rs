@@ -19,6 +19,66 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(panic_schedule))
         .routes(routes!(panic_session))
         .routes(routes!(advance_clock))
+        .routes(routes!(schedule_handover))
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Handover {
+    /// Bookings to deliver to the doctor's retiring actor.
+    #[schema(value_type = Vec<Object>)]
+    bookings: Vec<medrelay_protocol::schedule::BookAppointment>,
+}
+
+/// Provokes a hand-over between two actors of one doctor (admins, test
+/// builds only): the doctor's actor retires and is held on its thread while
+/// a successor is started, then `bookings` are delivered to the retired
+/// actor's address, which revives it. Answers each booking's outcome
+/// (`created` or its error code), in order.
+#[utoipa::path(post, path = "/api/test-faults/schedule-handover/{providerId}", tag = "test",
+    params(("providerId" = String, Path)), request_body = Handover,
+    responses((status = 200, body = Object)))]
+async fn schedule_handover(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(provider_id): Path<String>,
+    super::json::Json(body): super::json::Json<Handover>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    use medrelay_actors::schedule::messages::{Book, ParkRetirement};
+    principal.require(&[Role::Admin])?;
+    let retiring = state.schedules.get(&provider_id);
+    let (retired, parked) = std::sync::mpsc::sync_channel(1);
+    let (resume, held) = std::sync::mpsc::sync_channel(1);
+    retiring.do_send(ParkRetirement {
+        retired,
+        resume: held,
+    });
+    tokio::task::spawn_blocking(move || parked.recv_timeout(std::time::Duration::from_secs(10)))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    // The old actor is out of the registry and holds its thread: the next
+    // lookup starts its successor, as a concurrent request would.
+    let _successor = state.schedules.get(&provider_id);
+    let pending: Vec<_> = body
+        .bookings
+        .into_iter()
+        .map(|request| {
+            retiring.send(Book {
+                request,
+                by: Some(principal.user_id.clone()),
+            })
+        })
+        .collect();
+    let _ = resume.send(());
+    let mut outcomes = Vec::new();
+    for result in futures_util::future::join_all(pending).await {
+        outcomes.push(match result.map_err(ApiError::from)? {
+            Ok(_) => "created".to_owned(),
+            Err(e) => ApiError::from(e).status_and_code().1.as_str().to_owned(),
+        });
+    }
+    Ok(axum::Json(serde_json::json!({ "outcomes": outcomes })))
 }
 
 #[derive(serde::Deserialize, utoipa::ToSchema)]
@@ -54,7 +114,10 @@ async fn panic_schedule(
     principal.require(&[Role::Admin])?;
     state
         .schedules
-        .send(&provider_id, medrelay_actors::schedule::actor::InjectPanic)
+        .send(
+            &provider_id,
+            medrelay_actors::schedule::messages::InjectPanic,
+        )
         .await?
         .map_err(|e| ApiError::internal(anyhow::anyhow!("injected fault: {e}")))
 }

@@ -7,8 +7,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use jiff::civil::Date;
 use medrelay_actors::accounts::{ProviderRecord, UserRecord};
-use medrelay_actors::schedule::actor::{DeleteProvider, GetBoard, ProviderPatch, UpdateProvider};
 use medrelay_actors::schedule::create_provider;
+use medrelay_actors::schedule::messages::{
+    DeleteProvider, GetBoard, ProviderPatch, UpdateProvider,
+};
 use medrelay_protocol::profile::ContactInfo;
 use medrelay_protocol::schedule::{DateException, DayAvailability};
 use medrelay_protocol::{ProviderId, Role, UserId};

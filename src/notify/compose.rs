@@ -18,6 +18,8 @@ pub struct Facts<'a> {
     pub start: Timestamp,
     /// The reader's time zone (`{timeZone}`).
     pub tz: &'a TimeZone,
+    /// Free times offered (`{slots}`), shown in the reader's zone.
+    pub slots: &'a [Timestamp],
 }
 
 /// The subject and body of a reminder or notice.
@@ -30,6 +32,10 @@ pub fn compose(
         ReminderKind::Reminder { .. } => (&templates.reminder_subject, &templates.reminder_body),
         ReminderKind::Rescheduled => (&templates.rescheduled_subject, &templates.rescheduled_body),
         ReminderKind::Cancelled => (&templates.cancelled_subject, &templates.cancelled_body),
+        ReminderKind::NeedsReschedule => (
+            &templates.needs_reschedule_subject,
+            &templates.needs_reschedule_body,
+        ),
     };
     (render(subject, facts), render(body, facts))
 }
@@ -41,6 +47,20 @@ fn render(template: &str, facts: &Facts) -> String {
     let date = local.date().to_string();
     let time = local.strftime("%H:%M").to_string();
     let zone = facts.tz.iana_name().unwrap_or("UTC");
+    let slots = if facts.slots.is_empty() {
+        "none in the next weeks; please contact the clinic".to_owned()
+    } else {
+        facts
+            .slots
+            .iter()
+            .map(|s| {
+                s.to_zoned(facts.tz.clone())
+                    .strftime("%Y-%m-%d %H:%M")
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let mut out = String::with_capacity(template.len() + 64);
     let mut rest = template;
     while let Some(open) = rest.find('{') {
@@ -54,6 +74,7 @@ fn render(template: &str, facts: &Facts) -> String {
                 "date" => &date,
                 "time" => &time,
                 "timeZone" => zone,
+                "slots" => &slots,
                 _ => return None,
             };
             Some((v, close))
@@ -90,6 +111,7 @@ mod tests {
             appointment_id: "apt_1",
             start: "2026-07-01T08:30:00Z".parse().unwrap(),
             tz: &tz,
+            slots: &[],
         };
         let (subject, body) = compose(
             &templates,
@@ -101,5 +123,15 @@ mod tests {
             body.contains("Dr. Who on 2026-07-01 at 10:30 (Europe/Berlin)"),
             "{body}"
         );
+        let offered = ["2026-07-02T07:00:00Z".parse().unwrap()];
+        let (_, body) = compose(
+            &templates,
+            ReminderKind::NeedsReschedule,
+            &Facts {
+                slots: &offered,
+                ..facts
+            },
+        );
+        assert!(body.contains("Free times: 2026-07-02 09:00."), "{body}");
     }
 }

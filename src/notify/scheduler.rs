@@ -288,6 +288,10 @@ impl Firing<'_> {
             // Stale: the appointment moved or ended after this was planned.
             return Ok(());
         }
+        if reminder.kind == ReminderKind::NeedsReschedule && !appointment.needs_reschedule {
+            // Stale: the patient moved it, or the hours changed back.
+            return Ok(());
+        }
         let Some(person) = self.person(&appointment.patient_id)? else {
             return Ok(());
         };
@@ -352,6 +356,11 @@ impl Firing<'_> {
                 appointment_id: id.as_str(),
                 start: appointment.slot.start,
                 tz: &tz,
+                slots: &reminder
+                    .suggestions
+                    .iter()
+                    .map(|s| s.start)
+                    .collect::<Vec<_>>(),
             },
         );
         let base = Draft {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use medrelay_actors::channels::{self, Viewer};
 use medrelay_actors::hub::Published;
-use medrelay_actors::schedule::actor::GetBoard;
+use medrelay_actors::schedule::messages::GetBoard;
 use medrelay_actors::store::{Store, StoredEvent};
 use medrelay_protocol::ws::{Reply, Subscribed};
 use medrelay_protocol::{Channel, ErrorBody, ErrorCode};

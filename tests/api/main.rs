@@ -9,6 +9,7 @@ mod access;
 mod auth;
 mod bad_input;
 mod boards;
+mod integrity;
 mod lifecycle;
 mod nats;
 mod notifications;

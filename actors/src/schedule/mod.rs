@@ -7,17 +7,30 @@
 //! after the write is durable applies it to its state and replies. Two
 //! requests for one slot can therefore never both succeed.
 //!
-//! A patient's overlapping appointments with *different* doctors are kept out
-//! by the store instead: each appointment reserves the patient's 5-minute
-//! cells it covers, with a precondition that they are free, so the race
-//! between two doctors' actors is decided inside one write transaction.
+//! The actor is the fast path; the store is the guarantee. Every appointment
+//! that holds its time reserves the 5-minute cells it covers twice, under
+//! the doctor and under the patient, each with a precondition that the cell
+//! is free. Two overlapping appointments of one doctor, or of one patient
+//! with different doctors, therefore cannot both commit, whatever any
+//! actor's memory believes (a changed slot length, two actors for one
+//! doctor during a hand-over).
 //!
 //! # Layout
-//! - [`rules`]: pure slot generation (time zones, DST) and hour validation.
-//! - [`actor`]: the `ScheduleActor` and its messages.
+//! - [`rules`]: pure slot generation (time zones, DST), hour validation, cells.
+//! - [`messages`]: what the `ScheduleActor` is asked, and its replies.
+//! - [`state`]: one doctor's loaded state and the checks made against it.
+//! - [`changes`]: the write batches of each change, built without actix.
+//! - [`actor`]: the `ScheduleActor` itself.
+//! - [`migrate`]: start-up repair of stores written by older releases.
 
 pub mod actor;
+pub mod changes;
+pub mod messages;
+pub mod migrate;
 pub mod rules;
+pub mod state;
+#[cfg(test)]
+mod tests;
 
 use jiff::Timestamp;
 use medrelay_protocol::schedule::{AppointmentId, AppointmentStatus, SlotTime};
@@ -60,8 +73,43 @@ pub struct AppointmentRecord {
     pub slot: SlotTime,
     /// Its status.
     pub status: AppointmentStatus,
-    /// Every change, oldest first.
+    /// Every change, oldest first: the booking and the newest
+    /// [`HISTORY_LIMIT`]` - 1` changes after it.
     pub history: Vec<HistoryEntry>,
+    /// How many changes were dropped from `history` to keep it bounded.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub history_dropped: u32,
+    /// The doctor's hours changed so that it no longer fits them. It keeps
+    /// its time (and the doctor's and patient's cells) until the patient
+    /// moves or cancels it, or the hours change back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub needs_reschedule: bool,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The most entries an appointment's history keeps: a patient moving an
+/// appointment back and forth must not grow its record without bound.
+pub const HISTORY_LIMIT: usize = 50;
+
+impl AppointmentRecord {
+    /// Records a change, dropping the oldest one after the booking when the
+    /// history is full.
+    pub fn push_history(&mut self, entry: HistoryEntry) {
+        self.history.push(entry);
+        if self.history.len() > HISTORY_LIMIT {
+            self.history.remove(1);
+            self.history_dropped = self.history_dropped.saturating_add(1);
+        }
+    }
+
+    /// How many changes the appointment has seen, the booking included
+    /// (numbers its notices, so two never share a key).
+    pub fn changes(&self) -> usize {
+        self.history.len() + self.history_dropped as usize
+    }
 }
 
 impl Record for AppointmentRecord {
@@ -88,18 +136,31 @@ macro_rules! index_record {
 index_record!(ProviderAppointment, Table::ProviderAppointments);
 index_record!(PatientAppointment, Table::PatientAppointments);
 
-/// A patient's reserved 5-minute cell (`patient/cell` key).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PatientCell {
-    /// The appointment holding it.
-    pub appointment_id: AppointmentId,
+macro_rules! cell_record {
+    ($(#[$doc:meta])* $name:ident, $table:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        pub struct $name {
+            /// The appointment holding it.
+            pub appointment_id: AppointmentId,
+        }
+        impl Record for $name {
+            const TABLE: Table = $table;
+            const VERSION: u16 = 1;
+        }
+    };
 }
-
-impl Record for PatientCell {
-    const TABLE: Table = Table::PatientCells;
-    const VERSION: u16 = 1;
-}
+cell_record!(
+    /// A patient's reserved 5-minute cell (`patient/cell` key).
+    PatientCell,
+    Table::PatientCells
+);
+cell_record!(
+    /// A doctor's reserved 5-minute cell (`provider/cell` key).
+    ProviderCell,
+    Table::ProviderCells
+);
 
 /// Booking limits, from the `[schedule]` config section.
 #[derive(Debug, Clone, Copy)]
@@ -158,6 +219,25 @@ pub enum ScheduleError {
     Internal,
 }
 
+impl ScheduleError {
+    /// The error a rejected write means: a doctor's cell taken is a slot
+    /// taken, a patient's cell taken is the patient's conflict.
+    pub fn from_write(e: WriteError) -> Self {
+        match e {
+            WriteError::Exists { table, .. } if table == Table::ProviderCells.name() => {
+                ScheduleError::SlotTaken
+            }
+            WriteError::Exists { table, .. } if table == Table::PatientCells.name() => {
+                ScheduleError::PatientConflict
+            }
+            WriteError::Exists { table, .. } if table == Table::Providers.name() => {
+                ScheduleError::ProviderExists
+            }
+            e => ScheduleError::Storage(e.to_string()),
+        }
+    }
+}
+
 impl From<StoreError> for ScheduleError {
     fn from(e: StoreError) -> Self {
         ScheduleError::Storage(e.to_string())
@@ -210,9 +290,27 @@ pub async fn create_provider(
     }
     match store.write(batch).await {
         Ok(_) => Ok(record),
-        Err(WriteError::Exists { .. }) => Err(ScheduleError::ProviderExists),
-        Err(e) => Err(ScheduleError::Storage(e.to_string())),
+        Err(e) => Err(ScheduleError::from_write(e)),
     }
+}
+
+/// Every appointment of a doctor, any status, oldest first (read from the
+/// store: the doctor's actor holds only the window it decides on).
+///
+/// # Errors
+/// A storage error.
+pub fn provider_appointments(
+    store: &Store,
+    provider: &ProviderId,
+) -> Result<Vec<AppointmentRecord>, StoreError> {
+    let mut out = Vec::new();
+    for id in indexed_ids::<ProviderAppointment>(store, provider.as_str(), usize::MAX)? {
+        if let Some(record) = store.get::<AppointmentRecord>(id.as_str())? {
+            out.push(record);
+        }
+    }
+    out.sort_by_key(|a| a.slot.start);
+    Ok(out)
 }
 
 /// The ids of a key prefix's index entries (`prefix/<id>`), in key order.

@@ -177,15 +177,45 @@ pub fn find_slot(
         .find(|s| s.time_slot == clock)
 }
 
-/// The 5-minute cells a slot covers, as store keys under the patient: two
-/// appointments of one patient overlap exactly when they share a cell.
-pub fn patient_cells(patient: &str, slot: &SlotTime) -> Vec<String> {
-    let cell = i64::from(CELL_MINUTES) * 60;
-    let first = slot.start.as_second().div_euclid(cell);
-    let last = (slot.end.as_second() - 1).div_euclid(cell);
-    (first..=last)
-        .map(|c| format!("{patient}/{c:012}"))
-        .collect()
+/// The number of the 5-minute cell an instant falls in.
+pub fn cell_of(at: Timestamp) -> i64 {
+    at.as_second().div_euclid(i64::from(CELL_MINUTES) * 60)
+}
+
+/// The store key of `owner`'s cell number `cell` (zero-padded, so an
+/// owner's cells sort by time).
+pub fn cell_key(owner: &str, cell: i64) -> String {
+    format!("{owner}/{cell:012}")
+}
+
+/// The 5-minute cells a slot covers, as store keys under `owner` (a doctor
+/// or a patient): two appointments of one owner overlap exactly when they
+/// share a cell.
+pub fn cells(owner: &str, slot: &SlotTime) -> Vec<String> {
+    let first = cell_of(slot.start);
+    let last = cell_of(slot.end - SignedDuration::from_secs(1));
+    (first..=last).map(|c| cell_key(owner, c)).collect()
+}
+
+/// Whether `[start, end)` lies inside one working range of the doctor's
+/// hours, read on the wall clock of `tz` (hours, exceptions and zone as
+/// they are now, whatever they were when it was booked).
+pub fn fits_hours(
+    tz: &TimeZone,
+    start: Timestamp,
+    end: Timestamp,
+    availability: &[DayAvailability],
+    exceptions: &[DateException],
+) -> bool {
+    let local = start.to_zoned(tz.clone());
+    let minute = i64::from(local.hour()) * 60 + i64::from(local.minute());
+    let length = end.duration_since(start).as_mins();
+    ranges_for(local.date(), availability, exceptions)
+        .iter()
+        .any(|r| {
+            let (from, to) = (i64::from(r.start.minutes()), i64::from(r.end.minutes()));
+            from <= minute && minute + length <= to
+        })
 }
 
 #[cfg(test)]
@@ -344,11 +374,7 @@ mod tests {
             &[],
         )
         .unwrap();
-        let (ca, cb, cc) = (
-            patient_cells("p", &a),
-            patient_cells("p", &b),
-            patient_cells("p", &c),
-        );
+        let (ca, cb, cc) = (cells("p", &a), cells("p", &b), cells("p", &c));
         assert_eq!(ca.len(), 6);
         assert!(
             ca.iter().any(|k| cb.contains(k)),
@@ -358,5 +384,41 @@ mod tests {
             !ca.iter().any(|k| cc.contains(k)),
             "back-to-back slots do not"
         );
+    }
+
+    #[test]
+    fn an_appointment_fits_hours_on_the_current_wall_clock() {
+        let tz = TimeZone::get("Europe/Berlin").unwrap();
+        let monday = [day(Weekday::Monday, &["09:00-12:00"])];
+        let slot = find_slot(
+            &tz,
+            date("2030-01-07"),
+            ClockTime::parse("11:30").unwrap(),
+            30,
+            &monday,
+            &[],
+        )
+        .unwrap();
+        let fits = |hours: &[DayAvailability], ex: &[DateException], zone: &str| {
+            let tz = TimeZone::get(zone).unwrap();
+            fits_hours(&tz, slot.start, slot.end, hours, ex)
+        };
+        assert!(fits(&monday, &[], "Europe/Berlin"));
+        // Shorter hours: 11:30-12:00 is outside 09:00-11:45.
+        assert!(!fits(
+            &[day(Weekday::Monday, &["09:00-11:45"])],
+            &[],
+            "Europe/Berlin"
+        ));
+        // A day off on that date.
+        let off = [DateException {
+            date: date("2030-01-07"),
+            slots: vec![],
+        }];
+        assert!(!fits(&monday, &off, "Europe/Berlin"));
+        // Another zone: 11:30 in Berlin is 10:30 in London, still inside.
+        assert!(fits(&monday, &[], "Europe/London"));
+        // A later zone: 11:30 in Berlin is 12:30 in Helsinki, outside.
+        assert!(!fits(&monday, &[], "Europe/Helsinki"));
     }
 }
