@@ -200,8 +200,10 @@ pub struct StoreSettings {
     pub channel_history: u64,
     /// Outbox entries kept without consumers.
     pub outbox_retain: u64,
-    /// In-memory events per channel.
+    /// Most in-memory events per channel.
     pub hub_capacity: usize,
+    /// In-memory events per channel to start with.
+    pub hub_initial_capacity: usize,
 }
 
 /// `[schedule]`
@@ -350,6 +352,10 @@ impl Settings {
             ("store.max_group", self.store.max_group as u64),
             ("store.channel_history", self.store.channel_history),
             ("store.hub_capacity", self.store.hub_capacity as u64),
+            (
+                "store.hub_initial_capacity",
+                self.store.hub_initial_capacity as u64,
+            ),
             ("schedule.horizon_days", self.schedule.horizon_days.into()),
             ("actors.arbiters", self.actors.arbiters as u64),
             ("actors.idle_secs", self.actors.idle_secs),
@@ -435,6 +441,11 @@ impl Settings {
         if n.email.from.parse::<lettre::message::Mailbox>().is_err() {
             bail!(
                 "invalid configuration: notifications.email.from is not a mailbox (\"Name <addr@host>\")"
+            );
+        }
+        if self.store.hub_initial_capacity > self.store.hub_capacity {
+            bail!(
+                "invalid configuration: store.hub_initial_capacity must not exceed store.hub_capacity"
             );
         }
         if self.access_ttl_secs_exceeds_refresh() {

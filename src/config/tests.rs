@@ -68,3 +68,19 @@ fn files_layer_between_defaults_and_environment() {
     assert_eq!(s.server.body_limit_bytes, 10);
     assert!(Settings::load_from(Some(&dir.path().join("missing.toml")), env(&[])).is_err());
 }
+
+#[test]
+fn hub_rings_start_no_larger_than_they_may_grow() {
+    let s = Settings::load_from(None, env(&[])).unwrap();
+    assert!(s.store.hub_initial_capacity <= s.store.hub_capacity);
+    let err = Settings::load_from(
+        None,
+        env(&[
+            ("MEDRELAY__STORE__HUB_CAPACITY", "8"),
+            ("MEDRELAY__STORE__HUB_INITIAL_CAPACITY", "16"),
+        ]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("store.hub_initial_capacity"), "{err}");
+}

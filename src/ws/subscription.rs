@@ -6,12 +6,11 @@
 use std::sync::Arc;
 
 use medrelay_actors::channels::{self, Viewer};
-use medrelay_actors::hub::Published;
+use medrelay_actors::hub::{Listener, Published, RecvError};
 use medrelay_actors::schedule::actor::GetBoard;
 use medrelay_actors::store::{Store, StoredEvent};
 use medrelay_protocol::ws::{Reply, Subscribed};
 use medrelay_protocol::{Channel, ErrorBody, ErrorCode};
-use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 
 use super::outbound::{Frame, Outbox};
@@ -158,7 +157,7 @@ fn follow(
     data: Subscribed,
     replay: Vec<StoredEvent>,
     reveal: bool,
-    rx: tokio::sync::broadcast::Receiver<Arc<Published>>,
+    rx: Listener,
 ) -> Result<JoinHandle<()>, ApiError> {
     let (channel, last) = (data.channel.clone(), data.seq);
     let data = serde_json::to_value(data).map_err(ApiError::internal)?;
@@ -206,7 +205,7 @@ struct Forwarder {
 }
 
 impl Forwarder {
-    async fn run(self, mut rx: tokio::sync::broadcast::Receiver<Arc<Published>>, mut last: u64) {
+    async fn run(self, mut rx: Listener, mut last: u64) {
         loop {
             match rx.recv().await {
                 Ok(published) => {
@@ -224,7 +223,9 @@ impl Forwarder {
                     }
                     last = published.seq;
                 }
-                Err(RecvError::Lagged(_)) => {
+                // Lagged, or moved to the channel's grown ring: what was
+                // skipped is in the store.
+                Err(RecvError::Missed) => {
                     let head = match self.store.channel_head(&self.channel) {
                         Ok(head) => head,
                         Err(e) => {

@@ -10,6 +10,7 @@ mod auth;
 mod bad_input;
 mod boards;
 mod lifecycle;
+mod memory;
 mod nats;
 mod notifications;
 mod process;
