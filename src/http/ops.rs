@@ -126,6 +126,8 @@ struct GatewayStatus {
     metrics: GatewayMetrics,
     /// WebSockets open now.
     open_sockets: usize,
+    /// Channels someone listens to now (each has a ring in the event hub).
+    hub_channels: usize,
 }
 
 /// Gateway status in the seed's shape (admins).
@@ -149,6 +151,7 @@ async fn gateway(
             errors: state.counters.errors.load(Ordering::Relaxed),
         },
         open_sockets: state.sockets.open(),
+        hub_channels: state.hub.channel_count(),
     }))
 }
 

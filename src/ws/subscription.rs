@@ -33,13 +33,14 @@ pub struct Request {
     pub to: Option<jiff::civil::Date>,
 }
 
-/// Checks permission, queues the reply (and any replayed events), and spawns
-/// the task that forwards live events.
+/// Checks permission and existence, queues the reply (and any replayed
+/// events), and spawns the task that forwards live events.
 ///
 /// # Errors
-/// [`ApiError::Forbidden`] when the viewer may not see the channel; the
-/// board's errors (unknown doctor, bad range); an internal error when the
-/// store cannot be read.
+/// [`ApiError::Forbidden`] when the viewer may not see the channel;
+/// [`ApiError::NotFound`] when its account, doctor or patient does not exist
+/// (checked before the hub allocates anything for it); the board's errors
+/// (bad range); an internal error when the store cannot be read.
 pub async fn start(
     state: &Arc<AppState>,
     viewer: &Viewer,
@@ -57,6 +58,9 @@ pub async fn start(
         return Err(ApiError::Forbidden(format!(
             "you may not subscribe to {channel}"
         )));
+    }
+    if !channels::exists(&state.store, &channel)? {
+        return Err(ApiError::NotFound(format!("{channel} does not exist")));
     }
     let reveal = channels::reveals_patients(viewer, &channel);
     // Listen first, then read the state: an event committed in between is
@@ -97,6 +101,9 @@ pub async fn start(
 /// # Errors
 /// `unavailable` for channels other than boards or when the owner does not
 /// answer; the owner's own errors (forbidden, unknown doctor, bad range).
+/// This node has no directory to check the doctor against, so the channel's
+/// ring exists while the owner is asked; it goes with the listener when the
+/// owner refuses.
 pub async fn start_on_replica(
     state: &Arc<AppState>,
     principal: &Principal,

@@ -1,5 +1,6 @@
-//! Memory an outsider can grow stays bounded: a channel's ring in the hub
-//! starts small and grows only when a subscriber lags, losing no event.
+//! Memory an outsider can grow stays bounded: channels of nothing are
+//! refused before the hub allocates for them, and a channel's ring starts
+//! small and grows only when a subscriber lags, losing no event.
 
 use std::time::Duration;
 
@@ -52,6 +53,67 @@ async fn pipelined(ws: &mut Socket, frames: Vec<Value>) -> Vec<String> {
         }
     }
     codes
+}
+
+async fn hub_channels(app: &TestApp, admin: &str) -> u64 {
+    let (status, body) = app.get("/api/gateway", Some(admin)).await;
+    assert_eq!(status, 200, "{body}");
+    body["hubChannels"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn channels_of_nothing_are_not_found_and_cost_the_hub_nothing() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let alice = app.signup_patient("alice").await;
+    let addr = app.addr.to_string();
+    let mut admin_ws = connect(&addr, &admin).await.unwrap();
+    let mut alice_ws = connect(&addr, &alice.tokens.token).await.unwrap();
+    let subscribe = |channel: &str, since: Option<u64>| {
+        let mut frame = json!({"type": "subscribe", "channel": channel});
+        if let Some(since) = since {
+            frame["since"] = json!(since);
+        }
+        frame
+    };
+    let codes = pipelined(
+        &mut admin_ws,
+        vec![
+            subscribe("board:ghost", None),
+            // With `since` no snapshot is read, which let this through before.
+            subscribe("board:ghost", Some(0)),
+            subscribe("patient:pat_ghost", Some(0)),
+            subscribe("user:usr_ghost", Some(0)),
+        ],
+    )
+    .await;
+    assert_eq!(codes, ["not_found"; 4]);
+    // A patient may not watch another patient, existing or not, and does not
+    // learn which; boards are anyone's to watch, so an unknown one is unknown.
+    let codes = pipelined(
+        &mut alice_ws,
+        vec![
+            subscribe("patient:pat_ghost", Some(0)),
+            subscribe("board:ghost", Some(0)),
+        ],
+    )
+    .await;
+    assert_eq!(codes, ["forbidden", "not_found"]);
+    assert_eq!(hub_channels(&app, &admin).await, 0);
+
+    // A channel that exists has a ring for as long as someone listens.
+    assert_eq!(
+        pipelined(&mut admin_ws, vec![subscribe("users", None)]).await,
+        ["ok"]
+    );
+    assert_eq!(hub_channels(&app, &admin).await, 1);
+    let unsubscribe = json!({"type": "unsubscribe", "channel": "users"});
+    assert_eq!(pipelined(&mut admin_ws, vec![unsubscribe]).await, ["ok"]);
+    let released = eventually(Duration::from_secs(5), || async {
+        hub_channels(&app, &admin).await == 0
+    })
+    .await;
+    assert!(released, "the channel outlived its last subscriber");
 }
 
 #[tokio::test]
