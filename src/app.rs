@@ -199,6 +199,7 @@ impl Application {
                 settings.auth.max_failed_logins,
                 Duration::from_secs(settings.auth.failed_login_window_secs),
                 Duration::from_secs(settings.auth.lockout_secs),
+                settings.auth.failed_login_table,
             ),
             limits: RateLimits::new(&settings.rate_limit),
             counters: GatewayCounters::default(),

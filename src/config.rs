@@ -148,6 +148,8 @@ pub struct AuthSettings {
     pub failed_login_window_secs: u64,
     /// Lock-out length.
     pub lockout_secs: u64,
+    /// Usernames the failed-login counter tracks at most.
+    pub failed_login_table: usize,
     /// Concurrent argon2 computations.
     pub hash_concurrency: usize,
 }
@@ -303,6 +305,10 @@ impl Settings {
             ("auth.refresh_ttl_secs", self.auth.refresh_ttl_secs),
             ("auth.max_failed_logins", self.auth.max_failed_logins.into()),
             ("auth.hash_concurrency", self.auth.hash_concurrency as u64),
+            (
+                "auth.failed_login_table",
+                self.auth.failed_login_table as u64,
+            ),
             (
                 "rate_limit.per_ip_per_sec",
                 self.rate_limit.per_ip_per_sec.into(),

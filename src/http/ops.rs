@@ -96,6 +96,7 @@ async fn metrics(
     }
     metrics::gauge!("hub_channels").set(state.hub.channel_count() as f64);
     metrics::gauge!("hub_ring_slots").set(state.hub.ring_slots() as f64);
+    metrics::gauge!("login_lockout_entries").set(state.lockout.len() as f64);
     if let Ok((head, acked)) = state.store.outbox_positions() {
         metrics::gauge!("outbox_pending").set(head.saturating_sub(acked) as f64);
     }
