@@ -27,7 +27,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use medrelay_protocol::ws::{EventFrame, EventTag};
-use medrelay_protocol::{Channel, Event};
+use medrelay_protocol::{Channel, ErrorCode, Event};
+use serde_json::json;
 use tokio::sync::broadcast;
 
 /// One committed event, ready to send.
@@ -56,9 +57,16 @@ impl Published {
                 seq,
                 event,
             };
-            serde_json::to_string(&frame)
-                .expect("event frames serialise to JSON")
-                .into()
+            match serde_json::to_string(&frame) {
+                Ok(text) => text.into(),
+                Err(e) => {
+                    // Events are plain data and serialise; should one ever
+                    // fail, its subscribers start over from a snapshot
+                    // rather than miss it silently.
+                    tracing::error!(%channel, seq, error = %e, "could not render an event frame");
+                    unrenderable(&channel).into()
+                }
+            }
         };
         let redacted = event.redacted().map(render);
         Self {
@@ -77,6 +85,20 @@ impl Published {
             _ => self.frame.clone(),
         }
     }
+}
+
+/// The `resync_required` reply sent in place of an event that could not be
+/// rendered (built from a `Value`, whose rendering cannot fail).
+fn unrenderable(channel: &Channel) -> String {
+    json!({
+        "ok": false,
+        "error": {
+            "code": ErrorCode::ResyncRequired.as_str(),
+            "message": format!("an event of {channel} could not be sent; subscribe again"),
+            "field": channel.to_string(),
+        },
+    })
+    .to_string()
 }
 
 /// Why a [`Listener`] has no event to give.
