@@ -1,10 +1,11 @@
-//! Memory an outsider can grow stays bounded: channels of nothing are
-//! refused before the hub allocates for them, and a channel's ring starts
-//! small and grows only when a subscriber lags, losing no event.
+//! Memory an outsider can grow stays bounded (docs/design.md, "Bounds"):
+//! channels of nothing are refused before the hub allocates for them, names
+//! sign-up would refuse never reach the failed-login table, and the limits on
+//! subscriptions per socket and on sockets hold.
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{SinkExt, StreamExt, stream};
 use jiff::ToSpan;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -53,6 +54,17 @@ async fn pipelined(ws: &mut Socket, frames: Vec<Value>) -> Vec<String> {
         }
     }
     codes
+}
+
+/// `n` subscribes, with `since` (which needs no snapshot), to boards of
+/// doctors that do not exist.
+fn unknown_boards(tag: &str, n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            json!({"id": format!("s{i}"), "type": "subscribe",
+                   "channel": format!("board:ghost-{tag}-{i}"), "since": 0})
+        })
+        .collect()
 }
 
 async fn hub_channels(app: &TestApp, admin: &str) -> u64 {
@@ -114,6 +126,67 @@ async fn channels_of_nothing_are_not_found_and_cost_the_hub_nothing() {
     })
     .await;
     assert!(released, "the channel outlived its last subscriber");
+}
+
+#[tokio::test]
+async fn the_33rd_subscription_on_a_socket_is_refused() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let max = 32;
+    for i in 1..max {
+        let (status, body) = app
+            .post(
+                "/api/providers",
+                json!({"providerId": format!("cap{i}"), "name": "Dr. Cap", "timeZone": "UTC"}),
+                Some(&admin),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let mut ws = connect(&app.addr.to_string(), &admin).await.unwrap();
+    let mut frames = vec![json!({"type": "subscribe", "channel": "users"})];
+    frames
+        .extend((1..max).map(|i| json!({"type": "subscribe", "channel": format!("board:cap{i}")})));
+    assert_eq!(pipelined(&mut ws, frames).await, vec!["ok"; max]);
+    // One more, even of a channel that exists, is refused; the socket stays
+    // open, and subscribing again to a channel it holds is no extra one.
+    let more = vec![
+        json!({"type": "subscribe", "channel": "user:usr_any"}),
+        json!({"type": "subscribe", "channel": "board:ghost"}),
+        json!({"type": "subscribe", "channel": "board:cap1", "since": 0}),
+    ];
+    assert_eq!(
+        pipelined(&mut ws, more).await,
+        ["bad_request", "bad_request", "ok"]
+    );
+    assert_eq!(
+        pipelined(&mut ws, vec![json!({"type": "ping"})]).await,
+        ["ok"]
+    );
+}
+
+#[tokio::test]
+async fn a_socket_beyond_max_connections_gets_503() {
+    let app = spawn_app_with(|s| s.websocket.max_connections = 2).await;
+    let admin = app.admin_token().await;
+    let addr = app.addr.to_string();
+    let first = connect(&addr, &admin).await.unwrap();
+    let _second = connect(&addr, &admin).await.unwrap();
+    match connect(&addr, &admin).await {
+        Err(WsError::Http(response)) => {
+            assert_eq!(response.status(), 503);
+            let body: Value =
+                serde_json::from_slice(response.body().as_deref().unwrap_or_default()).unwrap();
+            assert_eq!(body["error"]["code"], "unavailable", "{body}");
+        }
+        other => panic!("a third socket was not refused: {:?}", other.map(|_| ())),
+    }
+    drop(first);
+    let reopened = eventually(Duration::from_secs(5), || async {
+        connect(&addr, &admin).await.is_ok()
+    })
+    .await;
+    assert!(reopened, "a closed socket did not free its place");
 }
 
 #[tokio::test]
@@ -198,4 +271,125 @@ async fn a_subscriber_that_outgrows_its_ring_misses_no_event() {
     // so this shows only that some ring grew, which here is this one).
     let growths = metric(&app.metrics().await, "hub_ring_growths_total");
     assert!(growths.is_some_and(|n| n >= 1.0), "{growths:?}");
+}
+
+/// The server's memory across a flood: 2,000 subscribes to boards of
+/// doctors that do not exist over 20 sockets, and 5,000 logins with random
+/// 60-character names. Loose on purpose (allocator caches, the sockets kept
+/// open): what it guards against cost far more, a 1,024-event ring and a
+/// forwarding task for every unknown board watched with `since` (about
+/// 25 MiB for the 640 that got through here), and argon2's 19 MiB for every
+/// made-up name.
+const FLOOD_GROWTH_LIMIT: u64 = 8 << 20;
+
+#[tokio::test]
+async fn a_flood_of_unknown_boards_and_made_up_logins_leaves_memory_flat() {
+    const METRICS_TOKEN: &str = "memory-test-scrape";
+    let dir = tempfile::tempdir().unwrap();
+    let server = Process::start(
+        dir.path(),
+        &[
+            ("MEDRELAY__WEBSOCKET__COMMANDS_PER_SEC", "100000"),
+            ("MEDRELAY__WEBSOCKET__COMMANDS_BURST", "100000"),
+            ("MEDRELAY__SERVER__METRICS_TOKEN", METRICS_TOKEN),
+        ],
+    );
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    let signup = json!({"username": "memo", "email": "memo@example.org", "password": PASSWORD});
+    let response = http
+        .post(format!("{base}/api/auth/signup"))
+        .json(&signup)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let login = json!({"username": "memo", "password": PASSWORD});
+    let (status, body) = read(
+        http.post(format!("{base}/api/auth/login"))
+            .json(&login)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().unwrap().to_owned();
+
+    let made_up_logins = |n: usize| {
+        let (http, base) = (&http, &base);
+        stream::iter(0..n)
+            .map(move |_| async move {
+                let name: String = medrelay_actors::ids::random_bytes(30)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                let response = http
+                    .post(format!("{base}/api/auth/login"))
+                    .json(&json!({"username": name, "password": "not-the-password"}))
+                    .send()
+                    .await
+                    .unwrap();
+                let (status, body) = read(response).await;
+                assert_eq!(
+                    (status, body["error"]["field"].as_str()),
+                    (422, Some("username")),
+                    "{body}"
+                );
+            })
+            .buffer_unordered(32)
+            .collect::<Vec<()>>()
+    };
+    let flood_boards = |sockets: usize, per_socket: usize, tag: &'static str| {
+        let (addr, token) = (&server.addr, &token);
+        async move {
+            let mut held = Vec::new();
+            for s in 0..sockets {
+                let mut ws = connect(addr, token).await.unwrap();
+                let codes =
+                    pipelined(&mut ws, unknown_boards(&format!("{tag}{s}"), per_socket)).await;
+                assert!(codes.iter().all(|c| c == "not_found"), "{codes:?}");
+                held.push(ws);
+            }
+            held
+        }
+    };
+
+    // The same work on a small scale first, so that what is built once
+    // (connection pools, thread arenas, lazily made state) exists before the
+    // first reading.
+    drop(flood_boards(20, 5, "warm").await);
+    made_up_logins(200).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = server.rss_bytes();
+
+    let held = flood_boards(20, 100, "ghost").await;
+    made_up_logins(5_000).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = server.rss_bytes();
+
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(metric(&metrics, "hub_channels"), Some(0.0), "{metrics}");
+    assert_eq!(metric(&metrics, "login_lockout_entries"), Some(0.0));
+    let growth = after.saturating_sub(before);
+    assert!(
+        growth <= FLOOD_GROWTH_LIMIT,
+        "RSS grew by {:.1} MiB ({before} -> {after} bytes)",
+        growth as f64 / 1_048_576.0
+    );
+    eprintln!(
+        "memory: RSS {:.1} -> {:.1} MiB over the flood",
+        before as f64 / 1_048_576.0,
+        after as f64 / 1_048_576.0
+    );
+    drop(held);
+    server.kill();
 }
