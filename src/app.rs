@@ -107,7 +107,10 @@ pub fn open_store(settings: &Settings) -> anyhow::Result<(Store, EventHub)> {
     let dir = &settings.server.data_dir;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("could not create data folder {}", dir.display()))?;
-    let hub = EventHub::new(settings.store.hub_capacity);
+    let hub = EventHub::with_rings(
+        settings.store.hub_initial_capacity,
+        settings.store.hub_capacity,
+    );
     let path = dir.join(DB_FILE);
     let store = Store::open(
         &path,
@@ -199,6 +202,7 @@ impl Application {
                 settings.auth.max_failed_logins,
                 Duration::from_secs(settings.auth.failed_login_window_secs),
                 Duration::from_secs(settings.auth.lockout_secs),
+                settings.auth.failed_login_table,
             ),
             limits: RateLimits::new(&settings.rate_limit),
             counters: GatewayCounters::default(),

@@ -9,6 +9,13 @@ use anyhow::{Context, bail};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+mod notifications;
+
+pub use notifications::{
+    DeliverySettings, EmailSettings, NotificationSettings, PushSettings, SmsSettings, SmtpTls,
+    TemplateSettings,
+};
+
 /// The defaults, shipped inside the binary.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
@@ -36,179 +43,6 @@ pub struct Settings {
     pub nats: NatsSettings,
     /// `[notifications]`
     pub notifications: NotificationSettings,
-}
-
-/// `[notifications]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NotificationSettings {
-    /// Reminders before each appointment (`"24h"`, `"2h 30m"`).
-    pub reminder_offsets: Vec<String>,
-    /// Time zone of patients who set none.
-    pub default_time_zone: String,
-    /// The server's public base URL (Twilio callbacks); empty: none.
-    pub public_url: String,
-    /// Folder of the embedded channels; empty: `<data_dir>/outbox`.
-    pub outbox_dir: String,
-    /// Reminders fired per transaction.
-    pub scheduler_batch: usize,
-    /// Longest e-mail subject or push title.
-    pub max_subject_chars: usize,
-    /// Longest e-mail or push body.
-    pub max_body_chars: usize,
-    /// Longest SMS.
-    pub max_sms_chars: usize,
-    /// Push devices kept per user.
-    pub max_devices_per_user: usize,
-    /// `[notifications.templates]`
-    pub templates: TemplateSettings,
-    /// `[notifications.delivery]`
-    pub delivery: DeliverySettings,
-    /// `[notifications.email]`
-    pub email: EmailSettings,
-    /// `[notifications.sms]`
-    pub sms: SmsSettings,
-    /// `[notifications.push]`
-    pub push: PushSettings,
-}
-
-impl NotificationSettings {
-    /// The reminder offsets, parsed.
-    ///
-    /// # Errors
-    /// When one is not a positive duration.
-    pub fn offsets(&self) -> anyhow::Result<Vec<jiff::SignedDuration>> {
-        self.reminder_offsets
-            .iter()
-            .map(|o| {
-                o.parse::<jiff::SignedDuration>()
-                    .ok()
-                    .filter(|d| d.is_positive())
-                    .ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "invalid configuration: notifications.reminder_offsets: {o:?} is not a positive duration such as \"24h\" or \"2h 30m\""
-                        )
-                    })
-            })
-            .collect()
-    }
-
-    /// The folder the embedded channels write to.
-    pub fn outbox_dir(&self, data_dir: &Path) -> PathBuf {
-        if self.outbox_dir.trim().is_empty() {
-            data_dir.join("outbox")
-        } else {
-            PathBuf::from(&self.outbox_dir)
-        }
-    }
-}
-
-/// `[notifications.templates]`: message texts with `{placeholders}`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TemplateSettings {
-    /// Reminder subject (e-mail) and title (push).
-    pub reminder_subject: String,
-    /// Reminder text.
-    pub reminder_body: String,
-    /// Subject of a rescheduled notice.
-    pub rescheduled_subject: String,
-    /// Text of a rescheduled notice.
-    pub rescheduled_body: String,
-    /// Subject of a cancellation notice.
-    pub cancelled_subject: String,
-    /// Text of a cancellation notice.
-    pub cancelled_body: String,
-    /// Subject of a notice that an appointment must be moved.
-    pub needs_reschedule_subject: String,
-    /// Text of that notice (`{slots}`: the free times offered).
-    pub needs_reschedule_body: String,
-}
-
-/// `[notifications.delivery]`: each channel's queue, pace and failure handling.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeliverySettings {
-    /// Sends waiting per channel.
-    pub queue_capacity: usize,
-    /// Sends started per second per channel.
-    pub rate_per_sec: u32,
-    /// Sends in flight per channel.
-    pub concurrency: usize,
-    /// Attempts before a transient failure is final.
-    pub max_attempts: u32,
-    /// First backoff.
-    pub backoff_initial_ms: u64,
-    /// Longest backoff.
-    pub backoff_max_ms: u64,
-    /// Consecutive failures that open the circuit.
-    pub circuit_failures: u32,
-    /// How long an open circuit refuses sends.
-    pub circuit_open_secs: u64,
-    /// Timeout of one send.
-    pub send_timeout_secs: u64,
-}
-
-/// How the SMTP connection is secured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SmtpTls {
-    /// Plain connection upgraded with STARTTLS (required).
-    Starttls,
-    /// TLS from the first byte.
-    Tls,
-    /// No encryption (a relay on localhost).
-    None,
-}
-
-/// `[notifications.email]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EmailSettings {
-    /// SMTP relay; empty: the embedded outbox.
-    pub host: String,
-    /// Its port.
-    pub port: u16,
-    /// Transport security.
-    pub tls: SmtpTls,
-    /// SMTP user (empty: no authentication).
-    pub username: String,
-    /// SMTP password.
-    pub password: SecretString,
-    /// The From header.
-    pub from: String,
-    /// Idle connections kept for reuse (0: a new connection per message).
-    pub pool_size: u32,
-}
-
-/// `[notifications.sms]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SmsSettings {
-    /// Twilio account SID; empty: the embedded outbox.
-    pub account_sid: String,
-    /// Twilio auth token (API requests and callback signatures).
-    pub auth_token: SecretString,
-    /// Sending number.
-    pub from: String,
-    /// Or a messaging service.
-    pub messaging_service_sid: String,
-    /// API base URL.
-    pub base_url: String,
-}
-
-/// `[notifications.push]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PushSettings {
-    /// Firebase project; empty: the embedded outbox.
-    pub project_id: String,
-    /// Service-account key (JSON).
-    pub service_account_file: String,
-    /// FCM base URL.
-    pub base_url: String,
-    /// Overrides the key file's `token_uri`.
-    pub token_uri: String,
 }
 
 /// What this node does when NATS is configured.
@@ -314,6 +148,8 @@ pub struct AuthSettings {
     pub failed_login_window_secs: u64,
     /// Lock-out length.
     pub lockout_secs: u64,
+    /// Usernames the failed-login counter tracks at most.
+    pub failed_login_table: usize,
     /// Concurrent argon2 computations.
     pub hash_concurrency: usize,
 }
@@ -366,8 +202,10 @@ pub struct StoreSettings {
     pub channel_history: u64,
     /// Outbox entries kept without consumers.
     pub outbox_retain: u64,
-    /// In-memory events per channel.
+    /// Most in-memory events per channel.
     pub hub_capacity: usize,
+    /// In-memory events per channel to start with.
+    pub hub_initial_capacity: usize,
 }
 
 /// `[schedule]`
@@ -468,6 +306,10 @@ impl Settings {
             ("auth.max_failed_logins", self.auth.max_failed_logins.into()),
             ("auth.hash_concurrency", self.auth.hash_concurrency as u64),
             (
+                "auth.failed_login_table",
+                self.auth.failed_login_table as u64,
+            ),
+            (
                 "rate_limit.per_ip_per_sec",
                 self.rate_limit.per_ip_per_sec.into(),
             ),
@@ -516,6 +358,10 @@ impl Settings {
             ("store.max_group", self.store.max_group as u64),
             ("store.channel_history", self.store.channel_history),
             ("store.hub_capacity", self.store.hub_capacity as u64),
+            (
+                "store.hub_initial_capacity",
+                self.store.hub_initial_capacity as u64,
+            ),
             ("schedule.horizon_days", self.schedule.horizon_days.into()),
             ("actors.arbiters", self.actors.arbiters as u64),
             ("actors.idle_secs", self.actors.idle_secs),
@@ -603,6 +449,11 @@ impl Settings {
                 "invalid configuration: notifications.email.from is not a mailbox (\"Name <addr@host>\")"
             );
         }
+        if self.store.hub_initial_capacity > self.store.hub_capacity {
+            bail!(
+                "invalid configuration: store.hub_initial_capacity must not exceed store.hub_capacity"
+            );
+        }
         if self.access_ttl_secs_exceeds_refresh() {
             bail!(
                 "invalid configuration: auth.access_ttl_secs must not exceed auth.refresh_ttl_secs"
@@ -617,73 +468,4 @@ impl Settings {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn defaults_load() {
-        let s = Settings::load_from(None, env(&[])).unwrap();
-        assert_eq!(s.server.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(s.log.format, LogFormat::Pretty);
-    }
-
-    #[test]
-    fn environment_overrides_defaults() {
-        let s = Settings::load_from(
-            None,
-            env(&[
-                ("MEDRELAY__SERVER__LISTEN", "0.0.0.0:9000"),
-                ("MEDRELAY__WEBSOCKET__MAX_FRAME_BYTES", "1024"),
-                ("OTHER__SERVER__LISTEN", "ignored"),
-            ]),
-        )
-        .unwrap();
-        assert_eq!(s.server.listen.port(), 9000);
-        assert_eq!(s.websocket.max_frame_bytes, 1024);
-    }
-
-    #[test]
-    fn bad_values_name_their_key() {
-        let err = Settings::load_from(
-            None,
-            env(&[("MEDRELAY__WEBSOCKET__HEARTBEAT_SECS", "soon")]),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("heartbeat_secs"), "{err}");
-        let err = Settings::load_from(None, env(&[("MEDRELAY__AUTH__ACCESS_TTL_SECS", "0")]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("auth.access_ttl_secs"), "{err}");
-        let err = Settings::load_from(None, env(&[("MEDRELAY__SERVER__LISTEN", "nowhere")]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("listen"), "{err}");
-    }
-
-    #[test]
-    fn files_layer_between_defaults_and_environment() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("medrelay.toml");
-        std::fs::write(
-            &path,
-            "[server]\nlisten = \"127.0.0.1:7000\"\nbody_limit_bytes = 10\n",
-        )
-        .unwrap();
-        let s = Settings::load_from(
-            Some(&path),
-            env(&[("MEDRELAY__SERVER__LISTEN", "127.0.0.1:7001")]),
-        )
-        .unwrap();
-        assert_eq!(s.server.listen.port(), 7001);
-        assert_eq!(s.server.body_limit_bytes, 10);
-        assert!(Settings::load_from(Some(&dir.path().join("missing.toml")), env(&[])).is_err());
-    }
-}
+mod tests;

@@ -4,7 +4,7 @@
 use medrelay_protocol::{Channel, PatientId, ProviderId, Role, UserId};
 use serde_json::{Value, json};
 
-use crate::accounts::UserRecord;
+use crate::accounts::{PatientRecord, ProviderRecord, UserRecord};
 use crate::schedule::{AppointmentRecord, PatientAppointment, indexed_ids};
 use crate::store::{Store, StoreError, StoredEvent};
 
@@ -80,6 +80,23 @@ pub fn may_subscribe(
         Channel::User(owner) => viewer.role == Role::Admin || *owner == viewer.user_id,
         Channel::Board(_) => true,
         Channel::Patient(patient) => viewer.may_see_patient(store, patient)?,
+    })
+}
+
+/// Whether what `channel` is about exists: the account, the doctor, the
+/// patient. Subscribing allocates the channel's ring in the hub for as long
+/// as the subscription lasts, so a channel of nothing is refused before that.
+/// Ask after [`may_subscribe`], so that a viewer who may not see a channel
+/// does not learn whether it exists.
+///
+/// # Errors
+/// [`StoreError`] on a read failure.
+pub fn exists(store: &Store, channel: &Channel) -> Result<bool, StoreError> {
+    Ok(match channel {
+        Channel::Users => true,
+        Channel::User(user) => store.get::<UserRecord>(user.as_str())?.is_some(),
+        Channel::Board(provider) => store.get::<ProviderRecord>(provider.as_str())?.is_some(),
+        Channel::Patient(patient) => store.get::<PatientRecord>(patient.as_str())?.is_some(),
     })
 }
 

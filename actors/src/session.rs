@@ -40,10 +40,9 @@ use medrelay_protocol::notification::DeliveryStatus;
 use medrelay_protocol::ws::{Reply, Subscribed};
 use medrelay_protocol::{Channel, ErrorBody, ErrorCode, Event, PatientId};
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast::error::RecvError;
 
 use crate::channels;
-use crate::hub::{EventHub, Published};
+use crate::hub::{EventHub, Published, RecvError};
 use crate::notify::NotificationRecord;
 use crate::store::{Record, Store, StoreError, StoredEvent, Table, WriteBatch};
 use crate::system::{ActorSystem, KeyedActor, Registry, Retire, count_restart, guarded};

@@ -10,6 +10,8 @@
 //!     [--fanout-rate 100] [--fanout-sockets 1000] [--idle-connections 10000]
 //! cargo run --release -p medrelay-bench -- nats [--seconds 5] [--backlog-seconds 3]
 //! cargo run --release -p medrelay-bench -- notify [--pending 1000000] [--burst 10000] [--emails 3000]
+//! cargo run --release -p medrelay-bench -- memory [--sockets 40] [--subscribes 20000] \
+//!     [--logins 100000] [--login-seconds 90] [--binary PATH]
 //! ```
 //!
 //! Benchmarks:
@@ -39,10 +41,15 @@
 //!   the burst's lateness; then e-mail throughput over SMTP to a local sink
 //!   with 1 and 8 pooled connections. Targets: <= 300 MB, reload <= 5 s,
 //!   p99 lateness <= 1 s. See [`notify`].
+//! - `memory`: the server's resident memory before and after floods a
+//!   stranger can send: 20,000 subscribes to boards of doctors that do not
+//!   exist over 40 sockets, and 100,000 logins with random 60-character
+//!   usernames. Bounds: <= 4 MiB of growth for each. See [`memory`].
 
 mod boards;
 mod booking;
 mod idle;
+mod memory;
 mod nats;
 mod notify;
 mod schedule;
@@ -75,6 +82,8 @@ enum Command {
     Nats(nats::Args),
     /// Pending reminders: memory, reload, burst lateness; e-mail throughput over SMTP.
     Notify(notify::Args),
+    /// Server memory across floods of unknown-board subscribes and made-up logins.
+    Memory(memory::Args),
 }
 
 #[tokio::main]
@@ -84,5 +93,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Schedule(args) => schedule::run(args).await,
         Command::Nats(args) => nats::run(args).await,
         Command::Notify(args) => notify::run(args).await,
+        Command::Memory(args) => memory::run(args).await,
     }
 }

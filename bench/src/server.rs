@@ -458,7 +458,7 @@ fn drain_log(stderr: std::process::ChildStderr, addr_tx: oneshot::Sender<SocketA
 }
 
 /// The value of an unlabelled series in Prometheus text.
-fn metric(text: &str, name: &str) -> Option<f64> {
+pub fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())

@@ -95,6 +95,8 @@ async fn metrics(
         Principal::from_token(&state, token)?.require(&[Role::Admin])?;
     }
     metrics::gauge!("hub_channels").set(state.hub.channel_count() as f64);
+    metrics::gauge!("hub_ring_slots").set(state.hub.ring_slots() as f64);
+    metrics::gauge!("login_lockout_entries").set(state.lockout.len() as f64);
     if let Ok((head, acked)) = state.store.outbox_positions() {
         metrics::gauge!("outbox_pending").set(head.saturating_sub(acked) as f64);
     }
@@ -125,6 +127,8 @@ struct GatewayStatus {
     metrics: GatewayMetrics,
     /// WebSockets open now.
     open_sockets: usize,
+    /// Channels someone listens to now (each has a ring in the event hub).
+    hub_channels: usize,
 }
 
 /// Gateway status in the seed's shape (admins).
@@ -148,6 +152,7 @@ async fn gateway(
             errors: state.counters.errors.load(Ordering::Relaxed),
         },
         open_sockets: state.sockets.open(),
+        hub_channels: state.hub.channel_count(),
     }))
 }
 

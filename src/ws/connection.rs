@@ -215,7 +215,8 @@ impl Connection {
             return None;
         }
         match command {
-            Command::Auth { .. } => unreachable!("handled above"),
+            // Answered above, before the principal is required.
+            Command::Auth { token } => Some(self.authenticate(id, &token)),
             Command::Ping => Some(Reply::ok(
                 id,
                 json!({ "pong": true, "time": jiff::Timestamp::now() }),
@@ -299,15 +300,22 @@ impl Connection {
                 ErrorCode::Unavailable,
                 "this node is a board replica: send schedule commands to the owner node",
             )),
-            other => {
-                let command = ScheduleCommand::from_protocol(other)
-                    .expect("every other command is a schedule command");
-                let result = scheduling::run(&self.state, &principal, command).await;
-                Some(match result {
-                    Ok(data) => Reply::ok(id, data),
-                    Err(e) => Reply::err(id, e.body()),
-                })
-            }
+            other => match ScheduleCommand::from_protocol(other) {
+                Some(command) => {
+                    let result = scheduling::run(&self.state, &principal, command).await;
+                    Some(match result {
+                        Ok(data) => Reply::ok(id, data),
+                        Err(e) => Reply::err(id, e.body()),
+                    })
+                }
+                // A command the protocol knows and this gateway does not
+                // route: the client hears so, the socket stays open.
+                None => Some(Reply::error(
+                    id,
+                    ErrorCode::BadRequest,
+                    "this command is not served over this socket",
+                )),
+            },
         }
     }
 

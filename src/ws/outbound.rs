@@ -22,6 +22,10 @@ use tokio::sync::{mpsc, watch};
 /// its whole life.
 pub const FRAGMENT: usize = 2 * 1024;
 
+/// Sent in place of a reply that could not be rendered.
+const UNRENDERABLE_REPLY: &str =
+    r#"{"ok":false,"error":{"code":"internal","message":"the reply could not be rendered"}}"#;
+
 /// How long the final close frame may take to go out.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -73,7 +77,12 @@ impl Outbox {
 
     /// Queues a reply.
     pub fn reply(&self, reply: Reply) -> bool {
-        let text = serde_json::to_string(&ServerFrame::Reply(reply)).expect("replies serialise");
+        let text = serde_json::to_string(&ServerFrame::Reply(reply)).unwrap_or_else(|e| {
+            // Replies are plain data and serialise; should one ever fail,
+            // the client still gets an answer and the socket stays up.
+            tracing::error!(error = %e, "could not render a WebSocket reply");
+            UNRENDERABLE_REPLY.to_owned()
+        });
         self.push(Frame::Text(text))
     }
 
@@ -130,8 +139,8 @@ async fn write_loop(
             },
         };
         let messages = match frame {
-            Frame::Text(text) => text_messages(text.as_bytes()),
-            Frame::Shared(text) => text_messages(text.as_bytes()),
+            Frame::Text(text) => text_messages(&text),
+            Frame::Shared(text) => text_messages(&text),
             Frame::Ping => vec![Message::Ping(Bytes::new())],
         };
         for message in messages {
@@ -162,13 +171,12 @@ async fn write_loop(
 /// One text message, or for long text the fragments of one message (RFC 6455
 /// section 5.4): a text frame, continuation frames, the last one final.
 /// Fragments may split a UTF-8 sequence; clients validate the whole message.
-fn text_messages(text: &[u8]) -> Vec<Message> {
+fn text_messages(text: &str) -> Vec<Message> {
     if text.len() <= FRAGMENT {
-        let text = std::str::from_utf8(text).expect("frames are rendered from str");
         return vec![Message::Text(text.into())];
     }
-    let chunks: Vec<&[u8]> = text.chunks(FRAGMENT).collect();
-    let last = chunks.len() - 1;
+    let chunks: Vec<&[u8]> = text.as_bytes().chunks(FRAGMENT).collect();
+    let last = chunks.len().saturating_sub(1);
     chunks
         .into_iter()
         .enumerate()
@@ -199,10 +207,10 @@ mod tests {
 
     #[test]
     fn long_text_is_fragmented_into_one_message() {
-        assert_eq!(text_messages(b"short").len(), 1);
+        assert_eq!(text_messages("short").len(), 1);
         // Two bytes per character, so fragment borders split characters.
         let long = "\u{e9}".repeat(FRAGMENT);
-        let parts = text_messages(long.as_bytes());
+        let parts = text_messages(&long);
         assert_eq!(parts.len(), 2);
         let mut joined = Vec::new();
         for (i, part) in parts.iter().enumerate() {

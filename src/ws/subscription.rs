@@ -6,12 +6,11 @@
 use std::sync::Arc;
 
 use medrelay_actors::channels::{self, Viewer};
-use medrelay_actors::hub::Published;
+use medrelay_actors::hub::{Listener, Published, RecvError};
 use medrelay_actors::schedule::messages::GetBoard;
 use medrelay_actors::store::{Store, StoredEvent};
 use medrelay_protocol::ws::{Reply, Subscribed};
 use medrelay_protocol::{Channel, ErrorBody, ErrorCode};
-use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 
 use super::outbound::{Frame, Outbox};
@@ -34,13 +33,14 @@ pub struct Request {
     pub to: Option<jiff::civil::Date>,
 }
 
-/// Checks permission, queues the reply (and any replayed events), and spawns
-/// the task that forwards live events.
+/// Checks permission and existence, queues the reply (and any replayed
+/// events), and spawns the task that forwards live events.
 ///
 /// # Errors
-/// [`ApiError::Forbidden`] when the viewer may not see the channel; the
-/// board's errors (unknown doctor, bad range); an internal error when the
-/// store cannot be read.
+/// [`ApiError::Forbidden`] when the viewer may not see the channel;
+/// [`ApiError::NotFound`] when its account, doctor or patient does not exist
+/// (checked before the hub allocates anything for it); the board's errors
+/// (bad range); an internal error when the store cannot be read.
 pub async fn start(
     state: &Arc<AppState>,
     viewer: &Viewer,
@@ -58,6 +58,9 @@ pub async fn start(
         return Err(ApiError::Forbidden(format!(
             "you may not subscribe to {channel}"
         )));
+    }
+    if !channels::exists(&state.store, &channel)? {
+        return Err(ApiError::NotFound(format!("{channel} does not exist")));
     }
     let reveal = channels::reveals_patients(viewer, &channel);
     // Listen first, then read the state: an event committed in between is
@@ -98,6 +101,9 @@ pub async fn start(
 /// # Errors
 /// `unavailable` for channels other than boards or when the owner does not
 /// answer; the owner's own errors (forbidden, unknown doctor, bad range).
+/// This node has no directory to check the doctor against, so the channel's
+/// ring exists while the owner is asked; it goes with the listener when the
+/// owner refuses.
 pub async fn start_on_replica(
     state: &Arc<AppState>,
     principal: &Principal,
@@ -158,7 +164,7 @@ fn follow(
     data: Subscribed,
     replay: Vec<StoredEvent>,
     reveal: bool,
-    rx: tokio::sync::broadcast::Receiver<Arc<Published>>,
+    rx: Listener,
 ) -> Result<JoinHandle<()>, ApiError> {
     let (channel, last) = (data.channel.clone(), data.seq);
     let data = serde_json::to_value(data).map_err(ApiError::internal)?;
@@ -206,7 +212,7 @@ struct Forwarder {
 }
 
 impl Forwarder {
-    async fn run(self, mut rx: tokio::sync::broadcast::Receiver<Arc<Published>>, mut last: u64) {
+    async fn run(self, mut rx: Listener, mut last: u64) {
         loop {
             match rx.recv().await {
                 Ok(published) => {
@@ -224,7 +230,9 @@ impl Forwarder {
                     }
                     last = published.seq;
                 }
-                Err(RecvError::Lagged(_)) => {
+                // Lagged, or moved to the channel's grown ring: what was
+                // skipped is in the store.
+                Err(RecvError::Missed) => {
                     let head = match self.store.channel_head(&self.channel) {
                         Ok(head) => head,
                         Err(e) => {

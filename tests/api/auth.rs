@@ -280,3 +280,87 @@ async fn repeated_failed_logins_lock_the_username_for_a_while() {
         (401, Some("invalid username or password"))
     );
 }
+
+#[tokio::test]
+async fn a_login_with_a_name_sign_up_refuses_is_422_naming_the_field() {
+    let app = spawn_app_with(|s| s.auth.max_failed_logins = 2).await;
+    let long = "x".repeat(60);
+    let huge = "y".repeat(60_000);
+    for name in [long.as_str(), huge.as_str(), "ab", "has space", "émile"] {
+        let (status, body) = app
+            .post(
+                "/api/auth/login",
+                json!({"username": name, "password": "whatever1"}),
+                None,
+            )
+            .await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(body["error"]["code"], "invalid_field");
+        assert_eq!(body["error"]["field"], "username");
+    }
+    // Such logins are not failures of any account: none is locked by them,
+    // however many there are, and valid names still count as before.
+    for _ in 0..3 {
+        app.post(
+            "/api/auth/login",
+            json!({"username": long, "password": "whatever1"}),
+            None,
+        )
+        .await;
+    }
+    app.login(ADMIN.0, ADMIN.1).await;
+    let (status, _) = app
+        .post(
+            "/api/auth/login",
+            json!({"username": " ROOT ", "password": ADMIN.1}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        status, 200,
+        "names are trimmed and case-insensitive as before"
+    );
+}
+
+#[tokio::test]
+async fn a_full_failed_login_table_still_locks_a_guessed_name() {
+    let app = spawn_app_with(|s| {
+        s.auth.max_failed_logins = 2;
+        s.auth.failed_login_table = 2;
+    })
+    .await;
+    app.signup_patient("frank").await;
+    let fail = |name: String| {
+        let app = &app;
+        async move {
+            app.post(
+                "/api/auth/login",
+                json!({"username": name, "password": "wrong-password"}),
+                None,
+            )
+            .await
+            .0
+        }
+    };
+    // The table fills with made-up (but valid) names...
+    for i in 0..3 {
+        assert_eq!(fail(format!("madeup{i}")).await, 401);
+    }
+    // ...and a guessed name, with more made-up ones in between, still locks.
+    assert_eq!(fail("frank".into()).await, 401);
+    assert_eq!(fail("madeup9".into()).await, 401);
+    assert_eq!(fail("frank".into()).await, 401);
+    assert_eq!(fail("madeup10".into()).await, 401);
+    assert_eq!(fail("madeup11".into()).await, 401);
+    let (status, body) = app
+        .post(
+            "/api/auth/login",
+            json!({"username": "frank", "password": PASSWORD}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (429, Some("locked_out"))
+    );
+}

@@ -11,6 +11,7 @@ mod bad_input;
 mod boards;
 mod integrity;
 mod lifecycle;
+mod memory;
 mod nats;
 mod notifications;
 mod process;
