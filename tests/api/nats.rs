@@ -114,13 +114,15 @@ fn with_nats(url: String) -> impl FnOnce(&mut Settings) {
     }
 }
 
-/// Every message of the event stream, in stream order: (subject, headers, payload).
+/// Every message of the event stream, in stream order: (subject, headers,
+/// payload); none while the stream does not exist yet.
 async fn stream_messages(nats: &NatsServer) -> Vec<(String, async_nats::HeaderMap, Value)> {
     let js = async_nats::jetstream::new(nats.client().await);
-    let stream = js
-        .get_stream("MEDRELAY_EVENTS")
-        .await
-        .expect("stream exists");
+    // The server creates the stream once it has connected; until then
+    // there is nothing in it.
+    let Ok(stream) = js.get_stream("MEDRELAY_EVENTS").await else {
+        return Vec::new();
+    };
     let info = stream.get_info().await.unwrap();
     let mut out = Vec::new();
     for seq in info.state.first_sequence..=info.state.last_sequence {
