@@ -257,6 +257,12 @@ pub fn due_of(key: &str) -> Option<Timestamp> {
     Timestamp::from_millisecond(ms).ok()
 }
 
+/// The first key past every reminder due at or before `now`: the keys of
+/// due reminders are exactly those below it.
+pub fn due_keys_below(now: Timestamp) -> String {
+    format!("{:013}", now.as_millisecond().max(0) + 1)
+}
+
 /// A reminder key: zero-padded milliseconds first, so keys sort by due time.
 pub fn reminder_key(due: Timestamp, appointment: &AppointmentId, suffix: &str) -> String {
     format!("{:013}/{appointment}/{suffix}", due.as_millisecond().max(0))
@@ -361,5 +367,16 @@ mod tests {
         let late = reminder_key(Timestamp::from_second(1_000).unwrap(), &a, "r120");
         assert!(early < late);
         assert_eq!(due_of(&late), Some(Timestamp::from_second(1_000).unwrap()));
+    }
+
+    #[test]
+    fn the_due_bound_takes_exactly_the_keys_due_by_now() {
+        let a = AppointmentId::parse("apt_b").unwrap();
+        let now = Timestamp::from_millisecond(1_000_000).unwrap();
+        let bound = due_keys_below(now);
+        let at = |ms| reminder_key(Timestamp::from_millisecond(ms).unwrap(), &a, "r7200");
+        assert!(at(999_999) < bound);
+        assert!(at(1_000_000) < bound);
+        assert!(at(1_000_001) > bound);
     }
 }

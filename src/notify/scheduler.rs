@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -46,6 +47,8 @@ pub struct Fire;
 /// The `ReminderScheduler` actor, one per node. Its mailbox takes [`Fire`]
 /// from its own timer (the next due time, at most a second away) and from
 /// the wake-ups of bookings and clock moves; one firing runs at a time.
+/// Wake-ups coalesce: while one `Fire` waits in the mailbox, more wake-ups
+/// add nothing, since that firing will see everything committed before it.
 pub struct ReminderScheduler {
     n: Arc<Notifier>,
     /// Sends held back while a backlog of due reminders is fired (up to a
@@ -54,6 +57,8 @@ pub struct ReminderScheduler {
     held: Vec<(NotificationChannel, String)>,
     /// The pending timer, replaced by every firing.
     timer: Option<SpawnHandle>,
+    /// Set while a wake-up's `Fire` waits in the mailbox.
+    woken: Arc<AtomicBool>,
 }
 
 impl ReminderScheduler {
@@ -63,6 +68,7 @@ impl ReminderScheduler {
             n,
             held: Vec::new(),
             timer: None,
+            woken: Arc::default(),
         }
     }
 
@@ -82,6 +88,7 @@ impl Actor for ReminderScheduler {
         // runs beside the mailbox; while a firing holds the actor it is not
         // polled, and a wake-up meanwhile is kept by the `Notify`.
         let (plan, clock, me) = (self.n.plan.clone(), self.n.clock.clone(), ctx.address());
+        let woken = self.woken.clone();
         ctx.spawn(
             async move {
                 loop {
@@ -89,7 +96,9 @@ impl Actor for ReminderScheduler {
                         () = plan.wake.notified() => {}
                         () = clock.moved() => {}
                     }
-                    me.do_send(Fire);
+                    if !woken.swap(true, Ordering::AcqRel) {
+                        me.do_send(Fire);
+                    }
                 }
             }
             .into_actor(self),
@@ -108,6 +117,8 @@ impl Handler<Fire> for ReminderScheduler {
     type Result = ();
 
     fn handle(&mut self, _: Fire, ctx: &mut Context<Self>) {
+        // Wake-ups from here on need a firing of their own.
+        self.woken.store(false, Ordering::Release);
         let n = self.n.clone();
         let mut held = std::mem::take(&mut self.held);
         ctx.wait(
@@ -180,13 +191,11 @@ pub async fn fire_due(
     queued: &mut Vec<(NotificationChannel, String)>,
 ) -> Result<bool, NotifyError> {
     let now = n.clock.now();
-    let page = n
+    // Only what is due is read (and decoded): a wake-up costs one seek when
+    // nothing is, however many reminders are pending.
+    let due = n
         .store
-        .scan::<ReminderRecord>(None, n.settings.scheduler_batch)?;
-    let due: Vec<_> = page
-        .into_iter()
-        .take_while(|(key, _)| due_of(key).is_some_and(|d| d <= now))
-        .collect();
+        .scan_below::<ReminderRecord>(&records::due_keys_below(now), n.settings.scheduler_batch)?;
     if due.is_empty() {
         return Ok(false);
     }

@@ -451,6 +451,20 @@ impl Store {
         self.read_range(from.., limit, |_| true)
     }
 
+    /// Reads up to `limit` records of a table in key order whose keys sort
+    /// before `below`: a range bounded by what is asked for, so its cost does
+    /// not grow with the table.
+    ///
+    /// # Errors
+    /// [`StoreError`] on an I/O failure or an unreadable value.
+    pub fn scan_below<T: Record>(
+        &self,
+        below: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        self.read_range(..below, limit, |_| true)
+    }
+
     /// Reads up to `limit` records whose keys start with `prefix`, in key order.
     ///
     /// # Errors
