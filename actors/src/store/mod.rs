@@ -18,6 +18,7 @@
 //!
 //! Reads open their own MVCC read transaction and never wait for the writer.
 
+mod batch;
 mod record;
 pub mod tables;
 mod writer;
@@ -32,6 +33,8 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::hub::EventHub;
+pub(crate) use batch::Op;
+pub use batch::WriteBatch;
 pub use record::Record;
 pub use tables::Table;
 
@@ -159,138 +162,6 @@ const SCHEMA_VERSION: u64 = 1;
 pub struct Committed {
     /// The `seq` each of the batch's events got, in the order they were added.
     pub seqs: Vec<u64>,
-}
-
-#[derive(Debug)]
-pub(crate) enum Op {
-    Put {
-        table: Table,
-        key: String,
-        value: Vec<u8>,
-    },
-    Delete {
-        table: Table,
-        key: String,
-    },
-    /// Outbox entries up to `through` were consumed: remember it, drop them.
-    AckOutbox {
-        through: u64,
-    },
-    /// Sets a named counter.
-    Counter {
-        name: &'static str,
-        value: u64,
-    },
-}
-
-/// Changes that commit together or not at all.
-#[derive(Debug, Default)]
-pub struct WriteBatch {
-    pub(crate) absent: Vec<(Table, String)>,
-    pub(crate) present: Vec<(Table, String)>,
-    pub(crate) equal: Vec<(Table, String, Vec<u8>)>,
-    pub(crate) ops: Vec<Op>,
-    pub(crate) events: Vec<(Channel, Event)>,
-    pub(crate) replicated: Vec<(Channel, u64, Event)>,
-}
-
-impl WriteBatch {
-    /// An empty batch.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Rejects the whole batch with [`WriteError::Exists`] if `key` is present
-    /// in `table` when the batch is applied.
-    pub fn require_absent(&mut self, table: Table, key: impl Into<String>) -> &mut Self {
-        self.absent.push((table, key.into()));
-        self
-    }
-
-    /// Rejects the whole batch with [`WriteError::Missing`] if `key` is absent
-    /// from `table` when the batch is applied.
-    pub fn require_present(&mut self, table: Table, key: impl Into<String>) -> &mut Self {
-        self.present.push((table, key.into()));
-        self
-    }
-
-    /// Rejects the whole batch with [`WriteError::Changed`] unless `key`
-    /// holds exactly `value` when the batch is applied: a compare-and-swap,
-    /// for a flag that two writers must not both flip (a refresh token's
-    /// `used`).
-    pub fn require_equal<T: Record>(&mut self, key: impl Into<String>, value: &T) -> &mut Self {
-        self.equal
-            .push((T::TABLE, key.into(), record::encode(value)));
-        self
-    }
-
-    /// Writes a record under `key` in its table.
-    pub fn put<T: Record>(&mut self, key: impl Into<String>, value: &T) -> &mut Self {
-        self.ops.push(Op::Put {
-            table: T::TABLE,
-            key: key.into(),
-            value: record::encode(value),
-        });
-        self
-    }
-
-    /// Deletes `key` from `table` (a no-op when absent).
-    pub fn delete(&mut self, table: Table, key: impl Into<String>) -> &mut Self {
-        self.ops.push(Op::Delete {
-            table,
-            key: key.into(),
-        });
-        self
-    }
-
-    /// Records an event on `channel`, numbered at commit time.
-    pub fn event(&mut self, channel: Channel, event: Event) -> &mut Self {
-        self.events.push((channel, event));
-        self
-    }
-
-    /// Records an event that another node numbered: it keeps its `seq`, is
-    /// kept in the channel history and handed to subscribers, but is not put
-    /// in this node's outbox. An event at or below the channel's head is
-    /// already here and is skipped.
-    pub fn replicated_event(&mut self, channel: Channel, seq: u64, event: Event) -> &mut Self {
-        self.replicated.push((channel, seq, event));
-        self
-    }
-
-    /// Marks outbox entries up to `through` as consumed and deletes them.
-    pub fn ack_outbox(&mut self, through: u64) -> &mut Self {
-        self.ops.push(Op::AckOutbox { through });
-        self
-    }
-
-    /// Sets the named counter (read back with [`Store::counter`]).
-    pub fn set_counter(&mut self, name: &'static str, value: u64) -> &mut Self {
-        self.ops.push(Op::Counter { name, value });
-        self
-    }
-
-    /// Appends another batch's preconditions, changes and events.
-    pub fn absorb(&mut self, other: WriteBatch) -> &mut Self {
-        self.absent.extend(other.absent);
-        self.present.extend(other.present);
-        self.equal.extend(other.equal);
-        self.ops.extend(other.ops);
-        self.events.extend(other.events);
-        self.replicated.extend(other.replicated);
-        self
-    }
-
-    /// The position (among the batch's events, as in [`Committed::seqs`]) of
-    /// the last event on a channel that `on` accepts.
-    pub fn last_event_where(&self, on: impl Fn(&Channel) -> bool) -> Option<usize> {
-        self.events.iter().rposition(|(channel, _)| on(channel))
-    }
-
-    /// Whether the batch changes nothing.
-    pub fn is_empty(&self) -> bool {
-        self.ops.is_empty() && self.events.is_empty() && self.replicated.is_empty()
-    }
 }
 
 pub(crate) struct WriteRequest {
