@@ -3,15 +3,18 @@
 //! forgets it).
 //!
 //! # Bounds
-//! Keys are validated usernames ([`Username`]: at most 32 ASCII bytes, held
-//! inline), and the table holds at most `capacity` of them in one slab that,
-//! once full, is reused in place: its memory stops growing and no flood makes
-//! it churn. When it is full, a new name evicts another: an expired lock
-//! first, else the name whose last failure is the oldest, and a name locked
-//! right now only when nothing but locks is left. So a flood of made-up names
-//! costs a fixed amount of memory and does not switch lock-out off: a name
-//! being guessed fails again and again and stays among the newest, and its
-//! lock outlives the flood.
+//! Keys are validated usernames ([`Username`]: at most 32 ASCII bytes), and
+//! the table holds at most `capacity` of them. When it is full, a new name
+//! evicts another: an expired lock first, else the name whose last failure
+//! is the oldest, and a name locked right now only when nothing but locks is
+//! left. So a flood of made-up names costs a fixed amount of memory and does
+//! not switch lock-out off: a name being guessed fails again and again and
+//! stays among the newest, and its lock outlives the flood.
+//!
+//! Finding the entry to evict is a scan of the table. It runs only for a
+//! failed login of a name not yet tracked while the table is full, and every
+//! failed login has already paid for an argon2 verification, which costs
+//! far more than the scan.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -19,145 +22,33 @@ use std::time::{Duration, Instant};
 
 use medrelay_protocol::Username;
 
-/// The longest username (`Username` enforces it).
-const MAX_KEY: usize = 32;
-
-/// A username, inline: no allocation per entry.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-struct Key {
-    len: u8,
-    bytes: [u8; MAX_KEY],
-}
-
-impl Key {
-    fn new(username: &Username) -> Self {
-        // `Username` is 3 to 32 ASCII characters; the zip only keeps this
-        // total should that rule ever change.
-        let mut bytes = [0; MAX_KEY];
-        let mut len = 0;
-        for (slot, b) in bytes.iter_mut().zip(username.as_str().bytes()) {
-            *slot = b;
-            len += 1;
-        }
-        Key { len, bytes }
-    }
-}
-
-/// No slot.
-const NIL: u32 = u32::MAX;
-
-/// One tracked username, a link in the list it belongs to: `locked` while
-/// `locked_until` is set, else `counting` (or the free list, by `next`).
-#[derive(Clone, Copy)]
-struct Slot {
-    key: Key,
+/// One tracked username.
+struct Entry {
     failures: u32,
     window_start: Instant,
     locked_until: Option<Instant>,
-    prev: u32,
-    next: u32,
+    /// When it last failed, in failures counted by the table (a strict
+    /// order, where two `Instant`s may be equal).
+    last: u64,
 }
 
-/// A doubly linked list of slots, oldest first.
-#[derive(Clone, Copy)]
-struct List {
-    head: u32,
-    tail: u32,
-}
-
-impl List {
-    const EMPTY: List = List {
-        head: NIL,
-        tail: NIL,
-    };
+impl Entry {
+    /// Eviction order, smallest first: expired locks, then names counting
+    /// failures, then live locks; within each, the oldest last failure.
+    fn eviction_rank(&self, now: Instant) -> (u8, u64) {
+        let class = match self.locked_until {
+            Some(until) if until <= now => 0,
+            None => 1,
+            Some(_) => 2,
+        };
+        (class, self.last)
+    }
 }
 
 struct Table {
-    index: HashMap<Key, u32>,
-    slots: Vec<Slot>,
-    /// Names counting failures, by last failure.
-    counting: List,
-    /// Locked names, by when the lock was taken (every lock lasts as long,
-    /// so also by when it ends).
-    locked: List,
-    /// Slots freed by a successful login.
-    free: u32,
-}
-
-impl Table {
-    fn new() -> Self {
-        Table {
-            index: HashMap::new(),
-            slots: Vec::new(),
-            counting: List::EMPTY,
-            locked: List::EMPTY,
-            free: NIL,
-        }
-    }
-
-    fn slot(&self, i: u32) -> Option<&Slot> {
-        self.slots.get(i as usize)
-    }
-
-    fn slot_mut(&mut self, i: u32) -> Option<&mut Slot> {
-        self.slots.get_mut(i as usize)
-    }
-
-    fn list_of(&mut self, i: u32) -> &mut List {
-        if self.slot(i).is_some_and(|s| s.locked_until.is_some()) {
-            &mut self.locked
-        } else {
-            &mut self.counting
-        }
-    }
-
-    /// Takes slot `i` out of its list.
-    fn unlink(&mut self, i: u32) {
-        let Some(&Slot { prev, next, .. }) = self.slot(i) else {
-            return;
-        };
-        match self.slot_mut(prev) {
-            Some(p) => p.next = next,
-            None => self.list_of(i).head = next,
-        }
-        match self.slot_mut(next) {
-            Some(n) => n.prev = prev,
-            None => self.list_of(i).tail = prev,
-        }
-    }
-
-    /// Appends slot `i`, as the newest, to the list its lock state names.
-    fn push(&mut self, i: u32) {
-        let tail = self.list_of(i).tail;
-        if let Some(s) = self.slot_mut(i) {
-            s.prev = tail;
-            s.next = NIL;
-        }
-        match self.slot_mut(tail) {
-            Some(t) => t.next = i,
-            None => self.list_of(i).head = i,
-        }
-        self.list_of(i).tail = i;
-    }
-
-    /// Frees a slot for a new name: an expired lock, else the oldest
-    /// counting name, else the oldest lock.
-    fn evict(&mut self, now: Instant) -> Option<u32> {
-        let oldest_lock = self.locked.head;
-        let expired = self
-            .slot(oldest_lock)
-            .and_then(|s| s.locked_until)
-            .is_some_and(|until| until <= now);
-        let victim = if expired || self.counting.head == NIL {
-            oldest_lock
-        } else {
-            self.counting.head
-        };
-        let key = self.slot(victim)?.key;
-        self.unlink(victim);
-        self.index.remove(&key);
-        Some(victim)
-    }
+    entries: HashMap<Username, Entry>,
+    /// Failures counted so far: the clock of `Entry::last`.
+    ticks: u64,
 }
 
 /// Per-username failure counter.
@@ -174,12 +65,14 @@ impl LoginLockout {
     /// tracking at most `capacity` usernames.
     pub fn new(max: u32, window: Duration, lockout: Duration, capacity: usize) -> Self {
         Self {
-            table: Mutex::new(Table::new()),
+            table: Mutex::new(Table {
+                entries: HashMap::new(),
+                ticks: 0,
+            }),
             max: max.max(1),
             window,
             lockout,
-            // Slot numbers are u32, with one value kept for "none".
-            capacity: capacity.clamp(1, NIL as usize),
+            capacity: capacity.max(1),
         }
     }
 
@@ -193,13 +86,12 @@ impl LoginLockout {
     /// How long until the lock ends.
     pub fn check(&self, username: &Username) -> Result<(), Duration> {
         let now = Instant::now();
-        let table = self.table();
-        let until = table
-            .index
-            .get(&Key::new(username))
-            .and_then(|&i| table.slot(i))
-            .and_then(|s| s.locked_until);
-        match until {
+        match self
+            .table()
+            .entries
+            .get(username)
+            .and_then(|e| e.locked_until)
+        {
             Some(until) if until > now => Err(until - now),
             _ => Ok(()),
         }
@@ -208,89 +100,58 @@ impl LoginLockout {
     /// Records a failure; returns the lock's length if this one triggered it.
     pub fn failed(&self, username: &Username) -> Option<Duration> {
         let now = Instant::now();
-        let key = Key::new(username);
         let mut table = self.table();
-        let fresh = Slot {
-            key,
+        table.ticks += 1;
+        let last = table.ticks;
+        if !table.entries.contains_key(username) && table.entries.len() >= self.capacity {
+            let victim = table
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| e.eviction_rank(now))
+                .map(|(name, _)| name.clone());
+            if let Some(victim) = victim {
+                table.entries.remove(&victim);
+            }
+        }
+        let entry = table.entries.entry(username.clone()).or_insert(Entry {
             failures: 0,
             window_start: now,
             locked_until: None,
-            prev: NIL,
-            next: NIL,
-        };
-        let i = match table.index.get(&key).copied() {
-            Some(i) => {
-                table.unlink(i);
-                i
-            }
-            None => {
-                let i = if table.free != NIL {
-                    let i = table.free;
-                    table.free = table.slot(i).map_or(NIL, |s| s.next);
-                    i
-                } else if table.slots.len() < self.capacity {
-                    let len = table.slots.len();
-                    if len == table.slots.capacity() {
-                        // Doubling, as a Vec does, but never past the size.
-                        table
-                            .slots
-                            .reserve_exact(len.max(16).min(self.capacity - len));
-                    }
-                    table.slots.push(fresh);
-                    (table.slots.len() - 1) as u32
-                } else {
-                    table.evict(now)?
-                };
-                if let Some(slot) = table.slot_mut(i) {
-                    *slot = fresh;
-                }
-                table.index.insert(key, i);
-                i
-            }
-        };
-        let locked = table.slot_mut(i).and_then(|slot| self.count(slot, now));
-        table.push(i);
-        locked
+            last,
+        });
+        entry.last = last;
+        self.count(entry, now)
     }
 
-    /// Counts one failure in `slot`; the lock's length if it locks.
-    fn count(&self, slot: &mut Slot, now: Instant) -> Option<Duration> {
-        if slot.locked_until.is_some_and(|until| until <= now) {
-            slot.locked_until = None;
-            slot.failures = 0;
-            slot.window_start = now;
+    /// Counts one failure in `entry`; the lock's length if it locks.
+    fn count(&self, entry: &mut Entry, now: Instant) -> Option<Duration> {
+        if entry.locked_until.is_some_and(|until| until <= now) {
+            entry.locked_until = None;
+            entry.failures = 0;
+            entry.window_start = now;
         }
-        if now.duration_since(slot.window_start) >= self.window {
-            slot.failures = 0;
-            slot.window_start = now;
+        if now.duration_since(entry.window_start) >= self.window {
+            entry.failures = 0;
+            entry.window_start = now;
         }
-        slot.failures += 1;
-        if slot.failures < self.max {
+        entry.failures += 1;
+        if entry.failures < self.max {
             return None;
         }
-        slot.failures = 0;
-        slot.window_start = now;
-        slot.locked_until = Some(now + self.lockout);
+        entry.failures = 0;
+        entry.window_start = now;
+        entry.locked_until = Some(now + self.lockout);
         Some(self.lockout)
     }
 
     /// Forgets a username's failures after a successful login.
     pub fn succeeded(&self, username: &Username) {
-        let mut table = self.table();
-        if let Some(i) = table.index.remove(&Key::new(username)) {
-            table.unlink(i);
-            let free = table.free;
-            if let Some(slot) = table.slot_mut(i) {
-                slot.locked_until = None;
-                slot.next = free;
-            }
-            table.free = i;
-        }
+        self.table().entries.remove(username);
     }
 
     /// How many usernames are tracked (for metrics and tests).
     pub fn len(&self) -> usize {
-        self.table().index.len()
+        self.table().entries.len()
     }
 
     /// Whether none is.
