@@ -19,7 +19,7 @@ use medrelay_protocol::schedule::{AppointmentStatus, RequestedStatus};
 use medrelay_protocol::{Channel, Event};
 
 use super::changes::{self, Apply, Prepared, follow_reminders};
-pub use super::messages::*;
+use super::messages::*;
 use super::rules::slots_for_date;
 use super::state::{State, WINDOW_BEHIND};
 use super::{AppointmentRecord, BookingRules, ScheduleError};

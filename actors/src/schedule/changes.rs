@@ -19,7 +19,7 @@ use super::{
 };
 use crate::accounts::ProviderRecord;
 use crate::notify::{self, ReminderKind, ReminderPlan};
-use crate::store::{Store, Table, WriteBatch};
+use crate::store::{Record, Store, Table, WriteBatch};
 
 /// What to do to the in-memory state once a write is durable.
 pub enum Apply {
@@ -332,28 +332,30 @@ pub fn follow_reminders(
 /// Reserves the doctor's and the patient's cells of `record`'s slot, each
 /// required to be free, except those `keep` (the slot it leaves) holds already.
 pub fn reserve_cells(batch: &mut WriteBatch, record: &AppointmentRecord, keep: Option<&SlotTime>) {
-    let holder = || record.appointment_id.clone();
-    for (owner, table) in owners(record) {
-        let kept = keep.map(|slot| cells(owner, slot)).unwrap_or_default();
-        for cell in cells(owner, &record.slot) {
-            if kept.contains(&cell) {
-                continue;
-            }
-            batch.require_absent(table, cell.clone());
-            match table {
-                Table::ProviderCells => batch.put(
-                    cell,
-                    &ProviderCell {
-                        appointment_id: holder(),
-                    },
-                ),
-                _ => batch.put(
-                    cell,
-                    &PatientCell {
-                        appointment_id: holder(),
-                    },
-                ),
-            };
+    let id = &record.appointment_id;
+    let doctor = ProviderCell {
+        appointment_id: id.clone(),
+    };
+    reserve(batch, record.provider_id.as_str(), record, keep, &doctor);
+    let patient = PatientCell {
+        appointment_id: id.clone(),
+    };
+    reserve(batch, record.patient_id.as_str(), record, keep, &patient);
+}
+
+/// Reserves `owner`'s cells of `record`'s slot in `holder`'s table.
+fn reserve<T: Record>(
+    batch: &mut WriteBatch,
+    owner: &str,
+    record: &AppointmentRecord,
+    keep: Option<&SlotTime>,
+    holder: &T,
+) {
+    let kept = keep.map(|slot| cells(owner, slot)).unwrap_or_default();
+    for cell in cells(owner, &record.slot) {
+        if !kept.contains(&cell) {
+            batch.require_absent(T::TABLE, cell.clone());
+            batch.put(cell, holder);
         }
     }
 }

@@ -65,16 +65,6 @@ impl Booked {
         self.records.values()
     }
 
-    /// How many appointments are held.
-    pub fn len(&self) -> usize {
-        self.records.len()
-    }
-
-    /// Whether none is.
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
-    }
-
     /// The held appointment overlapping `[start, end)`, other than `except`.
     /// Slots are at most [`SLOT_MINUTES`] long, so only starts that recent
     /// are looked at.
