@@ -206,6 +206,10 @@ pub struct StoreSettings {
     pub hub_capacity: usize,
     /// In-memory events per channel to start with.
     pub hub_initial_capacity: usize,
+    /// Redo log size, in MiB, that triggers a checkpoint.
+    pub checkpoint_mib: u64,
+    /// Longest time between checkpoints, in milliseconds.
+    pub checkpoint_interval_ms: u64,
 }
 
 /// `[schedule]`
@@ -358,6 +362,11 @@ impl Settings {
             ("store.max_group", self.store.max_group as u64),
             ("store.channel_history", self.store.channel_history),
             ("store.hub_capacity", self.store.hub_capacity as u64),
+            ("store.checkpoint_mib", self.store.checkpoint_mib),
+            (
+                "store.checkpoint_interval_ms",
+                self.store.checkpoint_interval_ms,
+            ),
             (
                 "store.hub_initial_capacity",
                 self.store.hub_initial_capacity as u64,

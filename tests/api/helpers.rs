@@ -486,6 +486,18 @@ impl Process {
         kib * 1024
     }
 
+    /// A client for this server (its `stop` does nothing; use [`Process::kill`]).
+    pub fn app(&self, data: &Path) -> TestApp {
+        TestApp {
+            addr: self.addr.parse().expect("a socket address"),
+            http: reqwest::Client::new(),
+            data_dir: data.to_owned(),
+            _dir: None,
+            stop: None,
+            handle: None,
+        }
+    }
+
     /// SIGKILL: no shutdown, no flush.
     pub fn kill(mut self) {
         self.child.kill().unwrap();

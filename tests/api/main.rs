@@ -9,6 +9,7 @@ mod access;
 mod auth;
 mod bad_input;
 mod boards;
+mod durability;
 mod integrity;
 mod lifecycle;
 mod memory;

@@ -23,7 +23,7 @@ pub(crate) enum Op {
     },
     /// Sets a named counter.
     Counter {
-        name: &'static str,
+        name: String,
         value: u64,
     },
 }
@@ -37,6 +37,8 @@ pub struct WriteBatch {
     pub(crate) ops: Vec<Op>,
     pub(crate) events: Vec<(Channel, Event)>,
     pub(crate) replicated: Vec<(Channel, u64, Event)>,
+    /// Whether the batch may commit without an fsync of its own.
+    pub(crate) lazy: bool,
 }
 
 impl WriteBatch {
@@ -111,7 +113,21 @@ impl WriteBatch {
 
     /// Sets the named counter (read back with [`Store::counter`]).
     pub fn set_counter(&mut self, name: &'static str, value: u64) -> &mut Self {
-        self.ops.push(Op::Counter { name, value });
+        self.ops.push(Op::Counter {
+            name: name.to_owned(),
+            value,
+        });
+        self
+    }
+
+    /// Lets the batch commit without an fsync of its own: it is answered at
+    /// once and becomes durable with the next durable commit (at the latest
+    /// when the store closes); a crash before then loses it. Only for
+    /// bookkeeping that is safe to do again, such as the outbox publisher's
+    /// record of what JetStream holds (a republished event is dropped by
+    /// JetStream's duplicate window and by the start-up reconciliation).
+    pub fn lazy(&mut self) -> &mut Self {
+        self.lazy = true;
         self
     }
 
@@ -123,6 +139,7 @@ impl WriteBatch {
         self.ops.extend(other.ops);
         self.events.extend(other.events);
         self.replicated.extend(other.replicated);
+        self.lazy &= other.lazy;
         self
     }
 

@@ -18,9 +18,11 @@
 //!
 //! Reads open their own MVCC read transaction and never wait for the writer.
 
+mod apply;
 mod batch;
 mod record;
 pub mod tables;
+mod wal;
 mod writer;
 
 use std::path::Path;
@@ -53,6 +55,10 @@ pub struct StoreConfig {
     /// Then entries are kept until acknowledged, however many there are;
     /// otherwise only the newest `outbox_retain` are.
     pub outbox_consumer: bool,
+    /// Redo log size that triggers a checkpoint (a durable redb commit).
+    pub checkpoint_bytes: u64,
+    /// Longest time between checkpoints while writes come in.
+    pub checkpoint_interval: std::time::Duration,
 }
 
 impl Default for StoreConfig {
@@ -63,8 +69,52 @@ impl Default for StoreConfig {
             channel_history: 1_000,
             outbox_retain: 100_000,
             outbox_consumer: false,
+            checkpoint_bytes: 64 << 20,
+            checkpoint_interval: std::time::Duration::from_secs(60),
         }
     }
+}
+
+/// Applies the logged groups that redb's last durable commit lacks (those
+/// after `applied`), in order, inside the opening transaction; returns the
+/// number of the last group now in the store.
+fn replay(
+    txn: &redb::WriteTransaction,
+    logged: Vec<wal::Group>,
+    applied: u64,
+    config: &StoreConfig,
+) -> Result<u64, StoreError> {
+    let mut last = applied;
+    let mut replayed = 0usize;
+    for (group, batches) in logged {
+        if group <= applied {
+            continue;
+        }
+        let outcomes = apply::apply_group(
+            txn,
+            batches.iter(),
+            group,
+            config,
+            &mut Vec::new(),
+            &mut false,
+        )?;
+        let refused = outcomes.iter().filter(|o| o.is_err()).count();
+        if refused > 0 {
+            // Only batches that took effect are logged, on the very state
+            // they are replayed on; this would be a bug, so say so.
+            tracing::error!(group, refused, "redo log: batches refused on replay");
+        }
+        replayed += batches.len();
+        last = group;
+    }
+    if replayed > 0 {
+        tracing::info!(
+            batches = replayed,
+            last_group = last,
+            "redo log replayed after an unclean stop"
+        );
+    }
+    Ok(last)
 }
 
 /// Failures reading or opening the store.
@@ -94,6 +144,9 @@ pub enum StoreError {
     /// The writer thread could not be started.
     #[error("could not start the store writer: {0}")]
     Thread(#[from] std::io::Error),
+    /// The redo log beside the store file could not be read or written.
+    #[error("the store's redo log failed: {0}")]
+    Log(std::io::Error),
     /// The store was closed.
     #[error("the store is closed")]
     Closed,
@@ -206,24 +259,17 @@ impl Store {
     /// cannot start.
     pub fn open(path: &Path, config: StoreConfig, hub: EventHub) -> Result<Store, StoreError> {
         let db = Database::create(path)?;
+        let (mut wal, logged) = wal::Wal::open(&wal::path_for(path)).map_err(StoreError::Log)?;
         let txn = db.begin_write()?;
+        let last_group;
         {
             for table in Table::ALL {
                 txn.open_table(table.def())?;
             }
             txn.open_table(tables::CHANNEL_EVENTS)?;
             txn.open_table(tables::CHANNEL_HEADS)?;
-            let mut outbox = txn.open_table(tables::OUTBOX)?;
+            let outbox = txn.open_table(tables::OUTBOX)?;
             let mut counters = txn.open_table(tables::COUNTERS)?;
-            // Without a consumer only a window is kept; trim what a consumer
-            // that is no longer configured left behind.
-            let head = counters
-                .get(tables::OUTBOX_HEAD)?
-                .map(|v| v.value())
-                .unwrap_or(0);
-            if !config.outbox_consumer && head > config.outbox_retain {
-                outbox.retain_in(..=head - config.outbox_retain, |_, _| false)?;
-            }
             let found = counters
                 .get(tables::SCHEMA_VERSION)?
                 .map(|v| v.value())
@@ -235,13 +281,39 @@ impl Store {
                 });
             }
             counters.insert(tables::SCHEMA_VERSION, SCHEMA_VERSION)?;
+            let applied = counters
+                .get(tables::WAL_APPLIED)?
+                .map(|v| v.value())
+                .unwrap_or(0);
+            drop((outbox, counters));
+            last_group = replay(&txn, logged, applied, &config)?;
+            let mut outbox = txn.open_table(tables::OUTBOX)?;
+            let counters = txn.open_table(tables::COUNTERS)?;
+            // Without a consumer only a window is kept; trim what a consumer
+            // that is no longer configured left behind.
+            let head = counters
+                .get(tables::OUTBOX_HEAD)?
+                .map(|v| v.value())
+                .unwrap_or(0);
+            if !config.outbox_consumer && head > config.outbox_retain {
+                outbox.retain_in(..=head - config.outbox_retain, |_, _| false)?;
+            }
         }
         txn.commit()?;
+        // Everything the log held is now in redb's file.
+        wal.reset().map_err(StoreError::Log)?;
         let db: DbSlot = Arc::new(RwLock::new(Some(db)));
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let config = Arc::new(config);
         let outbox_grew = Arc::new(Notify::new());
-        writer::spawn(db.clone(), rx, config.clone(), hub, outbox_grew.clone())?;
+        writer::spawn(
+            db.clone(),
+            rx,
+            (wal, last_group),
+            config.clone(),
+            hub,
+            outbox_grew.clone(),
+        )?;
         Ok(Store {
             db,
             tx,

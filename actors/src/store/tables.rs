@@ -129,3 +129,5 @@ pub(crate) const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("co
 pub(crate) const OUTBOX_HEAD: &str = "outbox_head";
 pub(crate) const OUTBOX_ACKED: &str = "outbox_acked";
 pub(crate) const SCHEMA_VERSION: &str = "schema_version";
+/// The number of the last write group redb holds (see `store::wal`).
+pub(crate) const WAL_APPLIED: &str = "wal_applied";

@@ -350,3 +350,89 @@ async fn racing_compare_and_swaps_let_exactly_one_win() {
         Err(WriteError::Changed { .. })
     ));
 }
+
+/// A batch that puts `key` and adds an event to the users channel.
+fn noted(key: &str, n: u64) -> WriteBatch {
+    let mut batch = WriteBatch::new();
+    batch
+        .require_absent(Table::Scratch, key)
+        .put(key, &Note { text: key.into() })
+        .event(Channel::Users, signed_in(n));
+    batch
+}
+
+#[tokio::test]
+async fn groups_left_in_the_redo_log_are_replayed_once_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.redb");
+    let store = Store::open(&path, StoreConfig::default(), EventHub::new(8)).unwrap();
+    store.write(noted("a", 1)).await.unwrap();
+    store.close().await;
+    // What a kill between two checkpoints leaves: redb at its last durable
+    // commit (holding "a", group numbers up to N) and the log of the groups
+    // after it, the last one torn by the crash.
+    let applied = {
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_read().unwrap();
+        let counters = txn.open_table(tables::COUNTERS).unwrap();
+        counters.get(tables::WAL_APPLIED).unwrap().unwrap().value()
+    };
+    {
+        let (mut log, groups) = wal::Wal::open(&wal::path_for(&path)).unwrap();
+        assert!(groups.is_empty(), "a clean close leaves an empty log");
+        // A group redb already holds (a crash before the log was emptied).
+        log.append(applied, [noted("a", 1)].iter()).unwrap();
+        log.append(applied + 1, [noted("b", 2), noted("c", 3)].iter())
+            .unwrap();
+        log.append(applied + 2, [noted("d", 4)].iter()).unwrap();
+        log.sync().unwrap();
+    }
+    let log_path = wal::path_for(&path);
+    let full = std::fs::metadata(&log_path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log_path)
+        .unwrap()
+        .set_len(full - 3)
+        .unwrap();
+
+    let store = Store::open(&path, StoreConfig::default(), EventHub::new(8)).unwrap();
+    for key in ["a", "b", "c"] {
+        assert!(store.get::<Note>(key).unwrap().is_some(), "{key}");
+    }
+    assert_eq!(store.get::<Note>("d").unwrap(), None, "the torn group");
+    let (events, _) = store.channel_events(&Channel::Users, 0, 10).unwrap();
+    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(std::fs::metadata(&log_path).unwrap().len(), 0);
+    // Writing on continues the numbering.
+    let seqs = store.write(noted("e", 5)).await.unwrap().seqs;
+    assert_eq!(seqs, [4]);
+    store.close().await;
+    let store = Store::open(&path, StoreConfig::default(), EventHub::new(8)).unwrap();
+    assert!(store.get::<Note>("e").unwrap().is_some());
+}
+
+#[tokio::test]
+async fn between_checkpoints_writes_go_to_the_log_and_a_checkpoint_empties_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.redb");
+    let config = StoreConfig {
+        checkpoint_bytes: 2_000,
+        checkpoint_interval: std::time::Duration::from_secs(3600),
+        ..StoreConfig::default()
+    };
+    let store = Store::open(&path, config, EventHub::new(8)).unwrap();
+    let log = wal::path_for(&path);
+    let size = || std::fs::metadata(&log).unwrap().len();
+    store.write(noted("a", 1)).await.unwrap();
+    assert!(size() > 0, "logged");
+    let mut seen_empty = false;
+    for i in 0..30 {
+        store.write(noted(&format!("k{i}"), i)).await.unwrap();
+        assert!(size() < 4_000, "checkpoints keep the log small");
+        seen_empty |= size() == 0;
+    }
+    assert!(seen_empty, "a checkpoint emptied the log");
+    store.close().await;
+    assert_eq!(size(), 0);
+}
