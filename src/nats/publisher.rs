@@ -34,6 +34,10 @@ use crate::app::AppState;
 /// Longest wait between retries while JetStream is unreachable.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// How long the outbox stays quiet before its lazily recorded acks are
+/// made durable with an empty commit.
+const SYNC_AFTER: Duration = Duration::from_millis(200);
+
 /// Runs until the task is aborted at shutdown.
 pub async fn run(state: Arc<AppState>, link: NatsLink) {
     let mut delay = Duration::from_millis(100);
@@ -64,6 +68,8 @@ async fn session(state: &AppState, link: &NatsLink) -> anyhow::Result<()> {
     let window = state.settings.nats.publish_window;
     let mut delay = Duration::from_millis(50);
     let mut shutdown = state.shutdown.clone();
+    // Whether a lazily recorded ack may still lack its fsync.
+    let mut unsynced = false;
     loop {
         if *shutdown.borrow() {
             return Ok(());
@@ -71,9 +77,21 @@ async fn session(state: &AppState, link: &NatsLink) -> anyhow::Result<()> {
         let (head, acked) = state.store.outbox_positions()?;
         metrics::gauge!("outbox_pending").set(head.saturating_sub(acked) as f64);
         if head <= acked {
+            let idle = if unsynced {
+                SYNC_AFTER
+            } else {
+                Duration::from_secs(1)
+            };
             tokio::select! {
                 () = state.store.outbox_grew() => {}
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = tokio::time::sleep(idle) => {
+                    if unsynced {
+                        // Quiet for a while: make the acks durable, so a
+                        // restart need not publish them again.
+                        state.store.write(WriteBatch::new()).await?;
+                        unsynced = false;
+                    }
+                }
                 _ = shutdown.changed() => {}
             }
             continue;
@@ -81,13 +99,23 @@ async fn session(state: &AppState, link: &NatsLink) -> anyhow::Result<()> {
         let entries = state.store.outbox_after(acked, window)?;
         let (done, failure) = publish_window(link, &entries).await;
         if let Some(through) = done {
+            // While keeping up, an ack costs no fsync of its own: it rides on
+            // the next booking's. Losing it in a crash republishes at most a
+            // window, which reconcile() and JetStream's duplicate window
+            // drop. Catching up a backlog (a full window), every ack is
+            // durable, so a crash never leaves more than that to redo.
             let mut batch = WriteBatch::new();
             batch.ack_outbox(through);
+            let lazy = entries.len() < window;
+            if lazy {
+                batch.lazy();
+            }
             state
                 .store
                 .write(batch)
                 .await
                 .context("could not record published events")?;
+            unsynced = lazy;
             let count = entries.iter().filter(|e| e.position <= through).count();
             metrics::counter!("nats_events_published_total").increment(count as u64);
         }
