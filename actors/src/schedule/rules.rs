@@ -163,7 +163,9 @@ pub fn instant_of(tz: &TimeZone, date: Date, clock: ClockTime) -> Option<Timesta
     ambiguous.earlier().ok().map(|z| z.timestamp())
 }
 
-/// The slot starting at `clock` on `date`, if the doctor works then.
+/// The slot starting at `clock` on `date`, if the doctor works then: the
+/// slot [`slots_for_date`] lists for that clock, found without listing the
+/// day (every booking asks, and a day of 5-minute slots has 288).
 pub fn find_slot(
     tz: &TimeZone,
     date: Date,
@@ -172,9 +174,24 @@ pub fn find_slot(
     availability: &[DayAvailability],
     exceptions: &[DateException],
 ) -> Option<SlotTime> {
-    slots_for_date(tz, date, slot_minutes, availability, exceptions)
-        .into_iter()
-        .find(|s| s.time_slot == clock)
+    let minute = clock.minutes();
+    let on_grid = ranges_for(date, availability, exceptions).iter().any(|r| {
+        let (start, end) = (r.start.minutes(), r.end.minutes());
+        slot_minutes > 0
+            && minute >= start
+            && minute + slot_minutes <= end
+            && (minute - start) % slot_minutes == 0
+    });
+    if !on_grid {
+        return None;
+    }
+    let start = instant_of(tz, date, clock)?;
+    Some(SlotTime {
+        date,
+        time_slot: clock,
+        start,
+        end: start + SignedDuration::from_mins(i64::from(slot_minutes)),
+    })
 }
 
 /// The number of the 5-minute cell an instant falls in.
@@ -420,5 +437,26 @@ mod tests {
         assert!(fits(&monday, &[], "Europe/London"));
         // A later zone: 11:30 in Berlin is 12:30 in Helsinki, outside.
         assert!(!fits(&monday, &[], "Europe/Helsinki"));
+    }
+
+    #[test]
+    fn find_slot_agrees_with_the_listed_slots_across_dst_and_overlapping_hours() {
+        let tz = TimeZone::get("Europe/Berlin").unwrap();
+        let hours: Vec<DayAvailability> = serde_json::from_value(serde_json::json!([
+            {"day": "Sunday", "slots": ["00:00-04:00", "01:15-03:45", "22:00-24:00"]}
+        ]))
+        .unwrap();
+        // Spring gap (2030-03-31) and autumn fold (2030-10-27), both Sundays.
+        for day in ["2030-03-31", "2030-10-27", "2030-10-20"] {
+            for length in [5, 15, 25, 30, 45] {
+                let listed = slots_for_date(&tz, date(day), length, &hours, &[]);
+                for minute in (0..24 * 60).step_by(5) {
+                    let clock = ClockTime::from_minutes(minute);
+                    let expected = listed.iter().find(|s| s.time_slot == clock);
+                    let found = find_slot(&tz, date(day), clock, length, &hours, &[]);
+                    assert_eq!(found.as_ref(), expected, "{day} {clock} {length}");
+                }
+            }
+        }
     }
 }
