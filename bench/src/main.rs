@@ -4,6 +4,8 @@
 //! Build and run in release mode, on the filesystem the service will use:
 //!
 //! ```text
+//! cargo build --release -p medrelay -p medrelay-bench
+//! target/release/medrelay-bench all [--quick] [--server-bin PATH] [--record docs/benchmarks.md]
 //! cargo run --release -p medrelay-bench -- store [--seconds 3] [--warmup 0.5]
 //! cargo build --release -p medrelay -p medrelay-bench   # schedule runs the server binary
 //! cargo run --release -p medrelay-bench -- schedule [--clients 128] [--seconds 5] \
@@ -13,6 +15,12 @@
 //! cargo run --release -p medrelay-bench -- memory [--sockets 40] [--subscribes 20000] \
 //!     [--logins 100000] [--login-seconds 90] [--binary PATH]
 //! ```
+//!
+//! `all` runs every benchmark in turn (`--quick`: shorter rows and smaller
+//! floods, under 3 minutes) and ends with one table: each figure beside its
+//! target and beside the figure recorded in `docs/benchmarks.md`, flagging
+//! any more than 10% worse. Throughput that drifts with the shared machine
+//! is also shown as a ratio to a baseline of the same run.
 //!
 //! Benchmarks:
 //!
@@ -48,6 +56,7 @@
 
 mod boards;
 mod booking;
+mod figures;
 mod idle;
 mod memory;
 mod nats;
@@ -61,7 +70,11 @@ mod stats;
 mod store;
 mod ws;
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
+
+use crate::figures::Figure;
 
 /// Benchmarks for medrelay; prints its figures as tables.
 #[derive(Debug, Parser)]
@@ -84,15 +97,146 @@ enum Command {
     Notify(notify::Args),
     /// Server memory across floods of unknown-board subscribes and made-up logins.
     Memory(memory::Args),
+    /// Every benchmark in turn, then one summary against targets and the record.
+    All(AllArgs),
+}
+
+/// Options of `all`.
+#[derive(Debug, clap::Args)]
+struct AllArgs {
+    /// Shorter rows and smaller floods: under 3 minutes.
+    #[arg(long)]
+    quick: bool,
+    /// The medrelay binary (default: next to this one).
+    #[arg(long, value_name = "PATH")]
+    server_bin: Option<PathBuf>,
+    /// The record to compare with.
+    #[arg(long, value_name = "FILE", default_value = "docs/benchmarks.md")]
+    record: PathBuf,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::All(args) => all(args).await,
+        command => one(command).await.map(drop),
+    }
+}
+
+async fn one(command: Command) -> anyhow::Result<Vec<Figure>> {
+    match command {
         Command::Store(args) => store::run(args).await,
         Command::Schedule(args) => schedule::run(args).await,
         Command::Nats(args) => nats::run(args).await,
         Command::Notify(args) => notify::run(args).await,
         Command::Memory(args) => memory::run(args).await,
+        Command::All(_) => anyhow::bail!("`all` does not nest"),
+    }
+}
+
+/// The command line of each benchmark under `all`, full or quick.
+fn plan(quick: bool) -> [&'static [&'static str]; 5] {
+    if quick {
+        [
+            &["store", "--seconds", "1", "--warmup", "0.3"],
+            &[
+                "schedule",
+                "--seconds",
+                "2",
+                "--warmup",
+                "0.5",
+                "--fanout-sockets",
+                "300",
+                "--idle-connections",
+                "1000",
+            ],
+            &[
+                "nats",
+                "--seconds",
+                "2",
+                "--warmup",
+                "0.5",
+                "--backlog-seconds",
+                "1",
+            ],
+            &[
+                "notify",
+                "--pending",
+                "200000",
+                "--burst",
+                "2000",
+                "--emails",
+                "300",
+                "--booking-seconds",
+                "2",
+            ],
+            &[
+                "memory",
+                "--subscribes",
+                "5000",
+                "--logins",
+                "20000",
+                "--login-seconds",
+                "30",
+            ],
+        ]
+    } else {
+        [
+            &["store"],
+            &["schedule"],
+            &["nats"],
+            &["notify"],
+            &["memory"],
+        ]
+    }
+}
+
+/// Runs every benchmark and prints the summary.
+async fn all(args: AllArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let mut figures = Vec::new();
+    for line in plan(args.quick) {
+        let mut argv = vec!["medrelay-bench".to_owned()];
+        argv.extend(line.iter().map(|s| (*s).to_owned()));
+        if let Some(bin) = &args.server_bin
+            && line[0] != "store"
+        {
+            argv.push("--server-bin".into());
+            argv.push(bin.display().to_string());
+        }
+        eprintln!("all: {} ...", argv[1..].join(" "));
+        println!();
+        let cli = Cli::try_parse_from(&argv)?;
+        figures.extend(one(cli.command).await?);
+    }
+    derive_ratios(&mut figures);
+    let recorded = figures::recorded(&args.record);
+    println!();
+    println!(
+        "summary ({}, {:.0} s; recorded: {})",
+        if args.quick { "quick" } else { "full" },
+        started.elapsed().as_secs_f64(),
+        args.record.display()
+    );
+    let worse = figures::print_summary(&figures, &recorded);
+    if worse > 0 {
+        println!(
+            "{worse} figure(s) more than 10% worse than the record: a regression to fix or to explain"
+        );
+    }
+    Ok(())
+}
+
+/// Ratios to a baseline of the same run, steadier than absolute figures on
+/// a shared machine.
+fn derive_ratios(figures: &mut Vec<Figure>) {
+    let get = |key: &str| figures.iter().find(|f| f.key == key).map(|f| f.value);
+    if let (Some(bookings), Some(group)) = (get("schedule.bookings"), get("store.group_128")) {
+        figures.push(Figure::plain(
+            "schedule.bookings_vs_group_128",
+            bookings / group,
+            "x",
+            true,
+        ));
     }
 }

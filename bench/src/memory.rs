@@ -32,6 +32,7 @@ use serde_json::json;
 use tokio::time::Instant as Deadline;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::figures::{Figure, Target};
 use crate::server::{ADMIN_PASSWORD, ADMIN_USER, Server, locate_binary, metric};
 use crate::stats::verdict;
 use crate::ws::{self, Incoming, Socket};
@@ -65,7 +66,7 @@ pub struct Args {
     #[arg(long, default_value_t = 90)]
     login_seconds: u64,
     /// The medrelay binary (default: next to this one).
-    #[arg(long)]
+    #[arg(long = "server-bin", alias = "binary", value_name = "PATH")]
     binary: Option<std::path::PathBuf>,
 }
 
@@ -84,7 +85,7 @@ struct Phase {
 ///
 /// # Errors
 /// When the server cannot start, or a socket or request fails.
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub async fn run(args: Args) -> anyhow::Result<Vec<Figure>> {
     ensure!(args.sockets > 0, "--sockets must be at least 1");
     let binary = locate_binary(args.binary.as_deref())?;
     let server = Server::start(&binary).await?;
@@ -139,8 +140,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let table = metric(&server.metrics(&token).await?, "login_lockout_entries");
     server.stop().await?;
 
+    let growth = |p: &Phase| {
+        Figure::targeted(
+            "",
+            (p.after as f64 - p.before as f64) / 1_048_576.0,
+            "MiB",
+            Target::AtMost(mib(p.bound)),
+        )
+    };
+    let figures = vec![
+        Figure {
+            key: "memory.unknown_boards_growth".into(),
+            ..growth(&boards)
+        },
+        Figure {
+            key: "memory.made_up_logins_growth".into(),
+            ..growth(&logins)
+        },
+    ];
     print(&[boards, logins], hub_channels, table, args.logins);
-    Ok(())
+    Ok(figures)
 }
 
 /// Lets the server finish what it was doing before a reading.

@@ -27,6 +27,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::booking::{self, DOCTORS, Plan};
+use crate::figures::{Figure, Target};
 use crate::schedule::{gather, open_booking_sockets, setup};
 use crate::server::{Server, locate_binary};
 use crate::stats::{Summary, Window, measuring, ms, verdict};
@@ -44,7 +45,7 @@ pub struct Args {
     #[arg(long, default_value_t = 3.0)]
     backlog_seconds: f64,
     /// The `medrelay` binary (default: next to this one).
-    #[arg(long)]
+    #[arg(long = "server-bin", alias = "medrelay", value_name = "PATH")]
     medrelay: Option<PathBuf>,
 }
 
@@ -163,7 +164,7 @@ async fn closed_loop(
 ///
 /// # Errors
 /// When a process cannot be started or a request fails.
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub async fn run(args: Args) -> anyhow::Result<Vec<Figure>> {
     let (measure, warmup) = measuring(args.seconds, args.warmup)?;
     let binary = locate_binary(args.medrelay.as_deref())?;
     let nats = NatsServer::start(free_port()?)?;
@@ -262,12 +263,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
     drop(server);
 
-    publish_rate(&binary, &args).await
+    let rate = publish_rate(&binary, &args).await?;
+    Ok(vec![
+        Figure::plain("nats.raw_p50", f64::from(raw_p50), "µs", false),
+        Figure::plain("nats.book_p50", f64::from(book_p50), "µs", false),
+        Figure::targeted(
+            "nats.book_p50_minus_raw",
+            overhead as f64,
+            "µs",
+            Target::AtMost(300.0),
+        ),
+        Figure::plain("nats.outbox_publish", rate, "events/s", true),
+    ])
 }
 
 /// Bookings pile up while NATS is away, then NATS starts: events per second
 /// from the first to the last event JetStream stored.
-async fn publish_rate(binary: &std::path::Path, args: &Args) -> anyhow::Result<()> {
+async fn publish_rate(binary: &std::path::Path, args: &Args) -> anyhow::Result<f64> {
     let port = free_port()?;
     let url = format!("nats://127.0.0.1:{port}");
     let server = Server::start_with(binary, vec![("MEDRELAY__NATS__URL".into(), url)]).await?;
@@ -319,9 +331,9 @@ async fn publish_rate(binary: &std::path::Path, args: &Args) -> anyhow::Result<(
     let events = info.state.messages;
     println!();
     println!("nats: outbox -> JetStream (backlog published after NATS came back, windowed acks)");
+    let rate = events as f64 / span.max(1e-6);
     println!(
-        "{events} events ({booked} bookings + sign-ups) stored in {span:.2} s: {:.0} events/s",
-        events as f64 / span.max(1e-6)
+        "{events} events ({booked} bookings + sign-ups) stored in {span:.2} s: {rate:.0} events/s"
     );
-    Ok(())
+    Ok(rate)
 }

@@ -32,10 +32,11 @@ use redb::{Database, TableDefinition};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
+use crate::figures::{Figure, Target};
 use crate::stats::{ms, percentile, verdict};
 
 /// Concurrent writers of the group-commit rows.
-const WRITER_LEVELS: [usize; 4] = [1, 8, 64, 256];
+const WRITER_LEVELS: [usize; 5] = [1, 8, 64, 128, 256];
 /// The writer count compared against the baseline and the targets.
 const COMPARE_AT: usize = 64;
 /// Target throughput at [`COMPARE_AT`] writers.
@@ -139,11 +140,11 @@ impl Summary {
     }
 }
 
-/// Runs every row and prints the table.
+/// Runs every row, prints the table and returns the figures.
 ///
 /// # Errors
 /// When a temporary directory or database cannot be created, or a write fails.
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub async fn run(args: Args) -> anyhow::Result<Vec<Figure>> {
     let (measure, warmup) = crate::stats::measuring(args.seconds, args.warmup)?;
     let payload = BenchRecord::new().encoded();
     let payload_len = payload.len();
@@ -180,19 +181,54 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     print_row("group commit, scattered", COMPARE_AT, &scattered);
 
-    let compared = rows
-        .iter()
-        .find(|(writers, _)| *writers == COMPARE_AT)
-        .map(|(_, summary)| summary.writes_per_sec)
-        .context("no group-commit row to compare")?;
+    let at = |n: usize| {
+        rows.iter()
+            .find(|(writers, _)| *writers == n)
+            .map(|(_, summary)| summary.writes_per_sec)
+            .context("no group-commit row to compare")
+    };
+    let compared = at(COMPARE_AT)?;
     let speedup = compared / baseline.writes_per_sec;
-    println!("group commit @{COMPARE_AT} vs baseline: {speedup:.1}x");
+    let alone = at(1)? / baseline.writes_per_sec;
+    let weakest = rows
+        .iter()
+        .map(|(_, summary)| summary.writes_per_sec / baseline.writes_per_sec)
+        .fold(f64::INFINITY, f64::min);
+    println!("group commit @{COMPARE_AT} vs baseline: {speedup:.1}x; @1: {alone:.2}x");
     println!(
-        "targets: >= 50,000 writes/s at {COMPARE_AT} writers: {}; >= 10x baseline: {}",
+        "targets: >= 50,000 writes/s at {COMPARE_AT} writers: {}; >= 10x baseline: {}; >= baseline at every writer count: {}",
         verdict(compared >= TARGET_WRITES_PER_SEC),
         verdict(speedup >= TARGET_SPEEDUP),
+        verdict(weakest >= 1.0),
     );
-    Ok(())
+    Ok(vec![
+        Figure::plain("store.baseline", baseline.writes_per_sec, "writes/s", true),
+        Figure::targeted(
+            "store.group_1_vs_baseline",
+            alone,
+            "x",
+            Target::AtLeast(1.0),
+        ),
+        Figure::targeted(
+            "store.group_weakest_vs_baseline",
+            weakest,
+            "x",
+            Target::AtLeast(1.0),
+        ),
+        Figure::targeted(
+            "store.group_64",
+            compared,
+            "writes/s",
+            Target::AtLeast(TARGET_WRITES_PER_SEC),
+        ),
+        Figure::targeted(
+            "store.group_64_vs_baseline",
+            speedup,
+            "x",
+            Target::AtLeast(TARGET_SPEEDUP),
+        ),
+        Figure::plain("store.group_128", at(128)?, "writes/s", true),
+    ])
 }
 
 fn print_row(mode: &str, writers: usize, summary: &Summary) {
