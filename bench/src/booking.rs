@@ -9,14 +9,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{SinkExt, StreamExt, stream};
 use jiff::civil::Date;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout_at};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::server::Server;
 use crate::stats::{Window, micros_between};
-use crate::ws::{Incoming, Socket, next_text, send_text};
+use crate::ws::{self, Incoming, Socket, next_text, send_text};
 
 /// Doctors `prov000` .. `prov099`.
 pub const DOCTORS: u64 = 100;
@@ -312,4 +314,64 @@ pub async fn fixed_rate(
         issued += 1;
     }
     Ok(issued)
+}
+
+/// Slack on top of a phase's planned length before it counts as stuck.
+pub(crate) const PHASE_SLACK: Duration = Duration::from_secs(30);
+
+/// Opens `n` booking sockets, 32 at a time.
+pub(crate) async fn open_booking_sockets(
+    server: &Server,
+    token: &str,
+    n: usize,
+) -> anyhow::Result<Vec<Socket>> {
+    let addr = server.addr;
+    stream::iter(0..n)
+        .map(|_| ws::connect_medrelay(addr, token))
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// Waits for every client task; returns their sockets and merged figures.
+pub(crate) async fn gather(
+    mut tasks: JoinSet<anyhow::Result<(Socket, ClientStats)>>,
+) -> anyhow::Result<(Vec<Socket>, ClientStats)> {
+    let mut sockets = Vec::with_capacity(tasks.len());
+    let mut stats = ClientStats::default();
+    while let Some(joined) = tasks.join_next().await {
+        let (socket, client) = joined.context("a booking client task failed")??;
+        sockets.push(socket);
+        stats.absorb(client);
+    }
+    Ok((sockets, stats))
+}
+
+/// Closed-loop bookings from every socket for one window after `warmup`.
+pub(crate) async fn full_speed(
+    sockets: Vec<Socket>,
+    plan: &Arc<Plan>,
+    warmup: Duration,
+    measure: Duration,
+) -> anyhow::Result<(Vec<Socket>, ClientStats, Window)> {
+    let window = Window::starting_now(warmup, measure);
+    let deadline = window.until + PHASE_SLACK;
+    let mut tasks = JoinSet::new();
+    for socket in sockets {
+        tasks.spawn(closed_loop(socket, plan.clone(), window, deadline));
+    }
+    let (sockets, stats) = gather(tasks).await?;
+    Ok((sockets, stats, window))
+}
+
+/// Sends a close frame on every socket (1 s each at most) and drops them.
+pub(crate) async fn close_all(sockets: Vec<Socket>) {
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        for mut socket in sockets {
+            let _ = tokio::time::timeout(Duration::from_secs(1), socket.close(None)).await;
+        }
+    })
+    .await;
 }

@@ -10,9 +10,13 @@ use tokio::time::{Instant, timeout};
 use crate::boards::HOLDER_TASKS;
 use crate::booking::DOCTORS;
 use crate::server::Server;
+use crate::stats::verdict;
 use crate::ws::{self, Holders};
 
 /// Sockets being opened at once.
+/// Target server memory per idle connection, bytes.
+pub const TARGET_IDLE_BYTES: f64 = 16.0 * 1024.0;
+
 const OPEN_CONCURRENCY: usize = 200;
 /// Longest wait for one socket to connect and be subscribed.
 const PER_SOCKET: Duration = Duration::from_secs(30);
@@ -156,4 +160,69 @@ pub async fn run(
         open_time,
         reply_bytes: reply_bytes.checked_div(opened).unwrap_or(0),
     })
+}
+
+pub fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Bytes of RSS per held connection.
+pub fn per_connection(idle: &Idle) -> Option<f64> {
+    (idle.held > 0)
+        .then(|| idle.rss_after.saturating_sub(idle.rss_before) as f64 / idle.held as f64)
+}
+
+/// The idle-connection table of the `schedule` benchmark.
+pub fn print(used: &Idle, fresh: &Idle, rss_setup: u64) {
+    println!(
+        "schedule: idle connections ({} sockets, each subscribed to one of {DOCTORS} boards, idle 2 s)",
+        used.opened + used.failed,
+    );
+    println!(
+        "{:<30}{:>8}{:>8}{:>12}{:>12}{:>12}",
+        "server", "held", "open s", "RSS before", "RSS after", "bytes/conn"
+    );
+    for (name, idle) in [
+        ("after the other benchmarks", used),
+        ("fresh (restarted, same data)", fresh),
+    ] {
+        println!(
+            "{name:<30}{:>8}{:>8.1}{:>8.1} MiB{:>8.1} MiB{:>12}",
+            idle.held,
+            idle.open_time.as_secs_f64(),
+            mib(idle.rss_before),
+            mib(idle.rss_after),
+            per_connection(idle).map_or_else(|| "-".to_owned(), |b| format!("{b:.0}"))
+        );
+        if idle.failed > 0 || idle.server_open != idle.held + DOCTORS {
+            println!(
+                "  {} failed to open; the server reports {} open sockets ({} measured + {DOCTORS} warm-up expected)",
+                idle.failed, idle.server_open, idle.held
+            );
+        }
+        if let Some(first) = &idle.first_failure {
+            println!("  first failure: {first}");
+        }
+    }
+    println!(
+        "subscribe replies (one-day board snapshots) of {} bytes on average; server RSS right after setup: {:.1} MiB",
+        fresh.reply_bytes,
+        mib(rss_setup)
+    );
+    println!(
+        "note: memory the server freed in earlier phases and reuses makes the first row an under-estimate"
+    );
+    let verdicts: Vec<String> = [("after the other benchmarks", used), ("fresh", fresh)]
+        .iter()
+        .map(|(name, idle)| {
+            format!(
+                "{} ({name})",
+                verdict(per_connection(idle).is_some_and(|b| b <= TARGET_IDLE_BYTES))
+            )
+        })
+        .collect();
+    println!(
+        "targets: <= 16 KiB per idle connection: {}",
+        verdicts.join(", ")
+    );
 }

@@ -27,8 +27,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::booking::{self, DOCTORS, Plan};
+use crate::booking::{gather, open_booking_sockets};
 use crate::figures::{Figure, Target};
-use crate::schedule::{gather, open_booking_sockets, setup};
+use crate::schedule::setup;
 use crate::server::{Server, locate_binary};
 use crate::stats::{Summary, Window, measuring, ms, verdict};
 

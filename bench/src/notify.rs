@@ -36,7 +36,7 @@ use medrelay_protocol::schedule::{AppointmentId, AppointmentStatus, ClockTime, S
 use medrelay_protocol::{Email, PatientId, ProviderId};
 use serde_json::json;
 
-use crate::booking::Plan;
+use crate::booking::{self, Plan};
 use crate::figures::{Figure, Target};
 use crate::schedule;
 use crate::server::{ADMIN_PASSWORD, ADMIN_USER, Server, locate_binary};
@@ -84,9 +84,9 @@ async fn booking_rate(server: &Server, seconds: f64) -> anyhow::Result<f64> {
     let (measure, warmup) = measuring(seconds, 1.0)?;
     let (token, patients) = schedule::setup(server).await?;
     let plan = Arc::new(Plan::new(patients)?);
-    let sockets = schedule::open_booking_sockets(server, &token, 128).await?;
-    let (sockets, stats, window) = schedule::full_speed(sockets, &plan, warmup, measure).await?;
-    schedule::close_all(sockets).await;
+    let sockets = booking::open_booking_sockets(server, &token, 128).await?;
+    let (sockets, stats, window) = booking::full_speed(sockets, &plan, warmup, measure).await?;
+    booking::close_all(sockets).await;
     Ok(Summary::new(stats.latencies, window.measured()).per_sec)
 }
 

@@ -125,12 +125,13 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::boards;
-use crate::booking::{self, ClientStats, DOCTORS, PATIENTS, Plan};
+use crate::booking::{
+    self, DOCTORS, PATIENTS, PHASE_SLACK, Plan, close_all, full_speed, gather, open_booking_sockets,
+};
 use crate::figures::{Figure, Target};
 use crate::idle;
 use crate::server::{ADMIN_PASSWORD, ADMIN_USER, Commits, Server};
 use crate::stats::{CpuMeter, Summary, Window, cores, ms, verdict};
-use crate::ws::{self, Socket};
 
 /// The open-loop booking rate.
 const FIXED_RATE: f64 = 2_000.0;
@@ -141,10 +142,6 @@ const TARGET_P99_AT_FIXED_US: u32 = 10_000;
 /// Target ratio of medrelay's fan-out p99 to the raw baseline's, both from
 /// first delivery (the measure that does not depend on acks).
 const TARGET_FANOUT_RATIO: f64 = 1.5;
-/// Target server memory per idle connection, bytes.
-const TARGET_IDLE_BYTES: f64 = 16.0 * 1024.0;
-/// Slack on top of a phase's planned length before it counts as stuck.
-const PHASE_SLACK: Duration = Duration::from_secs(30);
 /// Longest the idle phase may take to open its sockets.
 const IDLE_LIMIT: Duration = Duration::from_secs(300);
 
@@ -205,7 +202,7 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<Figure>> {
     eprintln!(
         "schedule: setup took {:.1} s ({DOCTORS} doctors, {PATIENTS} patients); server RSS {:.1} MiB",
         setup_started.elapsed().as_secs_f64(),
-        mib(rss_setup)
+        idle::mib(rss_setup)
     );
 
     let (full, fixed_p99) = bookings(&server, &token, &plan, &args, warmup, measure).await?;
@@ -242,7 +239,7 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<Figure>> {
         IDLE_LIMIT,
     )
     .await?;
-    print_idle(&used, &fresh, rss_setup);
+    idle::print(&used, &fresh, rss_setup);
 
     let open = server
         .wait_sockets_closed(&token, Duration::from_secs(10))
@@ -271,12 +268,12 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<Figure>> {
             Target::AtMost(TARGET_FANOUT_RATIO),
         ),
     ];
-    if let Some(bytes) = per_connection(&fresh) {
+    if let Some(bytes) = idle::per_connection(&fresh) {
         figures.push(Figure::targeted(
             "schedule.idle_socket",
             bytes / 1024.0,
             "KiB",
-            Target::AtMost(TARGET_IDLE_BYTES / 1024.0),
+            Target::AtMost(idle::TARGET_IDLE_BYTES / 1024.0),
         ));
     }
     Ok(figures)
@@ -339,63 +336,6 @@ pub(crate) async fn setup(server: &Server) -> anyhow::Result<(String, Vec<String
         .await;
     let patients = signed_up.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
     Ok((token, patients))
-}
-
-/// Opens `n` booking sockets, 32 at a time.
-pub(crate) async fn open_booking_sockets(
-    server: &Server,
-    token: &str,
-    n: usize,
-) -> anyhow::Result<Vec<Socket>> {
-    let addr = server.addr;
-    stream::iter(0..n)
-        .map(|_| ws::connect_medrelay(addr, token))
-        .buffer_unordered(32)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect()
-}
-
-/// Waits for every client task; returns their sockets and merged figures.
-pub(crate) async fn gather(
-    mut tasks: JoinSet<anyhow::Result<(Socket, ClientStats)>>,
-) -> anyhow::Result<(Vec<Socket>, ClientStats)> {
-    let mut sockets = Vec::with_capacity(tasks.len());
-    let mut stats = ClientStats::default();
-    while let Some(joined) = tasks.join_next().await {
-        let (socket, client) = joined.context("a booking client task failed")??;
-        sockets.push(socket);
-        stats.absorb(client);
-    }
-    Ok((sockets, stats))
-}
-
-/// Closed-loop bookings from every socket for one window after `warmup`.
-pub(crate) async fn full_speed(
-    sockets: Vec<Socket>,
-    plan: &Arc<Plan>,
-    warmup: Duration,
-    measure: Duration,
-) -> anyhow::Result<(Vec<Socket>, ClientStats, Window)> {
-    let window = Window::starting_now(warmup, measure);
-    let deadline = window.until + PHASE_SLACK;
-    let mut tasks = JoinSet::new();
-    for socket in sockets {
-        tasks.spawn(booking::closed_loop(socket, plan.clone(), window, deadline));
-    }
-    let (sockets, stats) = gather(tasks).await?;
-    Ok((sockets, stats, window))
-}
-
-/// Sends a close frame on every socket (1 s each at most) and drops them.
-pub(crate) async fn close_all(sockets: Vec<Socket>) {
-    let _ = tokio::time::timeout(Duration::from_secs(10), async {
-        for mut socket in sockets {
-            let _ = tokio::time::timeout(Duration::from_secs(1), socket.close(None)).await;
-        }
-    })
-    .await;
 }
 
 /// The store's commits since `before`, described.
@@ -633,69 +573,4 @@ async fn fanout(
         verdict(from_first.is_some_and(|r| r <= TARGET_FANOUT_RATIO))
     );
     Ok(from_first)
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
-}
-
-/// Bytes of RSS per held connection.
-fn per_connection(idle: &idle::Idle) -> Option<f64> {
-    (idle.held > 0)
-        .then(|| idle.rss_after.saturating_sub(idle.rss_before) as f64 / idle.held as f64)
-}
-
-/// Benchmark 3's table.
-fn print_idle(used: &idle::Idle, fresh: &idle::Idle, rss_setup: u64) {
-    println!(
-        "schedule: idle connections ({} sockets, each subscribed to one of {DOCTORS} boards, idle 2 s)",
-        used.opened + used.failed,
-    );
-    println!(
-        "{:<30}{:>8}{:>8}{:>12}{:>12}{:>12}",
-        "server", "held", "open s", "RSS before", "RSS after", "bytes/conn"
-    );
-    for (name, idle) in [
-        ("after the other benchmarks", used),
-        ("fresh (restarted, same data)", fresh),
-    ] {
-        println!(
-            "{name:<30}{:>8}{:>8.1}{:>8.1} MiB{:>8.1} MiB{:>12}",
-            idle.held,
-            idle.open_time.as_secs_f64(),
-            mib(idle.rss_before),
-            mib(idle.rss_after),
-            per_connection(idle).map_or_else(|| "-".to_owned(), |b| format!("{b:.0}"))
-        );
-        if idle.failed > 0 || idle.server_open != idle.held + DOCTORS {
-            println!(
-                "  {} failed to open; the server reports {} open sockets ({} measured + {DOCTORS} warm-up expected)",
-                idle.failed, idle.server_open, idle.held
-            );
-        }
-        if let Some(first) = &idle.first_failure {
-            println!("  first failure: {first}");
-        }
-    }
-    println!(
-        "subscribe replies (one-day board snapshots) of {} bytes on average; server RSS right after setup: {:.1} MiB",
-        fresh.reply_bytes,
-        mib(rss_setup)
-    );
-    println!(
-        "note: memory the server freed in earlier phases and reuses makes the first row an under-estimate"
-    );
-    let verdicts: Vec<String> = [("after the other benchmarks", used), ("fresh", fresh)]
-        .iter()
-        .map(|(name, idle)| {
-            format!(
-                "{} ({name})",
-                verdict(per_connection(idle).is_some_and(|b| b <= TARGET_IDLE_BYTES))
-            )
-        })
-        .collect();
-    println!(
-        "targets: <= 16 KiB per idle connection: {}",
-        verdicts.join(", ")
-    );
 }
