@@ -120,7 +120,7 @@ pub fn open_store(settings: &Settings) -> anyhow::Result<(Store, EventHub)> {
             channel_history: settings.store.channel_history,
             outbox_retain: settings.store.outbox_retain,
             outbox_consumer: settings.nats.enabled() && settings.nats.role == NodeRole::Owner,
-            checkpoint_bytes: settings.store.checkpoint_mib << 20,
+            checkpoint_bytes: settings.store.checkpoint_mib.saturating_mul(1 << 20),
             checkpoint_interval: Duration::from_millis(settings.store.checkpoint_interval_ms),
         },
         hub.clone(),

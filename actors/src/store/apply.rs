@@ -79,11 +79,7 @@ impl<'txn> Applier<'txn> {
         &mut self,
         table: Table,
     ) -> Result<&mut redb::Table<'txn, &'static str, &'static [u8]>, redb::Error> {
-        let index = Table::ALL
-            .iter()
-            .position(|t| *t == table)
-            .expect("every Table is in Table::ALL");
-        opened(&mut self.records[index], self.txn, table.def())
+        opened(&mut self.records[table.index()], self.txn, table.def())
     }
 
     fn events(

@@ -268,7 +268,7 @@ impl Store {
             }
             txn.open_table(tables::CHANNEL_EVENTS)?;
             txn.open_table(tables::CHANNEL_HEADS)?;
-            let outbox = txn.open_table(tables::OUTBOX)?;
+            txn.open_table(tables::OUTBOX)?;
             let mut counters = txn.open_table(tables::COUNTERS)?;
             let found = counters
                 .get(tables::SCHEMA_VERSION)?
@@ -285,7 +285,7 @@ impl Store {
                 .get(tables::WAL_APPLIED)?
                 .map(|v| v.value())
                 .unwrap_or(0);
-            drop((outbox, counters));
+            drop(counters);
             last_group = replay(&txn, logged, applied, &config)?;
             let mut outbox = txn.open_table(tables::OUTBOX)?;
             let counters = txn.open_table(tables::COUNTERS)?;
@@ -300,8 +300,10 @@ impl Store {
             }
         }
         txn.commit()?;
-        // Everything the log held is now in redb's file.
-        wal.reset().map_err(StoreError::Log)?;
+        if wal.len() > 0 {
+            // Everything the log held is now in redb's file.
+            wal.reset().map_err(StoreError::Log)?;
+        }
         let db: DbSlot = Arc::new(RwLock::new(Some(db)));
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let config = Arc::new(config);

@@ -79,6 +79,14 @@ impl Table {
         Table::Scratch,
     ];
 
+    /// The table's position in [`Table::ALL`].
+    pub(crate) fn index(self) -> usize {
+        Table::ALL
+            .iter()
+            .position(|t| *t == self)
+            .expect("every Table is in Table::ALL")
+    }
+
     /// The table's name in the redb file.
     pub fn name(self) -> &'static str {
         match self {

@@ -158,11 +158,7 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
 }
 
 fn put_table(out: &mut Vec<u8>, table: Table) {
-    let index = Table::ALL
-        .iter()
-        .position(|t| *t == table)
-        .expect("every Table is in Table::ALL");
-    out.push(index as u8);
+    out.push(table.index() as u8);
 }
 
 fn put_event(out: &mut Vec<u8>, channel: &Channel, event: &Event) {

@@ -237,22 +237,8 @@ impl Writer<'_> {
     /// An empty durable commit: everything before it is in redb's file.
     fn checkpoint_now(&mut self) {
         self.group += 1;
-        let done = (|| -> Result<(), redb::Error> {
-            let txn = self.db.begin_write()?;
-            let none = std::iter::empty();
-            apply_group(
-                &txn,
-                none,
-                self.group,
-                self.config,
-                &mut Vec::new(),
-                &mut false,
-            )?;
-            txn.commit()?;
-            Ok(())
-        })();
-        match done {
-            Ok(()) => self.emptied_log(),
+        match self.apply(&[], true, &mut Vec::new(), &mut false) {
+            Ok(_) => self.emptied_log(),
             Err(e) => {
                 tracing::error!(error = %e, "the closing checkpoint failed; the next start replays the redo log")
             }
