@@ -122,12 +122,13 @@ async fn assert_no_overlap(app: &TestApp, admin: &str, provider: &str) -> usize 
     live.len()
 }
 
-async fn patients(app: &TestApp, n: usize) -> Vec<Patient> {
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
+/// `N` signed-up patients.
+async fn patients<const N: usize>(app: &TestApp) -> [Patient; N] {
+    let mut out = Vec::with_capacity(N);
+    for i in 0..N {
         out.push(app.signup_patient(&format!("patient{i:03}")).await);
     }
-    out
+    out.try_into().ok().expect("N patients")
 }
 
 #[tokio::test]
@@ -135,9 +136,7 @@ async fn a_shorter_slot_length_cannot_double_book_a_doctor() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
     doctor(&app, &admin, "prov001").await;
-    let [alice, bob] = <[Patient; 2]>::try_from(patients(&app, 2).await)
-        .ok()
-        .unwrap();
+    let [alice, bob] = patients(&app).await;
     let day = monday();
     let (status, body) = book_as(&app, &alice, "prov001", day, "10:00").await;
     assert_eq!(status, 201, "{body}");
@@ -189,9 +188,7 @@ async fn changed_hours_flag_appointments_that_no_longer_fit_and_never_move_them(
     let app = spawn_app().await;
     let admin = app.admin_token().await;
     doctor(&app, &admin, "prov001").await;
-    let [alice, bob] = <[Patient; 2]>::try_from(patients(&app, 2).await)
-        .ok()
-        .unwrap();
+    let [alice, bob] = patients(&app).await;
     let day = monday();
     let late = booked(&app, &alice, "prov001", day, "11:00").await;
     let early = booked(&app, &bob, "prov001", day, "09:00").await;
@@ -347,9 +344,7 @@ async fn a_no_show_frees_the_doctors_and_the_patients_time() {
     let admin = app.admin_token().await;
     doctor(&app, &admin, "prov001").await;
     doctor(&app, &admin, "prov002").await;
-    let [alice, bob] = <[Patient; 2]>::try_from(patients(&app, 2).await)
-        .ok()
-        .unwrap();
+    let [alice, bob] = patients(&app).await;
     let day = monday();
     let first = booked(&app, &alice, "prov001", day, "10:00").await;
     let (status, _) = book_as(&app, &alice, "prov002", day, "10:00").await;
@@ -376,7 +371,7 @@ async fn bookings_racing_a_slot_length_change_never_overlap() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
     doctor(&app, &admin, "prov001").await;
-    let people = patients(&app, 50).await;
+    let people: [Patient; 50] = patients(&app).await;
     let day = monday();
     let times: Vec<String> = (0..12)
         .map(|i| format!("{:02}:{:02}", 9 + i * 15 / 60, i * 15 % 60))
@@ -412,7 +407,7 @@ async fn a_retired_actor_revived_by_late_bookings_forwards_to_its_successor() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
     doctor(&app, &admin, "prov001").await;
-    let people = patients(&app, 50).await;
+    let people: [Patient; 50] = patients(&app).await;
     let day = monday();
     let times = ["09:00", "09:30", "10:00", "10:30", "11:00", "11:30"];
     let late: Vec<Value> = people[..25]
