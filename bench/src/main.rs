@@ -7,14 +7,17 @@
 //! cargo build --release -p medrelay -p medrelay-bench
 //! target/release/medrelay-bench all [--quick] [--server-bin PATH] [--record docs/benchmarks.md]
 //! cargo run --release -p medrelay-bench -- store [--seconds 3] [--warmup 0.5]
-//! cargo build --release -p medrelay -p medrelay-bench   # schedule runs the server binary
 //! cargo run --release -p medrelay-bench -- schedule [--clients 128] [--seconds 5] \
 //!     [--fanout-rate 100] [--fanout-sockets 1000] [--idle-connections 10000]
 //! cargo run --release -p medrelay-bench -- nats [--seconds 5] [--backlog-seconds 3]
-//! cargo run --release -p medrelay-bench -- notify [--pending 1000000] [--burst 10000] [--emails 3000]
+//! cargo run --release -p medrelay-bench -- notify [--pending 1000000] [--burst 10000] \
+//!     [--emails 3000] [--booking-seconds 5]
 //! cargo run --release -p medrelay-bench -- memory [--sockets 40] [--subscribes 20000] \
-//!     [--logins 100000] [--login-seconds 90] [--binary PATH]
+//!     [--logins 100000] [--login-seconds 90]
 //! ```
+//!
+//! Every benchmark that starts the server takes `--server-bin PATH` (default:
+//! the `medrelay` next to this binary, or in `$CARGO_TARGET_DIR/release`).
 //!
 //! `all` runs every benchmark in turn (`--quick`: shorter rows and smaller
 //! floods, under 3 minutes) and ends with one table: each figure beside its
