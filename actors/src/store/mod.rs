@@ -26,6 +26,7 @@ mod wal;
 mod writer;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::Notify;
@@ -247,6 +248,7 @@ pub struct Store {
     tx: mpsc::Sender<WriterMsg>,
     config: Arc<StoreConfig>,
     outbox_grew: Arc<Notify>,
+    log_bytes: Arc<AtomicU64>,
 }
 
 impl Store {
@@ -300,14 +302,13 @@ impl Store {
             }
         }
         txn.commit()?;
-        if wal.len() > 0 {
-            // Everything the log held is now in redb's file.
-            wal.reset().map_err(StoreError::Log)?;
-        }
+        // Everything the log held is now in redb's file.
+        wal.reset();
         let db: DbSlot = Arc::new(RwLock::new(Some(db)));
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let config = Arc::new(config);
         let outbox_grew = Arc::new(Notify::new());
+        let log_bytes = Arc::new(AtomicU64::new(0));
         writer::spawn(
             db.clone(),
             rx,
@@ -315,13 +316,21 @@ impl Store {
             config.clone(),
             hub,
             outbox_grew.clone(),
+            log_bytes.clone(),
         )?;
         Ok(Store {
             db,
             tx,
             config,
             outbox_grew,
+            log_bytes,
         })
+    }
+
+    /// Bytes in the redo log since the last checkpoint: what a restart
+    /// after a crash would replay.
+    pub fn redo_log_bytes(&self) -> u64 {
+        self.log_bytes.load(Ordering::Relaxed)
     }
 
     /// Queues `batch` and waits until it is durable (or rejected).

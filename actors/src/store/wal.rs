@@ -17,11 +17,24 @@
 //!
 //! Each record is `[len: u32][crc32: u32][body]`, the body being the group
 //! number and its batches. A torn record at the end (the crash hit the
-//! append) fails its checksum; nobody was answered for it, and the log is cut
+//! append) fails its checksum; nobody was answered for it, and the log ends
 //! there.
+//!
+//! The file is written over, not appended to. Syncing an append must also
+//! write the file's new size to the journal, which costs a second device write
+//! per group (measured here: fdatasync after a 1.5 KiB append p50 160 µs,
+//! after overwriting allocated blocks 95–120 µs, and half the p99). So the
+//! file is grown in zero-filled steps ahead of the writes, and emptying it
+//! after a checkpoint only moves the write position back to the start. The
+//! records of earlier rounds stay behind the new ones; group numbers only
+//! grow, so reading stops at the first record that is not newer than the one
+//! before it, as it stops at the first that fails its checksum. A stale
+//! record that is read anyway (a crash right after a checkpoint) is at or
+//! below `wal_applied` and skipped by replay.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use medrelay_protocol::{Channel, Event};
@@ -39,16 +52,25 @@ pub(super) fn path_for(store: &Path) -> PathBuf {
 /// One logged group: its number and its batches, in order.
 pub(super) type Group = (u64, Vec<WriteBatch>);
 
-/// The open log, appended to by the writer thread only.
+/// The smallest step the file grows by; steps double with the file, up to
+/// [`MAX_GROWTH`], so a busy log reaches its working size in a few steps.
+const MIN_GROWTH: u64 = 256 * 1024;
+const MAX_GROWTH: u64 = 16 * 1024 * 1024;
+
+/// The open log, written by the writer thread only.
 pub(super) struct Wal {
     file: File,
+    /// Where the next record goes: the bytes of log not yet checkpointed.
     len: u64,
+    /// The file's size: zero-filled blocks ready to be written over.
+    allocated: u64,
     buf: Vec<u8>,
 }
 
 impl Wal {
     /// Opens the log at `path` and returns it with the groups it holds, in
-    /// order, cut at the first torn or unreadable record.
+    /// order, up to the first torn, unreadable or stale record; the write
+    /// position is after the last group returned.
     pub(super) fn open(path: &Path) -> io::Result<(Wal, Vec<Group>)> {
         let mut file = OpenOptions::new()
             .read(true)
@@ -58,36 +80,26 @@ impl Wal {
             .open(path)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
-        let mut groups = Vec::new();
-        let mut at = 0usize;
-        while let Some((group, next)) = read_record(&bytes, at) {
-            groups.push(group);
-            at = next;
-        }
-        if at < bytes.len() {
-            tracing::warn!(
-                kept = at,
-                dropped = bytes.len() - at,
-                "redo log: a torn record at the end (never acknowledged) is cut off"
-            );
-            file.set_len(at as u64)?;
-            file.sync_data()?;
-        }
-        file.seek(SeekFrom::Start(at as u64))?;
-        let wal = Wal {
+        let (groups, at) = read_records(&bytes);
+        let mut wal = Wal {
             file,
             len: at as u64,
+            allocated: bytes.len() as u64,
             buf: Vec::new(),
         };
+        if wal.allocated < MIN_GROWTH {
+            wal.grow(MIN_GROWTH)?;
+            wal.file.sync_all()?;
+        }
         Ok((wal, groups))
     }
 
-    /// Bytes in the log.
+    /// Bytes of log since the last checkpoint.
     pub(super) fn len(&self) -> u64 {
         self.len
     }
 
-    /// Appends group `seq` (its batches) to the file, unsynced.
+    /// Writes group `seq` (its batches) after the last one, unsynced.
     pub(super) fn append<'a>(
         &mut self,
         seq: u64,
@@ -104,24 +116,57 @@ impl Wal {
         let crc = crc32fast::hash(&self.buf[8..]);
         self.buf[..4].copy_from_slice(&body.to_le_bytes());
         self.buf[4..8].copy_from_slice(&crc.to_le_bytes());
-        self.file.write_all(&self.buf)?;
-        self.len += self.buf.len() as u64;
+        let end = self.len + self.buf.len() as u64;
+        if end > self.allocated {
+            // The sync that follows makes the new size durable with the record.
+            let step = self.allocated.clamp(MIN_GROWTH, MAX_GROWTH);
+            self.grow(end.max(self.allocated + step))?;
+        }
+        self.file.write_all_at(&self.buf, self.len)?;
+        self.len = end;
         Ok(())
     }
 
-    /// Makes everything appended so far durable.
+    /// Extends the file to `size` with written zeros (not a sparse hole or
+    /// an unwritten extent: either would make the first sync of each block
+    /// write metadata again).
+    fn grow(&mut self, size: u64) -> io::Result<()> {
+        static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+        let mut at = self.allocated;
+        while at < size {
+            let n = (size - at).min(ZEROS.len() as u64);
+            self.file.write_all_at(&ZEROS[..n as usize], at)?;
+            at += n;
+        }
+        self.allocated = size;
+        Ok(())
+    }
+
+    /// Makes everything written so far durable.
     pub(super) fn sync(&mut self) -> io::Result<()> {
         self.file.sync_data()
     }
 
-    /// Empties the log once a durable commit holds everything in it.
-    pub(super) fn reset(&mut self) -> io::Result<()> {
-        self.file.set_len(0)?;
-        self.file.seek(SeekFrom::Start(0))?;
-        self.file.sync_data()?;
+    /// Starts the log over once a durable commit holds everything in it. The
+    /// old records stay until written over; replay skips them by number.
+    pub(super) fn reset(&mut self) {
         self.len = 0;
-        Ok(())
     }
+}
+
+/// The groups at the start of `bytes`, each newer than the one before, and
+/// where they end.
+fn read_records(bytes: &[u8]) -> (Vec<Group>, usize) {
+    let mut groups: Vec<Group> = Vec::new();
+    let mut at = 0usize;
+    while let Some((group, next)) = read_record(bytes, at) {
+        if groups.last().is_some_and(|(last, _)| group.0 <= *last) {
+            break;
+        }
+        groups.push(group);
+        at = next;
+    }
+    (groups, at)
 }
 
 fn read_record(bytes: &[u8], at: usize) -> Option<(Group, usize)> {
@@ -129,7 +174,7 @@ fn read_record(bytes: &[u8], at: usize) -> Option<(Group, usize)> {
     let len = u32::from_le_bytes(header[..4].try_into().ok()?) as usize;
     let crc = u32::from_le_bytes(header[4..].try_into().ok()?);
     let body = bytes.get(at + 8..at + 8 + len)?;
-    if crc32fast::hash(body) != crc {
+    if len < 8 || crc32fast::hash(body) != crc {
         return None;
     }
     let mut r = Reader(body);
@@ -347,27 +392,79 @@ mod tests {
         assert_eq!(back.ops.len(), 4);
     }
 
+    fn numbers(groups: &[Group]) -> Vec<u64> {
+        groups.iter().map(|(n, _)| *n).collect()
+    }
+
     #[test]
-    fn a_torn_tail_is_cut_and_the_groups_before_it_kept() {
+    fn a_torn_record_ends_the_log_and_the_groups_before_it_are_kept() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.redb.wal");
-        {
+        let torn_at = {
             let (mut wal, groups) = Wal::open(&path).unwrap();
             assert!(groups.is_empty());
             wal.append(1, [sample()].iter()).unwrap();
             wal.append(2, [sample(), sample()].iter()).unwrap();
             wal.sync().unwrap();
-        }
-        let full = std::fs::metadata(&path).unwrap().len();
-        // The crash hit the second append halfway.
+            wal.len() - 10
+        };
+        // The crash hit the second record halfway.
         let file = OpenOptions::new().write(true).open(&path).unwrap();
-        file.set_len(full - 10).unwrap();
+        file.write_all_at(&[0xaa; 10], torn_at).unwrap();
         drop(file);
         let (wal, groups) = Wal::open(&path).unwrap();
-        assert_eq!(groups.len(), 1);
-        assert_eq!(groups[0].0, 1);
+        assert_eq!(numbers(&groups), [1]);
         assert_eq!(groups[0].1.len(), 1);
-        assert!(wal.len() < full - 10);
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), wal.len());
+        assert!(wal.len() < torn_at);
+    }
+
+    #[test]
+    fn after_a_reset_the_new_records_are_read_and_the_older_ones_behind_them_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb.wal");
+        let (mut wal, _) = Wal::open(&path).unwrap();
+        for n in 1..=5 {
+            wal.append(n, [sample(), sample()].iter()).unwrap();
+        }
+        wal.sync().unwrap();
+        let size = std::fs::metadata(&path).unwrap().len();
+        // A checkpoint, then a crash before anything new was written: the
+        // old round reads back (replay skips it by `wal_applied`).
+        wal.reset();
+        assert_eq!(wal.len(), 0);
+        assert_eq!(numbers(&Wal::open(&path).unwrap().1), [1, 2, 3, 4, 5]);
+        // One shorter group written over the start: the stale records after
+        // it are misaligned (checksum) or older (number); neither is read.
+        wal.append(7, [sample()].iter()).unwrap();
+        wal.sync().unwrap();
+        assert_eq!(numbers(&Wal::open(&path).unwrap().1), [7]);
+        // Aligned stale records: same-sized groups over the old ones.
+        wal.reset();
+        wal.append(8, [sample(), sample()].iter()).unwrap();
+        wal.append(9, [sample(), sample()].iter()).unwrap();
+        wal.sync().unwrap();
+        assert_eq!(numbers(&Wal::open(&path).unwrap().1), [8, 9]);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            size,
+            "written over"
+        );
+    }
+
+    #[test]
+    fn the_file_grows_ahead_of_the_records_in_zero_filled_steps() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb.wal");
+        let (mut wal, _) = Wal::open(&path).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), MIN_GROWTH);
+        let mut n = 0;
+        while wal.len() <= MIN_GROWTH {
+            n += 1;
+            wal.append(n, [sample()].iter()).unwrap();
+        }
+        wal.sync().unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 2 * MIN_GROWTH);
+        let (_, groups) = Wal::open(&path).unwrap();
+        assert_eq!(groups.len() as u64, n, "every record, across the step");
     }
 }

@@ -15,6 +15,7 @@
 //! covers it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use medrelay_protocol::{Channel, Event};
@@ -33,6 +34,7 @@ pub(super) fn spawn(
     config: Arc<StoreConfig>,
     hub: EventHub,
     outbox_grew: Arc<Notify>,
+    log_bytes: Arc<AtomicU64>,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("store-writer".into())
@@ -51,6 +53,7 @@ pub(super) fn spawn(
                             config: &config,
                             hub: &hub,
                             outbox_grew: &outbox_grew,
+                            log_bytes: &log_bytes,
                         };
                         writer.run(rx)
                     }
@@ -82,6 +85,8 @@ struct Writer<'a> {
     config: &'a StoreConfig,
     hub: &'a EventHub,
     outbox_grew: &'a Notify,
+    /// The log's length, for [`super::Store::redo_log_bytes`].
+    log_bytes: &'a AtomicU64,
 }
 
 impl Writer<'_> {
@@ -231,6 +236,7 @@ impl Writer<'_> {
         if sync {
             self.wal.sync()?;
         }
+        self.log_bytes.store(self.wal.len(), Ordering::Relaxed);
         Ok(())
     }
 
@@ -249,11 +255,8 @@ impl Writer<'_> {
     fn emptied_log(&mut self) {
         self.last_checkpoint = Instant::now();
         metrics::counter!("store_checkpoints_total").increment(1);
-        if let Err(e) = self.wal.reset() {
-            // Harmless: every group in it is at or below `wal_applied`,
-            // which replay skips. The next checkpoint tries again.
-            tracing::warn!(error = %e, "could not empty the store's redo log");
-        }
+        self.wal.reset();
+        self.log_bytes.store(0, Ordering::Relaxed);
     }
 }
 
