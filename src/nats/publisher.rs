@@ -20,7 +20,7 @@
 //! publishes again from the lost one.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use async_nats::jetstream::context::PublishErrorKind;
@@ -37,6 +37,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long the outbox stays quiet before its lazily recorded acks are
 /// made durable with an empty commit.
 const SYNC_AFTER: Duration = Duration::from_millis(200);
+
+/// While keeping up, what JetStream stored is recorded at most this often
+/// (or once a window's worth is unrecorded).
+const RECORD_EVERY: Duration = Duration::from_millis(50);
 
 /// Runs until the task is aborted at shutdown.
 pub async fn run(state: Arc<AppState>, link: NatsLink) {
@@ -68,16 +72,16 @@ async fn session(state: &AppState, link: &NatsLink) -> anyhow::Result<()> {
     let window = state.settings.nats.publish_window;
     let mut delay = Duration::from_millis(50);
     let mut shutdown = state.shutdown.clone();
-    // Whether a lazily recorded ack may still lack its fsync.
-    let mut unsynced = false;
+    let mut acks = Acks::default();
     loop {
         if *shutdown.borrow() {
             return Ok(());
         }
-        let (head, acked) = state.store.outbox_positions()?;
-        metrics::gauge!("outbox_pending").set(head.saturating_sub(acked) as f64);
-        if head <= acked {
-            let idle = if unsynced {
+        let (head, recorded) = state.store.outbox_positions()?;
+        let published = acks.published.max(recorded);
+        metrics::gauge!("outbox_pending").set(head.saturating_sub(published) as f64);
+        if head <= published {
+            let idle = if acks.owed(recorded) {
                 SYNC_AFTER
             } else {
                 Duration::from_secs(1)
@@ -85,39 +89,36 @@ async fn session(state: &AppState, link: &NatsLink) -> anyhow::Result<()> {
             tokio::select! {
                 () = state.store.outbox_grew() => {}
                 () = tokio::time::sleep(idle) => {
-                    if unsynced {
-                        // Quiet for a while: make the acks durable, so a
-                        // restart need not publish them again.
-                        state.store.write(WriteBatch::new()).await?;
-                        unsynced = false;
+                    if acks.owed(recorded) {
+                        // Quiet for a while: make the record durable, so a
+                        // restart need not publish anything again.
+                        acks.record(state, false).await?;
                     }
                 }
                 _ = shutdown.changed() => {}
             }
             continue;
         }
-        let entries = state.store.outbox_after(acked, window)?;
+        let entries = state.store.outbox_after(published, window)?;
         let (done, failure) = publish_window(link, &entries).await;
         if let Some(through) = done {
-            // While keeping up, an ack costs no fsync of its own: it rides on
-            // the next booking's. Losing it in a crash republishes at most a
-            // window, which reconcile() and JetStream's duplicate window
-            // drop. Catching up a backlog (a full window), every ack is
-            // durable, so a crash never leaves more than that to redo.
-            let mut batch = WriteBatch::new();
-            batch.ack_outbox(through);
-            let lazy = entries.len() < window;
-            if lazy {
-                batch.lazy();
-            }
-            state
-                .store
-                .write(batch)
-                .await
-                .context("could not record published events")?;
-            unsynced = lazy;
+            acks.published = through;
             let count = entries.iter().filter(|e| e.position <= through).count();
             metrics::counter!("nats_events_published_total").increment(count as u64);
+            if entries.len() >= window {
+                // Catching up a backlog: every record is durable, so a crash
+                // never leaves more than a window to publish again.
+                acks.record(state, false).await?;
+            } else if acks.published - recorded >= window as u64
+                || acks.last_record.elapsed() >= RECORD_EVERY
+            {
+                // Keeping up: the record costs no fsync of its own (it
+                // rides on the next booking's) nor a commit per window.
+                // Losing it in a crash republishes at most a window or
+                // RECORD_EVERY of events, which reconcile() and JetStream's
+                // duplicate window drop.
+                acks.record(state, true).await?;
+            }
         }
         match failure {
             None => delay = Duration::from_millis(50),
@@ -130,6 +131,49 @@ async fn session(state: &AppState, link: &NatsLink) -> anyhow::Result<()> {
                 back_off(&mut delay, MAX_BACKOFF).await;
             }
         }
+    }
+}
+
+/// What JetStream has stored, and what of it the outbox has recorded.
+struct Acks {
+    /// The outbox position of the last entry JetStream acknowledged.
+    published: u64,
+    /// Whether the last record was written lazily (may lack its fsync).
+    lazy: bool,
+    last_record: Instant,
+}
+
+impl Default for Acks {
+    fn default() -> Self {
+        Acks {
+            published: 0,
+            lazy: false,
+            last_record: Instant::now(),
+        }
+    }
+}
+
+impl Acks {
+    /// Whether something published is unrecorded or not yet durable.
+    fn owed(&self, recorded: u64) -> bool {
+        self.published > recorded || self.lazy
+    }
+
+    /// Records everything published so far (deleting it from the outbox).
+    async fn record(&mut self, state: &AppState, lazy: bool) -> anyhow::Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.ack_outbox(self.published);
+        if lazy {
+            batch.lazy();
+        }
+        state
+            .store
+            .write(batch)
+            .await
+            .context("could not record published events")?;
+        self.lazy = lazy;
+        self.last_record = Instant::now();
+        Ok(())
     }
 }
 
