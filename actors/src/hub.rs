@@ -32,6 +32,10 @@ use serde_json::json;
 use tokio::sync::broadcast;
 
 /// One committed event, ready to send.
+/// A rendered event frame (UTF-8 JSON text), shared by every socket it goes
+/// to: cloning it, or handing it to the WebSocket library, copies nothing.
+pub type FrameText = bytes::Bytes;
+
 #[derive(Debug)]
 pub struct Published {
     /// Its channel.
@@ -41,16 +45,16 @@ pub struct Published {
     /// The event.
     pub event: Event,
     /// The whole WebSocket frame, rendered once.
-    pub frame: Arc<str>,
+    pub frame: FrameText,
     /// The frame without patients' identities, for viewers who may not see
     /// them; `None` when the event names no patient.
-    pub redacted: Option<Arc<str>>,
+    pub redacted: Option<FrameText>,
 }
 
 impl Published {
     /// Renders the frames for an event.
     pub fn new(channel: Channel, seq: u64, event: Event) -> Self {
-        let render = |event: Event| -> Arc<str> {
+        let render = |event: Event| -> FrameText {
             let frame = EventFrame {
                 tag: EventTag::Event,
                 channel: channel.clone(),
@@ -79,7 +83,7 @@ impl Published {
     }
 
     /// The frame a viewer gets: full, or redacted when it may not see patients.
-    pub fn frame_for(&self, reveal_patients: bool) -> Arc<str> {
+    pub fn frame_for(&self, reveal_patients: bool) -> FrameText {
         match (&self.redacted, reveal_patients) {
             (Some(redacted), false) => redacted.clone(),
             _ => self.frame.clone(),

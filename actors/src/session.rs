@@ -42,7 +42,7 @@ use medrelay_protocol::{Channel, ErrorBody, ErrorCode, Event, PatientId};
 use serde::{Deserialize, Serialize};
 
 use crate::channels;
-use crate::hub::{EventHub, Published, RecvError};
+use crate::hub::{EventHub, FrameText, Published, RecvError};
 use crate::notify::NotificationRecord;
 use crate::store::{Record, Store, StoreError, StoredEvent, Table, WriteBatch};
 use crate::system::{ActorSystem, KeyedActor, Registry, Retire, count_restart, guarded};
@@ -62,7 +62,7 @@ const IDLE_CHECK: Duration = Duration::from_secs(30);
 pub trait DeviceSink: Send + Sync + 'static {
     /// Queues an event frame; `false` when the socket is gone or closing
     /// (a full queue closes the socket).
-    fn push(&self, frame: Arc<str>) -> bool;
+    fn push(&self, frame: FrameText) -> bool;
     /// Queues a reply; `false` as for [`DeviceSink::push`].
     fn reply(&self, reply: Reply) -> bool;
 }
@@ -256,7 +256,7 @@ impl Sessions {
 /// A notification no device has acknowledged.
 struct Unacked {
     notification_id: String,
-    frame: Arc<str>,
+    frame: FrameText,
 }
 
 /// One patient's live devices and unacknowledged notifications.
@@ -327,7 +327,7 @@ impl PatientSession {
 
     /// Keeps the event at `seq` if it is an in-app notification not yet
     /// acknowledged; `frame` renders it (only called for those).
-    fn remember(&mut self, seq: u64, event: &Event, frame: impl FnOnce() -> Arc<str>) {
+    fn remember(&mut self, seq: u64, event: &Event, frame: impl FnOnce() -> FrameText) {
         if seq <= self.acked {
             return;
         }
@@ -349,7 +349,7 @@ impl PatientSession {
     }
 
     /// Sends one committed event to every device.
-    fn deliver(&mut self, seq: u64, frame: &Arc<str>) {
+    fn deliver(&mut self, seq: u64, frame: &FrameText) {
         self.devices.retain(|_, sink| sink.push(frame.clone()));
         self.seen = Some(seq);
     }
@@ -411,7 +411,7 @@ impl PatientSession {
         } else {
             None
         };
-        let owed: Vec<Arc<str>> = if fresh {
+        let owed: Vec<FrameText> = if fresh {
             self.unacked.values().map(|u| u.frame.clone()).collect()
         } else {
             replay

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use actix::Addr;
 use futures_util::StreamExt;
+use futures_util::future::AbortHandle;
 use governor::{DefaultDirectRateLimiter, RateLimiter};
 use medrelay_actors::channels::Viewer;
 use medrelay_actors::session::{Attach, Detach, PatientSession};
 use medrelay_protocol::ws::{Command, Reply, close, parse_client_frame};
 use medrelay_protocol::{Channel, ErrorCode, PatientId, Role};
 use serde_json::json;
-use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::tungstenite::{self, Message};
 
@@ -31,8 +31,9 @@ static NEXT_DEVICE: AtomicU64 = AtomicU64::new(1);
 
 /// One of the socket's subscriptions; dropping it ends it.
 enum Subscription {
-    /// A task forwarding the channel's events to this socket.
-    Forwarder(JoinHandle<()>),
+    /// The loop forwarding the channel's events to this socket (it runs on
+    /// the socket's writer task).
+    Forwarder(AbortHandle),
     /// The socket is a device in its patient's session.
     Session {
         session: Addr<PatientSession>,
@@ -43,7 +44,7 @@ enum Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         match self {
-            Subscription::Forwarder(task) => task.abort(),
+            Subscription::Forwarder(forwarder) => forwarder.abort(),
             Subscription::Session { session, device } => {
                 session.do_send(Detach { device: *device });
             }

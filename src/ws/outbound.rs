@@ -1,17 +1,27 @@
 //! A socket's bounded outbound queue and the task that writes it out.
+//!
+//! The same task runs the socket's subscriptions (see [`Outbox::follow`]):
+//! an event then wakes one task per socket, the one that writes it, instead
+//! of a forwarding task that hands it on to the writer. With a thousand
+//! sockets on a board, that second wake-up was what separated medrelay's
+//! fan-out from a plain broadcast.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::SinkExt;
-use futures_util::stream::SplitSink;
-use tokio_tungstenite::tungstenite::Bytes;
+use futures_util::future::{AbortHandle, abortable};
+use futures_util::stream::{FuturesUnordered, SplitSink};
+use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame as WireFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
 use super::Socket;
+use medrelay_actors::hub::FrameText;
 use medrelay_actors::session::DeviceSink;
 use medrelay_protocol::ws::{Reply, ServerFrame, close};
 use tokio::sync::{mpsc, watch};
@@ -34,10 +44,15 @@ pub enum Frame {
     /// A reply or a frame rendered for this socket.
     Text(String),
     /// An event frame rendered once and shared by every subscriber.
-    Shared(Arc<str>),
+    Shared(FrameText),
     /// A heartbeat ping.
     Ping,
+    /// A subscription's forwarding loop, for the writer task to run.
+    Follow(Follower),
 }
+
+/// A subscription's forwarding loop (see [`Outbox::follow`]).
+pub type Follower = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Why and how the socket is being closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +101,17 @@ impl Outbox {
         self.push(Frame::Text(text))
     }
 
+    /// Runs `forward` (a loop that pushes a channel's events into this
+    /// outbox) on the socket's writer task, after everything queued so far.
+    /// The returned handle ends it; it also ends with the socket.
+    pub fn follow(&self, forward: impl Future<Output = ()> + Send + 'static) -> AbortHandle {
+        let (forward, handle) = abortable(forward);
+        self.push(Frame::Follow(Box::pin(async move {
+            let _ = forward.await;
+        })));
+        handle
+    }
+
     /// Asks the writer to close the socket (the first reason given wins).
     pub fn close(&self, code: u16, reason: &'static str) {
         self.closer.send_if_modified(|current| {
@@ -129,21 +155,41 @@ async fn write_loop(
     mut rx: mpsc::Receiver<Frame>,
     mut close_rx: watch::Receiver<Option<Close>>,
 ) {
+    let mut followers = FuturesUnordered::new();
     'frames: loop {
         let frame = tokio::select! {
             biased;
             () = close_requested(&mut close_rx) => break 'frames,
+            // Followers run here and push their events into `rx`; a
+            // follower that ends (its subscription gone) is simply dropped.
+            Some(()) = followers.next(), if !followers.is_empty() => continue 'frames,
             frame = rx.recv() => match frame {
                 Some(frame) => frame,
                 None => break 'frames,
             },
         };
-        let messages = match frame {
-            Frame::Text(text) => text_messages(&text),
-            Frame::Shared(text) => text_messages(&text),
-            Frame::Ping => vec![Message::Ping(Bytes::new())],
+        let (text, parts) = match frame {
+            Frame::Text(text) => {
+                let text = Bytes::from(text);
+                let parts = fragments(&text);
+                (text, parts)
+            }
+            Frame::Shared(text) => {
+                let parts = fragments(&text);
+                (text, parts)
+            }
+            Frame::Ping => (Bytes::new(), 0),
+            Frame::Follow(follower) => {
+                followers.push(follower);
+                continue 'frames;
+            }
         };
-        for message in messages {
+        for part in 0..parts.max(1) {
+            let message = if parts == 0 {
+                Message::Ping(Bytes::new())
+            } else {
+                text_message(&text, part, parts)
+            };
             // A client that stops reading blocks this send once TCP buffers
             // are full; a close request must still get through, so race them.
             let sent = tokio::select! {
@@ -168,31 +214,39 @@ async fn write_loop(
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
 }
 
-/// One text message, or for long text the fragments of one message (RFC 6455
-/// section 5.4): a text frame, continuation frames, the last one final.
-/// Fragments may split a UTF-8 sequence; clients validate the whole message.
-fn text_messages(text: &str) -> Vec<Message> {
-    if text.len() <= FRAGMENT {
-        return vec![Message::Text(text.into())];
+/// How many frames `text` goes out as: one, or for long text the fragments
+/// of one message (RFC 6455 section 5.4).
+fn fragments(text: &Bytes) -> usize {
+    text.len().div_ceil(FRAGMENT).max(1)
+}
+
+/// Frame `part` of `parts` of `text` (UTF-8): the whole text, or a text
+/// frame, continuation frames and a final one. Fragments may split a UTF-8
+/// sequence; clients validate the whole message. Nothing is copied: each
+/// frame shares `text`'s buffer.
+fn text_message(text: &Bytes, part: usize, parts: usize) -> Message {
+    if parts == 1 {
+        // Rendered from a `String` (or checked here once, without copying).
+        let text = Utf8Bytes::try_from(text.clone())
+            .unwrap_or_else(|_| Utf8Bytes::from_static(UNRENDERABLE_REPLY));
+        return Message::Text(text);
     }
-    let chunks: Vec<&[u8]> = text.as_bytes().chunks(FRAGMENT).collect();
-    let last = chunks.len().saturating_sub(1);
-    chunks
-        .into_iter()
-        .enumerate()
-        .map(|(i, chunk)| {
-            let opcode = if i == 0 { Data::Text } else { Data::Continue };
-            Message::Frame(WireFrame::message(
-                Bytes::copy_from_slice(chunk),
-                OpCode::Data(opcode),
-                i == last,
-            ))
-        })
-        .collect()
+    let start = part * FRAGMENT;
+    let chunk = text.slice(start..(start + FRAGMENT).min(text.len()));
+    let opcode = if part == 0 {
+        Data::Text
+    } else {
+        Data::Continue
+    };
+    Message::Frame(WireFrame::message(
+        chunk,
+        OpCode::Data(opcode),
+        part + 1 == parts,
+    ))
 }
 
 impl DeviceSink for Outbox {
-    fn push(&self, frame: Arc<str>) -> bool {
+    fn push(&self, frame: FrameText) -> bool {
         Outbox::push(self, Frame::Shared(frame))
     }
 
@@ -205,12 +259,18 @@ impl DeviceSink for Outbox {
 mod tests {
     use super::*;
 
+    fn messages(text: &str) -> Vec<Message> {
+        let text = Bytes::copy_from_slice(text.as_bytes());
+        let parts = fragments(&text);
+        (0..parts).map(|i| text_message(&text, i, parts)).collect()
+    }
+
     #[test]
     fn long_text_is_fragmented_into_one_message() {
-        assert_eq!(text_messages("short").len(), 1);
+        assert_eq!(messages("short").len(), 1);
         // Two bytes per character, so fragment borders split characters.
         let long = "\u{e9}".repeat(FRAGMENT);
-        let parts = text_messages(&long);
+        let parts = messages(&long);
         assert_eq!(parts.len(), 2);
         let mut joined = Vec::new();
         for (i, part) in parts.iter().enumerate() {
@@ -223,5 +283,10 @@ mod tests {
             joined.extend_from_slice(frame.payload());
         }
         assert_eq!(joined, long.as_bytes());
+        // A text of exactly one fragment is one plain message.
+        assert!(matches!(
+            &messages(&"a".repeat(FRAGMENT))[..],
+            [Message::Text(_)]
+        ));
     }
 }

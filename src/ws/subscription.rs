@@ -5,13 +5,13 @@
 
 use std::sync::Arc;
 
+use futures_util::future::AbortHandle;
 use medrelay_actors::channels::{self, Viewer};
 use medrelay_actors::hub::{Listener, Published, RecvError};
 use medrelay_actors::schedule::messages::GetBoard;
 use medrelay_actors::store::{Store, StoredEvent};
 use medrelay_protocol::ws::{Reply, Subscribed};
 use medrelay_protocol::{Channel, ErrorBody, ErrorCode};
-use tokio::task::JoinHandle;
 
 use super::outbound::{Frame, Outbox};
 use crate::app::AppState;
@@ -34,7 +34,7 @@ pub struct Request {
 }
 
 /// Checks permission and existence, queues the reply (and any replayed
-/// events), and spawns the task that forwards live events.
+/// events), and starts the loop that forwards live events.
 ///
 /// # Errors
 /// [`ApiError::Forbidden`] when the viewer may not see the channel;
@@ -46,7 +46,7 @@ pub async fn start(
     viewer: &Viewer,
     out: &Outbox,
     req: Request,
-) -> Result<JoinHandle<()>, ApiError> {
+) -> Result<AbortHandle, ApiError> {
     let Request {
         id,
         channel,
@@ -109,7 +109,7 @@ pub async fn start_on_replica(
     principal: &Principal,
     out: &Outbox,
     req: Request,
-) -> Result<JoinHandle<()>, ApiError> {
+) -> Result<AbortHandle, ApiError> {
     let Request {
         id,
         channel,
@@ -155,7 +155,7 @@ pub async fn start_on_replica(
     follow(store, out, id, data, replay, reveal, rx)
 }
 
-/// Sends the subscribe reply and the replayed events, then spawns the task
+/// Sends the subscribe reply and the replayed events, then starts the loop
 /// that forwards live events after `data.seq`.
 fn follow(
     store: &Store,
@@ -165,7 +165,7 @@ fn follow(
     replay: Vec<StoredEvent>,
     reveal: bool,
     rx: Listener,
-) -> Result<JoinHandle<()>, ApiError> {
+) -> Result<AbortHandle, ApiError> {
     let (channel, last) = (data.channel.clone(), data.seq);
     let data = serde_json::to_value(data).map_err(ApiError::internal)?;
     out.reply(Reply::ok(id, data));
@@ -181,7 +181,7 @@ fn follow(
         out: out.clone(),
         reveal,
     };
-    Ok(tokio::spawn(forwarder.run(rx, last)))
+    Ok(out.follow(forwarder.run(rx, last)))
 }
 
 /// A channel's snapshot, and for boards the exact seq it reflects.
