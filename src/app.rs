@@ -22,9 +22,9 @@ use crate::auth::lockout::LoginLockout;
 use crate::auth::password::Passwords;
 use crate::auth::tokens::TokenKeys;
 use crate::config::{NodeRole, Settings};
-use crate::http::ratelimit::RateLimits;
 use crate::nats::NatsLink;
 use crate::notify::Notifier;
+use crate::ratelimit::RateLimits;
 use crate::ws::Sockets;
 
 /// The database file inside the data folder.

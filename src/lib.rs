@@ -9,6 +9,8 @@
 //! - [`telemetry`]: logs and Prometheus metrics.
 //! - [`app`]: building, running and gracefully stopping the server.
 //! - [`auth`]: tokens, passwords, lock-out, the authenticated [`auth::Principal`].
+//! - [`error`]: [`error::AppError`], the one error of every operation, with its wire code.
+//! - [`ratelimit`]: per-IP and per-user request limits, shared by every surface.
 //! - [`http`]: routes, middleware and the JSON error contract.
 //! - [`scheduling`]: schedule operations shared by REST, WebSocket and NATS.
 //! - [`nats`]: the NATS bridge (outbox publisher, commands, board replicas).
@@ -20,9 +22,11 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod error;
 pub mod http;
 pub mod nats;
 pub mod notify;
+pub mod ratelimit;
 pub mod scheduling;
 pub mod telemetry;
 pub mod ws;

@@ -5,17 +5,20 @@
 use medrelay_actors::accounts::{ProviderRecord, UserRecord};
 use medrelay_actors::channels::{self, Viewer};
 use medrelay_actors::schedule::messages::{Board, Book, GetBoard, Update};
-use medrelay_actors::schedule::{AppointmentRecord, ScheduleActor};
+use medrelay_actors::schedule::{AppointmentRecord, HistoryEntry, ScheduleActor};
 use medrelay_protocol::schedule::{
-    AppointmentId, BookAppointment, RequestedStatus, UpdateAppointment,
+    AppointmentId, AppointmentStatus, BookAppointment, ClockTime, RequestedStatus,
+    UpdateAppointment,
 };
 use medrelay_protocol::ws::Command;
-use medrelay_protocol::{Channel, ProviderId, Role};
+use medrelay_protocol::{Channel, PatientId, ProviderId, Role};
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::auth::Principal;
-use crate::http::error::ApiError;
+use crate::error::AppError;
 
 /// Sends `message` to the schedule actor of `provider`, after checking that
 /// the provider exists, so unknown ids never start an actor.
@@ -26,7 +29,7 @@ pub async fn ask<M>(
     state: &AppState,
     provider: &ProviderId,
     message: M,
-) -> Result<M::Result, ApiError>
+) -> Result<M::Result, AppError>
 where
     M: actix::Message + Send + Clone + 'static,
     M::Result: Send,
@@ -37,7 +40,7 @@ where
         .get::<ProviderRecord>(provider.as_str())?
         .is_none()
     {
-        return Err(ApiError::NotFound(format!("no provider {provider}")));
+        return Err(AppError::NotFound(format!("no provider {provider}")));
     }
     Ok(state.schedules.send(provider.as_str(), message).await?)
 }
@@ -46,7 +49,7 @@ where
 ///
 /// # Errors
 /// 401 when the account no longer exists; 500 on a read failure.
-pub fn viewer(state: &AppState, principal: &Principal) -> Result<Viewer, ApiError> {
+pub fn viewer(state: &AppState, principal: &Principal) -> Result<Viewer, AppError> {
     if principal.display_board().is_some() {
         // A display sees what a patient sees, and owns nothing.
         return Ok(Viewer {
@@ -59,7 +62,7 @@ pub fn viewer(state: &AppState, principal: &Principal) -> Result<Viewer, ApiErro
     let user = state
         .store
         .get::<UserRecord>(principal.user_id.as_str())?
-        .ok_or_else(|| ApiError::Unauthorized("the account no longer exists".into()))?;
+        .ok_or_else(|| AppError::Unauthorized("the account no longer exists".into()))?;
     Ok(Viewer::from(&user))
 }
 
@@ -72,15 +75,15 @@ pub async fn book(
     state: &AppState,
     viewer: &Viewer,
     request: BookAppointment,
-) -> Result<AppointmentRecord, ApiError> {
+) -> Result<AppointmentRecord, AppError> {
     match viewer.role {
         Role::Patient if viewer.patient_id.as_ref() != Some(&request.patient_id) => {
-            return Err(ApiError::Forbidden(
+            return Err(AppError::Forbidden(
                 "patients book only for themselves".into(),
             ));
         }
         Role::Doctor if !viewer.manages(&request.provider_id) => {
-            return Err(ApiError::Forbidden(
+            return Err(AppError::Forbidden(
                 "doctors book only on their own schedule".into(),
             ));
         }
@@ -100,18 +103,18 @@ pub fn find(
     state: &AppState,
     viewer: &Viewer,
     id: &AppointmentId,
-) -> Result<AppointmentRecord, ApiError> {
+) -> Result<AppointmentRecord, AppError> {
     let record = state
         .store
         .get::<AppointmentRecord>(id.as_str())?
-        .ok_or_else(|| ApiError::NotFound(format!("no appointment {id}")))?;
+        .ok_or_else(|| AppError::NotFound(format!("no appointment {id}")))?;
     let allowed = match viewer.role {
         Role::Admin => true,
         Role::Patient => viewer.patient_id.as_ref() == Some(&record.patient_id),
         Role::Doctor => viewer.manages(&record.provider_id),
     };
     if !allowed {
-        return Err(ApiError::Forbidden("that appointment is not yours".into()));
+        return Err(AppError::Forbidden("that appointment is not yours".into()));
     }
     Ok(record)
 }
@@ -126,7 +129,7 @@ pub async fn update(
     viewer: &Viewer,
     id: &AppointmentId,
     change: UpdateAppointment,
-) -> Result<AppointmentRecord, ApiError> {
+) -> Result<AppointmentRecord, AppError> {
     let current = find(state, viewer, id)?;
     if viewer.role == Role::Patient
         && !matches!(
@@ -138,7 +141,7 @@ pub async fn update(
             )
         )
     {
-        return Err(ApiError::Forbidden(
+        return Err(AppError::Forbidden(
             "patients may only move or cancel their appointments".into(),
         ));
     }
@@ -158,7 +161,7 @@ pub async fn cancel(
     state: &AppState,
     viewer: &Viewer,
     id: &AppointmentId,
-) -> Result<AppointmentRecord, ApiError> {
+) -> Result<AppointmentRecord, AppError> {
     let change = UpdateAppointment {
         status: Some(RequestedStatus::Cancelled),
         ..Default::default()
@@ -287,12 +290,12 @@ pub async fn run(
     state: &AppState,
     principal: &Principal,
     command: ScheduleCommand,
-) -> Result<Value, ApiError> {
+) -> Result<Value, AppError> {
     if let Some(board) = principal.display_board() {
         let own_board =
             matches!(&command, ScheduleCommand::Board { provider, .. } if provider == board);
         if !own_board {
-            return Err(ApiError::Forbidden(format!(
+            return Err(AppError::Forbidden(format!(
                 "a display may only read board {board}"
             )));
         }
@@ -313,13 +316,12 @@ pub async fn run(
         }
         ScheduleCommand::Get(id) => {
             let record = find(state, &viewer, &id)?;
-            serde_json::to_value(crate::http::appointments::render(state, record))
-                .map_err(ApiError::internal)?
+            serde_json::to_value(render(state, record)).map_err(AppError::internal)?
         }
         ScheduleCommand::Board { provider, from, to } => {
             let channel = Channel::Board(provider.clone());
             if !channels::may_subscribe(&state.store, &viewer, &channel)? {
-                return Err(ApiError::Forbidden(format!("you may not read {channel}")));
+                return Err(AppError::Forbidden(format!("you may not read {channel}")));
             }
             let reveal = channels::reveals_patients(&viewer, &channel);
             let board = ask(state, &provider, GetBoard { from, to }).await??;
@@ -331,4 +333,72 @@ pub async fn run(
             })
         }
     })
+}
+
+/// An appointment as every surface shows it, with its history.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppointmentView {
+    #[schema(value_type = String)]
+    appointment_id: AppointmentId,
+    #[schema(value_type = String)]
+    patient_id: PatientId,
+    #[schema(value_type = String)]
+    provider_id: ProviderId,
+    /// In the doctor's time zone.
+    #[schema(value_type = String)]
+    appointment_date: jiff::civil::Date,
+    /// In the doctor's time zone.
+    #[schema(value_type = String)]
+    time_slot: ClockTime,
+    #[schema(value_type = String)]
+    status: AppointmentStatus,
+    /// Start instant, UTC.
+    #[schema(value_type = String)]
+    start_utc: jiff::Timestamp,
+    /// End instant, UTC.
+    #[schema(value_type = String)]
+    end_utc: jiff::Timestamp,
+    /// The doctor's hours changed so that it no longer fits them; it keeps
+    /// its time until the patient moves it.
+    needs_reschedule: bool,
+    /// The doctor's IANA time zone (absent if the provider was deleted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time_zone: Option<String>,
+    #[schema(value_type = Vec<Object>)]
+    history: Vec<HistoryEntry>,
+}
+
+/// The doctor's time zone, absent if the provider was deleted.
+pub fn time_zone_of(state: &AppState, provider: &ProviderId) -> Option<String> {
+    state
+        .store
+        .get::<ProviderRecord>(provider.as_str())
+        .ok()
+        .flatten()
+        .map(|p| p.time_zone)
+}
+
+/// The REST body of an appointment (also the NATS and WebSocket `get` reply).
+pub fn render(state: &AppState, record: AppointmentRecord) -> AppointmentView {
+    let time_zone = time_zone_of(state, &record.provider_id);
+    view(record, time_zone)
+}
+
+/// The view of `a`, given its doctor's time zone (looked up once by a
+/// caller that renders many).
+pub fn view(a: AppointmentRecord, time_zone: Option<String>) -> AppointmentView {
+    AppointmentView {
+        appointment_id: a.appointment_id,
+        patient_id: a.patient_id,
+        provider_id: a.provider_id,
+        appointment_date: a.slot.date,
+        time_slot: a.slot.time_slot,
+        status: a.status,
+        start_utc: a.slot.start,
+        end_utc: a.slot.end,
+        needs_reschedule: a.needs_reschedule,
+        time_zone,
+        history: a.history,
+    }
 }

@@ -8,7 +8,7 @@ use secrecy::SecretString;
 
 use super::tokens::{Claims, TokenError, TokenKind};
 use crate::app::AppState;
-use crate::http::error::ApiError;
+use crate::error::AppError;
 
 /// Who is asking, from a valid, unrevoked access token.
 #[derive(Debug, Clone)]
@@ -28,17 +28,17 @@ impl Principal {
     /// Checks an access token: signature, expiry, kind, revocation.
     ///
     /// # Errors
-    /// [`ApiError::Unauthorized`] saying why.
-    pub fn from_token(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    /// [`AppError::Unauthorized`] saying why.
+    pub fn from_token(state: &AppState, token: &str) -> Result<Principal, AppError> {
         let claims = state
             .tokens
             .verify(token, TokenKind::Access)
             .map_err(|e| match e {
-                TokenError::Expired => ApiError::Unauthorized("access token expired".into()),
-                TokenError::Invalid => ApiError::Unauthorized("invalid access token".into()),
+                TokenError::Expired => AppError::Unauthorized("access token expired".into()),
+                TokenError::Invalid => AppError::Unauthorized("invalid access token".into()),
             })?;
         if state.revocations.is_revoked(&claims.jti, &claims.fam) {
-            return Err(ApiError::Unauthorized("access token was revoked".into()));
+            return Err(AppError::Unauthorized("access token was revoked".into()));
         }
         Ok(Principal {
             user_id: claims.sub.clone(),
@@ -52,8 +52,8 @@ impl Principal {
     /// WebSocket connections only: REST routes never call this).
     ///
     /// # Errors
-    /// [`ApiError::Unauthorized`] saying why.
-    pub fn from_socket_token(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    /// [`AppError::Unauthorized`] saying why.
+    pub fn from_socket_token(state: &AppState, token: &str) -> Result<Principal, AppError> {
         let access = Principal::from_token(state, token);
         if access.is_ok() {
             return access;
@@ -83,12 +83,12 @@ impl Principal {
     /// Passes only the given roles.
     ///
     /// # Errors
-    /// [`ApiError::Forbidden`] for any other role.
-    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
+    /// [`AppError::Forbidden`] for any other role.
+    pub fn require(&self, roles: &[Role]) -> Result<(), AppError> {
         if roles.contains(&self.role) {
             Ok(())
         } else {
-            Err(ApiError::Forbidden(format!(
+            Err(AppError::Forbidden(format!(
                 "this needs the role {}",
                 roles
                     .iter()
@@ -103,48 +103,48 @@ impl Principal {
 /// The token of an `Authorization: Bearer` header, if there is one.
 ///
 /// # Errors
-/// [`ApiError::Unauthorized`] when the header is present but not a bearer token.
-pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+/// [`AppError::Unauthorized`] when the header is present but not a bearer token.
+pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
     let value = value
         .to_str()
-        .map_err(|_| ApiError::Unauthorized("malformed Authorization header".into()))?;
+        .map_err(|_| AppError::Unauthorized("malformed Authorization header".into()))?;
     bearer_token(value).map(Some)
 }
 
 /// The token of an `Authorization` value `Bearer <token>` (HTTP or NATS).
 ///
 /// # Errors
-/// [`ApiError::Unauthorized`] for any other scheme or an empty token.
-pub fn bearer_token(value: &str) -> Result<&str, ApiError> {
+/// [`AppError::Unauthorized`] for any other scheme or an empty token.
+pub fn bearer_token(value: &str) -> Result<&str, AppError> {
     match value.split_once(' ') {
         Some((scheme, token))
             if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
         {
             Ok(token.trim())
         }
-        _ => Err(ApiError::Unauthorized(
+        _ => Err(AppError::Unauthorized(
             "Authorization must be \"Bearer <token>\"".into(),
         )),
     }
 }
 
 impl FromRequestParts<std::sync::Arc<AppState>> for Principal {
-    type Rejection = ApiError;
+    type Rejection = AppError;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &std::sync::Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers)?
-            .ok_or_else(|| ApiError::Unauthorized("this needs a bearer token".into()))?;
+            .ok_or_else(|| AppError::Unauthorized("this needs a bearer token".into()))?;
         let principal = Principal::from_token(state, token)?;
         state
             .limits
             .check_user(&principal.user_id)
-            .map_err(ApiError::RateLimited)?;
+            .map_err(AppError::RateLimited)?;
         Ok(principal)
     }
 }
@@ -153,7 +153,7 @@ impl FromRequestParts<std::sync::Arc<AppState>> for Principal {
 pub struct MaybePrincipal(pub Option<Principal>);
 
 impl FromRequestParts<std::sync::Arc<AppState>> for MaybePrincipal {
-    type Rejection = ApiError;
+    type Rejection = AppError;
 
     async fn from_request_parts(
         parts: &mut Parts,

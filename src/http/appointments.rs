@@ -8,10 +8,10 @@ use axum::http::StatusCode;
 use jiff::civil::Date;
 use medrelay_actors::accounts::ProviderRecord;
 use medrelay_actors::schedule::{
-    AppointmentRecord, HistoryEntry, PatientAppointment, indexed_ids, provider_appointments,
+    AppointmentRecord, PatientAppointment, indexed_ids, provider_appointments,
 };
 use medrelay_protocol::schedule::{
-    AppointmentId, AppointmentStatus, BookAppointment, ClockTime, UpdateAppointment,
+    AppointmentId, AppointmentStatus, BookAppointment, UpdateAppointment,
 };
 use medrelay_protocol::{PatientId, ProviderId, Role};
 use serde::{Deserialize, Serialize};
@@ -20,11 +20,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::ErrorEnvelope;
-use super::error::ApiError;
 use super::json::Json;
 use crate::app::AppState;
 use crate::auth::Principal;
-use crate::scheduling;
+use crate::error::AppError;
+use crate::scheduling::{self, AppointmentView, render, time_zone_of, view};
 
 /// `/api/appointments/*`
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
@@ -33,8 +33,8 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(get_one, update, cancel))
 }
 
-fn appointment_id(raw: &str) -> Result<AppointmentId, ApiError> {
-    AppointmentId::parse(raw).map_err(|e| ApiError::invalid("appointmentId", e))
+fn appointment_id(raw: &str) -> Result<AppointmentId, AppError> {
+    AppointmentId::parse(raw).map_err(|e| AppError::invalid("appointmentId", e))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -60,7 +60,7 @@ async fn book(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     Json(body): Json<BookAppointment>,
-) -> Result<(StatusCode, axum::Json<Created>), ApiError> {
+) -> Result<(StatusCode, axum::Json<Created>), AppError> {
     let viewer = scheduling::viewer(&state, &principal)?;
     let record = scheduling::book(&state, &viewer, body).await?;
     Ok((
@@ -70,71 +70,6 @@ async fn book(
             status: "Created",
         }),
     ))
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct AppointmentView {
-    #[schema(value_type = String)]
-    appointment_id: AppointmentId,
-    #[schema(value_type = String)]
-    patient_id: PatientId,
-    #[schema(value_type = String)]
-    provider_id: ProviderId,
-    /// In the doctor's time zone.
-    #[schema(value_type = String)]
-    appointment_date: Date,
-    /// In the doctor's time zone.
-    #[schema(value_type = String)]
-    time_slot: ClockTime,
-    #[schema(value_type = String)]
-    status: AppointmentStatus,
-    /// Start instant, UTC.
-    #[schema(value_type = String)]
-    start_utc: jiff::Timestamp,
-    /// End instant, UTC.
-    #[schema(value_type = String)]
-    end_utc: jiff::Timestamp,
-    /// The doctor's hours changed so that it no longer fits them; it keeps
-    /// its time until the patient moves it.
-    needs_reschedule: bool,
-    /// The doctor's IANA time zone (absent if the provider was deleted).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    time_zone: Option<String>,
-    #[schema(value_type = Vec<Object>)]
-    history: Vec<HistoryEntry>,
-}
-
-/// The doctor's time zone, absent if the provider was deleted.
-fn time_zone_of(state: &AppState, provider: &ProviderId) -> Option<String> {
-    state
-        .store
-        .get::<ProviderRecord>(provider.as_str())
-        .ok()
-        .flatten()
-        .map(|p| p.time_zone)
-}
-
-/// The REST body of an appointment (also the NATS and WebSocket `get` reply).
-pub(crate) fn render(state: &AppState, record: AppointmentRecord) -> AppointmentView {
-    let time_zone = time_zone_of(state, &record.provider_id);
-    view(record, time_zone)
-}
-
-fn view(a: AppointmentRecord, time_zone: Option<String>) -> AppointmentView {
-    AppointmentView {
-        appointment_id: a.appointment_id,
-        patient_id: a.patient_id,
-        provider_id: a.provider_id,
-        appointment_date: a.slot.date,
-        time_slot: a.slot.time_slot,
-        status: a.status,
-        start_utc: a.slot.start,
-        end_utc: a.slot.end,
-        needs_reschedule: a.needs_reschedule,
-        time_zone,
-        history: a.history,
-    }
 }
 
 /// An appointment with its history: the patient's own, a doctor's own
@@ -148,7 +83,7 @@ async fn get_one(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     Path(id): Path<String>,
-) -> Result<axum::Json<AppointmentView>, ApiError> {
+) -> Result<axum::Json<AppointmentView>, AppError> {
     let id = appointment_id(&id)?;
     let viewer = scheduling::viewer(&state, &principal)?;
     let record = scheduling::find(&state, &viewer, &id)?;
@@ -170,7 +105,7 @@ async fn update(
     principal: Principal,
     Path(id): Path<String>,
     Json(body): Json<UpdateAppointment>,
-) -> Result<axum::Json<Created>, ApiError> {
+) -> Result<axum::Json<Created>, AppError> {
     let id = appointment_id(&id)?;
     let viewer = scheduling::viewer(&state, &principal)?;
     let record = scheduling::update(&state, &viewer, &id, body).await?;
@@ -200,7 +135,7 @@ async fn cancel(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     Path(id): Path<String>,
-) -> Result<axum::Json<Cancelled>, ApiError> {
+) -> Result<axum::Json<Cancelled>, AppError> {
     let id = appointment_id(&id)?;
     let viewer = scheduling::viewer(&state, &principal)?;
     let record = scheduling::cancel(&state, &viewer, &id).await?;
@@ -246,8 +181,8 @@ async fn list(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<axum::Json<AppointmentList>, ApiError> {
-    let Query(mut q) = query.map_err(|e| ApiError::BadRequest {
+) -> Result<axum::Json<AppointmentList>, AppError> {
+    let Query(mut q) = query.map_err(|e| AppError::BadRequest {
         message: e.body_text(),
         field: None,
     })?;
@@ -255,7 +190,7 @@ async fn list(
     match viewer.role {
         Role::Patient => {
             if q.patient_id.is_some() && q.patient_id != viewer.patient_id {
-                return Err(ApiError::Forbidden(
+                return Err(AppError::Forbidden(
                     "patients list only their own appointments".into(),
                 ));
             }
@@ -268,7 +203,7 @@ async fn list(
             if let Some(p) = &q.provider_id
                 && !viewer.manages(p)
             {
-                return Err(ApiError::Forbidden(
+                return Err(AppError::Forbidden(
                     "doctors list only their own schedule".into(),
                 ));
             }
@@ -276,7 +211,7 @@ async fn list(
                 && q.provider_id.is_none()
                 && !viewer.may_see_patient(&state.store, p)?
             {
-                return Err(ApiError::Forbidden("not a patient of yours".into()));
+                return Err(AppError::Forbidden("not a patient of yours".into()));
             }
         }
         Role::Admin => {}
@@ -288,7 +223,7 @@ async fn list(
                 .get::<ProviderRecord>(provider.as_str())?
                 .is_none()
             {
-                return Err(ApiError::NotFound(format!("no provider {provider}")));
+                return Err(AppError::NotFound(format!("no provider {provider}")));
             }
             provider_appointments(&state.store, provider)?
         }
@@ -304,7 +239,7 @@ async fn list(
             out
         }
         (None, None) => {
-            return Err(ApiError::invalid(
+            return Err(AppError::invalid(
                 "providerId",
                 "name a providerId or a patientId",
             ));

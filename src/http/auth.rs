@@ -17,13 +17,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::ErrorEnvelope;
-use super::error::ApiError;
 use super::json::Json;
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::auth::password::PASSWORD_LEN;
 use crate::auth::principal::MaybePrincipal;
 use crate::auth::tokens::{TokenError, TokenKind};
+use crate::error::AppError;
 
 /// `/api/auth/*`
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
@@ -93,12 +93,12 @@ struct SignupResponse {
 
 const MAX_TEXT: usize = 200;
 
-fn bounded_text(field: &str, value: Option<String>, default: &str) -> Result<String, ApiError> {
+fn bounded_text(field: &str, value: Option<String>, default: &str) -> Result<String, AppError> {
     let value = value
         .map(|v| v.trim().to_owned())
         .unwrap_or_else(|| default.to_owned());
     if value.is_empty() || value.chars().count() > MAX_TEXT {
-        return Err(ApiError::invalid(
+        return Err(AppError::invalid(
             field,
             format!("must be 1 to {MAX_TEXT} characters"),
         ));
@@ -106,9 +106,9 @@ fn bounded_text(field: &str, value: Option<String>, default: &str) -> Result<Str
     Ok(value)
 }
 
-fn check_password(password: &str) -> Result<(), ApiError> {
+fn check_password(password: &str) -> Result<(), AppError> {
     if !PASSWORD_LEN.contains(&password.chars().count()) {
-        return Err(ApiError::invalid(
+        return Err(AppError::invalid(
             "password",
             format!(
                 "must be {} to {} characters",
@@ -132,11 +132,11 @@ async fn signup(
     State(state): State<Arc<AppState>>,
     MaybePrincipal(caller): MaybePrincipal,
     Json(req): Json<SignupRequest>,
-) -> Result<(StatusCode, axum::Json<SignupResponse>), ApiError> {
+) -> Result<(StatusCode, axum::Json<SignupResponse>), AppError> {
     let role = req.role.unwrap_or(Role::Patient);
     if role != Role::Patient {
         let caller = caller.ok_or_else(|| {
-            ApiError::Unauthorized(format!("creating a {role} account needs an admin's token"))
+            AppError::Unauthorized(format!("creating a {role} account needs an admin's token"))
         })?;
         caller.require(&[Role::Admin])?;
     }
@@ -147,7 +147,7 @@ async fn signup(
             if let Some(dob) = req.dob
                 && dob > jiff::Zoned::now().date()
             {
-                return Err(ApiError::invalid("dob", "must not be in the future"));
+                return Err(AppError::invalid("dob", "must not be in the future"));
             }
             NewProfile::Patient {
                 name,
@@ -159,7 +159,7 @@ async fn signup(
         Role::Doctor => {
             let time_zone = req.time_zone.unwrap_or_else(|| "UTC".into());
             jiff::tz::TimeZone::get(&time_zone).map_err(|_| {
-                ApiError::invalid("timeZone", format!("unknown IANA time zone {time_zone:?}"))
+                AppError::invalid("timeZone", format!("unknown IANA time zone {time_zone:?}"))
             })?;
             NewProfile::Doctor {
                 provider_id: req.provider_id,
@@ -179,7 +179,7 @@ async fn signup(
         .passwords
         .hash(req.password)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(AppError::internal)?;
     let registered = accounts::register(
         &state.store,
         NewAccount {
@@ -191,15 +191,15 @@ async fn signup(
     )
     .await
     .map_err(|e| match e {
-        RegisterError::UsernameTaken => ApiError::Conflict {
+        RegisterError::UsernameTaken => AppError::Conflict {
             message: "username is already taken".into(),
             field: Some("username".into()),
         },
-        RegisterError::ProviderIdTaken => ApiError::Conflict {
+        RegisterError::ProviderIdTaken => AppError::Conflict {
             message: "providerId is already taken".into(),
             field: Some("providerId".into()),
         },
-        RegisterError::Store(e) => ApiError::internal(e),
+        RegisterError::Store(e) => AppError::internal(e),
     })?;
     tracing::info!(user = %registered.user_id, role = %registered.role, "account registered");
     Ok((
@@ -245,15 +245,15 @@ fn token_pair(
     user: &UserId,
     role: Role,
     family: &str,
-) -> Result<(TokenResponse, String, i64), ApiError> {
+) -> Result<(TokenResponse, String, i64), AppError> {
     let access = state
         .tokens
         .issue(user, role, family, TokenKind::Access)
-        .map_err(ApiError::internal)?;
+        .map_err(AppError::internal)?;
     let refresh = state
         .tokens
         .issue(user, role, family, TokenKind::Refresh)
-        .map_err(ApiError::internal)?;
+        .map_err(AppError::internal)?;
     let response = TokenResponse {
         expires_in: access.claims.exp - access.claims.iat,
         token: access.token,
@@ -265,14 +265,14 @@ fn token_pair(
     Ok((response, refresh.claims.jti, refresh.claims.exp))
 }
 
-fn account_error(e: AccountError) -> ApiError {
+fn account_error(e: AccountError) -> AppError {
     match e {
-        AccountError::TokenReused => ApiError::TokenReused,
+        AccountError::TokenReused => AppError::TokenReused,
         AccountError::UnknownUser | AccountError::InvalidToken | AccountError::Revoked => {
-            ApiError::Unauthorized("invalid or revoked refresh token".into())
+            AppError::Unauthorized("invalid or revoked refresh token".into())
         }
-        AccountError::Storage(m) => ApiError::internal(anyhow::anyhow!(m)),
-        AccountError::Internal => ApiError::internal(anyhow::anyhow!("account actor failed")),
+        AccountError::Storage(m) => AppError::internal(anyhow::anyhow!(m)),
+        AccountError::Internal => AppError::internal(anyhow::anyhow!("account actor failed")),
     }
 }
 
@@ -283,28 +283,28 @@ fn account_error(e: AccountError) -> ApiError {
 async fn login(
     State(state): State<Arc<AppState>>,
     Json(req): Json<LoginRequest>,
-) -> Result<axum::Json<TokenResponse>, ApiError> {
+) -> Result<axum::Json<TokenResponse>, AppError> {
     // No account can have a name sign-up refuses, so such a login fails
     // before the failed-login table or argon2 is touched: the table is keyed
     // by valid names only, and a flood of made-up ones costs nothing but the
     // request. The rule is public, so saying so leaks nothing.
     let username =
-        Username::parse(&req.username).map_err(|e| ApiError::invalid("username", e.0))?;
+        Username::parse(&req.username).map_err(|e| AppError::invalid("username", e.0))?;
     state
         .lockout
         .check(&username)
-        .map_err(ApiError::LockedOut)?;
+        .map_err(AppError::LockedOut)?;
     let user: Option<UserRecord> = accounts::find_by_username(&state.store, &username)?;
     let ok = state
         .passwords
         .verify(req.password, user.as_ref().map(|u| u.password_hash.clone()))
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(AppError::internal)?;
     let Some(user) = user.filter(|_| ok) else {
         if let Some(lock) = state.lockout.failed(&username) {
             tracing::warn!(%username, lock_secs = lock.as_secs(), "login locked after repeated failures");
         }
-        return Err(ApiError::Unauthorized(
+        return Err(AppError::Unauthorized(
             "invalid username or password".into(),
         ));
     };
@@ -341,16 +341,16 @@ struct RefreshRequest {
 async fn refresh(
     State(state): State<Arc<AppState>>,
     Json(req): Json<RefreshRequest>,
-) -> Result<axum::Json<TokenResponse>, ApiError> {
+) -> Result<axum::Json<TokenResponse>, AppError> {
     let claims = state
         .tokens
         .verify(&req.refresh_token, TokenKind::Refresh)
         .map_err(|e| match e {
-            TokenError::Expired => ApiError::Unauthorized("refresh token expired".into()),
-            TokenError::Invalid => ApiError::Unauthorized("invalid refresh token".into()),
+            TokenError::Expired => AppError::Unauthorized("refresh token expired".into()),
+            TokenError::Invalid => AppError::Unauthorized("invalid refresh token".into()),
         })?;
     if state.revocations.is_family_revoked(&claims.fam) {
-        return Err(ApiError::Unauthorized("the session was revoked".into()));
+        return Err(AppError::Unauthorized("the session was revoked".into()));
     }
     let (response, new_jti, new_exp) = token_pair(&state, &claims.sub, claims.role, &claims.fam)?;
     state
@@ -388,7 +388,7 @@ struct LogoutResponse {
 async fn logout(
     State(state): State<Arc<AppState>>,
     Json(req): Json<LogoutRequest>,
-) -> Result<axum::Json<LogoutResponse>, ApiError> {
+) -> Result<axum::Json<LogoutResponse>, AppError> {
     let principal = Principal::from_token(&state, &req.token)?;
     let claims = principal.claims;
     let family_exp = jiff::Timestamp::now()
@@ -437,11 +437,11 @@ struct MeResponse {
 async fn me(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-) -> Result<axum::Json<MeResponse>, ApiError> {
+) -> Result<axum::Json<MeResponse>, AppError> {
     let user = state
         .store
         .get::<UserRecord>(principal.user_id.as_str())?
-        .ok_or_else(|| ApiError::Unauthorized("the account no longer exists".into()))?;
+        .ok_or_else(|| AppError::Unauthorized("the account no longer exists".into()))?;
     Ok(axum::Json(MeResponse {
         user_id: user.user_id,
         username: user.username,

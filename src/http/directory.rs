@@ -12,9 +12,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::ErrorEnvelope;
-use super::error::ApiError;
 use crate::app::AppState;
 use crate::auth::Principal;
+use crate::error::AppError;
 
 /// `/api/doctors`, `/api/patients/{patientId}`
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
@@ -64,7 +64,7 @@ async fn list_doctors(
     State(state): State<Arc<AppState>>,
     _principal: Principal,
     query: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
-) -> Result<axum::Json<DoctorList>, ApiError> {
+) -> Result<axum::Json<DoctorList>, AppError> {
     list(&state, query).map(axum::Json)
 }
 
@@ -72,14 +72,14 @@ async fn list_doctors(
 pub(super) fn list(
     state: &AppState,
     query: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
-) -> Result<DoctorList, ApiError> {
-    let Query(page) = query.map_err(|e| ApiError::BadRequest {
+) -> Result<DoctorList, AppError> {
+    let Query(page) = query.map_err(|e| AppError::BadRequest {
         message: e.body_text(),
         field: None,
     })?;
     let limit = page.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::invalid("limit", "must be 1 to 500"));
+        return Err(AppError::invalid("limit", "must be 1 to 500"));
     }
     let rows = state
         .store
@@ -130,20 +130,20 @@ async fn get_patient(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     Path(patient_id): Path<String>,
-) -> Result<axum::Json<Patient>, ApiError> {
+) -> Result<axum::Json<Patient>, AppError> {
     let patient_id =
-        PatientId::parse(&patient_id).map_err(|e| ApiError::invalid("patientId", e))?;
+        PatientId::parse(&patient_id).map_err(|e| AppError::invalid("patientId", e))?;
     let record = state.store.get::<PatientRecord>(patient_id.as_str())?;
     let owned = record
         .as_ref()
         .is_some_and(|r| r.user_id.as_ref() == Some(&principal.user_id));
     // A patient learns nothing about other ids, not even whether they exist.
     if principal.role == Role::Patient && !owned {
-        return Err(ApiError::Forbidden(
+        return Err(AppError::Forbidden(
             "patients may read only their own record".into(),
         ));
     }
-    let record = record.ok_or_else(|| ApiError::NotFound(format!("no patient {patient_id}")))?;
+    let record = record.ok_or_else(|| AppError::NotFound(format!("no patient {patient_id}")))?;
     Ok(axum::Json(Patient {
         patient_id: record.patient_id,
         name: record.name,

@@ -9,9 +9,9 @@ use medrelay_protocol::Role;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::error::ApiError;
 use crate::app::AppState;
 use crate::auth::Principal;
+use crate::error::AppError;
 
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -43,7 +43,7 @@ async fn schedule_handover(
     principal: Principal,
     Path(provider_id): Path<String>,
     super::json::Json(body): super::json::Json<Handover>,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
+) -> Result<axum::Json<serde_json::Value>, AppError> {
     use medrelay_actors::schedule::messages::{Book, ParkRetirement};
     principal.require(&[Role::Admin])?;
     let retiring = state.schedules.get(&provider_id);
@@ -55,8 +55,8 @@ async fn schedule_handover(
     });
     tokio::task::spawn_blocking(move || parked.recv_timeout(std::time::Duration::from_secs(10)))
         .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+        .map_err(AppError::internal)?
+        .map_err(AppError::internal)?;
     // The old actor is out of the registry and holds its thread: the next
     // lookup starts its successor, as a concurrent request would.
     let _successor = state.schedules.get(&provider_id);
@@ -73,9 +73,9 @@ async fn schedule_handover(
     let _ = resume.send(());
     let mut outcomes = Vec::new();
     for result in futures_util::future::join_all(pending).await {
-        outcomes.push(match result.map_err(ApiError::from)? {
+        outcomes.push(match result.map_err(AppError::from)? {
             Ok(_) => "created".to_owned(),
-            Err(e) => ApiError::from(e).status_and_code().1.as_str().to_owned(),
+            Err(e) => AppError::from(e).code().as_str().to_owned(),
         });
     }
     Ok(axum::Json(serde_json::json!({ "outcomes": outcomes })))
@@ -97,7 +97,7 @@ async fn advance_clock(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     super::json::Json(body): super::json::Json<Advance>,
-) -> Result<axum::http::StatusCode, ApiError> {
+) -> Result<axum::http::StatusCode, AppError> {
     principal.require(&[Role::Admin])?;
     state.notifier.clock.advance_to(body.to);
     Ok(axum::http::StatusCode::NO_CONTENT)
@@ -110,7 +110,7 @@ async fn panic_schedule(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     Path(provider_id): Path<String>,
-) -> Result<(), ApiError> {
+) -> Result<(), AppError> {
     principal.require(&[Role::Admin])?;
     state
         .schedules
@@ -119,7 +119,7 @@ async fn panic_schedule(
             medrelay_actors::schedule::messages::InjectPanic,
         )
         .await?
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("injected fault: {e}")))
+        .map_err(|e| AppError::internal(anyhow::anyhow!("injected fault: {e}")))
 }
 
 /// Makes one patient's session actor panic inside a handler (admins, test
@@ -130,10 +130,10 @@ async fn panic_session(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     Path(patient_id): Path<String>,
-) -> Result<(), ApiError> {
+) -> Result<(), AppError> {
     principal.require(&[Role::Admin])?;
     let patient = medrelay_protocol::PatientId::parse(&patient_id)
-        .map_err(|e| ApiError::invalid("patientId", e))?;
+        .map_err(|e| AppError::invalid("patientId", e))?;
     Ok(state.sessions.inject_panic(&patient).await?)
 }
 
@@ -144,11 +144,11 @@ async fn panic_account(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     Path(user_id): Path<String>,
-) -> Result<(), ApiError> {
+) -> Result<(), AppError> {
     principal.require(&[Role::Admin])?;
     state
         .accounts
         .send(&user_id, InjectPanic)
         .await?
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("injected fault: {e}")))
+        .map_err(|e| AppError::internal(anyhow::anyhow!("injected fault: {e}")))
 }

@@ -7,7 +7,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::header;
 use serde::de::DeserializeOwned;
 
-use super::error::ApiError;
+use crate::error::AppError;
 
 /// `axum::Json`, with medrelay's rejections.
 pub struct Json<T>(pub T);
@@ -17,7 +17,7 @@ where
     S: Send + Sync,
     T: DeserializeOwned,
 {
-    type Rejection = ApiError;
+    type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let is_json = req
@@ -31,13 +31,13 @@ where
                     || (mime.starts_with("application/") && mime.ends_with("+json"))
             });
         if !is_json {
-            return Err(ApiError::UnsupportedMediaType);
+            return Err(AppError::UnsupportedMediaType);
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
+                AppError::PayloadTooLarge
             } else {
-                ApiError::BadRequest {
+                AppError::BadRequest {
                     message: format!("could not read the body: {rejection}"),
                     field: None,
                 }
@@ -50,12 +50,12 @@ where
 /// Parses JSON bytes into `T`, naming the failing field's path.
 ///
 /// # Errors
-/// [`ApiError::BadRequest`] with the field's path and serde's reason.
-pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+/// [`AppError::BadRequest`] with the field's path and serde's reason.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize(&mut de) {
         Ok(value) => {
-            de.end().map_err(|e| ApiError::BadRequest {
+            de.end().map_err(|e| AppError::BadRequest {
                 message: format!("malformed JSON: {e}"),
                 field: None,
             })?;
@@ -71,7 +71,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 }
                 _ => strip_position(&inner.to_string()),
             };
-            Err(ApiError::BadRequest { message, field })
+            Err(AppError::BadRequest { message, field })
         }
     }
 }
@@ -106,7 +106,7 @@ mod tests {
     fn names_the_path_of_a_wrong_type() {
         let err = parse::<Body>(br#"{"inner":{"count":"x"}}"#).unwrap_err();
         match err {
-            ApiError::BadRequest { field, message } => {
+            AppError::BadRequest { field, message } => {
                 assert_eq!(field.as_deref(), Some("inner.count"));
                 assert!(message.contains("invalid type"), "{message}");
                 assert!(!message.contains("line"), "{message}");
@@ -120,7 +120,7 @@ mod tests {
         for body in [&b"{"[..], b"{\"inner\":{\"count\":1}} x", b""] {
             assert!(matches!(
                 parse::<Body>(body),
-                Err(ApiError::BadRequest { .. })
+                Err(AppError::BadRequest { .. })
             ));
         }
     }

@@ -2,9 +2,8 @@
 //! panics), and the JSON error contract.
 //!
 //! # Layout
-//! - [`error`]: `ApiError`, the one error type, and its JSON body.
+//! - [`error`]: `AppError`, the one error type, and its JSON body.
 //! - [`json`]: the JSON body extractor with field-naming rejections.
-//! - [`ratelimit`]: per-IP and per-user limits.
 //! - [`auth`]: `/api/auth/*` (sign-up, login, refresh, logout, me).
 //! - [`directory`]: `/api/doctors`, `/api/patients/{id}`.
 //! - [`providers`]: the `/api/providers` routes (profiles, hours, slots).
@@ -26,7 +25,6 @@ pub mod json;
 pub mod notifications;
 pub mod ops;
 pub mod providers;
-pub mod ratelimit;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,7 +46,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::AppState;
-use error::{ApiError, REQUEST_ID};
+use crate::error::{AppError, REQUEST_ID};
 
 /// The body of every error response: `{"error": {...}}`.
 #[derive(Serialize, ToSchema)]
@@ -106,7 +104,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(|_panic| {
-            ApiError::internal(anyhow::anyhow!("a request handler panicked")).into_response()
+            AppError::internal(anyhow::anyhow!("a request handler panicked")).into_response()
         }))
         .layer(middleware::from_fn_with_state(state.clone(), replica_guard))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
@@ -121,7 +119,7 @@ async fn replica_guard(State(state): State<Arc<AppState>>, req: Request, next: N
         "/ws" | "/healthz" | "/readyz" | "/metrics" | "/api/protocol.schema.json"
     );
     if state.is_replica() && !served {
-        return ApiError::Unavailable(
+        return AppError::Unavailable(
             "this node is a board replica: it serves live boards on /ws only; send API requests to the owner node"
                 .into(),
         )
@@ -130,12 +128,12 @@ async fn replica_guard(State(state): State<Arc<AppState>>, req: Request, next: N
     next.run(req).await
 }
 
-async fn not_found() -> ApiError {
-    ApiError::NotFound("no such route".into())
+async fn not_found() -> AppError {
+    AppError::NotFound("no such route".into())
 }
 
-async fn method_not_allowed() -> ApiError {
-    ApiError::MethodNotAllowed
+async fn method_not_allowed() -> AppError {
+    AppError::MethodNotAllowed
 }
 
 /// Paths that answer even to a client over its rate limit.
@@ -170,7 +168,7 @@ async fn observe(
     {
         REQUEST_ID
             .scope(id.clone(), async {
-                ApiError::RateLimited(wait).into_response()
+                AppError::RateLimited(wait).into_response()
             })
             .await
     } else {

@@ -20,10 +20,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::ErrorEnvelope;
-use super::error::ApiError;
 use super::json::Json;
 use crate::app::AppState;
 use crate::auth::Principal;
+use crate::error::AppError;
 use crate::notify::providers::{status_callback_url, verify_twilio_signature};
 use crate::notify::{Draft, NotifyError};
 
@@ -41,16 +41,16 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(twilio_status))
 }
 
-impl From<NotifyError> for ApiError {
+impl From<NotifyError> for AppError {
     fn from(e: NotifyError) -> Self {
-        ApiError::internal(e)
+        AppError::internal(e)
     }
 }
 
-fn bounded(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
+fn bounded(field: &str, value: &str, max: usize) -> Result<String, AppError> {
     let value = value.trim();
     if value.is_empty() || value.chars().count() > max {
-        return Err(ApiError::invalid(
+        return Err(AppError::invalid(
             field,
             format!("must be 1 to {max} characters"),
         ));
@@ -59,7 +59,7 @@ fn bounded(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
         .chars()
         .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
     {
-        return Err(ApiError::invalid(field, "must not hold control characters"));
+        return Err(AppError::invalid(field, "must not hold control characters"));
     }
     Ok(value.to_owned())
 }
@@ -125,7 +125,7 @@ fn direct(
 async fn accept(
     state: &AppState,
     draft: Draft,
-) -> Result<(StatusCode, axum::Json<Accepted>), ApiError> {
+) -> Result<(StatusCode, axum::Json<Accepted>), AppError> {
     let record = state.notifier.submit(draft).await?;
     tracing::info!(notification = %record.notification_id, channel = %record.channel, "notification queued");
     Ok((
@@ -146,10 +146,10 @@ async fn send_email(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     Json(body): Json<EmailRequest>,
-) -> Result<(StatusCode, axum::Json<Accepted>), ApiError> {
+) -> Result<(StatusCode, axum::Json<Accepted>), AppError> {
     principal.require(&[Role::Admin, Role::Doctor])?;
     let limits = state.notifier.settings();
-    let to = Email::parse(&body.to).map_err(|e| ApiError::invalid("to", e))?;
+    let to = Email::parse(&body.to).map_err(|e| AppError::invalid("to", e))?;
     let subject = bounded("subject", &body.subject, limits.max_subject_chars)?;
     let text = bounded("body", &body.body, limits.max_body_chars)?;
     let draft = direct(
@@ -171,9 +171,9 @@ async fn send_sms(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     Json(body): Json<SmsRequest>,
-) -> Result<(StatusCode, axum::Json<Accepted>), ApiError> {
+) -> Result<(StatusCode, axum::Json<Accepted>), AppError> {
     principal.require(&[Role::Admin, Role::Doctor])?;
-    let to = Phone::parse(&body.to).map_err(|e| ApiError::invalid("to", e))?;
+    let to = Phone::parse(&body.to).map_err(|e| AppError::invalid("to", e))?;
     let text = bounded(
         "message",
         &body.message,
@@ -189,13 +189,13 @@ async fn send_sms(
     accept(&state, draft).await
 }
 
-fn device_token(field: &str, token: &str) -> Result<String, ApiError> {
+fn device_token(field: &str, token: &str) -> Result<String, AppError> {
     if token.is_empty()
         || token.len() > 4096
         || !token.bytes().all(|b| b.is_ascii_graphic())
         || token.contains('/')
     {
-        return Err(ApiError::invalid(
+        return Err(AppError::invalid(
             field,
             "must be a device token: 1 to 4096 printable characters without spaces or '/'",
         ));
@@ -212,7 +212,7 @@ async fn send_push(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     Json(body): Json<PushRequest>,
-) -> Result<(StatusCode, axum::Json<Accepted>), ApiError> {
+) -> Result<(StatusCode, axum::Json<Accepted>), AppError> {
     principal.require(&[Role::Admin, Role::Doctor])?;
     let limits = state.notifier.settings();
     let to = device_token("to", &body.to)?;
@@ -306,8 +306,8 @@ async fn report(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     Path(id): Path<String>,
-) -> Result<axum::Json<Report>, ApiError> {
-    let not_found = || ApiError::NotFound(format!("no notification {id}"));
+) -> Result<axum::Json<Report>, AppError> {
+    let not_found = || AppError::NotFound(format!("no notification {id}"));
     if id.len() > 64 {
         return Err(not_found());
     }
@@ -383,16 +383,16 @@ async fn statistics(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     query: Result<Query<StatsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<axum::Json<Statistics>, ApiError> {
+) -> Result<axum::Json<Statistics>, AppError> {
     principal.require(&[Role::Admin])?;
-    let Query(q) = query.map_err(|e| ApiError::BadRequest {
+    let Query(q) = query.map_err(|e| AppError::BadRequest {
         message: e.body_text(),
         field: None,
     })?;
     let user = q
         .user_id
         .as_deref()
-        .map(|u| UserId::parse(u).map_err(|e| ApiError::invalid("userId", e)))
+        .map(|u| UserId::parse(u).map_err(|e| AppError::invalid("userId", e)))
         .transpose()?;
     let status = q
         .status
@@ -400,7 +400,7 @@ async fn statistics(
         .map(|s| {
             serde_json::from_value::<DeliveryStatus>(serde_json::Value::String(s.to_owned()))
                 .map_err(|_| {
-                    ApiError::invalid(
+                    AppError::invalid(
                         "status",
                         "one of queued, sent, delivered, failed, undeliverable, expired",
                     )
@@ -411,14 +411,14 @@ async fn statistics(
         v.as_deref()
             .map(|t| {
                 t.parse::<Timestamp>().map_err(|_| {
-                    ApiError::invalid(field, "an RFC 3339 time, e.g. 2026-08-01T00:00:00Z")
+                    AppError::invalid(field, "an RFC 3339 time, e.g. 2026-08-01T00:00:00Z")
                 })
             })
             .transpose()
     };
     let (from, to) = (time("from", &q.from)?, time("to", &q.to)?);
     let store = state.store.clone();
-    let stats = tokio::task::spawn_blocking(move || -> Result<Statistics, ApiError> {
+    let stats = tokio::task::spawn_blocking(move || -> Result<Statistics, AppError> {
         let mut stats = Statistics {
             total: 0,
             by_channel: BTreeMap::new(),
@@ -456,7 +456,7 @@ async fn statistics(
         Ok(stats)
     })
     .await
-    .map_err(ApiError::internal)??;
+    .map_err(AppError::internal)??;
     Ok(axum::Json(stats))
 }
 
@@ -467,7 +467,7 @@ async fn statistics(
 async fn get_preferences(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-) -> Result<axum::Json<NotificationPreferences>, ApiError> {
+) -> Result<axum::Json<NotificationPreferences>, AppError> {
     Ok(axum::Json(medrelay_actors::notify::preferences(
         &state.store,
         &principal.user_id,
@@ -485,12 +485,12 @@ async fn put_preferences(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     Json(prefs): Json<NotificationPreferences>,
-) -> Result<axum::Json<NotificationPreferences>, ApiError> {
+) -> Result<axum::Json<NotificationPreferences>, AppError> {
     if !matches!(
         prefs.preferred_channel,
         NotificationChannel::Email | NotificationChannel::Sms
     ) {
-        return Err(ApiError::invalid(
+        return Err(AppError::invalid(
             "preferredChannel",
             "must be email or sms",
         ));
@@ -498,7 +498,7 @@ async fn put_preferences(
     if let Some(tz) = &prefs.time_zone
         && jiff::tz::TimeZone::get(tz).is_err()
     {
-        return Err(ApiError::invalid(
+        return Err(AppError::invalid(
             "timeZone",
             format!("unknown IANA time zone {tz:?}"),
         ));
@@ -506,14 +506,14 @@ async fn put_preferences(
     if let Some(q) = &prefs.quiet_hours
         && q.start == q.end
     {
-        return Err(ApiError::invalid("quietHours", "start and end must differ"));
+        return Err(AppError::invalid("quietHours", "start and end must differ"));
     }
     let mut batch = WriteBatch::new();
     batch.put(
         principal.user_id.as_str(),
         &PreferencesRecord(prefs.clone()),
     );
-    state.store.write(batch).await.map_err(ApiError::internal)?;
+    state.store.write(batch).await.map_err(AppError::internal)?;
     tracing::info!(user = %principal.user_id, "notification preferences saved");
     Ok(axum::Json(prefs))
 }
@@ -544,15 +544,15 @@ async fn register_device(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     Json(body): Json<DeviceRequest>,
-) -> Result<(StatusCode, axum::Json<DeviceView>), ApiError> {
+) -> Result<(StatusCode, axum::Json<DeviceView>), AppError> {
     let token = device_token("token", &body.token)?;
     if !matches!(body.platform.as_str(), "android" | "ios" | "web") {
-        return Err(ApiError::invalid("platform", "must be android, ios or web"));
+        return Err(AppError::invalid("platform", "must be android, ios or web"));
     }
     let known = state.notifier.devices(&principal.user_id)?;
     let max = state.notifier.settings().max_devices_per_user;
     if !known.iter().any(|d| d.token == token) && known.len() >= max {
-        return Err(ApiError::Conflict {
+        return Err(AppError::Conflict {
             message: format!("at most {max} devices per account; remove one first"),
             field: Some("token".into()),
         });
@@ -564,7 +564,7 @@ async fn register_device(
     };
     let mut batch = WriteBatch::new();
     batch.put(device_key(&principal.user_id, &record.token), &record);
-    state.store.write(batch).await.map_err(ApiError::internal)?;
+    state.store.write(batch).await.map_err(AppError::internal)?;
     Ok((StatusCode::CREATED, axum::Json(DeviceView::from(record))))
 }
 
@@ -585,7 +585,7 @@ impl From<DeviceRecord> for DeviceView {
 async fn list_devices(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-) -> Result<axum::Json<Vec<DeviceView>>, ApiError> {
+) -> Result<axum::Json<Vec<DeviceView>>, AppError> {
     let devices = state.notifier.devices(&principal.user_id)?;
     Ok(axum::Json(
         devices.into_iter().map(DeviceView::from).collect(),
@@ -601,15 +601,15 @@ async fn remove_device(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     Path(token): Path<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, AppError> {
     let token = device_token("token", &token)?;
     let key = device_key(&principal.user_id, &token);
     if state.store.get::<DeviceRecord>(&key)?.is_none() {
-        return Err(ApiError::NotFound("no such device".into()));
+        return Err(AppError::NotFound("no such device".into()));
     }
     let mut batch = WriteBatch::new();
     batch.delete(medrelay_actors::store::Table::Devices, key);
-    state.store.write(batch).await.map_err(ApiError::internal)?;
+    state.store.write(batch).await.map_err(AppError::internal)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -630,9 +630,9 @@ async fn twilio_status(
     headers: HeaderMap,
     query: Result<Query<CallbackQuery>, axum::extract::rejection::QueryRejection>,
     body: axum::body::Bytes,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, AppError> {
     use secrecy::ExposeSecret;
-    let forbidden = || ApiError::Forbidden("missing or wrong X-Twilio-Signature".into());
+    let forbidden = || AppError::Forbidden("missing or wrong X-Twilio-Signature".into());
     let settings = state.notifier.settings();
     let token = settings.sms.auth_token.expose_secret();
     if token.is_empty() || settings.public_url.trim().is_empty() {

@@ -17,10 +17,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::ErrorEnvelope;
-use super::error::ApiError;
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::auth::principal::bearer;
+use crate::error::AppError;
 
 /// `/healthz`, `/readyz`, `/metrics`, `/api/gateway`, `/api/protocol.schema.json`
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
@@ -85,9 +85,9 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 async fn metrics(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Result<Response, AppError> {
     let token = bearer(&headers)?
-        .ok_or_else(|| ApiError::Unauthorized("this needs a bearer token".into()))?;
+        .ok_or_else(|| AppError::Unauthorized("this needs a bearer token".into()))?;
     let static_token = state.settings.server.metrics_token.expose_secret();
     let by_token =
         !static_token.is_empty() && constant_time_eq(static_token.as_bytes(), token.as_bytes());
@@ -139,7 +139,7 @@ struct GatewayStatus {
 async fn gateway(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-) -> Result<axum::Json<GatewayStatus>, ApiError> {
+) -> Result<axum::Json<GatewayStatus>, AppError> {
     principal.require(&[Role::Admin])?;
     Ok(axum::Json(GatewayStatus {
         status: if *state.shutdown.borrow() {

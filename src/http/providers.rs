@@ -21,10 +21,10 @@ use utoipa_axum::routes;
 
 use super::ErrorEnvelope;
 use super::directory::{DoctorList, Page};
-use super::error::ApiError;
 use super::json::Json;
 use crate::app::AppState;
 use crate::auth::Principal;
+use crate::error::AppError;
 use crate::scheduling;
 
 /// `/api/providers/*`
@@ -38,10 +38,10 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
 
 const MAX_TEXT: usize = 200;
 
-fn text(field: &str, value: String) -> Result<String, ApiError> {
+fn text(field: &str, value: String) -> Result<String, AppError> {
     let value = value.trim().to_owned();
     if value.is_empty() || value.chars().count() > MAX_TEXT {
-        return Err(ApiError::invalid(
+        return Err(AppError::invalid(
             field,
             format!("must be 1 to {MAX_TEXT} characters"),
         ));
@@ -49,8 +49,8 @@ fn text(field: &str, value: String) -> Result<String, ApiError> {
     Ok(value)
 }
 
-fn provider_id(raw: &str) -> Result<ProviderId, ApiError> {
-    ProviderId::parse(raw).map_err(|e| ApiError::invalid("providerId", e))
+fn provider_id(raw: &str) -> Result<ProviderId, AppError> {
+    ProviderId::parse(raw).map_err(|e| AppError::invalid("providerId", e))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -105,14 +105,14 @@ async fn create(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     Json(body): Json<CreateProvider>,
-) -> Result<(StatusCode, axum::Json<ProviderStatus>), ApiError> {
+) -> Result<(StatusCode, axum::Json<ProviderStatus>), AppError> {
     principal.require(&[Role::Admin])?;
     let link = match &body.user_id {
         Some(user) => Some(
             state
                 .store
                 .get::<UserRecord>(user.as_str())?
-                .ok_or_else(|| ApiError::invalid("userId", "no such account"))?,
+                .ok_or_else(|| AppError::invalid("userId", "no such account"))?,
         ),
         None => None,
     };
@@ -154,7 +154,7 @@ async fn list(
     State(state): State<Arc<AppState>>,
     _principal: Principal,
     query: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
-) -> Result<axum::Json<DoctorList>, ApiError> {
+) -> Result<axum::Json<DoctorList>, AppError> {
     super::directory::list(&state, query).map(axum::Json)
 }
 
@@ -188,12 +188,12 @@ async fn get_one(
     State(state): State<Arc<AppState>>,
     _principal: Principal,
     Path(id): Path<String>,
-) -> Result<axum::Json<ProviderView>, ApiError> {
+) -> Result<axum::Json<ProviderView>, AppError> {
     let id = provider_id(&id)?;
     let p = state
         .store
         .get::<ProviderRecord>(id.as_str())?
-        .ok_or_else(|| ApiError::NotFound(format!("no provider {id}")))?;
+        .ok_or_else(|| AppError::NotFound(format!("no provider {id}")))?;
     Ok(axum::Json(ProviderView {
         provider_id: p.provider_id,
         name: p.name,
@@ -235,11 +235,11 @@ async fn update(
     principal: Principal,
     Path(id): Path<String>,
     Json(body): Json<PatchProvider>,
-) -> Result<axum::Json<ProviderStatus>, ApiError> {
+) -> Result<axum::Json<ProviderStatus>, AppError> {
     let id = provider_id(&id)?;
     let viewer = scheduling::viewer(&state, &principal)?;
     if !viewer.manages(&id) {
-        return Err(ApiError::Forbidden(
+        return Err(AppError::Forbidden(
             "only admins and that doctor may change a provider".into(),
         ));
     }
@@ -294,10 +294,10 @@ async fn delete(
     principal: Principal,
     Path(id): Path<String>,
     query: Result<Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<axum::Json<Deleted>, ApiError> {
+) -> Result<axum::Json<Deleted>, AppError> {
     principal.require(&[Role::Admin])?;
     let id = provider_id(&id)?;
-    let Query(query) = query.map_err(|e| ApiError::BadRequest {
+    let Query(query) = query.map_err(|e| AppError::BadRequest {
         message: e.body_text(),
         field: None,
     })?;
@@ -341,16 +341,16 @@ async fn slots(
     principal: Principal,
     Path(id): Path<String>,
     query: Result<Query<SlotQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
+) -> Result<axum::Json<serde_json::Value>, AppError> {
     let id = provider_id(&id)?;
-    let Query(q) = query.map_err(|e| ApiError::BadRequest {
+    let Query(q) = query.map_err(|e| AppError::BadRequest {
         message: e.body_text(),
         field: None,
     })?;
     let (from, to) = match (q.date, q.from, q.to) {
         (Some(d), None, None) => (Some(d), Some(d)),
         (None, from, to) => (from, to),
-        _ => return Err(ApiError::invalid("date", "give either date, or from/to")),
+        _ => return Err(AppError::invalid("date", "give either date, or from/to")),
     };
     let viewer = scheduling::viewer(&state, &principal)?;
     let board = scheduling::ask(&state, &id, GetBoard { from, to }).await??;
@@ -393,25 +393,25 @@ async fn display_token(
     principal: Principal,
     Path(id): Path<String>,
     Json(body): Json<DisplayTokenRequest>,
-) -> Result<(StatusCode, axum::Json<DisplayToken>), ApiError> {
+) -> Result<(StatusCode, axum::Json<DisplayToken>), AppError> {
     let id = provider_id(&id)?;
     let viewer = scheduling::viewer(&state, &principal)?;
     if !viewer.manages(&id) {
-        return Err(ApiError::Forbidden(
+        return Err(AppError::Forbidden(
             "only admins and that doctor may issue display tokens".into(),
         ));
     }
     if state.store.get::<ProviderRecord>(id.as_str())?.is_none() {
-        return Err(ApiError::NotFound(format!("no provider {id}")));
+        return Err(AppError::NotFound(format!("no provider {id}")));
     }
     let hours = body.ttl_hours.unwrap_or(720);
     if !(1..=8760).contains(&hours) {
-        return Err(ApiError::invalid("ttlHours", "must be 1 to 8760"));
+        return Err(AppError::invalid("ttlHours", "must be 1 to 8760"));
     }
     let issued = state
         .tokens
         .issue_display(&id, i64::from(hours) * 3600)
-        .map_err(ApiError::internal)?;
+        .map_err(AppError::internal)?;
     tracing::info!(provider = %id, by = %principal.user_id, hours, "display token issued");
     Ok((
         StatusCode::CREATED,
@@ -419,7 +419,7 @@ async fn display_token(
             token: issued.token,
             provider_id: id,
             expires_at: jiff::Timestamp::from_second(issued.claims.exp)
-                .map_err(ApiError::internal)?,
+                .map_err(AppError::internal)?,
         }),
     ))
 }

@@ -21,7 +21,7 @@ use super::{NatsLink, back_off};
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::auth::principal::bearer_token;
-use crate::http::error::ApiError;
+use crate::error::AppError;
 use crate::scheduling::{self, ScheduleCommand};
 
 /// The queue group every owner node joins, so each request is answered once.
@@ -119,7 +119,7 @@ pub(crate) async fn handle(
         );
     };
     if let Err(e) = state.limits.check_user(&principal.user_id) {
-        return Reply::err(id, ApiError::RateLimited(e).body());
+        return Reply::err(id, AppError::RateLimited(e).body());
     }
     if let Err(e) = same_provider(state, &provider, &command) {
         return Reply::err(id, e.body());
@@ -127,7 +127,7 @@ pub(crate) async fn handle(
     match scheduling::run(state, &principal, command).await {
         Ok(data) => Reply::ok(id, data),
         Err(e) => {
-            if let ApiError::Internal(cause) = &e {
+            if let AppError::Internal(cause) = &e {
                 tracing::error!(error = format!("{cause:#}"), subject = %message.subject, "NATS command failed");
             }
             Reply::err(id, e.body())
@@ -137,14 +137,14 @@ pub(crate) async fn handle(
 
 /// The principal of the request's `Authorization: Bearer` header. Display
 /// tokens are accepted; [`scheduling::run`] limits them to their board.
-fn authenticate(state: &AppState, message: &async_nats::Message) -> Result<Principal, ApiError> {
+fn authenticate(state: &AppState, message: &async_nats::Message) -> Result<Principal, AppError> {
     let header = message
         .headers
         .as_ref()
         .and_then(|h| h.get(AUTHORIZATION_HEADER))
         .map(|v| v.as_str())
         .ok_or_else(|| {
-            ApiError::Unauthorized("this needs an Authorization: Bearer <token> header".into())
+            AppError::Unauthorized("this needs an Authorization: Bearer <token> header".into())
         })?;
     let token = bearer_token(header)?;
     Principal::from_socket_token(state, token)
@@ -155,14 +155,14 @@ fn same_provider(
     state: &AppState,
     provider: &ProviderId,
     command: &ScheduleCommand,
-) -> Result<(), ApiError> {
+) -> Result<(), AppError> {
     let named = match command {
         ScheduleCommand::Book(request) => Some(&request.provider_id),
         ScheduleCommand::Board { provider, .. } => Some(provider),
         _ => None,
     };
     if named.is_some_and(|named| named != provider) {
-        return Err(ApiError::BadRequest {
+        return Err(AppError::BadRequest {
             message: format!("providerId must be {provider}, the doctor in the subject"),
             field: Some("providerId".into()),
         });
@@ -170,7 +170,7 @@ fn same_provider(
     match command {
         ScheduleCommand::Update(id, _) | ScheduleCommand::Cancel(id) | ScheduleCommand::Get(id) => {
             match state.store.get::<AppointmentRecord>(id.as_str())? {
-                Some(record) if record.provider_id != *provider => Err(ApiError::NotFound(
+                Some(record) if record.provider_id != *provider => Err(AppError::NotFound(
                     format!("no appointment {id} on the schedule of {provider}"),
                 )),
                 _ => Ok(()),

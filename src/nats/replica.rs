@@ -19,12 +19,12 @@ use futures_util::StreamExt;
 use medrelay_actors::store::WriteBatch;
 use medrelay_protocol::nats::{AUTHORIZATION_HEADER, EVENT_SCHEMA_VERSION, EventEnvelope};
 use medrelay_protocol::ws::{ClientFrame, Command, Reply};
-use medrelay_protocol::{ErrorCode, ProviderId};
+use medrelay_protocol::{ErrorBody, ErrorCode, ProviderId};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{NatsLink, back_off, stream_config};
 use crate::app::AppState;
-use crate::http::error::ApiError;
+use crate::error::AppError;
 
 /// The counter holding the last stream sequence applied.
 const CURSOR: &str = "nats_replica_stream_seq";
@@ -138,7 +138,7 @@ pub async fn owner_board(
     provider: &ProviderId,
     from: Option<jiff::civil::Date>,
     to: Option<jiff::civil::Date>,
-) -> Result<OwnerBoard, ApiError> {
+) -> Result<OwnerBoard, AppError> {
     let frame = ClientFrame {
         id: None,
         command: Command::Board {
@@ -154,7 +154,7 @@ pub async fn owner_board(
     );
     let payload = serde_json::to_vec(&frame).expect("frames serialise to JSON");
     let unavailable = |why: String| {
-        ApiError::Unavailable(format!("the owner node did not answer ({why}); try again"))
+        AppError::Unavailable(format!("the owner node did not answer ({why}); try again"))
     };
     let request = link.client.request_with_headers(
         link.subjects.schedule_command(provider),
@@ -174,17 +174,10 @@ pub async fn owner_board(
             patients_shown: data["patientsShown"].as_bool().unwrap_or(false),
             snapshot: data["snapshot"].clone(),
         }),
-        (_, _, Some(error)) => Err(ApiError::Domain {
-            status: axum::http::StatusCode::BAD_GATEWAY,
-            code: error.code,
-            message: error.message,
-            field: error.field,
-        }),
-        _ => Err(ApiError::Domain {
-            status: axum::http::StatusCode::BAD_GATEWAY,
-            code: ErrorCode::Internal,
-            message: "the owner node gave an empty reply".into(),
-            field: None,
-        }),
+        (_, _, Some(error)) => Err(AppError::Remote(error)),
+        _ => Err(AppError::Remote(ErrorBody::new(
+            ErrorCode::Internal,
+            "the owner node gave an empty reply",
+        ))),
     }
 }

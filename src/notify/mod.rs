@@ -230,7 +230,7 @@ impl Notifier {
                         d.circuit_failures,
                         Duration::from_secs(d.circuit_open_secs),
                     ),
-                    limiter: governor::RateLimiter::direct(crate::http::ratelimit::quota(
+                    limiter: governor::RateLimiter::direct(crate::ratelimit::quota(
                         d.rate_per_sec,
                         d.rate_per_sec,
                     )),

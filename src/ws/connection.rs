@@ -22,8 +22,8 @@ use super::subscription;
 use super::{Socket, SocketGuard};
 use crate::app::AppState;
 use crate::auth::Principal;
-use crate::http::error::ApiError;
-use crate::http::ratelimit::quota;
+use crate::error::AppError;
+use crate::ratelimit::quota;
 use crate::scheduling::{self, ScheduleCommand};
 
 /// Device ids for patient sessions, unique in this process.
@@ -326,7 +326,7 @@ impl Connection {
         &self,
         patient: PatientId,
         request: subscription::Request,
-    ) -> Result<Subscription, ApiError> {
+    ) -> Result<Subscription, AppError> {
         let device = NEXT_DEVICE.fetch_add(1, Ordering::Relaxed);
         let attach = Attach {
             device,
@@ -344,20 +344,20 @@ impl Connection {
         principal: &Principal,
         channel: &Channel,
         seq: u64,
-    ) -> Result<serde_json::Value, ApiError> {
+    ) -> Result<serde_json::Value, AppError> {
         if self.state.is_replica() {
-            return Err(ApiError::Unavailable(
+            return Err(AppError::Unavailable(
                 "this node is a board replica: acknowledge on the owner node".into(),
             ));
         }
         let viewer = scheduling::viewer(&self.state, principal)?;
         let Some(patient) = own_patient_channel(&viewer, channel) else {
-            return Err(ApiError::Forbidden(format!(
+            return Err(AppError::Forbidden(format!(
                 "only the patient may acknowledge the notifications of {channel}"
             )));
         };
         let acked = self.state.sessions.ack(&patient, seq).await?;
-        serde_json::to_value(acked).map_err(ApiError::internal)
+        serde_json::to_value(acked).map_err(AppError::internal)
     }
 
     fn authenticate(&mut self, id: Option<String>, token: &str) -> Reply {

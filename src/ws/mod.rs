@@ -35,7 +35,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::auth::principal::bearer;
-use crate::http::error::ApiError;
+use crate::error::AppError;
 
 /// The socket a connection task owns.
 pub type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
@@ -71,9 +71,9 @@ fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> boo
 async fn upgrade(
     State(state): State<Arc<AppState>>,
     mut req: Request,
-) -> Result<Response, ApiError> {
+) -> Result<Response, AppError> {
     let headers = req.headers();
-    let bad = |message: &str, field: Option<&str>| ApiError::BadRequest {
+    let bad = |message: &str, field: Option<&str>| AppError::BadRequest {
         message: message.to_owned(),
         field: field.map(str::to_owned),
     };
@@ -114,7 +114,7 @@ async fn upgrade(
     let guard = state
         .sockets
         .try_open(settings.max_connections)
-        .ok_or_else(|| ApiError::Unavailable("too many open WebSockets; try again later".into()))?;
+        .ok_or_else(|| AppError::Unavailable("too many open WebSockets; try again later".into()))?;
     let hard_limit = settings.max_frame_bytes.saturating_mul(HARD_LIMIT_FACTOR);
     let config = WebSocketConfig::default()
         .read_buffer_size(SOCKET_BUFFER)
@@ -144,7 +144,7 @@ async fn upgrade(
         .header(header::SEC_WEBSOCKET_ACCEPT, accept)
         .header(header::SEC_WEBSOCKET_PROTOCOL, WS_SUBPROTOCOL)
         .body(Body::empty())
-        .map_err(ApiError::internal)
+        .map_err(AppError::internal)
 }
 
 /// Counts open sockets so shutdown can wait for them and a cap can be enforced.

@@ -16,7 +16,7 @@ use medrelay_protocol::{Channel, ErrorBody, ErrorCode};
 use super::outbound::{Frame, Outbox};
 use crate::app::AppState;
 use crate::auth::Principal;
-use crate::http::error::ApiError;
+use crate::error::AppError;
 use crate::nats::replica;
 
 /// What a subscriber asked for.
@@ -37,8 +37,8 @@ pub struct Request {
 /// events), and starts the loop that forwards live events.
 ///
 /// # Errors
-/// [`ApiError::Forbidden`] when the viewer may not see the channel;
-/// [`ApiError::NotFound`] when its account, doctor or patient does not exist
+/// [`AppError::Forbidden`] when the viewer may not see the channel;
+/// [`AppError::NotFound`] when its account, doctor or patient does not exist
 /// (checked before the hub allocates anything for it); the board's errors
 /// (bad range); an internal error when the store cannot be read.
 pub async fn start(
@@ -46,7 +46,7 @@ pub async fn start(
     viewer: &Viewer,
     out: &Outbox,
     req: Request,
-) -> Result<AbortHandle, ApiError> {
+) -> Result<AbortHandle, AppError> {
     let Request {
         id,
         channel,
@@ -55,12 +55,12 @@ pub async fn start(
         to,
     } = req;
     if !channels::may_subscribe(&state.store, viewer, &channel)? {
-        return Err(ApiError::Forbidden(format!(
+        return Err(AppError::Forbidden(format!(
             "you may not subscribe to {channel}"
         )));
     }
     if !channels::exists(&state.store, &channel)? {
-        return Err(ApiError::NotFound(format!("{channel} does not exist")));
+        return Err(AppError::NotFound(format!("{channel} does not exist")));
     }
     let reveal = channels::reveals_patients(viewer, &channel);
     // Listen first, then read the state: an event committed in between is
@@ -109,7 +109,7 @@ pub async fn start_on_replica(
     principal: &Principal,
     out: &Outbox,
     req: Request,
-) -> Result<AbortHandle, ApiError> {
+) -> Result<AbortHandle, AppError> {
     let Request {
         id,
         channel,
@@ -118,7 +118,7 @@ pub async fn start_on_replica(
         to,
     } = req;
     let (Channel::Board(provider), Some(link)) = (&channel, &state.nats) else {
-        return Err(ApiError::Unavailable(
+        return Err(AppError::Unavailable(
             "this node is a board replica: it serves board:<providerId> channels only".into(),
         ));
     };
@@ -165,9 +165,9 @@ fn follow(
     replay: Vec<StoredEvent>,
     reveal: bool,
     rx: Listener,
-) -> Result<AbortHandle, ApiError> {
+) -> Result<AbortHandle, AppError> {
     let (channel, last) = (data.channel.clone(), data.seq);
-    let data = serde_json::to_value(data).map_err(ApiError::internal)?;
+    let data = serde_json::to_value(data).map_err(AppError::internal)?;
     out.reply(Reply::ok(id, data));
     for event in replay {
         let frame = Published::new(channel.clone(), event.seq, event.event).frame_for(reveal);
@@ -191,7 +191,7 @@ async fn snapshot_of(
     reveal: bool,
     from: Option<jiff::civil::Date>,
     to: Option<jiff::civil::Date>,
-) -> Result<(serde_json::Value, Option<u64>), ApiError> {
+) -> Result<(serde_json::Value, Option<u64>), AppError> {
     match channel {
         Channel::Board(provider) => {
             let board = crate::scheduling::ask(state, provider, GetBoard { from, to }).await??;
