@@ -5,7 +5,7 @@ use medrelay_protocol::{Email, Role, Username};
 
 use super::*;
 use crate::hub::EventHub;
-use crate::store::StoreConfig;
+use crate::store::{Store, StoreConfig};
 use crate::system::{ActorSystem, Registry};
 
 struct World {
