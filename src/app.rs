@@ -22,8 +22,8 @@ use crate::auth::lockout::LoginLockout;
 use crate::auth::password::Passwords;
 use crate::auth::tokens::TokenKeys;
 use crate::config::{NodeRole, Settings};
+use crate::delivery::Notifier;
 use crate::nats::NatsLink;
-use crate::notify::Notifier;
 use crate::ratelimit::RateLimits;
 use crate::ws::Sockets;
 

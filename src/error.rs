@@ -211,3 +211,9 @@ impl From<actix::MailboxError> for AppError {
         AppError::Unavailable(format!("actor unavailable: {e}"))
     }
 }
+
+impl From<crate::delivery::NotifyError> for AppError {
+    fn from(e: crate::delivery::NotifyError) -> Self {
+        AppError::internal(e)
+    }
+}

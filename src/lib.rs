@@ -12,9 +12,12 @@
 //! - [`error`]: [`error::AppError`], the one error of every operation, with its wire code.
 //! - [`ratelimit`]: per-IP and per-user request limits, shared by every surface.
 //! - [`http`]: routes, middleware and the JSON error contract.
-//! - [`scheduling`]: schedule operations shared by REST, WebSocket and NATS.
+//! - [`service`]: the application layer: each domain's operations, called by
+//!   REST, WebSocket and NATS alike.
 //! - [`nats`]: the NATS bridge (outbox publisher, commands, board replicas).
-//! - [`notify`]: notifications: channel workers, providers, reminders.
+//! - [`delivery`]: sending notifications: channel workers, providers, the
+//!   reminder scheduler. (What a notification record is lives in
+//!   `medrelay_actors::notify`.)
 //! - [`ws`]: the WebSocket gateway (protocol v1).
 //! - [`admin`]: offline administration (bootstrap the first admin).
 
@@ -22,11 +25,11 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod delivery;
 pub mod error;
 pub mod http;
 pub mod nats;
-pub mod notify;
 pub mod ratelimit;
-pub mod scheduling;
+pub mod service;
 pub mod telemetry;
 pub mod ws;

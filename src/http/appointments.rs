@@ -24,7 +24,7 @@ use super::json::Json;
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::AppError;
-use crate::scheduling::{self, AppointmentView, render, time_zone_of, view};
+use crate::service::schedule::{self, AppointmentView, render, time_zone_of, view};
 
 /// `/api/appointments/*`
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
@@ -61,8 +61,8 @@ async fn book(
     principal: Principal,
     Json(body): Json<BookAppointment>,
 ) -> Result<(StatusCode, axum::Json<Created>), AppError> {
-    let viewer = scheduling::viewer(&state, &principal)?;
-    let record = scheduling::book(&state, &viewer, body).await?;
+    let viewer = schedule::viewer(&state, &principal)?;
+    let record = schedule::book(&state, &viewer, body).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(Created {
@@ -85,8 +85,8 @@ async fn get_one(
     Path(id): Path<String>,
 ) -> Result<axum::Json<AppointmentView>, AppError> {
     let id = appointment_id(&id)?;
-    let viewer = scheduling::viewer(&state, &principal)?;
-    let record = scheduling::find(&state, &viewer, &id)?;
+    let viewer = schedule::viewer(&state, &principal)?;
+    let record = schedule::find(&state, &viewer, &id)?;
     Ok(axum::Json(render(&state, record)))
 }
 
@@ -107,8 +107,8 @@ async fn update(
     Json(body): Json<UpdateAppointment>,
 ) -> Result<axum::Json<Created>, AppError> {
     let id = appointment_id(&id)?;
-    let viewer = scheduling::viewer(&state, &principal)?;
-    let record = scheduling::update(&state, &viewer, &id, body).await?;
+    let viewer = schedule::viewer(&state, &principal)?;
+    let record = schedule::update(&state, &viewer, &id, body).await?;
     Ok(axum::Json(Created {
         appointment_id: record.appointment_id,
         status: "Updated",
@@ -137,8 +137,8 @@ async fn cancel(
     Path(id): Path<String>,
 ) -> Result<axum::Json<Cancelled>, AppError> {
     let id = appointment_id(&id)?;
-    let viewer = scheduling::viewer(&state, &principal)?;
-    let record = scheduling::cancel(&state, &viewer, &id).await?;
+    let viewer = schedule::viewer(&state, &principal)?;
+    let record = schedule::cancel(&state, &viewer, &id).await?;
     Ok(axum::Json(Cancelled {
         status: "Cancelled",
         appointment_id: record.appointment_id,
@@ -186,7 +186,7 @@ async fn list(
         message: e.body_text(),
         field: None,
     })?;
-    let viewer = scheduling::viewer(&state, &principal)?;
+    let viewer = schedule::viewer(&state, &principal)?;
     match viewer.role {
         Role::Patient => {
             if q.patient_id.is_some() && q.patient_id != viewer.patient_id {

@@ -25,7 +25,7 @@ use super::json::Json;
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::AppError;
-use crate::scheduling;
+use crate::service::schedule;
 
 /// `/api/providers/*`
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
@@ -237,7 +237,7 @@ async fn update(
     Json(body): Json<PatchProvider>,
 ) -> Result<axum::Json<ProviderStatus>, AppError> {
     let id = provider_id(&id)?;
-    let viewer = scheduling::viewer(&state, &principal)?;
+    let viewer = schedule::viewer(&state, &principal)?;
     if !viewer.manages(&id) {
         return Err(AppError::Forbidden(
             "only admins and that doctor may change a provider".into(),
@@ -255,7 +255,7 @@ async fn update(
         availability: body.availability,
         exceptions: body.exceptions,
     };
-    let updated = scheduling::ask(&state, &id, UpdateProvider { patch }).await??;
+    let updated = schedule::ask(&state, &id, UpdateProvider { patch }).await??;
     Ok(axum::Json(ProviderStatus {
         provider_id: updated.provider_id,
         status: "Updated",
@@ -305,7 +305,7 @@ async fn delete(
         cancel_appointments: query.cancel_appointments,
         by: Some(principal.user_id.clone()),
     };
-    let cancelled = scheduling::ask(&state, &id, message).await??;
+    let cancelled = schedule::ask(&state, &id, message).await??;
     tracing::info!(provider = %id, cancelled, "provider deleted");
     Ok(axum::Json(Deleted {
         status: "Deleted",
@@ -352,9 +352,9 @@ async fn slots(
         (None, from, to) => (from, to),
         _ => return Err(AppError::invalid("date", "give either date, or from/to")),
     };
-    let viewer = scheduling::viewer(&state, &principal)?;
-    let board = scheduling::ask(&state, &id, GetBoard { from, to }).await??;
-    Ok(axum::Json(scheduling::board_json(
+    let viewer = schedule::viewer(&state, &principal)?;
+    let board = schedule::ask(&state, &id, GetBoard { from, to }).await??;
+    Ok(axum::Json(schedule::board_json(
         &board,
         viewer.manages(&id),
     )))
@@ -395,7 +395,7 @@ async fn display_token(
     Json(body): Json<DisplayTokenRequest>,
 ) -> Result<(StatusCode, axum::Json<DisplayToken>), AppError> {
     let id = provider_id(&id)?;
-    let viewer = scheduling::viewer(&state, &principal)?;
+    let viewer = schedule::viewer(&state, &principal)?;
     if !viewer.manages(&id) {
         return Err(AppError::Forbidden(
             "only admins and that doctor may issue display tokens".into(),

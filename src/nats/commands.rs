@@ -2,7 +2,7 @@
 //!
 //! `<prefix>.cmd.schedule.<providerId>` takes the WebSocket's `book`,
 //! `reschedule`, `cancel`, `get` and `board` frames and answers with the
-//! WebSocket's reply, through the same [`scheduling::run`]: the same checks,
+//! WebSocket's reply, through the same [`schedule::run`]: the same checks,
 //! the same answers, the same error codes. The caller's token travels in an
 //! `Authorization: Bearer <jwt>` header and is checked as on the gateway
 //! (signature, expiry, revocation, per-user rate limit). Every request with a
@@ -22,7 +22,7 @@ use crate::app::AppState;
 use crate::auth::Principal;
 use crate::auth::principal::bearer_token;
 use crate::error::AppError;
-use crate::scheduling::{self, ScheduleCommand};
+use crate::service::schedule::{self, ScheduleCommand};
 
 /// The queue group every owner node joins, so each request is answered once.
 const QUEUE_GROUP: &str = "medrelay";
@@ -124,7 +124,7 @@ pub(crate) async fn handle(
     if let Err(e) = same_provider(state, &provider, &command) {
         return Reply::err(id, e.body());
     }
-    match scheduling::run(state, &principal, command).await {
+    match schedule::run(state, &principal, command).await {
         Ok(data) => Reply::ok(id, data),
         Err(e) => {
             if let AppError::Internal(cause) = &e {
@@ -136,7 +136,7 @@ pub(crate) async fn handle(
 }
 
 /// The principal of the request's `Authorization: Bearer` header. Display
-/// tokens are accepted; [`scheduling::run`] limits them to their board.
+/// tokens are accepted; [`schedule::run`] limits them to their board.
 fn authenticate(state: &AppState, message: &async_nats::Message) -> Result<Principal, AppError> {
     let header = message
         .headers

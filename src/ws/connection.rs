@@ -24,7 +24,7 @@ use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::AppError;
 use crate::ratelimit::quota;
-use crate::scheduling::{self, ScheduleCommand};
+use crate::service::schedule::{self, ScheduleCommand};
 
 /// Device ids for patient sessions, unique in this process.
 static NEXT_DEVICE: AtomicU64 = AtomicU64::new(1);
@@ -259,7 +259,7 @@ impl Connection {
                         .await
                         .map(Subscription::Forwarder)
                 } else {
-                    match scheduling::viewer(&self.state, &principal) {
+                    match schedule::viewer(&self.state, &principal) {
                         Ok(viewer) => match own_patient_channel(&viewer, &channel) {
                             Some(patient) => {
                                 // The socket's old device leaves first, so no
@@ -303,7 +303,7 @@ impl Connection {
             )),
             other => match ScheduleCommand::from_protocol(other) {
                 Some(command) => {
-                    let result = scheduling::run(&self.state, &principal, command).await;
+                    let result = schedule::run(&self.state, &principal, command).await;
                     Some(match result {
                         Ok(data) => Reply::ok(id, data),
                         Err(e) => Reply::err(id, e.body()),
@@ -350,7 +350,7 @@ impl Connection {
                 "this node is a board replica: acknowledge on the owner node".into(),
             ));
         }
-        let viewer = scheduling::viewer(&self.state, principal)?;
+        let viewer = schedule::viewer(&self.state, principal)?;
         let Some(patient) = own_patient_channel(&viewer, channel) else {
             return Err(AppError::Forbidden(format!(
                 "only the patient may acknowledge the notifications of {channel}"

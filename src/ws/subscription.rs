@@ -194,9 +194,10 @@ async fn snapshot_of(
 ) -> Result<(serde_json::Value, Option<u64>), AppError> {
     match channel {
         Channel::Board(provider) => {
-            let board = crate::scheduling::ask(state, provider, GetBoard { from, to }).await??;
+            let board =
+                crate::service::schedule::ask(state, provider, GetBoard { from, to }).await??;
             Ok((
-                crate::scheduling::board_json(&board, reveal),
+                crate::service::schedule::board_json(&board, reveal),
                 Some(board.seq),
             ))
         }

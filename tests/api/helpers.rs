@@ -514,3 +514,75 @@ impl Drop for Process {
         }
     }
 }
+
+/// Logs in over plain HTTP at `base` (e.g. a [`Process`]) and returns the token.
+pub async fn login(http: &reqwest::Client, base: &str, (user, password): (&str, &str)) -> String {
+    let r = http
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"username": user, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    read(r).await.1["token"].as_str().unwrap().to_owned()
+}
+
+/// A plain HTTP client for the server at `base` (e.g. a [`Process`]).
+pub struct Client<'a> {
+    pub http: &'a reqwest::Client,
+    pub base: &'a str,
+}
+
+impl Client<'_> {
+    pub async fn post_status(&self, path: &str, body: Value, token: &str) -> (u16, Value) {
+        read(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn post(&self, path: &str, body: Value, token: &str) -> Value {
+        let (status, body) = self.post_status(path, body, token).await;
+        assert!(status < 300, "{path}: {status} {body}");
+        body
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Value {
+        read(
+            self.http
+                .get(format!("{}{path}", self.base))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+        .1
+    }
+
+    pub async fn signup(&self, username: &str) -> (String, String) {
+        let (status, body) = read(
+            self.http
+                .post(format!("{}/api/auth/signup", self.base))
+                .json(
+                    &json!({"username": username, "email": format!("{username}@example.org"),
+                              "password": PASSWORD, "name": "Ivan"}),
+                )
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        let patient = body["patientId"].as_str().unwrap().to_owned();
+        (
+            login(self.http, self.base, (username, PASSWORD)).await,
+            patient,
+        )
+    }
+}

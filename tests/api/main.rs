@@ -2,6 +2,7 @@
 //! driven over real HTTP and WebSocket connections.
 
 mod helpers;
+mod nats_harness;
 #[path = "../../bench/src/smtp_sink.rs"]
 mod smtp_sink;
 

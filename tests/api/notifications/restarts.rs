@@ -1,0 +1,154 @@
+//! A server process killed before a reminder fell due, or during its send.
+
+use std::path::Path;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::json;
+
+use super::WAIT;
+use crate::helpers::*;
+use crate::smtp_sink::SmtpSink;
+
+#[tokio::test]
+async fn killed_before_a_reminder_fell_due_or_during_its_send_delivers_it_exactly_once() {
+    let mut smtp = SmtpSink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let settings = test_settings(&data);
+    create_admin(&settings).await;
+    let http = reqwest::Client::new();
+
+    // The next 5-minute slot at least 2 minutes ahead; its reminder due in
+    // 15 s, time enough to start, book and kill before it.
+    let now = Timestamp::now();
+    let slot = Timestamp::from_second((now.as_second() + 120 + 299) / 300 * 300).unwrap();
+    let due = now + SignedDuration::from_secs(15);
+    let lead = slot.duration_since(due);
+    let config = dir.path().join("medrelay.toml");
+    write_config(&config, lead, smtp.addr().port());
+    let env = [("MEDRELAY_CONFIG", config.to_str().unwrap())];
+
+    let server = Process::start(&data, &env);
+    let base = format!("http://{}", server.addr);
+    let token = login(&http, &base, ADMIN).await;
+    let client = Client {
+        http: &http,
+        base: &base,
+    };
+    client
+        .post(
+            "/api/providers",
+            json!({"providerId": "prv_house", "name": "Dr. House", "timeZone": "UTC",
+        "slotMinutes": 5, "availability": all_day_availability()}),
+            &token,
+        )
+        .await;
+    let (patient_token, patient_id) = client.signup("ivan").await;
+    let date = slot.to_zoned(jiff::tz::TimeZone::UTC);
+    let (status, body) = client.post_status("/api/appointments", json!({"patientId": patient_id, "providerId": "prv_house",
+        "appointmentDate": date.date().to_string(), "timeSlot": date.strftime("%H:%M").to_string()}), &patient_token).await;
+    assert_eq!(status, 201, "{body}");
+    // Killed before the reminder is due; it falls due while the server is down.
+    assert!(
+        Timestamp::now() < due,
+        "set-up took too long to test a kill before the due time"
+    );
+    server.kill();
+    assert!(smtp.received().is_empty());
+    let left = due.duration_since(Timestamp::now()) + SignedDuration::from_secs(1);
+    tokio::time::sleep(Duration::try_from(left).unwrap_or_default()).await;
+    let server = Process::start(&data, &env);
+    let mails = smtp.wait_for(1, WAIT).await;
+    assert_eq!(mails.len(), 1, "sent after the restart");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(smtp.received().len(), 1, "and only once");
+    server.kill();
+
+    // Now a send that is under way when the server dies: the SMTP server
+    // never answers, the process is killed mid-send, and the restart sends
+    // it once more with the same Message-ID.
+    let port = smtp.addr();
+    smtp.stop();
+    let silent = bind_again(port).await;
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream); // accepted, never greeted
+        }
+    });
+    let server = Process::start(&data, &env);
+    let base = format!("http://{}", server.addr);
+    let client = Client {
+        http: &http,
+        base: &base,
+    };
+    let token = login(&http, &base, ADMIN).await;
+    let (status, accepted) = client
+        .post_status(
+            "/api/notifications/email",
+            json!({"to": "ivan@example.org", "subject": "Lab results", "body": "Ready."}),
+            &token,
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["notificationId"].as_str().unwrap().to_owned();
+    assert!(
+        eventually(WAIT, || async {
+            client
+                .get(&format!("/api/notifications/{id}"), &token)
+                .await["attempts"]
+                == 1
+        })
+        .await,
+        "the send began"
+    );
+    server.kill();
+    hold.abort();
+    let smtp = SmtpSink::start_on(port).await;
+    let server = Process::start(&data, &env);
+    let mails = smtp.wait_for(1, WAIT).await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(
+        mails[0].header("Message-ID"),
+        Some(format!("<{id}@medrelay>"))
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(smtp.received().len(), 1);
+    let base = format!("http://{}", server.addr);
+    let client = Client {
+        http: &http,
+        base: &base,
+    };
+    let token = login(&http, &base, ADMIN).await;
+    let report = client
+        .get(&format!("/api/notifications/{id}"), &token)
+        .await;
+    assert_eq!(report["status"], "sent", "{report}");
+    assert_eq!(report["attempts"], 2, "{report}");
+    server.kill();
+}
+
+/// Binds `addr` again once the previous listener on it is gone.
+async fn bind_again(addr: std::net::SocketAddr) -> tokio::net::TcpListener {
+    for _ in 0..100 {
+        if let Ok(l) = tokio::net::TcpListener::bind(addr).await {
+            return l;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{addr} stayed in use");
+}
+
+fn write_config(file: &Path, lead: SignedDuration, smtp_port: u16) {
+    std::fs::write(
+        file,
+        format!(
+            "[schedule]\nmin_notice_minutes = 1\n\n[notifications]\nreminder_offsets = [\"{}s\"]\n\n\
+             [notifications.email]\nhost = \"127.0.0.1\"\nport = {smtp_port}\ntls = \"none\"\n\n\
+             [notifications.delivery]\nsend_timeout_secs = 60\n",
+            lead.as_secs()
+        ),
+    )
+    .unwrap();
+}
