@@ -189,7 +189,7 @@ impl From<medrelay_actors::schedule::ScheduleError> for AppError {
                 message: "providerId is already taken".into(),
                 field: Some("providerId".into()),
             },
-            E::Storage(m) => AppError::internal(anyhow::anyhow!(m)),
+            E::Storage(fault) => AppError::internal(fault),
             E::Internal => AppError::internal(anyhow::anyhow!("schedule actor failed")),
         }
     }
@@ -200,7 +200,7 @@ impl From<medrelay_actors::session::SessionError> for AppError {
         use medrelay_actors::session::SessionError as E;
         match e {
             e @ E::AheadOfChannel { .. } => AppError::invalid("seq", e),
-            E::Storage(m) => AppError::internal(anyhow::anyhow!(m)),
+            E::Storage(fault) => AppError::internal(fault),
             E::Internal => AppError::internal(anyhow::anyhow!("patient session failed")),
         }
     }

@@ -31,11 +31,11 @@ use medrelay_protocol::{Channel, ErrorCode, Event};
 use serde_json::json;
 use tokio::sync::broadcast;
 
-/// One committed event, ready to send.
 /// A rendered event frame (UTF-8 JSON text), shared by every socket it goes
 /// to: cloning it, or handing it to the WebSocket library, copies nothing.
 pub type FrameText = bytes::Bytes;
 
+/// One committed event, ready to send.
 #[derive(Debug)]
 pub struct Published {
     /// Its channel.

@@ -14,9 +14,13 @@
 //!   unacknowledged in-app notifications, presence.
 //! - [`channels`]: who may subscribe to a channel, and its snapshot.
 //! - [`ids`]: generated ids and random secrets.
+//! - [`fault`]: [`fault::Fault`], the cause of a storage failure, kept whole.
+
+#![warn(missing_docs)]
 
 pub mod accounts;
 pub mod channels;
+pub mod fault;
 pub mod hub;
 pub mod ids;
 pub mod notify;

@@ -167,10 +167,34 @@ pub fn preferences(store: &Store, user: &UserId) -> Result<NotificationPreferenc
 pub struct DeviceRecord {
     /// The provider's device token.
     pub token: String,
-    /// `android`, `ios` or `web`.
-    pub platform: String,
+    /// What kind of device it is.
+    pub platform: Platform,
     /// When it was registered (or last re-registered).
     pub registered_at: Timestamp,
+}
+
+/// A push device's platform (stored and sent as `android`, `ios`, `web`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    /// Android (FCM).
+    Android,
+    /// iOS (FCM relays to APNs).
+    Ios,
+    /// A browser (web push through FCM).
+    Web,
+}
+
+impl Platform {
+    /// The platform named `name` (`android`, `ios` or `web`).
+    pub fn parse(name: &str) -> Option<Platform> {
+        match name {
+            "android" => Some(Platform::Android),
+            "ios" => Some(Platform::Ios),
+            "web" => Some(Platform::Web),
+            _ => None,
+        }
+    }
 }
 
 impl Record for DeviceRecord {
@@ -359,6 +383,22 @@ pub fn pending_keys(store: &Store, appointment: &AppointmentId) -> Result<Vec<St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platforms_keep_their_stored_names() {
+        for (platform, name) in [
+            (Platform::Android, "android"),
+            (Platform::Ios, "ios"),
+            (Platform::Web, "web"),
+        ] {
+            assert_eq!(Platform::parse(name), Some(platform));
+            assert_eq!(
+                serde_json::to_string(&platform).unwrap(),
+                format!("\"{name}\"")
+            );
+        }
+        assert_eq!(Platform::parse("windows"), None);
+    }
 
     #[test]
     fn keys_sort_by_due_time() {

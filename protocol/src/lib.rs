@@ -16,6 +16,8 @@
 //! - [`notification`]: notification channels, statuses and preferences.
 //! - [`ws`]: WebSocket protocol v1 frames: client commands, replies, pushed events.
 
+#![warn(missing_docs)]
+
 pub mod channel;
 pub mod error;
 pub mod event;

@@ -36,6 +36,7 @@ use actix::{Addr, Supervisor};
 use anyhow::Context;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
+use medrelay_actors::fault::Fault;
 use medrelay_actors::ids::new_id;
 use medrelay_actors::notify::{
     DeviceRecord, NotificationRecord, PendingDelivery, ReminderPlan, StatusEntry, device_key,
@@ -61,18 +62,21 @@ use crate::config::{NotificationSettings, Settings};
 pub enum NotifyError {
     /// The store failed.
     #[error("storage error: {0}")]
-    Storage(String),
+    Storage(#[source] Fault),
+    /// A delivery task panicked; what it was doing is still in the store.
+    #[error("{0} panicked")]
+    Panicked(&'static str),
 }
 
 impl From<StoreError> for NotifyError {
     fn from(e: StoreError) -> Self {
-        NotifyError::Storage(e.to_string())
+        NotifyError::Storage(Fault::new(e))
     }
 }
 
 impl From<WriteError> for NotifyError {
     fn from(e: WriteError) -> Self {
-        NotifyError::Storage(e.to_string())
+        NotifyError::Storage(Fault::new(e))
     }
 }
 

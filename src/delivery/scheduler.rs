@@ -128,9 +128,7 @@ impl Handler<Fire> for ReminderScheduler {
                 let fired = AssertUnwindSafe(fire_due(&n, &mut held))
                     .catch_unwind()
                     .await
-                    .unwrap_or_else(|_| {
-                        Err(NotifyError::Storage("firing reminders panicked".into()))
-                    });
+                    .unwrap_or_else(|_| Err(NotifyError::Panicked("firing reminders")));
                 (fired, held)
             }
             .into_actor(self)

@@ -271,7 +271,7 @@ fn account_error(e: AccountError) -> AppError {
         AccountError::UnknownUser | AccountError::InvalidToken | AccountError::Revoked => {
             AppError::Unauthorized("invalid or revoked refresh token".into())
         }
-        AccountError::Storage(m) => AppError::internal(anyhow::anyhow!(m)),
+        AccountError::Storage(fault) => AppError::internal(fault),
         AccountError::Internal => AppError::internal(anyhow::anyhow!("account actor failed")),
     }
 }

@@ -6,6 +6,7 @@ use actix::prelude::*;
 use jiff::Timestamp;
 use medrelay_protocol::{Channel, Event, UserId};
 
+use crate::fault::Fault;
 use crate::store::{Store, StoreError, WriteBatch, WriteError};
 use crate::system::{IdleTimer, KeyedActor, Retire, count_restart, guarded};
 
@@ -28,7 +29,7 @@ pub enum AccountError {
     TokenReused,
     /// The store failed.
     #[error("storage: {0}")]
-    Storage(String),
+    Storage(#[source] Fault),
     /// The actor failed while handling the request (it was restarted).
     #[error("internal error")]
     Internal,
@@ -36,13 +37,13 @@ pub enum AccountError {
 
 impl From<StoreError> for AccountError {
     fn from(e: StoreError) -> Self {
-        AccountError::Storage(e.to_string())
+        AccountError::Storage(Fault::new(e))
     }
 }
 
 impl From<WriteError> for AccountError {
     fn from(e: WriteError) -> Self {
-        AccountError::Storage(e.to_string())
+        AccountError::Storage(Fault::new(e))
     }
 }
 

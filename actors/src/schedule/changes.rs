@@ -14,8 +14,8 @@ use medrelay_protocol::{Channel, Event, UserId};
 use super::rules::{cells, fits_hours};
 use super::state::{Booked, State, free_slots};
 use super::{
-    AppointmentRecord, BookingRules, HistoryEntry, IndexEntry, PatientAppointment, PatientCell,
-    ProviderAppointment, ProviderCell, ScheduleError, new_appointment_id,
+    AppointmentRecord, BookingRules, HistoryAction, HistoryEntry, IndexEntry, PatientAppointment,
+    PatientCell, ProviderAppointment, ProviderCell, ScheduleError, new_appointment_id,
 };
 use crate::accounts::ProviderRecord;
 use crate::notify::{self, ReminderKind, ReminderPlan};
@@ -74,7 +74,7 @@ pub fn book(
         history: vec![HistoryEntry {
             at: now,
             by,
-            action: "Booked".into(),
+            action: HistoryAction::Booked,
             from: None,
         }],
         history_dropped: 0,
@@ -143,7 +143,7 @@ pub fn reschedule(
     record.push_history(HistoryEntry {
         at: now,
         by,
-        action: "Rescheduled".into(),
+        action: HistoryAction::Rescheduled,
         from: Some(from.clone()),
     });
     let mut batch = WriteBatch::new();
@@ -187,7 +187,7 @@ pub fn change_status(
     record.push_history(HistoryEntry {
         at: now,
         by,
-        action: target.as_str().into(),
+        action: HistoryAction::Status(target),
         from: None,
     });
     let mut batch = WriteBatch::new();
@@ -251,11 +251,10 @@ pub fn recheck_hours(
             at: now,
             by: None,
             action: if fits {
-                "RescheduleCleared"
+                HistoryAction::RescheduleCleared
             } else {
-                "NeedsReschedule"
-            }
-            .into(),
+                HistoryAction::NeedsReschedule
+            },
             from: None,
         });
         let suggestions = if fits {

@@ -38,10 +38,29 @@ use medrelay_protocol::{PatientId, ProviderId, UserId};
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::{ProviderRecord, UserRecord};
+use crate::fault::Fault;
 use crate::ids::new_id;
 use crate::store::{Record, Store, StoreError, Table, WriteBatch, WriteError};
 
 pub use actor::ScheduleActor;
+
+/// What happened to an appointment, as its history records it; stored and
+/// sent as `Booked`, `Rescheduled`, `NeedsReschedule`, `RescheduleCleared`,
+/// or the status it took (`Cancelled`, `CheckedIn`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HistoryAction {
+    /// It was booked.
+    Booked,
+    /// It moved to another time (`from` says where it was).
+    Rescheduled,
+    /// The doctor's hours changed so that it no longer fits them.
+    NeedsReschedule,
+    /// The doctor's hours changed back so that it fits again.
+    RescheduleCleared,
+    /// It took this status.
+    #[serde(untagged)]
+    Status(AppointmentStatus),
+}
 
 /// One change in an appointment's life.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,8 +71,8 @@ pub struct HistoryEntry {
     /// Who (absent for the system).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<UserId>,
-    /// `Booked`, `Rescheduled`, or the new status.
-    pub action: String,
+    /// What happened.
+    pub action: HistoryAction,
     /// For a reschedule: where it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<SlotTime>,
@@ -213,7 +232,7 @@ pub enum ScheduleError {
     ProviderExists,
     /// The store failed.
     #[error("storage: {0}")]
-    Storage(String),
+    Storage(#[source] Fault),
     /// The actor failed while handling the request (it was restarted).
     #[error("internal error")]
     Internal,
@@ -233,14 +252,14 @@ impl ScheduleError {
             WriteError::Exists { table, .. } if table == Table::Providers.name() => {
                 ScheduleError::ProviderExists
             }
-            e => ScheduleError::Storage(e.to_string()),
+            e => ScheduleError::Storage(Fault::new(e)),
         }
     }
 }
 
 impl From<StoreError> for ScheduleError {
     fn from(e: StoreError) -> Self {
-        ScheduleError::Storage(e.to_string())
+        ScheduleError::Storage(Fault::new(e))
     }
 }
 

@@ -18,6 +18,7 @@ use super::messages::Holder;
 use super::rules::{SLOT_MINUTES, cell_key, cell_of, find_slot, slots_for_date};
 use super::{AppointmentRecord, BookingRules, ProviderCell, ScheduleError};
 use crate::accounts::ProviderRecord;
+use crate::fault::Fault;
 use crate::store::{Store, StoreError};
 
 /// How far back the loaded window reaches.
@@ -124,7 +125,10 @@ impl State {
             )));
         };
         let tz = TimeZone::get(&provider.time_zone).map_err(|e| {
-            ScheduleError::Storage(format!("stored time zone {}: {e}", provider.time_zone))
+            ScheduleError::Storage(Fault::context(
+                format!("stored time zone {}", provider.time_zone),
+                e,
+            ))
         })?;
         let board_seq = store.channel_head(&Channel::Board(provider.provider_id.clone()))?;
         let mut booked = Booked::default();

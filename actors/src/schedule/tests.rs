@@ -492,3 +492,25 @@ async fn the_loaded_state_holds_only_the_window() {
     // The old one is still there for whoever asks the store.
     assert_eq!(provider_appointments(&w.store, &d1).unwrap().len(), 3);
 }
+
+#[test]
+fn history_actions_keep_the_names_stored_records_use() {
+    use AppointmentStatus as S;
+    for (action, name) in [
+        (HistoryAction::Booked, "Booked"),
+        (HistoryAction::Rescheduled, "Rescheduled"),
+        (HistoryAction::NeedsReschedule, "NeedsReschedule"),
+        (HistoryAction::RescheduleCleared, "RescheduleCleared"),
+        (HistoryAction::Status(S::Cancelled), "Cancelled"),
+        (HistoryAction::Status(S::CheckedIn), "CheckedIn"),
+        (HistoryAction::Status(S::NoShow), "NoShow"),
+    ] {
+        let json = serde_json::to_string(&action).unwrap();
+        assert_eq!(json, format!("\"{name}\""));
+        assert_eq!(
+            serde_json::from_str::<HistoryAction>(&json).unwrap(),
+            action
+        );
+    }
+    assert!(serde_json::from_str::<HistoryAction>("\"Teleported\"").is_err());
+}

@@ -365,7 +365,7 @@ impl Handler<Ack> for PatientSession {
             async move { store.write(batch).await }
                 .into_actor(self)
                 .map(move |written, act, _| {
-                    written.map_err(|e| SessionError::Storage(e.to_string()))?;
+                    written.map_err(|e| SessionError::Storage(Fault::new(e)))?;
                     act.acked = act.acked.max(seq);
                     act.unacked.retain(|s, _| *s > seq);
                     Ok(Acked {

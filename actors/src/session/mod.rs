@@ -39,6 +39,7 @@ use medrelay_protocol::PatientId;
 use medrelay_protocol::ws::Reply;
 use serde::{Deserialize, Serialize};
 
+use crate::fault::Fault;
 use crate::hub::{EventHub, FrameText};
 use crate::store::{Record, Store, StoreError, Table};
 use crate::system::{ActorSystem, Registry};
@@ -123,7 +124,7 @@ pub enum SessionError {
     },
     /// The store failed.
     #[error("storage error: {0}")]
-    Storage(String),
+    Storage(#[source] Fault),
     /// The session failed inside; it restarts.
     #[error("internal error")]
     Internal,
@@ -131,7 +132,7 @@ pub enum SessionError {
 
 impl From<StoreError> for SessionError {
     fn from(e: StoreError) -> Self {
-        SessionError::Storage(e.to_string())
+        SessionError::Storage(Fault::new(e))
     }
 }
 

@@ -202,7 +202,7 @@ pub enum WriteError {
     },
     /// The transaction holding this batch failed; nothing of it was applied.
     #[error("storage error: {0}")]
-    Storage(String),
+    Storage(#[source] crate::fault::Fault),
     /// The store is shutting down.
     #[error("the store is closed")]
     Closed,

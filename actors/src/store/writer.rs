@@ -25,6 +25,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use super::apply::{Outcome, apply_group};
 use super::wal::Wal;
 use super::{DbSlot, StoreConfig, WriteError, WriteRequest, WriterMsg};
+use crate::fault::Fault;
 use crate::hub::EventHub;
 
 pub(super) fn spawn(
@@ -149,7 +150,9 @@ impl Writer<'_> {
     fn commit(&mut self, group: Vec<WriteRequest>) {
         if self.failed {
             for req in group {
-                let _ = req.reply.send(Err(WriteError::Storage(LOG_FAILED.into())));
+                let _ = req
+                    .reply
+                    .send(Err(WriteError::Storage(Fault::msg(LOG_FAILED))));
             }
             return;
         }
@@ -172,12 +175,12 @@ impl Writer<'_> {
                 Err(e) => {
                     tracing::error!(error = %e, "the store's redo log could not be written; the store takes no more writes until a restart");
                     self.failed = true;
-                    Err(LOG_FAILED.to_owned())
+                    Err(Fault::context(LOG_FAILED, e))
                 }
             },
             Err(err) => {
                 tracing::error!(error = %err, batches = size, "store commit failed; every batch in the group is rejected");
-                Err(err.to_string())
+                Err(Fault::new(err))
             }
         };
         metrics::histogram!("store_commit_batch_size").record(size as f64);

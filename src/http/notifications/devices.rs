@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use jiff::Timestamp;
-use medrelay_actors::notify::{DeviceRecord, device_key};
+use medrelay_actors::notify::{DeviceRecord, Platform, device_key};
 use medrelay_actors::store::WriteBatch;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -39,7 +39,9 @@ struct DeviceRequest {
 #[serde(rename_all = "camelCase")]
 struct DeviceView {
     token: String,
-    platform: String,
+    /// `android`, `ios` or `web`.
+    #[schema(value_type = String)]
+    platform: Platform,
     #[schema(value_type = String)]
     registered_at: Timestamp,
 }
@@ -55,9 +57,8 @@ async fn register_device(
     Json(body): Json<DeviceRequest>,
 ) -> Result<(StatusCode, axum::Json<DeviceView>), AppError> {
     let token = device_token("token", &body.token)?;
-    if !matches!(body.platform.as_str(), "android" | "ios" | "web") {
-        return Err(AppError::invalid("platform", "must be android, ios or web"));
-    }
+    let platform = Platform::parse(&body.platform)
+        .ok_or_else(|| AppError::invalid("platform", "must be android, ios or web"))?;
     let known = state.notifier.devices(&principal.user_id)?;
     let max = state.notifier.settings().max_devices_per_user;
     if !known.iter().any(|d| d.token == token) && known.len() >= max {
@@ -68,7 +69,7 @@ async fn register_device(
     }
     let record = DeviceRecord {
         token,
-        platform: body.platform,
+        platform,
         registered_at: Timestamp::now(),
     };
     let mut batch = WriteBatch::new();
