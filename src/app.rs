@@ -3,7 +3,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -23,80 +22,11 @@ use crate::auth::password::Passwords;
 use crate::auth::tokens::TokenKeys;
 use crate::config::{NodeRole, Settings};
 use crate::delivery::Notifier;
-use crate::nats::NatsLink;
 use crate::ratelimit::RateLimits;
-use crate::ws::Sockets;
+use crate::state::{AppState, GatewayCounters};
 
 /// The database file inside the data folder.
 pub const DB_FILE: &str = "medrelay.redb";
-
-/// Request counters for `GET /api/gateway`.
-#[derive(Default)]
-pub struct GatewayCounters {
-    /// Requests answered.
-    pub requests: AtomicU64,
-    /// Of those, 4xx and 5xx.
-    pub errors: AtomicU64,
-}
-
-/// Everything a request handler may need.
-pub struct AppState {
-    /// Settings in force.
-    pub settings: Settings,
-    /// The durable store.
-    pub store: Store,
-    /// Live event fan-out.
-    pub hub: EventHub,
-    /// The actor threads.
-    pub system: Arc<ActorSystem>,
-    /// One actor per account.
-    pub accounts: Registry<AccountActor>,
-    /// One actor per doctor.
-    pub schedules: Registry<ScheduleActor>,
-    /// One actor per connected patient.
-    pub sessions: Sessions,
-    /// Revoked tokens and sessions.
-    pub revocations: Revocations,
-    /// JWT keys.
-    pub tokens: TokenKeys,
-    /// argon2.
-    pub passwords: Passwords,
-    /// Failed-login lock-out.
-    pub lockout: LoginLockout,
-    /// Rate limits.
-    pub limits: RateLimits,
-    /// For `/api/gateway`.
-    pub counters: GatewayCounters,
-    /// Open WebSockets.
-    pub sockets: Arc<Sockets>,
-    /// Becomes `true` when shutdown starts.
-    pub shutdown: watch::Receiver<bool>,
-    /// The NATS connection, when `nats.url` is set.
-    pub nats: Option<NatsLink>,
-    /// Notifications and reminders.
-    pub notifier: Arc<Notifier>,
-}
-
-impl AppState {
-    /// Whether this node is a board replica (it owns no data).
-    pub fn is_replica(&self) -> bool {
-        self.nats.is_some() && self.settings.nats.role == NodeRole::BoardReplica
-    }
-}
-
-impl AppState {
-    /// Whether an arbiter thread runs a task within `limit`.
-    pub async fn actors_responsive(&self, limit: Duration) -> bool {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let spawned = self.system.arbiter_for(&"readyz").spawn_fn(move || {
-            let _ = tx.send(());
-        });
-        spawned
-            && tokio::time::timeout(limit, rx)
-                .await
-                .is_ok_and(|r| r.is_ok())
-    }
-}
 
 /// Opens the store in `data_dir` (creating the folder), with the event hub.
 ///

@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`config`]: layered settings (defaults, file, `MEDRELAY__*` environment).
 //! - [`telemetry`]: logs and Prometheus metrics.
+//! - [`state`]: [`state::AppState`], what every surface and task shares.
 //! - [`app`]: building, running and gracefully stopping the server.
 //! - [`auth`]: tokens, passwords, lock-out, the authenticated [`auth::Principal`].
 //! - [`error`]: [`error::AppError`], the one error of every operation, with its wire code.
@@ -31,5 +32,6 @@ pub mod http;
 pub mod nats;
 pub mod ratelimit;
 pub mod service;
+pub mod state;
 pub mod telemetry;
 pub mod ws;

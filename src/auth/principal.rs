@@ -7,8 +7,8 @@ use medrelay_protocol::{Role, UserId};
 use secrecy::SecretString;
 
 use super::tokens::{Claims, TokenError, TokenKind};
-use crate::app::AppState;
 use crate::error::AppError;
+use crate::state::AppState;
 
 /// Who is asking, from a valid, unrevoked access token.
 #[derive(Debug, Clone)]

@@ -21,10 +21,10 @@ use utoipa_axum::routes;
 
 use super::ErrorEnvelope;
 use super::json::Json;
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::AppError;
 use crate::service::schedule::{self, AppointmentView, render, time_zone_of, view};
+use crate::state::AppState;
 
 /// `/api/appointments/*`
 pub fn router() -> OpenApiRouter<Arc<AppState>> {

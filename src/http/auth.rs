@@ -18,12 +18,12 @@ use utoipa_axum::routes;
 
 use super::ErrorEnvelope;
 use super::json::Json;
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::auth::password::PASSWORD_LEN;
 use crate::auth::principal::MaybePrincipal;
 use crate::auth::tokens::{TokenError, TokenKind};
 use crate::error::AppError;
+use crate::state::AppState;
 
 /// `/api/auth/*`
 pub fn router() -> OpenApiRouter<Arc<AppState>> {

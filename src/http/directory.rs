@@ -12,9 +12,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::ErrorEnvelope;
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::AppError;
+use crate::state::AppState;
 
 /// `/api/doctors`, `/api/patients/{patientId}`
 pub fn router() -> OpenApiRouter<Arc<AppState>> {

@@ -45,8 +45,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::app::AppState;
 use crate::error::{AppError, REQUEST_ID};
+use crate::state::AppState;
 
 /// The body of every error response: `{"error": {...}}`.
 #[derive(Serialize, ToSchema)]

@@ -17,10 +17,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::ErrorEnvelope;
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::auth::principal::bearer;
 use crate::error::AppError;
+use crate::state::AppState;
 
 /// `/healthz`, `/readyz`, `/metrics`, `/api/gateway`, `/api/protocol.schema.json`
 pub fn router() -> OpenApiRouter<Arc<AppState>> {

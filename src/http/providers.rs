@@ -22,10 +22,10 @@ use utoipa_axum::routes;
 use super::ErrorEnvelope;
 use super::directory::{DoctorList, Page};
 use super::json::Json;
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::AppError;
 use crate::service::schedule;
+use crate::state::AppState;
 
 /// `/api/providers/*`
 pub fn router() -> OpenApiRouter<Arc<AppState>> {

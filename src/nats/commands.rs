@@ -17,12 +17,13 @@ use medrelay_protocol::ws::{Reply, parse_client_frame};
 use medrelay_protocol::{ErrorCode, ProviderId};
 use tokio::sync::Semaphore;
 
-use super::{NatsLink, back_off};
-use crate::app::AppState;
+use super::back_off;
 use crate::auth::Principal;
 use crate::auth::principal::bearer_token;
 use crate::error::AppError;
 use crate::service::schedule::{self, ScheduleCommand};
+use crate::state::AppState;
+use crate::state::NatsLink;
 
 /// The queue group every owner node joins, so each request is answered once.
 const QUEUE_GROUP: &str = "medrelay";

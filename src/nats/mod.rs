@@ -22,30 +22,11 @@ use medrelay_protocol::nats::Subjects;
 use secrecy::ExposeSecret;
 use tokio::task::JoinSet;
 
-use crate::app::AppState;
 use crate::config::{NatsSettings, NodeRole};
+use crate::state::{AppState, NatsLink};
 
 /// How many messages a subscription may buffer before NATS calls us slow.
 const SUBSCRIPTION_CAPACITY: usize = 65_536;
-
-/// A live (or reconnecting) NATS connection.
-#[derive(Clone)]
-pub struct NatsLink {
-    /// The core client.
-    pub client: async_nats::Client,
-    /// JetStream on that client.
-    pub jetstream: jetstream::Context,
-    /// Subject names.
-    pub subjects: Subjects,
-    connected: Arc<AtomicBool>,
-}
-
-impl NatsLink {
-    /// Whether the connection is up right now.
-    pub fn is_connected(&self) -> bool {
-        self.connected.load(Ordering::Relaxed)
-    }
-}
 
 /// Connects to NATS. With several URLs the client picks one and fails over.
 /// It does not wait for the server: while NATS is away the client keeps
@@ -131,12 +112,12 @@ pub async fn connect(settings: &NatsSettings) -> anyhow::Result<NatsLink> {
     let jetstream = jetstream::ContextBuilder::new()
         .timeout(timeout)
         .build(client.clone());
-    Ok(NatsLink {
+    Ok(NatsLink::new(
         client,
         jetstream,
-        subjects: Subjects::new(settings.prefix.clone()),
+        Subjects::new(settings.prefix.clone()),
         connected,
-    })
+    ))
 }
 
 /// Reconnect backoff: 100 ms doubling to 5 s, with jitter so that many

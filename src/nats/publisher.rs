@@ -28,8 +28,9 @@ use async_nats::jetstream::message::PublishMessage;
 use medrelay_actors::store::{OutboxEntry, WriteBatch};
 use medrelay_protocol::nats::{EVENT_SCHEMA_VERSION, EventEnvelope};
 
-use super::{NatsLink, back_off, stream_config};
-use crate::app::AppState;
+use super::{back_off, stream_config};
+use crate::state::AppState;
+use crate::state::NatsLink;
 
 /// Longest wait between retries while JetStream is unreachable.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);

@@ -22,9 +22,10 @@ use medrelay_protocol::ws::{ClientFrame, Command, Reply};
 use medrelay_protocol::{ErrorBody, ErrorCode, ProviderId};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{NatsLink, back_off, stream_config};
-use crate::app::AppState;
+use super::{back_off, stream_config};
 use crate::error::AppError;
+use crate::state::AppState;
+use crate::state::NatsLink;
 
 /// The counter holding the last stream sequence applied.
 const CURSOR: &str = "nats_replica_stream_seq";

@@ -16,9 +16,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::AppError;
+use crate::state::AppState;
 
 /// Sends `message` to the schedule actor of `provider`, after checking that
 /// the provider exists, so unknown ids never start an actor.

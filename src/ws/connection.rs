@@ -17,14 +17,15 @@ use serde_json::json;
 use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::tungstenite::{self, Message};
 
+use super::Socket;
 use super::outbound::{Frame, Outbox, spawn_writer};
 use super::subscription;
-use super::{Socket, SocketGuard};
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::AppError;
 use crate::ratelimit::quota;
 use crate::service::schedule::{self, ScheduleCommand};
+use crate::state::AppState;
+use crate::state::SocketGuard;
 
 /// Device ids for patient sessions, unique in this process.
 static NEXT_DEVICE: AtomicU64 = AtomicU64::new(1);

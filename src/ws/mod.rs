@@ -16,8 +16,6 @@ mod outbound;
 mod subscription;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -27,15 +25,14 @@ use axum::response::Response;
 use axum::routing::get;
 use hyper_util::rt::TokioIo;
 use medrelay_protocol::WS_SUBPROTOCOL;
-use tokio::sync::Notify;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::auth::principal::bearer;
 use crate::error::AppError;
+use crate::state::AppState;
 
 /// The socket a connection task owns.
 pub type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
@@ -145,55 +142,4 @@ async fn upgrade(
         .header(header::SEC_WEBSOCKET_PROTOCOL, WS_SUBPROTOCOL)
         .body(Body::empty())
         .map_err(AppError::internal)
-}
-
-/// Counts open sockets so shutdown can wait for them and a cap can be enforced.
-#[derive(Default)]
-pub struct Sockets {
-    open: AtomicUsize,
-    drained: Notify,
-}
-
-/// Held by a socket's task; releases its slot when dropped.
-pub struct SocketGuard(Arc<Sockets>);
-
-impl Sockets {
-    /// Takes a slot unless `max` sockets are open.
-    pub fn try_open(self: &Arc<Self>, max: usize) -> Option<SocketGuard> {
-        self.open
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .ok()?;
-        metrics::gauge!("ws_open_sockets").increment(1.0);
-        Some(SocketGuard(self.clone()))
-    }
-
-    /// Open sockets now.
-    pub fn open(&self) -> usize {
-        self.open.load(Ordering::Acquire)
-    }
-
-    /// Waits until every socket has closed, or `limit` passes.
-    pub async fn wait_drained(&self, limit: Duration) -> bool {
-        let wait = async {
-            loop {
-                let notified = self.drained.notified();
-                if self.open() == 0 {
-                    return;
-                }
-                notified.await;
-            }
-        };
-        tokio::time::timeout(limit, wait).await.is_ok()
-    }
-}
-
-impl Drop for SocketGuard {
-    fn drop(&mut self) {
-        metrics::gauge!("ws_open_sockets").decrement(1.0);
-        if self.0.open.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.drained.notify_waiters();
-        }
-    }
 }

@@ -14,10 +14,10 @@ use medrelay_protocol::ws::{Reply, Subscribed};
 use medrelay_protocol::{Channel, ErrorBody, ErrorCode};
 
 use super::outbound::{Frame, Outbox};
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::AppError;
 use crate::nats::replica;
+use crate::state::AppState;
 
 /// What a subscriber asked for.
 pub struct Request {

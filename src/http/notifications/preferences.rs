@@ -9,11 +9,11 @@ use medrelay_protocol::notification::{NotificationChannel, NotificationPreferenc
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::AppError;
 use crate::http::ErrorEnvelope;
 use crate::http::json::Json;
+use crate::state::AppState;
 
 /// The routes of this file.
 pub(super) fn router() -> OpenApiRouter<Arc<AppState>> {

@@ -13,10 +13,10 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::AppError;
 use crate::http::ErrorEnvelope;
+use crate::state::AppState;
 
 /// The routes of this file.
 pub(super) fn router() -> OpenApiRouter<Arc<AppState>> {

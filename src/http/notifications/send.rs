@@ -12,12 +12,12 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::delivery::Draft;
 use crate::error::AppError;
 use crate::http::ErrorEnvelope;
 use crate::http::json::Json;
+use crate::state::AppState;
 
 use super::*;
 

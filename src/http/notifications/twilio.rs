@@ -10,10 +10,10 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::delivery::providers::{status_callback_url, verify_twilio_signature};
 use crate::error::AppError;
 use crate::http::ErrorEnvelope;
+use crate::state::AppState;
 
 /// The routes of this file.
 pub(super) fn router() -> OpenApiRouter<Arc<AppState>> {
