@@ -8,7 +8,8 @@ use medrelay_protocol::{Channel, Event, UserId};
 
 use crate::fault::Fault;
 use crate::store::{Store, StoreError, WriteBatch, WriteError};
-use crate::system::{IdleTimer, KeyedActor, Retire, count_restart, guarded};
+use crate::system::keyed::{self, Lifecycle, Owner};
+use crate::system::{KeyedActor, Retire, count_restart, guarded};
 
 use super::*;
 
@@ -98,12 +99,9 @@ pub struct InjectPanic;
 
 /// One user's sessions.
 pub struct AccountActor {
-    user_id: String,
-    store: Store,
+    life: Lifecycle<AccountActor>,
     revocations: Revocations,
     user: Option<UserRecord>,
-    idle: IdleTimer,
-    retire: Retire<AccountActor>,
 }
 
 impl AccountActor {
@@ -116,18 +114,15 @@ impl AccountActor {
         retire: Retire<AccountActor>,
     ) -> Self {
         Self {
-            user_id,
-            store,
+            life: Lifecycle::new(user_id, store, retire, idle_after),
             revocations,
             user: None,
-            idle: IdleTimer::new(idle_after),
-            retire,
         }
     }
 
     fn user(&mut self) -> Result<&UserRecord, AccountError> {
         if self.user.is_none() {
-            self.user = self.store.get::<UserRecord>(&self.user_id)?;
+            self.user = self.life.store().get::<UserRecord>(self.life.key())?;
         }
         self.user.as_ref().ok_or(AccountError::UnknownUser)
     }
@@ -157,7 +152,8 @@ impl AccountActor {
     fn rotate(&mut self, msg: RotateRefresh) -> Prepared<()> {
         let user_id = self.user()?.user_id.clone();
         let record = self
-            .store
+            .life
+            .store()
             .get::<RefreshRecord>(&msg.presented_jti)?
             .filter(|r| r.user_id == user_id)
             .ok_or(AccountError::InvalidToken)?;
@@ -226,41 +222,41 @@ impl AccountActor {
 
     /// Writes a prepared change; replies only after it is durable, and only
     /// then makes a revocation visible to request checks.
+    /// Writes a prepared change; a rotation that lost a race for its token
+    /// writes the session's revocation instead. Revocations are applied in
+    /// memory once durable.
     fn commit<T: 'static>(
         &self,
         prepared: Prepared<T>,
     ) -> AtomicResponse<Self, Result<T, AccountError>> {
-        let store = self.store.clone();
+        let store = self.life.store().clone();
         let revocations = self.revocations.clone();
-        AtomicResponse::new(Box::pin(
-            async move {
-                let (batch, reply, mut revoke, if_changed) = prepared?;
-                match (store.write(batch).await, if_changed) {
-                    (Ok(_), _) => {}
-                    (Err(WriteError::Changed { .. }), Some((batch, instead))) => {
-                        tracing::warn!("refresh token used concurrently; revoking its session");
-                        store.write(batch).await?;
-                        revoke = Some(instead);
-                    }
-                    (Err(e), _) => return Err(e.into()),
+        let work = async move {
+            let (batch, reply, mut revoke, if_changed) = prepared?;
+            match (store.write(batch).await, if_changed) {
+                (Ok(_), _) => {}
+                (Err(WriteError::Changed { .. }), Some((batch, instead))) => {
+                    tracing::warn!("refresh token used concurrently; revoking its session");
+                    store.write(batch).await?;
+                    revoke = Some(instead);
                 }
-                if let Some(revoke) = revoke {
-                    revocations.add(
-                        revoke.token.as_ref().map(|(j, e)| (j.as_str(), *e)),
-                        revoke.family.as_ref().map(|(f, e)| (f.as_str(), *e)),
-                    );
-                    if let Some(err) = revoke.then_fail {
-                        return Err(err);
-                    }
-                }
-                Ok(reply)
+                (Err(e), _) => return Err(e.into()),
             }
-            .into_actor(self),
-        ))
+            if let Some(revoke) = revoke {
+                revocations.add(
+                    revoke.token.as_ref().map(|(j, e)| (j.as_str(), *e)),
+                    revoke.family.as_ref().map(|(f, e)| (f.as_str(), *e)),
+                );
+                if let Some(err) = revoke.then_fail {
+                    return Err(err);
+                }
+            }
+            Ok(reply)
+        };
+        keyed::after(self, work, |reply, _| Ok(reply))
     }
 }
 
-/// A revocation to make visible once its write is durable.
 struct Revoke {
     token: Option<(String, i64)>,
     family: Option<(String, i64)>,
@@ -301,22 +297,21 @@ impl Actor for AccountActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        // Revived after retiring (a late message held the address): take
-        // the key back, so the next request does not start a second actor.
-        self.retire.reinstate(&ctx.address());
-        // (Re)load from the store: after a panic the in-memory state may be
-        // half-changed, and the store is the truth.
+        keyed::start(self, ctx);
+    }
+}
+
+impl Owner for AccountActor {
+    fn lifecycle(&mut self) -> &mut Lifecycle<Self> {
+        &mut self.life
+    }
+
+    fn forget(&mut self) {
         self.user = None;
-        if let Err(e) = self.user() {
-            tracing::debug!(user = %self.user_id, error = %e, "account not loaded at start");
-        }
-        self.idle.touch();
-        ctx.run_interval(self.idle.check_every(), |act, ctx| {
-            if act.idle.expired() {
-                act.retire.now(&ctx.address());
-                ctx.stop();
-            }
-        });
+    }
+
+    fn load_now(&mut self) -> Result<(), String> {
+        self.user().map(|_| ()).map_err(|e| e.to_string())
     }
 }
 
@@ -336,7 +331,10 @@ macro_rules! account_handler {
             type Result = AtomicResponse<Self, Result<$reply, AccountError>>;
 
             fn handle(&mut self, msg: $msg, ctx: &mut Context<Self>) -> Self::Result {
-                self.idle.touch();
+                if let Some(next) = keyed::successor(self, ctx) {
+                    let forwarded = keyed::forward(next, msg, AccountError::Internal);
+                    return AtomicResponse::new(Box::pin(forwarded.into_actor(self)));
+                }
                 let prepared = guarded(
                     self,
                     ctx,
@@ -353,16 +351,19 @@ account_handler!(RotateRefresh, (), rotate);
 account_handler!(EndSession, (), end);
 
 impl Handler<Describe> for AccountActor {
-    type Result = Result<UserRecord, AccountError>;
+    type Result = ResponseFuture<Result<UserRecord, AccountError>>;
 
-    fn handle(&mut self, _: Describe, ctx: &mut Context<Self>) -> Self::Result {
-        self.idle.touch();
-        guarded(
+    fn handle(&mut self, msg: Describe, ctx: &mut Context<Self>) -> Self::Result {
+        if let Some(next) = keyed::successor(self, ctx) {
+            return keyed::forward(next, msg, AccountError::Internal);
+        }
+        let user = guarded(
             self,
             ctx,
             || Err(AccountError::Internal),
             |act, _| act.user().cloned(),
-        )
+        );
+        Box::pin(std::future::ready(user))
     }
 }
 
@@ -381,7 +382,7 @@ impl Handler<InjectPanic> for AccountActor {
                 if let Some(user) = act.user.as_mut() {
                     user.role = medrelay_protocol::Role::Admin;
                 }
-                panic!("injected fault for {}", act.user_id)
+                panic!("injected fault for {}", act.life.key())
             },
         )
     }

@@ -1,18 +1,13 @@
 //! `ScheduleActor`: one per doctor, owner of that doctor's bookings.
 //!
-//! # One owner per doctor
-//! An actor that retired for idleness can be revived by its supervisor
-//! when a late message still held its address, while the registry has
-//! already started a successor for the same doctor. Such a revived actor
-//! serves nothing itself: every message it receives is forwarded to the
-//! registry's actor for the key (or, when that one is gone, it takes the
-//! key back and serves). The store's cells would refuse an overlap either
-//! way; forwarding also keeps boards and replies consistent.
+//! It follows the keyed-actor template ([`crate::system::keyed`]), whose
+//! one-owner rule means a revived actor forwards to its successor. The
+//! store's cells would refuse an overlap either way; forwarding also keeps
+//! boards and replies consistent.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::dev::ToEnvelope;
 use actix::prelude::*;
 use jiff::{Timestamp, ToSpan};
 use medrelay_protocol::schedule::{AppointmentStatus, RequestedStatus};
@@ -26,19 +21,15 @@ use super::{AppointmentRecord, BookingRules, ScheduleError};
 use crate::accounts::{PatientRecord, ProviderRecord, UserRecord};
 use crate::notify::ReminderPlan;
 use crate::store::{Committed, Store, Table, WriteBatch};
-use crate::system::{IdleTimer, KeyedActor, Retire, count_restart, guarded};
+use crate::system::keyed::{self, Lifecycle, Owner};
+use crate::system::{KeyedActor, Retire, count_restart, guarded};
 
 /// One doctor's schedule.
 pub struct ScheduleActor {
-    provider_id: String,
-    store: Store,
+    life: Lifecycle<ScheduleActor>,
     rules: BookingRules,
     plan: Arc<ReminderPlan>,
     state: Option<State>,
-    idle: IdleTimer,
-    retire: Retire<ScheduleActor>,
-    /// Set when this actor was revived while a successor held its key.
-    superseded: bool,
 }
 
 impl ScheduleActor {
@@ -52,45 +43,26 @@ impl ScheduleActor {
         retire: Retire<ScheduleActor>,
     ) -> Self {
         Self {
-            provider_id,
-            store,
+            life: Lifecycle::new(provider_id, store, retire, idle_after),
             rules,
             plan,
             state: None,
-            idle: IdleTimer::new(idle_after),
-            retire,
-            superseded: false,
         }
     }
 
     fn load(&mut self) -> Result<&mut State, ScheduleError> {
         if self.state.is_none() {
             self.state = Some(State::load(
-                &self.store,
-                &self.provider_id,
+                self.life.store(),
+                self.life.key(),
                 Timestamp::now(),
             )?);
         }
         Ok(self.state.as_mut().expect("loaded above"))
     }
 
-    /// The successor to forward to, while this actor is superseded. When
-    /// the successor has gone, this actor takes the key back and serves.
-    fn successor(&mut self, ctx: &Context<Self>) -> Option<Addr<Self>> {
-        if !self.superseded {
-            return None;
-        }
-        let next = self.retire.successor(&ctx.address());
-        if next.is_none() {
-            tracing::info!(provider = %self.provider_id, "a revived schedule actor took its key back");
-            self.superseded = false;
-            self.state = None;
-        }
-        next
-    }
-
     fn book(&mut self, msg: Book) -> Prepared<AppointmentRecord> {
-        let (rules, store, plan) = (self.rules, self.store.clone(), self.plan.clone());
+        let (rules, store, plan) = (self.rules, self.life.store().clone(), self.plan.clone());
         let now = Timestamp::now();
         let state = self.load()?;
         let req = msg.request;
@@ -117,9 +89,9 @@ impl ScheduleActor {
     }
 
     fn update(&mut self, msg: Update) -> Prepared<AppointmentRecord> {
-        let (rules, store, plan) = (self.rules, self.store.clone(), self.plan.clone());
+        let (rules, store, plan) = (self.rules, self.life.store().clone(), self.plan.clone());
         let now = Timestamp::now();
-        let provider_id = self.provider_id.clone();
+        let provider_id = self.life.key().to_owned();
         let state = self.load()?;
         let current = match state.booked.get(&msg.appointment_id) {
             Some(held) => held.clone(),
@@ -240,7 +212,7 @@ impl ScheduleActor {
     }
 
     fn delete_provider(&mut self, msg: DeleteProvider) -> Prepared<usize> {
-        let (store, plan) = (self.store.clone(), self.plan.clone());
+        let (store, plan) = (self.life.store().clone(), self.plan.clone());
         let now = Timestamp::now();
         let state = self.load()?;
         let ahead: Vec<AppointmentRecord> = state
@@ -323,29 +295,23 @@ impl ScheduleActor {
     ) -> AtomicResponse<Self, Result<T, ScheduleError>> {
         let (batch, apply, reply) = match prepared {
             Ok(p) => p,
-            Err(e) => return AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
+            Err(e) => return keyed::refused(e),
         };
-        if batch.is_empty() {
-            return AtomicResponse::new(Box::pin(fut::ready(Ok(reply))));
-        }
-        let id = self.provider_id.as_str();
+        let id = self.life.key();
         let board_event =
             batch.last_event_where(|c| matches!(c, Channel::Board(p) if p.as_str() == id));
-        let store = self.store.clone();
-        AtomicResponse::new(Box::pin(
-            async move { store.write(batch).await }
-                .into_actor(self)
-                .map(move |written, act, _| match written {
-                    Ok(committed) => {
-                        act.apply(apply, &committed, board_event);
-                        // New reminders or notices may be due before the
-                        // scheduler's next wake-up.
-                        act.plan.wake.notify_one();
-                        Ok(reply)
-                    }
-                    Err(e) => Err(ScheduleError::from_write(e)),
-                }),
-        ))
+        keyed::commit(
+            self,
+            batch,
+            ScheduleError::from_write,
+            move |act, committed| {
+                act.apply(apply, committed, board_event);
+                // New reminders or notices may be due before the scheduler's
+                // next wake-up.
+                act.plan.wake.notify_one();
+                reply
+            },
+        )
     }
 
     fn apply(&mut self, apply: Apply, committed: &Committed, board_event: Option<usize>) {
@@ -390,45 +356,38 @@ fn check_range(from: jiff::civil::Date, to: jiff::civil::Date) -> Result<(), Sch
     Ok(())
 }
 
-/// Sends `msg` on to the doctor's current actor and hands back its answer.
-fn forward<M, T>(next: Addr<ScheduleActor>, msg: M) -> ResponseFuture<Result<T, ScheduleError>>
-where
-    M: Message<Result = Result<T, ScheduleError>> + Send + 'static,
-    T: Send + 'static,
-    ScheduleActor: Handler<M>,
-    <ScheduleActor as Actor>::Context: ToEnvelope<ScheduleActor, M>,
-{
-    metrics::counter!("schedule_forwarded_total").increment(1);
-    Box::pin(async move { next.send(msg).await.unwrap_or(Err(ScheduleError::Internal)) })
-}
-
 impl Actor for ScheduleActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        // Revived after retiring (a late message held the address): take
-        // the key back if nobody else holds it, else forward to the holder.
-        self.superseded = self.retire.successor(&ctx.address()).is_some();
-        // (Re)load from the store: after a panic the in-memory state may be
-        // half-changed, and the store is the truth.
+        keyed::start(self, ctx);
+    }
+}
+
+impl Owner for ScheduleActor {
+    fn lifecycle(&mut self) -> &mut Lifecycle<Self> {
+        &mut self.life
+    }
+
+    fn forget(&mut self) {
         self.state = None;
-        if self.superseded {
-            tracing::info!(provider = %self.provider_id, "revived schedule actor has a successor; forwarding to it");
-        } else if let Err(e) = self.load() {
-            tracing::debug!(provider = %self.provider_id, error = %e, "schedule not loaded at start");
-        }
-        self.idle.touch();
-        // Retire when idle, and soon after the provider turned out not to
-        // exist (or was deleted), so unknown ids cannot pile up actors.
-        let every = self.idle.check_every().min(Duration::from_secs(5));
-        ctx.run_interval(every, |act, ctx| {
-            if act.idle.expired() || act.state.is_none() {
-                act.retire.now(&ctx.address());
-                ctx.stop();
-            } else if let Some(state) = act.state.as_mut() {
+    }
+
+    fn load_now(&mut self) -> Result<(), String> {
+        self.load().map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// Retires soon after the provider turned out not to exist (or was
+    /// deleted), so unknown ids cannot pile up actors; trims appointments
+    /// that have passed.
+    fn keep(&mut self) -> bool {
+        match self.state.as_mut() {
+            Some(state) => {
                 state.booked.forget_before(Timestamp::now() - WINDOW_BEHIND);
+                true
             }
-        });
+            None => false,
+        }
     }
 }
 
@@ -448,9 +407,9 @@ macro_rules! writing_handler {
             type Result = AtomicResponse<Self, Result<$reply, ScheduleError>>;
 
             fn handle(&mut self, msg: $msg, ctx: &mut Context<Self>) -> Self::Result {
-                self.idle.touch();
-                if let Some(next) = self.successor(ctx) {
-                    return AtomicResponse::new(Box::pin(forward(next, msg).into_actor(self)));
+                if let Some(next) = keyed::successor(self, ctx) {
+                    let forwarded = keyed::forward(next, msg, ScheduleError::Internal);
+                    return AtomicResponse::new(Box::pin(forwarded.into_actor(self)));
                 }
                 let prepared = guarded(
                     self,
@@ -472,9 +431,8 @@ impl Handler<GetBoard> for ScheduleActor {
     type Result = ResponseFuture<Result<Board, ScheduleError>>;
 
     fn handle(&mut self, msg: GetBoard, ctx: &mut Context<Self>) -> Self::Result {
-        self.idle.touch();
-        if let Some(next) = self.successor(ctx) {
-            return forward(next, msg);
+        if let Some(next) = keyed::successor(self, ctx) {
+            return keyed::forward(next, msg, ScheduleError::Internal);
         }
         let board = guarded(
             self,
@@ -501,7 +459,7 @@ impl Handler<InjectPanic> for ScheduleActor {
                 if let Some(state) = act.state.as_mut() {
                     state.booked = Default::default();
                 }
-                panic!("injected fault for {}", act.provider_id)
+                panic!("injected fault for {}", act.life.key())
             },
         )
     }
@@ -512,7 +470,7 @@ impl Handler<ParkRetirement> for ScheduleActor {
     type Result = ();
 
     fn handle(&mut self, msg: ParkRetirement, ctx: &mut Context<Self>) {
-        self.retire.now(&ctx.address());
+        self.life.retire_now(&ctx.address());
         let _ = msg.retired.send(());
         // Holding the arbiter thread is the point: the successor cannot
         // start serving until the test lets this actor stop.

@@ -14,6 +14,11 @@
 //! An actor that sees no message for `idle_after` removes itself from the
 //! registry and stops. Only the registry holds its address, so with the entry
 //! gone the supervisor does not restart it; the next request starts a fresh one.
+//!
+//! # Keyed actors
+//! [`keyed`] is the template every actor that owns a key's state follows:
+//! lazy start, retirement, one owner per key, supervision, and changing state
+//! only after a durable commit.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
@@ -24,6 +29,8 @@ use std::time::Duration;
 use actix::dev::ToEnvelope;
 use actix::prelude::*;
 use actix::{Arbiter, ArbiterHandle};
+
+pub mod keyed;
 
 /// The actix side of the process: a system thread and a few arbiter threads.
 pub struct ActorSystem {
