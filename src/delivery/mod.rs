@@ -535,7 +535,7 @@ impl Notifier {
                 .ok()
                 .flatten()
         });
-        scheduler::contact(&patient, user.as_ref(), channel)
+        medrelay_actors::notify::policy::contact(&patient, user.as_ref(), channel)
     }
 
     /// Forgets a device the push provider no longer knows.

@@ -17,11 +17,11 @@ use std::time::Duration;
 use actix::prelude::*;
 use futures_util::FutureExt;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use medrelay_actors::accounts::{PatientRecord, ProviderRecord, UserRecord};
 use medrelay_actors::notify::{
     self as records, DeviceRecord, NotificationRecord, PendingDelivery, ReminderIndex,
-    ReminderKind, ReminderRecord, due_of, reminder_key,
+    ReminderKind, ReminderRecord, due_of, policy, reminder_key,
 };
 use medrelay_actors::schedule::AppointmentRecord;
 use medrelay_actors::store::{Table, WriteBatch, WriteError};
@@ -29,7 +29,7 @@ use medrelay_actors::system::count_restart;
 use medrelay_protocol::notification::{
     DeliveryStatus, NotificationChannel, NotificationPreferences,
 };
-use medrelay_protocol::schedule::{AppointmentId, AppointmentStatus};
+use medrelay_protocol::schedule::AppointmentId;
 use medrelay_protocol::{PatientId, ProviderId};
 
 use super::compose::{Facts, compose};
@@ -288,15 +288,7 @@ impl Firing<'_> {
         let Some(appointment) = store.get::<AppointmentRecord>(id.as_str())? else {
             return Ok(());
         };
-        if is_reminder
-            && (appointment.status != AppointmentStatus::Scheduled
-                || reminder.starts_at != Some(appointment.slot.start))
-        {
-            // Stale: the appointment moved or ended after this was planned.
-            return Ok(());
-        }
-        if reminder.kind == ReminderKind::NeedsReschedule && !appointment.needs_reschedule {
-            // Stale: the patient moved it, or the hours changed back.
+        if policy::is_stale(reminder, &appointment) {
             return Ok(());
         }
         let Some(person) = self.person(&appointment.patient_id)? else {
@@ -314,44 +306,23 @@ impl Firing<'_> {
             return Ok(());
         }
         let doctor = self.doctor(&appointment.provider_id)?;
-        // The patient's zone, else the doctor's (where the visit happens),
-        // else the clinic's default.
         let tz = self
             .n
-            .time_zone_of(prefs.time_zone.as_deref().or(doctor.time_zone.as_deref()));
+            .time_zone_of(policy::zone_name(prefs, doctor.time_zone.as_deref()));
         let mut expired = false;
         if is_reminder {
             if appointment.slot.start <= self.now {
                 expired = true;
-            } else if let Some(quiet) = prefs.quiet_hours {
-                let local = self.now.to_zoned(tz.clone());
-                let minute =
-                    u16::try_from(i32::from(local.hour()) * 60 + i32::from(local.minute()))
-                        .unwrap_or(0);
-                let left = quiet.minutes_left(minute);
-                if left > 0 {
-                    let end = self
-                        .now
-                        .checked_add(SignedDuration::from_mins(i64::from(left)))
-                        .ok()
-                        .and_then(|t| {
-                            t.checked_sub(SignedDuration::from_secs(i64::from(local.second())))
-                                .ok()
-                        });
-                    if let Some(end) = end
-                        && end < appointment.slot.start
-                    {
-                        let suffix = key.rsplit('/').next().unwrap_or("r");
-                        let moved = reminder_key(end, id, &format!("{suffix}q"));
-                        self.batch.put(moved.clone(), reminder);
-                        if let Some(keys) = self.indexes.get_mut(id) {
-                            keys.push(moved);
-                        }
-                        return Ok(());
-                    }
-                    // The quiet hours end after the appointment begins:
-                    // a reminder now beats none.
+            } else if let Some(end) =
+                policy::deferred_past_quiet_hours(prefs, &tz, self.now, appointment.slot.start)
+            {
+                let suffix = key.rsplit('/').next().unwrap_or("r");
+                let moved = reminder_key(end, id, &format!("{suffix}q"));
+                self.batch.put(moved.clone(), reminder);
+                if let Some(keys) = self.indexes.get_mut(id) {
+                    keys.push(moved);
                 }
+                return Ok(());
             }
         }
         let (subject, body) = compose(
@@ -384,33 +355,14 @@ impl Firing<'_> {
             fallback: Vec::new(),
             fallback_of: None,
         };
-        let mut drafts = Vec::new();
-        if prefs.channels.in_app {
-            drafts.push(base.clone());
-        }
-        if prefs.channels.push {
-            for device in devices {
-                drafts.push(Draft {
-                    channel: NotificationChannel::Push,
-                    recipient: device.token.clone(),
-                    ..base.clone()
-                });
-            }
-        }
-        let texts: Vec<(NotificationChannel, String)> = prefs
-            .text_channels()
+        let drafts = policy::routes(prefs, patient, user.as_ref(), devices)
             .into_iter()
-            .filter(|c| prefs.channels.allows(*c))
-            .filter_map(|c| contact(patient, user.as_ref(), c).map(|a| (c, a)))
-            .collect();
-        if let Some((channel, recipient)) = texts.first() {
-            drafts.push(Draft {
-                channel: *channel,
-                recipient: recipient.clone(),
-                fallback: texts.iter().skip(1).map(|(c, _)| *c).collect(),
+            .map(|route| Draft {
+                channel: route.channel,
+                recipient: route.recipient,
+                fallback: route.fallback,
                 ..base.clone()
             });
-        }
         for draft in drafts {
             self.fired += 1;
             if expired {
@@ -492,29 +444,5 @@ impl Firing<'_> {
         };
         self.people.insert(id.clone(), person.clone());
         Ok(person)
-    }
-}
-
-/// Where `channel` reaches a patient: their profile's contact details
-/// first, their account's e-mail next.
-pub fn contact(
-    patient: &PatientRecord,
-    user: Option<&UserRecord>,
-    channel: NotificationChannel,
-) -> Option<String> {
-    match channel {
-        NotificationChannel::Sms => patient
-            .contact_info
-            .phone
-            .as_ref()
-            .map(|p| p.as_str().to_owned()),
-        NotificationChannel::Email => patient
-            .contact_info
-            .email
-            .as_ref()
-            .or(user.map(|u| &u.email))
-            .map(|e| e.as_str().to_owned()),
-        NotificationChannel::InApp => Some(patient.patient_id.to_string()),
-        NotificationChannel::Push => None,
     }
 }

@@ -5,6 +5,9 @@
 //! timer queue: the scheduler reads the first keys, and nothing but the
 //! store holds pending reminders. The schedule actor writes, moves and
 //! removes them in the same transaction as the booking that causes them.
+//!
+//! [`policy`] holds what the scheduler decides when one falls due (stale or
+//! not, quiet hours, time zone, channels and addresses), as pure functions.
 
 use std::sync::Arc;
 
@@ -19,6 +22,8 @@ use tokio::sync::Notify;
 
 use crate::schedule::AppointmentRecord;
 use crate::store::{Record, Store, StoreError, Table, WriteBatch};
+
+pub mod policy;
 
 /// One entry of a delivery report's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
