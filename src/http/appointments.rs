@@ -147,6 +147,7 @@ async fn cancel(
 
 #[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     #[param(value_type = Option<String>)]
     provider_id: Option<ProviderId>,

@@ -23,6 +23,7 @@ pub mod error;
 mod faults;
 pub mod json;
 pub mod notifications;
+mod openapi;
 pub mod ops;
 pub mod providers;
 
@@ -91,7 +92,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(ops::router());
     #[cfg(feature = "fault-injection")]
     let api = api.merge(faults::router());
-    let (routes, openapi) = api.split_for_parts();
+    let (routes, mut openapi) = api.split_for_parts();
+    openapi::declare_shared_responses(&mut openapi);
     let openapi = Arc::new(openapi);
     let body_limit = state.settings.server.body_limit_bytes;
     routes

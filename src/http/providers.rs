@@ -264,6 +264,7 @@ async fn update(
 
 #[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct DeleteQuery {
     /// Cancel the provider's appointments ahead instead of refusing.
     #[serde(default)]
@@ -316,6 +317,7 @@ async fn delete(
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct SlotQuery {
     /// One date (`YYYY-MM-DD`, the doctor's zone).
     #[param(value_type = Option<String>)]

@@ -16,6 +16,7 @@ mod lifecycle;
 mod memory;
 mod nats;
 mod notifications;
+mod openapi;
 mod process;
 mod schedule;
 mod websocket;

@@ -1,0 +1,147 @@
+//! The OpenAPI document tells the truth: every route it lists, asked the
+//! ways a client gets things wrong (no token, a body that is not JSON or
+//! not an object, an empty object, an unknown query parameter, ids that
+//! name nothing or are malformed), answers only with statuses the document
+//! declares for that route.
+
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::helpers::spawn_app;
+
+/// One way of asking.
+struct Case {
+    label: &'static str,
+    /// What each `{param}` of the path becomes.
+    id: &'static str,
+    admin: bool,
+    /// Content type and body, for routes that take one.
+    body: Option<(&'static str, &'static str)>,
+    query: &'static str,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        label: "no token",
+        id: "nothing_here",
+        admin: false,
+        body: Some(("application/json", "{}")),
+        query: "",
+    },
+    Case {
+        label: "unknown id, empty object",
+        id: "nothing_here",
+        admin: true,
+        body: Some(("application/json", "{}")),
+        query: "",
+    },
+    Case {
+        label: "malformed id",
+        id: "%20",
+        admin: true,
+        body: Some(("application/json", "{}")),
+        query: "",
+    },
+    Case {
+        label: "body not JSON",
+        id: "nothing_here",
+        admin: true,
+        body: Some(("text/plain", "hello")),
+        query: "",
+    },
+    Case {
+        label: "broken JSON",
+        id: "nothing_here",
+        admin: true,
+        body: Some(("application/json", "{\"a\":")),
+        query: "",
+    },
+    Case {
+        label: "JSON that is not an object",
+        id: "nothing_here",
+        admin: true,
+        body: Some(("application/json", "[1,2]")),
+        query: "",
+    },
+    Case {
+        label: "unknown query parameter",
+        id: "nothing_here",
+        admin: true,
+        body: None,
+        query: "?surprise=1",
+    },
+];
+
+fn fill(path: &str, id: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let close = rest[open..].find('}').map_or(rest.len(), |c| open + c + 1);
+        out.push_str(id);
+        rest = &rest[close..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[tokio::test]
+async fn every_route_answers_only_with_statuses_the_document_declares() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let (status, doc) = app.get("/api/openapi.json", None).await;
+    assert_eq!(status, 200);
+    let mut asked = 0;
+    let mut undeclared = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        // Test-only routes (built with the fault-injection feature) panic
+        // actors and move the clock on purpose.
+        if path.starts_with("/api/test-faults/") {
+            continue;
+        }
+        for (method, op) in item.as_object().expect("path item") {
+            let Ok(method) = method.to_uppercase().parse::<Method>() else {
+                continue;
+            };
+            let declared: Vec<&String> = op["responses"]
+                .as_object()
+                .expect("responses")
+                .keys()
+                .collect();
+            let takes_body = op.get("requestBody").is_some();
+            for case in CASES {
+                if case
+                    .body
+                    .is_some_and(|(kind, _)| kind != "application/json")
+                    && !takes_body
+                {
+                    continue;
+                }
+                let url = app.url(&format!("{}{}", fill(path, case.id), case.query));
+                let mut request = app.http.request(method.clone(), url);
+                if case.admin {
+                    request = request.bearer_auth(&admin);
+                }
+                if let (true, Some((kind, body))) = (takes_body, case.body) {
+                    request = request.header("content-type", kind).body(body);
+                }
+                let response = request.send().await.expect("the server answers");
+                let status = response.status().as_u16().to_string();
+                let body: Value = response.json().await.unwrap_or(Value::Null);
+                asked += 1;
+                if !declared.iter().any(|d| **d == status) {
+                    undeclared.push(format!(
+                        "{method} {path} ({}): {status} {body}; declared {declared:?}",
+                        case.label
+                    ));
+                }
+            }
+        }
+    }
+    assert!(asked > 150, "only {asked} requests made");
+    assert!(
+        undeclared.is_empty(),
+        "statuses the document does not declare:\n{}",
+        undeclared.join("\n")
+    );
+}
