@@ -217,3 +217,17 @@ impl From<crate::delivery::NotifyError> for AppError {
         AppError::internal(e)
     }
 }
+
+impl From<medrelay_actors::accounts::AccountError> for AppError {
+    fn from(e: medrelay_actors::accounts::AccountError) -> Self {
+        use medrelay_actors::accounts::AccountError as E;
+        match e {
+            E::TokenReused => AppError::TokenReused,
+            E::UnknownUser | E::InvalidToken | E::Revoked => {
+                AppError::Unauthorized("invalid or revoked refresh token".into())
+            }
+            E::Storage(fault) => AppError::internal(fault),
+            E::Internal => AppError::internal(anyhow::anyhow!("account actor failed")),
+        }
+    }
+}

@@ -1,28 +1,23 @@
-//! Sign-up, login, token refresh and logout (seed: user-management).
+//! `/api/auth/*`: sign-up, login, token refresh, logout and `me` (seed:
+//! user-management). Each route parses, calls [`crate::service::account`],
+//! and renders.
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use medrelay_actors::accounts::{
-    self, AccountError, BeginSession, EndSession, NewAccount, NewProfile, RegisterError,
-    RotateRefresh, UserRecord,
-};
-use medrelay_actors::ids::new_id;
-use medrelay_protocol::profile::{ContactInfo, MedicalHistory};
-use medrelay_protocol::{Email, PatientId, ProviderId, Role, UserId, Username};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::ErrorEnvelope;
 use super::json::Json;
 use crate::auth::Principal;
-use crate::auth::password::PASSWORD_LEN;
 use crate::auth::principal::MaybePrincipal;
-use crate::auth::tokens::{TokenError, TokenKind};
 use crate::error::AppError;
+use crate::service::account::{
+    self, LoginRequest, LogoutRequest, LogoutResponse, MeResponse, RefreshRequest, SignupRequest,
+    SignupResponse, TokenResponse,
+};
 use crate::state::AppState;
 
 /// `/api/auth/*`
@@ -33,91 +28,6 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(refresh))
         .routes(routes!(logout))
         .routes(routes!(me))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct SignupRequest {
-    /// 3 to 32 letters, digits, `.`, `-`, `_`; case-insensitive.
-    #[schema(value_type = String, example = "jdoe")]
-    username: Username,
-    #[schema(value_type = String, example = "johndoe@example.com")]
-    email: Email,
-    /// 8 to 128 characters.
-    password: String,
-    /// `patient` (default, open sign-up), `doctor` or `admin` (an admin's token needed).
-    #[serde(default)]
-    #[schema(value_type = Option<String>, example = "patient")]
-    role: Option<Role>,
-    /// Full name (patients and doctors); defaults to the username.
-    #[serde(default)]
-    name: Option<String>,
-    /// Date of birth, `YYYY-MM-DD` (patients).
-    #[serde(default)]
-    #[schema(value_type = Option<String>, example = "1980-01-01")]
-    dob: Option<jiff::civil::Date>,
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    contact_info: Option<ContactInfo>,
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    medical_history: Option<MedicalHistory>,
-    /// Doctors: specialization.
-    #[serde(default)]
-    specialization: Option<String>,
-    /// Doctors: IANA time zone of their availability (default `UTC`).
-    #[serde(default)]
-    time_zone: Option<String>,
-    /// Doctors: the provider id to use (generated when absent).
-    #[serde(default)]
-    #[schema(value_type = Option<String>)]
-    provider_id: Option<ProviderId>,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-struct SignupResponse {
-    #[schema(value_type = String)]
-    user_id: UserId,
-    #[schema(value_type = String)]
-    role: Role,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    patient_id: Option<PatientId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    provider_id: Option<ProviderId>,
-    /// Always `Registered`.
-    status: &'static str,
-}
-
-const MAX_TEXT: usize = 200;
-
-fn bounded_text(field: &str, value: Option<String>, default: &str) -> Result<String, AppError> {
-    let value = value
-        .map(|v| v.trim().to_owned())
-        .unwrap_or_else(|| default.to_owned());
-    if value.is_empty() || value.chars().count() > MAX_TEXT {
-        return Err(AppError::invalid(
-            field,
-            format!("must be 1 to {MAX_TEXT} characters"),
-        ));
-    }
-    Ok(value)
-}
-
-fn check_password(password: &str) -> Result<(), AppError> {
-    if !PASSWORD_LEN.contains(&password.chars().count()) {
-        return Err(AppError::invalid(
-            "password",
-            format!(
-                "must be {} to {} characters",
-                PASSWORD_LEN.start(),
-                PASSWORD_LEN.end()
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// Registers a user and the profile for its role.
@@ -133,147 +43,8 @@ async fn signup(
     MaybePrincipal(caller): MaybePrincipal,
     Json(req): Json<SignupRequest>,
 ) -> Result<(StatusCode, axum::Json<SignupResponse>), AppError> {
-    let role = req.role.unwrap_or(Role::Patient);
-    if role != Role::Patient {
-        let caller = caller.ok_or_else(|| {
-            AppError::Unauthorized(format!("creating a {role} account needs an admin's token"))
-        })?;
-        caller.require(&[Role::Admin])?;
-    }
-    check_password(&req.password)?;
-    let name = bounded_text("name", req.name, req.username.as_str())?;
-    let profile = match role {
-        Role::Patient => {
-            if let Some(dob) = req.dob
-                && dob > jiff::Zoned::now().date()
-            {
-                return Err(AppError::invalid("dob", "must not be in the future"));
-            }
-            NewProfile::Patient {
-                name,
-                dob: req.dob,
-                contact_info: req.contact_info.unwrap_or_default(),
-                medical_history: req.medical_history.unwrap_or_default(),
-            }
-        }
-        Role::Doctor => {
-            let time_zone = req.time_zone.unwrap_or_else(|| "UTC".into());
-            jiff::tz::TimeZone::get(&time_zone).map_err(|_| {
-                AppError::invalid("timeZone", format!("unknown IANA time zone {time_zone:?}"))
-            })?;
-            NewProfile::Doctor {
-                provider_id: req.provider_id,
-                name,
-                specialization: bounded_text(
-                    "specialization",
-                    req.specialization,
-                    "General practice",
-                )?,
-                contact_info: req.contact_info.unwrap_or_default(),
-                time_zone,
-            }
-        }
-        Role::Admin => NewProfile::Admin,
-    };
-    let password_hash = state
-        .passwords
-        .hash(req.password)
-        .await
-        .map_err(AppError::internal)?;
-    let registered = accounts::register(
-        &state.store,
-        NewAccount {
-            username: req.username,
-            email: req.email,
-            password_hash,
-            profile,
-        },
-    )
-    .await
-    .map_err(|e| match e {
-        RegisterError::UsernameTaken => AppError::Conflict {
-            message: "username is already taken".into(),
-            field: Some("username".into()),
-        },
-        RegisterError::ProviderIdTaken => AppError::Conflict {
-            message: "providerId is already taken".into(),
-            field: Some("providerId".into()),
-        },
-        RegisterError::Store(e) => AppError::internal(e),
-    })?;
-    tracing::info!(user = %registered.user_id, role = %registered.role, "account registered");
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(SignupResponse {
-            user_id: registered.user_id,
-            role: registered.role,
-            patient_id: registered.patient_id,
-            provider_id: registered.provider_id,
-            status: "Registered",
-        }),
-    ))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct LoginRequest {
-    /// As at sign-up (3 to 32 letters, digits, `.`, `-`, `_`); anything else
-    /// is refused with 422 before any password is checked.
-    username: String,
-    password: String,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-struct TokenResponse {
-    /// Access token (JWT) for `Authorization: Bearer`.
-    token: String,
-    /// Exchange at `/api/auth/refresh` for a new pair, once.
-    refresh_token: String,
-    /// Always `Authenticated`.
-    status: &'static str,
-    /// Seconds until `token` expires.
-    expires_in: i64,
-    #[schema(value_type = String)]
-    user_id: UserId,
-    #[schema(value_type = String)]
-    role: Role,
-}
-
-fn token_pair(
-    state: &AppState,
-    user: &UserId,
-    role: Role,
-    family: &str,
-) -> Result<(TokenResponse, String, i64), AppError> {
-    let access = state
-        .tokens
-        .issue(user, role, family, TokenKind::Access)
-        .map_err(AppError::internal)?;
-    let refresh = state
-        .tokens
-        .issue(user, role, family, TokenKind::Refresh)
-        .map_err(AppError::internal)?;
-    let response = TokenResponse {
-        expires_in: access.claims.exp - access.claims.iat,
-        token: access.token,
-        refresh_token: refresh.token,
-        status: "Authenticated",
-        user_id: user.clone(),
-        role,
-    };
-    Ok((response, refresh.claims.jti, refresh.claims.exp))
-}
-
-fn account_error(e: AccountError) -> AppError {
-    match e {
-        AccountError::TokenReused => AppError::TokenReused,
-        AccountError::UnknownUser | AccountError::InvalidToken | AccountError::Revoked => {
-            AppError::Unauthorized("invalid or revoked refresh token".into())
-        }
-        AccountError::Storage(fault) => AppError::internal(fault),
-        AccountError::Internal => AppError::internal(anyhow::anyhow!("account actor failed")),
-    }
+    let created = account::signup(&state, caller.as_ref(), req).await?;
+    Ok((StatusCode::CREATED, axum::Json(created)))
 }
 
 /// Exchanges a username and password for tokens.
@@ -284,54 +55,7 @@ async fn login(
     State(state): State<Arc<AppState>>,
     Json(req): Json<LoginRequest>,
 ) -> Result<axum::Json<TokenResponse>, AppError> {
-    // No account can have a name sign-up refuses, so such a login fails
-    // before the failed-login table or argon2 is touched: the table is keyed
-    // by valid names only, and a flood of made-up ones costs nothing but the
-    // request. The rule is public, so saying so leaks nothing.
-    let username =
-        Username::parse(&req.username).map_err(|e| AppError::invalid("username", e.0))?;
-    state
-        .lockout
-        .check(&username)
-        .map_err(AppError::LockedOut)?;
-    let user: Option<UserRecord> = accounts::find_by_username(&state.store, &username)?;
-    let ok = state
-        .passwords
-        .verify(req.password, user.as_ref().map(|u| u.password_hash.clone()))
-        .await
-        .map_err(AppError::internal)?;
-    let Some(user) = user.filter(|_| ok) else {
-        if let Some(lock) = state.lockout.failed(&username) {
-            tracing::warn!(%username, lock_secs = lock.as_secs(), "login locked after repeated failures");
-        }
-        return Err(AppError::Unauthorized(
-            "invalid username or password".into(),
-        ));
-    };
-    state.lockout.succeeded(&username);
-    let family = new_id("ses");
-    let (response, refresh_jti, refresh_exp) =
-        token_pair(&state, &user.user_id, user.role, &family)?;
-    state
-        .accounts
-        .send(
-            user.user_id.as_str(),
-            BeginSession {
-                family,
-                refresh_jti,
-                refresh_exp,
-            },
-        )
-        .await?
-        .map_err(account_error)?;
-    tracing::info!(user = %user.user_id, "signed in");
-    Ok(axum::Json(response))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RefreshRequest {
-    refresh_token: String,
+    account::login(&state, req).await.map(axum::Json)
 }
 
 /// Rotates a refresh token: returns a new pair; presenting a used refresh
@@ -342,43 +66,7 @@ async fn refresh(
     State(state): State<Arc<AppState>>,
     Json(req): Json<RefreshRequest>,
 ) -> Result<axum::Json<TokenResponse>, AppError> {
-    let claims = state
-        .tokens
-        .verify(&req.refresh_token, TokenKind::Refresh)
-        .map_err(|e| match e {
-            TokenError::Expired => AppError::Unauthorized("refresh token expired".into()),
-            TokenError::Invalid => AppError::Unauthorized("invalid refresh token".into()),
-        })?;
-    if state.revocations.is_family_revoked(&claims.fam) {
-        return Err(AppError::Unauthorized("the session was revoked".into()));
-    }
-    let (response, new_jti, new_exp) = token_pair(&state, &claims.sub, claims.role, &claims.fam)?;
-    state
-        .accounts
-        .send(
-            claims.sub.as_str(),
-            RotateRefresh {
-                presented_jti: claims.jti,
-                new_jti,
-                new_exp,
-            },
-        )
-        .await?
-        .map_err(account_error)?;
-    Ok(axum::Json(response))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct LogoutRequest {
-    /// The access token to end (its whole session ends with it).
-    token: String,
-}
-
-#[derive(Serialize, ToSchema)]
-struct LogoutResponse {
-    /// Always `Logged out`.
-    status: &'static str,
+    account::refresh(&state, req).await.map(axum::Json)
 }
 
 /// Ends a session: the access token and every refresh token of its session
@@ -389,45 +77,7 @@ async fn logout(
     State(state): State<Arc<AppState>>,
     Json(req): Json<LogoutRequest>,
 ) -> Result<axum::Json<LogoutResponse>, AppError> {
-    let principal = Principal::from_token(&state, &req.token)?;
-    let claims = principal.claims;
-    let family_exp = jiff::Timestamp::now()
-        .as_second()
-        .saturating_add(state.tokens.refresh_ttl());
-    state
-        .accounts
-        .send(
-            claims.sub.as_str(),
-            EndSession {
-                access_jti: claims.jti,
-                access_exp: claims.exp,
-                family: claims.fam,
-                family_exp,
-            },
-        )
-        .await?
-        .map_err(account_error)?;
-    tracing::info!(user = %claims.sub, "signed out");
-    Ok(axum::Json(LogoutResponse {
-        status: "Logged out",
-    }))
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-struct MeResponse {
-    #[schema(value_type = String)]
-    user_id: UserId,
-    #[schema(value_type = String)]
-    username: Username,
-    #[schema(value_type = String)]
-    email: Email,
-    #[schema(value_type = String)]
-    role: Role,
-    #[schema(value_type = Option<String>)]
-    patient_id: Option<PatientId>,
-    #[schema(value_type = Option<String>)]
-    provider_id: Option<ProviderId>,
+    account::logout(&state, req).await.map(axum::Json)
 }
 
 /// The caller's own account.
@@ -438,16 +88,5 @@ async fn me(
     State(state): State<Arc<AppState>>,
     principal: Principal,
 ) -> Result<axum::Json<MeResponse>, AppError> {
-    let user = state
-        .store
-        .get::<UserRecord>(principal.user_id.as_str())?
-        .ok_or_else(|| AppError::Unauthorized("the account no longer exists".into()))?;
-    Ok(axum::Json(MeResponse {
-        user_id: user.user_id,
-        username: user.username,
-        email: user.email,
-        role: user.role,
-        patient_id: user.patient_id,
-        provider_id: user.provider_id,
-    }))
+    account::me(&state, &principal).map(axum::Json)
 }

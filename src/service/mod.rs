@@ -5,7 +5,9 @@
 //! call these and render; none of them imports another surface.
 //!
 //! # Layout
+//! - [`account`]: sign-up, login, token refresh, logout, `me`.
 //! - [`schedule`]: booking, moving, cancelling and reading appointments, and
 //!   doctors' boards.
 
+pub mod account;
 pub mod schedule;
