@@ -57,11 +57,18 @@ fn provider_id(raw: &str) -> Result<ProviderId, AppError> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreateProvider {
     /// Generated when absent.
-    #[schema(value_type = Option<String>, example = "prov001")]
+    #[schema(value_type = Option<String>, example = "prov001", pattern = "^[A-Za-z0-9_-]{1,64}$")]
     provider_id: Option<ProviderId>,
-    #[schema(example = "Dr. Jane Doe")]
+    /// 1 to 200 characters.
+    #[schema(
+        example = "Dr. Jane Doe",
+        min_length = 1,
+        max_length = 200,
+        pattern = "\\S"
+    )]
     name: String,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     specialization: Option<String>,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
@@ -79,6 +86,7 @@ struct CreateProvider {
     time_zone: String,
     /// Slot length in minutes (multiple of 5, default 30).
     #[serde(default)]
+    #[schema(minimum = 5, maximum = 240, multiple_of = 5)]
     slot_minutes: Option<u16>,
     /// A doctor account without a profile to attach this profile to.
     #[serde(default)]
@@ -210,7 +218,9 @@ async fn get_one(
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct PatchProvider {
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     name: Option<String>,
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     specialization: Option<String>,
     #[schema(value_type = Option<Object>)]
     contact_info: Option<ContactInfo>,
@@ -219,6 +229,7 @@ struct PatchProvider {
     #[schema(value_type = Option<Vec<Object>>)]
     exceptions: Option<Vec<DateException>>,
     time_zone: Option<String>,
+    #[schema(minimum = 5, maximum = 240, multiple_of = 5)]
     slot_minutes: Option<u16>,
 }
 

@@ -22,22 +22,26 @@ use crate::state::AppState;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SignupRequest {
     /// 3 to 32 letters, digits, `.`, `-`, `_`; case-insensitive.
-    #[schema(value_type = String, example = "jdoe")]
+    #[schema(value_type = String, example = "jdoe", pattern = "^[A-Za-z0-9._-]{3,32}$")]
     username: Username,
-    #[schema(value_type = String, example = "johndoe@example.com")]
+    /// At most 254 characters (`Email::parse`).
+    #[schema(value_type = String, example = "johndoe@example.com", max_length = 254,
+        pattern = "^[^@\\s]{1,64}@[^@\\s.]+(\\.[^@\\s.]+)+$")]
     email: Email,
     /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     password: String,
     /// `patient` (default, open sign-up), `doctor` or `admin` (an admin's token needed).
     #[serde(default)]
-    #[schema(value_type = Option<String>, example = "patient")]
+    #[schema(value_type = Option<String>, example = "patient", pattern = "^(patient|doctor|admin)$")]
     role: Option<Role>,
     /// Full name (patients and doctors); defaults to the username.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     name: Option<String>,
-    /// Date of birth, `YYYY-MM-DD` (patients).
+    /// Date of birth, `YYYY-MM-DD` (patients), not in the future.
     #[serde(default)]
-    #[schema(value_type = Option<String>, example = "1980-01-01")]
+    #[schema(value_type = Option<String>, format = Date, example = "1980-01-01")]
     dob: Option<jiff::civil::Date>,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
@@ -47,13 +51,14 @@ pub struct SignupRequest {
     medical_history: Option<MedicalHistory>,
     /// Doctors: specialization.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     specialization: Option<String>,
     /// Doctors: IANA time zone of their availability (default `UTC`).
     #[serde(default)]
     time_zone: Option<String>,
     /// Doctors: the provider id to use (generated when absent).
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^[A-Za-z0-9_-]{1,64}$")]
     provider_id: Option<ProviderId>,
 }
 
@@ -197,6 +202,7 @@ pub async fn signup(
 pub struct LoginRequest {
     /// As at sign-up (3 to 32 letters, digits, `.`, `-`, `_`); anything else
     /// is refused with 422 before any password is checked.
+    #[schema(pattern = "^[A-Za-z0-9._-]{3,32}$")]
     username: String,
     password: String,
 }

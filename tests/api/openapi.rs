@@ -145,3 +145,63 @@ async fn every_route_answers_only_with_statuses_the_document_declares() {
         undeclared.join("\n")
     );
 }
+
+/// A number the document declares for `field` of schema `name`.
+fn declared(doc: &Value, name: &str, field: &str, key: &str) -> u64 {
+    doc["components"]["schemas"][name]["properties"][field][key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{name}.{field} declares no {key}"))
+}
+
+#[tokio::test]
+async fn values_at_the_declared_limits_are_accepted() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let (_, doc) = app.get("/api/openapi.json", None).await;
+    // Sign-up: the shortest and the longest password, the longest name.
+    let (min, max) = (
+        declared(&doc, "SignupRequest", "password", "minLength"),
+        declared(&doc, "SignupRequest", "password", "maxLength"),
+    );
+    let name_max = declared(&doc, "SignupRequest", "name", "maxLength");
+    for (i, password) in ["p".repeat(min as usize), "p".repeat(max as usize)]
+        .into_iter()
+        .enumerate()
+    {
+        let body = serde_json::json!({
+            "username": format!("limits{i}"),
+            "email": format!("limits{i}@example.org"),
+            "password": password,
+            "name": "n".repeat(name_max as usize),
+        });
+        let (status, reply) = app.post("/api/auth/signup", body, None).await;
+        assert_eq!(status, 201, "{reply}");
+    }
+    // One character past each limit is refused, naming the field.
+    let body = serde_json::json!({
+        "username": "limits9",
+        "email": "limits9@example.org",
+        "password": "p".repeat(min as usize - 1),
+    });
+    let (status, reply) = app.post("/api/auth/signup", body, None).await;
+    assert_eq!(
+        (status, reply["error"]["field"].as_str()),
+        (422, Some("password"))
+    );
+    // Providers: the shortest and the longest slot the document allows.
+    let (lo, hi, step) = (
+        declared(&doc, "CreateProvider", "slotMinutes", "minimum"),
+        declared(&doc, "CreateProvider", "slotMinutes", "maximum"),
+        declared(&doc, "CreateProvider", "slotMinutes", "multipleOf"),
+    );
+    assert_eq!(lo % step, 0);
+    for minutes in [lo, hi] {
+        let body = serde_json::json!({
+            "name": "Dr. Limits",
+            "timeZone": "UTC",
+            "slotMinutes": minutes,
+        });
+        let (status, reply) = app.post("/api/providers", body, Some(&admin)).await;
+        assert_eq!(status, 201, "{minutes} minutes: {reply}");
+    }
+}

@@ -30,8 +30,11 @@ pub(super) fn router() -> OpenApiRouter<Arc<AppState>> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DeviceRequest {
+    /// 1 to 4096 printable characters, without spaces or `/`.
+    #[schema(min_length = 1, max_length = 4096, pattern = "^[!-.0-~]+$")]
     token: String,
     /// `android`, `ios` or `web`.
+    #[schema(pattern = "^(android|ios|web)$")]
     platform: String,
 }
 
