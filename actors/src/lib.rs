@@ -28,3 +28,5 @@ pub mod schedule;
 pub mod session;
 pub mod store;
 pub mod system;
+#[cfg(test)]
+mod test_support;

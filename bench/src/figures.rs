@@ -44,6 +44,16 @@ impl Figure {
         }
     }
 
+    /// A figure that must reach at least `bound` (higher is better).
+    pub fn at_least(key: &str, value: f64, unit: &'static str, bound: f64) -> Self {
+        Self::targeted(key, value, unit, Target::AtLeast(bound))
+    }
+
+    /// A figure that must stay at or under `bound` (lower is better).
+    pub fn at_most(key: &str, value: f64, unit: &'static str, bound: f64) -> Self {
+        Self::targeted(key, value, unit, Target::AtMost(bound))
+    }
+
     /// A figure shown for context, compared with the record only.
     pub fn plain(key: &str, value: f64, unit: &'static str, higher_is_better: bool) -> Self {
         Self {

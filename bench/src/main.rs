@@ -57,6 +57,7 @@
 //!   exist over 40 sockets, and 100,000 logins with random 60-character
 //!   usernames. Bounds: <= 4 MiB of growth for each. See [`memory`].
 
+mod availability;
 mod boards;
 mod booking;
 mod figures;

@@ -32,7 +32,7 @@ use serde_json::json;
 use tokio::time::Instant as Deadline;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::figures::{Figure, Target};
+use crate::figures::Figure;
 use crate::server::{ADMIN_PASSWORD, ADMIN_USER, Server, locate_binary, metric};
 use crate::stats::verdict;
 use crate::ws::{self, Incoming, Socket};
@@ -141,11 +141,11 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<Figure>> {
     server.stop().await?;
 
     let growth = |p: &Phase| {
-        Figure::targeted(
+        Figure::at_most(
             "",
             (p.after as f64 - p.before as f64) / 1_048_576.0,
             "MiB",
-            Target::AtMost(mib(p.bound)),
+            mib(p.bound),
         )
     };
     let figures = vec![

@@ -37,7 +37,7 @@ use medrelay_protocol::{Email, PatientId, ProviderId};
 use serde_json::json;
 
 use crate::booking::{self, Plan};
-use crate::figures::{Figure, Target};
+use crate::figures::Figure;
 use crate::schedule;
 use crate::server::{ADMIN_PASSWORD, ADMIN_USER, Server, locate_binary};
 use crate::smtp_sink::SmtpSink;
@@ -250,19 +250,14 @@ async fn reminders(binary: &Path, args: &Args) -> anyhow::Result<Vec<Figure>> {
         verdict((booking_ratio - 1.0).abs() <= 0.10)
     );
     Ok(vec![
-        Figure::targeted(
-            "notify.pending_rss",
-            mib(held),
-            "MiB",
-            Target::AtMost(300.0),
-        ),
-        Figure::targeted(
+        Figure::at_most("notify.pending_rss", mib(held), "MiB", 300.0),
+        Figure::at_most(
             "notify.restart_first_fired",
             first_fired.as_secs_f64(),
             "s",
-            Target::AtMost(5.0),
+            5.0,
         ),
-        Figure::targeted(
+        Figure::at_most(
             "notify.burst_fired_p99",
             if missing == 0 {
                 f64::from(p99) / 1000.0
@@ -270,14 +265,9 @@ async fn reminders(binary: &Path, args: &Args) -> anyhow::Result<Vec<Figure>> {
                 f64::INFINITY
             },
             "ms",
-            Target::AtMost(1000.0),
+            1000.0,
         ),
-        Figure::targeted(
-            "notify.bookings_pending_vs_empty",
-            booking_ratio,
-            "x",
-            Target::AtLeast(0.9),
-        ),
+        Figure::at_least("notify.bookings_pending_vs_empty", booking_ratio, "x", 0.9),
     ])
 }
 

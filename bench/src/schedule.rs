@@ -124,14 +124,15 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::availability::all_day_availability;
 use crate::boards;
 use crate::booking::{
     self, DOCTORS, PATIENTS, PHASE_SLACK, Plan, close_all, full_speed, gather, open_booking_sockets,
 };
-use crate::figures::{Figure, Target};
+use crate::figures::Figure;
 use crate::idle;
 use crate::server::{ADMIN_PASSWORD, ADMIN_USER, Commits, Server};
-use crate::stats::{CpuMeter, Summary, Window, cores, ms, verdict};
+use crate::stats::{Cores, CpuMeter, Summary, Window, cores, ms, verdict};
 
 /// The open-loop booking rate.
 const FIXED_RATE: f64 = 2_000.0;
@@ -205,24 +206,30 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<Figure>> {
         idle::mib(rss_setup)
     );
 
-    let (full, fixed_p99) = bookings(&server, &token, &plan, &args, warmup, measure).await?;
+    let run = Run {
+        server: &server,
+        token: &token,
+        plan: &plan,
+        args: &args,
+        warmup,
+        measure,
+    };
+    let (full, fixed_p99) = bookings(run).await?;
     println!();
-    let fanout_ratio = fanout(&server, &token, &plan, &args, warmup, measure).await?;
+    let fanout_ratio = fanout(run).await?;
     println!();
-    let used = idle::run(
-        &server,
-        &token,
-        plan.tomorrow,
-        args.idle_connections,
-        IDLE_LIMIT,
-    )
-    .await?;
-    let open = server
-        .wait_sockets_closed(&token, Duration::from_secs(10))
-        .await?;
-    if open > 0 {
-        eprintln!("schedule: {open} sockets still open before the restart");
-    }
+    let idle_run = async |server: &Server| {
+        idle::run(
+            server,
+            &token,
+            plan.tomorrow,
+            args.idle_connections,
+            IDLE_LIMIT,
+        )
+        .await
+    };
+    let used = idle_run(&server).await?;
+    wait_sockets_closed(&server, &token, "before the restart").await?;
     eprintln!("schedule: idle: restarting medrelay on the same data for a fresh process ...");
     let mut server = server;
     server.restart().await?;
@@ -231,70 +238,66 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<Figure>> {
         server.pid(),
         server.addr
     );
-    let fresh = idle::run(
-        &server,
-        &token,
-        plan.tomorrow,
-        args.idle_connections,
-        IDLE_LIMIT,
-    )
-    .await?;
+    let fresh = idle_run(&server).await?;
     idle::print(&used, &fresh, rss_setup);
 
-    let open = server
-        .wait_sockets_closed(&token, Duration::from_secs(10))
-        .await?;
-    if open > 0 {
-        eprintln!("schedule: {open} sockets still open at shutdown");
-    }
+    wait_sockets_closed(&server, &token, "at shutdown").await?;
     server.stop().await?;
     let mut figures = vec![
-        Figure::targeted(
-            "schedule.bookings",
-            full,
-            "/s",
-            Target::AtLeast(TARGET_BOOKINGS_PER_SEC),
-        ),
-        Figure::targeted(
+        Figure::at_least("schedule.bookings", full, "/s", TARGET_BOOKINGS_PER_SEC),
+        Figure::at_most(
             "schedule.p99_at_2000",
             fixed_p99.map_or(f64::INFINITY, |p| f64::from(p) / 1000.0),
             "ms",
-            Target::AtMost(f64::from(TARGET_P99_AT_FIXED_US) / 1000.0),
+            f64::from(TARGET_P99_AT_FIXED_US) / 1000.0,
         ),
-        Figure::targeted(
+        Figure::at_most(
             "schedule.fanout_p99_vs_raw",
             fanout_ratio.unwrap_or(f64::INFINITY),
             "x",
-            Target::AtMost(TARGET_FANOUT_RATIO),
+            TARGET_FANOUT_RATIO,
         ),
     ];
     if let Some(bytes) = idle::per_connection(&fresh) {
-        figures.push(Figure::targeted(
+        figures.push(Figure::at_most(
             "schedule.idle_socket",
             bytes / 1024.0,
             "KiB",
-            Target::AtMost(idle::TARGET_IDLE_BYTES / 1024.0),
+            idle::TARGET_IDLE_BYTES / 1024.0,
         ));
     }
     Ok(figures)
+}
+
+/// What the booking and fan-out benchmarks run against: the server, the
+/// admin's token, the booking plan, the arguments and the row durations.
+#[derive(Clone, Copy)]
+struct Run<'a> {
+    server: &'a Server,
+    token: &'a str,
+    plan: &'a Arc<Plan>,
+    args: &'a Args,
+    warmup: Duration,
+    measure: Duration,
+}
+
+/// Waits up to 10 s for the server's sockets to close; warns of any still
+/// open `when`.
+async fn wait_sockets_closed(server: &Server, token: &str, when: &str) -> anyhow::Result<()> {
+    let open = server
+        .wait_sockets_closed(token, Duration::from_secs(10))
+        .await?;
+    if open > 0 {
+        eprintln!("schedule: {open} sockets still open {when}");
+    }
+    Ok(())
 }
 
 /// Logs in as the admin, creates the doctors and signs up the patients;
 /// returns the admin's token and the patients' ids in order.
 pub(crate) async fn setup(server: &Server) -> anyhow::Result<(String, Vec<String>)> {
     let token = server.login(ADMIN_USER, ADMIN_PASSWORD).await?;
-    let all_day: Vec<_> = [
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-        "Thursday",
-        "Friday",
-        "Saturday",
-        "Sunday",
-    ]
-    .iter()
-    .map(|day| json!({"day": day, "slots": ["00:00-24:00"]}))
-    .collect();
+    let all_day = all_day_availability();
     eprintln!("schedule: setup: creating {DOCTORS} doctors ...");
     let token_ref = token.as_str();
     let all_day = &all_day;
@@ -338,50 +341,57 @@ pub(crate) async fn setup(server: &Server) -> anyhow::Result<(String, Vec<String
     Ok((token, patients))
 }
 
-/// The store's commits since `before`, described.
-async fn commits_since(
-    server: &Server,
-    token: &str,
-    before: Option<Commits>,
-    written: Option<f64>,
-) -> String {
-    match (before, server.commits(token).await) {
-        (Some(before), Some(after)) => after.since(&before, written),
-        _ => "-".to_owned(),
+/// One measured phase: the server's CPU and the store's commits from
+/// [`Phase::start`] to [`Phase::end`].
+struct Phase {
+    commits_before: Option<Commits>,
+    meter: CpuMeter,
+}
+
+impl Phase {
+    /// Reads the store's commits, then starts the CPU meter.
+    async fn start(server: &Server, token: &str) -> Self {
+        let commits_before = server.commits(token).await;
+        Self {
+            commits_before,
+            meter: CpuMeter::start(server.pid()),
+        }
+    }
+
+    /// Stops the CPU meter, then describes the commits since the start.
+    async fn end(self, server: &Server, token: &str) -> (Option<Cores>, String) {
+        let cpu = self.meter.cores();
+        let commits = match (self.commits_before, server.commits(token).await) {
+            (Some(before), Some(after)) => after.since(&before, cpu.and_then(|c| c.written)),
+            _ => "-".to_owned(),
+        };
+        (cpu, commits)
     }
 }
 
 /// Benchmark 1: full speed (closed loop), then a fixed 2,000/s (open loop).
 /// Returns bookings/s at full speed and the p99 ack (µs) at the fixed rate.
-async fn bookings(
-    server: &Server,
-    token: &str,
-    plan: &Arc<Plan>,
-    args: &Args,
-    warmup: Duration,
-    measure: Duration,
-) -> anyhow::Result<(f64, Option<u32>)> {
+async fn bookings(run: Run<'_>) -> anyhow::Result<(f64, Option<u32>)> {
+    let Run {
+        server,
+        token,
+        plan,
+        args,
+        warmup,
+        measure,
+    } = run;
     eprintln!("schedule: bookings: opening {} sockets ...", args.clients);
     let sockets = open_booking_sockets(server, token, args.clients).await?;
 
     eprintln!("schedule: bookings: full speed (closed loop) ...");
-    let commits_before = server.commits(token).await;
-    let meter = CpuMeter::start(server.pid());
+    let phase = Phase::start(server, token).await;
     let (sockets, full, window) = full_speed(sockets, plan, warmup, measure).await?;
-    let full_cpu = meter.cores();
-    let full_commits = commits_since(
-        server,
-        token,
-        commits_before,
-        full_cpu.and_then(|c| c.written),
-    )
-    .await;
+    let (full_cpu, full_commits) = phase.end(server, token).await;
     let full_errors = (full.errors, full.first_error.clone());
     let full = Summary::new(full.latencies, window.measured());
 
     eprintln!("schedule: bookings: fixed {FIXED_RATE}/s (open loop) ...");
-    let commits_before = server.commits(token).await;
-    let meter = CpuMeter::start(server.pid());
+    let phase = Phase::start(server, token).await;
     let window = Window::starting_now(warmup, measure);
     let deadline = window.until + PHASE_SLACK;
     let mut tasks = JoinSet::new();
@@ -400,14 +410,7 @@ async fn bookings(
     }
     let issued = booking::fixed_rate(work, || Some(plan.next()), FIXED_RATE, window).await;
     let (sockets, fixed) = gather(tasks).await?;
-    let fixed_cpu = meter.cores();
-    let fixed_commits = commits_since(
-        server,
-        token,
-        commits_before,
-        fixed_cpu.and_then(|c| c.written),
-    )
-    .await;
+    let (fixed_cpu, fixed_commits) = phase.end(server, token).await;
     issued?;
     close_all(sockets).await;
     let fixed_errors = (fixed.errors, fixed.first_error.clone());
@@ -459,39 +462,33 @@ async fn bookings(
 
 /// Benchmark 2: medrelay's board fan-out, then the raw baseline. Returns
 /// medrelay's p99 over the raw server's, both from first delivery.
-async fn fanout(
-    server: &Server,
-    token: &str,
-    plan: &Arc<Plan>,
-    args: &Args,
-    warmup: Duration,
-    measure: Duration,
-) -> anyhow::Result<Option<f64>> {
+async fn fanout(run: Run<'_>) -> anyhow::Result<Option<f64>> {
+    let Run {
+        server,
+        token,
+        args,
+        ..
+    } = run;
     let opts = boards::Options {
         sockets: args.fanout_sockets,
         rate: args.fanout_rate,
-        warmup,
-        seconds: measure,
+        warmup: run.warmup,
+        seconds: run.measure,
     };
-    let medrelay = boards::medrelay(server, token, plan, opts).await?;
+    let medrelay = boards::medrelay(server, token, run.plan, opts).await?;
     ensure!(
         medrelay.frame_bytes > 0,
         "no appointment_booked event reached any subscriber"
     );
-    let still_open = server
-        .wait_sockets_closed(token, Duration::from_secs(10))
-        .await?;
-    if still_open > 0 {
-        eprintln!("schedule: fan-out: {still_open} medrelay sockets still open");
-    }
+    wait_sockets_closed(server, token, "after medrelay's fan-out").await?;
     let raw = boards::raw(medrelay.frame_bytes, opts, server.pid()).await?;
 
     println!(
         "schedule: board fan-out ({} subscribers of board:prov000, {} bookings/s, {:.1} s after {:.1} s warm-up; event frames of {} bytes)",
         args.fanout_sockets,
         args.fanout_rate,
-        measure.as_secs_f64(),
-        warmup.as_secs_f64(),
+        run.measure.as_secs_f64(),
+        run.warmup.as_secs_f64(),
         medrelay.frame_bytes
     );
     println!(

@@ -18,6 +18,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub use crate::availability::all_day_availability;
+
 pub const ADMIN: (&str, &str) = ("root", "root-password-1");
 pub const PASSWORD: &str = "patient-password-1";
 
@@ -397,24 +399,6 @@ impl Ws {
 
 pub fn close_code(code: u16) -> Ended {
     Ended::Closed(code)
-}
-
-/// Weekly hours covering every minute of every day.
-pub fn all_day_availability() -> Value {
-    let days = [
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-        "Thursday",
-        "Friday",
-        "Saturday",
-        "Sunday",
-    ];
-    Value::Array(
-        days.iter()
-            .map(|d| json!({"day": d, "slots": ["00:00-24:00"]}))
-            .collect(),
-    )
 }
 
 /// Polls `check` until it holds or `limit` passes.

@@ -1,6 +1,8 @@
 //! Black-box tests: the real server on port 0 with a temporary data folder,
 //! driven over real HTTP and WebSocket connections.
 
+#[path = "../../bench/src/availability.rs"]
+mod availability;
 mod helpers;
 mod nats_harness;
 #[path = "../../bench/src/smtp_sink.rs"]

@@ -214,6 +214,30 @@ async fn book(app: &TestApp, p: &Patient, date: Date, time: &str) -> String {
     body["appointmentId"].as_str().unwrap().to_owned()
 }
 
+/// Registers a push device for `p`.
+async fn register_device(app: &TestApp, p: &Patient, token: &str, platform: &str) {
+    let (status, body) = app
+        .post(
+            "/api/devices",
+            json!({"token": token, "platform": platform}),
+            Some(&p.tokens.token),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+}
+
+/// Whether notification `id`'s report, read by `admin`, says `sent` within
+/// [`WAIT`].
+async fn reported_sent(app: &TestApp, admin: &str, id: &str) -> bool {
+    eventually(WAIT, || async {
+        app.get(&format!("/api/notifications/{id}"), Some(admin))
+            .await
+            .1["status"]
+            == "sent"
+    })
+    .await
+}
+
 /// Moves the server's notification clock to a second past `to` (never back).
 async fn advance_to(app: &TestApp, admin: &str, to: Timestamp) {
     let to = to + SignedDuration::from_secs(1);

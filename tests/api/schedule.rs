@@ -64,6 +64,32 @@ async fn book(app: &TestApp, token: &str, body: Value) -> (u16, Value) {
     app.post("/api/appointments", body, Some(token)).await
 }
 
+/// `patient` books `provider` on `date` at `slot` for themselves.
+async fn book_own(
+    app: &TestApp,
+    patient: &Patient,
+    provider: &str,
+    date: Date,
+    slot: &str,
+) -> (u16, Value) {
+    book(
+        app,
+        &patient.tokens.token,
+        booking(&patient.patient_id, provider, date, slot),
+    )
+    .await
+}
+
+/// A socket of `token`'s subscribed to `provider`'s board.
+async fn watch_board(app: &TestApp, token: &str, provider: &str) -> Ws {
+    let mut board = app.ws(Some(token)).await;
+    let reply = board
+        .call(json!({"type": "subscribe", "channel": format!("board:{provider}")}))
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    board
+}
+
 async fn delete(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
     read(
         app.http

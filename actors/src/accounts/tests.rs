@@ -4,9 +4,9 @@ use std::time::Duration;
 use medrelay_protocol::{Email, Role, Username};
 
 use super::*;
-use crate::hub::EventHub;
-use crate::store::{Store, StoreConfig};
+use crate::store::Store;
 use crate::system::{ActorSystem, Registry};
+use crate::test_support::{register_patient, store_and_system};
 
 struct World {
     _dir: tempfile::TempDir,
@@ -16,14 +16,7 @@ struct World {
 }
 
 fn world(idle_after: Duration) -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(
-        &dir.path().join("t.redb"),
-        StoreConfig::default(),
-        EventHub::new(16),
-    )
-    .unwrap();
-    let system = Arc::new(ActorSystem::start(2).unwrap());
+    let (dir, store, system) = store_and_system();
     let revocations = Revocations::load(&store).unwrap();
     let s = store.clone();
     let accounts = Registry::new(system.clone(), move |id, retire| {
@@ -37,30 +30,11 @@ fn world(idle_after: Duration) -> World {
     }
 }
 
-async fn patient(store: &Store, name: &str) -> Registered {
-    register(
-        store,
-        NewAccount {
-            username: Username::parse(name).unwrap(),
-            email: Email::parse("p@example.org").unwrap(),
-            password_hash: "not-a-real-hash".into(),
-            profile: NewProfile::Patient {
-                name: name.into(),
-                dob: None,
-                contact_info: Default::default(),
-                medical_history: Default::default(),
-            },
-        },
-    )
-    .await
-    .unwrap()
-}
-
 #[tokio::test]
 async fn a_panicking_actor_is_restarted_from_the_store_and_others_keep_serving() {
     let w = world(Duration::from_secs(60));
-    let alice = patient(&w.store, "alice").await;
-    let bob = patient(&w.store, "bob").await;
+    let alice = register_patient(&w.store, "alice").await;
+    let bob = register_patient(&w.store, "bob").await;
     let (a, b) = (alice.user_id.as_str(), bob.user_id.as_str());
 
     assert_eq!(
@@ -100,7 +74,7 @@ async fn a_panicking_actor_is_restarted_from_the_store_and_others_keep_serving()
 #[tokio::test]
 async fn a_refresh_token_works_once_and_its_reuse_revokes_the_family() {
     let w = world(Duration::from_secs(60));
-    let user = patient(&w.store, "carol").await;
+    let user = register_patient(&w.store, "carol").await;
     let id = user.user_id.as_str();
     let family = "f1".to_string();
     w.accounts
@@ -149,7 +123,7 @@ async fn a_refresh_token_works_once_and_its_reuse_revokes_the_family() {
 #[tokio::test]
 async fn idle_actors_retire_and_restart_on_demand() {
     let w = world(Duration::from_millis(40));
-    let user = patient(&w.store, "dave").await;
+    let user = register_patient(&w.store, "dave").await;
     let id = user.user_id.as_str();
     assert!(w.accounts.send(id, Describe).await.unwrap().is_ok());
     assert_eq!(w.accounts.len(), 1);
@@ -196,7 +170,7 @@ async fn usernames_are_unique_under_racing_sign_ups() {
 #[tokio::test]
 async fn two_actors_rotating_one_refresh_token_let_exactly_one_win() {
     let w = world(Duration::from_secs(60));
-    let user = patient(&w.store, "dave").await;
+    let user = register_patient(&w.store, "dave").await;
     let id = user.user_id.as_str();
     let revocations = Revocations::load(&w.store).unwrap();
     let store = w.store.clone();

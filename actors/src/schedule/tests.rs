@@ -12,17 +12,16 @@ use medrelay_protocol::schedule::{
     AppointmentStatus, BookAppointment, ClockTime, DayAvailability, RequestedStatus, SlotTime,
     TimeRange, UpdateAppointment, Weekday,
 };
-use medrelay_protocol::{Email, PatientId, ProviderId, Username};
+use medrelay_protocol::{PatientId, ProviderId};
 
 use super::messages::{Book, GetBoard, ParkRetirement, Update, UpdateProvider};
 use super::rules::cells;
 use super::state::State;
 use super::*;
-use crate::accounts::{NewAccount, NewProfile, ProviderRecord, register};
-use crate::hub::EventHub;
+use crate::accounts::ProviderRecord;
 use crate::notify::ReminderPlan;
-use crate::store::StoreConfig;
 use crate::system::{ActorSystem, Registry};
+use crate::test_support::{register_patient, store_and_system};
 
 struct World {
     _dir: tempfile::TempDir,
@@ -38,14 +37,7 @@ impl Drop for World {
 }
 
 fn world() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(
-        &dir.path().join("t.redb"),
-        StoreConfig::default(),
-        EventHub::new(16),
-    )
-    .unwrap();
-    let system = Arc::new(ActorSystem::start(2).unwrap());
+    let (dir, store, system) = store_and_system();
     let rules = BookingRules {
         min_notice: SignedDuration::ZERO,
         horizon: SignedDuration::from_hours(24 * 400),
@@ -105,18 +97,7 @@ async fn doctor(store: &Store, id: &str) -> ProviderId {
 }
 
 async fn patient(store: &Store, name: &str) -> PatientId {
-    let new = NewAccount {
-        username: Username::parse(name).unwrap(),
-        email: Email::parse("p@example.org").unwrap(),
-        password_hash: "not-a-real-hash".into(),
-        profile: NewProfile::Patient {
-            name: name.into(),
-            dob: None,
-            contact_info: Default::default(),
-            medical_history: Default::default(),
-        },
-    };
-    register(store, new).await.unwrap().patient_id.unwrap()
+    register_patient(store, name).await.patient_id.unwrap()
 }
 
 fn day(offset: i64) -> Date {

@@ -44,6 +44,11 @@ async fn schedule_events(nats: &NatsServer) -> Vec<Value> {
         .collect()
 }
 
+/// Sends `request` and reads its reply as JSON.
+async fn json_reply(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 #[tokio::test]
 async fn a_websocket_booking_lands_in_the_stream_with_its_subject_id_and_payload() {
     let nats = NatsServer::start();
@@ -180,16 +185,7 @@ async fn a_crash_while_publishing_leaves_each_event_once_in_the_stream() {
     let http = reqwest::Client::new();
     let server = Process::start(&data, &[("MEDRELAY__NATS__URL", nats.url().as_str())]);
     let base = format!("http://{}", server.addr);
-    let login: Value = http
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"username": ADMIN.0, "password": ADMIN.1}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let admin = login["token"].as_str().unwrap().to_owned();
+    let admin = login(&http, &base, ADMIN).await;
     let provider = json!({"providerId": "crash", "name": "Dr. Crash", "timeZone": "UTC",
                           "availability": all_day_availability()});
     let created = http
@@ -200,16 +196,12 @@ async fn a_crash_while_publishing_leaves_each_event_once_in_the_stream() {
         .await
         .unwrap();
     assert_eq!(created.status(), 201);
-    let signup: Value = http
-        .post(format!("{base}/api/auth/signup"))
-        .json(&json!({"username": "crashpat", "email": "c@example.org",
-                      "password": PASSWORD, "name": "C"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let signup = json_reply(
+        http.post(format!("{base}/api/auth/signup"))
+            .json(&json!({"username": "crashpat", "email": "c@example.org",
+                          "password": PASSWORD, "name": "C"})),
+    )
+    .await;
     let patient = signup["patientId"].as_str().unwrap().to_owned();
 
     // Book in four parallel streams and kill the server in the middle of
@@ -256,37 +248,17 @@ async fn a_crash_while_publishing_leaves_each_event_once_in_the_stream() {
     let server = Process::start(&data, &[("MEDRELAY__NATS__URL", nats.url().as_str())]);
     let base = format!("http://{}", server.addr);
     let drained = eventually(Duration::from_secs(30), || async {
-        let ready: Value = http
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let ready = json_reply(http.get(format!("{base}/readyz"))).await;
         ready["checks"]["outboxPending"] == 0
     })
     .await;
     assert!(drained, "the outbox did not drain after the restart");
-    let head: Value = http
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"username": ADMIN.0, "password": ADMIN.1}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let admin = head["token"].as_str().unwrap();
-    let list: Value = http
-        .get(format!("{base}/api/appointments?providerId=crash"))
-        .bearer_auth(admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let admin = login(&http, &base, ADMIN).await;
+    let list = json_reply(
+        http.get(format!("{base}/api/appointments?providerId=crash"))
+            .bearer_auth(&admin),
+    )
+    .await;
     let stored = list
         .as_array()
         .or_else(|| list["appointments"].as_array())

@@ -9,7 +9,7 @@ use wiremock::{Mock, ResponseTemplate};
 
 use super::{
     FCM_SEND, Providers, WAIT, advance_to, book, clinic, field, in_days, notifications, patient,
-    start_of, subscribe_patient,
+    register_device, start_of, subscribe_patient,
 };
 use crate::helpers::*;
 
@@ -142,14 +142,7 @@ async fn a_device_the_provider_no_longer_knows_is_removed() {
         .await;
     let ines = patient(&app, "ines", "+4915112345674").await;
     for token in ["device-gone", "device-kept"] {
-        let (status, body) = app
-            .post(
-                "/api/devices",
-                json!({"token": token, "platform": "ios"}),
-                Some(&ines.tokens.token),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
+        register_device(&app, &ines, token, "ios").await;
     }
     let date = in_days(3);
     book(&app, &ines, date, "10:00").await;

@@ -4,8 +4,8 @@ use jiff::SignedDuration;
 use serde_json::json;
 
 use super::{
-    WAIT, advance_to, book, clinic, doctor, in_days, notifications, patient, settle, start_of,
-    subscribe_patient,
+    WAIT, advance_to, book, clinic, doctor, in_days, notifications, patient, register_device,
+    reported_sent, settle, start_of, subscribe_patient,
 };
 use crate::helpers::*;
 
@@ -13,14 +13,7 @@ use crate::helpers::*;
 async fn a_reminder_fires_once_per_offset_on_every_allowed_channel() {
     let (providers, app, admin) = clinic(|_| {}).await;
     let alice = patient(&app, "alice", "+4915112345678").await;
-    let (status, body) = app
-        .post(
-            "/api/devices",
-            json!({"token": "device-token-alice-1", "platform": "android"}),
-            Some(&alice.tokens.token),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    register_device(&app, &alice, "device-token-alice-1", "android").await;
     let mut phone = subscribe_patient(&app, &alice, None).await;
     let mut tablet = subscribe_patient(&app, &alice, None).await;
 
@@ -84,15 +77,7 @@ async fn a_reminder_fires_once_per_offset_on_every_allowed_channel() {
         .unwrap()
         .to_owned();
     // The outcome is recorded just after the server answered.
-    assert!(
-        eventually(WAIT, || async {
-            app.get(&format!("/api/notifications/{id}"), Some(&admin))
-                .await
-                .1["status"]
-                == "sent"
-        })
-        .await
-    );
+    assert!(reported_sent(&app, &admin, &id).await);
     let (status, report) = app
         .get(
             &format!("/api/notifications/{id}"),

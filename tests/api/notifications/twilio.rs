@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{ACCOUNT, AUTH_TOKEN, PUBLIC_URL, Providers, WAIT, field};
+use super::{ACCOUNT, AUTH_TOKEN, PUBLIC_URL, Providers, field, reported_sent};
 use crate::helpers::*;
 
 #[tokio::test]
@@ -65,15 +65,7 @@ async fn direct_sends_validate_and_twilio_callbacks_need_a_valid_signature() {
     assert_eq!(status, 202, "{accepted}");
     assert_eq!(accepted["status"], "Queued");
     let id = accepted["notificationId"].as_str().unwrap().to_owned();
-    assert!(
-        eventually(WAIT, || async {
-            app.get(&format!("/api/notifications/{id}"), Some(&admin))
-                .await
-                .1["status"]
-                == "sent"
-        })
-        .await
-    );
+    assert!(reported_sent(&app, &admin, &id).await);
     let sms = &providers.sms_sent().await[0];
     assert_eq!(field(sms, "To"), Some("+15551234567"));
     assert_eq!(field(sms, "Body"), Some("Your results are ready."));

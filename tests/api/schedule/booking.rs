@@ -5,7 +5,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use serde_json::json;
 
-use super::{TZ, book, booking, delete, monday, next, provider, slot_states};
+use super::{TZ, book, book_own, booking, delete, monday, next, provider, slot_states};
 use crate::helpers::*;
 
 /// The latest `weekday` strictly before today in `tz`: always in the past,
@@ -29,12 +29,7 @@ async fn book_read_move_check_in_complete_and_cancel() {
     let p = app.signup_patient("alice").await;
     let day = monday();
 
-    let (status, created) = book(
-        &app,
-        &p.tokens.token,
-        booking(&p.patient_id, "prov001", day, "10:00"),
-    )
-    .await;
+    let (status, created) = book_own(&app, &p, "prov001", day, "10:00").await;
     assert_eq!(
         (status, created["status"].as_str()),
         (201, Some("Created")),
@@ -129,12 +124,7 @@ async fn book_read_move_check_in_complete_and_cancel() {
     assert_eq!(actions, ["Booked", "Rescheduled", "CheckedIn", "Completed"]);
 
     // Cancel frees the slot for someone else.
-    let (_, second) = book(
-        &app,
-        &p.tokens.token,
-        booking(&p.patient_id, "prov001", day, "09:30"),
-    )
-    .await;
+    let (_, second) = book_own(&app, &p, "prov001", day, "09:30").await;
     let second = second["appointmentId"].as_str().unwrap().to_owned();
     let (status, reply) = delete(
         &app,
@@ -151,12 +141,7 @@ async fn book_read_move_check_in_complete_and_cancel() {
         (200, Some("Cancelled"), Some(second.as_str()))
     );
     let other = app.signup_patient("bob").await;
-    let (status, _) = book(
-        &app,
-        &other.tokens.token,
-        booking(&other.patient_id, "prov001", day, "09:30"),
-    )
-    .await;
+    let (status, _) = book_own(&app, &other, "prov001", day, "09:30").await;
     assert_eq!(status, 201);
 
     let (status, list) = app
@@ -186,12 +171,7 @@ async fn every_booking_rule_has_its_own_code() {
     let t = &p.tokens.token;
     let day = monday();
     let wednesday = next(jiff::civil::Weekday::Wednesday, TZ);
-    assert_eq!(
-        book(&app, t, booking(&p.patient_id, "prov001", day, "10:00"))
-            .await
-            .0,
-        201
-    );
+    assert_eq!(book_own(&app, &p, "prov001", day, "10:00").await.0, 201);
 
     // Past days picked by weekday, never "yesterday": the doctor works on
     // Mondays and Wednesdays, so a past Tuesday is outside their hours and
@@ -203,52 +183,25 @@ async fn every_booking_rule_has_its_own_code() {
     while far_monday.weekday() != jiff::civil::Weekday::Monday {
         far_monday = far_monday.checked_add(1.day()).unwrap();
     }
+    let own = |provider: &str, date: Date, slot: &str| booking(&p.patient_id, provider, date, slot);
     let cases = [
+        (own("prov001", day, "10:00"), 409, "slot_taken"),
+        (own("prov002", day, "10:00"), 409, "patient_conflict"),
         (
-            booking(&p.patient_id, "prov001", day, "10:00"),
-            409,
-            "slot_taken",
-        ),
-        (
-            booking(&p.patient_id, "prov002", day, "10:00"),
-            409,
-            "patient_conflict",
-        ),
-        (
-            booking(&p.patient_id, "prov001", day.tomorrow().unwrap(), "10:00"),
+            own("prov001", day.tomorrow().unwrap(), "10:00"),
             422,
             "outside_availability",
         ),
+        (own("prov001", day, "10:15"), 422, "outside_availability"),
+        (own("prov001", day, "12:00"), 422, "outside_availability"),
         (
-            booking(&p.patient_id, "prov001", day, "10:15"),
+            own("prov001", past_tuesday, "10:00"),
             422,
             "outside_availability",
         ),
-        (
-            booking(&p.patient_id, "prov001", day, "12:00"),
-            422,
-            "outside_availability",
-        ),
-        (
-            booking(&p.patient_id, "prov001", past_tuesday, "10:00"),
-            422,
-            "outside_availability",
-        ),
-        (
-            booking(&p.patient_id, "prov001", past_monday, "10:00"),
-            422,
-            "too_soon",
-        ),
-        (
-            booking(&p.patient_id, "prov001", far_monday, "10:00"),
-            422,
-            "too_far",
-        ),
-        (
-            booking(&p.patient_id, "nobody", day, "10:00"),
-            404,
-            "not_found",
-        ),
+        (own("prov001", past_monday, "10:00"), 422, "too_soon"),
+        (own("prov001", far_monday, "10:00"), 422, "too_far"),
+        (own("nobody", day, "10:00"), 404, "not_found"),
         (
             booking("pat_nobody", "prov001", wednesday, "10:00"),
             403,
@@ -300,12 +253,7 @@ async fn every_booking_rule_has_its_own_code() {
     let admin = soon.admin_token().await;
     provider(&soon, &admin, "prov001").await;
     let p = soon.signup_patient("carol").await;
-    let (status, reply) = book(
-        &soon,
-        &p.tokens.token,
-        booking(&p.patient_id, "prov001", day, "10:00"),
-    )
-    .await;
+    let (status, reply) = book_own(&soon, &p, "prov001", day, "10:00").await;
     assert_eq!(
         (status, reply["error"]["code"].as_str()),
         (422, Some("too_soon")),
@@ -320,12 +268,7 @@ async fn patients_and_doctors_touch_only_their_own() {
     provider(&app, &admin, "prov001").await;
     let alice = app.signup_patient("alice").await;
     let bob = app.signup_patient("bob").await;
-    let (_, created) = book(
-        &app,
-        &alice.tokens.token,
-        booking(&alice.patient_id, "prov001", monday(), "10:00"),
-    )
-    .await;
+    let (_, created) = book_own(&app, &alice, "prov001", monday(), "10:00").await;
     let id = created["appointmentId"].as_str().unwrap();
     let path = format!("/api/appointments/{id}");
     let (status, reply) = book(

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{book, booking, delete, monday, provider};
+use super::{book_own, booking, delete, monday, provider, watch_board};
 use crate::helpers::*;
 
 #[tokio::test]
@@ -22,14 +22,7 @@ async fn one_hundred_clients_racing_for_one_slot_get_exactly_one_booking() {
     }
     let mut boards = Vec::new();
     for _ in 0..3 {
-        let mut board = app.ws(Some(&admin)).await;
-        assert_eq!(
-            board
-                .call(json!({"type": "subscribe", "channel": "board:prov001"}))
-                .await["ok"],
-            true
-        );
-        boards.push(board);
+        boards.push(watch_board(&app, &admin, "prov001").await);
     }
     let mut clients = Vec::new();
     for _ in 0..100 {
@@ -70,12 +63,7 @@ async fn a_reschedule_and_a_booking_racing_for_one_slot_cannot_both_win() {
     for round in 0..5 {
         let from = ["09:00", "09:30", "10:00", "10:30", "11:00"][round];
         let target = "11:30";
-        let (_, created) = book(
-            &app,
-            &a.tokens.token,
-            booking(&a.patient_id, "prov001", day, from),
-        )
-        .await;
+        let (_, created) = book_own(&app, &a, "prov001", day, from).await;
         let id = created["appointmentId"].as_str().unwrap().to_owned();
         let mut ws_a = app.ws(Some(&a.tokens.token)).await;
         let mut ws_b = app.ws(Some(&b.tokens.token)).await;
@@ -123,12 +111,7 @@ async fn websocket_commands_answer_like_rest() {
     assert_eq!(reply["data"]["status"], "Created", "{reply}");
     let id = reply["data"]["appointmentId"].as_str().unwrap().to_owned();
     let again = ws.call(body).await;
-    let (status, rest) = book(
-        &app,
-        &p.tokens.token,
-        booking(&p.patient_id, "prov001", monday(), "10:00"),
-    )
-    .await;
+    let (status, rest) = book_own(&app, &p, "prov001", monday(), "10:00").await;
     assert_eq!(status, 409);
     assert_eq!(again["error"]["code"], rest["error"]["code"]);
     let moved = ws

@@ -5,7 +5,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 
-use super::{TZ, book, booking};
+use super::{TZ, book_own};
 use crate::helpers::*;
 
 #[tokio::test]
@@ -85,12 +85,7 @@ async fn slots_are_right_around_a_dst_change() {
     );
     // Booking on the change day lands on the instant the slot list shows.
     let p = app.signup_patient("alice").await;
-    let (status, created) = book(
-        &app,
-        &p.tokens.token,
-        booking(&p.patient_id, "dst", change_day, "09:00"),
-    )
-    .await;
+    let (status, created) = book_own(&app, &p, "dst", change_day, "09:00").await;
     assert_eq!(status, 201, "{created}");
     let (_, a) = app
         .get(

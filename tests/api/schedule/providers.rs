@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{TZ, book, booking, delete, monday, provider, slot_states};
+use super::{TZ, book_own, delete, monday, provider, slot_states, watch_board};
 use crate::helpers::*;
 
 #[tokio::test]
@@ -134,19 +134,8 @@ async fn a_provider_with_appointments_ahead_is_deleted_only_with_cancellation() 
     let admin = app.admin_token().await;
     provider(&app, &admin, "prov001").await;
     let p = app.signup_patient("alice").await;
-    book(
-        &app,
-        &p.tokens.token,
-        booking(&p.patient_id, "prov001", monday(), "10:00"),
-    )
-    .await;
-    let mut board = app.ws(Some(&admin)).await;
-    assert_eq!(
-        board
-            .call(json!({"type": "subscribe", "channel": "board:prov001"}))
-            .await["ok"],
-        true
-    );
+    book_own(&app, &p, "prov001", monday(), "10:00").await;
+    let mut board = watch_board(&app, &admin, "prov001").await;
 
     let (status, reply) = delete(&app, "/api/providers/prov001", &admin).await;
     assert_eq!(
@@ -173,11 +162,6 @@ async fn a_provider_with_appointments_ahead_is_deleted_only_with_cancellation() 
         "appointment_cancelled"
     );
     assert_eq!(app.get("/api/providers/prov001", Some(&admin)).await.0, 404);
-    let (status, _) = book(
-        &app,
-        &p.tokens.token,
-        booking(&p.patient_id, "prov001", monday(), "11:00"),
-    )
-    .await;
+    let (status, _) = book_own(&app, &p, "prov001", monday(), "11:00").await;
     assert_eq!(status, 404);
 }

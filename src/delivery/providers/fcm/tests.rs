@@ -3,7 +3,7 @@
 use base64::Engine;
 use jsonwebtoken::{DecodingKey, Validation};
 use wiremock::matchers::{bearer_token, body_partial_json, body_string_contains, method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
 
 use super::*;
 
@@ -79,6 +79,36 @@ fn outgoing(id: &str, to: &str) -> Outgoing {
         subject: Some("Appointment reminder".into()),
         body: "See you tomorrow at 10:00.".into(),
     }
+}
+
+/// A request to the mock's token endpoint.
+fn token_request() -> MockBuilder {
+    Mock::given(method("POST")).and(path("/token"))
+}
+
+/// A message sent for `demo-project`.
+fn send_request() -> MockBuilder {
+    Mock::given(method("POST")).and(path("/v1/projects/demo-project/messages:send"))
+}
+
+/// A message sent with the mock's token whose body holds `partial`.
+fn send_with_token(partial: serde_json::Value) -> MockBuilder {
+    send_request()
+        .and(bearer_token("ya29.test-token"))
+        .and(body_partial_json(partial))
+}
+
+/// The token endpoint at `/token`, answering every request with `status`
+/// and `body`.
+fn token_endpoint(status: u16, body: serde_json::Value) -> Mock {
+    token_request().respond_with(ResponseTemplate::new(status).set_body_json(body))
+}
+
+/// A sender whose key file (in `dir`) names `server`'s `/token`, sending to
+/// `server`.
+fn sender_for(server: &MockServer, dir: &std::path::Path) -> FcmSender {
+    let file = key_file(dir, &format!("{}/token", server.uri()));
+    FcmSender::new(&settings(&file, &server.uri(), ""), reqwest::Client::new()).unwrap()
 }
 
 #[test]
@@ -167,8 +197,7 @@ fn a_bad_key_file_fails_at_construction() {
 async fn exchanges_a_token_then_sends_with_it() {
     let server = MockServer::start().await;
     let token_uri = format!("{}/token", server.uri());
-    Mock::given(method("POST"))
-        .and(path("/token"))
+    token_request()
         .and(body_string_contains(
             "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer",
         ))
@@ -181,12 +210,7 @@ async fn exchanges_a_token_then_sends_with_it() {
         .expect(1)
         .mount(&server)
         .await;
-    Mock::given(method("POST"))
-        .and(path("/v1/projects/demo-project/messages:send"))
-        .and(bearer_token("ya29.test-token"))
-        .and(body_partial_json(serde_json::json!({
-            "message": {"token": "gone-device"}
-        })))
+    send_with_token(serde_json::json!({"message": {"token": "gone-device"}}))
         .respond_with(ResponseTemplate::new(404).set_body_json(serde_json::json!({
             "error": {
                 "code": 404,
@@ -200,25 +224,22 @@ async fn exchanges_a_token_then_sends_with_it() {
         })))
         .mount(&server)
         .await;
-    Mock::given(method("POST"))
-        .and(path("/v1/projects/demo-project/messages:send"))
-        .and(bearer_token("ya29.test-token"))
-        .and(body_partial_json(serde_json::json!({
-            "message": {
-                "token": "device-1",
-                "notification": {
-                    "title": "Appointment reminder",
-                    "body": "See you tomorrow at 10:00."
-                },
-                "data": {"notificationId": "ntf_1"}
-            }
-        })))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
-            "name": "projects/demo-project/messages/0:1234"
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
+    send_with_token(serde_json::json!({
+        "message": {
+            "token": "device-1",
+            "notification": {
+                "title": "Appointment reminder",
+                "body": "See you tomorrow at 10:00."
+            },
+            "data": {"notificationId": "ntf_1"}
+        }
+    }))
+    .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+        "name": "projects/demo-project/messages/0:1234"
+    })))
+    .expect(1)
+    .mount(&server)
+    .await;
 
     let dir = tempfile::tempdir().unwrap();
     // The key file names Google's endpoint; the setting overrides it.
@@ -288,18 +309,15 @@ async fn exchanges_a_token_then_sends_with_it() {
 #[tokio::test]
 async fn a_rejected_token_is_dropped_and_transient() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/token"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
-            "access_token": "ya29.revoked",
-            "expires_in": 3599
-        })))
-        // The 401 makes the second send fetch a new token.
-        .expect(2)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v1/projects/demo-project/messages:send"))
+    token_endpoint(
+        200,
+        serde_json::json!({"access_token": "ya29.revoked", "expires_in": 3599}),
+    )
+    // The 401 makes the second send fetch a new token.
+    .expect(2)
+    .mount(&server)
+    .await;
+    send_request()
         .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!({
             "error": {"code": 401, "message": "Request had invalid authentication credentials.", "status": "UNAUTHENTICATED"}
         })))
@@ -307,9 +325,7 @@ async fn a_rejected_token_is_dropped_and_transient() {
         .await;
 
     let dir = tempfile::tempdir().unwrap();
-    let file = key_file(dir.path(), &format!("{}/token", server.uri()));
-    let sender =
-        FcmSender::new(&settings(&file, &server.uri(), ""), reqwest::Client::new()).unwrap();
+    let sender = sender_for(&server, dir.path());
     for id in ["ntf_1", "ntf_2"] {
         let err = sender.send(&outgoing(id, "device-1")).await.unwrap_err();
         assert!(matches!(err, SendError::Transient(_)), "{err:?}");
@@ -319,18 +335,14 @@ async fn a_rejected_token_is_dropped_and_transient() {
 #[tokio::test]
 async fn a_failing_token_endpoint_is_transient() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/token"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!({
-            "error": "invalid_grant",
-            "error_description": "Invalid JWT Signature."
-        })))
-        .mount(&server)
-        .await;
+    token_endpoint(
+        400,
+        serde_json::json!({"error": "invalid_grant", "error_description": "Invalid JWT Signature."}),
+    )
+    .mount(&server)
+    .await;
     let dir = tempfile::tempdir().unwrap();
-    let file = key_file(dir.path(), &format!("{}/token", server.uri()));
-    let sender =
-        FcmSender::new(&settings(&file, &server.uri(), ""), reqwest::Client::new()).unwrap();
+    let sender = sender_for(&server, dir.path());
     let err = sender
         .send(&outgoing("ntf_1", "device-1"))
         .await
