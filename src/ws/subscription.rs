@@ -110,32 +110,26 @@ pub async fn start_on_replica(
     out: &Outbox,
     req: Request,
 ) -> Result<AbortHandle, AppError> {
-    let Request {
-        id,
-        channel,
-        since,
-        from,
-        to,
-    } = req;
-    let (Channel::Board(provider), Some(link)) = (&channel, &state.nats) else {
+    let (Channel::Board(provider), Some(link)) = (&req.channel, &state.nats) else {
         return Err(AppError::Unavailable(
             "this node is a board replica: it serves board:<providerId> channels only".into(),
         ));
     };
-    let rx = state.hub.subscribe(&channel);
+    let rx = state.hub.subscribe(&req.channel);
     let store = &state.store;
-    let head = store.channel_head(&channel)?;
-    let owner = replica::owner_board(state, link, &principal.token, provider, from, to).await?;
+    let head = store.channel_head(&req.channel)?;
+    let owner =
+        replica::owner_board(state, link, &principal.token, provider, req.from, req.to).await?;
     let reveal = owner.patients_shown;
     let mut replay = Vec::new();
     // `head` is how far this node's copy has got; the owner may be ahead of it.
-    let (resync, last) = match since {
+    let (resync, last) = match req.since {
         None => (false, owner.seq),
         Some(since) if since > head.max(owner.seq) => (true, owner.seq),
         // Nothing here to replay yet: the copy brings the rest live.
         Some(since) if since >= head => (false, since),
         Some(since) => {
-            let owed = channels::replay(store, &channel, since, head)?;
+            let owed = channels::replay(store, &req.channel, since, head)?;
             if owed.resync {
                 (true, owner.seq)
             } else {
@@ -145,14 +139,14 @@ pub async fn start_on_replica(
         }
     };
     let data = Subscribed {
-        channel: channel.clone(),
+        channel: req.channel.clone(),
         seq: last,
         replayed: replay.len() as u64,
         resync,
-        snapshot: (since.is_none() || resync).then_some(owner.snapshot),
+        snapshot: (req.since.is_none() || resync).then_some(owner.snapshot),
         unacknowledged: None,
     };
-    follow(store, out, id, data, replay, reveal, rx)
+    follow(store, out, req.id, data, replay, reveal, rx)
 }
 
 /// Sends the subscribe reply and the replayed events, then starts the loop
