@@ -6,8 +6,10 @@
 //!
 //! # Layout
 //! - [`account`]: sign-up, login, token refresh, logout, `me`.
+//! - [`notification`]: sending now, preferences, push devices.
 //! - [`schedule`]: booking, moving, cancelling and reading appointments, and
 //!   doctors' boards.
 
 pub mod account;
+pub mod notification;
 pub mod schedule;

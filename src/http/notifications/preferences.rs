@@ -3,9 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use medrelay_actors::notify::PreferencesRecord;
-use medrelay_actors::store::WriteBatch;
-use medrelay_protocol::notification::{NotificationChannel, NotificationPreferences};
+use medrelay_protocol::notification::NotificationPreferences;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -13,6 +11,7 @@ use crate::auth::Principal;
 use crate::error::AppError;
 use crate::http::ErrorEnvelope;
 use crate::http::json::Json;
+use crate::service::notification;
 use crate::state::AppState;
 
 /// The routes of this file.
@@ -28,10 +27,7 @@ async fn get_preferences(
     State(state): State<Arc<AppState>>,
     principal: Principal,
 ) -> Result<axum::Json<NotificationPreferences>, AppError> {
-    Ok(axum::Json(medrelay_actors::notify::preferences(
-        &state.store,
-        &principal.user_id,
-    )?))
+    notification::preferences(&state, &principal).map(axum::Json)
 }
 
 /// Replaces your notification preferences; in force at once, also for
@@ -46,34 +42,7 @@ async fn put_preferences(
     principal: Principal,
     Json(prefs): Json<NotificationPreferences>,
 ) -> Result<axum::Json<NotificationPreferences>, AppError> {
-    if !matches!(
-        prefs.preferred_channel,
-        NotificationChannel::Email | NotificationChannel::Sms
-    ) {
-        return Err(AppError::invalid(
-            "preferredChannel",
-            "must be email or sms",
-        ));
-    }
-    if let Some(tz) = &prefs.time_zone
-        && jiff::tz::TimeZone::get(tz).is_err()
-    {
-        return Err(AppError::invalid(
-            "timeZone",
-            format!("unknown IANA time zone {tz:?}"),
-        ));
-    }
-    if let Some(q) = &prefs.quiet_hours
-        && q.start == q.end
-    {
-        return Err(AppError::invalid("quietHours", "start and end must differ"));
-    }
-    let mut batch = WriteBatch::new();
-    batch.put(
-        principal.user_id.as_str(),
-        &PreferencesRecord(prefs.clone()),
-    );
-    state.store.write(batch).await.map_err(AppError::internal)?;
-    tracing::info!(user = %principal.user_id, "notification preferences saved");
-    Ok(axum::Json(prefs))
+    notification::set_preferences(&state, &principal, prefs)
+        .await
+        .map(axum::Json)
 }
