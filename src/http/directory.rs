@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use medrelay_actors::accounts::{PatientRecord, ProviderRecord};
+use medrelay_actors::accounts::PatientRecord;
 use medrelay_protocol::profile::{ContactInfo, MedicalHistory};
-use medrelay_protocol::{PatientId, ProviderId, Role, UserId};
+use medrelay_protocol::{PatientId, Role};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -14,6 +15,7 @@ use utoipa_axum::routes;
 use super::ErrorEnvelope;
 use crate::auth::Principal;
 use crate::error::AppError;
+use crate::service::provider::{self, DoctorList};
 use crate::state::AppState;
 
 /// `/api/doctors`, `/api/patients/{patientId}`
@@ -21,21 +23,6 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
         .routes(routes!(list_doctors))
         .routes(routes!(get_patient))
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct Doctor {
-    #[schema(value_type = String)]
-    provider_id: ProviderId,
-    name: String,
-    specialization: String,
-    #[schema(value_type = Object)]
-    contact_info: ContactInfo,
-    time_zone: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    user_id: Option<UserId>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -49,15 +36,6 @@ pub(super) struct Page {
     limit: Option<usize>,
 }
 
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct DoctorList {
-    doctors: Vec<Doctor>,
-    /// Pass as `after` for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_after: Option<String>,
-}
-
 /// Lists doctors (any signed-in user).
 #[utoipa::path(get, path = "/api/doctors", tag = "directory", params(Page),
     responses((status = 200, body = DoctorList), (status = 401, body = ErrorEnvelope)),
@@ -65,47 +43,26 @@ pub(super) struct DoctorList {
 async fn list_doctors(
     State(state): State<Arc<AppState>>,
     _principal: Principal,
-    query: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+    query: PageQuery,
 ) -> Result<axum::Json<DoctorList>, AppError> {
-    list(&state, query).map(axum::Json)
+    page(&state, query).map(axum::Json)
 }
 
+/// The query of a page of the directory, or why it could not be read.
+pub(super) type PageQuery = Result<Query<Page>, QueryRejection>;
+
 /// One page of provider profiles (shared by `/api/doctors` and `/api/providers`).
-pub(super) fn list(
-    state: &AppState,
-    query: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
-) -> Result<DoctorList, AppError> {
-    let Query(page) = query.map_err(|e| AppError::BadRequest {
+pub(super) fn page(state: &AppState, query: PageQuery) -> Result<DoctorList, AppError> {
+    let Query(page) = query.map_err(bad_query)?;
+    provider::list(state, page.after.as_deref(), page.limit)
+}
+
+/// A query string that does not parse: 400 with axum's explanation.
+pub(super) fn bad_query(e: QueryRejection) -> AppError {
+    AppError::BadRequest {
         message: e.body_text(),
         field: None,
-    })?;
-    let limit = page.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(AppError::invalid("limit", "must be 1 to 500"));
     }
-    let rows = state
-        .store
-        .scan::<ProviderRecord>(page.after.as_deref(), limit + 1)?;
-    let more = rows.len() > limit;
-    let doctors: Vec<Doctor> = rows
-        .into_iter()
-        .take(limit)
-        .map(|(_, p)| Doctor {
-            provider_id: p.provider_id,
-            name: p.name,
-            specialization: p.specialization,
-            contact_info: p.contact_info,
-            time_zone: p.time_zone,
-            user_id: p.user_id,
-        })
-        .collect();
-    let next_after = more
-        .then(|| doctors.last().map(|d| d.provider_id.to_string()))
-        .flatten();
-    Ok(DoctorList {
-        doctors,
-        next_after,
-    })
 }
 
 #[derive(Serialize, ToSchema)]

@@ -7,9 +7,12 @@
 //! # Layout
 //! - [`account`]: sign-up, login, token refresh, logout, `me`.
 //! - [`notification`]: sending now, preferences, push devices.
+//! - [`provider`]: doctors' profiles and hours, the directory, slots,
+//!   display tokens.
 //! - [`schedule`]: booking, moving, cancelling and reading appointments, and
 //!   doctors' boards.
 
 pub mod account;
 pub mod notification;
+pub mod provider;
 pub mod schedule;
