@@ -36,6 +36,23 @@ fn provider_id(raw: &str) -> Result<ProviderId, AppError> {
     ProviderId::parse(raw).map_err(|e| AppError::invalid("providerId", e))
 }
 
+/// The provider `raw` names, when the caller may manage it (admins, or that
+/// doctor) and so `what` they asked.
+fn managed(
+    state: &AppState,
+    principal: &Principal,
+    raw: &str,
+    what: &str,
+) -> Result<ProviderId, AppError> {
+    let id = provider_id(raw)?;
+    if !schedule::viewer(state, principal)?.manages(&id) {
+        return Err(AppError::Forbidden(format!(
+            "only admins and that doctor may {what}"
+        )));
+    }
+    Ok(id)
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateProvider {
@@ -295,13 +312,7 @@ pub async fn update(
     id: &str,
     body: PatchProvider,
 ) -> Result<ProviderStatus, AppError> {
-    let id = provider_id(id)?;
-    let viewer = schedule::viewer(state, principal)?;
-    if !viewer.manages(&id) {
-        return Err(AppError::Forbidden(
-            "only admins and that doctor may change a provider".into(),
-        ));
-    }
+    let id = managed(state, principal, id, "change a provider")?;
     let patch = ProviderPatch {
         name: body.name.map(|n| text("name", n)).transpose()?,
         specialization: body
@@ -382,13 +393,7 @@ pub fn display_token(
     id: &str,
     body: DisplayTokenRequest,
 ) -> Result<DisplayToken, AppError> {
-    let id = provider_id(id)?;
-    let viewer = schedule::viewer(state, principal)?;
-    if !viewer.manages(&id) {
-        return Err(AppError::Forbidden(
-            "only admins and that doctor may issue display tokens".into(),
-        ));
-    }
+    let id = managed(state, principal, id, "issue display tokens")?;
     if state.store.get::<ProviderRecord>(id.as_str())?.is_none() {
         return Err(AppError::NotFound(format!("no provider {id}")));
     }
