@@ -183,10 +183,7 @@ async fn list(
     principal: Principal,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::Json<AppointmentList>, AppError> {
-    let Query(mut q) = query.map_err(|e| AppError::BadRequest {
-        message: e.body_text(),
-        field: None,
-    })?;
+    let Query(mut q) = query.map_err(super::json::bad_query)?;
     let viewer = schedule::viewer(&state, &principal)?;
     match viewer.role {
         Role::Patient => {

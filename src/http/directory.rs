@@ -13,6 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::ErrorEnvelope;
+use super::json::bad_query;
 use crate::auth::Principal;
 use crate::error::AppError;
 use crate::service::provider::{self, DoctorList};
@@ -55,14 +56,6 @@ pub(super) type PageQuery = Result<Query<Page>, QueryRejection>;
 pub(super) fn page(state: &AppState, query: PageQuery) -> Result<DoctorList, AppError> {
     let Query(page) = query.map_err(bad_query)?;
     provider::list(state, page.after.as_deref(), page.limit)
-}
-
-/// A query string that does not parse: 400 with axum's explanation.
-pub(super) fn bad_query(e: QueryRejection) -> AppError {
-    AppError::BadRequest {
-        message: e.body_text(),
-        field: None,
-    }
 }
 
 #[derive(Serialize, ToSchema)]

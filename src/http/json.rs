@@ -85,6 +85,14 @@ fn strip_position(message: &str) -> String {
     }
 }
 
+/// A query string that does not parse: 400 with axum's explanation.
+pub fn bad_query(e: axum::extract::rejection::QueryRejection) -> AppError {
+    AppError::BadRequest {
+        message: e.body_text(),
+        field: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,8 +14,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::ErrorEnvelope;
-use super::directory::{Page, PageQuery, bad_query};
+use super::directory::{Page, PageQuery};
 use super::json::Json;
+use super::json::bad_query;
 use crate::auth::Principal;
 use crate::error::AppError;
 use crate::service::provider::{

@@ -6,6 +6,8 @@
 //!
 //! # Layout
 //! - [`account`]: sign-up, login, token refresh, logout, `me`.
+//! - [`delivery_report`]: a notification's delivery report, delivery
+//!   statistics.
 //! - [`notification`]: sending now, preferences, push devices.
 //! - [`provider`]: doctors' profiles and hours, the directory, slots,
 //!   display tokens.
@@ -13,6 +15,7 @@
 //!   doctors' boards.
 
 pub mod account;
+pub mod delivery_report;
 pub mod notification;
 pub mod provider;
 pub mod schedule;

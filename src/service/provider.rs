@@ -36,8 +36,8 @@ fn provider_id(raw: &str) -> Result<ProviderId, AppError> {
     ProviderId::parse(raw).map_err(|e| AppError::invalid("providerId", e))
 }
 
-/// The provider `raw` names, when the caller may manage it (admins, or that
-/// doctor) and so `what` they asked.
+/// The provider `raw` names, if the caller may manage it (admins, or that
+/// doctor); `what` names the request in the refusal.
 fn managed(
     state: &AppState,
     principal: &Principal,

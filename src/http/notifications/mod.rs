@@ -20,8 +20,6 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::state::AppState;
 
-pub use reports::mask;
-
 /// The notification routes.
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()

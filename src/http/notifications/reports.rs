@@ -1,21 +1,17 @@
-//! A notification's delivery report and the delivery statistics.
+//! A notification's delivery report and the delivery statistics: each route
+//! parses, calls [`crate::service::delivery_report`], and renders.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use jiff::Timestamp;
-use medrelay_actors::notify::NotificationRecord;
-use medrelay_protocol::notification::{DeliveryStatus, NotificationChannel};
-use medrelay_protocol::{Role, UserId};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::Principal;
 use crate::error::AppError;
 use crate::http::ErrorEnvelope;
+use crate::service::delivery_report::{self, Report, Statistics, StatsQuery};
 use crate::state::AppState;
 
 /// The routes of this file.
@@ -23,80 +19,6 @@ pub(super) fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
         .routes(routes!(report))
         .routes(routes!(statistics))
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-struct StatusView {
-    #[schema(value_type = String)]
-    status: DeliveryStatus,
-    #[schema(value_type = String)]
-    at: Timestamp,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    provider_message_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    detail: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-struct Report {
-    notification_id: String,
-    #[schema(value_type = String)]
-    channel: NotificationChannel,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    category: Option<medrelay_protocol::notification::NotificationCategory>,
-    /// Masked (`j***@example.com`, `+******7890`) for all but admins.
-    recipient: String,
-    #[schema(value_type = String)]
-    status: DeliveryStatus,
-    attempts: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    provider_message_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    appointment_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    due_at: Option<Timestamp>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    fallback_of: Option<String>,
-    history: Vec<StatusView>,
-}
-
-/// Hides most of an address: the first character of an e-mail's local
-/// part and its domain, the last four digits of a number, the last four
-/// characters of anything else.
-pub fn mask(channel: NotificationChannel, recipient: &str) -> String {
-    match channel {
-        NotificationChannel::Email => match recipient.split_once('@') {
-            Some((local, domain)) => {
-                let first: String = local.chars().take(1).collect();
-                format!("{first}***@{domain}")
-            }
-            None => "***".into(),
-        },
-        NotificationChannel::InApp => recipient.to_owned(),
-        _ => {
-            let chars: Vec<char> = recipient.chars().collect();
-            let keep = chars.len().min(4);
-            let hidden = chars.len() - keep;
-            let prefix = if recipient.starts_with('+') { "+" } else { "" };
-            let stars = "*".repeat(hidden.saturating_sub(prefix.len()));
-            let tail: String = chars[hidden..].iter().collect();
-            format!("{prefix}{stars}{tail}")
-        }
-    }
-}
-
-fn may_read(principal: &Principal, record: &NotificationRecord) -> bool {
-    match principal.role {
-        Role::Admin => true,
-        _ => {
-            record.user_id.as_ref() == Some(&principal.user_id)
-                || record.created_by.as_ref() == Some(&principal.user_id)
-        }
-    }
 }
 
 /// A notification's delivery report: the people it is for, the sender, admins.
@@ -110,72 +32,8 @@ async fn report(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Report>, AppError> {
-    let not_found = || AppError::NotFound(format!("no notification {id}"));
-    if id.len() > 64 {
-        return Err(not_found());
-    }
-    let record = state.notifier.record(&id)?.ok_or_else(not_found)?;
-    // Someone else's notification is "not found", not "forbidden": its
-    // existence is not theirs to learn.
-    if !may_read(&principal, &record) {
-        return Err(not_found());
-    }
-    let recipient = if principal.role == Role::Admin {
-        record.recipient.clone()
-    } else {
-        mask(record.channel, &record.recipient)
-    };
-    Ok(axum::Json(Report {
-        provider_message_id: record.provider_message_id().map(str::to_owned),
-        notification_id: record.notification_id,
-        channel: record.channel,
-        category: record.category,
-        recipient,
-        status: record.status,
-        attempts: record.attempts,
-        appointment_id: record.appointment_id.map(|a| a.to_string()),
-        due_at: record.due_at,
-        fallback_of: record.fallback_of,
-        history: record
-            .history
-            .into_iter()
-            .map(|e| StatusView {
-                status: e.status,
-                at: e.at,
-                provider_message_id: e.provider_message_id,
-                detail: e.detail,
-            })
-            .collect(),
-    }))
+    delivery_report::report(&state, &principal, &id).map(axum::Json)
 }
-
-#[derive(Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-struct StatsQuery {
-    /// Only notifications for this account.
-    #[param(value_type = Option<String>)]
-    user_id: Option<String>,
-    /// Only notifications now in this status.
-    status: Option<String>,
-    /// Created at or after (RFC 3339).
-    from: Option<String>,
-    /// Created before (RFC 3339).
-    to: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-struct Statistics {
-    total: u64,
-    /// channel → status → count.
-    by_channel: BTreeMap<String, BTreeMap<String, u64>>,
-    /// Whether the scan stopped at its limit (narrow the range).
-    truncated: bool,
-}
-
-/// Most records one statistics request reads.
-const STATS_SCAN_LIMIT: usize = 200_000;
 
 /// Delivery statistics by channel and status (admins).
 #[utoipa::path(get, path = "/api/notifications", tag = "notifications", params(StatsQuery),
@@ -185,80 +43,10 @@ const STATS_SCAN_LIMIT: usize = 200_000;
 async fn statistics(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    query: Result<Query<StatsQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<StatsQuery>, QueryRejection>,
 ) -> Result<axum::Json<Statistics>, AppError> {
-    principal.require(&[Role::Admin])?;
-    let Query(q) = query.map_err(|e| AppError::BadRequest {
-        message: e.body_text(),
-        field: None,
-    })?;
-    let user = q
-        .user_id
-        .as_deref()
-        .map(|u| UserId::parse(u).map_err(|e| AppError::invalid("userId", e)))
-        .transpose()?;
-    let status = q
-        .status
-        .as_deref()
-        .map(|s| {
-            serde_json::from_value::<DeliveryStatus>(serde_json::Value::String(s.to_owned()))
-                .map_err(|_| {
-                    AppError::invalid(
-                        "status",
-                        "one of queued, sent, delivered, failed, undeliverable, expired",
-                    )
-                })
-        })
-        .transpose()?;
-    let time = |field: &str, v: &Option<String>| {
-        v.as_deref()
-            .map(|t| {
-                t.parse::<Timestamp>().map_err(|_| {
-                    AppError::invalid(field, "an RFC 3339 time, e.g. 2026-08-01T00:00:00Z")
-                })
-            })
-            .transpose()
-    };
-    let (from, to) = (time("from", &q.from)?, time("to", &q.to)?);
-    let store = state.store.clone();
-    let stats = tokio::task::spawn_blocking(move || -> Result<Statistics, AppError> {
-        let mut stats = Statistics {
-            total: 0,
-            by_channel: BTreeMap::new(),
-            truncated: false,
-        };
-        let mut after: Option<String> = None;
-        let mut read = 0usize;
-        loop {
-            let page = store.scan::<NotificationRecord>(after.as_deref(), 2_000)?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            for (_, r) in page {
-                read += 1;
-                let created = r.history.first().map(|e| e.at);
-                if user.as_ref().is_some_and(|u| r.user_id.as_ref() != Some(u))
-                    || status.is_some_and(|s| r.status != s)
-                    || from.is_some_and(|f| created.is_none_or(|c| c < f))
-                    || to.is_some_and(|t| created.is_none_or(|c| c >= t))
-                {
-                    continue;
-                }
-                stats.total += 1;
-                *stats
-                    .by_channel
-                    .entry(r.channel.as_str().to_owned())
-                    .or_default()
-                    .entry(r.status.as_str().to_owned())
-                    .or_default() += 1;
-            }
-            if read >= STATS_SCAN_LIMIT {
-                stats.truncated = true;
-                break;
-            }
-        }
-        Ok(stats)
-    })
-    .await
-    .map_err(AppError::internal)??;
-    Ok(axum::Json(stats))
+    let Query(q) = query.map_err(crate::http::json::bad_query)?;
+    delivery_report::statistics(&state, &principal, q)
+        .await
+        .map(axum::Json)
 }
