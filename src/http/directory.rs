@@ -4,11 +4,8 @@ use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use medrelay_actors::accounts::PatientRecord;
-use medrelay_protocol::profile::{ContactInfo, MedicalHistory};
-use medrelay_protocol::{PatientId, Role};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -16,6 +13,7 @@ use super::ErrorEnvelope;
 use super::json::bad_query;
 use crate::auth::Principal;
 use crate::error::AppError;
+use crate::service::patient::{self, Patient};
 use crate::service::provider::{self, DoctorList};
 use crate::state::AppState;
 
@@ -58,20 +56,6 @@ pub(super) fn page(state: &AppState, query: PageQuery) -> Result<DoctorList, App
     provider::list(state, page.after.as_deref(), page.limit)
 }
 
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-struct Patient {
-    #[schema(value_type = String)]
-    patient_id: PatientId,
-    name: String,
-    #[schema(value_type = Option<String>)]
-    dob: Option<jiff::civil::Date>,
-    #[schema(value_type = Object)]
-    contact_info: ContactInfo,
-    #[schema(value_type = Object)]
-    medical_history: MedicalHistory,
-}
-
 /// A patient's record: patients read only their own; doctors and admins any.
 #[utoipa::path(get, path = "/api/patients/{patientId}", tag = "directory",
     params(("patientId" = String, Path)),
@@ -83,24 +67,5 @@ async fn get_patient(
     principal: Principal,
     Path(patient_id): Path<String>,
 ) -> Result<axum::Json<Patient>, AppError> {
-    let patient_id =
-        PatientId::parse(&patient_id).map_err(|e| AppError::invalid("patientId", e))?;
-    let record = state.store.get::<PatientRecord>(patient_id.as_str())?;
-    let owned = record
-        .as_ref()
-        .is_some_and(|r| r.user_id.as_ref() == Some(&principal.user_id));
-    // A patient learns nothing about other ids, not even whether they exist.
-    if principal.role == Role::Patient && !owned {
-        return Err(AppError::Forbidden(
-            "patients may read only their own record".into(),
-        ));
-    }
-    let record = record.ok_or_else(|| AppError::NotFound(format!("no patient {patient_id}")))?;
-    Ok(axum::Json(Patient {
-        patient_id: record.patient_id,
-        name: record.name,
-        dob: record.dob,
-        contact_info: record.contact_info,
-        medical_history: record.medical_history,
-    }))
+    patient::get(&state, &principal, &patient_id).map(axum::Json)
 }

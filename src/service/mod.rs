@@ -9,6 +9,7 @@
 //! - [`delivery_report`]: a notification's delivery report, delivery
 //!   statistics.
 //! - [`notification`]: sending now, preferences, push devices.
+//! - [`patient`]: a patient's record.
 //! - [`provider`]: doctors' profiles and hours, the directory, slots,
 //!   display tokens.
 //! - [`schedule`]: booking, moving, cancelling and reading appointments, and
@@ -17,5 +18,6 @@
 pub mod account;
 pub mod delivery_report;
 pub mod notification;
+pub mod patient;
 pub mod provider;
 pub mod schedule;

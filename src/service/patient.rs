@@ -1,0 +1,54 @@
+//! Patient operations. Today one: reading a patient's record (seed
+//! section 2); registering, updating, listing and removing patients come
+//! with the patients issue. The REST route in `http/directory.rs` calls it.
+
+use medrelay_actors::accounts::PatientRecord;
+use medrelay_protocol::profile::{ContactInfo, MedicalHistory};
+use medrelay_protocol::{PatientId, Role};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::auth::Principal;
+use crate::error::AppError;
+use crate::state::AppState;
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Patient {
+    #[schema(value_type = String)]
+    patient_id: PatientId,
+    name: String,
+    #[schema(value_type = Option<String>)]
+    dob: Option<jiff::civil::Date>,
+    #[schema(value_type = Object)]
+    contact_info: ContactInfo,
+    #[schema(value_type = Object)]
+    medical_history: MedicalHistory,
+}
+
+/// A patient's record: patients read only their own; doctors and admins any.
+///
+/// # Errors
+/// 422 for a malformed id; 403 for a patient asking for anyone else's
+/// (whether or not it exists); 404 for an unknown one.
+pub fn get(state: &AppState, principal: &Principal, patient_id: &str) -> Result<Patient, AppError> {
+    let patient_id = PatientId::parse(patient_id).map_err(|e| AppError::invalid("patientId", e))?;
+    let record = state.store.get::<PatientRecord>(patient_id.as_str())?;
+    let owned = record
+        .as_ref()
+        .is_some_and(|r| r.user_id.as_ref() == Some(&principal.user_id));
+    // A patient learns nothing about other ids, not even whether they exist.
+    if principal.role == Role::Patient && !owned {
+        return Err(AppError::Forbidden(
+            "patients may read only their own record".into(),
+        ));
+    }
+    let record = record.ok_or_else(|| AppError::NotFound(format!("no patient {patient_id}")))?;
+    Ok(Patient {
+        patient_id: record.patient_id,
+        name: record.name,
+        dob: record.dob,
+        contact_info: record.contact_info,
+        medical_history: record.medical_history,
+    })
+}
