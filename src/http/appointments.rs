@@ -1,21 +1,12 @@
 //! `/api/appointments`: book, read, move, cancel and list (seed section 1).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use jiff::civil::Date;
-use medrelay_actors::accounts::ProviderRecord;
-use medrelay_actors::schedule::{
-    AppointmentRecord, PatientAppointment, indexed_ids, provider_appointments,
-};
-use medrelay_protocol::schedule::{
-    AppointmentId, AppointmentStatus, BookAppointment, UpdateAppointment,
-};
-use medrelay_protocol::{PatientId, ProviderId, Role};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use medrelay_protocol::schedule::{AppointmentId, BookAppointment, UpdateAppointment};
+use serde::Serialize;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -23,7 +14,7 @@ use super::ErrorEnvelope;
 use super::json::Json;
 use crate::auth::Principal;
 use crate::error::AppError;
-use crate::service::schedule::{self, AppointmentView, render, time_zone_of, view};
+use crate::service::schedule::{self, AppointmentList, AppointmentView, ListQuery, render};
 use crate::state::AppState;
 
 /// `/api/appointments/*`
@@ -145,32 +136,6 @@ async fn cancel(
     }))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-struct ListQuery {
-    #[param(value_type = Option<String>)]
-    provider_id: Option<ProviderId>,
-    #[param(value_type = Option<String>)]
-    patient_id: Option<PatientId>,
-    /// First date (doctor's zone), inclusive.
-    #[param(value_type = Option<String>)]
-    from: Option<Date>,
-    /// Last date, inclusive.
-    #[param(value_type = Option<String>)]
-    to: Option<Date>,
-    #[param(value_type = Option<String>)]
-    status: Option<AppointmentStatus>,
-    /// Only appointments the doctor's changed hours no longer fit (`true`),
-    /// or only the others (`false`).
-    needs_reschedule: Option<bool>,
-}
-
-#[derive(Serialize, ToSchema)]
-struct AppointmentList {
-    appointments: Vec<AppointmentView>,
-}
-
 /// Lists appointments by doctor and/or patient. Patients see only their own;
 /// doctors their own schedule, or a patient of theirs; admins any (naming a
 /// doctor or a patient).
@@ -183,82 +148,6 @@ async fn list(
     principal: Principal,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::Json<AppointmentList>, AppError> {
-    let Query(mut q) = query.map_err(super::json::bad_query)?;
-    let viewer = schedule::viewer(&state, &principal)?;
-    match viewer.role {
-        Role::Patient => {
-            if q.patient_id.is_some() && q.patient_id != viewer.patient_id {
-                return Err(AppError::Forbidden(
-                    "patients list only their own appointments".into(),
-                ));
-            }
-            q.patient_id = viewer.patient_id.clone();
-        }
-        Role::Doctor => {
-            if q.provider_id.is_none() && q.patient_id.is_none() {
-                q.provider_id = viewer.provider_id.clone();
-            }
-            if let Some(p) = &q.provider_id
-                && !viewer.manages(p)
-            {
-                return Err(AppError::Forbidden(
-                    "doctors list only their own schedule".into(),
-                ));
-            }
-            if let Some(p) = &q.patient_id
-                && q.provider_id.is_none()
-                && !viewer.may_see_patient(&state.store, p)?
-            {
-                return Err(AppError::Forbidden("not a patient of yours".into()));
-            }
-        }
-        Role::Admin => {}
-    }
-    let records: Vec<AppointmentRecord> = match (&q.provider_id, &q.patient_id) {
-        (Some(provider), _) => {
-            if state
-                .store
-                .get::<ProviderRecord>(provider.as_str())?
-                .is_none()
-            {
-                return Err(AppError::NotFound(format!("no provider {provider}")));
-            }
-            provider_appointments(&state.store, provider)?
-        }
-        (None, Some(patient)) => {
-            let mut out = Vec::new();
-            for id in indexed_ids::<PatientAppointment>(&state.store, patient.as_str(), usize::MAX)?
-            {
-                if let Some(a) = state.store.get::<AppointmentRecord>(id.as_str())? {
-                    out.push(a);
-                }
-            }
-            out.sort_by_key(|a| a.slot.start);
-            out
-        }
-        (None, None) => {
-            return Err(AppError::invalid(
-                "providerId",
-                "name a providerId or a patientId",
-            ));
-        }
-    };
-    // A list is mostly one doctor's: read each provider's zone once.
-    let mut zones: HashMap<ProviderId, Option<String>> = HashMap::new();
-    let appointments = records
-        .into_iter()
-        .filter(|a| q.patient_id.as_ref().is_none_or(|p| &a.patient_id == p))
-        .filter(|a| q.status.is_none_or(|s| a.status == s))
-        .filter(|a| q.needs_reschedule.is_none_or(|n| a.needs_reschedule == n))
-        .filter(|a| q.from.is_none_or(|f| a.slot.date >= f))
-        .filter(|a| q.to.is_none_or(|t| a.slot.date <= t))
-        .map(|a| {
-            let time_zone = zones
-                .entry(a.provider_id.clone())
-                .or_insert_with(|| time_zone_of(&state, &a.provider_id))
-                .clone();
-            view(a, time_zone)
-        })
-        .collect();
-    Ok(axum::Json(AppointmentList { appointments }))
+    let Query(q) = query.map_err(super::json::bad_query)?;
+    schedule::list(&state, &principal, q).map(axum::Json)
 }

@@ -2,19 +2,25 @@
 //! and the one call into the doctor's `ScheduleActor`. Every surface calls
 //! these, so they give the same answers and the same error codes.
 
+use std::collections::HashMap;
+
+use jiff::civil::Date;
 use medrelay_actors::accounts::{ProviderRecord, UserRecord};
 use medrelay_actors::channels::{self, Viewer};
 use medrelay_actors::schedule::messages::{Board, Book, GetBoard, Update};
-use medrelay_actors::schedule::{AppointmentRecord, HistoryEntry, ScheduleActor};
+use medrelay_actors::schedule::{
+    AppointmentRecord, HistoryEntry, PatientAppointment, ScheduleActor, indexed_ids,
+    provider_appointments,
+};
 use medrelay_protocol::schedule::{
     AppointmentId, AppointmentStatus, BookAppointment, ClockTime, RequestedStatus,
     UpdateAppointment,
 };
 use medrelay_protocol::ws::Command;
 use medrelay_protocol::{Channel, PatientId, ProviderId, Role};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Principal;
 use crate::error::AppError;
@@ -370,7 +376,7 @@ pub struct AppointmentView {
 }
 
 /// The doctor's time zone, absent if the provider was deleted.
-pub fn time_zone_of(state: &AppState, provider: &ProviderId) -> Option<String> {
+fn time_zone_of(state: &AppState, provider: &ProviderId) -> Option<String> {
     state
         .store
         .get::<ProviderRecord>(provider.as_str())
@@ -387,7 +393,7 @@ pub fn render(state: &AppState, record: AppointmentRecord) -> AppointmentView {
 
 /// The view of `a`, given its doctor's time zone (looked up once by a
 /// caller that renders many).
-pub fn view(a: AppointmentRecord, time_zone: Option<String>) -> AppointmentView {
+fn view(a: AppointmentRecord, time_zone: Option<String>) -> AppointmentView {
     AppointmentView {
         appointment_id: a.appointment_id,
         patient_id: a.patient_id,
@@ -401,4 +407,121 @@ pub fn view(a: AppointmentRecord, time_zone: Option<String>) -> AppointmentView 
         time_zone,
         history: a.history,
     }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    #[param(value_type = Option<String>)]
+    provider_id: Option<ProviderId>,
+    #[param(value_type = Option<String>)]
+    patient_id: Option<PatientId>,
+    /// First date (doctor's zone), inclusive.
+    #[param(value_type = Option<String>)]
+    from: Option<Date>,
+    /// Last date, inclusive.
+    #[param(value_type = Option<String>)]
+    to: Option<Date>,
+    #[param(value_type = Option<String>)]
+    status: Option<AppointmentStatus>,
+    /// Only appointments the doctor's changed hours no longer fit (`true`),
+    /// or only the others (`false`).
+    needs_reschedule: Option<bool>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AppointmentList {
+    appointments: Vec<AppointmentView>,
+}
+
+/// Appointments by doctor and/or patient, filtered. Patients see only their
+/// own; doctors their own schedule, or a patient of theirs; admins any
+/// (naming a doctor or a patient).
+///
+/// # Errors
+/// 403 for what the caller may not list, 404 for an unknown doctor, 422
+/// when neither a doctor nor a patient is named.
+pub fn list(
+    state: &AppState,
+    principal: &Principal,
+    mut q: ListQuery,
+) -> Result<AppointmentList, AppError> {
+    let viewer = viewer(state, principal)?;
+    match viewer.role {
+        Role::Patient => {
+            if q.patient_id.is_some() && q.patient_id != viewer.patient_id {
+                return Err(AppError::Forbidden(
+                    "patients list only their own appointments".into(),
+                ));
+            }
+            q.patient_id = viewer.patient_id.clone();
+        }
+        Role::Doctor => {
+            if q.provider_id.is_none() && q.patient_id.is_none() {
+                q.provider_id = viewer.provider_id.clone();
+            }
+            if let Some(p) = &q.provider_id
+                && !viewer.manages(p)
+            {
+                return Err(AppError::Forbidden(
+                    "doctors list only their own schedule".into(),
+                ));
+            }
+            if let Some(p) = &q.patient_id
+                && q.provider_id.is_none()
+                && !viewer.may_see_patient(&state.store, p)?
+            {
+                return Err(AppError::Forbidden("not a patient of yours".into()));
+            }
+        }
+        Role::Admin => {}
+    }
+    let records: Vec<AppointmentRecord> = match (&q.provider_id, &q.patient_id) {
+        (Some(provider), _) => {
+            if state
+                .store
+                .get::<ProviderRecord>(provider.as_str())?
+                .is_none()
+            {
+                return Err(AppError::NotFound(format!("no provider {provider}")));
+            }
+            provider_appointments(&state.store, provider)?
+        }
+        (None, Some(patient)) => {
+            let mut out = Vec::new();
+            for id in indexed_ids::<PatientAppointment>(&state.store, patient.as_str(), usize::MAX)?
+            {
+                if let Some(a) = state.store.get::<AppointmentRecord>(id.as_str())? {
+                    out.push(a);
+                }
+            }
+            out.sort_by_key(|a| a.slot.start);
+            out
+        }
+        (None, None) => {
+            return Err(AppError::invalid(
+                "providerId",
+                "name a providerId or a patientId",
+            ));
+        }
+    };
+    // A list is mostly one doctor's: read each provider's zone once.
+    let mut zones: HashMap<ProviderId, Option<String>> = HashMap::new();
+    let appointments = records
+        .into_iter()
+        .filter(|a| q.patient_id.as_ref().is_none_or(|p| &a.patient_id == p))
+        .filter(|a| q.status.is_none_or(|s| a.status == s))
+        .filter(|a| q.needs_reschedule.is_none_or(|n| a.needs_reschedule == n))
+        .filter(|a| q.from.is_none_or(|f| a.slot.date >= f))
+        .filter(|a| q.to.is_none_or(|t| a.slot.date <= t))
+        .map(|a| {
+            let time_zone = zones
+                .entry(a.provider_id.clone())
+                .or_insert_with(|| time_zone_of(state, &a.provider_id))
+                .clone();
+            view(a, time_zone)
+        })
+        .collect();
+    Ok(AppointmentList { appointments })
 }
