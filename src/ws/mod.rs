@@ -1,15 +1,17 @@
 //! The WebSocket gateway at `/ws`: protocol v1 (subprotocol `medrelay.v1`).
 //!
 //! One task per socket reads frames and runs commands; one writer task drains
-//! the socket's bounded outbound queue; one forwarder task per subscribed
-//! channel moves events from the hub into that queue. Anything that would
+//! the socket's bounded outbound queue and also runs each subscription's
+//! forwarding loop, which moves events from the hub into that queue (so an
+//! event wakes one task per socket). Anything that would
 //! overfill the queue closes the socket with 4008 instead, so a client that
 //! stops reading costs at most `outbound_queue` frames of memory.
 //!
 //! # Layout
 //! - [`connection`]: the per-socket loop (auth, limits, heartbeat, commands).
 //! - [`subscription`]: subscribe with replay, live forwarding, catch-up.
-//! - [`outbound`]: the bounded queue and the writer task.
+//! - [`outbound`]: the bounded queue and the writer task (which runs the
+//!   subscriptions' forwarding loops).
 
 mod connection;
 mod outbound;
