@@ -4,12 +4,14 @@
 //! wire messages into the typed messages defined here.
 //!
 //! # Layout
-//! - [`store`]: the redb file, its tables and the group-commit writer.
+//! - [`store`]: the redb file, its tables, the group-commit writer and the redo log.
 //! - [`hub`]: in-memory fan-out of committed events to live subscribers.
-//! - [`system`]: the actix system, the lazy actor registry, panic-safe supervision.
+//! - [`system`]: the actix system, the lazy actor registry, panic-safe supervision,
+//!   and the keyed-actor template ([`system::keyed`]).
 //! - [`accounts`]: users, profiles, sessions, revocations; `AccountActor`.
 //! - [`schedule`]: doctors' hours, appointments; `ScheduleActor`.
-//! - [`notify`]: notification records, preferences, devices, durable reminders.
+//! - [`notify`]: notification records, preferences, devices, durable reminders,
+//!   and the reminder policy ([`notify::policy`]).
 //! - [`session`]: `PatientSession`, one per connected patient: their sockets,
 //!   unacknowledged in-app notifications, presence.
 //! - [`channels`]: who may subscribe to a channel, and its snapshot.

@@ -2,8 +2,12 @@
 //! panics), and the JSON error contract.
 //!
 //! # Layout
-//! - [`error`]: `AppError`, the one error type, and its JSON body.
-//! - [`json`]: the JSON body extractor with field-naming rejections.
+//! - [`error`]: how an [`crate::error::AppError`] becomes a status,
+//!   headers and a JSON body.
+//! - [`json`]: the JSON body extractor with field-naming rejections, and the
+//!   query-string rejection.
+//! - `openapi`: the answers every route of a kind gives, declared on each
+//!   operation of the document.
 //! - [`auth`]: `/api/auth/*` (sign-up, login, refresh, logout, me).
 //! - [`directory`]: `/api/doctors`, `/api/patients/{id}`.
 //! - [`providers`]: the `/api/providers` routes (profiles, hours, slots).

@@ -8,9 +8,9 @@
 //! stops reading costs at most `outbound_queue` frames of memory.
 //!
 //! # Layout
-//! - [`connection`]: the per-socket loop (auth, limits, heartbeat, commands).
-//! - [`subscription`]: subscribe with replay, live forwarding, catch-up.
-//! - [`outbound`]: the bounded queue and the writer task (which runs the
+//! - `connection`: the per-socket loop (auth, limits, heartbeat, commands).
+//! - `subscription`: subscribe with replay, live forwarding, catch-up.
+//! - `outbound`: the bounded queue and the writer task (which runs the
 //!   subscriptions' forwarding loops).
 
 mod connection;

@@ -16,10 +16,10 @@
 //! blocking pool, not for an actor thread.
 //!
 //! # Layout
-//! - [`records`]: what the store keeps for an account.
-//! - [`register`](mod@register): sign-up.
-//! - [`revocations`]: revoked tokens and sessions, in memory.
-//! - [`actor`]: `AccountActor` and its messages.
+//! - `records`: what the store keeps for an account.
+//! - `register`: sign-up.
+//! - `revocations`: revoked tokens and sessions, in memory.
+//! - `actor`: `AccountActor` and its messages.
 
 mod actor;
 mod records;

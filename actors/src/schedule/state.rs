@@ -215,7 +215,7 @@ fn check_notice(
 
 /// The first free, bookable slots of `provider` (hours as given) from
 /// `from` on (the day an appointment was on, so that day's other times come
-/// first), at most [`SUGGESTIONS`], looking [`SUGGEST_DAYS`] ahead.
+/// first), at most [`SUGGESTIONS`], looking `SUGGEST_DAYS` ahead.
 pub fn free_slots(
     provider: &ProviderRecord,
     tz: &TimeZone,

@@ -20,7 +20,7 @@
 //! subscribe again (`resync_required`), as the per-socket forwarder does.
 //!
 //! # Supervision
-//! Handlers run inside [`guarded`]. After a panic the supervisor restarts the
+//! Handlers run inside [`guarded`](crate::system::guarded). After a panic the supervisor restarts the
 //! session with the same devices; `started` subscribes to the hub again and
 //! sends every device what was committed meanwhile. The session stops (and
 //! leaves the registry) when its last device detaches. Each socket holds

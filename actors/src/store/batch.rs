@@ -47,21 +47,21 @@ impl WriteBatch {
         Self::default()
     }
 
-    /// Rejects the whole batch with [`WriteError::Exists`] if `key` is present
+    /// Rejects the whole batch with [`WriteError::Exists`](super::WriteError::Exists) if `key` is present
     /// in `table` when the batch is applied.
     pub fn require_absent(&mut self, table: Table, key: impl Into<String>) -> &mut Self {
         self.absent.push((table, key.into()));
         self
     }
 
-    /// Rejects the whole batch with [`WriteError::Missing`] if `key` is absent
+    /// Rejects the whole batch with [`WriteError::Missing`](super::WriteError::Missing) if `key` is absent
     /// from `table` when the batch is applied.
     pub fn require_present(&mut self, table: Table, key: impl Into<String>) -> &mut Self {
         self.present.push((table, key.into()));
         self
     }
 
-    /// Rejects the whole batch with [`WriteError::Changed`] unless `key`
+    /// Rejects the whole batch with [`WriteError::Changed`](super::WriteError::Changed) unless `key`
     /// holds exactly `value` when the batch is applied: a compare-and-swap,
     /// for a flag that two writers must not both flip (a refresh token's
     /// `used`).
@@ -111,7 +111,7 @@ impl WriteBatch {
         self
     }
 
-    /// Sets the named counter (read back with [`Store::counter`]).
+    /// Sets the named counter (read back with [`Store::counter`](super::Store::counter)).
     pub fn set_counter(&mut self, name: &'static str, value: u64) -> &mut Self {
         self.ops.push(Op::Counter {
             name: name.to_owned(),
@@ -143,7 +143,7 @@ impl WriteBatch {
         self
     }
 
-    /// The position (among the batch's events, as in [`Committed::seqs`]) of
+    /// The position (among the batch's events, as in [`Committed::seqs`](super::Committed::seqs)) of
     /// the last event on a channel that `on` accepts.
     pub fn last_event_where(&self, on: impl Fn(&Channel) -> bool) -> Option<usize> {
         self.events.iter().rposition(|(channel, _)| on(channel))

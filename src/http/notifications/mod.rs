@@ -2,11 +2,11 @@
 //! devices, and Twilio's delivery callbacks.
 //!
 //! # Layout
-//! - [`send`]: sending now (e-mail, SMS, push).
-//! - [`reports`]: delivery reports and statistics.
-//! - [`preferences`]: a user's notification preferences.
-//! - [`devices`]: push devices.
-//! - [`twilio`]: Twilio's status callbacks.
+//! - `send`: sending now (e-mail, SMS, push).
+//! - `reports`: delivery reports and statistics.
+//! - `preferences`: a user's notification preferences.
+//! - `devices`: push devices.
+//! - `twilio`: Twilio's status callbacks.
 
 mod devices;
 mod preferences;
