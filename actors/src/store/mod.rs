@@ -304,6 +304,7 @@ impl Store {
         txn.commit()?;
         // Everything the log held is now in redb's file.
         wal.reset();
+        let next_group = wal.next_round(last_group);
         let db: DbSlot = Arc::new(RwLock::new(Some(db)));
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let config = Arc::new(config);
@@ -312,7 +313,7 @@ impl Store {
         writer::spawn(
             db.clone(),
             rx,
-            (wal, last_group),
+            (wal, next_group),
             config.clone(),
             hub,
             outbox_grew.clone(),

@@ -26,11 +26,17 @@
 //! after overwriting allocated blocks 95–120 µs, and half the p99). So the
 //! file is grown in zero-filled 1 MiB steps ahead of the writes, and emptying it
 //! after a checkpoint only moves the write position back to the start. The
-//! records of earlier rounds stay behind the new ones; group numbers only
+//! records of earlier rounds stay behind the new ones. Group numbers only
 //! grow, so reading stops at the first record that is not newer than the one
 //! before it, as it stops at the first that fails its checksum. A stale
 //! record that is read anyway (a crash right after a checkpoint) is at or
 //! below `wal_applied` and skipped by replay.
+//!
+//! A crash that tears a record can leave intact records *after* it (the
+//! device wrote the pages of one sync out of order); nobody was answered for
+//! them, and reading stops before them. So that the next round never reuses
+//! their numbers, the writer starts numbering at [`Wal::next_round`], above
+//! every number a record in the file can carry.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
@@ -100,6 +106,16 @@ impl Wal {
     /// Bytes of log since the last checkpoint.
     pub(super) fn len(&self) -> u64 {
         self.len
+    }
+
+    /// The number to count the next round's groups from, after `last` (the
+    /// last group replayed or applied). Within a round the logged groups are
+    /// numbered one by one (a failed commit gives its number back, and a
+    /// checkpoint ends the round), so a record left after a tear carries at
+    /// most `last` plus the number of records that fit behind it, which is
+    /// less than the file's size in bytes.
+    pub(super) fn next_round(&self, last: u64) -> u64 {
+        last.saturating_add(self.allocated)
     }
 
     /// Writes group `seq` (its batches) after the last one, unsynced.
@@ -471,5 +487,32 @@ mod tests {
         );
         let (_, groups) = Wal::open(&path).unwrap();
         assert_eq!(groups.len() as u64, n, "every record, across the step");
+    }
+    #[test]
+    fn after_a_tear_the_next_round_counts_above_the_records_left_behind_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb.wal");
+        let torn_at = {
+            let (mut wal, _) = Wal::open(&path).unwrap();
+            wal.append(1, [sample()].iter()).unwrap();
+            let torn_at = wal.len() + 20;
+            wal.append(2, [sample()].iter()).unwrap();
+            // The device kept the record after the torn one.
+            wal.append(3, [sample()].iter()).unwrap();
+            wal.sync().unwrap();
+            torn_at
+        };
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_all_at(&[0xaa; 4], torn_at).unwrap();
+        drop(file);
+        let (mut wal, groups) = Wal::open(&path).unwrap();
+        assert_eq!(numbers(&groups), [1], "reading stops at the tear");
+        let next = wal.next_round(1);
+        assert!(next > 3, "group 3 is still in the file behind the tear");
+        // A new round over the start: the old group 3 is never read as new.
+        wal.reset();
+        wal.append(next + 1, [sample(), sample()].iter()).unwrap();
+        wal.sync().unwrap();
+        assert_eq!(numbers(&Wal::open(&path).unwrap().1), [next + 1]);
     }
 }

@@ -179,6 +179,10 @@ impl Writer<'_> {
                 }
             },
             Err(err) => {
+                // Nothing was committed or logged under this number: give it
+                // back, so logged groups stay numbered one by one (see
+                // `Wal::next_round`).
+                self.group -= 1;
                 tracing::error!(error = %err, batches = size, "store commit failed; every batch in the group is rejected");
                 Err(Fault::new(err))
             }
