@@ -75,10 +75,15 @@ async fn session(state: &AppState, link: &NatsLink) -> anyhow::Result<()> {
     let mut shutdown = state.shutdown.clone();
     let mut acks = Acks::default();
     loop {
+        let (head, recorded) = state.store.outbox_positions()?;
         if *shutdown.borrow() {
+            // Record what JetStream holds, so a restart does not publish it
+            // again (the store's closing checkpoint makes this durable).
+            if acks.published > recorded {
+                acks.record(state, true).await?;
+            }
             return Ok(());
         }
-        let (head, recorded) = state.store.outbox_positions()?;
         let published = acks.published.max(recorded);
         metrics::gauge!("outbox_pending").set(head.saturating_sub(published) as f64);
         if head <= published {
