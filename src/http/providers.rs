@@ -132,8 +132,10 @@ async fn delete(
     Path(id): Path<String>,
     query: Result<Query<DeleteQuery>, QueryRejection>,
 ) -> Result<axum::Json<Deleted>, AppError> {
-    let Query(query) = query.map_err(bad_query)?;
-    provider::delete(&state, &principal, &id, query.cancel_appointments)
+    let cancel = query
+        .map(|Query(q)| q.cancel_appointments)
+        .map_err(bad_query);
+    provider::delete(&state, &principal, &id, cancel)
         .await
         .map(axum::Json)
 }
@@ -152,8 +154,10 @@ async fn slots(
     Path(id): Path<String>,
     query: Result<Query<SlotQuery>, QueryRejection>,
 ) -> Result<axum::Json<serde_json::Value>, AppError> {
-    let Query(q) = query.map_err(bad_query)?;
-    provider::slots(&state, &principal, &id, (q.date, q.from, q.to))
+    let dates = query
+        .map(|Query(q)| (q.date, q.from, q.to))
+        .map_err(bad_query);
+    provider::slots(&state, &principal, &id, dates)
         .await
         .map(axum::Json)
 }

@@ -162,13 +162,15 @@ const STATS_SCAN_LIMIT: usize = 200_000;
 /// Delivery statistics by channel and status (admins).
 ///
 /// # Errors
-/// 403 for other roles, 422 naming a malformed filter.
+/// 403 for other roles, then 400 for a query the surface could not read,
+/// 422 naming a malformed filter.
 pub async fn statistics(
     state: &AppState,
     principal: &Principal,
-    q: StatsQuery,
+    q: Result<StatsQuery, AppError>,
 ) -> Result<Statistics, AppError> {
     principal.require(&[Role::Admin])?;
+    let q = q?;
     let user = q
         .user_id
         .as_deref()

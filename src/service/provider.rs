@@ -333,7 +333,8 @@ pub async fn update(
 }
 
 /// Deletes a provider (admins); refused while it has appointments ahead,
-/// unless `cancel_appointments`.
+/// unless `cancel_appointments`. A query the surface could not read is
+/// reported after the caller's role and the id are checked.
 ///
 /// # Errors
 /// 403 for other roles, 404 for an unknown provider, 409 with appointments
@@ -342,10 +343,11 @@ pub async fn delete(
     state: &AppState,
     principal: &Principal,
     id: &str,
-    cancel_appointments: bool,
+    cancel_appointments: Result<bool, AppError>,
 ) -> Result<Deleted, AppError> {
     principal.require(&[Role::Admin])?;
     let id = provider_id(id)?;
+    let cancel_appointments = cancel_appointments?;
     let message = DeleteProvider {
         cancel_appointments,
         by: Some(principal.user_id.clone()),
@@ -359,8 +361,12 @@ pub async fn delete(
     })
 }
 
+/// The days a slot query names: one `date`, or `from` and/or `to`.
+pub type SlotDates = (Option<Date>, Option<Date>, Option<Date>);
+
 /// The bookable slots of one `date` or of `from`..`to`, each free or booked,
 /// in the doctor's time zone (patient ids only for that doctor and admins).
+/// A query the surface could not read is reported after the id is checked.
 ///
 /// # Errors
 /// 422 for both a date and a range, or a bad range; 404 for an unknown
@@ -369,9 +375,10 @@ pub async fn slots(
     state: &AppState,
     principal: &Principal,
     id: &str,
-    (date, from, to): (Option<Date>, Option<Date>, Option<Date>),
+    dates: Result<SlotDates, AppError>,
 ) -> Result<serde_json::Value, AppError> {
     let id = provider_id(id)?;
+    let (date, from, to) = dates?;
     let (from, to) = match (date, from, to) {
         (Some(d), None, None) => (Some(d), Some(d)),
         (None, from, to) => (from, to),

@@ -118,3 +118,28 @@ async fn every_response_carries_a_request_id() {
             .starts_with("req_")
     );
 }
+
+#[tokio::test]
+async fn the_callers_rights_and_the_id_are_checked_before_the_query_string() {
+    let app = spawn_app().await;
+    let patient = app.signup_patient("order").await;
+    let token = patient.tokens.token.as_str();
+    let status = |path: &'static str, method: reqwest::Method| {
+        let request = app.http.request(method, app.url(path)).bearer_auth(token);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    // Not an admin: 403 whatever the query says.
+    assert_eq!(
+        status("/api/providers/p1?surprise=1", reqwest::Method::DELETE).await,
+        403
+    );
+    assert_eq!(
+        status("/api/notifications?surprise=1", reqwest::Method::GET).await,
+        403
+    );
+    // A malformed id: 422 naming it, before the query is read.
+    assert_eq!(
+        status("/api/providers/%20/slots?surprise=1", reqwest::Method::GET).await,
+        422
+    );
+}

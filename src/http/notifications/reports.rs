@@ -45,7 +45,9 @@ async fn statistics(
     principal: Principal,
     query: Result<Query<StatsQuery>, QueryRejection>,
 ) -> Result<axum::Json<Statistics>, AppError> {
-    let Query(q) = query.map_err(crate::http::json::bad_query)?;
+    let q = query
+        .map(|Query(q)| q)
+        .map_err(crate::http::json::bad_query);
     delivery_report::statistics(&state, &principal, q)
         .await
         .map(axum::Json)
