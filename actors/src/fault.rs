@@ -59,6 +59,18 @@ impl Error for Fault {
     }
 }
 
+/// `error` and its causes, joined by `: ` (for a log line).
+pub fn describe(error: &(dyn Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
+}
+
 #[derive(Debug)]
 struct Described(String);
 
@@ -99,6 +111,10 @@ mod tests {
         assert_eq!(fault.to_string(), "the redo log could not be written");
         assert_eq!(fault.source().unwrap().to_string(), "disk full");
         assert_eq!(Fault::msg("gone").to_string(), "gone");
+        assert_eq!(
+            describe(&fault),
+            "the redo log could not be written: disk full"
+        );
         assert!(Fault::msg("gone").source().is_none());
     }
 }

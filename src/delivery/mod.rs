@@ -61,7 +61,7 @@ use crate::config::{NotificationSettings, Settings};
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
     /// The store failed.
-    #[error("storage error: {0}")]
+    #[error("storage error")]
     Storage(#[source] Fault),
     /// A delivery task panicked; what it was doing is still in the store.
     #[error("{0} panicked")]

@@ -6,7 +6,7 @@ use actix::prelude::*;
 use jiff::Timestamp;
 use medrelay_protocol::{Channel, Event, UserId};
 
-use crate::fault::Fault;
+use crate::fault::{Fault, describe};
 use crate::store::{Store, StoreError, WriteBatch, WriteError};
 use crate::system::keyed::{self, Lifecycle, Owner};
 use crate::system::{KeyedActor, Retire, count_restart, guarded};
@@ -29,7 +29,7 @@ pub enum AccountError {
     #[error("refresh token reused; session revoked")]
     TokenReused,
     /// The store failed.
-    #[error("storage: {0}")]
+    #[error("storage failed")]
     Storage(#[source] Fault),
     /// The actor failed while handling the request (it was restarted).
     #[error("internal error")]
@@ -220,11 +220,9 @@ impl AccountActor {
         Ok((batch, (), Some(revoke), None))
     }
 
-    /// Writes a prepared change; replies only after it is durable, and only
-    /// then makes a revocation visible to request checks.
-    /// Writes a prepared change; a rotation that lost a race for its token
-    /// writes the session's revocation instead. Revocations are applied in
-    /// memory once durable.
+    /// Writes a prepared change and replies once it is durable; only then is
+    /// a revocation made visible to request checks. A rotation that lost a
+    /// race for its token writes the session's revocation instead.
     fn commit<T: 'static>(
         &self,
         prepared: Prepared<T>,
@@ -311,7 +309,7 @@ impl Owner for AccountActor {
     }
 
     fn load_now(&mut self) -> Result<(), String> {
-        self.user().map(|_| ()).map_err(|e| e.to_string())
+        self.user().map(|_| ()).map_err(|e| describe(&e))
     }
 }
 

@@ -19,6 +19,7 @@ use super::rules::slots_for_date;
 use super::state::{State, WINDOW_BEHIND};
 use super::{AppointmentRecord, BookingRules, ScheduleError};
 use crate::accounts::{PatientRecord, ProviderRecord, UserRecord};
+use crate::fault::describe;
 use crate::notify::ReminderPlan;
 use crate::store::{Committed, Store, Table, WriteBatch};
 use crate::system::keyed::{self, Lifecycle, Owner};
@@ -374,7 +375,7 @@ impl Owner for ScheduleActor {
     }
 
     fn load_now(&mut self) -> Result<(), String> {
-        self.load().map(|_| ()).map_err(|e| e.to_string())
+        self.load().map(|_| ()).map_err(|e| describe(&e))
     }
 
     /// Retires soon after the provider turned out not to exist (or was

@@ -231,7 +231,7 @@ pub enum ScheduleError {
     #[error("providerId is already taken")]
     ProviderExists,
     /// The store failed.
-    #[error("storage: {0}")]
+    #[error("storage failed")]
     Storage(#[source] Fault),
     /// The actor failed while handling the request (it was restarted).
     #[error("internal error")]

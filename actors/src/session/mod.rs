@@ -123,7 +123,7 @@ pub enum SessionError {
         head: u64,
     },
     /// The store failed.
-    #[error("storage error: {0}")]
+    #[error("storage error")]
     Storage(#[source] Fault),
     /// The session failed inside; it restarts.
     #[error("internal error")]

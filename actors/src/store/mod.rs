@@ -201,7 +201,7 @@ pub enum WriteError {
         key: String,
     },
     /// The transaction holding this batch failed; nothing of it was applied.
-    #[error("storage error: {0}")]
+    #[error("storage error")]
     Storage(#[source] crate::fault::Fault),
     /// The store is shutting down.
     #[error("the store is closed")]
