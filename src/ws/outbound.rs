@@ -47,8 +47,6 @@ pub enum Frame {
     Shared(FrameText),
     /// A heartbeat ping.
     Ping,
-    /// A subscription's forwarding loop, for the writer task to run.
-    Follow(Follower),
 }
 
 /// A subscription's forwarding loop (see [`Outbox::follow`]).
@@ -67,6 +65,10 @@ pub struct Close {
 #[derive(Clone)]
 pub struct Outbox {
     tx: mpsc::Sender<Frame>,
+    /// Subscriptions' forwarding loops, for the writer task to run. Apart
+    /// from the frames so that starting one never takes a frame's place in
+    /// the bounded queue; there are at most `max_subscriptions` per socket.
+    followers: mpsc::UnboundedSender<Follower>,
     closer: Arc<watch::Sender<Option<Close>>>,
 }
 
@@ -102,13 +104,15 @@ impl Outbox {
     }
 
     /// Runs `forward` (a loop that pushes a channel's events into this
-    /// outbox) on the socket's writer task, after everything queued so far.
-    /// The returned handle ends it; it also ends with the socket.
+    /// outbox) on the socket's writer task; what it pushes goes out after
+    /// everything queued before this call. The returned handle ends it; it
+    /// also ends with the socket.
     pub fn follow(&self, forward: impl Future<Output = ()> + Send + 'static) -> AbortHandle {
         let (forward, handle) = abortable(forward);
-        self.push(Frame::Follow(Box::pin(async move {
+        // A closed writer drops it, and the subscription with it.
+        let _ = self.followers.send(Box::pin(async move {
             let _ = forward.await;
-        })));
+        }));
         handle
     }
 
@@ -136,12 +140,14 @@ pub fn spawn_writer(
     capacity: usize,
 ) -> (Outbox, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
+    let (followers, followers_rx) = mpsc::unbounded_channel();
     let (closer, close_rx) = watch::channel(None);
     let outbox = Outbox {
         tx,
+        followers,
         closer: Arc::new(closer),
     };
-    let handle = tokio::spawn(write_loop(sink, rx, close_rx));
+    let handle = tokio::spawn(write_loop(sink, rx, followers_rx, close_rx));
     (outbox, handle)
 }
 
@@ -153,6 +159,7 @@ async fn close_requested(rx: &mut watch::Receiver<Option<Close>>) {
 async fn write_loop(
     mut sink: SplitSink<Socket, Message>,
     mut rx: mpsc::Receiver<Frame>,
+    mut new_followers: mpsc::UnboundedReceiver<Follower>,
     mut close_rx: watch::Receiver<Option<Close>>,
 ) {
     let mut followers = FuturesUnordered::new();
@@ -162,6 +169,10 @@ async fn write_loop(
             () = close_requested(&mut close_rx) => break 'frames,
             // Followers run here and push their events into `rx`; a
             // follower that ends (its subscription gone) is simply dropped.
+            Some(follower) = new_followers.recv() => {
+                followers.push(follower);
+                continue 'frames;
+            }
             Some(()) = followers.next(), if !followers.is_empty() => continue 'frames,
             frame = rx.recv() => match frame {
                 Some(frame) => frame,
@@ -179,10 +190,6 @@ async fn write_loop(
                 (text, parts)
             }
             Frame::Ping => (Bytes::new(), 0),
-            Frame::Follow(follower) => {
-                followers.push(follower);
-                continue 'frames;
-            }
         };
         for part in 0..parts.max(1) {
             let message = if parts == 0 {
