@@ -5,6 +5,7 @@
 //! a raw, unchecked string.
 //!
 //! # Layout
+//! - [`account`]: the bodies of sign-up, login, refresh, logout and `me`.
 //! - [`ids`]: identifiers and account values that validate when parsed
 //!   ([`ids::UserId`], [`ids::ProviderId`], [`ids::Username`], [`ids::Email`], ...).
 //! - [`error`]: the error codes shared by REST, WebSocket and (later) NATS replies.
@@ -18,6 +19,7 @@
 
 #![warn(missing_docs)]
 
+pub mod account;
 pub mod channel;
 pub mod error;
 pub mod event;

@@ -14,11 +14,12 @@ use super::json::Json;
 use crate::auth::Principal;
 use crate::auth::principal::MaybePrincipal;
 use crate::error::AppError;
-use crate::service::account::{
-    self, LoginRequest, LogoutRequest, LogoutResponse, MeResponse, RefreshRequest, SignupRequest,
+use crate::service::account;
+use crate::state::AppState;
+use medrelay_protocol::account::{
+    LoginRequest, LogoutRequest, LogoutResponse, MeResponse, RefreshRequest, SignupRequest,
     SignupResponse, TokenResponse,
 };
-use crate::state::AppState;
 
 /// `/api/auth/*`
 pub fn router() -> OpenApiRouter<Arc<AppState>> {

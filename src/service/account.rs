@@ -7,77 +7,17 @@ use medrelay_actors::accounts::{
     UserRecord,
 };
 use medrelay_actors::ids::new_id;
-use medrelay_protocol::profile::{ContactInfo, MedicalHistory};
-use medrelay_protocol::{Email, PatientId, ProviderId, Role, UserId, Username};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use medrelay_protocol::account::{
+    LoginRequest, LogoutRequest, LogoutResponse, MeResponse, RefreshRequest, SignupRequest,
+    SignupResponse, TokenResponse,
+};
+use medrelay_protocol::{Role, UserId, Username};
 
 use crate::auth::Principal;
 use crate::auth::password::PASSWORD_LEN;
 use crate::auth::tokens::{TokenError, TokenKind};
 use crate::error::AppError;
 use crate::state::AppState;
-
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SignupRequest {
-    /// 3 to 32 letters, digits, `.`, `-`, `_`; case-insensitive.
-    #[schema(value_type = String, example = "jdoe", pattern = "^[A-Za-z0-9._-]{3,32}$")]
-    username: Username,
-    /// At most 254 characters (`Email::parse`).
-    #[schema(value_type = String, example = "johndoe@example.com", max_length = 254,
-        pattern = "^[^@\\s]{1,64}@[^@\\s.]+(\\.[^@\\s.]+)+$")]
-    email: Email,
-    /// 8 to 128 characters.
-    #[schema(min_length = 8, max_length = 128)]
-    password: String,
-    /// `patient` (default, open sign-up), `doctor` or `admin` (an admin's token needed).
-    #[serde(default)]
-    #[schema(value_type = Option<String>, example = "patient", pattern = "^(patient|doctor|admin)$")]
-    role: Option<Role>,
-    /// Full name (patients and doctors); defaults to the username.
-    #[serde(default)]
-    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
-    name: Option<String>,
-    /// Date of birth, `YYYY-MM-DD` (patients), not in the future.
-    #[serde(default)]
-    #[schema(value_type = Option<String>, format = Date, example = "1980-01-01")]
-    dob: Option<jiff::civil::Date>,
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    contact_info: Option<ContactInfo>,
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    medical_history: Option<MedicalHistory>,
-    /// Doctors: specialization.
-    #[serde(default)]
-    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
-    specialization: Option<String>,
-    /// Doctors: IANA time zone of their availability (default `UTC`).
-    #[serde(default)]
-    time_zone: Option<String>,
-    /// Doctors: the provider id to use (generated when absent).
-    #[serde(default)]
-    #[schema(value_type = Option<String>, pattern = "^[A-Za-z0-9_-]{1,64}$")]
-    provider_id: Option<ProviderId>,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SignupResponse {
-    #[schema(value_type = String)]
-    user_id: UserId,
-    #[schema(value_type = String)]
-    role: Role,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    patient_id: Option<PatientId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    provider_id: Option<ProviderId>,
-    /// Always `Registered`.
-    status: &'static str,
-}
 
 const MAX_TEXT: usize = 200;
 
@@ -197,33 +137,6 @@ pub async fn signup(
     })
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LoginRequest {
-    /// As at sign-up (3 to 32 letters, digits, `.`, `-`, `_`); anything else
-    /// is refused with 422 before any password is checked.
-    #[schema(pattern = "^[A-Za-z0-9._-]{3,32}$")]
-    username: String,
-    password: String,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TokenResponse {
-    /// Access token (JWT) for `Authorization: Bearer`.
-    token: String,
-    /// Exchange at `/api/auth/refresh` for a new pair, once.
-    refresh_token: String,
-    /// Always `Authenticated`.
-    status: &'static str,
-    /// Seconds until `token` expires.
-    expires_in: i64,
-    #[schema(value_type = String)]
-    user_id: UserId,
-    #[schema(value_type = String)]
-    role: Role,
-}
-
 fn token_pair(
     state: &AppState,
     user: &UserId,
@@ -299,12 +212,6 @@ pub async fn login(state: &AppState, req: LoginRequest) -> Result<TokenResponse,
     Ok(response)
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RefreshRequest {
-    refresh_token: String,
-}
-
 /// Rotates a refresh token: a new pair; presenting a used refresh token
 /// revokes its whole session.
 ///
@@ -337,19 +244,6 @@ pub async fn refresh(state: &AppState, req: RefreshRequest) -> Result<TokenRespo
     Ok(response)
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LogoutRequest {
-    /// The access token to end (its whole session ends with it).
-    token: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct LogoutResponse {
-    /// Always `Logged out`.
-    status: &'static str,
-}
-
 /// Ends the session of an access token: it and every refresh token of its
 /// session are refused from now on.
 ///
@@ -378,23 +272,6 @@ pub async fn logout(state: &AppState, req: LogoutRequest) -> Result<LogoutRespon
     Ok(LogoutResponse {
         status: "Logged out",
     })
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MeResponse {
-    #[schema(value_type = String)]
-    user_id: UserId,
-    #[schema(value_type = String)]
-    username: Username,
-    #[schema(value_type = String)]
-    email: Email,
-    #[schema(value_type = String)]
-    role: Role,
-    #[schema(value_type = Option<String>)]
-    patient_id: Option<PatientId>,
-    #[schema(value_type = Option<String>)]
-    provider_id: Option<ProviderId>,
 }
 
 /// The caller's own account.
