@@ -3,8 +3,10 @@
 
 use std::fmt;
 
+use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::schedule::ClockTime;
 
@@ -269,6 +271,103 @@ impl Default for NotificationPreferences {
             preferred_channel: default_text_channel(),
         }
     }
+}
+
+/// A push device's platform (stored and sent as `android`, `ios`, `web`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    /// Android (FCM).
+    Android,
+    /// iOS (FCM relays to APNs).
+    Ios,
+    /// A browser (web push through FCM).
+    Web,
+}
+
+impl Platform {
+    /// The platform named `name` (`android`, `ios` or `web`).
+    pub fn parse(name: &str) -> Option<Platform> {
+        match name {
+            "android" => Some(Platform::Android),
+            "ios" => Some(Platform::Ios),
+            "web" => Some(Platform::Web),
+            _ => None,
+        }
+    }
+}
+
+/// The body of `POST /api/notifications/email`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailRequest {
+    /// The address (`name@example.org`).
+    #[schema(example = "johndoe@example.com")]
+    pub to: String,
+    /// The subject line (1 to `notifications.max_subject_chars` characters).
+    #[schema(example = "Appointment Reminder")]
+    pub subject: String,
+    /// The text (1 to `notifications.max_body_chars` characters).
+    pub body: String,
+}
+
+/// The body of `POST /api/notifications/sms`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SmsRequest {
+    /// The number, E.164 (`+` and 7 to 15 digits).
+    #[schema(example = "+1234567890")]
+    pub to: String,
+    /// The text (1 to `notifications.max_sms_chars` characters).
+    pub message: String,
+}
+
+/// The body of `POST /api/notifications/push`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PushRequest {
+    /// A device token.
+    pub to: String,
+    /// The title (1 to `notifications.max_subject_chars` characters).
+    pub title: String,
+    /// The text (1 to `notifications.max_body_chars` characters).
+    pub message: String,
+}
+
+/// What a send answers (202): the notification is queued.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Accepted {
+    /// `Queued` (a channel worker sends it), or `Sent` once it is out.
+    pub status: &'static str,
+    /// Its delivery report is `GET /api/notifications/{notificationId}`.
+    pub notification_id: String,
+}
+
+/// The body of `POST /api/devices`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceRequest {
+    /// 1 to 4096 printable characters, without spaces or `/`.
+    #[schema(min_length = 1, max_length = 4096, pattern = "^[!-.0-~]+$")]
+    pub token: String,
+    /// `android`, `ios` or `web`.
+    #[schema(pattern = "^(android|ios|web)$")]
+    pub platform: String,
+}
+
+/// A registered push device.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceView {
+    /// The device token.
+    pub token: String,
+    /// `android`, `ios` or `web`.
+    #[schema(value_type = String)]
+    pub platform: Platform,
+    /// When it was registered (or last re-registered).
+    #[schema(value_type = String)]
+    pub registered_at: Timestamp,
 }
 
 #[cfg(test)]

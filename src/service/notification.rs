@@ -5,81 +5,24 @@
 use jiff::Timestamp;
 use medrelay_actors::notify::{DeviceRecord, Platform, PreferencesRecord, device_key};
 use medrelay_actors::store::{Table, WriteBatch};
-use medrelay_protocol::notification::{NotificationChannel, NotificationPreferences};
+use medrelay_protocol::notification::{
+    Accepted, DeviceRequest, DeviceView, EmailRequest, NotificationChannel,
+    NotificationPreferences, PushRequest, SmsRequest,
+};
 use medrelay_protocol::profile::Phone;
 use medrelay_protocol::{Email, Role};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::auth::Principal;
 use crate::delivery::Draft;
 use crate::error::AppError;
 use crate::state::AppState;
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EmailRequest {
-    #[schema(example = "johndoe@example.com")]
-    to: String,
-    #[schema(example = "Appointment Reminder")]
-    subject: String,
-    body: String,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SmsRequest {
-    #[schema(example = "+1234567890")]
-    to: String,
-    message: String,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PushRequest {
-    /// A device token.
-    to: String,
-    title: String,
-    message: String,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Accepted {
-    /// `Queued` (a channel worker sends it), or `Sent` once it is out.
-    status: &'static str,
-    notification_id: String,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DeviceRequest {
-    /// 1 to 4096 printable characters, without spaces or `/`.
-    #[schema(min_length = 1, max_length = 4096, pattern = "^[!-.0-~]+$")]
-    token: String,
-    /// `android`, `ios` or `web`.
-    #[schema(pattern = "^(android|ios|web)$")]
-    platform: String,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DeviceView {
-    token: String,
-    /// `android`, `ios` or `web`.
-    #[schema(value_type = String)]
-    platform: Platform,
-    #[schema(value_type = String)]
-    registered_at: Timestamp,
-}
-
-impl From<DeviceRecord> for DeviceView {
-    fn from(d: DeviceRecord) -> Self {
-        DeviceView {
-            token: d.token,
-            platform: d.platform,
-            registered_at: d.registered_at,
-        }
+/// How a device is shown to its owner.
+fn device_view(d: DeviceRecord) -> DeviceView {
+    DeviceView {
+        token: d.token,
+        platform: d.platform,
+        registered_at: d.registered_at,
     }
 }
 
@@ -268,7 +211,7 @@ pub async fn register_device(
     let mut batch = WriteBatch::new();
     batch.put(device_key(&principal.user_id, &record.token), &record);
     state.store.write(batch).await.map_err(AppError::internal)?;
-    Ok(DeviceView::from(record))
+    Ok(device_view(record))
 }
 
 /// The caller's push devices.
@@ -277,7 +220,7 @@ pub async fn register_device(
 /// 500 when the store cannot be read.
 pub fn devices(state: &AppState, principal: &Principal) -> Result<Vec<DeviceView>, AppError> {
     let devices = state.notifier.devices(&principal.user_id)?;
-    Ok(devices.into_iter().map(DeviceView::from).collect())
+    Ok(devices.into_iter().map(device_view).collect())
 }
 
 /// Removes one of the caller's push devices.

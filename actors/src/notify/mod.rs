@@ -25,6 +25,8 @@ use crate::store::{Record, Store, StoreError, Table, WriteBatch};
 
 pub mod policy;
 
+pub use medrelay_protocol::notification::Platform;
+
 /// One entry of a delivery report's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -176,30 +178,6 @@ pub struct DeviceRecord {
     pub platform: Platform,
     /// When it was registered (or last re-registered).
     pub registered_at: Timestamp,
-}
-
-/// A push device's platform (stored and sent as `android`, `ios`, `web`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Platform {
-    /// Android (FCM).
-    Android,
-    /// iOS (FCM relays to APNs).
-    Ios,
-    /// A browser (web push through FCM).
-    Web,
-}
-
-impl Platform {
-    /// The platform named `name` (`android`, `ios` or `web`).
-    pub fn parse(name: &str) -> Option<Platform> {
-        match name {
-            "android" => Some(Platform::Android),
-            "ios" => Some(Platform::Ios),
-            "web" => Some(Platform::Web),
-            _ => None,
-        }
-    }
 }
 
 impl Record for DeviceRecord {

@@ -11,8 +11,9 @@ use crate::auth::Principal;
 use crate::error::AppError;
 use crate::http::ErrorEnvelope;
 use crate::http::json::Json;
-use crate::service::notification::{self, DeviceRequest, DeviceView};
+use crate::service::notification;
 use crate::state::AppState;
+use medrelay_protocol::notification::{DeviceRequest, DeviceView};
 
 /// The routes of this file.
 pub(super) fn router() -> OpenApiRouter<Arc<AppState>> {

@@ -11,8 +11,9 @@ use crate::auth::Principal;
 use crate::error::AppError;
 use crate::http::ErrorEnvelope;
 use crate::http::json::Json;
-use crate::service::notification::{self, Accepted, EmailRequest, PushRequest, SmsRequest};
+use crate::service::notification;
 use crate::state::AppState;
+use medrelay_protocol::notification::{Accepted, EmailRequest, PushRequest, SmsRequest};
 
 /// The routes of this file.
 pub(super) fn router() -> OpenApiRouter<Arc<AppState>> {
