@@ -12,6 +12,7 @@
 //! - [`channel`]: names of live channels (`users`, `user:<id>`, ...).
 //! - [`event`]: domain events pushed to channel subscribers.
 //! - [`profile`]: contact details and medical history (seed shapes).
+//! - [`provider`]: doctors' profiles and hours, the directory, display tokens.
 //! - [`schedule`]: availability, slots, appointments and their command bodies.
 //! - [`nats`]: NATS subjects and the published event envelope.
 //! - [`notification`]: notification channels, statuses and preferences.
@@ -27,6 +28,7 @@ pub mod ids;
 pub mod nats;
 pub mod notification;
 pub mod profile;
+pub mod provider;
 pub mod schedule;
 pub mod ws;
 

@@ -14,8 +14,9 @@ use super::json::bad_query;
 use crate::auth::Principal;
 use crate::error::AppError;
 use crate::service::patient::{self, Patient};
-use crate::service::provider::{self, DoctorList};
+use crate::service::provider;
 use crate::state::AppState;
+use medrelay_protocol::provider::DoctorList;
 
 /// `/api/doctors`, `/api/patients/{patientId}`
 pub fn router() -> OpenApiRouter<Arc<AppState>> {

@@ -19,11 +19,12 @@ use super::json::Json;
 use super::json::bad_query;
 use crate::auth::Principal;
 use crate::error::AppError;
-use crate::service::provider::{
-    self, CreateProvider, Deleted, DisplayToken, DisplayTokenRequest, DoctorList, PatchProvider,
+use crate::service::provider;
+use crate::state::AppState;
+use medrelay_protocol::provider::{
+    CreateProvider, Deleted, DisplayToken, DisplayTokenRequest, DoctorList, PatchProvider,
     ProviderStatus, ProviderView,
 };
-use crate::state::AppState;
 
 /// `/api/providers/*`
 pub fn router() -> OpenApiRouter<Arc<AppState>> {

@@ -8,11 +8,12 @@ use medrelay_actors::schedule::create_provider;
 use medrelay_actors::schedule::messages::{
     DeleteProvider, GetBoard, ProviderPatch, UpdateProvider,
 };
-use medrelay_protocol::profile::ContactInfo;
-use medrelay_protocol::schedule::{DateException, DayAvailability};
-use medrelay_protocol::{ProviderId, Role, UserId};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use medrelay_protocol::{ProviderId, Role};
+
+use medrelay_protocol::provider::{
+    CreateProvider, Deleted, DisplayToken, DisplayTokenRequest, Doctor, DoctorList, PatchProvider,
+    ProviderStatus, ProviderView,
+};
 
 use crate::auth::Principal;
 use crate::error::AppError;
@@ -51,148 +52,6 @@ fn managed(
         )));
     }
     Ok(id)
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CreateProvider {
-    /// Generated when absent.
-    #[schema(value_type = Option<String>, example = "prov001", pattern = "^[A-Za-z0-9_-]{1,64}$")]
-    provider_id: Option<ProviderId>,
-    /// 1 to 200 characters.
-    #[schema(
-        example = "Dr. Jane Doe",
-        min_length = 1,
-        max_length = 200,
-        pattern = "\\S"
-    )]
-    name: String,
-    #[serde(default)]
-    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
-    specialization: Option<String>,
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    contact_info: Option<ContactInfo>,
-    /// Weekly hours: `[{"day":"Monday","slots":["09:00-12:00"]}]`.
-    #[serde(default)]
-    #[schema(value_type = Vec<Object>)]
-    availability: Vec<DayAvailability>,
-    /// Dates with other hours (`slots: []` for a day off).
-    #[serde(default)]
-    #[schema(value_type = Vec<Object>)]
-    exceptions: Vec<DateException>,
-    /// IANA time zone of the hours, e.g. `Europe/Berlin`.
-    #[schema(example = "Europe/Berlin")]
-    time_zone: String,
-    /// Slot length in minutes (multiple of 5, default 30).
-    #[serde(default)]
-    #[schema(minimum = 5, maximum = 240, multiple_of = 5)]
-    slot_minutes: Option<u16>,
-    /// A doctor account without a profile to attach this profile to.
-    #[serde(default)]
-    #[schema(value_type = Option<String>)]
-    user_id: Option<UserId>,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ProviderStatus {
-    #[schema(value_type = String)]
-    provider_id: ProviderId,
-    /// `Created`, `Updated` or `Deleted`.
-    status: &'static str,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ProviderView {
-    #[schema(value_type = String)]
-    provider_id: ProviderId,
-    name: String,
-    specialization: String,
-    #[schema(value_type = Object)]
-    contact_info: ContactInfo,
-    #[schema(value_type = Vec<Object>)]
-    availability: Vec<DayAvailability>,
-    #[schema(value_type = Vec<Object>)]
-    exceptions: Vec<DateException>,
-    time_zone: String,
-    slot_minutes: u16,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    user_id: Option<UserId>,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PatchProvider {
-    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
-    name: Option<String>,
-    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
-    specialization: Option<String>,
-    #[schema(value_type = Option<Object>)]
-    contact_info: Option<ContactInfo>,
-    #[schema(value_type = Option<Vec<Object>>)]
-    availability: Option<Vec<DayAvailability>>,
-    #[schema(value_type = Option<Vec<Object>>)]
-    exceptions: Option<Vec<DateException>>,
-    time_zone: Option<String>,
-    #[schema(minimum = 5, maximum = 240, multiple_of = 5)]
-    slot_minutes: Option<u16>,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Deleted {
-    /// Always `Deleted`.
-    status: &'static str,
-    #[schema(value_type = String)]
-    provider_id: ProviderId,
-    /// How many appointments ahead were cancelled.
-    cancelled_appointments: usize,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct DisplayTokenRequest {
-    /// Validity in hours (1 to 8760, default 720).
-    #[serde(default)]
-    ttl_hours: Option<u32>,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DisplayToken {
-    /// Use as a bearer token on `/ws` (or in an `auth` frame).
-    token: String,
-    #[schema(value_type = String)]
-    provider_id: ProviderId,
-    #[schema(value_type = String)]
-    expires_at: jiff::Timestamp,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Doctor {
-    #[schema(value_type = String)]
-    provider_id: ProviderId,
-    name: String,
-    specialization: String,
-    #[schema(value_type = Object)]
-    contact_info: ContactInfo,
-    time_zone: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    user_id: Option<UserId>,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DoctorList {
-    doctors: Vec<Doctor>,
-    /// Pass as `after` for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_after: Option<String>,
 }
 
 /// Adds a provider (admins).
