@@ -13,6 +13,7 @@
 //! - [`event`]: domain events pushed to channel subscribers.
 //! - [`profile`]: contact details and medical history (seed shapes).
 //! - [`provider`]: doctors' profiles and hours, the directory, display tokens.
+//! - [`report`]: notification delivery reports and statistics.
 //! - [`schedule`]: availability, slots, appointments and their command bodies.
 //! - [`nats`]: NATS subjects and the published event envelope.
 //! - [`notification`]: notification channels, statuses and preferences.
@@ -29,6 +30,7 @@ pub mod nats;
 pub mod notification;
 pub mod profile;
 pub mod provider;
+pub mod report;
 pub mod schedule;
 pub mod ws;
 

@@ -3,7 +3,9 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::ids::{Email, InvalidValue};
+use utoipa::ToSchema;
+
+use crate::ids::{Email, InvalidValue, PatientId};
 
 /// A phone number in E.164 form: `+` then 7 to 15 digits (spaces and dashes
 /// are removed before checking).
@@ -63,6 +65,26 @@ pub struct MedicalHistory {
     /// Chronic conditions.
     #[serde(default)]
     pub chronic_conditions: Vec<String>,
+}
+
+/// A patient's record (`GET /api/patients/{patientId}`).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Patient {
+    /// The patient.
+    #[schema(value_type = String)]
+    pub patient_id: PatientId,
+    /// Full name.
+    pub name: String,
+    /// Date of birth.
+    #[schema(value_type = Option<String>)]
+    pub dob: Option<jiff::civil::Date>,
+    /// Phone and e-mail.
+    #[schema(value_type = Object)]
+    pub contact_info: ContactInfo,
+    /// Allergies and chronic conditions.
+    #[schema(value_type = Object)]
+    pub medical_history: MedicalHistory,
 }
 
 #[cfg(test)]

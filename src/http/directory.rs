@@ -13,9 +13,10 @@ use super::ErrorEnvelope;
 use super::json::bad_query;
 use crate::auth::Principal;
 use crate::error::AppError;
-use crate::service::patient::{self, Patient};
+use crate::service::patient;
 use crate::service::provider;
 use crate::state::AppState;
+use medrelay_protocol::profile::Patient;
 use medrelay_protocol::provider::DoctorList;
 
 /// `/api/doctors`, `/api/patients/{patientId}`

@@ -5,52 +5,13 @@ use jiff::Timestamp;
 use medrelay_actors::notify::NotificationRecord;
 use medrelay_protocol::notification::{DeliveryStatus, NotificationChannel};
 use medrelay_protocol::{Role, UserId};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use utoipa::{IntoParams, ToSchema};
+
+use medrelay_protocol::report::{Report, Statistics, StatsQuery, StatusView};
 
 use crate::auth::Principal;
 use crate::error::AppError;
 use crate::state::AppState;
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct StatusView {
-    #[schema(value_type = String)]
-    status: DeliveryStatus,
-    #[schema(value_type = String)]
-    at: Timestamp,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    provider_message_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    detail: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Report {
-    notification_id: String,
-    #[schema(value_type = String)]
-    channel: NotificationChannel,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    category: Option<medrelay_protocol::notification::NotificationCategory>,
-    /// Masked (`j***@example.com`, `+******7890`) for all but admins.
-    recipient: String,
-    #[schema(value_type = String)]
-    status: DeliveryStatus,
-    attempts: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    provider_message_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    appointment_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    due_at: Option<Timestamp>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    fallback_of: Option<String>,
-    history: Vec<StatusView>,
-}
 
 /// Hides most of an address: the first character of an e-mail's local
 /// part and its domain, the last four digits of a number, the last four
@@ -129,31 +90,6 @@ pub fn report(state: &AppState, principal: &Principal, id: &str) -> Result<Repor
             })
             .collect(),
     })
-}
-
-#[derive(Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct StatsQuery {
-    /// Only notifications for this account.
-    #[param(value_type = Option<String>)]
-    user_id: Option<String>,
-    /// Only notifications now in this status.
-    status: Option<String>,
-    /// Created at or after (RFC 3339).
-    from: Option<String>,
-    /// Created before (RFC 3339).
-    to: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Statistics {
-    total: u64,
-    /// channel → status → count.
-    by_channel: BTreeMap<String, BTreeMap<String, u64>>,
-    /// Whether the scan stopped at its limit (narrow the range).
-    truncated: bool,
 }
 
 /// Most records one statistics request reads.

@@ -3,28 +3,12 @@
 //! with the patients issue. The REST route in `http/directory.rs` calls it.
 
 use medrelay_actors::accounts::PatientRecord;
-use medrelay_protocol::profile::{ContactInfo, MedicalHistory};
+use medrelay_protocol::profile::Patient;
 use medrelay_protocol::{PatientId, Role};
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use crate::auth::Principal;
 use crate::error::AppError;
 use crate::state::AppState;
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Patient {
-    #[schema(value_type = String)]
-    patient_id: PatientId,
-    name: String,
-    #[schema(value_type = Option<String>)]
-    dob: Option<jiff::civil::Date>,
-    #[schema(value_type = Object)]
-    contact_info: ContactInfo,
-    #[schema(value_type = Object)]
-    medical_history: MedicalHistory,
-}
 
 /// A patient's record: patients read only their own; doctors and admins any.
 ///

@@ -11,8 +11,9 @@ use utoipa_axum::routes;
 use crate::auth::Principal;
 use crate::error::AppError;
 use crate::http::ErrorEnvelope;
-use crate::service::delivery_report::{self, Report, Statistics, StatsQuery};
+use crate::service::delivery_report;
 use crate::state::AppState;
+use medrelay_protocol::report::{Report, Statistics, StatsQuery};
 
 /// The routes of this file.
 pub(super) fn router() -> OpenApiRouter<Arc<AppState>> {
