@@ -7,8 +7,9 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use utoipa::{IntoParams, ToSchema};
 
-use crate::ids::{InvalidValue, PatientId, ProviderId};
+use crate::ids::{InvalidValue, PatientId, ProviderId, UserId};
 
 crate::ids::token_id!(
     /// An appointment's id.
@@ -323,6 +324,111 @@ pub struct SlotTime {
     /// End instant (UTC).
     #[schemars(with = "String")]
     pub end: Timestamp,
+}
+
+/// What happened to an appointment, as its history records it; stored and
+/// sent as `Booked`, `Rescheduled`, `NeedsReschedule`, `RescheduleCleared`,
+/// or the status it took (`Cancelled`, `CheckedIn`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HistoryAction {
+    /// It was booked.
+    Booked,
+    /// It moved to another time (`from` says where it was).
+    Rescheduled,
+    /// The doctor's hours changed so that it no longer fits them.
+    NeedsReschedule,
+    /// The doctor's hours changed back so that it fits again.
+    RescheduleCleared,
+    /// It took this status.
+    #[serde(untagged)]
+    Status(AppointmentStatus),
+}
+
+/// One change in an appointment's life.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    /// When.
+    pub at: Timestamp,
+    /// Who (absent for the system).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<UserId>,
+    /// What happened.
+    pub action: HistoryAction,
+    /// For a reschedule: where it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<SlotTime>,
+}
+
+/// An appointment as every surface shows it, with its history.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppointmentView {
+    /// The appointment.
+    #[schema(value_type = String)]
+    pub appointment_id: AppointmentId,
+    /// The patient.
+    #[schema(value_type = String)]
+    pub patient_id: PatientId,
+    /// The doctor.
+    #[schema(value_type = String)]
+    pub provider_id: ProviderId,
+    /// In the doctor's time zone.
+    #[schema(value_type = String)]
+    pub appointment_date: jiff::civil::Date,
+    /// In the doctor's time zone.
+    #[schema(value_type = String)]
+    pub time_slot: ClockTime,
+    /// Its status.
+    #[schema(value_type = String)]
+    pub status: AppointmentStatus,
+    /// Start instant, UTC.
+    #[schema(value_type = String)]
+    pub start_utc: jiff::Timestamp,
+    /// End instant, UTC.
+    #[schema(value_type = String)]
+    pub end_utc: jiff::Timestamp,
+    /// The doctor's hours changed so that it no longer fits them; it keeps
+    /// its time until the patient moves it.
+    pub needs_reschedule: bool,
+    /// The doctor's IANA time zone (absent if the provider was deleted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    /// Every change, oldest first.
+    #[schema(value_type = Vec<Object>)]
+    pub history: Vec<HistoryEntry>,
+}
+
+/// The query of `GET /api/appointments`.
+#[derive(Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only this doctor's appointments.
+    #[param(value_type = Option<String>)]
+    pub provider_id: Option<ProviderId>,
+    /// Only this patient's appointments.
+    #[param(value_type = Option<String>)]
+    pub patient_id: Option<PatientId>,
+    /// First date (doctor's zone), inclusive.
+    #[param(value_type = Option<String>)]
+    pub from: Option<Date>,
+    /// Last date, inclusive.
+    #[param(value_type = Option<String>)]
+    pub to: Option<Date>,
+    /// Only appointments in this status.
+    #[param(value_type = Option<String>)]
+    pub status: Option<AppointmentStatus>,
+    /// Only appointments the doctor's changed hours no longer fit (`true`),
+    /// or only the others (`false`).
+    pub needs_reschedule: Option<bool>,
+}
+
+/// What `GET /api/appointments` answers.
+#[derive(Serialize, ToSchema)]
+pub struct AppointmentList {
+    /// The appointments, by start time.
+    pub appointments: Vec<AppointmentView>,
 }
 
 #[cfg(test)]

@@ -14,8 +14,9 @@ use super::ErrorEnvelope;
 use super::json::Json;
 use crate::auth::Principal;
 use crate::error::AppError;
-use crate::service::schedule::{self, AppointmentList, AppointmentView, ListQuery, render};
+use crate::service::schedule::{self, render};
 use crate::state::AppState;
+use medrelay_protocol::schedule::{AppointmentList, AppointmentView, ListQuery};
 
 /// `/api/appointments/*`
 pub fn router() -> OpenApiRouter<Arc<AppState>> {

@@ -4,23 +4,19 @@
 
 use std::collections::HashMap;
 
-use jiff::civil::Date;
 use medrelay_actors::accounts::{ProviderRecord, UserRecord};
 use medrelay_actors::channels::{self, Viewer};
 use medrelay_actors::schedule::messages::{Board, Book, GetBoard, Update};
 use medrelay_actors::schedule::{
-    AppointmentRecord, HistoryEntry, PatientAppointment, ScheduleActor, indexed_ids,
-    provider_appointments,
+    AppointmentRecord, PatientAppointment, ScheduleActor, indexed_ids, provider_appointments,
 };
 use medrelay_protocol::schedule::{
-    AppointmentId, AppointmentStatus, BookAppointment, ClockTime, RequestedStatus,
+    AppointmentId, AppointmentList, AppointmentView, BookAppointment, ListQuery, RequestedStatus,
     UpdateAppointment,
 };
 use medrelay_protocol::ws::Command;
-use medrelay_protocol::{Channel, PatientId, ProviderId, Role};
-use serde::{Deserialize, Serialize};
+use medrelay_protocol::{Channel, ProviderId, Role};
 use serde_json::{Value, json};
-use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Principal;
 use crate::error::AppError;
@@ -341,40 +337,6 @@ pub async fn run(
     })
 }
 
-/// An appointment as every surface shows it, with its history.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AppointmentView {
-    #[schema(value_type = String)]
-    appointment_id: AppointmentId,
-    #[schema(value_type = String)]
-    patient_id: PatientId,
-    #[schema(value_type = String)]
-    provider_id: ProviderId,
-    /// In the doctor's time zone.
-    #[schema(value_type = String)]
-    appointment_date: jiff::civil::Date,
-    /// In the doctor's time zone.
-    #[schema(value_type = String)]
-    time_slot: ClockTime,
-    #[schema(value_type = String)]
-    status: AppointmentStatus,
-    /// Start instant, UTC.
-    #[schema(value_type = String)]
-    start_utc: jiff::Timestamp,
-    /// End instant, UTC.
-    #[schema(value_type = String)]
-    end_utc: jiff::Timestamp,
-    /// The doctor's hours changed so that it no longer fits them; it keeps
-    /// its time until the patient moves it.
-    needs_reschedule: bool,
-    /// The doctor's IANA time zone (absent if the provider was deleted).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    time_zone: Option<String>,
-    #[schema(value_type = Vec<Object>)]
-    history: Vec<HistoryEntry>,
-}
-
 /// The doctor's time zone, absent if the provider was deleted.
 fn time_zone_of(state: &AppState, provider: &ProviderId) -> Option<String> {
     state
@@ -407,32 +369,6 @@ fn view(a: AppointmentRecord, time_zone: Option<String>) -> AppointmentView {
         time_zone,
         history: a.history,
     }
-}
-
-#[derive(Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    #[param(value_type = Option<String>)]
-    provider_id: Option<ProviderId>,
-    #[param(value_type = Option<String>)]
-    patient_id: Option<PatientId>,
-    /// First date (doctor's zone), inclusive.
-    #[param(value_type = Option<String>)]
-    from: Option<Date>,
-    /// Last date, inclusive.
-    #[param(value_type = Option<String>)]
-    to: Option<Date>,
-    #[param(value_type = Option<String>)]
-    status: Option<AppointmentStatus>,
-    /// Only appointments the doctor's changed hours no longer fit (`true`),
-    /// or only the others (`false`).
-    needs_reschedule: Option<bool>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct AppointmentList {
-    appointments: Vec<AppointmentView>,
 }
 
 /// Appointments by doctor and/or patient, filtered. Patients see only their

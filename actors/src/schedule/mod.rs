@@ -32,9 +32,8 @@ pub mod state;
 #[cfg(test)]
 mod tests;
 
-use jiff::Timestamp;
 use medrelay_protocol::schedule::{AppointmentId, AppointmentStatus, SlotTime};
-use medrelay_protocol::{PatientId, ProviderId, UserId};
+use medrelay_protocol::{PatientId, ProviderId};
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::{ProviderRecord, UserRecord};
@@ -43,40 +42,7 @@ use crate::ids::new_id;
 use crate::store::{Record, Store, StoreError, Table, WriteBatch, WriteError};
 
 pub use actor::ScheduleActor;
-
-/// What happened to an appointment, as its history records it; stored and
-/// sent as `Booked`, `Rescheduled`, `NeedsReschedule`, `RescheduleCleared`,
-/// or the status it took (`Cancelled`, `CheckedIn`, ...).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum HistoryAction {
-    /// It was booked.
-    Booked,
-    /// It moved to another time (`from` says where it was).
-    Rescheduled,
-    /// The doctor's hours changed so that it no longer fits them.
-    NeedsReschedule,
-    /// The doctor's hours changed back so that it fits again.
-    RescheduleCleared,
-    /// It took this status.
-    #[serde(untagged)]
-    Status(AppointmentStatus),
-}
-
-/// One change in an appointment's life.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HistoryEntry {
-    /// When.
-    pub at: Timestamp,
-    /// Who (absent for the system).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub by: Option<UserId>,
-    /// What happened.
-    pub action: HistoryAction,
-    /// For a reschedule: where it was.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<SlotTime>,
-}
+pub use medrelay_protocol::schedule::{HistoryAction, HistoryEntry};
 
 /// An appointment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
