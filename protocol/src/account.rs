@@ -35,11 +35,9 @@ pub struct SignupRequest {
     pub dob: Option<jiff::civil::Date>,
     /// Phone and e-mail (patients and doctors).
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
     pub contact_info: Option<ContactInfo>,
     /// Allergies and chronic conditions (patients).
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
     pub medical_history: Option<MedicalHistory>,
     /// Doctors: specialization.
     #[serde(default)]

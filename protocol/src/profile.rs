@@ -44,19 +44,21 @@ impl<'de> Deserialize<'de> for Phone {
 }
 
 /// How to reach a person (seed `contactInfo`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ContactInfo {
     /// Phone number (E.164).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "+4930123456", pattern = "^\\+[0-9]{7,15}$")]
     pub phone: Option<Phone>,
     /// E-mail address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, max_length = 254, pattern = "^[^@\\s]{1,64}@[^@\\s.]+(\\.[^@\\s.]+)+$")]
     pub email: Option<Email>,
 }
 
 /// A patient's medical history (seed `medicalHistory`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MedicalHistory {
     /// Known allergies.
@@ -80,10 +82,8 @@ pub struct Patient {
     #[schema(value_type = Option<String>)]
     pub dob: Option<jiff::civil::Date>,
     /// Phone and e-mail.
-    #[schema(value_type = Object)]
     pub contact_info: ContactInfo,
     /// Allergies and chronic conditions.
-    #[schema(value_type = Object)]
     pub medical_history: MedicalHistory,
 }
 

@@ -29,7 +29,6 @@ pub struct CreateProvider {
     pub specialization: Option<String>,
     /// Phone and e-mail.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
     pub contact_info: Option<ContactInfo>,
     /// Weekly hours: `[{"day":"Monday","slots":["09:00-12:00"]}]`.
     #[serde(default)]
@@ -75,7 +74,6 @@ pub struct ProviderView {
     /// Specialization.
     pub specialization: String,
     /// Phone and e-mail.
-    #[schema(value_type = Object)]
     pub contact_info: ContactInfo,
     /// Weekly hours.
     #[schema(value_type = Vec<Object>)]
@@ -104,7 +102,6 @@ pub struct PatchProvider {
     #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub specialization: Option<String>,
     /// New phone and e-mail.
-    #[schema(value_type = Option<Object>)]
     pub contact_info: Option<ContactInfo>,
     /// New weekly hours.
     #[schema(value_type = Option<Vec<Object>>)]
@@ -167,7 +164,6 @@ pub struct Doctor {
     /// Specialization.
     pub specialization: String,
     /// Phone and e-mail.
-    #[schema(value_type = Object)]
     pub contact_info: ContactInfo,
     /// IANA time zone of the hours.
     pub time_zone: String,

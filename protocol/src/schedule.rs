@@ -276,36 +276,45 @@ pub enum RequestedStatus {
 }
 
 /// Book an appointment (seed `POST /api/appointments`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BookAppointment {
     /// The patient.
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub patient_id: PatientId,
     /// The doctor.
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub provider_id: ProviderId,
     /// The date in the doctor's time zone.
     #[schemars(with = "String")]
+    #[schema(value_type = String, format = Date)]
     pub appointment_date: Date,
     /// The slot's start in the doctor's time zone, `HH:MM`.
+    #[schema(value_type = String, pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub time_slot: ClockTime,
     /// Only `Scheduled` is accepted (seed field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, pattern = "^Scheduled$")]
     pub status: Option<RequestedStatus>,
 }
 
 /// Reschedule or change the status of an appointment (seed `PUT`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateAppointment {
     /// New date (with or without `timeSlot`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<String>")]
+    #[schema(value_type = Option<String>, format = Date)]
     pub appointment_date: Option<Date>,
     /// New start time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub time_slot: Option<ClockTime>,
     /// New status, or `Rescheduled` to move.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>,
+        pattern = "^(Scheduled|Rescheduled|CheckedIn|Completed|Cancelled|NoShow)$")]
     pub status: Option<RequestedStatus>,
 }
 

@@ -42,7 +42,7 @@ struct Created {
 /// admins anywhere. Body as in the seed; `timeSlot` is the slot's start in
 /// the doctor's time zone.
 #[utoipa::path(post, path = "/api/appointments", tag = "appointments",
-    request_body(content = Object, description = "{patientId, providerId, appointmentDate, timeSlot, status?}"),
+    request_body = BookAppointment,
     responses((status = 201, body = Created), (status = 400, body = ErrorEnvelope),
         (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope, description = "slot_taken, patient_conflict"),
@@ -87,7 +87,7 @@ async fn get_one(
 /// A move takes the new slot and frees the old one in one step.
 #[utoipa::path(put, path = "/api/appointments/{appointmentId}", tag = "appointments",
     params(("appointmentId" = String, Path)),
-    request_body(content = Object, description = "{appointmentDate?, timeSlot?, status?}"),
+    request_body = UpdateAppointment,
     responses((status = 200, body = Created), (status = 401, body = ErrorEnvelope),
         (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
         (status = 409, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)),

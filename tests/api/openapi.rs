@@ -205,3 +205,40 @@ async fn values_at_the_declared_limits_are_accepted() {
         assert_eq!(status, 201, "{minutes} minutes: {reply}");
     }
 }
+
+/// Every `$ref` in `value`.
+fn refs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map {
+                match (key.as_str(), v) {
+                    ("$ref", Value::String(r)) => out.push(r.clone()),
+                    _ => refs(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn every_schema_the_document_refers_to_is_in_it() {
+    let app = spawn_app().await;
+    let (_, doc) = app.get("/api/openapi.json", None).await;
+    let mut found = Vec::new();
+    refs(&doc, &mut found);
+    assert!(found.len() > 20, "only {} references", found.len());
+    let missing: Vec<&String> = found
+        .iter()
+        .filter(|r| {
+            let name = r.trim_start_matches("#/components/schemas/");
+            doc["components"]["schemas"][name].is_null()
+        })
+        .collect();
+    assert!(missing.is_empty(), "dangling references: {missing:?}");
+    // The bodies that used to be declared as a bare object have schemas.
+    for name in ["BookAppointment", "UpdateAppointment", "ContactInfo"] {
+        assert!(doc["components"]["schemas"][name].is_object(), "{name}");
+    }
+}
