@@ -125,7 +125,7 @@ impl DeliveryStatus {
 }
 
 /// Per-channel opt-in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub struct ChannelPrefs {
     /// E-mail.
@@ -151,7 +151,7 @@ impl ChannelPrefs {
 }
 
 /// Per-category opt-in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub struct CategoryPrefs {
     /// Reminders.
@@ -178,14 +178,16 @@ impl CategoryPrefs {
 
 /// Hours in which nothing but urgent notices are sent, in the user's time
 /// zone. `start` after `end` spans midnight (22:00 to 07:00).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct QuietHours {
-    /// When they begin.
+    /// When they begin (`HH:MM`).
     #[schemars(with = "String")]
+    #[schema(value_type = String, pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub start: ClockTime,
-    /// When they end.
+    /// When they end (`HH:MM`, not equal to `start`).
     #[schemars(with = "String")]
+    #[schema(value_type = String, pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub end: ClockTime,
 }
 
@@ -215,7 +217,7 @@ impl QuietHours {
 }
 
 /// A user's notification preferences (`/api/users/me/notification-preferences`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NotificationPreferences {
     /// Channels allowed.
@@ -232,6 +234,7 @@ pub struct NotificationPreferences {
     /// the other, when allowed, is the fallback if it fails for good.
     /// In-app and push go out besides, when allowed.
     #[serde(default = "default_text_channel")]
+    #[schema(value_type = String, pattern = "^(email|sms)$")]
     pub preferred_channel: NotificationChannel,
 }
 

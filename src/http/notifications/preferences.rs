@@ -21,7 +21,7 @@ pub(super) fn router() -> OpenApiRouter<Arc<AppState>> {
 
 /// Your notification preferences (defaults until you set them).
 #[utoipa::path(get, path = "/api/users/me/notification-preferences", tag = "notifications",
-    responses((status = 200, body = Object), (status = 401, body = ErrorEnvelope)),
+    responses((status = 200, body = NotificationPreferences), (status = 401, body = ErrorEnvelope)),
     security(("bearer" = [])))]
 async fn get_preferences(
     State(state): State<Arc<AppState>>,
@@ -33,8 +33,8 @@ async fn get_preferences(
 /// Replaces your notification preferences; in force at once, also for
 /// reminders already scheduled.
 #[utoipa::path(put, path = "/api/users/me/notification-preferences", tag = "notifications",
-    request_body = Object,
-    responses((status = 200, body = Object), (status = 401, body = ErrorEnvelope),
+    request_body = NotificationPreferences,
+    responses((status = 200, body = NotificationPreferences), (status = 401, body = ErrorEnvelope),
         (status = 422, body = ErrorEnvelope)),
     security(("bearer" = [])))]
 async fn put_preferences(
