@@ -32,11 +32,9 @@ pub struct CreateProvider {
     pub contact_info: Option<ContactInfo>,
     /// Weekly hours: `[{"day":"Monday","slots":["09:00-12:00"]}]`.
     #[serde(default)]
-    #[schema(value_type = Vec<Object>)]
     pub availability: Vec<DayAvailability>,
     /// Dates with other hours (`slots: []` for a day off).
     #[serde(default)]
-    #[schema(value_type = Vec<Object>)]
     pub exceptions: Vec<DateException>,
     /// IANA time zone of the hours, e.g. `Europe/Berlin`.
     #[schema(example = "Europe/Berlin")]
@@ -76,10 +74,8 @@ pub struct ProviderView {
     /// Phone and e-mail.
     pub contact_info: ContactInfo,
     /// Weekly hours.
-    #[schema(value_type = Vec<Object>)]
     pub availability: Vec<DayAvailability>,
     /// Dates with other hours.
-    #[schema(value_type = Vec<Object>)]
     pub exceptions: Vec<DateException>,
     /// IANA time zone of the hours.
     pub time_zone: String,
@@ -104,10 +100,8 @@ pub struct PatchProvider {
     /// New phone and e-mail.
     pub contact_info: Option<ContactInfo>,
     /// New weekly hours.
-    #[schema(value_type = Option<Vec<Object>>)]
     pub availability: Option<Vec<DayAvailability>>,
     /// New dates with other hours.
-    #[schema(value_type = Option<Vec<Object>>)]
     pub exceptions: Option<Vec<DateException>>,
     /// New IANA time zone of the hours.
     pub time_zone: Option<String>,

@@ -99,6 +99,21 @@ pub struct TimeRange {
     pub end: ClockTime,
 }
 
+/// In the OpenAPI document a range is the string it is written as.
+impl utoipa::PartialSchema for TimeRange {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(
+                "^([01][0-9]|2[0-3]):[0-5][0-9]-(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$",
+            ))
+            .examples(["09:00-12:00"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for TimeRange {}
+
 impl TimeRange {
     /// Parses `HH:MM-HH:MM`.
     ///
@@ -154,7 +169,18 @@ impl JsonSchema for TimeRange {
 
 /// A day of the week, spelled out in English (`"Monday"`).
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    ToSchema,
 )]
 pub enum Weekday {
     /// Monday.
@@ -189,7 +215,7 @@ impl From<jiff::civil::Weekday> for Weekday {
 }
 
 /// Weekly working hours for one day (seed `availability` item).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DayAvailability {
     /// The day.
@@ -200,11 +226,12 @@ pub struct DayAvailability {
 
 /// A date whose hours differ from the weekly pattern: a day off (`slots`
 /// empty) or other or extra hours (the ranges replace that day's pattern).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DateException {
     /// The date, in the provider's time zone.
     #[schemars(with = "String")]
+    #[schema(value_type = String, format = Date)]
     pub date: Date,
     /// The hours that day; empty for a day off.
     #[serde(default)]
@@ -319,21 +346,47 @@ pub struct UpdateAppointment {
 }
 
 /// A slot's place in time, as boards show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SlotTime {
     /// Date in the doctor's time zone.
     #[schemars(with = "String")]
+    #[schema(value_type = String, format = Date)]
     pub date: Date,
     /// Start in the doctor's time zone.
+    #[schema(value_type = String, example = "09:30")]
     pub time_slot: ClockTime,
     /// Start instant (UTC).
     #[schemars(with = "String")]
+    #[schema(value_type = String, format = DateTime)]
     pub start: Timestamp,
     /// End instant (UTC).
     #[schemars(with = "String")]
+    #[schema(value_type = String, format = DateTime)]
     pub end: Timestamp,
 }
+
+/// In the OpenAPI document an action is one of its stored names.
+impl utoipa::PartialSchema for HistoryAction {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some([
+                "Booked",
+                "Rescheduled",
+                "NeedsReschedule",
+                "RescheduleCleared",
+                "Scheduled",
+                "CheckedIn",
+                "Completed",
+                "Cancelled",
+                "NoShow",
+            ]))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for HistoryAction {}
 
 /// What happened to an appointment, as its history records it; stored and
 /// sent as `Booked`, `Rescheduled`, `NeedsReschedule`, `RescheduleCleared`,
@@ -354,13 +407,15 @@ pub enum HistoryAction {
 }
 
 /// One change in an appointment's life.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
     /// When.
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     /// Who (absent for the system).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub by: Option<UserId>,
     /// What happened.
     pub action: HistoryAction,
@@ -404,7 +459,6 @@ pub struct AppointmentView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
     /// Every change, oldest first.
-    #[schema(value_type = Vec<Object>)]
     pub history: Vec<HistoryEntry>,
 }
 
@@ -494,5 +548,17 @@ mod tests {
             serde_json::from_str(r#"{"day":"Monday","slots":["09:00-12:00","14:00-17:00"]}"#)
                 .unwrap();
         assert_eq!(d.slots.len(), 2);
+    }
+
+    #[test]
+    fn the_documented_history_actions_are_exactly_the_ones_that_read() {
+        use utoipa::PartialSchema;
+        let schema = serde_json::to_value(HistoryAction::schema()).unwrap();
+        let names = schema["enum"].as_array().unwrap();
+        for name in names {
+            let action: HistoryAction = serde_json::from_value(name.clone()).unwrap();
+            assert_eq!(&serde_json::to_value(action).unwrap(), name);
+        }
+        assert_eq!(names.len(), 4 + 5, "four events and five statuses");
     }
 }
