@@ -52,6 +52,30 @@ pub enum Frame {
 /// A subscription's forwarding loop (see [`Outbox::follow`]).
 pub type Follower = Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// Forwarding loops handed to the writer task and not yet running. A plain
+/// list and a wake-up rather than a channel: a socket that never subscribes
+/// allocates nothing for it.
+#[derive(Default)]
+struct NewFollowers {
+    waiting: std::sync::Mutex<Vec<Follower>>,
+    added: tokio::sync::Notify,
+}
+
+impl NewFollowers {
+    fn add(&self, follower: Follower) {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(follower);
+        // Stored if the writer is busy: its next wait returns at once.
+        self.added.notify_one();
+    }
+
+    fn take(&self) -> Vec<Follower> {
+        std::mem::take(&mut *self.waiting.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
 /// Why and how the socket is being closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Close {
@@ -68,7 +92,7 @@ pub struct Outbox {
     /// Subscriptions' forwarding loops, for the writer task to run. Apart
     /// from the frames so that starting one never takes a frame's place in
     /// the bounded queue; there are at most `max_subscriptions` per socket.
-    followers: mpsc::UnboundedSender<Follower>,
+    followers: Arc<NewFollowers>,
     closer: Arc<watch::Sender<Option<Close>>>,
 }
 
@@ -109,8 +133,7 @@ impl Outbox {
     /// also ends with the socket.
     pub fn follow(&self, forward: impl Future<Output = ()> + Send + 'static) -> AbortHandle {
         let (forward, handle) = abortable(forward);
-        // A closed writer drops it, and the subscription with it.
-        let _ = self.followers.send(Box::pin(async move {
+        self.followers.add(Box::pin(async move {
             let _ = forward.await;
         }));
         handle
@@ -140,14 +163,14 @@ pub fn spawn_writer(
     capacity: usize,
 ) -> (Outbox, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
-    let (followers, followers_rx) = mpsc::unbounded_channel();
+    let followers = Arc::new(NewFollowers::default());
     let (closer, close_rx) = watch::channel(None);
     let outbox = Outbox {
         tx,
-        followers,
+        followers: followers.clone(),
         closer: Arc::new(closer),
     };
-    let handle = tokio::spawn(write_loop(sink, rx, followers_rx, close_rx));
+    let handle = tokio::spawn(write_loop(sink, rx, followers, close_rx));
     (outbox, handle)
 }
 
@@ -159,7 +182,7 @@ async fn close_requested(rx: &mut watch::Receiver<Option<Close>>) {
 async fn write_loop(
     mut sink: SplitSink<Socket, Message>,
     mut rx: mpsc::Receiver<Frame>,
-    mut new_followers: mpsc::UnboundedReceiver<Follower>,
+    new_followers: Arc<NewFollowers>,
     mut close_rx: watch::Receiver<Option<Close>>,
 ) {
     let mut followers = FuturesUnordered::new();
@@ -169,8 +192,8 @@ async fn write_loop(
             () = close_requested(&mut close_rx) => break 'frames,
             // Followers run here and push their events into `rx`; a
             // follower that ends (its subscription gone) is simply dropped.
-            Some(follower) = new_followers.recv() => {
-                followers.push(follower);
+            () = new_followers.added.notified() => {
+                followers.extend(new_followers.take());
                 continue 'frames;
             }
             Some(()) = followers.next(), if !followers.is_empty() => continue 'frames,
