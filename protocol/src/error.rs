@@ -82,10 +82,11 @@ impl ErrorCode {
 
 /// The error object of every failed reply:
 /// `{"code":"...","message":"...","field":"..."}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorBody {
-    /// What went wrong, for programs.
+    /// What went wrong, for programs (`slot_taken`, `invalid_field`, ...).
+    #[schema(value_type = String, example = "invalid_field")]
     pub code: ErrorCode,
     /// What went wrong, for people.
     pub message: String,

@@ -56,7 +56,6 @@ use crate::state::AppState;
 /// The body of every error response: `{"error": {...}}`.
 #[derive(Serialize, ToSchema)]
 pub struct ErrorEnvelope {
-    #[schema(value_type = Object)]
     error: ErrorBody,
 }
 

@@ -243,6 +243,7 @@ async fn every_schema_the_document_refers_to_is_in_it() {
         "UpdateAppointment",
         "ContactInfo",
         "NotificationPreferences",
+        "ErrorBody",
     ] {
         assert!(doc["components"]["schemas"][name].is_object(), "{name}");
     }
