@@ -50,7 +50,7 @@ pub enum Frame {
 }
 
 /// A subscription's forwarding loop (see [`Outbox::follow`]).
-pub type Follower = Pin<Box<dyn Future<Output = ()> + Send>>;
+type Follower = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Forwarding loops handed to the writer task and not yet running. A plain
 /// list and a wake-up rather than a channel: a socket that never subscribes
@@ -202,34 +202,15 @@ async fn write_loop(
                 None => break 'frames,
             },
         };
-        let (text, parts) = match frame {
-            Frame::Text(text) => {
-                let text = Bytes::from(text);
-                let parts = fragments(&text);
-                (text, parts)
-            }
-            Frame::Shared(text) => {
-                let parts = fragments(&text);
-                (text, parts)
-            }
-            Frame::Ping => (Bytes::new(), 0),
+        let sent = match frame {
+            Frame::Text(text) => send_text(&mut sink, &mut close_rx, Bytes::from(text)).await,
+            Frame::Shared(text) => send_text(&mut sink, &mut close_rx, text).await,
+            Frame::Ping => send(&mut sink, &mut close_rx, Message::Ping(Bytes::new())).await,
         };
-        for part in 0..parts.max(1) {
-            let message = if parts == 0 {
-                Message::Ping(Bytes::new())
-            } else {
-                text_message(&text, part, parts)
-            };
-            // A client that stops reading blocks this send once TCP buffers
-            // are full; a close request must still get through, so race them.
-            let sent = tokio::select! {
-                biased;
-                () = close_requested(&mut close_rx) => break 'frames,
-                sent = sink.send(message) => sent,
-            };
-            if sent.is_err() {
-                return;
-            }
+        match sent {
+            Ok(()) => {}
+            Err(Stop::Closing) => break 'frames,
+            Err(Stop::Broken) => return,
         }
     }
     let close = *close_rx.borrow();
@@ -242,6 +223,41 @@ async fn write_loop(
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(frame)).await;
     }
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+}
+
+/// Why a send did not happen.
+enum Stop {
+    /// A close was requested: send the close frame.
+    Closing,
+    /// The connection failed: nothing more can be sent.
+    Broken,
+}
+
+/// Sends `message`. A client that stops reading blocks the send once TCP
+/// buffers are full; a close request must still get through, so race them.
+async fn send(
+    sink: &mut SplitSink<Socket, Message>,
+    close_rx: &mut watch::Receiver<Option<Close>>,
+    message: Message,
+) -> Result<(), Stop> {
+    tokio::select! {
+        biased;
+        () = close_requested(close_rx) => Err(Stop::Closing),
+        sent = sink.send(message) => sent.map_err(|_| Stop::Broken),
+    }
+}
+
+/// Sends `text` as one message (fragmented when long).
+async fn send_text(
+    sink: &mut SplitSink<Socket, Message>,
+    close_rx: &mut watch::Receiver<Option<Close>>,
+    text: Bytes,
+) -> Result<(), Stop> {
+    let parts = fragments(&text);
+    for part in 0..parts {
+        send(sink, close_rx, text_message(&text, part, parts)).await?;
+    }
+    Ok(())
 }
 
 /// How many frames `text` goes out as: one, or for long text the fragments
