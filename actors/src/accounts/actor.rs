@@ -9,7 +9,7 @@ use medrelay_protocol::{Channel, Event, UserId};
 use crate::fault::{Fault, describe};
 use crate::store::{Store, StoreError, WriteBatch, WriteError};
 use crate::system::keyed::{self, Lifecycle, Owner};
-use crate::system::{KeyedActor, Retire, count_restart, guarded};
+use crate::system::{Retire, guarded};
 
 use super::*;
 
@@ -291,13 +291,7 @@ fn revoke_reused(user_id: &UserId, record: &RefreshRecord, new_exp: i64) -> (Wri
     (batch, revoke)
 }
 
-impl Actor for AccountActor {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        keyed::start(self, ctx);
-    }
-}
+keyed::keyed_actor!(AccountActor, "account");
 
 impl Owner for AccountActor {
     fn lifecycle(&mut self) -> &mut Lifecycle<Self> {
@@ -313,40 +307,13 @@ impl Owner for AccountActor {
     }
 }
 
-impl Supervised for AccountActor {
-    fn restarting(&mut self, _: &mut Context<Self>) {
-        count_restart(Self::KIND);
-    }
-}
-
-impl KeyedActor for AccountActor {
-    const KIND: &'static str = "account";
-}
-
-macro_rules! account_handler {
-    ($msg:ty, $reply:ty, $method:ident) => {
-        impl Handler<$msg> for AccountActor {
-            type Result = AtomicResponse<Self, Result<$reply, AccountError>>;
-
-            fn handle(&mut self, msg: $msg, ctx: &mut Context<Self>) -> Self::Result {
-                if let Some(next) = keyed::successor(self, ctx) {
-                    let forwarded = keyed::forward(next, msg, AccountError::Internal);
-                    return AtomicResponse::new(Box::pin(forwarded.into_actor(self)));
-                }
-                let prepared = guarded(
-                    self,
-                    ctx,
-                    || Err(AccountError::Internal),
-                    |act, _| act.$method(msg),
-                );
-                self.commit(prepared)
-            }
-        }
-    };
-}
-account_handler!(BeginSession, (), begin);
-account_handler!(RotateRefresh, (), rotate);
-account_handler!(EndSession, (), end);
+keyed::writing_handlers!(
+    AccountActor,
+    AccountError,
+    BeginSession => (): begin,
+    RotateRefresh => (): rotate,
+    EndSession => (): end,
+);
 
 impl Handler<Describe> for AccountActor {
     type Result = ResponseFuture<Result<UserRecord, AccountError>>;

@@ -23,7 +23,7 @@ use crate::fault::describe;
 use crate::notify::ReminderPlan;
 use crate::store::{Committed, Store, Table, WriteBatch};
 use crate::system::keyed::{self, Lifecycle, Owner};
-use crate::system::{KeyedActor, Retire, count_restart, guarded};
+use crate::system::{Retire, guarded};
 
 /// One doctor's schedule.
 pub struct ScheduleActor {
@@ -357,13 +357,7 @@ fn check_range(from: jiff::civil::Date, to: jiff::civil::Date) -> Result<(), Sch
     Ok(())
 }
 
-impl Actor for ScheduleActor {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        keyed::start(self, ctx);
-    }
-}
+keyed::keyed_actor!(ScheduleActor, "schedule");
 
 impl Owner for ScheduleActor {
     fn lifecycle(&mut self) -> &mut Lifecycle<Self> {
@@ -392,41 +386,14 @@ impl Owner for ScheduleActor {
     }
 }
 
-impl Supervised for ScheduleActor {
-    fn restarting(&mut self, _: &mut Context<Self>) {
-        count_restart(Self::KIND);
-    }
-}
-
-impl KeyedActor for ScheduleActor {
-    const KIND: &'static str = "schedule";
-}
-
-macro_rules! writing_handler {
-    ($msg:ty, $reply:ty, $method:ident) => {
-        impl Handler<$msg> for ScheduleActor {
-            type Result = AtomicResponse<Self, Result<$reply, ScheduleError>>;
-
-            fn handle(&mut self, msg: $msg, ctx: &mut Context<Self>) -> Self::Result {
-                if let Some(next) = keyed::successor(self, ctx) {
-                    let forwarded = keyed::forward(next, msg, ScheduleError::Internal);
-                    return AtomicResponse::new(Box::pin(forwarded.into_actor(self)));
-                }
-                let prepared = guarded(
-                    self,
-                    ctx,
-                    || Err(ScheduleError::Internal),
-                    |act, _| act.$method(msg),
-                );
-                self.commit(prepared)
-            }
-        }
-    };
-}
-writing_handler!(Book, AppointmentRecord, book);
-writing_handler!(Update, AppointmentRecord, update);
-writing_handler!(UpdateProvider, ProviderRecord, update_provider);
-writing_handler!(DeleteProvider, usize, delete_provider);
+keyed::writing_handlers!(
+    ScheduleActor,
+    ScheduleError,
+    Book => AppointmentRecord: book,
+    Update => AppointmentRecord: update,
+    UpdateProvider => ProviderRecord: update_provider,
+    DeleteProvider => usize: delete_provider,
+);
 
 impl Handler<GetBoard> for ScheduleActor {
     type Result = ResponseFuture<Result<Board, ScheduleError>>;

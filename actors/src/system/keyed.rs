@@ -204,6 +204,61 @@ pub fn refused<A: Owner, T: 'static, E: 'static>(e: E) -> AtomicResponse<A, Resu
     AtomicResponse::new(Box::pin(fut::ready(Err(e))))
 }
 
+/// The `Actor`, `Supervised` and `KeyedActor` impls every keyed actor has:
+/// `keyed_actor!(ScheduleActor, "schedule")`.
+macro_rules! keyed_actor {
+    ($actor:ty, $kind:literal) => {
+        impl actix::Actor for $actor {
+            type Context = actix::Context<Self>;
+
+            fn started(&mut self, ctx: &mut actix::Context<Self>) {
+                $crate::system::keyed::start(self, ctx);
+            }
+        }
+
+        impl actix::Supervised for $actor {
+            fn restarting(&mut self, _: &mut actix::Context<Self>) {
+                $crate::system::count_restart(<Self as $crate::system::KeyedActor>::KIND);
+            }
+        }
+
+        impl $crate::system::KeyedActor for $actor {
+            const KIND: &'static str = $kind;
+        }
+    };
+}
+pub(crate) use keyed_actor;
+
+/// A handler for each message that changes a keyed actor's state: forward
+/// while superseded, prepare inside the panic guard (`Internal` on a
+/// panic), then the actor's own `commit`. The error type must have an
+/// `Internal` variant:
+/// `writing_handlers!(ScheduleActor, ScheduleError, Book => AppointmentRecord: book, ...)`.
+macro_rules! writing_handlers {
+    ($actor:ty, $error:ident, $($msg:ty => $reply:ty : $method:ident),+ $(,)?) => {$(
+        impl actix::Handler<$msg> for $actor {
+            type Result = actix::AtomicResponse<Self, Result<$reply, $error>>;
+
+            fn handle(&mut self, msg: $msg, ctx: &mut actix::Context<Self>) -> Self::Result {
+                if let Some(next) = $crate::system::keyed::successor(self, ctx) {
+                    let forwarded = $crate::system::keyed::forward(next, msg, $error::Internal);
+                    return actix::AtomicResponse::new(Box::pin(
+                        actix::WrapFuture::into_actor(forwarded, self),
+                    ));
+                }
+                let prepared = $crate::system::guarded(
+                    self,
+                    ctx,
+                    || Err($error::Internal),
+                    |act, _| act.$method(msg),
+                );
+                self.commit(prepared)
+            }
+        }
+    )+};
+}
+pub(crate) use writing_handlers;
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -212,7 +267,7 @@ mod tests {
     use super::*;
     use crate::hub::EventHub;
     use crate::store::StoreConfig;
-    use crate::system::{ActorSystem, Registry, count_restart};
+    use crate::system::{ActorSystem, Registry};
 
     static NEXT: AtomicU64 = AtomicU64::new(1);
 
@@ -223,22 +278,7 @@ mod tests {
         loads: u32,
     }
 
-    impl Actor for Probe {
-        type Context = Context<Self>;
-        fn started(&mut self, ctx: &mut Context<Self>) {
-            start(self, ctx);
-        }
-    }
-
-    impl Supervised for Probe {
-        fn restarting(&mut self, _: &mut Context<Self>) {
-            count_restart(Self::KIND);
-        }
-    }
-
-    impl KeyedActor for Probe {
-        const KIND: &'static str = "probe";
-    }
+    keyed_actor!(Probe, "probe");
 
     impl Owner for Probe {
         fn lifecycle(&mut self) -> &mut Lifecycle<Self> {
