@@ -60,8 +60,10 @@ pub async fn create_user(settings: &Settings, new: CreateUser) -> anyhow::Result
     };
     let (store, _hub) = crate::app::open_store(settings)?;
     let password_hash = Passwords::new(1)?.hash(new.password).await?;
+    let vault = medrelay_actors::phi::Vault::open(&settings.key_file())?;
     let result = accounts::register(
         &store,
+        &vault,
         NewAccount {
             username,
             email,

@@ -9,6 +9,8 @@ use anyhow::Context;
 use medrelay_actors::accounts::{self, AccountActor, Revocations};
 use medrelay_actors::hub::EventHub;
 use medrelay_actors::notify::ReminderPlan;
+use medrelay_actors::patients;
+use medrelay_actors::phi::Vault;
 use medrelay_actors::schedule::{BookingRules, ScheduleActor};
 use medrelay_actors::session::Sessions;
 use medrelay_actors::store::{Store, StoreConfig};
@@ -84,6 +86,19 @@ impl Application {
             settings.auth.refresh_ttl_secs,
         )?;
         let revocations = Revocations::load(&store).context("could not load revocations")?;
+        let key_file = settings.key_file();
+        let vault = Arc::new(
+            Vault::open(&key_file).context("could not open the key file for patient data")?,
+        );
+        let sealed = patients::seal_legacy(&store, &vault)
+            .await
+            .context("could not seal the patient profiles written before encryption")?;
+        if sealed > 0 {
+            tracing::info!(
+                profiles = sealed,
+                "sealed patient profiles written in the clear"
+            );
+        }
         medrelay_actors::schedule::migrate::provider_cells(&store)
             .await
             .context("could not repair doctors' cells")?;
@@ -101,7 +116,7 @@ impl Application {
         let sessions = Sessions::new(system.clone(), store.clone(), hub.clone());
         let notifier = Notifier::new(
             &settings,
-            store.clone(),
+            (store.clone(), vault.clone()),
             sessions.presence().clone(),
             plan.clone(),
         )?;
@@ -141,6 +156,7 @@ impl Application {
             sockets: Arc::default(),
             settings,
             store,
+            vault,
             hub,
             system,
             accounts,

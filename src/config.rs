@@ -43,6 +43,29 @@ pub struct Settings {
     pub nats: NatsSettings,
     /// `[notifications]`
     pub notifications: NotificationSettings,
+    /// `[records]`
+    pub records: RecordSettings,
+}
+
+/// `[records]`: patient data at rest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordSettings {
+    /// The PHI key file; empty means `<data_dir>/phi.key`, created on first start.
+    pub key_file: String,
+    /// Most patients one list page returns.
+    pub page_limit: usize,
+}
+
+impl Settings {
+    /// The PHI key file in use.
+    pub fn key_file(&self) -> std::path::PathBuf {
+        if self.records.key_file.is_empty() {
+            self.server.data_dir.join("phi.key")
+        } else {
+            self.records.key_file.clone().into()
+        }
+    }
 }
 
 /// What this node does when NATS is configured.
@@ -374,6 +397,7 @@ impl Settings {
             ("schedule.horizon_days", self.schedule.horizon_days.into()),
             ("actors.arbiters", self.actors.arbiters as u64),
             ("actors.idle_secs", self.actors.idle_secs),
+            ("records.page_limit", self.records.page_limit as u64),
             ("nats.request_timeout_ms", self.nats.request_timeout_ms),
             (
                 "nats.max_concurrent_commands",

@@ -57,6 +57,14 @@ pub enum AppError {
         /// The field at fault.
         field: Option<String>,
     },
+    /// 409: the record exists already (a duplicate patient).
+    #[error("{message}")]
+    Duplicate {
+        /// What is duplicated.
+        message: String,
+        /// The existing record's id.
+        existing_id: String,
+    },
     /// 413: body larger than the limit.
     #[error("request body is larger than the server accepts")]
     PayloadTooLarge,
@@ -118,7 +126,7 @@ impl AppError {
             AppError::Forbidden(_) => ErrorCode::Forbidden,
             AppError::NotFound(_) => ErrorCode::NotFound,
             AppError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
-            AppError::Conflict { .. } => ErrorCode::Conflict,
+            AppError::Conflict { .. } | AppError::Duplicate { .. } => ErrorCode::Conflict,
             AppError::PayloadTooLarge => ErrorCode::PayloadTooLarge,
             AppError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             AppError::RateLimited(_) => ErrorCode::RateLimited,
@@ -143,6 +151,7 @@ impl AppError {
                 body.field = field.clone();
             }
             AppError::InvalidField { field, .. } => body.field = Some(field.clone()),
+            AppError::Duplicate { existing_id, .. } => body.existing_id = Some(existing_id.clone()),
             AppError::Internal(cause) => {
                 let id =
                     current_request_id().unwrap_or_else(|| medrelay_actors::ids::new_id("req"));

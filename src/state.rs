@@ -11,6 +11,7 @@ use std::time::Duration;
 use async_nats::jetstream;
 use medrelay_actors::accounts::{AccountActor, Revocations};
 use medrelay_actors::hub::EventHub;
+use medrelay_actors::phi::Vault;
 use medrelay_actors::schedule::ScheduleActor;
 use medrelay_actors::session::Sessions;
 use medrelay_actors::store::Store;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub settings: Settings,
     /// The durable store.
     pub store: Store,
+    /// Seals and opens patient data.
+    pub vault: Arc<Vault>,
     /// Live event fan-out.
     pub hub: EventHub,
     /// The actor threads.

@@ -4,7 +4,8 @@
 use medrelay_protocol::{Channel, PatientId, ProviderId, Role, UserId};
 use serde_json::{Value, json};
 
-use crate::accounts::{PatientRecord, ProviderRecord, UserRecord};
+use crate::accounts::{ProviderRecord, UserRecord};
+use crate::patients::StoredPatient;
 use crate::schedule::{AppointmentRecord, PatientAppointment, indexed_ids};
 use crate::store::{Store, StoreError, StoredEvent};
 
@@ -96,7 +97,7 @@ pub fn exists(store: &Store, channel: &Channel) -> Result<bool, StoreError> {
         Channel::Users => true,
         Channel::User(user) => store.get::<UserRecord>(user.as_str())?.is_some(),
         Channel::Board(provider) => store.get::<ProviderRecord>(provider.as_str())?.is_some(),
-        Channel::Patient(patient) => store.get::<PatientRecord>(patient.as_str())?.is_some(),
+        Channel::Patient(patient) => store.get::<StoredPatient>(patient.as_str())?.is_some(),
     })
 }
 

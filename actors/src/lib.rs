@@ -9,6 +9,8 @@
 //! - [`system`]: the actix system, the lazy actor registry, panic-safe supervision,
 //!   and the keyed-actor template ([`system::keyed`]).
 //! - [`accounts`]: users, profiles, sessions, revocations; `AccountActor`.
+//! - [`patients`]: patient profiles, sealed at rest, and their blind indexes.
+//! - [`phi`]: the [`phi::Vault`] that seals health data, and blind indexes.
 //! - [`schedule`]: doctors' hours, appointments; `ScheduleActor`.
 //! - [`notify`]: notification records, preferences, devices, durable reminders,
 //!   and the reminder policy ([`notify::policy`]).
@@ -26,6 +28,8 @@ pub mod fault;
 pub mod hub;
 pub mod ids;
 pub mod notify;
+pub mod patients;
+pub mod phi;
 pub mod schedule;
 pub mod session;
 pub mod store;

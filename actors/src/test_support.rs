@@ -28,6 +28,7 @@ pub(crate) fn store_and_system() -> (tempfile::TempDir, Store, Arc<ActorSystem>)
 pub(crate) async fn register_patient(store: &Store, name: &str) -> Registered {
     register(
         store,
+        &crate::phi::Vault::ephemeral(),
         NewAccount {
             username: Username::parse(name).unwrap(),
             email: Email::parse("p@example.org").unwrap(),

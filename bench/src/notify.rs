@@ -23,11 +23,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use clap::Args as ClapArgs;
 use jiff::{SignedDuration, Timestamp};
-use medrelay_actors::accounts::{PatientRecord, ProviderRecord};
+use medrelay_actors::accounts::ProviderRecord;
 use medrelay_actors::hub::EventHub;
 use medrelay_actors::notify::{
     NotificationRecord, ReminderKind, ReminderPlan, ReminderRecord, reminder_key,
 };
+use medrelay_actors::patients::PatientRecord;
+use medrelay_actors::phi::Vault;
 use medrelay_actors::schedule::AppointmentRecord;
 use medrelay_actors::store::{Store, StoreConfig, WriteBatch};
 use medrelay_protocol::notification::{DeliveryStatus, NotificationChannel};
@@ -345,22 +347,24 @@ async fn seed(dir: &Path, pending: usize, burst: usize) -> anyhow::Result<Timest
     let patients: Vec<PatientId> = (0..burst.max(1))
         .map(|i| PatientId::parse(&format!("pat_b{i:06}")))
         .collect::<Result<_, _>>()?;
+    // The server opens the same key file (its default, in the data folder).
+    let vault = Vault::open(&dir.join("phi.key"))?;
     for (i, p) in patients.iter().enumerate() {
-        batch.put(
-            p.as_str(),
-            &PatientRecord {
-                patient_id: p.clone(),
-                user_id: None,
-                name: format!("Patient {i}"),
-                dob: None,
-                contact_info: ContactInfo {
-                    phone: None,
-                    email: Some(Email::parse(&format!("patient{i}@example.org"))?),
-                },
-                medical_history: Default::default(),
-                created_at: now,
+        let profile = PatientRecord {
+            patient_id: p.clone(),
+            user_id: None,
+            name: format!("Patient {i}"),
+            dob: None,
+            contact_info: ContactInfo {
+                phone: None,
+                email: Some(Email::parse(&format!("patient{i}@example.org"))?),
             },
-        );
+            address: None,
+            medical_history: Default::default(),
+            created_at: now,
+            updated_at: None,
+        };
+        medrelay_actors::patients::write(&mut batch, &vault, None, &profile, false);
     }
     let add = |batch: &mut WriteBatch,
                id: String,

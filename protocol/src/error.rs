@@ -96,6 +96,10 @@ pub struct ErrorBody {
     /// The request id to quote when reporting an internal error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The id of the existing record a conflict is about (a duplicate
+    /// patient's `patientId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub existing_id: Option<String>,
 }
 
 impl ErrorBody {
@@ -106,6 +110,7 @@ impl ErrorBody {
             message: message.into(),
             field: None,
             request_id: None,
+            existing_id: None,
         }
     }
 

@@ -11,7 +11,8 @@
 //! - [`error`]: the error codes shared by REST, WebSocket and (later) NATS replies.
 //! - [`channel`]: names of live channels (`users`, `user:<id>`, ...).
 //! - [`event`]: domain events pushed to channel subscribers.
-//! - [`profile`]: contact details and medical history (seed shapes).
+//! - [`profile`]: contact details, address and medical history (seed shapes).
+//! - [`patient`]: the bodies of registering, changing and listing patients.
 //! - [`provider`]: doctors' profiles and hours, the directory, display tokens.
 //! - [`report`]: notification delivery reports and statistics.
 //! - [`schedule`]: availability, slots, appointments and their command bodies.
@@ -28,6 +29,7 @@ pub mod event;
 pub mod ids;
 pub mod nats;
 pub mod notification;
+pub mod patient;
 pub mod profile;
 pub mod provider;
 pub mod report;

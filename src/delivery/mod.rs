@@ -36,11 +36,13 @@ use actix::{Addr, Supervisor};
 use anyhow::Context;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
+use medrelay_actors::accounts::UserRecord;
 use medrelay_actors::fault::Fault;
 use medrelay_actors::ids::new_id;
 use medrelay_actors::notify::{
     DeviceRecord, NotificationRecord, PendingDelivery, ReminderPlan, StatusEntry, device_key,
 };
+use medrelay_actors::phi::Vault;
 use medrelay_actors::session::Presence;
 use medrelay_actors::store::{Store, StoreError, Table, WriteBatch, WriteError};
 use medrelay_actors::system::ActorSystem;
@@ -170,6 +172,7 @@ impl Lane {
 /// The notification service.
 pub struct Notifier {
     store: Store,
+    vault: Arc<Vault>,
     /// Which patients have a device connected.
     presence: Presence,
     /// The clock reminders fire by.
@@ -195,7 +198,7 @@ impl Notifier {
     /// When a provider's settings cannot be used (an unreadable key file).
     pub fn new(
         settings: &Settings,
-        store: Store,
+        (store, vault): (Store, Arc<Vault>),
         presence: Presence,
         plan: Arc<ReminderPlan>,
     ) -> anyhow::Result<Arc<Notifier>> {
@@ -246,6 +249,7 @@ impl Notifier {
             .collect();
         Ok(Arc::new(Notifier {
             store,
+            vault,
             presence,
             clock: Arc::default(),
             plan,
@@ -525,16 +529,10 @@ impl Notifier {
         record: &NotificationRecord,
         channel: NotificationChannel,
     ) -> Option<String> {
-        let patient = self
-            .store
-            .get::<medrelay_actors::accounts::PatientRecord>(record.patient_id.as_ref()?.as_str())
-            .ok()??;
-        let user = patient.user_id.as_ref().and_then(|u| {
-            self.store
-                .get::<medrelay_actors::accounts::UserRecord>(u.as_str())
-                .ok()
-                .flatten()
-        });
+        let id = record.patient_id.as_ref()?;
+        let patient = medrelay_actors::patients::load(&self.store, &self.vault, id).ok()??;
+        let user = (patient.user_id.as_ref())
+            .and_then(|u| self.store.get::<UserRecord>(u.as_str()).ok().flatten());
         medrelay_actors::notify::policy::contact(&patient, user.as_ref(), channel)
     }
 

@@ -18,11 +18,12 @@ use actix::prelude::*;
 use futures_util::FutureExt;
 
 use jiff::Timestamp;
-use medrelay_actors::accounts::{PatientRecord, ProviderRecord, UserRecord};
+use medrelay_actors::accounts::{ProviderRecord, UserRecord};
 use medrelay_actors::notify::{
     self as records, DeviceRecord, NotificationRecord, PendingDelivery, ReminderIndex,
     ReminderKind, ReminderRecord, due_of, policy, reminder_key,
 };
+use medrelay_actors::patients::{self, PatientRecord};
 use medrelay_actors::schedule::AppointmentRecord;
 use medrelay_actors::store::{Table, WriteBatch, WriteError};
 use medrelay_actors::system::count_restart;
@@ -33,6 +34,8 @@ use medrelay_protocol::schedule::AppointmentId;
 use medrelay_protocol::{PatientId, ProviderId};
 
 use super::compose::{Facts, compose};
+use medrelay_actors::fault::Fault;
+
 use super::{Draft, Notifier, NotifyError};
 
 /// The longest the scheduler sleeps without looking (a clock change or a
@@ -420,7 +423,8 @@ impl Firing<'_> {
             return Ok(known.clone());
         }
         let store = &self.n.store;
-        let person = match store.get::<PatientRecord>(id.as_str())? {
+        let loaded = patients::load(store, &self.n.vault, id);
+        let person = match loaded.map_err(|e| NotifyError::Storage(Fault::new(e)))? {
             None => None,
             Some(patient) => {
                 let user = match &patient.user_id {

@@ -1,9 +1,9 @@
-//! Doctors and patients as the seed's "actor service" exposes them.
+//! Doctors as the seed's "actor service" exposes them.
 
 use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -13,17 +13,13 @@ use super::ErrorEnvelope;
 use super::json::bad_query;
 use crate::auth::Principal;
 use crate::error::AppError;
-use crate::service::patient;
 use crate::service::provider;
 use crate::state::AppState;
-use medrelay_protocol::profile::Patient;
 use medrelay_protocol::provider::DoctorList;
 
-/// `/api/doctors`, `/api/patients/{patientId}`
+/// `/api/doctors`
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::new()
-        .routes(routes!(list_doctors))
-        .routes(routes!(get_patient))
+    OpenApiRouter::new().routes(routes!(list_doctors))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -56,18 +52,4 @@ pub(super) type PageQuery = Result<Query<Page>, QueryRejection>;
 pub(super) fn page(state: &AppState, query: PageQuery) -> Result<DoctorList, AppError> {
     let Query(page) = query.map_err(bad_query)?;
     provider::list(state, page.after.as_deref(), page.limit)
-}
-
-/// A patient's record: patients read only their own; doctors and admins any.
-#[utoipa::path(get, path = "/api/patients/{patientId}", tag = "directory",
-    params(("patientId" = String, Path)),
-    responses((status = 200, body = Patient), (status = 401, body = ErrorEnvelope),
-        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)),
-    security(("bearer" = [])))]
-async fn get_patient(
-    State(state): State<Arc<AppState>>,
-    principal: Principal,
-    Path(patient_id): Path<String>,
-) -> Result<axum::Json<Patient>, AppError> {
-    patient::get(&state, &principal, &patient_id).map(axum::Json)
 }

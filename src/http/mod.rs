@@ -29,6 +29,7 @@ pub mod json;
 pub mod notifications;
 mod openapi;
 pub mod ops;
+pub mod patients;
 pub mod providers;
 
 use std::net::SocketAddr;
@@ -89,6 +90,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
         .merge(directory::router())
+        .merge(patients::router())
         .merge(providers::router())
         .merge(appointments::router())
         .merge(notifications::router())

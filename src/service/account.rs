@@ -108,6 +108,7 @@ pub async fn signup(
         .map_err(AppError::internal)?;
     let registered = accounts::register(
         &state.store,
+        &state.vault,
         NewAccount {
             username: req.username,
             email: req.email,

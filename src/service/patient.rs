@@ -1,38 +1,491 @@
-//! Patient operations. Today one: reading a patient's record (seed
-//! section 2); registering, updating, listing and removing patients come
-//! with the patients issue. The REST route in `http/directory.rs` calls it.
+//! Patient operations (seed: healthcare-api section 2, patient-management):
+//! registering, reading, changing and listing patients. The REST routes in
+//! `http/patients.rs` call these.
+//!
+//! Who sees what: admins every patient; a doctor the patients in their care
+//! (an appointment with them, past or ahead); a patient only themselves,
+//! and a patient may change only their own contact details and address.
+//! Profiles are sealed at rest and searched through blind indexes
+//! ([`medrelay_actors::patients`]).
 
-use medrelay_actors::accounts::PatientRecord;
-use medrelay_protocol::profile::Patient;
-use medrelay_protocol::{PatientId, Role};
+use std::collections::BTreeSet;
+
+use jiff::Timestamp;
+use medrelay_actors::channels::Viewer;
+use medrelay_actors::ids::new_id;
+use medrelay_actors::patients::{self, PatientError, PatientRecord, Search, StoredPatient};
+use medrelay_actors::schedule::{AppointmentRecord, ProviderAppointment, indexed_ids};
+use medrelay_actors::store::{WriteBatch, WriteError};
+use medrelay_protocol::patient::{PatientBody, PatientList, PatientWritten};
+use medrelay_protocol::profile::{Address, ContactInfo, MedicalHistory, Patient};
+use medrelay_protocol::{Email, PatientId, Role};
 
 use crate::auth::Principal;
 use crate::error::AppError;
+use crate::service::schedule::viewer;
 use crate::state::AppState;
 
-/// A patient's record: patients read only their own; doctors and admins any.
+const MAX_NAME: usize = 200;
+const MAX_PART: usize = 100;
+const MAX_ITEMS: usize = 100;
+/// How often a change is retried when another change to the same patient
+/// committed between its read and its write.
+const RETRIES: usize = 5;
+
+impl From<PatientError> for AppError {
+    fn from(e: PatientError) -> Self {
+        AppError::internal(e)
+    }
+}
+
+/// The search and paging of `GET /api/patients`.
+#[derive(Debug, Default)]
+pub struct PatientQuery {
+    /// Exact full name (case and spacing ignored).
+    pub name: Option<String>,
+    /// Exact date of birth.
+    pub dob: Option<jiff::civil::Date>,
+    /// Exact e-mail.
+    pub email: Option<Email>,
+    /// Exact phone (E.164).
+    pub phone: Option<medrelay_protocol::profile::Phone>,
+    /// Return patients whose id sorts after this one.
+    pub after: Option<PatientId>,
+    /// At most this many.
+    pub limit: Option<usize>,
+}
+
+/// Registers a patient who need not have a login (admins and doctors).
 ///
 /// # Errors
-/// 422 for a malformed id; 403 for a patient asking for anyone else's
-/// (whether or not it exists); 404 for an unknown one.
+/// 403 for patients; 422 naming the field; 409 with the existing
+/// `patientId` for the same name, date of birth and e-mail or phone, unless
+/// `allow_duplicate`.
+pub async fn register(
+    state: &AppState,
+    principal: &Principal,
+    body: PatientBody,
+    allow_duplicate: bool,
+) -> Result<PatientWritten, AppError> {
+    principal.require(&[Role::Admin, Role::Doctor])?;
+    let now = Timestamp::now();
+    let patient_id = PatientId::parse(&new_id("pat")).expect("generated ids are valid");
+    let name = name_of(&body)?
+        .ok_or_else(|| AppError::invalid("name", "name (or firstName and lastName) is required"))?;
+    let mut patient = PatientRecord {
+        patient_id: patient_id.clone(),
+        user_id: None,
+        name,
+        dob: None,
+        contact_info: ContactInfo::default(),
+        address: None,
+        medical_history: MedicalHistory::default(),
+        created_at: now,
+        updated_at: None,
+    };
+    apply(&mut patient, body, now)?;
+    if !allow_duplicate && let Some(existing) = same_person(state, &patient)? {
+        return Err(duplicate(existing));
+    }
+    let mut batch = WriteBatch::new();
+    patients::write(&mut batch, &state.vault, None, &patient, !allow_duplicate);
+    match state.store.write(batch).await {
+        Ok(_) => Ok(PatientWritten {
+            patient_id,
+            status: "Registered".into(),
+        }),
+        Err(e) => match patients::duplicate_of(&state.store, &e)? {
+            Some(existing) => Err(duplicate(existing)),
+            None => Err(AppError::internal(e)),
+        },
+    }
+}
+
+/// A patient's profile, for those who may see it.
+///
+/// # Errors
+/// 422 for a malformed id; 403 when the caller may not see it (a patient
+/// learns nothing about other ids, not even whether they exist); 404.
 pub fn get(state: &AppState, principal: &Principal, patient_id: &str) -> Result<Patient, AppError> {
     let patient_id = PatientId::parse(patient_id).map_err(|e| AppError::invalid("patientId", e))?;
-    let record = state.store.get::<PatientRecord>(patient_id.as_str())?;
-    let owned = record
-        .as_ref()
-        .is_some_and(|r| r.user_id.as_ref() == Some(&principal.user_id));
-    // A patient learns nothing about other ids, not even whether they exist.
-    if principal.role == Role::Patient && !owned {
+    let viewer = viewer(state, principal)?;
+    let (_, patient) = readable(state, &viewer, &patient_id)?;
+    Ok(view(patient))
+}
+
+/// Changes the fields sent. Patients may change only their own contact
+/// details and address; doctors the patients in their care; admins any.
+///
+/// # Errors
+/// As [`get`]; 403 naming a field a patient may not change; 422 naming the
+/// field; 409 when other changes kept winning the race.
+pub async fn update(
+    state: &AppState,
+    principal: &Principal,
+    patient_id: &str,
+    body: PatientBody,
+) -> Result<PatientWritten, AppError> {
+    let patient_id = PatientId::parse(patient_id).map_err(|e| AppError::invalid("patientId", e))?;
+    let viewer = viewer(state, principal)?;
+    if viewer.role == Role::Patient {
+        let clinical = [
+            ("name", body.name.is_some()),
+            ("firstName", body.first_name.is_some()),
+            ("lastName", body.last_name.is_some()),
+            ("dob", body.dob.is_some()),
+            ("dateOfBirth", body.date_of_birth.is_some()),
+            ("medicalHistory", body.medical_history.is_some()),
+        ];
+        if let Some((field, _)) = clinical.iter().find(|(_, sent)| *sent) {
+            // Checked before reading, so it says nothing about other ids.
+            readable(state, &viewer, &patient_id)?;
+            return Err(AppError::Forbidden(format!(
+                "patients may change only their contact details and address, not {field}"
+            )));
+        }
+    }
+    let name = name_of(&body)?;
+    for _ in 0..RETRIES {
+        let (stored, old) = readable(state, &viewer, &patient_id)?;
+        let now = Timestamp::now();
+        let mut new = old.clone();
+        if let Some(name) = &name {
+            new.name = name.clone();
+        }
+        apply(&mut new, body.clone(), now)?;
+        new.updated_at = Some(now);
+        let mut batch = WriteBatch::new();
+        batch.require_equal(patient_id.as_str(), &stored);
+        patients::write(&mut batch, &state.vault, Some(&old), &new, false);
+        match state.store.write(batch).await {
+            Ok(_) => {
+                return Ok(PatientWritten {
+                    patient_id,
+                    status: "Updated".into(),
+                });
+            }
+            // Another change won the race: read again and re-apply.
+            Err(WriteError::Changed { .. }) => continue,
+            Err(e) => return Err(AppError::internal(e)),
+        }
+    }
+    Err(AppError::Conflict {
+        message: "the patient kept changing under this update; try again".into(),
+        field: None,
+    })
+}
+
+/// The patients the caller may see, by id, optionally narrowed by exact
+/// name, date of birth, e-mail or phone.
+///
+/// # Errors
+/// 422 for a bad limit; 500 on a read failure.
+pub fn list(
+    state: &AppState,
+    principal: &Principal,
+    query: PatientQuery,
+) -> Result<PatientList, AppError> {
+    let max = state.settings.records.page_limit;
+    let limit = query.limit.unwrap_or(max);
+    if limit == 0 || limit > max {
+        return Err(AppError::invalid("limit", format!("must be 1 to {max}")));
+    }
+    let viewer = viewer(state, principal)?;
+    let searches: Vec<Search<'_>> = [
+        query.name.as_deref().map(Search::Name),
+        query.dob.map(Search::Dob),
+        query.email.as_ref().map(|e| Search::Email(e.as_str())),
+        query.phone.as_ref().map(|p| Search::Phone(p.as_str())),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    // Candidates in id order: a search's matches, or everyone the caller may see.
+    let (candidates, more) = candidates(state, &viewer, searches.first(), query.after, limit)?;
+    let mut patients = Vec::new();
+    for id in &candidates {
+        if !viewer.may_see_patient(&state.store, id)? {
+            continue;
+        }
+        let Some(patient) = patients::load(&state.store, &state.vault, id)? else {
+            continue;
+        };
+        let key_of = |s: &Search<'_>| s.prefix(&state.vault);
+        let own = [
+            Some(Search::Name(&patient.name)),
+            patient.dob.map(Search::Dob),
+            patient
+                .contact_info
+                .email
+                .as_ref()
+                .map(|e| Search::Email(e.as_str())),
+            patient
+                .contact_info
+                .phone
+                .as_ref()
+                .map(|p| Search::Phone(p.as_str())),
+        ];
+        let own: Vec<String> = own.iter().flatten().map(key_of).collect();
+        if searches.iter().skip(1).all(|s| own.contains(&key_of(s))) {
+            patients.push(view(patient));
+        }
+    }
+    Ok(PatientList {
+        patients,
+        next: more
+            .then(|| candidates.last().map(|id| id.to_string()))
+            .flatten(),
+    })
+}
+
+/// Up to `limit` candidate ids after `after`, and whether more may follow.
+fn candidates(
+    state: &AppState,
+    viewer: &Viewer,
+    search: Option<&Search<'_>>,
+    after: Option<PatientId>,
+    limit: usize,
+) -> Result<(Vec<PatientId>, bool), AppError> {
+    let ids: Vec<PatientId> = match (search, viewer.role) {
+        (Some(search), _) => patients::find(
+            &state.store,
+            &state.vault,
+            *search,
+            after.as_ref(),
+            limit + 1,
+        )?,
+        (None, Role::Patient) => viewer
+            .patient_id
+            .iter()
+            .filter(|own| after.as_ref().is_none_or(|a| *own > a))
+            .cloned()
+            .collect(),
+        (None, Role::Doctor) => {
+            // The doctor's patients: those of their appointments, by id.
+            let Some(provider) = &viewer.provider_id else {
+                return Ok((Vec::new(), false));
+            };
+            let mut ids = BTreeSet::new();
+            for apt in
+                indexed_ids::<ProviderAppointment>(&state.store, provider.as_str(), usize::MAX)?
+            {
+                if let Some(a) = state.store.get::<AppointmentRecord>(apt.as_str())? {
+                    ids.insert(a.patient_id);
+                }
+            }
+            ids.into_iter()
+                .filter(|id| after.as_ref().is_none_or(|a| id > a))
+                .take(limit + 1)
+                .collect()
+        }
+        (None, Role::Admin) => state
+            .store
+            .scan::<StoredPatient>(after.as_ref().map(|a| a.as_str()), limit + 1)?
+            .into_iter()
+            .map(|(_, p)| p.patient_id)
+            .collect(),
+    };
+    let more = ids.len() > limit;
+    Ok((ids.into_iter().take(limit).collect(), more))
+}
+
+/// The patient as stored and opened, if `viewer` may see them.
+fn readable(
+    state: &AppState,
+    viewer: &Viewer,
+    patient_id: &PatientId,
+) -> Result<(StoredPatient, PatientRecord), AppError> {
+    let allowed = viewer.may_see_patient(&state.store, patient_id)?;
+    if viewer.role == Role::Patient && !allowed {
         return Err(AppError::Forbidden(
             "patients may read only their own record".into(),
         ));
     }
-    let record = record.ok_or_else(|| AppError::NotFound(format!("no patient {patient_id}")))?;
-    Ok(Patient {
-        patient_id: record.patient_id,
-        name: record.name,
-        dob: record.dob,
-        contact_info: record.contact_info,
-        medical_history: record.medical_history,
-    })
+    let stored = state
+        .store
+        .get::<StoredPatient>(patient_id.as_str())?
+        .ok_or_else(|| AppError::NotFound(format!("no patient {patient_id}")))?;
+    if !allowed {
+        return Err(AppError::Forbidden(
+            "this patient is not in your care".into(),
+        ));
+    }
+    let patient = patients::open(&state.vault, stored.clone()).map_err(AppError::internal)?;
+    Ok((stored, patient))
+}
+
+/// The name a body gives: `name`, or `firstName` and `lastName`.
+fn name_of(body: &PatientBody) -> Result<Option<String>, AppError> {
+    let part = |field: &str, value: &Option<String>| -> Result<Option<String>, AppError> {
+        value
+            .as_deref()
+            .map(|v| text(field, v, MAX_PART))
+            .transpose()
+    };
+    let (first, last) = (
+        part("firstName", &body.first_name)?,
+        part("lastName", &body.last_name)?,
+    );
+    match (&body.name, first, last) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(AppError::invalid(
+            "firstName",
+            "send either name or firstName and lastName, not both",
+        )),
+        (Some(name), None, None) => Ok(Some(text("name", name, MAX_NAME)?)),
+        (None, Some(first), Some(last)) => Ok(Some(format!("{first} {last}"))),
+        (None, Some(_), None) => Err(AppError::invalid(
+            "lastName",
+            "lastName goes with firstName",
+        )),
+        (None, None, Some(_)) => Err(AppError::invalid(
+            "firstName",
+            "firstName goes with lastName",
+        )),
+        (None, None, None) => Ok(None),
+    }
+}
+
+/// Applies the body's fields other than the name to `patient`.
+fn apply(patient: &mut PatientRecord, body: PatientBody, now: Timestamp) -> Result<(), AppError> {
+    let dob = match (body.dob, body.date_of_birth) {
+        (Some(_), Some(_)) => {
+            return Err(AppError::invalid(
+                "dateOfBirth",
+                "send either dob or dateOfBirth, not both",
+            ));
+        }
+        (dob, other) => dob
+            .map(|d| ("dob", d))
+            .or(other.map(|d| ("dateOfBirth", d))),
+    };
+    if let Some((field, dob)) = dob {
+        let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+        if dob > today {
+            return Err(AppError::invalid(field, "must not be in the future"));
+        }
+        if dob.year() < 1880 {
+            return Err(AppError::invalid(field, "must be after 1880"));
+        }
+        patient.dob = Some(dob);
+    }
+    if let Some(contact) = body.contact_info {
+        if body.phone_number.is_some() && contact.phone.is_some() {
+            return Err(AppError::invalid("phoneNumber", "send the phone once"));
+        }
+        if body.email.is_some() && contact.email.is_some() {
+            return Err(AppError::invalid("email", "send the e-mail once"));
+        }
+        patient.contact_info = contact;
+    }
+    if let Some(phone) = body.phone_number {
+        patient.contact_info.phone = Some(phone);
+    }
+    if let Some(email) = body.email {
+        patient.contact_info.email = Some(email);
+    }
+    if let Some(address) = body.address {
+        patient.address = Some(checked_address(address)?);
+    }
+    if let Some(history) = body.medical_history {
+        for (field, items) in [
+            ("medicalHistory.allergies", &history.allergies),
+            (
+                "medicalHistory.chronicConditions",
+                &history.chronic_conditions,
+            ),
+        ] {
+            if items.len() > MAX_ITEMS {
+                return Err(AppError::invalid(
+                    field,
+                    format!("at most {MAX_ITEMS} entries"),
+                ));
+            }
+            for item in items {
+                text(field, item, MAX_NAME)?;
+            }
+        }
+        patient.medical_history = history;
+    }
+    Ok(())
+}
+
+fn checked_address(address: Address) -> Result<Address, AppError> {
+    for (field, value) in [
+        ("address.street", &address.street),
+        ("address.city", &address.city),
+        ("address.state", &address.state),
+        ("address.zipCode", &address.zip_code),
+    ] {
+        if let Some(value) = value {
+            text(field, value, MAX_NAME)?;
+        }
+    }
+    Ok(address)
+}
+
+/// Trimmed text of 1 to `max` characters, without control characters.
+fn text(field: &str, value: &str, max: usize) -> Result<String, AppError> {
+    let value = value.trim();
+    if value.is_empty() || value.chars().count() > max || value.chars().any(char::is_control) {
+        return Err(AppError::invalid(
+            field,
+            format!("must be 1 to {max} characters, without control characters"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// A registered patient that is the same person: same name and date of
+/// birth, and the same e-mail or phone.
+fn same_person(state: &AppState, p: &PatientRecord) -> Result<Option<PatientId>, AppError> {
+    let Some(dob) = p.dob else {
+        return Ok(None);
+    };
+    let by_dob: BTreeSet<PatientId> =
+        patients::find(&state.store, &state.vault, Search::Dob(dob), None, 1000)?
+            .into_iter()
+            .collect();
+    for id in patients::find(
+        &state.store,
+        &state.vault,
+        Search::Name(&p.name),
+        None,
+        1000,
+    )? {
+        if !by_dob.contains(&id) {
+            continue;
+        }
+        if let Some(other) = patients::load(&state.store, &state.vault, &id)? {
+            let email = |c: &ContactInfo| c.email.as_ref().map(|e| e.as_str().to_lowercase());
+            let same_email = email(&p.contact_info).is_some()
+                && email(&p.contact_info) == email(&other.contact_info);
+            let same_phone =
+                p.contact_info.phone.is_some() && p.contact_info.phone == other.contact_info.phone;
+            if same_email || same_phone {
+                return Ok(Some(id));
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn duplicate(existing: PatientId) -> AppError {
+    AppError::Duplicate {
+        message: format!(
+            "patient {existing} has the same name, date of birth and e-mail or phone; \
+             send ?allowDuplicate=true to register another"
+        ),
+        existing_id: existing.to_string(),
+    }
+}
+
+fn view(p: PatientRecord) -> Patient {
+    Patient {
+        patient_id: p.patient_id,
+        name: p.name,
+        dob: p.dob,
+        contact_info: p.contact_info,
+        medical_history: p.medical_history,
+        address: p.address,
+    }
 }

@@ -215,7 +215,8 @@ async fn doctor_accounts_need_an_admin_and_appear_in_the_directory() {
     assert_eq!(doctors.len(), 1);
     assert_eq!(doctors[0]["name"], "Dr. Jane Doe");
     assert_eq!(doctors[0]["timeZone"], "Europe/Berlin");
-    // A doctor may read any patient's record.
+    // A doctor reads only the records of patients in their care (least
+    // privilege; `patients::doctors_see_the_patients_in_their_care`).
     let dr = app.login("drjane", PASSWORD).await;
     let (status, _) = app
         .get(
@@ -223,7 +224,7 @@ async fn doctor_accounts_need_an_admin_and_appear_in_the_directory() {
             Some(&dr.token),
         )
         .await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 403);
 }
 
 #[tokio::test]

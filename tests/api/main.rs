@@ -19,6 +19,7 @@ mod memory;
 mod nats;
 mod notifications;
 mod openapi;
+mod patients;
 mod process;
 mod schedule;
 mod websocket;

@@ -2,8 +2,7 @@
 //! profiles, refresh tokens and revocations.
 
 use jiff::Timestamp;
-use jiff::civil::Date;
-use medrelay_protocol::profile::{ContactInfo, MedicalHistory};
+use medrelay_protocol::profile::ContactInfo;
 use medrelay_protocol::schedule::{DateException, DayAvailability};
 use medrelay_protocol::{Email, PatientId, ProviderId, Role, UserId, Username};
 use serde::{Deserialize, Serialize};
@@ -49,35 +48,6 @@ pub struct UsernameEntry {
 
 impl Record for UsernameEntry {
     const TABLE: Table = Table::Usernames;
-    const VERSION: u16 = 1;
-}
-
-/// A patient profile (seed `PATIENT_TBL` / `GET /api/patients/{id}`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PatientRecord {
-    /// Its id.
-    pub patient_id: PatientId,
-    /// The account it belongs to, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<UserId>,
-    /// Full name.
-    pub name: String,
-    /// Date of birth.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dob: Option<Date>,
-    /// Contact details.
-    #[serde(default)]
-    pub contact_info: ContactInfo,
-    /// Medical history.
-    #[serde(default)]
-    pub medical_history: MedicalHistory,
-    /// When it was created.
-    pub created_at: Timestamp,
-}
-
-impl Record for PatientRecord {
-    const TABLE: Table = Table::Patients;
     const VERSION: u16 = 1;
 }
 

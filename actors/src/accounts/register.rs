@@ -6,6 +6,8 @@ use medrelay_protocol::profile::{ContactInfo, MedicalHistory};
 use medrelay_protocol::{Channel, Email, Event, PatientId, ProviderId, Role, UserId, Username};
 
 use crate::ids::new_id;
+use crate::patients::{self, PatientRecord};
+use crate::phi::Vault;
 use crate::store::{Store, StoreError, Table, WriteBatch, WriteError};
 
 use super::*;
@@ -85,7 +87,11 @@ pub enum RegisterError {
 ///
 /// # Errors
 /// [`RegisterError`] when the username or provider id is taken or the write fails.
-pub async fn register(store: &Store, new: NewAccount) -> Result<Registered, RegisterError> {
+pub async fn register(
+    store: &Store,
+    vault: &Vault,
+    new: NewAccount,
+) -> Result<Registered, RegisterError> {
     let now = Timestamp::now();
     let user_id = UserId::parse(&new_id("usr")).expect("generated ids are valid");
     let mut batch = WriteBatch::new();
@@ -98,18 +104,18 @@ pub async fn register(store: &Store, new: NewAccount) -> Result<Registered, Regi
             medical_history,
         } => {
             let patient_id = PatientId::parse(&new_id("pat")).expect("generated ids are valid");
-            batch.put(
-                patient_id.as_str(),
-                &PatientRecord {
-                    patient_id: patient_id.clone(),
-                    user_id: Some(user_id.clone()),
-                    name,
-                    dob,
-                    contact_info,
-                    medical_history,
-                    created_at: now,
-                },
-            );
+            let profile = PatientRecord {
+                patient_id: patient_id.clone(),
+                user_id: Some(user_id.clone()),
+                name,
+                dob,
+                contact_info,
+                address: None,
+                medical_history,
+                created_at: now,
+                updated_at: None,
+            };
+            patients::write(&mut batch, vault, None, &profile, false);
             (Role::Patient, Some(patient_id), None)
         }
         NewProfile::Doctor {

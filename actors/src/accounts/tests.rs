@@ -143,6 +143,7 @@ async fn usernames_are_unique_under_racing_sign_ups() {
             tokio::spawn(async move {
                 register(
                     &store,
+                    &crate::phi::Vault::ephemeral(),
                     NewAccount {
                         username: Username::parse("erin").unwrap(),
                         email: Email::parse("e@example.org").unwrap(),

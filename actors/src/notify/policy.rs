@@ -10,7 +10,8 @@ use medrelay_protocol::notification::{NotificationChannel, NotificationPreferenc
 use medrelay_protocol::schedule::AppointmentStatus;
 
 use super::{DeviceRecord, ReminderKind, ReminderRecord};
-use crate::accounts::{PatientRecord, UserRecord};
+use crate::accounts::UserRecord;
+use crate::patients::PatientRecord;
 use crate::schedule::AppointmentRecord;
 
 /// Whether `reminder` no longer applies to `appointment`: a reminder whose
@@ -246,8 +247,10 @@ mod tests {
                 phone: phone.map(|p| Phone::parse(p).unwrap()),
                 email: email.map(|e| Email::parse(e).unwrap()),
             },
+            address: None,
             medical_history: Default::default(),
             created_at: at("2026-01-01T00:00:00Z"),
+            updated_at: None,
         }
     }
 

@@ -18,9 +18,10 @@ use super::messages::*;
 use super::rules::slots_for_date;
 use super::state::{State, WINDOW_BEHIND};
 use super::{AppointmentRecord, BookingRules, ScheduleError};
-use crate::accounts::{PatientRecord, ProviderRecord, UserRecord};
+use crate::accounts::{ProviderRecord, UserRecord};
 use crate::fault::describe;
 use crate::notify::ReminderPlan;
+use crate::patients::StoredPatient;
 use crate::store::{Committed, Store, Table, WriteBatch};
 use crate::system::keyed::{self, Lifecycle, Owner};
 use crate::system::{Retire, guarded};
@@ -76,7 +77,7 @@ impl ScheduleActor {
         // Rules and the slot first: they answer from memory.
         let slot = changes::free_slot(state, &req, &rules, now)?;
         if store
-            .get::<PatientRecord>(req.patient_id.as_str())?
+            .get::<StoredPatient>(req.patient_id.as_str())?
             .is_none()
         {
             return Err(ScheduleError::NotFound(format!(

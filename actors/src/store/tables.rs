@@ -12,7 +12,7 @@ pub enum Table {
     Users,
     /// lower-cased username → user id (uniqueness index).
     Usernames,
-    /// patient id → patient profile.
+    /// patient id → patient profile, its fields sealed.
     Patients,
     /// provider id → provider (doctor) profile.
     Providers,
@@ -52,11 +52,13 @@ pub enum Table {
     SessionAcks,
     /// Scratch table used by benchmarks and store tests.
     Scratch,
+    /// Blind indexes of patient profiles (see [`crate::patients`]).
+    PatientLookup,
 }
 
 impl Table {
     /// All record tables; each is created when the store opens.
-    pub const ALL: [Table; 20] = [
+    pub const ALL: [Table; 21] = [
         Table::Users,
         Table::Usernames,
         Table::Patients,
@@ -77,6 +79,7 @@ impl Table {
         Table::Devices,
         Table::SessionAcks,
         Table::Scratch,
+        Table::PatientLookup,
     ];
 
     /// The table's position in [`Table::ALL`].
@@ -110,6 +113,7 @@ impl Table {
             Table::Devices => "devices",
             Table::SessionAcks => "session_acks",
             Table::Scratch => "scratch",
+            Table::PatientLookup => "patient_lookup",
         }
     }
 
