@@ -19,6 +19,7 @@ use futures_util::FutureExt;
 
 use jiff::Timestamp;
 use medrelay_actors::accounts::{ProviderRecord, UserRecord};
+use medrelay_actors::fault::Fault;
 use medrelay_actors::notify::{
     self as records, DeviceRecord, NotificationRecord, PendingDelivery, ReminderIndex,
     ReminderKind, ReminderRecord, due_of, policy, reminder_key,
@@ -34,8 +35,6 @@ use medrelay_protocol::schedule::AppointmentId;
 use medrelay_protocol::{PatientId, ProviderId};
 
 use super::compose::{Facts, compose};
-use medrelay_actors::fault::Fault;
-
 use super::{Draft, Notifier, NotifyError};
 
 /// The longest the scheduler sleeps without looking (a clock change or a
