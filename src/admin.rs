@@ -2,6 +2,7 @@
 
 use anyhow::{Context, bail};
 use medrelay_actors::accounts::{self, NewAccount, NewProfile, RegisterError, Registered};
+use medrelay_actors::store::AuditCheck;
 use medrelay_protocol::{Email, Role, Username};
 
 use crate::auth::password::{PASSWORD_LEN, Passwords};
@@ -77,5 +78,22 @@ pub async fn create_user(settings: &Settings, new: CreateUser) -> anyhow::Result
         Ok(r) => Ok(r),
         Err(RegisterError::UsernameTaken) => bail!("that username is already taken"),
         Err(e) => Err(e).context("could not create the user"),
+    }
+}
+
+/// Checks the audit log's hash chain in `settings.server.data_dir`.
+///
+/// # Errors
+/// The first broken link (its entry number and what is wrong), or a store
+/// that cannot be opened.
+pub async fn verify_audit(settings: &Settings) -> anyhow::Result<u64> {
+    let (store, _hub) = crate::app::open_store(settings)?;
+    let check = store.verify_audit();
+    store.close().await;
+    match check.context("could not read the audit log")? {
+        AuditCheck::Intact { entries } => Ok(entries),
+        AuditCheck::Broken { seq, reason } => {
+            bail!("the audit log is broken at entry {seq}: {reason}")
+        }
     }
 }

@@ -9,6 +9,8 @@
 //! - [`system`]: the actix system, the lazy actor registry, panic-safe supervision,
 //!   and the keyed-actor template ([`system::keyed`]).
 //! - [`accounts`]: users, profiles, sessions, revocations; `AccountActor`.
+//! - [`audit`]: audit entries (FHIR AuditEvent fields) for every access to
+//!   patient data; the store chains them.
 //! - [`patients`]: patient profiles, sealed at rest, and their blind indexes.
 //! - [`phi`]: the [`phi::Vault`] that seals health data, and blind indexes.
 //! - [`schedule`]: doctors' hours, appointments; `ScheduleActor`.
@@ -23,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod accounts;
+pub mod audit;
 pub mod channels;
 pub mod fault;
 pub mod hub;

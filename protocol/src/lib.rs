@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //! - [`account`]: the bodies of sign-up, login, refresh, logout and `me`.
+//! - [`audit`]: audit entries and a patient's access log.
 //! - [`ids`]: identifiers and account values that validate when parsed
 //!   ([`ids::UserId`], [`ids::ProviderId`], [`ids::Username`], [`ids::Email`], ...).
 //! - [`error`]: the error codes shared by REST, WebSocket and (later) NATS replies.
@@ -23,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod account;
+pub mod audit;
 pub mod channel;
 pub mod error;
 pub mod event;

@@ -20,6 +20,7 @@
 //! router uses and cannot drift from it.
 
 pub mod appointments;
+pub mod audit;
 pub mod auth;
 pub mod directory;
 pub mod error;
@@ -91,6 +92,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(auth::router())
         .merge(directory::router())
         .merge(patients::router())
+        .merge(audit::router())
         .merge(providers::router())
         .merge(appointments::router())
         .merge(notifications::router())

@@ -17,6 +17,7 @@ use super::ErrorEnvelope;
 use super::json::{Json, bad_query};
 use crate::auth::Principal;
 use crate::error::AppError;
+use crate::service::audit::Origin;
 use crate::service::patient::{self, PatientQuery};
 use crate::state::AppState;
 
@@ -47,12 +48,13 @@ struct RegisterQuery {
 async fn register(
     State(state): State<Arc<AppState>>,
     principal: Principal,
+    origin: Origin,
     query: Result<Query<RegisterQuery>, QueryRejection>,
     Json(body): Json<PatientBody>,
 ) -> Result<(StatusCode, axum::Json<PatientWritten>), AppError> {
     let Query(query) = query.map_err(bad_query)?;
     let allow = query.allow_duplicate.unwrap_or(false);
-    let written = patient::register(&state, &principal, body, allow).await?;
+    let written = patient::register(&state, &principal, &origin, body, allow).await?;
     Ok((StatusCode::CREATED, axum::Json(written)))
 }
 
@@ -66,9 +68,12 @@ async fn register(
 async fn get_patient(
     State(state): State<Arc<AppState>>,
     principal: Principal,
+    origin: Origin,
     Path(patient_id): Path<String>,
 ) -> Result<axum::Json<Patient>, AppError> {
-    patient::get(&state, &principal, &patient_id).map(axum::Json)
+    patient::get(&state, &principal, &origin, &patient_id)
+        .await
+        .map(axum::Json)
 }
 
 /// Changes the fields sent, in either seed shape. Patients may change only
@@ -82,10 +87,11 @@ async fn get_patient(
 async fn update(
     State(state): State<Arc<AppState>>,
     principal: Principal,
+    origin: Origin,
     Path(patient_id): Path<String>,
     Json(body): Json<PatientBody>,
 ) -> Result<axum::Json<PatientWritten>, AppError> {
-    patient::update(&state, &principal, &patient_id, body)
+    patient::update(&state, &principal, &origin, &patient_id, body)
         .await
         .map(axum::Json)
 }
@@ -121,6 +127,7 @@ struct ListParams {
 async fn list(
     State(state): State<Arc<AppState>>,
     principal: Principal,
+    origin: Origin,
     query: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<axum::Json<PatientList>, AppError> {
     let Query(q) = query.map_err(bad_query)?;
@@ -132,5 +139,7 @@ async fn list(
         after: q.after,
         limit: q.limit,
     };
-    patient::list(&state, &principal, query).map(axum::Json)
+    patient::list(&state, &principal, &origin, query)
+        .await
+        .map(axum::Json)
 }

@@ -16,6 +16,7 @@
 //!   doctors' boards.
 
 pub mod account;
+pub mod audit;
 pub mod delivery_report;
 pub mod notification;
 pub mod patient;

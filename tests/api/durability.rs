@@ -17,12 +17,8 @@ fn slot(i: usize) -> String {
 
 #[tokio::test]
 async fn every_acknowledged_booking_survives_a_kill_with_its_events_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    create_admin(&test_settings(&data)).await;
-    // Checkpoints far apart: the kill lands between two, so the restart
-    // has to replay the redo log.
-    let env = [("MEDRELAY__STORE__CHECKPOINT_INTERVAL_MS", "600000")];
+    let (_dir, data) = data_with_admin().await;
+    let env = FAR_CHECKPOINTS;
     let server = Process::start(&data, &env);
     let app = server.app(&data);
     let admin = app.admin_token().await;

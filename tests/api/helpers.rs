@@ -419,6 +419,20 @@ where
     }
 }
 
+/// Checkpoints far apart: a kill lands between two, so a restart has to
+/// replay the redo log (for [`Process::start`]).
+pub const FAR_CHECKPOINTS: [(&str, &str); 1] =
+    [("MEDRELAY__STORE__CHECKPOINT_INTERVAL_MS", "600000")];
+
+/// A data folder (inside the returned temporary one) that holds the admin
+/// account, for a [`Process`] to serve.
+pub async fn data_with_admin() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    create_admin(&test_settings(&data)).await;
+    (dir, data)
+}
+
 /// The medrelay binary as a child process (so that it can be killed), with
 /// extra `MEDRELAY__*` variables.
 pub struct Process {

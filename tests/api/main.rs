@@ -9,6 +9,7 @@ mod nats_harness;
 mod smtp_sink;
 
 mod access;
+mod audit;
 mod auth;
 mod bad_input;
 mod boards;

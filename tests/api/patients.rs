@@ -235,6 +235,44 @@ async fn doctors_see_the_patients_in_their_care() {
     assert_eq!(list["patients"].as_array().unwrap().len(), 1, "{list}");
     let (_, list) = app.get("/api/patients", Some(&other_dr)).await;
     assert_eq!(list["patients"], json!([]), "{list}");
+    // Outside their care a doctor may break the glass, with a reason: the
+    // read is allowed, and the patient sees it flagged in their access log.
+    let (status, got) = app
+        .http
+        .get(app.url(&path))
+        .bearer_auth(&other_dr)
+        .header("x-access-reason", "unconscious in the ER, allergies needed")
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .map(|s| (s, ()))
+        .unwrap();
+    assert_eq!(status, 200, "{got:?}");
+    let (_, log) = app.get(&format!("{path}/access-log"), Some(&admin)).await;
+    let glass: Vec<&Value> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["emergency"] == true)
+        .collect();
+    assert_eq!(glass.len(), 1, "{log}");
+    assert_eq!(
+        glass[0]["reason"],
+        "unconscious in the ER, allergies needed"
+    );
+    assert_eq!(glass[0]["outcome"], "success");
+    // The glass opens reads only.
+    let (status, _) = app
+        .http
+        .put(app.url(&path))
+        .bearer_auth(&other_dr)
+        .header("x-access-reason", "emergency")
+        .json(&json!({"dob": "1961-04-14"}))
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), ()))
+        .unwrap();
+    assert_eq!(status, 403);
     // Search answers only within the care relationship, too.
     let (_, list) = app
         .get("/api/patients?name=Zebulon%20Quartermain", Some(&other_dr))

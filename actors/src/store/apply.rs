@@ -5,6 +5,7 @@
 use medrelay_protocol::{Channel, Event};
 use redb::{ReadableTable, WriteTransaction};
 
+use super::audit;
 use super::tables::{self, Table};
 use super::{Committed, Op, OutboxEntry, StoreConfig, WriteBatch, WriteError};
 
@@ -42,6 +43,8 @@ struct Applier<'txn> {
     heads: Option<redb::Table<'txn, &'static str, u64>>,
     outbox: Option<redb::Table<'txn, u64, &'static [u8]>>,
     counters: Option<redb::Table<'txn, &'static str, u64>>,
+    audit: Option<redb::Table<'txn, u64, &'static [u8]>>,
+    audit_index: Option<redb::Table<'txn, (&'static str, u64), ()>>,
     /// The outbox's newest position, once read.
     outbox_head: Option<u64>,
     outbox_grew: bool,
@@ -69,6 +72,8 @@ impl<'txn> Applier<'txn> {
             heads: None,
             outbox: None,
             counters: None,
+            audit: None,
+            audit_index: None,
             outbox_head: None,
             outbox_grew: false,
             config,
@@ -217,6 +222,14 @@ impl<'txn> Applier<'txn> {
             }
             Op::Counter { name, value } => {
                 self.counters()?.insert(name.as_str(), *value)?;
+            }
+            Op::Audit { patients, entry } => {
+                let log = opened(&mut self.audit, self.txn, tables::AUDIT_LOG)?;
+                let seq = audit::append(log, entry)?;
+                let index = opened(&mut self.audit_index, self.txn, tables::AUDIT_BY_PATIENT)?;
+                for patient in patients {
+                    index.insert((patient.as_str(), seq), ())?;
+                }
             }
         }
         Ok(())

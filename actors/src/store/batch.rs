@@ -26,6 +26,11 @@ pub(crate) enum Op {
         name: String,
         value: u64,
     },
+    /// Appends an entry to the audit log, chained at apply time.
+    Audit {
+        patients: Vec<String>,
+        entry: Vec<u8>,
+    },
 }
 
 /// Changes that commit together or not at all.
@@ -117,6 +122,15 @@ impl WriteBatch {
             name: name.to_owned(),
             value,
         });
+        self
+    }
+
+    /// Appends `entry` to the tamper-evident audit log when the batch
+    /// commits: numbered and chained (SHA-256 over the previous entry's
+    /// hash) by the writer, and indexed under each of `patients`. See
+    /// [`Store::audit_log`](super::Store::audit_log).
+    pub fn audit(&mut self, patients: Vec<String>, entry: Vec<u8>) -> &mut Self {
+        self.ops.push(Op::Audit { patients, entry });
         self
     }
 

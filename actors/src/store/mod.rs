@@ -19,6 +19,7 @@
 //! Reads open their own MVCC read transaction and never wait for the writer.
 
 mod apply;
+mod audit;
 mod batch;
 mod record;
 pub mod tables;
@@ -36,6 +37,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::hub::EventHub;
+pub use audit::AuditCheck;
 pub(crate) use batch::Op;
 pub use batch::WriteBatch;
 pub use record::Record;
@@ -271,6 +273,8 @@ impl Store {
             txn.open_table(tables::CHANNEL_EVENTS)?;
             txn.open_table(tables::CHANNEL_HEADS)?;
             txn.open_table(tables::OUTBOX)?;
+            txn.open_table(tables::AUDIT_LOG)?;
+            txn.open_table(tables::AUDIT_BY_PATIENT)?;
             let mut counters = txn.open_table(tables::COUNTERS)?;
             let found = counters
                 .get(tables::SCHEMA_VERSION)?

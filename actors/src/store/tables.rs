@@ -134,6 +134,14 @@ pub(crate) const CHANNEL_HEADS: TableDefinition<&str, u64> = TableDefinition::ne
 /// change that caused it.
 pub(crate) const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 
+/// Audit sequence number → SHA-256 chain hash (32 bytes) followed by the
+/// entry's JSON. Append-only: nothing deletes or changes an entry.
+pub(crate) const AUDIT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("audit_log");
+
+/// (patient id, audit sequence number) → (): a patient's entries.
+pub(crate) const AUDIT_BY_PATIENT: TableDefinition<(&str, u64), ()> =
+    TableDefinition::new("audit_by_patient");
+
 /// Named counters (`outbox_head`, `outbox_acked`, `schema_version`, and those
 /// set through [`super::WriteBatch::set_counter`]).
 pub(crate) const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");

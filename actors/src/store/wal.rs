@@ -273,6 +273,14 @@ fn encode_batch(out: &mut Vec<u8>, b: &WriteBatch) {
                 put_bytes(out, name.as_bytes());
                 put_u64(out, *value);
             }
+            Op::Audit { patients, entry } => {
+                out.push(4);
+                put_len(out, patients.len());
+                for patient in patients {
+                    put_bytes(out, patient.as_bytes());
+                }
+                put_bytes(out, entry);
+            }
         }
     }
     put_len(out, b.events.len());
@@ -357,6 +365,10 @@ fn decode_batch(r: &mut Reader<'_>) -> Option<WriteBatch> {
                 name: r.string()?,
                 value: r.u64()?,
             },
+            4 => Op::Audit {
+                patients: (0..r.len()?).map(|_| r.string()).collect::<Option<_>>()?,
+                entry: r.bytes()?,
+            },
             _ => return None,
         };
         b.ops.push(op);
@@ -390,6 +402,8 @@ mod tests {
         b.delete(Table::Reminders, "r/1")
             .ack_outbox(7)
             .set_counter("cursor", 42)
+            .audit(vec!["pat_1".into(), "pat_2".into()], b"{}".to_vec())
+            .audit(Vec::new(), b"{\"x\":1}".to_vec())
             .lazy();
         b
     }
@@ -407,7 +421,13 @@ mod tests {
         let back = decode_batch(&mut Reader(&bytes)).expect("decodes");
         assert_eq!(encoded(&back), bytes);
         assert!(back.lazy);
-        assert_eq!(back.ops.len(), 4);
+        assert_eq!(back.ops.len(), 6);
+        assert!(
+            matches!(&back.ops[4], Op::Audit { patients, .. } if patients == &["pat_1", "pat_2"])
+        );
+        assert!(
+            matches!(&back.ops[5], Op::Audit { patients, entry } if patients.is_empty() && entry == br#"{"x":1}"#)
+        );
     }
 
     fn numbers(groups: &[Group]) -> Vec<u64> {

@@ -6,28 +6,32 @@
 //! (an appointment with them, past or ahead); a patient only themselves,
 //! and a patient may change only their own contact details and address.
 //! Profiles are sealed at rest and searched through blind indexes
-//! ([`medrelay_actors::patients`]).
+//! ([`medrelay_actors::patients`]). Every access is audited
+//! ([`crate::service::audit`]): a write's entry in the write's own batch, a
+//! read's entry durable before the read is answered, and every refusal.
+
+mod input;
 
 use std::collections::BTreeSet;
 
 use jiff::Timestamp;
+use medrelay_actors::audit::{self, Action, Outcome};
 use medrelay_actors::channels::Viewer;
 use medrelay_actors::ids::new_id;
 use medrelay_actors::patients::{self, PatientError, PatientRecord, Search, StoredPatient};
 use medrelay_actors::schedule::{AppointmentRecord, ProviderAppointment, indexed_ids};
 use medrelay_actors::store::{WriteBatch, WriteError};
 use medrelay_protocol::patient::{PatientBody, PatientList, PatientWritten};
-use medrelay_protocol::profile::{Address, ContactInfo, MedicalHistory, Patient};
+use medrelay_protocol::profile::{ContactInfo, MedicalHistory, Patient};
 use medrelay_protocol::{Email, PatientId, Role};
 
 use crate::auth::Principal;
 use crate::error::AppError;
+use crate::service::audit::{Origin, durably, entity, entry, refused};
 use crate::service::schedule::viewer;
 use crate::state::AppState;
+use input::{apply, name_of};
 
-const MAX_NAME: usize = 200;
-const MAX_PART: usize = 100;
-const MAX_ITEMS: usize = 100;
 /// How often a change is retried when another change to the same patient
 /// committed between its read and its write.
 const RETRIES: usize = 5;
@@ -64,12 +68,30 @@ pub struct PatientQuery {
 pub async fn register(
     state: &AppState,
     principal: &Principal,
+    origin: &Origin,
     body: PatientBody,
     allow_duplicate: bool,
 ) -> Result<PatientWritten, AppError> {
-    principal.require(&[Role::Admin, Role::Doctor])?;
     let now = Timestamp::now();
     let patient_id = PatientId::parse(&new_id("pat")).expect("generated ids are valid");
+    let about = || {
+        entity(
+            "Patient",
+            Some(patient_id.as_str()),
+            vec![patient_id.clone()],
+        )
+    };
+    let this = entry(principal, origin, Action::C, Outcome::Success, about());
+    if let Err(e) = principal.require(&[Role::Admin, Role::Doctor]) {
+        let this = entry(
+            principal,
+            origin,
+            Action::C,
+            Outcome::Denied,
+            entity("Patient", None, Vec::new()),
+        );
+        return Err(refused(state, this, e).await);
+    }
     let name = name_of(&body)?
         .ok_or_else(|| AppError::invalid("name", "name (or firstName and lastName) is required"))?;
     let mut patient = PatientRecord {
@@ -89,6 +111,7 @@ pub async fn register(
     }
     let mut batch = WriteBatch::new();
     patients::write(&mut batch, &state.vault, None, &patient, !allow_duplicate);
+    audit::record(&mut batch, &this);
     match state.store.write(batch).await {
         Ok(_) => Ok(PatientWritten {
             patient_id,
@@ -103,14 +126,44 @@ pub async fn register(
 
 /// A patient's profile, for those who may see it.
 ///
+/// A doctor outside the care relationship who states a reason
+/// (`X-Access-Reason`) may still open it in an emergency ("break the
+/// glass"): allowed, and flagged as an emergency in the audit entry, which
+/// the patient sees in their access log.
+///
 /// # Errors
 /// 422 for a malformed id; 403 when the caller may not see it (a patient
 /// learns nothing about other ids, not even whether they exist); 404.
-pub fn get(state: &AppState, principal: &Principal, patient_id: &str) -> Result<Patient, AppError> {
+pub async fn get(
+    state: &AppState,
+    principal: &Principal,
+    origin: &Origin,
+    patient_id: &str,
+) -> Result<Patient, AppError> {
     let patient_id = PatientId::parse(patient_id).map_err(|e| AppError::invalid("patientId", e))?;
+    let about = entity(
+        "Patient",
+        Some(patient_id.as_str()),
+        vec![patient_id.clone()],
+    );
+    let mut this = entry(principal, origin, Action::R, Outcome::Success, about);
     let viewer = viewer(state, principal)?;
-    let (_, patient) = readable(state, &viewer, &patient_id)?;
-    Ok(view(patient))
+    let mut opened = readable(state, &viewer, &patient_id);
+    if matches!(opened, Err(AppError::Forbidden(_)))
+        && viewer.role == Role::Doctor
+        && let Some(purpose) = this.purpose.as_mut()
+    {
+        purpose.emergency = true;
+        tracing::warn!(patient = %patient_id, user = %principal.user_id, "emergency access to a patient outside the doctor's care");
+        opened = stored(state, &patient_id);
+    }
+    match opened {
+        Ok((_, patient)) => {
+            durably(state, &this).await?;
+            Ok(view(patient))
+        }
+        Err(e) => Err(refused(state, this, e).await),
+    }
 }
 
 /// Changes the fields sent. Patients may change only their own contact
@@ -122,10 +175,35 @@ pub fn get(state: &AppState, principal: &Principal, patient_id: &str) -> Result<
 pub async fn update(
     state: &AppState,
     principal: &Principal,
+    origin: &Origin,
     patient_id: &str,
     body: PatientBody,
 ) -> Result<PatientWritten, AppError> {
     let patient_id = PatientId::parse(patient_id).map_err(|e| AppError::invalid("patientId", e))?;
+    let about = entity(
+        "Patient",
+        Some(patient_id.as_str()),
+        vec![patient_id.clone()],
+    );
+    let this = entry(principal, origin, Action::U, Outcome::Success, about);
+    match change(state, principal, &this, &patient_id, body).await {
+        Err(e @ (AppError::Forbidden(_) | AppError::NotFound(_))) => {
+            Err(refused(state, this, e).await)
+        }
+        other => other,
+    }
+}
+
+/// [`update`] once its audit entry is made: the change, with the entry in
+/// its batch.
+async fn change(
+    state: &AppState,
+    principal: &Principal,
+    this: &medrelay_actors::audit::AuditEntry,
+    patient_id: &PatientId,
+    body: PatientBody,
+) -> Result<PatientWritten, AppError> {
+    let patient_id = patient_id.clone();
     let viewer = viewer(state, principal)?;
     if viewer.role == Role::Patient {
         let clinical = [
@@ -157,6 +235,7 @@ pub async fn update(
         let mut batch = WriteBatch::new();
         batch.require_equal(patient_id.as_str(), &stored);
         patients::write(&mut batch, &state.vault, Some(&old), &new, false);
+        audit::record(&mut batch, this);
         match state.store.write(batch).await {
             Ok(_) => {
                 return Ok(PatientWritten {
@@ -180,9 +259,10 @@ pub async fn update(
 ///
 /// # Errors
 /// 422 for a bad limit; 500 on a read failure.
-pub fn list(
+pub async fn list(
     state: &AppState,
     principal: &Principal,
+    origin: &Origin,
     query: PatientQuery,
 ) -> Result<PatientList, AppError> {
     let max = state.settings.records.page_limit;
@@ -230,6 +310,29 @@ pub fn list(
             patients.push(view(patient));
         }
     }
+    // One entry for the search, under every patient it returned; its
+    // criteria by kind, never by value.
+    let kinds: Vec<&str> = [
+        ("name", query.name.is_some()),
+        ("dob", query.dob.is_some()),
+        ("email", query.email.is_some()),
+        ("phone", query.phone.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(kind, sent)| sent.then_some(kind))
+    .collect();
+    let returned = patients.iter().map(|p| p.patient_id.clone()).collect();
+    let mut about = entity("Patient", None, returned);
+    about.detail = Some(if kinds.is_empty() {
+        "list".to_owned()
+    } else {
+        format!("search by {}", kinds.join(", "))
+    });
+    durably(
+        state,
+        &entry(principal, origin, Action::E, Outcome::Success, about),
+    )
+    .await?;
     Ok(PatientList {
         patients,
         next: more
@@ -301,138 +404,28 @@ fn readable(
             "patients may read only their own record".into(),
         ));
     }
+    let found = stored(state, patient_id)?;
+    if !allowed {
+        return Err(AppError::Forbidden(
+            "this patient is not in your care; a doctor may open the record in an \
+             emergency by stating the reason in X-Access-Reason"
+                .into(),
+        ));
+    }
+    Ok(found)
+}
+
+/// The patient as stored and opened, whoever asks.
+fn stored(
+    state: &AppState,
+    patient_id: &PatientId,
+) -> Result<(StoredPatient, PatientRecord), AppError> {
     let stored = state
         .store
         .get::<StoredPatient>(patient_id.as_str())?
         .ok_or_else(|| AppError::NotFound(format!("no patient {patient_id}")))?;
-    if !allowed {
-        return Err(AppError::Forbidden(
-            "this patient is not in your care".into(),
-        ));
-    }
     let patient = patients::open(&state.vault, stored.clone()).map_err(AppError::internal)?;
     Ok((stored, patient))
-}
-
-/// The name a body gives: `name`, or `firstName` and `lastName`.
-fn name_of(body: &PatientBody) -> Result<Option<String>, AppError> {
-    let part = |field: &str, value: &Option<String>| -> Result<Option<String>, AppError> {
-        value
-            .as_deref()
-            .map(|v| text(field, v, MAX_PART))
-            .transpose()
-    };
-    let (first, last) = (
-        part("firstName", &body.first_name)?,
-        part("lastName", &body.last_name)?,
-    );
-    match (&body.name, first, last) {
-        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(AppError::invalid(
-            "firstName",
-            "send either name or firstName and lastName, not both",
-        )),
-        (Some(name), None, None) => Ok(Some(text("name", name, MAX_NAME)?)),
-        (None, Some(first), Some(last)) => Ok(Some(format!("{first} {last}"))),
-        (None, Some(_), None) => Err(AppError::invalid(
-            "lastName",
-            "lastName goes with firstName",
-        )),
-        (None, None, Some(_)) => Err(AppError::invalid(
-            "firstName",
-            "firstName goes with lastName",
-        )),
-        (None, None, None) => Ok(None),
-    }
-}
-
-/// Applies the body's fields other than the name to `patient`.
-fn apply(patient: &mut PatientRecord, body: PatientBody, now: Timestamp) -> Result<(), AppError> {
-    let dob = match (body.dob, body.date_of_birth) {
-        (Some(_), Some(_)) => {
-            return Err(AppError::invalid(
-                "dateOfBirth",
-                "send either dob or dateOfBirth, not both",
-            ));
-        }
-        (dob, other) => dob
-            .map(|d| ("dob", d))
-            .or(other.map(|d| ("dateOfBirth", d))),
-    };
-    if let Some((field, dob)) = dob {
-        let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
-        if dob > today {
-            return Err(AppError::invalid(field, "must not be in the future"));
-        }
-        if dob.year() < 1880 {
-            return Err(AppError::invalid(field, "must be after 1880"));
-        }
-        patient.dob = Some(dob);
-    }
-    if let Some(contact) = body.contact_info {
-        if body.phone_number.is_some() && contact.phone.is_some() {
-            return Err(AppError::invalid("phoneNumber", "send the phone once"));
-        }
-        if body.email.is_some() && contact.email.is_some() {
-            return Err(AppError::invalid("email", "send the e-mail once"));
-        }
-        patient.contact_info = contact;
-    }
-    if let Some(phone) = body.phone_number {
-        patient.contact_info.phone = Some(phone);
-    }
-    if let Some(email) = body.email {
-        patient.contact_info.email = Some(email);
-    }
-    if let Some(address) = body.address {
-        patient.address = Some(checked_address(address)?);
-    }
-    if let Some(history) = body.medical_history {
-        for (field, items) in [
-            ("medicalHistory.allergies", &history.allergies),
-            (
-                "medicalHistory.chronicConditions",
-                &history.chronic_conditions,
-            ),
-        ] {
-            if items.len() > MAX_ITEMS {
-                return Err(AppError::invalid(
-                    field,
-                    format!("at most {MAX_ITEMS} entries"),
-                ));
-            }
-            for item in items {
-                text(field, item, MAX_NAME)?;
-            }
-        }
-        patient.medical_history = history;
-    }
-    Ok(())
-}
-
-fn checked_address(address: Address) -> Result<Address, AppError> {
-    for (field, value) in [
-        ("address.street", &address.street),
-        ("address.city", &address.city),
-        ("address.state", &address.state),
-        ("address.zipCode", &address.zip_code),
-    ] {
-        if let Some(value) = value {
-            text(field, value, MAX_NAME)?;
-        }
-    }
-    Ok(address)
-}
-
-/// Trimmed text of 1 to `max` characters, without control characters.
-fn text(field: &str, value: &str, max: usize) -> Result<String, AppError> {
-    let value = value.trim();
-    if value.is_empty() || value.chars().count() > max || value.chars().any(char::is_control) {
-        return Err(AppError::invalid(
-            field,
-            format!("must be 1 to {max} characters, without control characters"),
-        ));
-    }
-    Ok(value.to_owned())
 }
 
 /// A registered patient that is the same person: same name and date of
