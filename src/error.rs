@@ -57,6 +57,9 @@ pub enum AppError {
         /// The field at fault.
         field: Option<String>,
     },
+    /// 410: it existed and was deleted.
+    #[error("{0}")]
+    Gone(String),
     /// 409: the record exists already (a duplicate patient).
     #[error("{message}")]
     Duplicate {
@@ -127,6 +130,7 @@ impl AppError {
             AppError::NotFound(_) => ErrorCode::NotFound,
             AppError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             AppError::Conflict { .. } | AppError::Duplicate { .. } => ErrorCode::Conflict,
+            AppError::Gone(_) => ErrorCode::Gone,
             AppError::PayloadTooLarge => ErrorCode::PayloadTooLarge,
             AppError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             AppError::RateLimited(_) => ErrorCode::RateLimited,

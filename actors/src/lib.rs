@@ -11,6 +11,7 @@
 //! - [`accounts`]: users, profiles, sessions, revocations; `AccountActor`.
 //! - [`audit`]: audit entries (FHIR AuditEvent fields) for every access to
 //!   patient data; the store chains them.
+//! - [`medical`]: medical records, sealed, with every version kept.
 //! - [`patients`]: patient profiles, sealed at rest, and their blind indexes.
 //! - [`phi`]: the [`phi::Vault`] that seals health data, and blind indexes.
 //! - [`schedule`]: doctors' hours, appointments; `ScheduleActor`.
@@ -30,6 +31,7 @@ pub mod channels;
 pub mod fault;
 pub mod hub;
 pub mod ids;
+pub mod medical;
 pub mod notify;
 pub mod patients;
 pub mod phi;

@@ -49,6 +49,8 @@ pub enum ErrorCode {
     PatientConflict,
     /// The status change is not allowed from the current status.
     InvalidTransition,
+    /// It existed and was deleted.
+    Gone,
 }
 
 impl ErrorCode {
@@ -76,6 +78,7 @@ impl ErrorCode {
             ErrorCode::SlotTaken => "slot_taken",
             ErrorCode::PatientConflict => "patient_conflict",
             ErrorCode::InvalidTransition => "invalid_transition",
+            ErrorCode::Gone => "gone",
         }
     }
 }

@@ -88,6 +88,11 @@ token_id!(
     ProviderId,
     "providerId"
 );
+token_id!(
+    /// A medical record's id.
+    RecordId,
+    "recordId"
+);
 
 /// A login name: 3 to 32 characters, letters, digits, `.`, `-`, `_`; compared
 /// case-insensitively (it is stored lower-cased).

@@ -15,6 +15,7 @@
 //! - [`profile`]: contact details, address and medical history (seed shapes).
 //! - [`patient`]: the bodies of registering, changing and listing patients.
 //! - [`provider`]: doctors' profiles and hours, the directory, display tokens.
+//! - [`record`]: medical records, their bodies and their history.
 //! - [`report`]: notification delivery reports and statistics.
 //! - [`schedule`]: availability, slots, appointments and their command bodies.
 //! - [`nats`]: NATS subjects and the published event envelope.
@@ -34,6 +35,7 @@ pub mod notification;
 pub mod patient;
 pub mod profile;
 pub mod provider;
+pub mod record;
 pub mod report;
 pub mod schedule;
 pub mod ws;
@@ -41,7 +43,7 @@ pub mod ws;
 pub use channel::Channel;
 pub use error::{ErrorBody, ErrorCode};
 pub use event::Event;
-pub use ids::{Email, PatientId, ProviderId, Role, UserId, Username};
+pub use ids::{Email, PatientId, ProviderId, RecordId, Role, UserId, Username};
 
 /// The WebSocket subprotocol a client must offer (`Sec-WebSocket-Protocol`).
 pub const WS_SUBPROTOCOL: &str = "medrelay.v1";

@@ -15,6 +15,7 @@ pub fn status(error: &AppError) -> StatusCode {
         AppError::Unauthorized(_) | AppError::TokenReused => StatusCode::UNAUTHORIZED,
         AppError::Forbidden(_) => StatusCode::FORBIDDEN,
         AppError::NotFound(_) => StatusCode::NOT_FOUND,
+        AppError::Gone(_) => StatusCode::GONE,
         AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         AppError::Conflict { .. } | AppError::Duplicate { .. } => StatusCode::CONFLICT,
         AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

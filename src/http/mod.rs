@@ -32,6 +32,7 @@ mod openapi;
 pub mod ops;
 pub mod patients;
 pub mod providers;
+pub mod records;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -93,6 +94,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(directory::router())
         .merge(patients::router())
         .merge(audit::router())
+        .merge(records::router())
         .merge(providers::router())
         .merge(appointments::router())
         .merge(notifications::router())

@@ -29,18 +29,13 @@ pub struct Origin {
 /// The longest `User-Agent` or reason kept in an entry.
 pub const MAX_ORIGIN_TEXT: usize = 300;
 
-/// An entry about `entity`, by `principal`, from `origin`.
-pub fn entry(
-    principal: &Principal,
-    origin: &Origin,
-    action: Action,
-    outcome: Outcome,
-    entity: Entity,
-) -> AuditEntry {
+/// An entry about `entity`, by `principal`, from `origin`, for an attempt
+/// that succeeds unless [`refused`] says otherwise.
+pub fn entry(principal: &Principal, origin: &Origin, action: Action, entity: Entity) -> AuditEntry {
     AuditEntry {
         action,
         recorded: Timestamp::now(),
-        outcome,
+        outcome: Outcome::Success,
         agent: Agent {
             user_id: Some(principal.user_id.clone()),
             role: Some(principal.role),
@@ -141,7 +136,6 @@ pub async fn query(
         principal,
         origin,
         Action::E,
-        Outcome::Success,
         entity("AuditEvent", None, Vec::new()),
     );
     if let Err(e) = principal.require(&[Role::Admin]) {
@@ -213,7 +207,6 @@ pub async fn access_log(
         principal,
         origin,
         Action::R,
-        Outcome::Success,
         entity("AuditEvent", None, Vec::new()),
     );
     let viewer = crate::service::schedule::viewer(state, principal)?;

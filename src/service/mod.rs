@@ -21,4 +21,5 @@ pub mod delivery_report;
 pub mod notification;
 pub mod patient;
 pub mod provider;
+pub mod records;
 pub mod schedule;

@@ -120,6 +120,19 @@ pub struct Patient {
 }
 
 impl TestApp {
+    /// A client for a server this process does not own (its `stop` does
+    /// nothing).
+    pub fn attached(addr: SocketAddr, data_dir: &Path) -> TestApp {
+        TestApp {
+            addr,
+            http: reqwest::Client::new(),
+            data_dir: data_dir.to_owned(),
+            _dir: None,
+            stop: None,
+            handle: None,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
@@ -419,99 +432,7 @@ where
     }
 }
 
-/// Checkpoints far apart: a kill lands between two, so a restart has to
-/// replay the redo log (for [`Process::start`]).
-pub const FAR_CHECKPOINTS: [(&str, &str); 1] =
-    [("MEDRELAY__STORE__CHECKPOINT_INTERVAL_MS", "600000")];
-
-/// A data folder (inside the returned temporary one) that holds the admin
-/// account, for a [`Process`] to serve.
-pub async fn data_with_admin() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    create_admin(&test_settings(&data)).await;
-    (dir, data)
-}
-
-/// The medrelay binary as a child process (so that it can be killed), with
-/// extra `MEDRELAY__*` variables.
-pub struct Process {
-    child: std::process::Child,
-    pub addr: String,
-}
-
-const BIN: &str = env!("CARGO_BIN_EXE_medrelay");
-
-impl Process {
-    pub fn start(data: &Path, env: &[(&str, &str)]) -> Process {
-        use std::io::BufRead;
-        let mut command = std::process::Command::new(BIN);
-        command
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data)
-            .env("MEDRELAY__LOG__FORMAT", "json")
-            .env("MEDRELAY__RATE_LIMIT__PER_IP_PER_SEC", "100000")
-            .env("MEDRELAY__RATE_LIMIT__PER_IP_BURST", "100000")
-            .env("MEDRELAY__RATE_LIMIT__PER_USER_PER_SEC", "100000")
-            .env("MEDRELAY__RATE_LIMIT__PER_USER_BURST", "100000")
-            .stderr(std::process::Stdio::piped());
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let mut child = command.spawn().unwrap();
-        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines.next().expect("server exited early").unwrap();
-            let log: Value = serde_json::from_str(&line).unwrap_or_default();
-            if let Some(addr) = log["fields"]["addr"].as_str() {
-                break addr.to_owned();
-            }
-        };
-        std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
-        Process { child, addr }
-    }
-
-    /// The server's resident memory (`VmRSS` of `/proc/PID/status`), in bytes.
-    pub fn rss_bytes(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("the server's /proc status");
-        let kib: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|rest| rest.trim().strip_suffix("kB"))
-            .and_then(|n| n.trim().parse().ok())
-            .expect("a VmRSS line");
-        kib * 1024
-    }
-
-    /// A client for this server (its `stop` does nothing; use [`Process::kill`]).
-    pub fn app(&self, data: &Path) -> TestApp {
-        TestApp {
-            addr: self.addr.parse().expect("a socket address"),
-            http: reqwest::Client::new(),
-            data_dir: data.to_owned(),
-            _dir: None,
-            stop: None,
-            handle: None,
-        }
-    }
-
-    /// SIGKILL: no shutdown, no flush.
-    pub fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Process {
-    /// A test that fails before `kill` does not leave its server running.
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
+pub use crate::child::*;
 
 /// Logs in over plain HTTP at `base` (e.g. a [`Process`]) and returns the token.
 pub async fn login(http: &reqwest::Client, base: &str, (user, password): (&str, &str)) -> String {
@@ -583,4 +504,28 @@ impl Client<'_> {
             patient,
         )
     }
+}
+
+/// A doctor account `username` owning provider `provider`, open all day in
+/// UTC; returns its token.
+pub async fn doctor_account(app: &TestApp, admin: &str, username: &str, provider: &str) -> String {
+    let (status, body) = app
+        .post(
+            "/api/auth/signup",
+            json!({"username": username, "email": format!("{username}@example.org"),
+                   "password": PASSWORD, "role": "doctor", "providerId": provider,
+                   "name": format!("Dr. {username}"), "timeZone": "UTC"}),
+            Some(admin),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = app
+        .put(
+            &format!("/api/providers/{provider}"),
+            json!({"availability": all_day_availability()}),
+            admin,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    app.login(username, PASSWORD).await.token
 }

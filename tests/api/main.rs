@@ -3,6 +3,7 @@
 
 #[path = "../../bench/src/availability.rs"]
 mod availability;
+mod child;
 mod helpers;
 mod nats_harness;
 #[path = "../../bench/src/smtp_sink.rs"]
@@ -22,5 +23,6 @@ mod notifications;
 mod openapi;
 mod patients;
 mod process;
+mod records;
 mod schedule;
 mod websocket;

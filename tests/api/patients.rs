@@ -8,30 +8,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-/// A doctor account (`drcare`) owning provider `prv_care`, open all day in
-/// UTC; returns its token.
-async fn doctor(app: &TestApp, admin: &str, username: &str, provider: &str) -> String {
-    let (status, body) = app
-        .post(
-            "/api/auth/signup",
-            json!({"username": username, "email": format!("{username}@example.org"),
-                   "password": PASSWORD, "role": "doctor", "providerId": provider,
-                   "name": format!("Dr. {username}"), "timeZone": "UTC"}),
-            Some(admin),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    let (status, body) = app
-        .put(
-            &format!("/api/providers/{provider}"),
-            json!({"availability": all_day_availability()}),
-            admin,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    app.login(username, PASSWORD).await.token
-}
-
 async fn register(app: &TestApp, token: &str, body: Value) -> String {
     let (status, reply) = app.post("/api/patients", body, Some(token)).await;
     assert_eq!(status, 201, "{reply}");
@@ -203,8 +179,8 @@ async fn patients_change_their_contact_details_but_not_their_history() {
 async fn doctors_see_the_patients_in_their_care() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
-    let dr = doctor(&app, &admin, "drcare", "prv_care").await;
-    let other_dr = doctor(&app, &admin, "drother", "prv_other").await;
+    let dr = doctor_account(&app, &admin, "drcare", "prv_care").await;
+    let other_dr = doctor_account(&app, &admin, "drother", "prv_other").await;
     let mine = register(&app, &dr, healthcare_shape()).await;
     let date = Timestamp::now()
         .to_zoned(jiff::tz::TimeZone::UTC)

@@ -54,11 +54,17 @@ pub enum Table {
     Scratch,
     /// Blind indexes of patient profiles (see [`crate::patients`]).
     PatientLookup,
+    /// record id → a medical record, its clinical fields sealed.
+    MedicalRecords,
+    /// `<record>/<version, 10 digits>` → one version of a medical record.
+    RecordVersions,
+    /// `<patient>/<record>` → (index of a patient's medical records).
+    PatientRecords,
 }
 
 impl Table {
     /// All record tables; each is created when the store opens.
-    pub const ALL: [Table; 21] = [
+    pub const ALL: [Table; 24] = [
         Table::Users,
         Table::Usernames,
         Table::Patients,
@@ -80,6 +86,9 @@ impl Table {
         Table::SessionAcks,
         Table::Scratch,
         Table::PatientLookup,
+        Table::MedicalRecords,
+        Table::RecordVersions,
+        Table::PatientRecords,
     ];
 
     /// The table's position in [`Table::ALL`].
@@ -114,6 +123,9 @@ impl Table {
             Table::SessionAcks => "session_acks",
             Table::Scratch => "scratch",
             Table::PatientLookup => "patient_lookup",
+            Table::MedicalRecords => "medical_records",
+            Table::RecordVersions => "record_versions",
+            Table::PatientRecords => "patient_records",
         }
     }
 

@@ -15,7 +15,7 @@ mod input;
 use std::collections::BTreeSet;
 
 use jiff::Timestamp;
-use medrelay_actors::audit::{self, Action, Outcome};
+use medrelay_actors::audit::{self, Action};
 use medrelay_actors::channels::Viewer;
 use medrelay_actors::ids::new_id;
 use medrelay_actors::patients::{self, PatientError, PatientRecord, Search, StoredPatient};
@@ -81,13 +81,12 @@ pub async fn register(
             vec![patient_id.clone()],
         )
     };
-    let this = entry(principal, origin, Action::C, Outcome::Success, about());
+    let this = entry(principal, origin, Action::C, about());
     if let Err(e) = principal.require(&[Role::Admin, Role::Doctor]) {
         let this = entry(
             principal,
             origin,
             Action::C,
-            Outcome::Denied,
             entity("Patient", None, Vec::new()),
         );
         return Err(refused(state, this, e).await);
@@ -146,7 +145,7 @@ pub async fn get(
         Some(patient_id.as_str()),
         vec![patient_id.clone()],
     );
-    let mut this = entry(principal, origin, Action::R, Outcome::Success, about);
+    let mut this = entry(principal, origin, Action::R, about);
     let viewer = viewer(state, principal)?;
     let mut opened = readable(state, &viewer, &patient_id);
     if matches!(opened, Err(AppError::Forbidden(_)))
@@ -185,7 +184,7 @@ pub async fn update(
         Some(patient_id.as_str()),
         vec![patient_id.clone()],
     );
-    let this = entry(principal, origin, Action::U, Outcome::Success, about);
+    let this = entry(principal, origin, Action::U, about);
     match change(state, principal, &this, &patient_id, body).await {
         Err(e @ (AppError::Forbidden(_) | AppError::NotFound(_))) => {
             Err(refused(state, this, e).await)
@@ -328,11 +327,7 @@ pub async fn list(
     } else {
         format!("search by {}", kinds.join(", "))
     });
-    durably(
-        state,
-        &entry(principal, origin, Action::E, Outcome::Success, about),
-    )
-    .await?;
+    durably(state, &entry(principal, origin, Action::E, about)).await?;
     Ok(PatientList {
         patients,
         next: more
