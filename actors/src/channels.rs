@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::accounts::{ProviderRecord, UserRecord};
 use crate::patients::StoredPatient;
-use crate::schedule::{AppointmentRecord, PatientAppointment, indexed_ids};
+use crate::schedule::{AppointmentRecord, PatientAppointment, ProviderAppointment, indexed_ids};
 use crate::store::{Store, StoreError, StoredEvent};
 
 /// The most users a `users` snapshot lists.
@@ -57,10 +57,17 @@ impl Viewer {
             Role::Doctor => match &self.provider_id {
                 None => false,
                 Some(own) => {
-                    indexed_ids::<PatientAppointment>(store, patient.as_str(), usize::MAX)?
-                        .iter()
-                        .filter_map(|id| store.get::<AppointmentRecord>(id.as_str()).ok().flatten())
-                        .any(|a| &a.provider_id == own)
+                    // The doctor's own index answers without decoding any
+                    // appointment: is `<doctor>/<appointment>` there?
+                    for id in
+                        indexed_ids::<PatientAppointment>(store, patient.as_str(), usize::MAX)?
+                    {
+                        let key = format!("{own}/{id}");
+                        if store.get::<ProviderAppointment>(&key)?.is_some() {
+                            return Ok(true);
+                        }
+                    }
+                    false
                 }
             },
         })

@@ -14,6 +14,8 @@
 //!     [--emails 3000] [--booking-seconds 5]
 //! cargo run --release -p medrelay-bench -- memory [--sockets 40] [--subscribes 20000] \
 //!     [--logins 100000] [--login-seconds 90]
+//! cargo run --release -p medrelay-bench -- patients [--clients 32] [--patients 500] \
+//!     [--seconds 5] [--warmup 1]
 //! ```
 //!
 //! Every benchmark that starts the server takes `--server-bin PATH` (default:
@@ -56,6 +58,10 @@
 //!   stranger can send: 20,000 subscribes to boards of doctors that do not
 //!   exist over 40 sockets, and 100,000 logins with random 60-character
 //!   usernames. Bounds: <= 4 MiB of growth for each. See [`memory`].
+//! - `patients`: audited, decrypted reads of a patient (32 clients) beside
+//!   plain reads of a route without patient data in the same run, and
+//!   medical-record writes. Targets: >= 5,000 audited reads/s, audited p50
+//!   <= plain p50 + 1 ms, >= 3,000 record writes/s. See [`patients`].
 
 mod availability;
 mod boards;
@@ -65,6 +71,7 @@ mod idle;
 mod memory;
 mod nats;
 mod notify;
+mod patients;
 mod schedule;
 mod server;
 // Shared with the test suite (tests/api), which reads more of each message.
@@ -101,6 +108,8 @@ enum Command {
     Notify(notify::Args),
     /// Server memory across floods of unknown-board subscribes and made-up logins.
     Memory(memory::Args),
+    /// Audited, decrypted patient reads against plain reads; record writes.
+    Patients(patients::Args),
     /// Every benchmark in turn, then one summary against targets and the record.
     All(AllArgs),
 }
@@ -134,12 +143,13 @@ async fn one(command: Command) -> anyhow::Result<Vec<Figure>> {
         Command::Nats(args) => nats::run(args).await,
         Command::Notify(args) => notify::run(args).await,
         Command::Memory(args) => memory::run(args).await,
+        Command::Patients(args) => patients::run(args).await,
         Command::All(_) => anyhow::bail!("`all` does not nest"),
     }
 }
 
 /// The command line of each benchmark under `all`, full or quick.
-fn plan(quick: bool) -> [&'static [&'static str]; 5] {
+fn plan(quick: bool) -> [&'static [&'static str]; 6] {
     if quick {
         [
             &["store", "--seconds", "1", "--warmup", "0.3"],
@@ -183,6 +193,15 @@ fn plan(quick: bool) -> [&'static [&'static str]; 5] {
                 "--login-seconds",
                 "30",
             ],
+            &[
+                "patients",
+                "--seconds",
+                "2",
+                "--warmup",
+                "0.5",
+                "--patients",
+                "200",
+            ],
         ]
     } else {
         [
@@ -191,6 +210,7 @@ fn plan(quick: bool) -> [&'static [&'static str]; 5] {
             &["nats"],
             &["notify"],
             &["memory"],
+            &["patients"],
         ]
     }
 }

@@ -281,21 +281,36 @@ impl Server {
         body: &Value,
         token: Option<&str>,
     ) -> anyhow::Result<(u16, Value)> {
-        let mut request = self.http.post(self.url(path)).json(body);
+        self.send(reqwest::Method::POST, path, body, token).await
+    }
+
+    /// `PUT path` with a JSON body, as `token`; returns the status and the
+    /// JSON answer.
+    ///
+    /// # Errors
+    /// When the request fails or the answer is not JSON.
+    pub async fn put(&self, path: &str, body: &Value, token: &str) -> anyhow::Result<(u16, Value)> {
+        self.send(reqwest::Method::PUT, path, body, Some(token))
+            .await
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+        token: Option<&str>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let what = format!("{method} {path}");
+        let mut request = self.http.request(method, self.url(path)).json(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("POST {path}"))?;
+        let response = request.send().await.with_context(|| what.clone())?;
         let status = response.status().as_u16();
-        let text = response
-            .text()
-            .await
-            .with_context(|| format!("POST {path}"))?;
+        let text = response.text().await.with_context(|| what.clone())?;
         let body = serde_json::from_str(&text)
-            .with_context(|| format!("POST {path}: status {status}, body is not JSON: {text}"))?;
+            .with_context(|| format!("{what}: status {status}, body is not JSON: {text}"))?;
         Ok((status, body))
     }
 

@@ -45,6 +45,8 @@ struct Applier<'txn> {
     counters: Option<redb::Table<'txn, &'static str, u64>>,
     audit: Option<redb::Table<'txn, u64, &'static [u8]>>,
     audit_index: Option<redb::Table<'txn, (&'static str, u64), ()>>,
+    /// The audit log's last entry, once read.
+    audit_head: audit::Head,
     /// The outbox's newest position, once read.
     outbox_head: Option<u64>,
     outbox_grew: bool,
@@ -74,6 +76,7 @@ impl<'txn> Applier<'txn> {
             counters: None,
             audit: None,
             audit_index: None,
+            audit_head: None,
             outbox_head: None,
             outbox_grew: false,
             config,
@@ -225,7 +228,7 @@ impl<'txn> Applier<'txn> {
             }
             Op::Audit { patients, entry } => {
                 let log = opened(&mut self.audit, self.txn, tables::AUDIT_LOG)?;
-                let seq = audit::append(log, entry)?;
+                let seq = audit::append(log, &mut self.audit_head, entry)?;
                 let index = opened(&mut self.audit_index, self.txn, tables::AUDIT_BY_PATIENT)?;
                 for patient in patients {
                     index.insert((patient.as_str(), seq), ())?;

@@ -22,26 +22,37 @@ fn link(prev: &[u8], seq: u64, entry: &[u8]) -> [u8; HASH] {
     hasher.finalize().into()
 }
 
-/// Appends `entry` after the last one; returns its number.
+/// The number and hash of the last entry, as one transaction knows them.
+pub(super) type Head = Option<(u64, [u8; HASH])>;
+
+/// Appends `entry` after the last one; returns its number. `head` caches
+/// the last entry within one transaction (read from the log when `None`).
 pub(super) fn append(
     log: &mut redb::Table<'_, u64, &'static [u8]>,
+    head: &mut Head,
     entry: &[u8],
 ) -> Result<u64, redb::Error> {
-    let (seq, prev) = match log.last()? {
-        Some((seq, value)) => {
-            let value = value.value();
-            let prev: [u8; HASH] = value
-                .get(..HASH)
-                .and_then(|p| p.try_into().ok())
-                .unwrap_or([0; HASH]);
-            (seq.value() + 1, prev)
-        }
-        None => (1, [0; HASH]),
+    let (last, prev) = match *head {
+        Some(known) => known,
+        None => match log.last()? {
+            Some((seq, value)) => {
+                let prev: [u8; HASH] = value
+                    .value()
+                    .get(..HASH)
+                    .and_then(|p| p.try_into().ok())
+                    .unwrap_or([0; HASH]);
+                (seq.value(), prev)
+            }
+            None => (0, [0; HASH]),
+        },
     };
+    let seq = last + 1;
+    let hash = link(&prev, seq, entry);
     let mut value = Vec::with_capacity(HASH + entry.len());
-    value.extend_from_slice(&link(&prev, seq, entry));
+    value.extend_from_slice(&hash);
     value.extend_from_slice(entry);
     log.insert(seq, value.as_slice())?;
+    *head = Some((seq, hash));
     Ok(seq)
 }
 
