@@ -50,6 +50,13 @@ pub struct SignupRequest {
     #[serde(default)]
     #[schema(value_type = Option<String>, pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub provider_id: Option<ProviderId>,
+    /// Patients registered at the desk: the invitation they received. The
+    /// account is linked to that patient record instead of making one; the
+    /// record's own name and details are kept (so `name`, `dob`,
+    /// `contactInfo` and `medicalHistory` are not sent with it).
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 128)]
+    pub invite_token: Option<String>,
 }
 
 /// What sign-up answers (201).

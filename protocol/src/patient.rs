@@ -76,3 +76,32 @@ pub struct PatientList {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
 }
+
+/// The body of `POST /api/patients/{id}/invite` (optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InviteRequest {
+    /// `email` or `sms`; by default e-mail when the patient has an address,
+    /// else SMS.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = "^(email|sms)$")]
+    pub channel: Option<crate::notification::NotificationChannel>,
+}
+
+/// What `POST /api/patients/{id}/invite` answers (202): the invitation is
+/// on its way.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InviteSent {
+    /// The patient.
+    #[schema(value_type = String)]
+    pub patient_id: PatientId,
+    /// How it was sent.
+    #[schema(value_type = String)]
+    pub channel: crate::notification::NotificationChannel,
+    /// When the link stops working.
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: jiff::Timestamp,
+    /// The notification carrying it (`GET /api/notifications/{id}`).
+    pub notification_id: String,
+}

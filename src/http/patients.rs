@@ -6,7 +6,9 @@ use std::sync::Arc;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use medrelay_protocol::patient::{PatientBody, PatientList, PatientWritten};
+use medrelay_protocol::patient::{
+    InviteRequest, InviteSent, PatientBody, PatientList, PatientWritten,
+};
 use medrelay_protocol::profile::Patient;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -26,6 +28,7 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
         .routes(routes!(register, list))
         .routes(routes!(get_patient, update))
+        .routes(routes!(invite))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -142,4 +145,31 @@ async fn list(
     patient::list(&state, &principal, &origin, query)
         .await
         .map(axum::Json)
+}
+
+/// Sends a patient registered at the desk a one-time sign-up code by e-mail
+/// or SMS (admins, and doctors for patients in their care); the code, given
+/// to `POST /api/auth/signup` as `inviteToken`, links the new login to this
+/// record.
+#[utoipa::path(post, path = "/api/patients/{patientId}/invite", tag = "patients",
+    params(("patientId" = String, Path)), request_body(content = InviteRequest, description = "optional"),
+    responses((status = 202, body = InviteSent), (status = 401, body = ErrorEnvelope),
+        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
+        (status = 409, body = ErrorEnvelope, description = "the patient has a login already")),
+    security(("bearer" = [])))]
+async fn invite(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    origin: Origin,
+    Path(patient_id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, axum::Json<InviteSent>), AppError> {
+    // The body is optional: none means the default channel.
+    let body = if body.is_empty() {
+        InviteRequest::default()
+    } else {
+        super::json::parse(&body)?
+    };
+    let sent = patient::invite(&state, &principal, &origin, &patient_id, body).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(sent)))
 }

@@ -7,11 +7,13 @@ use medrelay_actors::accounts::{
     UserRecord,
 };
 use medrelay_actors::ids::new_id;
+use medrelay_actors::patients::StoredPatient;
+use medrelay_actors::patients::invites;
 use medrelay_protocol::account::{
     LoginRequest, LogoutRequest, LogoutResponse, MeResponse, RefreshRequest, SignupRequest,
     SignupResponse, TokenResponse,
 };
-use medrelay_protocol::{Role, UserId, Username};
+use medrelay_protocol::{Email, Role, UserId, Username};
 
 use crate::auth::Principal;
 use crate::auth::password::PASSWORD_LEN;
@@ -67,6 +69,23 @@ pub async fn signup(
         caller.require(&[Role::Admin])?;
     }
     check_password(&req.password)?;
+    if let Some(token) = &req.invite_token {
+        let sent = [
+            ("role", req.role.is_some_and(|r| r != Role::Patient)),
+            ("name", req.name.is_some()),
+            ("dob", req.dob.is_some()),
+            ("contactInfo", req.contact_info.is_some()),
+            ("medicalHistory", req.medical_history.is_some()),
+        ];
+        if let Some((field, _)) = sent.iter().find(|(_, sent)| *sent) {
+            return Err(AppError::invalid(
+                field,
+                "an invited patient's record already holds this; sign up without it",
+            ));
+        }
+        let profile = claim(state, token)?;
+        return finish(state, req.username, req.email, req.password, profile).await;
+    }
     let name = bounded_text("name", req.name, req.username.as_str())?;
     let profile = match role {
         Role::Patient => {
@@ -101,17 +120,45 @@ pub async fn signup(
         }
         Role::Admin => NewProfile::Admin,
     };
+    finish(state, req.username, req.email, req.password, profile).await
+}
+
+/// The profile an invitation claims.
+fn claim(state: &AppState, token: &str) -> Result<NewProfile, AppError> {
+    let bad = |e: &dyn std::fmt::Display| AppError::invalid("inviteToken", e.to_string());
+    let (invite_key, invite) =
+        invites::usable(&state.store, token, jiff::Timestamp::now())?.map_err(|e| bad(&e))?;
+    let patient = state
+        .store
+        .get::<StoredPatient>(invite.patient_id.as_str())?
+        .filter(|p| p.user_id.is_none())
+        .ok_or_else(|| bad(&"the invited patient is gone or has a login already"))?;
+    Ok(NewProfile::Claim {
+        invite_key,
+        invite,
+        patient: Box::new(patient),
+    })
+}
+
+/// Hashes the password and writes the account with its profile.
+async fn finish(
+    state: &AppState,
+    username: Username,
+    email: Email,
+    password: String,
+    profile: NewProfile,
+) -> Result<SignupResponse, AppError> {
     let password_hash = state
         .passwords
-        .hash(req.password)
+        .hash(password)
         .await
         .map_err(AppError::internal)?;
     let registered = accounts::register(
         &state.store,
         &state.vault,
         NewAccount {
-            username: req.username,
-            email: req.email,
+            username,
+            email,
             password_hash,
             profile,
         },
@@ -126,6 +173,7 @@ pub async fn signup(
             message: "providerId is already taken".into(),
             field: Some("providerId".into()),
         },
+        RegisterError::InviteSpent => AppError::invalid("inviteToken", e.to_string()),
         RegisterError::Store(e) => AppError::internal(e),
     })?;
     tracing::info!(user = %registered.user_id, role = %registered.role, "account registered");

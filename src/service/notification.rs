@@ -94,7 +94,8 @@ pub async fn send_push(
     accept(state, draft).await
 }
 
-fn direct(
+/// A message a staff member sends directly (not a reminder).
+pub(crate) fn direct(
     channel: NotificationChannel,
     recipient: String,
     subject: Option<String>,

@@ -16,6 +16,7 @@ mod bad_input;
 mod boards;
 mod durability;
 mod integrity;
+mod invites;
 mod lifecycle;
 mod memory;
 mod nats;

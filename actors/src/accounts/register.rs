@@ -6,7 +6,8 @@ use medrelay_protocol::profile::{ContactInfo, MedicalHistory};
 use medrelay_protocol::{Channel, Email, Event, PatientId, ProviderId, Role, UserId, Username};
 
 use crate::ids::new_id;
-use crate::patients::{self, PatientRecord};
+use crate::patients::invites::{self, InviteRecord};
+use crate::patients::{self, PatientRecord, StoredPatient};
 use crate::phi::Vault;
 use crate::store::{Store, StoreError, Table, WriteBatch, WriteError};
 
@@ -38,6 +39,15 @@ pub enum NewProfile {
         contact_info: ContactInfo,
         /// IANA time zone (already validated).
         time_zone: String,
+    },
+    /// The profile a desk registration made, claimed with an invitation.
+    Claim {
+        /// The invitation's key (see [`invites::key_of`]).
+        invite_key: String,
+        /// The invitation as read: sign-up fails if it changed since.
+        invite: InviteRecord,
+        /// The profile as read (without a login): sign-up fails if it changed since.
+        patient: Box<StoredPatient>,
     },
     /// Admins have no profile.
     Admin,
@@ -78,6 +88,9 @@ pub enum RegisterError {
     /// The requested provider id exists.
     #[error("providerId is already taken")]
     ProviderIdTaken,
+    /// The invitation was spent, or its patient claimed, since it was read.
+    #[error("this invitation was used already")]
+    InviteSpent,
     /// The store failed.
     #[error(transparent)]
     Store(WriteError),
@@ -117,6 +130,20 @@ pub async fn register(
             };
             patients::write(&mut batch, vault, None, &profile, false);
             (Role::Patient, Some(patient_id), None)
+        }
+        NewProfile::Claim {
+            invite_key,
+            invite,
+            patient,
+        } => {
+            invites::spend(&mut batch, &invite_key, &invite, now);
+            batch.require_equal(patient.patient_id.as_str(), &*patient);
+            let linked = StoredPatient {
+                user_id: Some(user_id.clone()),
+                ..*patient
+            };
+            batch.put(linked.patient_id.as_str(), &linked);
+            (Role::Patient, Some(linked.patient_id), None)
         }
         NewProfile::Doctor {
             provider_id,
@@ -187,6 +214,7 @@ pub async fn register(
             Err(RegisterError::ProviderIdTaken)
         }
         Err(WriteError::Exists { .. }) => Err(RegisterError::UsernameTaken),
+        Err(WriteError::Changed { .. }) => Err(RegisterError::InviteSpent),
         Err(e) => Err(RegisterError::Store(e)),
     }
 }

@@ -12,6 +12,8 @@
 //! key that makes registering the same person twice (same name, date of
 //! birth and e-mail or phone) collide in the writer.
 
+pub mod invites;
+
 use jiff::Timestamp;
 use jiff::civil::Date;
 use medrelay_protocol::profile::{Address, ContactInfo, MedicalHistory};

@@ -60,11 +60,13 @@ pub enum Table {
     RecordVersions,
     /// `<patient>/<record>` → (index of a patient's medical records).
     PatientRecords,
+    /// SHA-256 of an invitation token → the invitation.
+    Invites,
 }
 
 impl Table {
     /// All record tables; each is created when the store opens.
-    pub const ALL: [Table; 24] = [
+    pub const ALL: [Table; 25] = [
         Table::Users,
         Table::Usernames,
         Table::Patients,
@@ -89,6 +91,7 @@ impl Table {
         Table::MedicalRecords,
         Table::RecordVersions,
         Table::PatientRecords,
+        Table::Invites,
     ];
 
     /// The table's position in [`Table::ALL`].
@@ -126,6 +129,7 @@ impl Table {
             Table::MedicalRecords => "medical_records",
             Table::RecordVersions => "record_versions",
             Table::PatientRecords => "patient_records",
+            Table::Invites => "invites",
         }
     }
 

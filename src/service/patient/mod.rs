@@ -11,6 +11,9 @@
 //! read's entry durable before the read is answered, and every refusal.
 
 mod input;
+mod invite;
+
+pub use invite::invite;
 
 use std::collections::BTreeSet;
 
