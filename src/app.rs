@@ -266,6 +266,9 @@ fn spawn_background(state: &Arc<AppState>) -> JoinSet<()> {
             s.hub.prune();
         }
     });
+    if !state.is_replica() {
+        tasks.spawn(sweep_deleted_patients(state.clone()));
+    }
     let s = state.clone();
     tasks.spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
@@ -280,4 +283,27 @@ fn spawn_background(state: &Arc<AppState>) -> JoinSet<()> {
         }
     });
     tasks
+}
+
+/// Settles deleted patients and purges those past the retention, every
+/// `records.sweep_secs` and whenever the (test-movable) clock jumps.
+async fn sweep_deleted_patients(state: Arc<AppState>) {
+    let every = Duration::from_secs(state.settings.records.sweep_secs);
+    let retention = jiff::SignedDuration::from_hours(
+        24 * i64::try_from(state.settings.records.retention_days).unwrap_or(i64::MAX / 48),
+    );
+    loop {
+        let now = state.notifier.clock.now();
+        match crate::service::patient::purge_due(&state, now, retention).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(patients = n, "purged deleted patients past the retention"),
+            Err(e) => {
+                tracing::warn!(error = %e, "the sweep of deleted patients failed; retrying later")
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = state.notifier.clock.moved() => {}
+        }
+    }
 }

@@ -55,6 +55,11 @@ pub struct RecordSettings {
     pub key_file: String,
     /// Most patients one list page returns.
     pub page_limit: usize,
+    /// How long a deleted patient's data is kept (restorable) before it is
+    /// purged for good.
+    pub retention_days: u64,
+    /// How often deleted patients are settled and purged.
+    pub sweep_secs: u64,
 }
 
 impl Settings {
@@ -398,6 +403,7 @@ impl Settings {
             ("actors.arbiters", self.actors.arbiters as u64),
             ("actors.idle_secs", self.actors.idle_secs),
             ("records.page_limit", self.records.page_limit as u64),
+            ("records.sweep_secs", self.records.sweep_secs),
             ("nats.request_timeout_ms", self.nats.request_timeout_ms),
             (
                 "nats.max_concurrent_commands",

@@ -247,6 +247,25 @@ pub fn load(
     }
 }
 
+/// Adds to `batch` the removal, for good, of a record, its versions and
+/// its index entry.
+///
+/// # Errors
+/// [`StoreError`] on a read failure.
+pub fn erase(
+    batch: &mut WriteBatch,
+    store: &Store,
+    patient: &PatientId,
+    id: &RecordId,
+) -> Result<(), StoreError> {
+    for (key, _) in store.scan_prefix::<RecordVersion>(&format!("{id}/"), usize::MAX)? {
+        batch.delete(Table::RecordVersions, key);
+    }
+    batch.delete(Table::PatientRecords, format!("{patient}/{id}"));
+    batch.delete(Table::MedicalRecords, id.as_str());
+    Ok(())
+}
+
 /// The ids of a patient's records, in id order, at most `limit`.
 ///
 /// # Errors

@@ -27,8 +27,9 @@ use crate::state::AppState;
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
         .routes(routes!(register, list))
-        .routes(routes!(get_patient, update))
+        .routes(routes!(get_patient, update, delete))
         .routes(routes!(invite))
+        .routes(routes!(restore))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -172,4 +173,43 @@ async fn invite(
     };
     let sent = patient::invite(&state, &principal, &origin, &patient_id, body).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(sent)))
+}
+
+/// Deletes a patient (admins): hidden at once (reads answer 410), future
+/// appointments cancelled, sessions ended; restorable until the retention
+/// (`records.retention_days`) has passed, then purged.
+#[utoipa::path(delete, path = "/api/patients/{patientId}", tag = "patients",
+    params(("patientId" = String, Path)),
+    responses((status = 200, body = PatientWritten), (status = 401, body = ErrorEnvelope),
+        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
+        (status = 409, body = ErrorEnvelope), (status = 410, body = ErrorEnvelope, description = "already deleted")),
+    security(("bearer" = [])))]
+async fn delete(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    origin: Origin,
+    Path(patient_id): Path<String>,
+) -> Result<axum::Json<PatientWritten>, AppError> {
+    let now = state.notifier.clock.now();
+    patient::delete(&state, &principal, &origin, &patient_id, now)
+        .await
+        .map(axum::Json)
+}
+
+/// Restores a deleted patient within the retention (admins).
+#[utoipa::path(post, path = "/api/patients/{patientId}/restore", tag = "patients",
+    params(("patientId" = String, Path)),
+    responses((status = 200, body = PatientWritten), (status = 401, body = ErrorEnvelope),
+        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
+        (status = 409, body = ErrorEnvelope, description = "not deleted")),
+    security(("bearer" = [])))]
+async fn restore(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    origin: Origin,
+    Path(patient_id): Path<String>,
+) -> Result<axum::Json<PatientWritten>, AppError> {
+    patient::restore(&state, &principal, &origin, &patient_id)
+        .await
+        .map(axum::Json)
 }

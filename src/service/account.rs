@@ -242,6 +242,16 @@ pub async fn login(state: &AppState, req: LoginRequest) -> Result<TokenResponse,
         ));
     };
     state.lockout.succeeded(&username);
+    if let Some(patient) = &user.patient_id
+        && state
+            .store
+            .get::<StoredPatient>(patient.as_str())?
+            .is_some_and(|p| p.deleted_at.is_some())
+    {
+        return Err(AppError::Forbidden(
+            "this account's patient record was deleted; ask the clinic".into(),
+        ));
+    }
     let family = new_id("ses");
     let (response, refresh_jti, refresh_exp) =
         token_pair(state, &user.user_id, user.role, &family)?;

@@ -66,11 +66,8 @@ pub async fn create(
         let e = AppError::Forbidden("only doctors write medical records".into());
         return Err(refused(state, this, e).await);
     }
-    if state
-        .store
-        .get::<StoredPatient>(patient_id.as_str())?
-        .is_none()
-    {
+    let patient = state.store.get::<StoredPatient>(patient_id.as_str())?;
+    if patient.is_none_or(|p| p.deleted_at.is_some()) {
         return Err(AppError::invalid(
             "patientId",
             format!("no patient {patient_id}"),
@@ -409,7 +406,21 @@ fn readable(
         });
     };
     this.entity.patients = vec![record.patient_id.clone()];
-    if viewer.may_see_patient(&state.store, &record.patient_id)? {
+    let allowed = viewer.may_see_patient(&state.store, &record.patient_id)?;
+    if viewer.role == Role::Patient && !allowed {
+        return Err(AppError::Forbidden(
+            "patients read only their own records".into(),
+        ));
+    }
+    let patient = state
+        .store
+        .get::<StoredPatient>(record.patient_id.as_str())?;
+    if patient.is_none_or(|p| p.deleted_at.is_some()) {
+        return Err(AppError::Gone(format!(
+            "the patient of record {id} was deleted"
+        )));
+    }
+    if allowed {
         return Ok(record);
     }
     match (viewer.role, this.purpose.as_mut()) {
@@ -418,9 +429,6 @@ fn readable(
             tracing::warn!(record = %id, user = %principal.user_id, "emergency access to a record outside the doctor's care");
             Ok(record)
         }
-        (Role::Patient, _) => Err(AppError::Forbidden(
-            "patients read only their own records".into(),
-        )),
         _ => Err(AppError::Forbidden(
             "this patient is not in your care; a doctor may open the record in an emergency by \
              stating the reason in X-Access-Reason"

@@ -22,6 +22,7 @@ mod memory;
 mod nats;
 mod notifications;
 mod openapi;
+mod patient_delete;
 mod patients;
 mod process;
 mod records;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use crate::store::{Record, Store, StoreError, Table, WriteBatch};
+use crate::store::{Record, Store, StoreError, Table, WriteBatch, WriteError};
 
 use super::*;
 
@@ -117,4 +117,40 @@ pub async fn prune_expired(
     }
     revocations.forget_expired(now);
     Ok(count)
+}
+
+/// Ends every session of `user`: revokes each session its refresh tokens
+/// belong to, until they would have expired, so its access and refresh
+/// tokens stop working at once. Returns how many sessions ended.
+///
+/// # Errors
+/// A read or write failure.
+pub async fn end_all_sessions(
+    store: &Store,
+    revocations: &Revocations,
+    user: &medrelay_protocol::UserId,
+) -> Result<usize, WriteError> {
+    let storage = |e: StoreError| WriteError::Storage(crate::fault::Fault::new(e));
+    let mut families: HashMap<String, i64> = HashMap::new();
+    for (_, rec) in scan_all::<RefreshRecord>(store).map_err(storage)? {
+        if &rec.user_id == user {
+            let exp = families.entry(rec.family).or_insert(rec.expires_at);
+            *exp = (*exp).max(rec.expires_at);
+        }
+    }
+    if families.is_empty() {
+        return Ok(0);
+    }
+    let mut batch = WriteBatch::new();
+    for (family, exp) in &families {
+        batch.put(
+            family.clone(),
+            &RevokedFamily(Revocation { expires_at: *exp }),
+        );
+    }
+    store.write(batch).await?;
+    for (family, exp) in &families {
+        revocations.add(None, Some((family, *exp)));
+    }
+    Ok(families.len())
 }

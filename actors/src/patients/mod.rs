@@ -107,6 +107,10 @@ pub struct StoredPatient {
     /// The sealed fields.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed: Option<SealedFields>,
+    /// When it was deleted: hidden from then on, purged once the retention
+    /// has passed, restorable until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<Timestamp>,
     /// A profile written before encryption, until [`seal_legacy`] seals it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plain: Option<PlainFields>,
@@ -192,6 +196,7 @@ pub fn seal(vault: &Vault, patient: &PatientRecord) -> StoredPatient {
                 .map(|a| vault.seal_json(place(id, "address"), a)),
             medical_history: vault.seal_json(place(id, "medicalHistory"), &patient.medical_history),
         }),
+        deleted_at: None,
         plain: None,
     }
 }
@@ -356,6 +361,32 @@ pub fn write(
         batch.put(key, &entry);
     }
     batch.put(new.patient_id.as_str(), &seal(vault, new));
+}
+
+/// Adds to `batch` the removal, for good, of `patient`'s profile and its
+/// lookup keys (identity keys only where they still point at it).
+///
+/// # Errors
+/// [`StoreError`] on a read failure.
+pub fn erase(
+    batch: &mut WriteBatch,
+    store: &Store,
+    vault: &Vault,
+    patient: &PatientRecord,
+) -> Result<(), StoreError> {
+    for key in search_keys(vault, patient) {
+        batch.delete(Table::PatientLookup, key);
+    }
+    for key in identity_keys(vault, patient) {
+        let ours = store
+            .get::<LookupEntry>(&key)?
+            .is_some_and(|e| e.patient_id == patient.patient_id);
+        if ours {
+            batch.delete(Table::PatientLookup, key);
+        }
+    }
+    batch.delete(Table::Patients, patient.patient_id.as_str());
+    Ok(())
 }
 
 /// The patient that a failed unique [`write()`] collided with, if the error

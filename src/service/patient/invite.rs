@@ -3,7 +3,7 @@
 
 use jiff::{SignedDuration, Timestamp};
 use medrelay_actors::audit::{self, Action};
-use medrelay_actors::patients::invites;
+use medrelay_actors::patients::{StoredPatient, invites};
 use medrelay_actors::store::WriteBatch;
 use medrelay_protocol::notification::NotificationChannel;
 use medrelay_protocol::patient::{InviteRequest, InviteSent};
@@ -51,15 +51,20 @@ pub async fn invite(
             AppError::Forbidden("admins, and doctors for patients in their care, invite".into());
         return Err(refused(state, this, e).await);
     }
-    let Some(patient) = medrelay_actors::patients::load(&state.store, &state.vault, &patient_id)?
-    else {
-        return Err(refused(
-            state,
-            this,
-            AppError::NotFound(format!("no patient {patient_id}")),
-        )
-        .await);
+    let stored = state.store.get::<StoredPatient>(patient_id.as_str())?;
+    let stored = match stored {
+        Some(s) if s.deleted_at.is_some() => {
+            let e = AppError::Gone(format!("patient {patient_id} was deleted"));
+            return Err(refused(state, this, e).await);
+        }
+        Some(s) => s,
+        None => {
+            let e = AppError::NotFound(format!("no patient {patient_id}"));
+            return Err(refused(state, this, e).await);
+        }
     };
+    let patient =
+        medrelay_actors::patients::open(&state.vault, stored).map_err(AppError::internal)?;
     if patient.user_id.is_some() {
         return Err(AppError::Conflict {
             message: format!("patient {patient_id} has a login already"),

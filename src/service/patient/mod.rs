@@ -12,8 +12,10 @@
 
 mod input;
 mod invite;
+mod remove;
 
 pub use invite::invite;
+pub use remove::{delete, purge_due, restore};
 
 use std::collections::BTreeSet;
 
@@ -289,9 +291,11 @@ pub async fn list(
         if !viewer.may_see_patient(&state.store, id)? {
             continue;
         }
-        let Some(patient) = patients::load(&state.store, &state.vault, id)? else {
+        let stored = state.store.get::<StoredPatient>(id.as_str())?;
+        let Some(stored) = stored.filter(|s| s.deleted_at.is_none()) else {
             continue;
         };
+        let patient = patients::open(&state.vault, stored).map_err(AppError::internal)?;
         let key_of = |s: &Search<'_>| s.prefix(&state.vault);
         let own = [
             Some(Search::Name(&patient.name)),
@@ -422,6 +426,9 @@ fn stored(
         .store
         .get::<StoredPatient>(patient_id.as_str())?
         .ok_or_else(|| AppError::NotFound(format!("no patient {patient_id}")))?;
+    if stored.deleted_at.is_some() {
+        return Err(AppError::Gone(format!("patient {patient_id} was deleted")));
+    }
     let patient = patients::open(&state.vault, stored.clone()).map_err(AppError::internal)?;
     Ok((stored, patient))
 }
