@@ -88,6 +88,7 @@ pub fn may_subscribe(
         Channel::User(owner) => viewer.role == Role::Admin || *owner == viewer.user_id,
         Channel::Board(_) => true,
         Channel::Patient(patient) => viewer.may_see_patient(store, patient)?,
+        Channel::Patients => matches!(viewer.role, Role::Admin | Role::Doctor),
     })
 }
 
@@ -101,7 +102,7 @@ pub fn may_subscribe(
 /// [`StoreError`] on a read failure.
 pub fn exists(store: &Store, channel: &Channel) -> Result<bool, StoreError> {
     Ok(match channel {
-        Channel::Users => true,
+        Channel::Users | Channel::Patients => true,
         Channel::User(user) => store.get::<UserRecord>(user.as_str())?.is_some(),
         Channel::Board(provider) => store.get::<ProviderRecord>(provider.as_str())?.is_some(),
         Channel::Patient(patient) => store.get::<StoredPatient>(patient.as_str())?.is_some(),
@@ -162,6 +163,8 @@ pub fn snapshot(store: &Store, channel: &Channel) -> Result<Value, StoreError> {
                 .collect();
             Ok(json!({ "patientId": patient, "upcoming": list }))
         }
+        // A stream of changes, not a state: it starts empty.
+        Channel::Patients => Ok(json!({})),
         Channel::Board(_) => Ok(Value::Null),
     }
 }

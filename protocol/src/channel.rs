@@ -24,6 +24,9 @@ pub enum Channel {
     Board(ProviderId),
     /// One patient's appointment events; that patient, their doctors, admins.
     Patient(PatientId),
+    /// Changes to patients and their medical records, by id and field name
+    /// only (never values); staff (admins and doctors).
+    Patients,
 }
 
 impl Channel {
@@ -40,6 +43,7 @@ impl fmt::Display for Channel {
             Channel::User(id) => write!(f, "user:{id}"),
             Channel::Board(id) => write!(f, "board:{id}"),
             Channel::Patient(id) => write!(f, "patient:{id}"),
+            Channel::Patients => f.write_str("patients"),
         }
     }
 }
@@ -50,11 +54,12 @@ impl FromStr for Channel {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.split_once(':') {
             None if s == "users" => Ok(Channel::Users),
+            None if s == "patients" => Ok(Channel::Patients),
             Some(("user", id)) => Ok(Channel::User(UserId::parse(id)?)),
             Some(("board", id)) => Ok(Channel::Board(ProviderId::parse(id)?)),
             Some(("patient", id)) => Ok(Channel::Patient(PatientId::parse(id)?)),
             _ => Err(InvalidValue(format!(
-                "unknown channel {s:?}; expected users, user:<userId>, board:<providerId> or patient:<patientId>"
+                "unknown channel {s:?}; expected users, patients, user:<userId>, board:<providerId> or patient:<patientId>"
             ))),
         }
     }
@@ -81,8 +86,8 @@ impl JsonSchema for Channel {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "type": "string",
-            "description": "A channel name: users, user:<userId>, board:<providerId> or patient:<patientId>.",
-            "pattern": "^(users|(user|board|patient):[A-Za-z0-9_-]{1,64})$"
+            "description": "A channel name: users, patients, user:<userId>, board:<providerId> or patient:<patientId>.",
+            "pattern": "^(users|patients|(user|board|patient):[A-Za-z0-9_-]{1,64})$"
         })
     }
 }
@@ -93,7 +98,13 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for name in ["users", "user:usr_1", "board:prov001", "patient:pat_9"] {
+        for name in [
+            "users",
+            "patients",
+            "user:usr_1",
+            "board:prov001",
+            "patient:pat_9",
+        ] {
             let channel: Channel = name.parse().unwrap();
             assert_eq!(channel.to_string(), name);
             let json = serde_json::to_string(&channel).unwrap();

@@ -135,6 +135,39 @@ pub enum Event {
         #[schemars(with = "String")]
         at: Timestamp,
     },
+    /// A patient was registered (at the desk or by sign-up); channel `patients`.
+    PatientRegistered {
+        /// The patient.
+        patient_id: PatientId,
+        /// When.
+        #[schemars(with = "String")]
+        at: Timestamp,
+    },
+    /// A patient's profile changed (or was restored); which fields, never
+    /// their values.
+    PatientUpdated {
+        /// The patient.
+        patient_id: PatientId,
+        /// The fields that changed (`name`, `contactInfo`, `restored`, ...).
+        fields: Vec<String>,
+        /// When.
+        #[schemars(with = "String")]
+        at: Timestamp,
+    },
+    /// A patient was deleted (hidden; purged after the retention).
+    PatientDeleted {
+        /// The patient.
+        patient_id: PatientId,
+        /// When.
+        #[schemars(with = "String")]
+        at: Timestamp,
+    },
+    /// A medical record was written.
+    RecordCreated(RecordChange),
+    /// A medical record changed.
+    RecordUpdated(RecordChange),
+    /// A medical record was deleted (a tombstone).
+    RecordDeleted(RecordChange),
     /// An in-app notification for a patient (channel `patient:<id>`).
     Notification {
         /// The notification's id (its delivery report).
@@ -154,6 +187,21 @@ pub enum Event {
     },
 }
 
+/// What a `record_*` event says: ids and field names, never values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordChange {
+    /// The record.
+    pub record_id: crate::ids::RecordId,
+    /// Its patient.
+    pub patient_id: PatientId,
+    /// The fields that changed.
+    pub fields: Vec<String>,
+    /// When.
+    #[schemars(with = "String")]
+    pub at: Timestamp,
+}
+
 impl Event {
     /// The event's `kind` tag, as on the wire.
     pub fn kind(&self) -> &'static str {
@@ -169,6 +217,12 @@ impl Event {
             Event::AppointmentNeedsReschedule { .. } => "appointment_needs_reschedule",
             Event::AvailabilityChanged { .. } => "availability_changed",
             Event::Notification { .. } => "notification",
+            Event::PatientRegistered { .. } => "patient_registered",
+            Event::PatientUpdated { .. } => "patient_updated",
+            Event::PatientDeleted { .. } => "patient_deleted",
+            Event::RecordCreated(_) => "record_created",
+            Event::RecordUpdated(_) => "record_updated",
+            Event::RecordDeleted(_) => "record_deleted",
         }
     }
 

@@ -56,13 +56,25 @@ pub fn aggregate(channel: &Channel, event: &Event) -> Option<(&'static str, Stri
                 _ => "all".to_owned(),
             },
         )),
+        Channel::Patients => match event {
+            Event::PatientRegistered { patient_id, .. }
+            | Event::PatientUpdated { patient_id, .. }
+            | Event::PatientDeleted { patient_id, .. } => Some(("patient", patient_id.to_string())),
+            Event::RecordCreated(c) | Event::RecordUpdated(c) | Event::RecordDeleted(c) => {
+                Some(("patient", c.patient_id.to_string()))
+            }
+            _ => None,
+        },
         Channel::User(_) | Channel::Patient(_) => None,
     }
 }
 
 /// Whether events of `channel` are published.
 pub fn is_published(channel: &Channel) -> bool {
-    matches!(channel, Channel::Board(_) | Channel::Users)
+    matches!(
+        channel,
+        Channel::Board(_) | Channel::Users | Channel::Patients
+    )
 }
 
 /// Subject names under one prefix (default `medrelay`).
@@ -175,6 +187,16 @@ mod tests {
         );
         let patient = Channel::Patient(crate::PatientId::parse("pat_1").unwrap());
         assert_eq!(subjects.event(&patient, &booked()), None);
+        let created = Event::RecordCreated(crate::event::RecordChange {
+            record_id: crate::RecordId::parse("rec_1").unwrap(),
+            patient_id: crate::PatientId::parse("pat_1").unwrap(),
+            fields: vec!["diagnosis".into()],
+            at: jiff::Timestamp::UNIX_EPOCH,
+        });
+        assert_eq!(
+            subjects.event(&Channel::Patients, &created).as_deref(),
+            Some("medrelay.evt.patient.pat_1.record_created")
+        );
     }
 
     #[test]

@@ -11,10 +11,11 @@ use medrelay_actors::ids::new_id;
 use medrelay_actors::medical::{self, Change, MedicalRecord};
 use medrelay_actors::patients::StoredPatient;
 use medrelay_actors::store::{WriteBatch, WriteError};
+use medrelay_protocol::event::RecordChange;
 use medrelay_protocol::record::{
     RecordBody, RecordHistory, RecordList, RecordView, RecordWritten, VersionView,
 };
-use medrelay_protocol::{PatientId, RecordId, Role};
+use medrelay_protocol::{Channel, Event, PatientId, RecordId, Role};
 
 use crate::auth::Principal;
 use crate::error::AppError;
@@ -101,6 +102,7 @@ pub async fn create(
     let changed = apply(&mut record, body, now)?;
     this.entity.detail = Some(changed.join(","));
     let mut batch = WriteBatch::new();
+    announce(&mut batch, &record, Change::Created, &changed, now);
     medical::write(
         &mut batch,
         &state.vault,
@@ -283,6 +285,7 @@ async fn change(
         this.entity.detail = (!changed.is_empty()).then(|| changed.join(","));
         let mut batch = WriteBatch::new();
         batch.require_equal(id.as_str(), &stored);
+        announce(&mut batch, &new, kind, &changed, now);
         medical::write(
             &mut batch,
             &state.vault,
@@ -307,6 +310,29 @@ async fn change(
         message: "the record kept changing under this change; try again".into(),
         field: None,
     })
+}
+
+/// Tells the staff channel (and, through the outbox, JetStream) that a
+/// record changed: ids and field names, never values.
+fn announce(
+    batch: &mut WriteBatch,
+    record: &MedicalRecord,
+    change: Change,
+    fields: &[String],
+    at: Timestamp,
+) {
+    let what = RecordChange {
+        record_id: record.record_id.clone(),
+        patient_id: record.patient_id.clone(),
+        fields: fields.to_vec(),
+        at,
+    };
+    let event = match change {
+        Change::Created => Event::RecordCreated(what),
+        Change::Updated => Event::RecordUpdated(what),
+        Change::Deleted => Event::RecordDeleted(what),
+    };
+    batch.event(Channel::Patients, event);
 }
 
 /// The filters of `GET /api/records`.

@@ -129,6 +129,13 @@ pub async fn register(
                 updated_at: None,
             };
             patients::write(&mut batch, vault, None, &profile, false);
+            batch.event(
+                Channel::Patients,
+                Event::PatientRegistered {
+                    patient_id: patient_id.clone(),
+                    at: now,
+                },
+            );
             (Role::Patient, Some(patient_id), None)
         }
         NewProfile::Claim {

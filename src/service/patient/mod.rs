@@ -28,7 +28,7 @@ use medrelay_actors::schedule::{AppointmentRecord, ProviderAppointment, indexed_
 use medrelay_actors::store::{WriteBatch, WriteError};
 use medrelay_protocol::patient::{PatientBody, PatientList, PatientWritten};
 use medrelay_protocol::profile::{ContactInfo, MedicalHistory, Patient};
-use medrelay_protocol::{Email, PatientId, Role};
+use medrelay_protocol::{Channel, Email, Event, PatientId, Role};
 
 use crate::auth::Principal;
 use crate::error::AppError;
@@ -116,6 +116,13 @@ pub async fn register(
     let mut batch = WriteBatch::new();
     patients::write(&mut batch, &state.vault, None, &patient, !allow_duplicate);
     audit::record(&mut batch, &this);
+    batch.event(
+        Channel::Patients,
+        Event::PatientRegistered {
+            patient_id: patient_id.clone(),
+            at: now,
+        },
+    );
     match state.store.write(batch).await {
         Ok(_) => Ok(PatientWritten {
             patient_id,
@@ -240,6 +247,14 @@ async fn change(
         batch.require_equal(patient_id.as_str(), &stored);
         patients::write(&mut batch, &state.vault, Some(&old), &new, false);
         audit::record(&mut batch, this);
+        batch.event(
+            Channel::Patients,
+            Event::PatientUpdated {
+                patient_id: patient_id.clone(),
+                fields: changed_fields(&old, &new),
+                at: now,
+            },
+        );
         match state.store.write(batch).await {
             Ok(_) => {
                 return Ok(PatientWritten {
@@ -431,6 +446,21 @@ fn stored(
     }
     let patient = patients::open(&state.vault, stored.clone()).map_err(AppError::internal)?;
     Ok((stored, patient))
+}
+
+/// The names of the profile fields that differ (never their values).
+fn changed_fields(old: &PatientRecord, new: &PatientRecord) -> Vec<String> {
+    [
+        ("name", old.name != new.name),
+        ("dob", old.dob != new.dob),
+        ("contactInfo", old.contact_info != new.contact_info),
+        ("address", old.address != new.address),
+        ("medicalHistory", old.medical_history != new.medical_history),
+    ]
+    .into_iter()
+    .filter(|(_, differs)| *differs)
+    .map(|(field, _)| field.to_owned())
+    .collect()
 }
 
 /// A registered patient that is the same person: same name and date of

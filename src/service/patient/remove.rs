@@ -15,7 +15,7 @@ use medrelay_actors::schedule::{AppointmentRecord, PatientAppointment, indexed_i
 use medrelay_actors::store::{WriteBatch, WriteError};
 use medrelay_protocol::patient::PatientWritten;
 use medrelay_protocol::schedule::AppointmentStatus;
-use medrelay_protocol::{PatientId, Role};
+use medrelay_protocol::{Channel, Event, PatientId, Role};
 
 use crate::auth::Principal;
 use crate::error::AppError;
@@ -51,6 +51,13 @@ pub async fn delete(
     batch.require_equal(patient_id.as_str(), &stored);
     batch.put(patient_id.as_str(), &hidden);
     audit::record(&mut batch, &this);
+    batch.event(
+        Channel::Patients,
+        Event::PatientDeleted {
+            patient_id: patient_id.clone(),
+            at: now,
+        },
+    );
     match state.store.write(batch).await {
         Ok(_) => {}
         Err(WriteError::Changed { .. }) => {
@@ -104,6 +111,14 @@ pub async fn restore(
         },
     );
     audit::record(&mut batch, &this);
+    batch.event(
+        Channel::Patients,
+        Event::PatientUpdated {
+            patient_id: patient_id.clone(),
+            fields: vec!["restored".into()],
+            at: Timestamp::now(),
+        },
+    );
     state.store.write(batch).await.map_err(AppError::internal)?;
     Ok(PatientWritten {
         patient_id,

@@ -93,7 +93,19 @@ async fn a_websocket_booking_lands_in_the_stream_with_its_subject_id_and_payload
             .iter()
             .any(|(s, _, _)| s == &format!("medrelay.evt.user.{}.user_registered", p.user_id))
     );
-    assert!(!messages.iter().any(|(s, _, _)| s.contains(".patient.")));
+    let private = format!("patient:{}", p.patient_id);
+    assert!(
+        !messages
+            .iter()
+            .any(|(_, _, m)| m["channel"] == private.as_str())
+    );
+    // What the staff channel publishes of the sign-up: the id alone.
+    assert!(
+        messages
+            .iter()
+            .any(|(s, _, _)| s
+                == &format!("medrelay.evt.patient.{}.patient_registered", p.patient_id))
+    );
     // Published events leave the outbox.
     let drained = eventually(Duration::from_secs(5), || async {
         let (_, ready) = app.get("/readyz", None).await;
@@ -282,4 +294,82 @@ async fn a_crash_while_publishing_leaves_each_event_once_in_the_stream() {
     );
     let expected: Vec<u64> = (1..=stored as u64).collect();
     assert_eq!(seqs, expected);
+}
+
+#[tokio::test]
+async fn patient_changes_reach_staff_and_the_stream_by_id_never_by_value() {
+    let nats = NatsServer::start();
+    let app = spawn_app_with(with_nats(nats.url())).await;
+    let admin = app.admin_token().await;
+    let mut staff = app.ws(Some(&admin)).await;
+    let subscribed = staff
+        .call(json!({"type": "subscribe", "channel": "patients"}))
+        .await;
+    assert_eq!(subscribed["ok"], true, "{subscribed}");
+    let (status, body) = app
+        .post(
+            "/api/patients",
+            json!({"name": "Quintessa Vormund", "dob": "1955-05-05",
+                   "contactInfo": {"phone": "+15557654321"}}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["patientId"].as_str().unwrap().to_owned();
+    let (status, _) = app
+        .put(
+            &format!("/api/patients/{id}"),
+            json!({"contactInfo": {"phone": "+15550000001"}}),
+            &admin,
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let registered = staff.next_event().await;
+    assert_eq!(
+        registered["event"]["kind"], "patient_registered",
+        "{registered}"
+    );
+    assert_eq!(registered["event"]["patientId"], id.as_str());
+    let updated = staff.next_event().await;
+    assert_eq!(updated["event"]["kind"], "patient_updated", "{updated}");
+    assert_eq!(updated["event"]["fields"], json!(["contactInfo"]));
+
+    // A patient is not staff.
+    let alice = app.signup_patient("alice").await;
+    let mut ws = app.ws(Some(&alice.tokens.token)).await;
+    let denied = ws
+        .call(json!({"type": "subscribe", "channel": "patients"}))
+        .await;
+    assert_eq!(denied["error"]["code"], "forbidden");
+
+    let expected = [
+        format!("medrelay.evt.patient.{id}.patient_registered"),
+        format!("medrelay.evt.patient.{id}.patient_updated"),
+    ];
+    let arrived = eventually(Duration::from_secs(10), || async {
+        let seen = stream_messages(&nats).await;
+        expected
+            .iter()
+            .all(|subject| seen.iter().any(|(s, _, _)| s == subject))
+    })
+    .await;
+    let seen = stream_messages(&nats).await;
+    assert!(
+        arrived,
+        "{:?}",
+        seen.iter().map(|(s, _, _)| s).collect::<Vec<_>>()
+    );
+    for (subject, _, payload) in &seen {
+        let text = payload.to_string();
+        for secret in [
+            "Quintessa",
+            "Vormund",
+            "5557654321",
+            "5550000001",
+            "1955-05-05",
+        ] {
+            assert!(!text.contains(secret), "{secret} in {subject}: {text}");
+        }
+    }
 }
