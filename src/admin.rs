@@ -97,3 +97,16 @@ pub async fn verify_audit(settings: &Settings) -> anyhow::Result<u64> {
         }
     }
 }
+
+/// Adds a key to the PHI key file and makes it current. Opens the store
+/// first, so it refuses while a server (which holds the old keys in
+/// memory) runs on the data folder.
+///
+/// # Errors
+/// A store that cannot be opened, or a key file that cannot be rewritten.
+pub async fn rotate_key(settings: &Settings) -> anyhow::Result<u32> {
+    let (store, _hub) = crate::app::open_store(settings)?;
+    let key = medrelay_actors::phi::add_key(&settings.key_file());
+    store.close().await;
+    key.context("could not add a key")
+}

@@ -268,6 +268,9 @@ fn spawn_background(state: &Arc<AppState>) -> JoinSet<()> {
     });
     if !state.is_replica() {
         tasks.spawn(sweep_deleted_patients(state.clone()));
+        if state.vault.key_ids().len() > 1 {
+            tasks.spawn(reseal_after_rotation(state.clone()));
+        }
     }
     let s = state.clone();
     tasks.spawn(async move {
@@ -305,5 +308,35 @@ async fn sweep_deleted_patients(state: Arc<AppState>) {
             () = tokio::time::sleep(every) => {}
             () = state.notifier.clock.moved() => {}
         }
+    }
+}
+
+/// After a key rotation: re-seals, in the background, what older keys
+/// sealed; once a pass finds nothing left, drops them from the key file.
+async fn reseal_after_rotation(state: Arc<AppState>) {
+    let r = &state.settings.records;
+    let pause = Duration::from_millis(r.rekey_pause_ms);
+    let current = state.vault.current();
+    tracing::info!(
+        key = current,
+        "re-sealing patient data sealed with older keys"
+    );
+    loop {
+        match medrelay_actors::rekey::pass(&state.store, &state.vault, r.rekey_batch, pause).await {
+            Ok(0) => break,
+            Ok(n) => tracing::info!(values = n, "re-sealed a pass of patient data"),
+            Err(e) => {
+                tracing::warn!(error = %e, "re-sealing failed; retrying in a minute");
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            }
+        }
+    }
+    match medrelay_actors::phi::retire_old_keys(&state.settings.key_file(), current) {
+        Ok(n) => tracing::info!(
+            dropped = n,
+            key = current,
+            "every value is sealed with the current key; older keys dropped"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not drop the older keys"),
     }
 }

@@ -60,6 +60,10 @@ pub struct RecordSettings {
     pub retention_days: u64,
     /// How often deleted patients are settled and purged.
     pub sweep_secs: u64,
+    /// Values re-sealed per write after a key rotation.
+    pub rekey_batch: usize,
+    /// Pause between those writes, so re-sealing never crowds out requests.
+    pub rekey_pause_ms: u64,
 }
 
 impl Settings {
@@ -404,6 +408,7 @@ impl Settings {
             ("actors.idle_secs", self.actors.idle_secs),
             ("records.page_limit", self.records.page_limit as u64),
             ("records.sweep_secs", self.records.sweep_secs),
+            ("records.rekey_batch", self.records.rekey_batch as u64),
             ("nats.request_timeout_ms", self.nats.request_timeout_ms),
             (
                 "nats.max_concurrent_commands",

@@ -60,6 +60,14 @@ enum AdminTask {
         #[arg(long, default_value = "UTC")]
         time_zone: String,
     },
+    /// Adds a key to the PHI key file and makes it current (the server must
+    /// be stopped); the next start re-seals older values in the background
+    /// and then drops the older keys.
+    RotateKey {
+        /// Overrides server.data_dir.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
     /// Checks every link of the audit log's hash chain; exits 1 and names
     /// the first broken entry when one does not hold.
     VerifyAudit {
@@ -150,6 +158,16 @@ fn main() -> ExitCode {
                 )
                 .await?;
                 tracing::info!(user = %created.user_id, role = %created.role, "user created");
+                Ok(())
+            }
+            Command::Admin {
+                task: AdminTask::RotateKey { data_dir },
+            } => {
+                if let Some(dir) = data_dir {
+                    settings.server.data_dir = dir;
+                }
+                let key = admin::rotate_key(&settings).await?;
+                println!("key {key} is now current; start the server to re-seal older values");
                 Ok(())
             }
             Command::Admin {

@@ -13,6 +13,7 @@
 //!   patient data; the store chains them.
 //! - [`medical`]: medical records, sealed, with every version kept.
 //! - [`patients`]: patient profiles, sealed at rest, and their blind indexes.
+//! - [`rekey`]: re-sealing values after a key rotation, in the background.
 //! - [`phi`]: the [`phi::Vault`] that seals health data, and blind indexes.
 //! - [`schedule`]: doctors' hours, appointments; `ScheduleActor`.
 //! - [`notify`]: notification records, preferences, devices, durable reminders,
@@ -35,6 +36,7 @@ pub mod medical;
 pub mod notify;
 pub mod patients;
 pub mod phi;
+pub mod rekey;
 pub mod schedule;
 pub mod session;
 pub mod store;

@@ -64,6 +64,15 @@ pub struct SealedClinical {
     prescriptions: Sealed,
 }
 
+impl SealedClinical {
+    /// Whether any field is sealed with a key other than `current`.
+    pub fn stale(&self, current: u32) -> bool {
+        [&self.diagnosis, &self.treatment, &self.prescriptions]
+            .iter()
+            .any(|s| s.key_id().ok() != Some(current))
+    }
+}
+
 /// A medical record as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -197,6 +206,29 @@ pub fn seal(vault: &Vault, r: &MedicalRecord) -> StoredRecord {
 
 fn version_key(id: &RecordId, version: u32) -> String {
     format!("{id}/{version:010}")
+}
+
+/// A version re-sealed under the vault's current key.
+///
+/// # Errors
+/// [`PhiError`] when a field does not open.
+pub fn reseal_version(
+    vault: &Vault,
+    key: &str,
+    v: RecordVersion,
+) -> Result<RecordVersion, PhiError> {
+    let table = Table::RecordVersions;
+    let s = &v.sealed;
+    let diagnosis: String = vault.open_json(place(table, key, "diagnosis"), &s.diagnosis)?;
+    let treatment: String = vault.open_json(place(table, key, "treatment"), &s.treatment)?;
+    let prescriptions: Vec<String> =
+        vault.open_json(place(table, key, "prescriptions"), &s.prescriptions)?;
+    let sealed = SealedClinical {
+        diagnosis: vault.seal_json(place(table, key, "diagnosis"), &diagnosis),
+        treatment: vault.seal_json(place(table, key, "treatment"), &treatment),
+        prescriptions: vault.seal_json(place(table, key, "prescriptions"), &prescriptions),
+    };
+    Ok(RecordVersion { sealed, ..v })
 }
 
 /// Adds `record` (already at its new version) to `batch`, with the version

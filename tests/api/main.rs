@@ -26,5 +26,6 @@ mod patient_delete;
 mod patients;
 mod process;
 mod records;
+mod rotation;
 mod schedule;
 mod websocket;

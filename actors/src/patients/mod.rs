@@ -89,6 +89,30 @@ pub struct SealedFields {
     medical_history: Sealed,
 }
 
+impl SealedFields {
+    fn sealed(&self) -> impl Iterator<Item = &Sealed> {
+        [
+            Some(&self.name),
+            self.dob.as_ref(),
+            Some(&self.contact_info),
+        ]
+        .into_iter()
+        .chain([self.address.as_ref(), Some(&self.medical_history)])
+        .flatten()
+    }
+}
+
+impl StoredPatient {
+    /// Whether any field is sealed with a key other than `current` (or not
+    /// sealed at all).
+    pub fn stale(&self, current: u32) -> bool {
+        match &self.sealed {
+            Some(fields) => fields.sealed().any(|s| s.key_id().ok() != Some(current)),
+            None => true,
+        }
+    }
+}
+
 /// A patient profile as stored: ids and times in the clear, everything
 /// else sealed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

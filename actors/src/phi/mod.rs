@@ -15,8 +15,11 @@
 //! The keys live in one file (`data/phi.key` unless configured), written
 //! with mode 0600 when the vault first opens it.
 
+mod keyfile;
+
+pub use keyfile::{add_key, retire_old_keys};
+
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
 use base64::Engine;
@@ -96,17 +99,6 @@ impl Sealed {
     }
 }
 
-/// The key file's contents.
-#[derive(Serialize, Deserialize)]
-struct KeyFile {
-    /// The key new values are sealed with.
-    current: u32,
-    /// Every key still needed to open stored values, by id.
-    keys: BTreeMap<u32, String>,
-    /// The blind-index key.
-    index: String,
-}
-
 /// Seals and opens PHI field values; computes blind indexes.
 pub struct Vault {
     current: u32,
@@ -136,11 +128,10 @@ impl Vault {
             reason,
         };
         if !path.exists() {
-            create(path).map_err(|e| fail(e.to_string()))?;
+            keyfile::create(path).map_err(|e| fail(e.to_string()))?;
             tracing::info!(path = %path.display(), "created a new PHI key file");
         }
-        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-        let file: KeyFile = serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?;
+        let file = keyfile::read(path)?;
         let decode = |b64: &str| -> Result<[u8; KEY], PhiError> {
             URL_SAFE_NO_PAD
                 .decode(b64)
@@ -175,6 +166,16 @@ impl Vault {
             index: <Hmac<Sha256> as Mac>::new_from_slice(&random::<KEY>())
                 .expect("HMAC takes keys of any length"),
         }
+    }
+
+    /// The id of the key new values are sealed with.
+    pub fn current(&self) -> u32 {
+        self.current
+    }
+
+    /// The ids of every key the vault holds.
+    pub fn key_ids(&self) -> Vec<u32> {
+        self.ciphers.keys().copied().collect()
     }
 
     /// Seals `plain` for `place` under the current key.
@@ -262,28 +263,6 @@ fn random<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes).expect("the OS random source is available");
     bytes
-}
-
-/// Writes a new key file: temporary file with mode 0600, synced, renamed.
-fn create(path: &Path) -> std::io::Result<()> {
-    let file = KeyFile {
-        current: 1,
-        keys: BTreeMap::from([(1, URL_SAFE_NO_PAD.encode(random::<KEY>()))]),
-        index: URL_SAFE_NO_PAD.encode(random::<KEY>()),
-    };
-    let text = serde_json::to_string_pretty(&file).expect("the key file serialises");
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("key.tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut out = options.open(&tmp)?;
-    out.write_all(text.as_bytes())?;
-    out.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

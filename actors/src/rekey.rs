@@ -1,0 +1,98 @@
+//! Key rotation, the background half: re-sealing every value sealed with a
+//! key other than the vault's current one.
+//!
+//! `medrelay admin rotate-key` adds a key and makes it current
+//! ([`crate::phi::add_key`]); from then on new values are sealed with it,
+//! and [`pass`] re-seals the older ones in batches through the group-commit
+//! writer, each value conditional on being unchanged since it was read. A
+//! crash loses nothing: the next start simply finds fewer stale values.
+//! Once a pass finds none, the old keys can leave the key file.
+
+use std::time::Duration;
+
+use crate::medical::{self, RecordVersion, StoredRecord};
+use crate::patients::{self, PatientError, StoredPatient};
+use crate::phi::Vault;
+use crate::store::{Record, Store, WriteBatch, WriteError};
+
+/// One pass over every sealed table: re-seals up to `batch` stale values
+/// per write, pausing `pause` between writes. Returns how many stale values
+/// it found (0 means none is left).
+///
+/// # Errors
+/// [`PatientError`] on a read failure or a value that does not open.
+pub async fn pass(
+    store: &Store,
+    vault: &Vault,
+    batch: usize,
+    pause: Duration,
+) -> Result<usize, PatientError> {
+    let current = vault.current();
+    let patients = table::<StoredPatient>(
+        store,
+        batch,
+        pause,
+        |p| p.stale(current),
+        |_, p| {
+            let deleted_at = p.deleted_at;
+            let plain = patients::open(vault, p)?;
+            let mut fresh = patients::seal(vault, &plain);
+            fresh.deleted_at = deleted_at;
+            Ok(fresh)
+        },
+    )
+    .await?;
+    let records = table::<StoredRecord>(
+        store,
+        batch,
+        pause,
+        |r| r.sealed.stale(current),
+        |_, r| Ok(medical::seal(vault, &medical::open(vault, r)?)),
+    )
+    .await?;
+    let versions = table::<RecordVersion>(
+        store,
+        batch,
+        pause,
+        |v| v.sealed.stale(current),
+        |key, v| Ok(medical::reseal_version(vault, key, v)?),
+    )
+    .await?;
+    Ok(patients + records + versions)
+}
+
+/// Re-seals the stale values of one table.
+async fn table<T: Record + Clone>(
+    store: &Store,
+    batch: usize,
+    pause: Duration,
+    stale: impl Fn(&T) -> bool,
+    reseal: impl Fn(&str, T) -> Result<T, PatientError>,
+) -> Result<usize, PatientError> {
+    let mut after: Option<String> = None;
+    let mut found = 0;
+    loop {
+        let page = store.scan::<T>(after.as_deref(), batch.max(1))?;
+        let Some((last, _)) = page.last() else {
+            return Ok(found);
+        };
+        after = Some(last.clone());
+        let mut write = WriteBatch::new();
+        for (key, value) in page.into_iter().filter(|(_, v)| stale(v)) {
+            found += 1;
+            write.require_equal(key.clone(), &value);
+            write.put(key.clone(), &reseal(&key, value)?);
+        }
+        if write.is_empty() {
+            continue;
+        }
+        match store.write(write).await {
+            // Something changed under the page: the next pass sees it again.
+            Ok(_) | Err(WriteError::Changed { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+    }
+}
