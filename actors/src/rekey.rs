@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use crate::medical::{self, RecordVersion, StoredRecord};
+use crate::patients::history::{self, HistoryVersion};
 use crate::patients::{self, PatientError, StoredPatient};
 use crate::phi::Vault;
 use crate::store::{Record, Store, WriteBatch, WriteError};
@@ -58,7 +59,15 @@ pub async fn pass(
         |key, v| Ok(medical::reseal_version(vault, key, v)?),
     )
     .await?;
-    Ok(patients + records + versions)
+    let histories = table::<HistoryVersion>(
+        store,
+        batch,
+        pause,
+        |v| v.sealed.key_id().ok() != Some(current),
+        |key, v| Ok(history::reseal(vault, key, v)?),
+    )
+    .await?;
+    Ok(patients + records + versions + histories)
 }
 
 /// Re-seals the stale values of one table.

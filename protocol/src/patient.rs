@@ -105,3 +105,30 @@ pub struct InviteSent {
     /// The notification carrying it (`GET /api/notifications/{id}`).
     pub notification_id: String,
 }
+
+/// One version of a patient's medical history.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryVersionView {
+    /// The version, from 1 (the history at registration).
+    pub version: u32,
+    /// When.
+    #[schema(value_type = String, format = DateTime)]
+    pub at: jiff::Timestamp,
+    /// Who.
+    #[schema(value_type = String)]
+    pub by: crate::ids::UserId,
+    /// The history as of this version.
+    pub medical_history: crate::profile::MedicalHistory,
+}
+
+/// `GET /api/patients/{id}/history`: every version of the medical history.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MedicalHistoryVersions {
+    /// The patient.
+    #[schema(value_type = String)]
+    pub patient_id: PatientId,
+    /// The versions, oldest first.
+    pub versions: Vec<HistoryVersionView>,
+}

@@ -7,7 +7,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use medrelay_protocol::patient::{
-    InviteRequest, InviteSent, PatientBody, PatientList, PatientWritten,
+    InviteRequest, InviteSent, MedicalHistoryVersions, PatientBody, PatientList, PatientWritten,
 };
 use medrelay_protocol::profile::Patient;
 use serde::Deserialize;
@@ -30,6 +30,7 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(get_patient, update, delete))
         .routes(routes!(invite))
         .routes(routes!(restore))
+        .routes(routes!(history))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -210,6 +211,25 @@ async fn restore(
     Path(patient_id): Path<String>,
 ) -> Result<axum::Json<PatientWritten>, AppError> {
     patient::restore(&state, &principal, &origin, &patient_id)
+        .await
+        .map(axum::Json)
+}
+
+/// Every version of a patient's medical history, who changed it and when
+/// (as `GET /api/patients/{patientId}`: audited as a read).
+#[utoipa::path(get, path = "/api/patients/{patientId}/history", tag = "patients",
+    params(("patientId" = String, Path)),
+    responses((status = 200, body = MedicalHistoryVersions), (status = 401, body = ErrorEnvelope),
+        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
+        (status = 410, body = ErrorEnvelope, description = "deleted")),
+    security(("bearer" = [])))]
+async fn history(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    origin: Origin,
+    Path(patient_id): Path<String>,
+) -> Result<axum::Json<MedicalHistoryVersions>, AppError> {
+    patient::history(&state, &principal, &origin, &patient_id)
         .await
         .map(axum::Json)
 }

@@ -425,3 +425,59 @@ async fn patient_data_is_sealed_at_rest() {
         json!(["sarcoidosis"])
     );
 }
+
+#[tokio::test]
+async fn medical_history_changes_are_versioned() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let id = register(&app, &admin, healthcare_shape()).await;
+    let path = format!("/api/patients/{id}");
+    let (status, _) = app
+        .put(&path, json!({"medicalHistory": {"allergies": ["penicillin", "latex"], "chronicConditions": ["asthma"]}}), &admin)
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = app
+        .put(
+            &path,
+            json!({"contactInfo": {"email": "z@example.org"}}),
+            &admin,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, history) = app.get(&format!("{path}/history"), Some(&admin)).await;
+    assert_eq!(status, 200, "{history}");
+    let versions = history["versions"].as_array().unwrap();
+    assert_eq!(
+        versions.len(),
+        2,
+        "a contact change is no history version: {history}"
+    );
+    assert_eq!(versions[0]["version"], 1);
+    assert_eq!(
+        versions[0]["medicalHistory"]["allergies"],
+        json!(["penicillin"])
+    );
+    assert_eq!(
+        versions[1]["medicalHistory"]["allergies"],
+        json!(["penicillin", "latex"])
+    );
+    assert!(versions[1]["by"].as_str().is_some());
+    // A patient reads their own history and no one else's.
+    let alice = app.signup_patient("alice").await;
+    let (status, own) = app
+        .get(
+            &format!("/api/patients/{}/history", alice.patient_id),
+            Some(&alice.tokens.token),
+        )
+        .await;
+    assert_eq!(status, 200, "{own}");
+    assert_eq!(
+        own["versions"].as_array().unwrap().len(),
+        1,
+        "sign-up made version 1"
+    );
+    let (status, _) = app
+        .get(&format!("{path}/history"), Some(&alice.tokens.token))
+        .await;
+    assert_eq!(status, 403);
+}

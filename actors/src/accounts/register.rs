@@ -6,6 +6,7 @@ use medrelay_protocol::profile::{ContactInfo, MedicalHistory};
 use medrelay_protocol::{Channel, Email, Event, PatientId, ProviderId, Role, UserId, Username};
 
 use crate::ids::new_id;
+use crate::patients::history;
 use crate::patients::invites::{self, InviteRecord};
 use crate::patients::{self, PatientRecord, StoredPatient};
 use crate::phi::Vault;
@@ -129,6 +130,16 @@ pub async fn register(
                 updated_at: None,
             };
             patients::write(&mut batch, vault, None, &profile, false);
+            history::append(
+                &mut batch,
+                store,
+                vault,
+                &patient_id,
+                &user_id,
+                now,
+                &profile.medical_history,
+            )
+            .map_err(|e| RegisterError::Store(WriteError::Storage(crate::fault::Fault::new(e))))?;
             batch.event(
                 Channel::Patients,
                 Event::PatientRegistered {

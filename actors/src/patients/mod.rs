@@ -12,6 +12,7 @@
 //! key that makes registering the same person twice (same name, date of
 //! birth and e-mail or phone) collide in the writer.
 
+pub mod history;
 pub mod invites;
 
 use jiff::Timestamp;
@@ -408,6 +409,11 @@ pub fn erase(
         if ours {
             batch.delete(Table::PatientLookup, key);
         }
+    }
+    for (key, _) in store
+        .scan_prefix::<history::HistoryVersion>(&format!("{}/", patient.patient_id), usize::MAX)?
+    {
+        batch.delete(Table::HistoryVersions, key);
     }
     batch.delete(Table::Patients, patient.patient_id.as_str());
     Ok(())

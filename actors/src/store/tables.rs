@@ -62,11 +62,13 @@ pub enum Table {
     PatientRecords,
     /// SHA-256 of an invitation token → the invitation.
     Invites,
+    /// `<patient>/<version, 10 digits>` → a version of their medical history.
+    HistoryVersions,
 }
 
 impl Table {
     /// All record tables; each is created when the store opens.
-    pub const ALL: [Table; 25] = [
+    pub const ALL: [Table; 26] = [
         Table::Users,
         Table::Usernames,
         Table::Patients,
@@ -92,6 +94,7 @@ impl Table {
         Table::RecordVersions,
         Table::PatientRecords,
         Table::Invites,
+        Table::HistoryVersions,
     ];
 
     /// The table's position in [`Table::ALL`].
@@ -130,6 +133,7 @@ impl Table {
             Table::RecordVersions => "record_versions",
             Table::PatientRecords => "patient_records",
             Table::Invites => "invites",
+            Table::HistoryVersions => "history_versions",
         }
     }
 

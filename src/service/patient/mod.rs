@@ -23,10 +23,14 @@ use jiff::Timestamp;
 use medrelay_actors::audit::{self, Action};
 use medrelay_actors::channels::Viewer;
 use medrelay_actors::ids::new_id;
-use medrelay_actors::patients::{self, PatientError, PatientRecord, Search, StoredPatient};
+use medrelay_actors::patients::{
+    self, PatientError, PatientRecord, Search, StoredPatient, history,
+};
 use medrelay_actors::schedule::{AppointmentRecord, ProviderAppointment, indexed_ids};
 use medrelay_actors::store::{WriteBatch, WriteError};
-use medrelay_protocol::patient::{PatientBody, PatientList, PatientWritten};
+use medrelay_protocol::patient::{
+    HistoryVersionView, MedicalHistoryVersions, PatientBody, PatientList, PatientWritten,
+};
 use medrelay_protocol::profile::{ContactInfo, MedicalHistory, Patient};
 use medrelay_protocol::{Channel, Email, Event, PatientId, Role};
 
@@ -115,6 +119,17 @@ pub async fn register(
     }
     let mut batch = WriteBatch::new();
     patients::write(&mut batch, &state.vault, None, &patient, !allow_duplicate);
+    let by = &principal.user_id;
+    let medical = &patient.medical_history;
+    history::append(
+        &mut batch,
+        &state.store,
+        &state.vault,
+        &patient_id,
+        by,
+        now,
+        medical,
+    )?;
     audit::record(&mut batch, &this);
     batch.event(
         Channel::Patients,
@@ -176,6 +191,48 @@ pub async fn get(
         Err(e) => Err(refused(state, this, e).await),
     }
 }
+
+/// Every version of a patient's medical history, for those who may read
+/// the patient (a read, audited like one).
+///
+/// # Errors
+/// As [`get`].
+pub async fn history(
+    state: &AppState,
+    principal: &Principal,
+    origin: &Origin,
+    patient_id: &str,
+) -> Result<MedicalHistoryVersions, AppError> {
+    let patient_id = PatientId::parse(patient_id).map_err(|e| AppError::invalid("patientId", e))?;
+    let mut about = entity(
+        "Patient",
+        Some(patient_id.as_str()),
+        vec![patient_id.clone()],
+    );
+    about.detail = Some("medicalHistory versions".into());
+    let this = entry(principal, origin, Action::R, about);
+    let viewer = viewer(state, principal)?;
+    if let Err(e) = readable(state, &viewer, &patient_id) {
+        return Err(refused(state, this, e).await);
+    }
+    let versions = history::list(&state.store, &state.vault, &patient_id, MAX_VERSIONS)?
+        .into_iter()
+        .map(|(v, medical_history)| HistoryVersionView {
+            version: v.version,
+            at: v.at,
+            by: v.by,
+            medical_history,
+        })
+        .collect();
+    durably(state, &this).await?;
+    Ok(MedicalHistoryVersions {
+        patient_id,
+        versions,
+    })
+}
+
+/// The most versions one history answer lists.
+const MAX_VERSIONS: usize = 1000;
 
 /// Changes the fields sent. Patients may change only their own contact
 /// details and address; doctors the patients in their care; admins any.
@@ -246,6 +303,18 @@ async fn change(
         let mut batch = WriteBatch::new();
         batch.require_equal(patient_id.as_str(), &stored);
         patients::write(&mut batch, &state.vault, Some(&old), &new, false);
+        if old.medical_history != new.medical_history {
+            let (by, medical) = (&principal.user_id, &new.medical_history);
+            history::append(
+                &mut batch,
+                &state.store,
+                &state.vault,
+                &patient_id,
+                by,
+                now,
+                medical,
+            )?;
+        }
         audit::record(&mut batch, this);
         batch.event(
             Channel::Patients,
