@@ -146,3 +146,173 @@ async fn requests_over_the_user_limit_get_429() {
     }
     assert!(statuses.contains(&429), "{statuses:?}");
 }
+
+/// Every route of patient data: 401 without a token, 403 for each role or
+/// owner that may not, the allowed caller let through.
+#[tokio::test]
+async fn every_patient_data_route_checks_who_asks() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let dr = doctor_account(&app, &admin, "drin", "prv_in").await;
+    let far = doctor_account(&app, &admin, "drout", "prv_out").await;
+    let alice = app.signup_patient("alice").await;
+    let bob = app.signup_patient("bob").await;
+    let date = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+        .tomorrow()
+        .unwrap();
+    let (status, _) = app
+        .post(
+            "/api/appointments",
+            json!({"patientId": alice.patient_id, "providerId": "prv_in",
+                   "appointmentDate": date.to_string(), "timeSlot": "12:00"}),
+            Some(&alice.tokens.token),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (_, rec) = app
+        .post(
+            "/api/records",
+            json!({"patientId": alice.patient_id, "date": "2026-11-01", "diagnosis": "Cough"}),
+            Some(&dr),
+        )
+        .await;
+    let record = format!("/api/records/{}", rec["recordId"].as_str().unwrap());
+    let patient = format!("/api/patients/{}", alice.patient_id);
+    let (a, b, d, f) = (
+        alice.tokens.token.as_str(),
+        bob.tokens.token.as_str(),
+        dr.as_str(),
+        far.as_str(),
+    );
+    let new_record =
+        json!({"patientId": alice.patient_id, "date": "2026-11-02", "diagnosis": "Cold"});
+    let (_, desk) = app
+        .post(
+            "/api/patients",
+            json!({"name": "Desk Only", "contactInfo": {"email": "desk@example.org"}}),
+            Some(&admin),
+        )
+        .await;
+    let invite = format!(
+        "/api/patients/{}/invite",
+        desk["patientId"].as_str().unwrap()
+    );
+    // (method, path, body, refused callers, allowed caller)
+    type Case<'a> = (
+        Method,
+        String,
+        Option<serde_json::Value>,
+        Vec<&'a str>,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            Method::POST,
+            "/api/patients".into(),
+            Some(json!({"name": "N"})),
+            vec![a],
+            d,
+        ),
+        (Method::GET, patient.clone(), None, vec![b, f], a),
+        (
+            Method::PUT,
+            patient.clone(),
+            Some(json!({"address": {"city": "X"}})),
+            vec![b, f],
+            a,
+        ),
+        (
+            Method::GET,
+            format!("{patient}/history"),
+            None,
+            vec![b, f],
+            d,
+        ),
+        (
+            Method::GET,
+            format!("{patient}/access-log"),
+            None,
+            vec![b, d],
+            a,
+        ),
+        (Method::POST, invite, Some(json!({})), vec![a, f], &admin),
+        (
+            Method::POST,
+            "/api/records".into(),
+            Some(new_record),
+            vec![a, f, &admin],
+            d,
+        ),
+        (Method::GET, record.clone(), None, vec![b, f], a),
+        (
+            Method::GET,
+            format!("{record}/history"),
+            None,
+            vec![b, f],
+            a,
+        ),
+        (
+            Method::GET,
+            format!("/api/records?patientId={}", alice.patient_id),
+            None,
+            vec![b, f],
+            d,
+        ),
+        (
+            Method::PUT,
+            record.clone(),
+            Some(json!({"treatment": "Tea"})),
+            vec![a, f],
+            d,
+        ),
+        (Method::GET, "/api/audit".into(), None, vec![a, d], &admin),
+    ];
+    for (method, path, body, refused, allowed) in cases {
+        let send = |token: Option<&str>| {
+            let mut req = app.http.request(method.clone(), app.url(&path));
+            if let Some(b) = &body {
+                req = req.json(b);
+            }
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            req.send()
+        };
+        let (status, _) = read(send(None).await.unwrap()).await;
+        assert_eq!(status, 401, "{method} {path} without a token");
+        for token in refused {
+            let (status, err) = read(send(Some(token)).await.unwrap()).await;
+            assert_eq!(status, 403, "{method} {path}: {err}");
+        }
+        let (status, body) = read(send(Some(allowed)).await.unwrap()).await;
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path} as allowed: {status} {body}"
+        );
+    }
+    // Deleting and restoring are for admins alone; their refusals come first.
+    for token in [a, d] {
+        let response = app
+            .http
+            .delete(app.url(&patient))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403);
+        let (status, _) = app
+            .post(&format!("{patient}/restore"), json!({}), Some(token))
+            .await;
+        assert_eq!(status, 403);
+    }
+    let response = app
+        .http
+        .delete(app.url(&record))
+        .bearer_auth(f)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403, "not the record's author");
+}
