@@ -99,8 +99,9 @@ pub struct Source {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Purpose {
-    /// The reason given.
-    pub reason: String,
+    /// The reason given, sealed (it is free text and may describe the
+    /// patient's condition); see [`reason_place`].
+    pub reason: crate::phi::Sealed,
     /// Whether it opened data outside the caller's ordinary access
     /// ("break the glass").
     pub emergency: bool,
@@ -125,6 +126,16 @@ pub struct AuditEntry {
     /// Why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purpose: Option<Purpose>,
+}
+
+/// Where an entry's reason is sealed: the audit log, the request id (or
+/// `none`), the field `reason`.
+pub fn reason_place(request_id: Option<&str>) -> crate::phi::Place<'_> {
+    crate::phi::Place {
+        table: "audit_log",
+        id: request_id.unwrap_or("none"),
+        field: "reason",
+    }
 }
 
 /// Adds `entry` to `batch`, indexed under each of its patients.

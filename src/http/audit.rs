@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
-use medrelay_actors::audit::Action;
+use medrelay_actors::audit::{Action, reason_place as audit_reason_place};
 use medrelay_protocol::audit::{AccessLog, AuditPage};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -36,7 +36,7 @@ impl FromRequestParts<Arc<AppState>> for Origin {
 
     async fn from_request_parts(
         parts: &mut Parts,
-        _state: &Arc<AppState>,
+        state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
         let text = |name: &str| -> Result<Option<String>, AppError> {
             let Some(value) = parts.headers.get(name) else {
@@ -58,6 +58,13 @@ impl FromRequestParts<Arc<AppState>> for Origin {
                 format!("must be shorter than {MAX_ORIGIN_TEXT} characters"),
             ));
         }
+        // Sealed at once: the reason is free text about a patient.
+        let reason = reason.map(|r| {
+            let request = crate::error::current_request_id();
+            state
+                .vault
+                .seal_json(audit_reason_place(request.as_deref()), &r)
+        });
         Ok(Origin {
             channel: "rest",
             client_ip: parts

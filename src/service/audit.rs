@@ -22,8 +22,9 @@ pub struct Origin {
     pub client_ip: Option<String>,
     /// The client's `User-Agent`.
     pub user_agent: Option<String>,
-    /// The reason the caller gave (`X-Access-Reason`).
-    pub reason: Option<String>,
+    /// The reason the caller gave (`X-Access-Reason`), sealed for the
+    /// request's audit entries (see [`medrelay_actors::audit::reason_place`]).
+    pub reason: Option<medrelay_actors::phi::Sealed>,
 }
 
 /// The longest `User-Agent` or reason kept in an entry.
@@ -176,7 +177,10 @@ pub async fn query(
             && q.from.is_none_or(|from| entry.recorded >= from)
             && q.to.is_none_or(|to| entry.recorded < to);
         if keep {
-            let value = serde_json::to_value(&entry).map_err(AppError::internal)?;
+            let mut value = serde_json::to_value(&entry).map_err(AppError::internal)?;
+            if let Some(purpose) = &entry.purpose {
+                value["purpose"]["reason"] = opened_reason(state, &entry.source, purpose).into();
+            }
             entries.push(AuditRecord { seq, entry: value });
             if entries.len() == limit {
                 break;
@@ -238,7 +242,10 @@ pub async fn access_log(
             role: e.agent.role,
             resource_type: e.entity.resource_type,
             resource_id: e.entity.resource_id,
-            reason: e.purpose.as_ref().map(|p| p.reason.clone()),
+            reason: e
+                .purpose
+                .as_ref()
+                .map(|p| opened_reason(state, &e.source, p)),
             emergency: e.purpose.is_some_and(|p| p.emergency),
         });
     }
@@ -247,4 +254,16 @@ pub async fn access_log(
         next: more.then(|| entries.last().map(|e| e.seq)).flatten(),
         entries,
     })
+}
+
+/// An entry's reason in the clear, for those who may read the entry.
+fn opened_reason(state: &AppState, source: &Source, purpose: &Purpose) -> String {
+    let place = audit::reason_place(source.request_id.as_deref());
+    match state.vault.open_json::<String>(place, &purpose.reason) {
+        Ok(reason) => reason,
+        Err(e) => {
+            tracing::error!(error = %e, "an audit entry's reason does not open");
+            "(unreadable)".into()
+        }
+    }
 }

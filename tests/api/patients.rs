@@ -380,9 +380,20 @@ async fn patient_data_is_sealed_at_rest() {
         json!({"name": "Wilhelmina Ostrowskaja", "contactInfo": {"phone": "+15554443322"}}),
     )
     .await;
+    // A reason stated for an access is free text about the patient too.
+    let response = app
+        .http
+        .get(app.url(&format!("/api/patients/{id}")))
+        .bearer_auth(&admin)
+        .header("x-access-reason", "Zygomatic fracture follow-up")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
     let data_dir = app.data_dir.clone();
     app.stop().await;
     let secrets = [
+        "Zygomatic",
         "Philippa",
         "Xanthoudakis",
         "xanthoudakis",
