@@ -131,7 +131,7 @@ fn claim(state: &AppState, token: &str) -> Result<NewProfile, AppError> {
     let patient = state
         .store
         .get::<StoredPatient>(invite.patient_id.as_str())?
-        .filter(|p| p.user_id.is_none())
+        .filter(|p| p.user_id.is_none() && p.deleted_at.is_none())
         .ok_or_else(|| bad(&"the invited patient is gone or has a login already"))?;
     Ok(NewProfile::Claim {
         invite_key,

@@ -69,10 +69,8 @@ pub async fn create(
     }
     let patient = state.store.get::<StoredPatient>(patient_id.as_str())?;
     if patient.is_none_or(|p| p.deleted_at.is_some()) {
-        return Err(AppError::invalid(
-            "patientId",
-            format!("no patient {patient_id}"),
-        ));
+        let e = AppError::invalid("patientId", format!("no patient {patient_id}"));
+        return Err(refused(state, this, e).await);
     }
     if !viewer.may_see_patient(&state.store, &patient_id)? {
         let e =
@@ -243,17 +241,15 @@ async fn change(
             return Err(refused(state, this, AppError::NotFound(format!("no record {id}"))).await);
         };
         this.entity.patients = vec![old.patient_id.clone()];
-        if principal.role != Role::Admin && old.author != principal.user_id {
+        let role = viewer(state, principal)?.role;
+        if role != Role::Admin && old.author != principal.user_id {
             let e = AppError::Forbidden("only the record's author or an admin changes it".into());
             return Err(refused(state, this, e).await);
         }
-        if old.deleted_at.is_some() {
-            return Err(refused(
-                state,
-                this,
-                AppError::Gone(format!("record {id} was deleted")),
-            )
-            .await);
+        let patient = state.store.get::<StoredPatient>(old.patient_id.as_str())?;
+        if old.deleted_at.is_some() || patient.is_none_or(|p| p.deleted_at.is_some()) {
+            let e = AppError::Gone(format!("record {id} or its patient was deleted"));
+            return Err(refused(state, this, e).await);
         }
         let now = Timestamp::now();
         let mut new = old.clone();
@@ -383,6 +379,11 @@ pub async fn list(
     this.entity.detail = Some("list".into());
     if !viewer.may_see_patient(&state.store, &patient)? {
         let e = AppError::Forbidden("those records are not yours to see".into());
+        return Err(refused(state, this, e).await);
+    }
+    let stored = state.store.get::<StoredPatient>(patient.as_str())?;
+    if stored.is_none_or(|p| p.deleted_at.is_some()) {
+        let e = AppError::Gone(format!("patient {patient} was deleted"));
         return Err(refused(state, this, e).await);
     }
     let mut ids = medical::of_patient(&state.store, &patient, usize::MAX)?;

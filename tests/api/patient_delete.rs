@@ -71,6 +71,17 @@ async fn a_deleted_patient_is_hidden_restorable_then_purged() {
     );
     let (status, _) = app.get(&record_path, Some(&dr)).await;
     assert_eq!(status, 410);
+    let (status, _) = app
+        .get(
+            &format!("/api/records?patientId={}", alice.patient_id),
+            Some(&dr),
+        )
+        .await;
+    assert_eq!(status, 410);
+    let (status, _) = app
+        .put(&record_path, json!({"treatment": "Rest"}), &dr)
+        .await;
+    assert_eq!(status, 410, "no edits to a deleted patient's records");
     let (_, list) = app.get("/api/patients", Some(&admin)).await;
     assert!(!list.to_string().contains(&alice.patient_id), "{list}");
     // The appointment ahead is cancelled, as any cancellation.

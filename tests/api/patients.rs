@@ -70,6 +70,17 @@ async fn duplicates_are_refused_unless_allowed() {
         .await;
     assert_eq!(status, 201, "{body}");
     assert_ne!(body["patientId"], first.as_str());
+    // The refusal is in the existing patient's audit trail: who learned the id.
+    let (_, audit) = app
+        .get(&format!("/api/audit?patientId={first}"), Some(&admin))
+        .await;
+    let refused = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "C" && e["outcome"] == "failed")
+        .count();
+    assert_eq!(refused, 1, "{audit}");
     // Another date of birth is another person.
     let mut other = healthcare_shape();
     other["dob"] = json!("1962-04-12");
@@ -491,4 +502,46 @@ async fn medical_history_changes_are_versioned() {
         .get(&format!("{path}/history"), Some(&alice.tokens.token))
         .await;
     assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn a_search_never_names_a_patient_the_caller_may_not_see() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let jane = app
+        .signup_patient_with("jane", json!({"name": "Jane Doe", "dob": "1990-09-09"}))
+        .await;
+    // Another Jane Doe, registered at the desk, whose id sorts either way.
+    for _ in 0..3 {
+        let (status, _) = app
+            .post(
+                "/api/patients?allowDuplicate=true",
+                json!({"name": "Jane Doe", "dob": "1990-09-09"}),
+                Some(&admin),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    let mut path = "/api/patients?name=Jane%20Doe&limit=1".to_owned();
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let (status, page) = app.get(&path, Some(&jane.tokens.token)).await;
+        assert_eq!(status, 200, "{page}");
+        let text = page.to_string();
+        seen.extend(
+            page["patients"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["patientId"].as_str().unwrap().to_owned()),
+        );
+        for id in text.split('"').filter(|t| t.starts_with("pat_")) {
+            assert_eq!(id, jane.patient_id, "only her own id appears: {text}");
+        }
+        match page["next"].as_str() {
+            Some(next) => path = format!("/api/patients?name=Jane%20Doe&limit=1&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec![jane.patient_id.clone()]);
 }

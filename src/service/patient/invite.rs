@@ -66,10 +66,11 @@ pub async fn invite(
     let patient =
         medrelay_actors::patients::open(&state.vault, stored).map_err(AppError::internal)?;
     if patient.user_id.is_some() {
-        return Err(AppError::Conflict {
+        let e = AppError::Conflict {
             message: format!("patient {patient_id} has a login already"),
             field: None,
-        });
+        };
+        return Err(refused(state, this, e).await);
     }
     let contact = &patient.contact_info;
     let (channel, recipient) = match body.channel {

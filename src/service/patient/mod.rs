@@ -12,9 +12,11 @@
 
 mod input;
 mod invite;
+mod list;
 mod remove;
 
 pub use invite::invite;
+pub use list::{PatientQuery, list};
 pub use remove::{delete, purge_due, restore};
 
 use std::collections::BTreeSet;
@@ -26,13 +28,12 @@ use medrelay_actors::ids::new_id;
 use medrelay_actors::patients::{
     self, PatientError, PatientRecord, Search, StoredPatient, history,
 };
-use medrelay_actors::schedule::{AppointmentRecord, ProviderAppointment, indexed_ids};
 use medrelay_actors::store::{WriteBatch, WriteError};
 use medrelay_protocol::patient::{
-    HistoryVersionView, MedicalHistoryVersions, PatientBody, PatientList, PatientWritten,
+    HistoryVersionView, MedicalHistoryVersions, PatientBody, PatientWritten,
 };
 use medrelay_protocol::profile::{ContactInfo, MedicalHistory, Patient};
-use medrelay_protocol::{Channel, Email, Event, PatientId, Role};
+use medrelay_protocol::{Channel, Event, PatientId, Role};
 
 use crate::auth::Principal;
 use crate::error::AppError;
@@ -49,23 +50,6 @@ impl From<PatientError> for AppError {
     fn from(e: PatientError) -> Self {
         AppError::internal(e)
     }
-}
-
-/// The search and paging of `GET /api/patients`.
-#[derive(Debug, Default)]
-pub struct PatientQuery {
-    /// Exact full name (case and spacing ignored).
-    pub name: Option<String>,
-    /// Exact date of birth.
-    pub dob: Option<jiff::civil::Date>,
-    /// Exact e-mail.
-    pub email: Option<Email>,
-    /// Exact phone (E.164).
-    pub phone: Option<medrelay_protocol::profile::Phone>,
-    /// Return patients whose id sorts after this one.
-    pub after: Option<PatientId>,
-    /// At most this many.
-    pub limit: Option<usize>,
 }
 
 /// Registers a patient who need not have a login (admins and doctors).
@@ -115,7 +99,7 @@ pub async fn register(
     };
     apply(&mut patient, body, now)?;
     if !allow_duplicate && let Some(existing) = same_person(state, &patient)? {
-        return Err(duplicate(existing));
+        return Err(duplicate_refused(state, this, existing).await);
     }
     let mut batch = WriteBatch::new();
     patients::write(&mut batch, &state.vault, None, &patient, !allow_duplicate);
@@ -144,10 +128,22 @@ pub async fn register(
             status: "Registered".into(),
         }),
         Err(e) => match patients::duplicate_of(&state.store, &e)? {
-            Some(existing) => Err(duplicate(existing)),
+            Some(existing) => Err(duplicate_refused(state, this, existing).await),
             None => Err(AppError::internal(e)),
         },
     }
+}
+
+/// A registration refused as a duplicate: audited under the existing
+/// patient, so that patient's access log shows who learned their id.
+async fn duplicate_refused(
+    state: &AppState,
+    mut this: medrelay_actors::audit::AuditEntry,
+    existing: PatientId,
+) -> AppError {
+    this.entity.resource_id = Some(existing.to_string());
+    this.entity.patients = vec![existing.clone()];
+    refused(state, this, duplicate(existing)).await
 }
 
 /// A patient's profile, for those who may see it.
@@ -255,9 +251,12 @@ pub async fn update(
     );
     let this = entry(principal, origin, Action::U, about);
     match change(state, principal, &this, &patient_id, body).await {
-        Err(e @ (AppError::Forbidden(_) | AppError::NotFound(_))) => {
-            Err(refused(state, this, e).await)
-        }
+        Err(
+            e @ (AppError::Forbidden(_)
+            | AppError::NotFound(_)
+            | AppError::Gone(_)
+            | AppError::Conflict { .. }),
+        ) => Err(refused(state, this, e).await),
         other => other,
     }
 }
@@ -340,142 +339,6 @@ async fn change(
         message: "the patient kept changing under this update; try again".into(),
         field: None,
     })
-}
-
-/// The patients the caller may see, by id, optionally narrowed by exact
-/// name, date of birth, e-mail or phone.
-///
-/// # Errors
-/// 422 for a bad limit; 500 on a read failure.
-pub async fn list(
-    state: &AppState,
-    principal: &Principal,
-    origin: &Origin,
-    query: PatientQuery,
-) -> Result<PatientList, AppError> {
-    let max = state.settings.records.page_limit;
-    let limit = query.limit.unwrap_or(max);
-    if limit == 0 || limit > max {
-        return Err(AppError::invalid("limit", format!("must be 1 to {max}")));
-    }
-    let viewer = viewer(state, principal)?;
-    let searches: Vec<Search<'_>> = [
-        query.name.as_deref().map(Search::Name),
-        query.dob.map(Search::Dob),
-        query.email.as_ref().map(|e| Search::Email(e.as_str())),
-        query.phone.as_ref().map(|p| Search::Phone(p.as_str())),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    // Candidates in id order: a search's matches, or everyone the caller may see.
-    let (candidates, more) = candidates(state, &viewer, searches.first(), query.after, limit)?;
-    let mut patients = Vec::new();
-    for id in &candidates {
-        if !viewer.may_see_patient(&state.store, id)? {
-            continue;
-        }
-        let stored = state.store.get::<StoredPatient>(id.as_str())?;
-        let Some(stored) = stored.filter(|s| s.deleted_at.is_none()) else {
-            continue;
-        };
-        let patient = patients::open(&state.vault, stored).map_err(AppError::internal)?;
-        let key_of = |s: &Search<'_>| s.prefix(&state.vault);
-        let own = [
-            Some(Search::Name(&patient.name)),
-            patient.dob.map(Search::Dob),
-            patient
-                .contact_info
-                .email
-                .as_ref()
-                .map(|e| Search::Email(e.as_str())),
-            patient
-                .contact_info
-                .phone
-                .as_ref()
-                .map(|p| Search::Phone(p.as_str())),
-        ];
-        let own: Vec<String> = own.iter().flatten().map(key_of).collect();
-        if searches.iter().skip(1).all(|s| own.contains(&key_of(s))) {
-            patients.push(view(patient));
-        }
-    }
-    // One entry for the search, under every patient it returned; its
-    // criteria by kind, never by value.
-    let kinds: Vec<&str> = [
-        ("name", query.name.is_some()),
-        ("dob", query.dob.is_some()),
-        ("email", query.email.is_some()),
-        ("phone", query.phone.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(kind, sent)| sent.then_some(kind))
-    .collect();
-    let returned = patients.iter().map(|p| p.patient_id.clone()).collect();
-    let mut about = entity("Patient", None, returned);
-    about.detail = Some(if kinds.is_empty() {
-        "list".to_owned()
-    } else {
-        format!("search by {}", kinds.join(", "))
-    });
-    durably(state, &entry(principal, origin, Action::E, about)).await?;
-    Ok(PatientList {
-        patients,
-        next: more
-            .then(|| candidates.last().map(|id| id.to_string()))
-            .flatten(),
-    })
-}
-
-/// Up to `limit` candidate ids after `after`, and whether more may follow.
-fn candidates(
-    state: &AppState,
-    viewer: &Viewer,
-    search: Option<&Search<'_>>,
-    after: Option<PatientId>,
-    limit: usize,
-) -> Result<(Vec<PatientId>, bool), AppError> {
-    let ids: Vec<PatientId> = match (search, viewer.role) {
-        (Some(search), _) => patients::find(
-            &state.store,
-            &state.vault,
-            *search,
-            after.as_ref(),
-            limit + 1,
-        )?,
-        (None, Role::Patient) => viewer
-            .patient_id
-            .iter()
-            .filter(|own| after.as_ref().is_none_or(|a| *own > a))
-            .cloned()
-            .collect(),
-        (None, Role::Doctor) => {
-            // The doctor's patients: those of their appointments, by id.
-            let Some(provider) = &viewer.provider_id else {
-                return Ok((Vec::new(), false));
-            };
-            let mut ids = BTreeSet::new();
-            for apt in
-                indexed_ids::<ProviderAppointment>(&state.store, provider.as_str(), usize::MAX)?
-            {
-                if let Some(a) = state.store.get::<AppointmentRecord>(apt.as_str())? {
-                    ids.insert(a.patient_id);
-                }
-            }
-            ids.into_iter()
-                .filter(|id| after.as_ref().is_none_or(|a| id > a))
-                .take(limit + 1)
-                .collect()
-        }
-        (None, Role::Admin) => state
-            .store
-            .scan::<StoredPatient>(after.as_ref().map(|a| a.as_str()), limit + 1)?
-            .into_iter()
-            .map(|(_, p)| p.patient_id)
-            .collect(),
-    };
-    let more = ids.len() > limit;
-    Ok((ids.into_iter().take(limit).collect(), more))
 }
 
 /// The patient as stored and opened, if `viewer` may see them.

@@ -96,10 +96,11 @@ pub async fn restore(
         Err(e) => return Err(refused(state, this, e).await),
     };
     if stored.deleted_at.is_none() {
-        return Err(AppError::Conflict {
+        let e = AppError::Conflict {
             message: format!("patient {patient_id} is not deleted"),
             field: None,
-        });
+        };
+        return Err(refused(state, this, e).await);
     }
     let mut batch = WriteBatch::new();
     batch.require_equal(patient_id.as_str(), &stored);
