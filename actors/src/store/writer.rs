@@ -110,12 +110,18 @@ impl Writer<'_> {
             // held, wait a short, bounded moment for the rest. A lone writer
             // (last group of one) never waits.
             if shutdown.is_none() && group.len() * 2 < last_group {
-                let deadline = Instant::now() + GATHER_WAIT;
+                let started = Instant::now();
                 while group.len() < last_group.min(max_group)
                     && shutdown.is_none()
-                    && Instant::now() < deadline
+                    && started.elapsed() < GATHER_WAIT
                 {
-                    std::thread::yield_now();
+                    // Yield while the stragglers are likely close; then nap,
+                    // leaving the core to the threads making those writes.
+                    if started.elapsed() < GATHER_SPIN {
+                        std::thread::yield_now();
+                    } else {
+                        std::thread::sleep(GATHER_NAP);
+                    }
                     drain(&mut rx, &mut group, &mut shutdown, max_group);
                 }
             }
@@ -272,6 +278,13 @@ const LOG_FAILED: &str = "the store's redo log could not be written; restart the
 
 /// The longest the writer waits for a group to fill up (see `Writer::run`).
 const GATHER_WAIT: Duration = Duration::from_micros(200);
+
+/// How long of that wait the writer yields between looks; after it, it
+/// naps `GATHER_NAP` between looks, leaving the core to the threads making
+/// those writes (on a 2-core machine a writer yielding for the whole wait
+/// took much of a core from them).
+const GATHER_SPIN: Duration = Duration::from_micros(60);
+const GATHER_NAP: Duration = Duration::from_micros(20);
 
 /// Moves every queued message into `group` (up to `max_group` batches).
 fn drain(
