@@ -42,9 +42,10 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
 async fn signup(
     State(state): State<Arc<AppState>>,
     MaybePrincipal(caller): MaybePrincipal,
+    origin: crate::service::audit::Origin,
     Json(req): Json<SignupRequest>,
 ) -> Result<(StatusCode, axum::Json<SignupResponse>), AppError> {
-    let created = account::signup(&state, caller.as_ref(), req).await?;
+    let created = account::signup(&state, caller.as_ref(), &origin, req).await?;
     Ok((StatusCode::CREATED, axum::Json(created)))
 }
 

@@ -6,6 +6,7 @@ use medrelay_actors::accounts::{
     self, BeginSession, EndSession, NewAccount, NewProfile, RegisterError, RotateRefresh,
     UserRecord,
 };
+use medrelay_actors::audit::{Action, Agent, AuditEntry, Entity, Outcome, Source};
 use medrelay_actors::ids::new_id;
 use medrelay_actors::patients::StoredPatient;
 use medrelay_actors::patients::invites;
@@ -19,6 +20,7 @@ use crate::auth::Principal;
 use crate::auth::password::PASSWORD_LEN;
 use crate::auth::tokens::{TokenError, TokenKind};
 use crate::error::AppError;
+use crate::service::audit::Origin;
 use crate::state::AppState;
 
 const MAX_TEXT: usize = 200;
@@ -59,6 +61,7 @@ fn check_password(password: &str) -> Result<(), AppError> {
 pub async fn signup(
     state: &AppState,
     caller: Option<&Principal>,
+    origin: &Origin,
     req: SignupRequest,
 ) -> Result<SignupResponse, AppError> {
     let role = req.role.unwrap_or(Role::Patient);
@@ -83,7 +86,7 @@ pub async fn signup(
                 "an invited patient's record already holds this; sign up without it",
             ));
         }
-        let profile = claim(state, token)?;
+        let profile = claim(state, token, origin)?;
         return finish(state, req.username, req.email, req.password, profile).await;
     }
     let name = bounded_text("name", req.name, req.username.as_str())?;
@@ -123,8 +126,9 @@ pub async fn signup(
     finish(state, req.username, req.email, req.password, profile).await
 }
 
-/// The profile an invitation claims.
-fn claim(state: &AppState, token: &str) -> Result<NewProfile, AppError> {
+/// The profile an invitation claims, with the audit entry of the claim (a
+/// change to the patient's record: it gains a login).
+fn claim(state: &AppState, token: &str, origin: &Origin) -> Result<NewProfile, AppError> {
     let bad = |e: &dyn std::fmt::Display| AppError::invalid("inviteToken", e.to_string());
     let (invite_key, invite) =
         invites::usable(&state.store, token, jiff::Timestamp::now())?.map_err(|e| bad(&e))?;
@@ -133,10 +137,33 @@ fn claim(state: &AppState, token: &str) -> Result<NewProfile, AppError> {
         .get::<StoredPatient>(invite.patient_id.as_str())?
         .filter(|p| p.user_id.is_none() && p.deleted_at.is_none())
         .ok_or_else(|| bad(&"the invited patient is gone or has a login already"))?;
+    let entry = AuditEntry {
+        action: Action::U,
+        recorded: jiff::Timestamp::now(),
+        outcome: Outcome::Success,
+        agent: Agent {
+            role: Some(Role::Patient),
+            client_ip: origin.client_ip.clone(),
+            user_agent: origin.user_agent.clone(),
+            ..Agent::default()
+        },
+        entity: Entity {
+            resource_type: "Patient".into(),
+            resource_id: Some(patient.patient_id.to_string()),
+            patients: vec![patient.patient_id.clone()],
+            detail: Some("login claimed with an invitation".into()),
+        },
+        source: Source {
+            channel: origin.channel.to_owned(),
+            request_id: crate::error::current_request_id(),
+        },
+        purpose: None,
+    };
     Ok(NewProfile::Claim {
         invite_key,
         invite,
         patient: Box::new(patient),
+        audit: serde_json::to_vec(&entry).map_err(AppError::internal)?,
     })
 }
 

@@ -116,6 +116,15 @@ async fn an_invited_patient_claims_their_record_once() {
         )
         .await;
     assert_eq!(status, 409);
+    // The claim is in the patient's audit trail.
+    let (_, audit) = app
+        .get(&format!("/api/audit?patientId={id}"), Some(&admin))
+        .await;
+    let claimed =
+        audit["entries"].as_array().unwrap().iter().any(|e| {
+            e["action"] == "U" && e["entity"]["detail"] == "login claimed with an invitation"
+        });
+    assert!(claimed, "{audit}");
     let (_, list) = app
         .get("/api/patients?name=Desk%20Registered", Some(&admin))
         .await;

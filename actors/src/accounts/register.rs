@@ -49,6 +49,8 @@ pub enum NewProfile {
         invite: InviteRecord,
         /// The profile as read (without a login): sign-up fails if it changed since.
         patient: Box<StoredPatient>,
+        /// The claim's audit entry (JSON), written with it.
+        audit: Vec<u8>,
     },
     /// Admins have no profile.
     Admin,
@@ -153,7 +155,9 @@ pub async fn register(
             invite_key,
             invite,
             patient,
+            audit,
         } => {
+            batch.audit(vec![patient.patient_id.to_string()], audit);
             invites::spend(&mut batch, &invite_key, &invite, now);
             batch.require_equal(patient.patient_id.as_str(), &*patient);
             let linked = StoredPatient {
