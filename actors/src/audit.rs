@@ -33,6 +33,19 @@ pub enum Action {
     E,
 }
 
+impl Action {
+    /// `C`, `R`, `U`, `D` or `E`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::C => "C",
+            Action::R => "R",
+            Action::U => "U",
+            Action::D => "D",
+            Action::E => "E",
+        }
+    }
+}
+
 /// How the attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -43,6 +56,17 @@ pub enum Outcome {
     Denied,
     /// Allowed, but it failed (nothing there, or a conflict).
     Failed,
+}
+
+impl Outcome {
+    /// `success`, `denied` or `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Denied => "denied",
+            Outcome::Failed => "failed",
+        }
+    }
 }
 
 /// Who asked.

@@ -6,7 +6,7 @@ use medrelay_actors::accounts::{
     self, BeginSession, EndSession, NewAccount, NewProfile, RegisterError, RotateRefresh,
     UserRecord,
 };
-use medrelay_actors::audit::{Action, Agent, AuditEntry, Entity, Outcome, Source};
+use medrelay_actors::audit::{Action, Agent};
 use medrelay_actors::ids::new_id;
 use medrelay_actors::patients::StoredPatient;
 use medrelay_actors::patients::invites;
@@ -20,7 +20,7 @@ use crate::auth::Principal;
 use crate::auth::password::PASSWORD_LEN;
 use crate::auth::tokens::{TokenError, TokenKind};
 use crate::error::AppError;
-use crate::service::audit::Origin;
+use crate::service::audit::{Origin, entity, entry_by};
 use crate::state::AppState;
 
 const MAX_TEXT: usize = 200;
@@ -137,28 +137,14 @@ fn claim(state: &AppState, token: &str, origin: &Origin) -> Result<NewProfile, A
         .get::<StoredPatient>(invite.patient_id.as_str())?
         .filter(|p| p.user_id.is_none() && p.deleted_at.is_none())
         .ok_or_else(|| bad(&"the invited patient is gone or has a login already"))?;
-    let entry = AuditEntry {
-        action: Action::U,
-        recorded: jiff::Timestamp::now(),
-        outcome: Outcome::Success,
-        agent: Agent {
-            role: Some(Role::Patient),
-            client_ip: origin.client_ip.clone(),
-            user_agent: origin.user_agent.clone(),
-            ..Agent::default()
-        },
-        entity: Entity {
-            resource_type: "Patient".into(),
-            resource_id: Some(patient.patient_id.to_string()),
-            patients: vec![patient.patient_id.clone()],
-            detail: Some("login claimed with an invitation".into()),
-        },
-        source: Source {
-            channel: origin.channel.to_owned(),
-            request_id: crate::error::current_request_id(),
-        },
-        purpose: None,
+    let id = &patient.patient_id;
+    let mut about = entity("Patient", Some(id.as_str()), vec![id.clone()]);
+    about.detail = Some("login claimed with an invitation".into());
+    let agent = Agent {
+        role: Some(Role::Patient),
+        ..Agent::default()
     };
+    let entry = entry_by(agent, origin, Action::U, about);
     Ok(NewProfile::Claim {
         invite_key,
         invite,

@@ -33,16 +33,26 @@ pub const MAX_ORIGIN_TEXT: usize = 300;
 /// An entry about `entity`, by `principal`, from `origin`, for an attempt
 /// that succeeds unless [`refused`] says otherwise.
 pub fn entry(principal: &Principal, origin: &Origin, action: Action, entity: Entity) -> AuditEntry {
+    let agent = Agent {
+        user_id: Some(principal.user_id.clone()),
+        role: Some(principal.role),
+        token_id: Some(principal.claims.jti.clone()),
+        ..Agent::default()
+    };
+    entry_by(agent, origin, action, entity)
+}
+
+/// As [`entry`], for a caller known only by `agent` (a sign-up, which has no
+/// token yet); the client's address and user agent come from `origin`.
+pub fn entry_by(agent: Agent, origin: &Origin, action: Action, entity: Entity) -> AuditEntry {
     AuditEntry {
         action,
         recorded: Timestamp::now(),
         outcome: Outcome::Success,
         agent: Agent {
-            user_id: Some(principal.user_id.clone()),
-            role: Some(principal.role),
-            token_id: Some(principal.claims.jti.clone()),
             client_ip: origin.client_ip.clone(),
             user_agent: origin.user_agent.clone(),
+            ..agent
         },
         entity,
         source: Source {
@@ -206,7 +216,7 @@ pub async fn access_log(
     patient_id: &str,
     after: Option<u64>,
 ) -> Result<AccessLog, AppError> {
-    let patient_id = PatientId::parse(patient_id).map_err(|e| AppError::invalid("patientId", e))?;
+    let patient_id = crate::service::patient::parse_id(patient_id)?;
     let this = entry(
         principal,
         origin,
@@ -233,11 +243,8 @@ pub async fn access_log(
         entries.push(AccessLogEntry {
             seq,
             recorded: e.recorded,
-            action: format!("{:?}", e.action),
-            outcome: serde_json::to_value(e.outcome)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            action: e.action.as_str().to_owned(),
+            outcome: e.outcome.as_str().to_owned(),
             user_id: e.agent.user_id,
             role: e.agent.role,
             resource_type: e.entity.resource_type,

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use medrelay_actors::audit::{self, Action, AuditEntry};
 use medrelay_actors::ids::new_id;
 use medrelay_actors::medical::{self, Change, MedicalRecord};
-use medrelay_actors::patients::StoredPatient;
+use medrelay_actors::patients;
 use medrelay_actors::store::{WriteBatch, WriteError};
 use medrelay_protocol::event::RecordChange;
 use medrelay_protocol::record::{
@@ -67,8 +67,7 @@ pub async fn create(
         let e = AppError::Forbidden("only doctors write medical records".into());
         return Err(refused(state, this, e).await);
     }
-    let patient = state.store.get::<StoredPatient>(patient_id.as_str())?;
-    if patient.is_none_or(|p| p.deleted_at.is_some()) {
+    if !patients::is_live(&state.store, &patient_id)? {
         let e = AppError::invalid("patientId", format!("no patient {patient_id}"));
         return Err(refused(state, this, e).await);
     }
@@ -174,10 +173,7 @@ pub async fn history(
             version: v.version,
             at: v.at,
             by: v.by,
-            change: serde_json::to_value(v.change)
-                .ok()
-                .and_then(|c| c.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            change: v.change.as_str().to_owned(),
             changed: v.changed,
         })
         .collect();
@@ -235,19 +231,18 @@ async fn change(
     id: &RecordId,
     body: Option<RecordBody>,
 ) -> Result<RecordWritten, AppError> {
+    let role = viewer(state, principal)?.role;
     for _ in 0..RETRIES {
         let found = medical::load(&state.store, &state.vault, id).map_err(AppError::internal)?;
         let Some((stored, old)) = found else {
             return Err(refused(state, this, AppError::NotFound(format!("no record {id}"))).await);
         };
         this.entity.patients = vec![old.patient_id.clone()];
-        let role = viewer(state, principal)?.role;
         if role != Role::Admin && old.author != principal.user_id {
             let e = AppError::Forbidden("only the record's author or an admin changes it".into());
             return Err(refused(state, this, e).await);
         }
-        let patient = state.store.get::<StoredPatient>(old.patient_id.as_str())?;
-        if old.deleted_at.is_some() || patient.is_none_or(|p| p.deleted_at.is_some()) {
+        if old.deleted_at.is_some() || !patients::is_live(&state.store, &old.patient_id)? {
             let e = AppError::Gone(format!("record {id} or its patient was deleted"));
             return Err(refused(state, this, e).await);
         }
@@ -381,8 +376,7 @@ pub async fn list(
         let e = AppError::Forbidden("those records are not yours to see".into());
         return Err(refused(state, this, e).await);
     }
-    let stored = state.store.get::<StoredPatient>(patient.as_str())?;
-    if stored.is_none_or(|p| p.deleted_at.is_some()) {
+    if !patients::is_live(&state.store, &patient)? {
         let e = AppError::Gone(format!("patient {patient} was deleted"));
         return Err(refused(state, this, e).await);
     }
@@ -439,10 +433,7 @@ fn readable(
             "patients read only their own records".into(),
         ));
     }
-    let patient = state
-        .store
-        .get::<StoredPatient>(record.patient_id.as_str())?;
-    if patient.is_none_or(|p| p.deleted_at.is_some()) {
+    if !patients::is_live(&state.store, &record.patient_id)? {
         return Err(AppError::Gone(format!(
             "the patient of record {id} was deleted"
         )));

@@ -262,6 +262,16 @@ pub fn open(vault: &Vault, stored: StoredPatient) -> Result<PatientRecord, PhiEr
     })
 }
 
+/// Whether `id` names a patient that exists and is not deleted.
+///
+/// # Errors
+/// [`StoreError`] on a read failure.
+pub fn is_live(store: &Store, id: &PatientId) -> Result<bool, StoreError> {
+    Ok(store
+        .get::<StoredPatient>(id.as_str())?
+        .is_some_and(|p| p.deleted_at.is_none()))
+}
+
 /// Reads and opens one profile.
 ///
 /// # Errors

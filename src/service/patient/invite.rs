@@ -5,9 +5,9 @@ use jiff::{SignedDuration, Timestamp};
 use medrelay_actors::audit::{self, Action};
 use medrelay_actors::patients::{StoredPatient, invites};
 use medrelay_actors::store::WriteBatch;
+use medrelay_protocol::Role;
 use medrelay_protocol::notification::NotificationChannel;
 use medrelay_protocol::patient::{InviteRequest, InviteSent};
-use medrelay_protocol::{PatientId, Role};
 
 use crate::auth::Principal;
 use crate::error::AppError;
@@ -32,7 +32,7 @@ pub async fn invite(
     patient_id: &str,
     body: InviteRequest,
 ) -> Result<InviteSent, AppError> {
-    let patient_id = PatientId::parse(patient_id).map_err(|e| AppError::invalid("patientId", e))?;
+    let patient_id = super::parse_id(patient_id)?;
     let mut about = entity(
         "Patient",
         Some(patient_id.as_str()),
