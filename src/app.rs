@@ -54,6 +54,9 @@ pub fn open_store(settings: &Settings) -> anyhow::Result<(Store, EventHub)> {
             outbox_consumer: settings.nats.enabled() && settings.nats.role == NodeRole::Owner,
             checkpoint_bytes: settings.store.checkpoint_mib.saturating_mul(1 << 20),
             checkpoint_interval: Duration::from_millis(settings.store.checkpoint_interval_ms),
+            cache_bytes: usize::try_from(settings.store.cache_mib.saturating_mul(1 << 20))
+                .unwrap_or(usize::MAX),
+            writeback_interval: Duration::from_millis(settings.store.writeback_ms),
         },
         hub.clone(),
     )

@@ -242,6 +242,10 @@ pub struct StoreSettings {
     pub checkpoint_mib: u64,
     /// Longest time between checkpoints, in milliseconds.
     pub checkpoint_interval_ms: u64,
+    /// Memory for the store's page cache, in MiB.
+    pub cache_mib: u64,
+    /// How often changed pages are synced in the background, in milliseconds (0: never).
+    pub writeback_ms: u64,
 }
 
 /// `[schedule]`
@@ -395,6 +399,7 @@ impl Settings {
             ("store.channel_history", self.store.channel_history),
             ("store.hub_capacity", self.store.hub_capacity as u64),
             ("store.checkpoint_mib", self.store.checkpoint_mib),
+            ("store.cache_mib", self.store.cache_mib),
             (
                 "store.checkpoint_interval_ms",
                 self.store.checkpoint_interval_ms,

@@ -24,6 +24,7 @@ mod batch;
 mod record;
 pub mod tables;
 mod wal;
+mod writeback;
 mod writer;
 
 use std::path::Path;
@@ -62,6 +63,14 @@ pub struct StoreConfig {
     pub checkpoint_bytes: u64,
     /// Longest time between checkpoints while writes come in.
     pub checkpoint_interval: std::time::Duration,
+    /// Memory redb may use for pages, read and changed. At most half of it
+    /// holds pages changed since the last checkpoint; the rest go to the file
+    /// as they are evicted, where [`StoreConfig::writeback_interval`] sends
+    /// them on to the device.
+    pub cache_bytes: usize,
+    /// How often a background thread syncs the store file between
+    /// checkpoints (see `writeback.rs`); zero turns it off.
+    pub writeback_interval: std::time::Duration,
 }
 
 impl Default for StoreConfig {
@@ -74,6 +83,8 @@ impl Default for StoreConfig {
             outbox_consumer: false,
             checkpoint_bytes: 64 << 20,
             checkpoint_interval: std::time::Duration::from_secs(60),
+            cache_bytes: 32 << 20,
+            writeback_interval: std::time::Duration::from_millis(200),
         }
     }
 }
@@ -262,7 +273,9 @@ impl Store {
     /// process holds it), was written by a newer release, or the writer thread
     /// cannot start.
     pub fn open(path: &Path, config: StoreConfig, hub: EventHub) -> Result<Store, StoreError> {
-        let db = Database::create(path)?;
+        let db = Database::builder()
+            .set_cache_size(config.cache_bytes)
+            .create(path)?;
         let (mut wal, logged) = wal::Wal::open(&wal::path_for(path)).map_err(StoreError::Log)?;
         let txn = db.begin_write()?;
         let last_group;
@@ -323,6 +336,7 @@ impl Store {
             outbox_grew.clone(),
             log_bytes.clone(),
         )?;
+        writeback::spawn(path, config.writeback_interval, db.clone())?;
         Ok(Store {
             db,
             tx,

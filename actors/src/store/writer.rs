@@ -173,7 +173,7 @@ impl Writer<'_> {
         let result = self.apply(&group, checkpoint, &mut published, &mut outboxed);
         let result = match result {
             Ok(outcomes) if checkpoint => {
-                self.emptied_log();
+                self.checkpointed(started);
                 Ok(outcomes)
             }
             Ok(outcomes) => match self.log(&group, &outcomes, needs_sync) {
@@ -256,16 +256,25 @@ impl Writer<'_> {
     /// An empty durable commit: everything before it is in redb's file.
     fn checkpoint_now(&mut self) {
         self.group += 1;
+        let started = Instant::now();
         match self.apply(&[], true, &mut Vec::new(), &mut false) {
-            Ok(_) => self.emptied_log(),
+            Ok(_) => self.checkpointed(started),
             Err(e) => {
                 tracing::error!(error = %e, "the closing checkpoint failed; the next start replays the redo log")
             }
         }
     }
 
-    /// After a durable commit: the log holds nothing redb lacks.
-    fn emptied_log(&mut self) {
+    /// After a durable commit begun at `started`: the log holds nothing
+    /// redb lacks.
+    fn checkpointed(&mut self, started: Instant) {
+        let took = started.elapsed();
+        tracing::info!(
+            log_bytes = self.wal.len(),
+            ms = took.as_secs_f64() * 1e3,
+            "store checkpoint"
+        );
+        metrics::histogram!("store_checkpoint_seconds").record(took.as_secs_f64());
         self.last_checkpoint = Instant::now();
         metrics::counter!("store_checkpoints_total").increment(1);
         self.wal.reset();
