@@ -216,7 +216,7 @@ pub async fn access_log(
     patient_id: &str,
     after: Option<u64>,
 ) -> Result<AccessLog, AppError> {
-    let patient_id = crate::service::patient::parse_id(patient_id)?;
+    let patient_id = super::parse_patient_id(patient_id)?;
     let this = entry(
         principal,
         origin,

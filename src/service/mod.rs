@@ -23,3 +23,12 @@ pub mod patient;
 pub mod provider;
 pub mod records;
 pub mod schedule;
+
+use medrelay_protocol::PatientId;
+
+use crate::error::AppError;
+
+/// A patient id from a path, or 422 naming `patientId`.
+pub(crate) fn parse_patient_id(raw: &str) -> Result<PatientId, AppError> {
+    PatientId::parse(raw).map_err(|e| AppError::invalid("patientId", e))
+}

@@ -32,7 +32,7 @@ pub async fn invite(
     patient_id: &str,
     body: InviteRequest,
 ) -> Result<InviteSent, AppError> {
-    let patient_id = super::parse_id(patient_id)?;
+    let patient_id = crate::service::parse_patient_id(patient_id)?;
     let mut about = entity(
         "Patient",
         Some(patient_id.as_str()),

@@ -46,10 +46,6 @@ use input::{apply, name_of};
 /// committed between its read and its write.
 const RETRIES: usize = 5;
 
-/// A patient id from a path, or 422 naming `patientId`.
-pub(crate) fn parse_id(raw: &str) -> Result<PatientId, AppError> {
-    PatientId::parse(raw).map_err(|e| AppError::invalid("patientId", e))
-}
 
 impl From<PatientError> for AppError {
     fn from(e: PatientError) -> Self {
@@ -167,7 +163,7 @@ pub async fn get(
     origin: &Origin,
     patient_id: &str,
 ) -> Result<Patient, AppError> {
-    let patient_id = parse_id(patient_id)?;
+    let patient_id = super::parse_patient_id(patient_id)?;
     let about = entity(
         "Patient",
         Some(patient_id.as_str()),
@@ -204,7 +200,7 @@ pub async fn history(
     origin: &Origin,
     patient_id: &str,
 ) -> Result<MedicalHistoryVersions, AppError> {
-    let patient_id = parse_id(patient_id)?;
+    let patient_id = super::parse_patient_id(patient_id)?;
     let mut about = entity(
         "Patient",
         Some(patient_id.as_str()),
@@ -248,7 +244,7 @@ pub async fn update(
     patient_id: &str,
     body: PatientBody,
 ) -> Result<PatientWritten, AppError> {
-    let patient_id = parse_id(patient_id)?;
+    let patient_id = super::parse_patient_id(patient_id)?;
     let about = entity(
         "Patient",
         Some(patient_id.as_str()),

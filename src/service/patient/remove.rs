@@ -33,7 +33,7 @@ pub async fn delete(
     patient_id: &str,
     now: Timestamp,
 ) -> Result<PatientWritten, AppError> {
-    let patient_id = super::parse_id(patient_id)?;
+    let patient_id = crate::service::parse_patient_id(patient_id)?;
     let this = entry(principal, origin, Action::D, about(&patient_id));
     let stored = match admin_and_stored(state, principal, &patient_id) {
         Ok(stored) if stored.deleted_at.is_some() => {
@@ -88,7 +88,7 @@ pub async fn restore(
     origin: &Origin,
     patient_id: &str,
 ) -> Result<PatientWritten, AppError> {
-    let patient_id = super::parse_id(patient_id)?;
+    let patient_id = crate::service::parse_patient_id(patient_id)?;
     let mut this = entry(principal, origin, Action::U, about(&patient_id));
     this.entity.detail = Some("restore".into());
     let stored = match admin_and_stored(state, principal, &patient_id) {
