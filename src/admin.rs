@@ -59,9 +59,9 @@ pub async fn create_user(settings: &Settings, new: CreateUser) -> anyhow::Result
             medical_history: Default::default(),
         },
     };
-    let (store, _hub) = crate::app::open_store(settings)?;
+    let vault = std::sync::Arc::new(medrelay_actors::phi::Vault::open(&settings.key_file())?);
+    let (store, _hub) = crate::app::open_store(settings, Some(vault.clone()))?;
     let password_hash = Passwords::new(1)?.hash(new.password).await?;
-    let vault = medrelay_actors::phi::Vault::open(&settings.key_file())?;
     let result = accounts::register(
         &store,
         &vault,
@@ -87,7 +87,8 @@ pub async fn create_user(settings: &Settings, new: CreateUser) -> anyhow::Result
 /// The first broken link (its entry number and what is wrong), or a store
 /// that cannot be opened.
 pub async fn verify_audit(settings: &Settings) -> anyhow::Result<u64> {
-    let (store, _hub) = crate::app::open_store(settings)?;
+    // No vault: it writes nothing, and kept events stay as sealed as they are.
+    let (store, _hub) = crate::app::open_store(settings, None)?;
     let check = store.verify_audit();
     store.close().await;
     match check.context("could not read the audit log")? {
@@ -105,7 +106,7 @@ pub async fn verify_audit(settings: &Settings) -> anyhow::Result<u64> {
 /// # Errors
 /// A store that cannot be opened, or a key file that cannot be rewritten.
 pub async fn rotate_key(settings: &Settings) -> anyhow::Result<u32> {
-    let (store, _hub) = crate::app::open_store(settings)?;
+    let (store, _hub) = crate::app::open_store(settings, None)?;
     let key = medrelay_actors::phi::add_key(&settings.key_file());
     store.close().await;
     key.context("could not add a key")

@@ -35,7 +35,10 @@ pub const DB_FILE: &str = "medrelay.redb";
 /// # Errors
 /// When the folder cannot be created or the database cannot be opened (for
 /// example because a running server holds it).
-pub fn open_store(settings: &Settings) -> anyhow::Result<(Store, EventHub)> {
+pub fn open_store(
+    settings: &Settings,
+    vault: Option<Arc<Vault>>,
+) -> anyhow::Result<(Store, EventHub)> {
     let dir = &settings.server.data_dir;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("could not create data folder {}", dir.display()))?;
@@ -57,6 +60,7 @@ pub fn open_store(settings: &Settings) -> anyhow::Result<(Store, EventHub)> {
             cache_bytes: usize::try_from(settings.store.cache_mib.saturating_mul(1 << 20))
                 .unwrap_or(usize::MAX),
             writeback_interval: Duration::from_millis(settings.store.writeback_ms),
+            vault,
         },
         hub.clone(),
     )
@@ -82,17 +86,17 @@ impl Application {
     /// # Errors
     /// When any of those fails; the message says which.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let (store, hub) = open_store(&settings)?;
+        let key_file = settings.key_file();
+        let vault = Arc::new(
+            Vault::open(&key_file).context("could not open the key file for patient data")?,
+        );
+        let (store, hub) = open_store(&settings, Some(vault.clone()))?;
         let tokens = TokenKeys::load_or_create(
             &settings.server.data_dir,
             settings.auth.access_ttl_secs,
             settings.auth.refresh_ttl_secs,
         )?;
         let revocations = Revocations::load(&store).context("could not load revocations")?;
-        let key_file = settings.key_file();
-        let vault = Arc::new(
-            Vault::open(&key_file).context("could not open the key file for patient data")?,
-        );
         let sealed = patients::seal_legacy(&store, &vault)
             .await
             .context("could not seal the patient profiles written before encryption")?;
@@ -100,6 +104,15 @@ impl Application {
             tracing::info!(
                 profiles = sealed,
                 "sealed patient profiles written in the clear"
+            );
+        }
+        let sealed = medrelay_actors::notify::seal_legacy(&store, &vault)
+            .await
+            .context("could not seal the notifications written before encryption")?;
+        if sealed > 0 {
+            tracing::info!(
+                notifications = sealed,
+                "sealed notifications written in the clear"
             );
         }
         medrelay_actors::schedule::migrate::provider_cells(&store)

@@ -7,10 +7,15 @@
 //! writer, each value conditional on being unchanged since it was read. A
 //! crash loses nothing: the next start simply finds fewer stale values.
 //! Once a pass finds none, the old keys can leave the key file.
+//!
+//! Events kept in channel histories are not re-sealed: each channel keeps
+//! only its last events, and one sealed under a retired key reads back with
+//! a note in place of its text (see `store/phi.rs`).
 
 use std::time::Duration;
 
 use crate::medical::{self, RecordVersion, StoredRecord};
+use crate::notify::NotificationRecord;
 use crate::patients::history::{self, HistoryVersion};
 use crate::patients::{self, PatientError, StoredPatient};
 use crate::phi::Vault;
@@ -67,7 +72,15 @@ pub async fn pass(
         |key, v| Ok(history::reseal(vault, key, v)?),
     )
     .await?;
-    Ok(patients + records + versions + histories)
+    let notifications = table::<NotificationRecord>(
+        store,
+        batch,
+        pause,
+        |n| n.stale(current),
+        |_, n| Ok(n.resealed(vault)?),
+    )
+    .await?;
+    Ok(patients + records + versions + histories + notifications)
 }
 
 /// Re-seals the stale values of one table.

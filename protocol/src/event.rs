@@ -203,6 +203,22 @@ pub struct RecordChange {
 }
 
 impl Event {
+    /// The text fields that may name a patient or describe their care (an
+    /// in-app notification's title and body), with the id of what they
+    /// belong to; `None` for events that carry ids and field names only.
+    /// Whoever keeps events at rest seals these.
+    pub fn phi_text_mut(&mut self) -> Option<(&str, [(&'static str, &mut String); 2])> {
+        match self {
+            Event::Notification {
+                notification_id,
+                title,
+                body,
+                ..
+            } => Some((notification_id.as_str(), [("title", title), ("body", body)])),
+            _ => None,
+        }
+    }
+
     /// The event's `kind` tag, as on the wire.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -40,7 +40,8 @@ use medrelay_actors::accounts::UserRecord;
 use medrelay_actors::fault::Fault;
 use medrelay_actors::ids::new_id;
 use medrelay_actors::notify::{
-    DeviceRecord, NotificationRecord, PendingDelivery, ReminderPlan, StatusEntry, device_key,
+    DeviceRecord, NotificationRecord, NotificationText, PendingDelivery, ReminderPlan, StatusEntry,
+    device_key,
 };
 use medrelay_actors::phi::Vault;
 use medrelay_actors::session::Presence;
@@ -112,18 +113,22 @@ pub struct Draft {
 }
 
 impl Draft {
-    /// A new record for it, `queued` at `now`.
-    pub fn into_record(self, now: Timestamp) -> NotificationRecord {
+    /// A new record for it, `queued` at `now`, its address and text sealed.
+    pub fn into_record(self, now: Timestamp, vault: &Vault) -> NotificationRecord {
+        let notification_id = new_id("ntf");
+        let text = NotificationText {
+            recipient: self.recipient,
+            subject: self.subject,
+            body: self.body,
+        };
         NotificationRecord {
-            notification_id: new_id("ntf"),
+            text: NotificationRecord::seal_text(vault, &notification_id, &text),
+            notification_id,
             channel: self.channel,
             category: self.category,
-            recipient: self.recipient,
             user_id: self.user_id,
             patient_id: self.patient_id,
             appointment_id: self.appointment_id,
-            subject: self.subject,
-            body: self.body,
             status: DeliveryStatus::Queued,
             history: vec![StatusEntry {
                 status: DeliveryStatus::Queued,
@@ -336,7 +341,7 @@ impl Notifier {
     /// # Errors
     /// [`NotifyError`] when it cannot be recorded.
     pub async fn submit(&self, draft: Draft) -> Result<NotificationRecord, NotifyError> {
-        let record = draft.into_record(self.clock.now());
+        let record = draft.into_record(self.clock.now(), &self.vault);
         let mut batch = WriteBatch::new();
         batch.put(record.notification_id.as_str(), &record);
         batch.put(
@@ -437,8 +442,10 @@ impl Notifier {
         draft: Draft,
         now: Timestamp,
     ) -> NotificationRecord {
-        let mut record = draft.into_record(now);
-        let Ok(patient) = PatientId::parse(&record.recipient) else {
+        let (title, body) = (draft.subject.clone(), draft.body.clone());
+        let patient = PatientId::parse(&draft.recipient);
+        let mut record = draft.into_record(now, &self.vault);
+        let Ok(patient) = patient else {
             record.push_status(
                 DeliveryStatus::Undeliverable,
                 now,
@@ -467,8 +474,8 @@ impl Notifier {
                     .category
                     .unwrap_or(NotificationCategory::AppointmentChange),
                 appointment_id: record.appointment_id.clone(),
-                title: record.subject.clone().unwrap_or_default(),
-                body: record.body.clone(),
+                title: title.unwrap_or_default(),
+                body,
                 at: now,
             },
         );
@@ -486,6 +493,13 @@ impl Notifier {
         now: Timestamp,
     ) -> Option<(NotificationChannel, String)> {
         let mut rest = std::mem::take(&mut failed.fallback);
+        let text = match failed.text(&self.vault) {
+            Ok(text) => text,
+            Err(e) => {
+                tracing::error!(notification = %failed.notification_id, error = %e, "cannot fall back: the failed notification's text does not open");
+                return None;
+            }
+        };
         while !rest.is_empty() {
             let channel = rest.remove(0);
             let Some(recipient) = self.address_of(failed, channel) else {
@@ -494,8 +508,8 @@ impl Notifier {
             let record = Draft {
                 channel,
                 recipient,
-                subject: failed.subject.clone(),
-                body: failed.body.clone(),
+                subject: text.subject.clone(),
+                body: text.body.clone(),
                 category: failed.category,
                 user_id: failed.user_id.clone(),
                 patient_id: failed.patient_id.clone(),
@@ -505,7 +519,7 @@ impl Notifier {
                 fallback: rest,
                 fallback_of: Some(failed.notification_id.clone()),
             }
-            .into_record(now);
+            .into_record(now, &self.vault);
             if let Some(last) = failed.history.last_mut() {
                 let note = format!("falling back to {channel} ({})", record.notification_id);
                 last.detail = Some(match last.detail.take() {

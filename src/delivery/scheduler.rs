@@ -368,7 +368,7 @@ impl Firing<'_> {
         for draft in drafts {
             self.fired += 1;
             if expired {
-                let mut record = draft.into_record(self.now);
+                let mut record = draft.into_record(self.now, &self.n.vault);
                 record.fallback.clear();
                 record.push_status(
                     DeliveryStatus::Expired,
@@ -383,7 +383,7 @@ impl Firing<'_> {
                 self.n.in_app(&mut self.batch, draft, self.now);
                 continue;
             }
-            let record: NotificationRecord = draft.into_record(self.now);
+            let record: NotificationRecord = draft.into_record(self.now, &self.n.vault);
             self.batch.put(record.notification_id.as_str(), &record);
             self.batch.put(
                 record.notification_id.as_str(),

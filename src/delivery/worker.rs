@@ -180,6 +180,14 @@ async fn try_attempt(
             "send interrupted by a restart; sending once more with the same idempotency key"
         );
     }
+    let text = match record.text(&n.vault) {
+        Ok(text) => text,
+        Err(e) => {
+            tracing::error!(notification = %id, error = %e, "a notification's text does not open");
+            fail_final(n, record, "its sealed text does not open".into()).await?;
+            return Ok(Next::Done);
+        }
+    };
     if !lane.breaker.allow() {
         record.attempts += 1;
         return fail_transient(n, record, "circuit open: the provider is failing".into()).await;
@@ -192,9 +200,9 @@ async fn try_attempt(
 
     let message = Outgoing {
         id: id.to_owned(),
-        to: record.recipient.clone(),
-        subject: record.subject.clone(),
-        body: record.body.clone(),
+        to: text.recipient.clone(),
+        subject: text.subject,
+        body: text.body,
     };
     let timeout = Duration::from_secs(d.send_timeout_secs);
     let outcome = match tokio::time::timeout(timeout, lane.provider.send(&message)).await {
@@ -222,7 +230,7 @@ async fn try_attempt(
             // The provider answered, so it is healthy.
             lane.breaker.success();
             if unregistered && let Some(user) = &record.user_id {
-                n.forget_device(user, &record.recipient).await;
+                n.forget_device(user, &text.recipient).await;
             }
             fail_final(n, record, reason).await?;
             Ok(Next::Done)

@@ -63,10 +63,14 @@ pub fn report(state: &AppState, principal: &Principal, id: &str) -> Result<Repor
     if !may_read(principal, &record) {
         return Err(not_found());
     }
+    let address = record
+        .text(&state.vault)
+        .map_err(AppError::internal)?
+        .recipient;
     let recipient = if principal.role == Role::Admin {
-        record.recipient.clone()
+        address
     } else {
-        mask(record.channel, &record.recipient)
+        mask(record.channel, &address)
     };
     Ok(Report {
         provider_message_id: record.provider_message_id().map(str::to_owned),

@@ -20,6 +20,8 @@ use medrelay_protocol::{PatientId, UserId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
+use crate::patients::PatientError;
+use crate::phi::{PhiError, Place, Sealed, Vault};
 use crate::schedule::AppointmentRecord;
 use crate::store::{Record, Store, StoreError, Table, WriteBatch};
 
@@ -54,8 +56,6 @@ pub struct NotificationRecord {
     /// What it is about (`None` for direct sends).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<NotificationCategory>,
-    /// Address, number, device token or patient id.
-    pub recipient: String,
     /// The account it is for, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<UserId>,
@@ -65,11 +65,9 @@ pub struct NotificationRecord {
     /// The appointment it concerns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub appointment_id: Option<AppointmentId>,
-    /// Subject or title.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subject: Option<String>,
-    /// The text.
-    pub body: String,
+    /// Who it goes to and what it says, sealed: the address and the text
+    /// name the patient. [`NotificationRecord::text`] opens it.
+    pub text: StoredText,
     /// Where delivery stands.
     pub status: DeliveryStatus,
     /// Every status reached, oldest first.
@@ -96,10 +94,106 @@ pub struct NotificationRecord {
 
 impl Record for NotificationRecord {
     const TABLE: Table = Table::Notifications;
-    const VERSION: u16 = 1;
+    const VERSION: u16 = 2;
+
+    /// Version 1 kept the address and text in the clear: they become
+    /// [`StoredText::Legacy`] until [`seal_legacy`] seals them.
+    fn upgrade(version: u16, mut json: serde_json::Value) -> Result<serde_json::Value, String> {
+        match version {
+            2 => Ok(json),
+            1 => {
+                let record = json.as_object_mut().ok_or("not an object")?;
+                let mut text = serde_json::Map::new();
+                for field in ["recipient", "subject", "body"] {
+                    if let Some(value) = record.remove(field) {
+                        text.insert(field.to_owned(), value);
+                    }
+                }
+                record.insert("text".into(), serde_json::json!({ "legacy": text }));
+                Ok(json)
+            }
+            other => Err(format!("no upgrade from schema version {other}")),
+        }
+    }
+}
+
+/// A notification's address and text, in the clear: only in memory.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationText {
+    /// Address, number, device token or patient id.
+    pub recipient: String,
+    /// Subject or title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The text.
+    pub body: String,
+}
+
+impl std::fmt::Debug for NotificationText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the address or the words: they name the patient.
+        f.write_str("NotificationText { .. }")
+    }
+}
+
+/// How a notification's [`NotificationText`] is kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StoredText {
+    /// Sealed for this notification (see [`crate::phi`]).
+    Sealed(Sealed),
+    /// Written before notifications were sealed; [`seal_legacy`] seals it
+    /// at start-up.
+    Legacy(NotificationText),
+}
+
+/// Where a notification's text is sealed: bound to its id.
+fn text_place(id: &str) -> Place<'_> {
+    Place {
+        table: "notifications",
+        id,
+        field: "text",
+    }
 }
 
 impl NotificationRecord {
+    /// Seals `text` for the notification `id`.
+    pub fn seal_text(vault: &Vault, id: &str, text: &NotificationText) -> StoredText {
+        StoredText::Sealed(vault.seal_json(text_place(id), text))
+    }
+
+    /// Opens its address and text.
+    ///
+    /// # Errors
+    /// [`PhiError`] when the sealed text does not open.
+    pub fn text(&self, vault: &Vault) -> Result<NotificationText, PhiError> {
+        match &self.text {
+            StoredText::Sealed(sealed) => {
+                vault.open_json(text_place(&self.notification_id), sealed)
+            }
+            StoredText::Legacy(text) => Ok(text.clone()),
+        }
+    }
+
+    /// Whether its text needs sealing under the key `current`.
+    pub fn stale(&self, current: u32) -> bool {
+        match &self.text {
+            StoredText::Sealed(sealed) => sealed.key_id().ok() != Some(current),
+            StoredText::Legacy(_) => true,
+        }
+    }
+
+    /// The same record with its text sealed afresh under the current key.
+    ///
+    /// # Errors
+    /// [`PhiError`] when the old text does not open.
+    pub fn resealed(mut self, vault: &Vault) -> Result<Self, PhiError> {
+        let text = self.text(vault)?;
+        self.text = Self::seal_text(vault, &self.notification_id, &text);
+        Ok(self)
+    }
+
     /// Records a new status.
     pub fn push_status(
         &mut self,
@@ -133,6 +227,47 @@ impl NotificationRecord {
             .find_map(|e| e.provider_message_id.as_deref())
     }
 }
+
+/// Seals the notifications written before their text was sealed, once:
+/// a counter records that it ran to the end. Returns how many it sealed.
+/// Call it at start-up, before anything else writes notifications.
+///
+/// # Errors
+/// [`PatientError`] on a read or write failure.
+pub async fn seal_legacy(store: &Store, vault: &Vault) -> Result<usize, PatientError> {
+    const BATCH: usize = 512;
+    if store.counter(LEGACY_SEALED)? > 0 {
+        return Ok(0);
+    }
+    let mut after: Option<String> = None;
+    let mut sealed = 0;
+    loop {
+        let page = store.scan::<NotificationRecord>(after.as_deref(), BATCH)?;
+        let mut batch = WriteBatch::new();
+        let Some((last, _)) = page.last() else {
+            batch.set_counter(LEGACY_SEALED, 1);
+            store.write(batch).await?;
+            return Ok(sealed);
+        };
+        after = Some(last.clone());
+        for (key, mut record) in page {
+            if let StoredText::Legacy(text) = &record.text {
+                record.text = NotificationRecord::seal_text(vault, &key, text);
+                // No compare-and-swap: it runs at start-up, before anything
+                // else writes notifications (and a version-1 value never
+                // equals its re-encoding).
+                batch.put(key, &record);
+                sealed += 1;
+            }
+        }
+        if !batch.is_empty() {
+            store.write(batch).await?;
+        }
+    }
+}
+
+/// The counter [`seal_legacy`] sets once every notification is sealed.
+const LEGACY_SEALED: &str = "notifications_sealed";
 
 /// A delivery that is not final yet (key: notification id). Start-up hands
 /// every one to its channel again.
@@ -364,42 +499,4 @@ pub fn pending_keys(store: &Store, appointment: &AppointmentId) -> Result<Vec<St
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn platforms_keep_their_stored_names() {
-        for (platform, name) in [
-            (Platform::Android, "android"),
-            (Platform::Ios, "ios"),
-            (Platform::Web, "web"),
-        ] {
-            assert_eq!(Platform::parse(name), Some(platform));
-            assert_eq!(
-                serde_json::to_string(&platform).unwrap(),
-                format!("\"{name}\"")
-            );
-        }
-        assert_eq!(Platform::parse("windows"), None);
-    }
-
-    #[test]
-    fn keys_sort_by_due_time() {
-        let a = AppointmentId::parse("apt_b").unwrap();
-        let early = reminder_key(Timestamp::from_second(999).unwrap(), &a, "r120");
-        let late = reminder_key(Timestamp::from_second(1_000).unwrap(), &a, "r120");
-        assert!(early < late);
-        assert_eq!(due_of(&late), Some(Timestamp::from_second(1_000).unwrap()));
-    }
-
-    #[test]
-    fn the_due_bound_takes_exactly_the_keys_due_by_now() {
-        let a = AppointmentId::parse("apt_b").unwrap();
-        let now = Timestamp::from_millisecond(1_000_000).unwrap();
-        let bound = due_keys_below(now);
-        let at = |ms| reminder_key(Timestamp::from_millisecond(ms).unwrap(), &a, "r7200");
-        assert!(at(999_999) < bound);
-        assert!(at(1_000_000) < bound);
-        assert!(at(1_000_001) > bound);
-    }
-}
+mod tests;

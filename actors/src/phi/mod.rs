@@ -86,6 +86,17 @@ impl std::fmt::Display for Place<'_> {
 pub struct Sealed(String);
 
 impl Sealed {
+    /// A sealed value kept as text somewhere a typed field cannot be (an
+    /// event's text field); [`Vault::open_value`] checks its form.
+    pub fn from_text(text: String) -> Sealed {
+        Sealed(text)
+    }
+
+    /// The stored text.
+    pub fn into_text(self) -> String {
+        self.0
+    }
+
     /// The id of the key that sealed it.
     ///
     /// # Errors

@@ -263,7 +263,8 @@ impl<'txn> Applier<'txn> {
     /// dropping the one that falls out of the window.
     fn keep_in_history(&mut self, name: &str, seq: u64, event: &Event) -> Result<(), redb::Error> {
         self.heads()?.insert(name, seq)?;
-        let json = serde_json::to_vec(event).expect("events serialise to JSON");
+        let kept = super::phi::seal(self.config.vault.as_deref(), event);
+        let json = serde_json::to_vec(&*kept).expect("events serialise to JSON");
         let history = self.config.channel_history;
         let events = self.events()?;
         events.insert((name, seq), json.as_slice())?;

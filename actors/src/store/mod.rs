@@ -21,6 +21,8 @@
 mod apply;
 mod audit;
 mod batch;
+mod config;
+mod phi;
 mod record;
 pub mod tables;
 mod wal;
@@ -41,53 +43,9 @@ use crate::hub::EventHub;
 pub use audit::AuditCheck;
 pub(crate) use batch::Op;
 pub use batch::WriteBatch;
+pub use config::StoreConfig;
 pub use record::Record;
 pub use tables::Table;
-
-/// Tunables of the store, from the `[store]` config section.
-#[derive(Debug, Clone)]
-pub struct StoreConfig {
-    /// How many write batches may wait for the writer before `write` waits too.
-    pub queue_capacity: usize,
-    /// The most batches one transaction takes.
-    pub max_group: usize,
-    /// How many events each channel keeps for `subscribe { since }` replay.
-    pub channel_history: u64,
-    /// How many outbox entries are kept while no consumer reads the outbox.
-    pub outbox_retain: u64,
-    /// Whether a consumer (the NATS publisher) acknowledges outbox entries.
-    /// Then entries are kept until acknowledged, however many there are;
-    /// otherwise only the newest `outbox_retain` are.
-    pub outbox_consumer: bool,
-    /// Redo log size that triggers a checkpoint (a durable redb commit).
-    pub checkpoint_bytes: u64,
-    /// Longest time between checkpoints while writes come in.
-    pub checkpoint_interval: std::time::Duration,
-    /// Memory redb may use for pages, read and changed. At most half of it
-    /// holds pages changed since the last checkpoint; the rest go to the file
-    /// as they are evicted, where [`StoreConfig::writeback_interval`] sends
-    /// them on to the device.
-    pub cache_bytes: usize,
-    /// How often a background thread syncs the store file between
-    /// checkpoints (see `writeback.rs`); zero turns it off.
-    pub writeback_interval: std::time::Duration,
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        Self {
-            queue_capacity: 16_384,
-            max_group: 4_096,
-            channel_history: 1_000,
-            outbox_retain: 100_000,
-            outbox_consumer: false,
-            checkpoint_bytes: 64 << 20,
-            checkpoint_interval: std::time::Duration::from_secs(60),
-            cache_bytes: 32 << 20,
-            writeback_interval: std::time::Duration::from_millis(200),
-        }
-    }
-}
 
 /// Applies the logged groups that redb's last durable commit lacks (those
 /// after `applied`), in order, inside the opening transaction; returns the
@@ -100,9 +58,21 @@ fn replay(
 ) -> Result<u64, StoreError> {
     let mut last = applied;
     let mut replayed = 0usize;
-    for (group, batches) in logged {
+    for (group, mut batches) in logged {
         if group <= applied {
             continue;
+        }
+        // The log keeps events sealed; applying them seals them afresh.
+        let vault = config.vault.as_deref();
+        for batch in &mut batches {
+            batch
+                .events
+                .iter_mut()
+                .for_each(|(_, e)| phi::open(vault, e));
+            batch
+                .replicated
+                .iter_mut()
+                .for_each(|(_, _, e)| phi::open(vault, e));
         }
         let outcomes = apply::apply_group(
             txn,
@@ -518,6 +488,8 @@ impl Store {
                 key: format!("{name}#{seq}"),
                 reason: e.to_string(),
             })?;
+            let mut event = event;
+            phi::open(self.config.vault.as_deref(), &mut event);
             out.push(StoredEvent { seq, event });
         }
         Ok((out, oldest))

@@ -385,10 +385,11 @@ async fn groups_left_in_the_redo_log_are_replayed_once_at_open() {
             "a clean close leaves nothing to replay"
         );
         // A group redb already holds (a crash before the log was emptied).
-        log.append(applied, [noted("a", 1)].iter()).unwrap();
-        log.append(applied + 1, [noted("b", 2), noted("c", 3)].iter())
+        log.append(applied, [noted("a", 1)].iter(), None).unwrap();
+        log.append(applied + 1, [noted("b", 2), noted("c", 3)].iter(), None)
             .unwrap();
-        log.append(applied + 2, [noted("d", 4)].iter()).unwrap();
+        log.append(applied + 2, [noted("d", 4)].iter(), None)
+            .unwrap();
         log.sync().unwrap();
         log.len() - 3
     };
@@ -449,4 +450,66 @@ async fn between_checkpoints_writes_go_to_the_log_and_a_checkpoint_empties_it() 
     let store = Store::open(&path, StoreConfig::default(), EventHub::new(8)).unwrap();
     assert!(store.get::<Note>("m29").unwrap().is_some());
     assert_eq!(store.redo_log_bytes(), 0);
+}
+
+#[tokio::test]
+async fn kept_notification_text_is_sealed_in_the_log_and_the_history() {
+    let vault = Arc::new(crate::phi::Vault::ephemeral());
+    let config = StoreConfig {
+        vault: Some(vault.clone()),
+        checkpoint_bytes: u64::MAX,
+        ..StoreConfig::default()
+    };
+    let (dir, store, hub) = open(config.clone());
+    let channel = Channel::Patient(medrelay_protocol::PatientId::parse("pat_1").unwrap());
+    let mut live = hub.subscribe(&channel);
+    let event = Event::Notification {
+        notification_id: "ntf_1".into(),
+        category: medrelay_protocol::notification::NotificationCategory::AppointmentReminder,
+        appointment_id: None,
+        title: "Your visit, Zebulon".into(),
+        body: "Hello Zebulon Quarrington".into(),
+        at: jiff::Timestamp::UNIX_EPOCH,
+    };
+    let mut batch = WriteBatch::new();
+    batch.event(channel.clone(), event.clone());
+    store.write(batch).await.unwrap();
+    assert_eq!(
+        live.recv().await.unwrap().event,
+        event,
+        "live: as committed"
+    );
+    let (kept, _) = store.channel_events(&channel, 0, 10).unwrap();
+    assert_eq!(kept[0].event, event, "read back: opened");
+
+    // What a kill leaves (the group only in the redo log) is replayed, and
+    // opens; neither file holds the text.
+    let crashed = tempfile::tempdir().unwrap();
+    for name in ["t.redb", "t.redb.wal"] {
+        let bytes = std::fs::read(dir.path().join(name)).unwrap();
+        for secret in ["Zebulon", "Quarrington"] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{secret} in {name}"
+            );
+        }
+        std::fs::write(crashed.path().join(name), bytes).unwrap();
+    }
+    let replayed = Store::open(&crashed.path().join("t.redb"), config, EventHub::new(8)).unwrap();
+    let (kept, _) = replayed.channel_events(&channel, 0, 10).unwrap();
+    assert_eq!(kept[0].event, event);
+    replayed.close().await;
+
+    // Without the key, the text is not shown, and the replay goes on.
+    let other = StoreConfig {
+        vault: Some(Arc::new(crate::phi::Vault::ephemeral())),
+        ..StoreConfig::default()
+    };
+    store.close().await;
+    let reopened = Store::open(&dir.path().join("t.redb"), other, EventHub::new(8)).unwrap();
+    let (kept, _) = reopened.channel_events(&channel, 0, 10).unwrap();
+    let Event::Notification { body, .. } = &kept[0].event else {
+        panic!("{:?}", kept[0].event)
+    };
+    assert!(!body.contains("Zebulon"), "{body}");
 }

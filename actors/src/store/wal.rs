@@ -47,6 +47,7 @@ use medrelay_protocol::{Channel, Event};
 
 use super::batch::{Op, WriteBatch};
 use super::tables::Table;
+use crate::phi::Vault;
 
 /// The log beside a store file: `<store>.wal`.
 pub(super) fn path_for(store: &Path) -> PathBuf {
@@ -123,12 +124,13 @@ impl Wal {
         &mut self,
         seq: u64,
         batches: impl Iterator<Item = &'a WriteBatch>,
+        vault: Option<&Vault>,
     ) -> io::Result<()> {
         self.buf.clear();
         self.buf.extend_from_slice(&[0; 8]);
         put_u64(&mut self.buf, seq);
         for batch in batches {
-            encode_batch(&mut self.buf, batch);
+            encode_batch(&mut self.buf, batch, vault);
         }
         let body = u32::try_from(self.buf.len() - 8)
             .map_err(|_| io::Error::other("a group larger than 4 GiB"))?;
@@ -224,15 +226,18 @@ fn put_table(out: &mut Vec<u8>, table: Table) {
     out.push(table.index() as u8);
 }
 
-fn put_event(out: &mut Vec<u8>, channel: &Channel, event: &Event) {
+/// Writes an event, its patient text sealed when there is a `vault` (the
+/// log is at rest too; see `phi.rs`).
+fn put_event(out: &mut Vec<u8>, channel: &Channel, event: &Event, vault: Option<&Vault>) {
     put_bytes(out, channel.name().as_bytes());
+    let kept = super::phi::seal(vault, event);
     put_bytes(
         out,
-        &serde_json::to_vec(event).expect("events serialise to JSON"),
+        &serde_json::to_vec(&*kept).expect("events serialise to JSON"),
     );
 }
 
-fn encode_batch(out: &mut Vec<u8>, b: &WriteBatch) {
+fn encode_batch(out: &mut Vec<u8>, b: &WriteBatch, vault: Option<&Vault>) {
     out.push(u8::from(b.lazy));
     put_len(out, b.absent.len());
     for (table, key) in &b.absent {
@@ -285,12 +290,12 @@ fn encode_batch(out: &mut Vec<u8>, b: &WriteBatch) {
     }
     put_len(out, b.events.len());
     for (channel, event) in &b.events {
-        put_event(out, channel, event);
+        put_event(out, channel, event, vault);
     }
     put_len(out, b.replicated.len());
     for (channel, seq, event) in &b.replicated {
         put_u64(out, *seq);
-        put_event(out, channel, event);
+        put_event(out, channel, event, vault);
     }
 }
 
@@ -410,7 +415,7 @@ mod tests {
 
     fn encoded(b: &WriteBatch) -> Vec<u8> {
         let mut out = Vec::new();
-        encode_batch(&mut out, b);
+        encode_batch(&mut out, b, None);
         out
     }
 
@@ -441,8 +446,8 @@ mod tests {
         let torn_at = {
             let (mut wal, groups) = Wal::open(&path).unwrap();
             assert!(groups.is_empty());
-            wal.append(1, [sample()].iter()).unwrap();
-            wal.append(2, [sample(), sample()].iter()).unwrap();
+            wal.append(1, [sample()].iter(), None).unwrap();
+            wal.append(2, [sample(), sample()].iter(), None).unwrap();
             wal.sync().unwrap();
             wal.len() - 10
         };
@@ -462,7 +467,7 @@ mod tests {
         let path = dir.path().join("s.redb.wal");
         let (mut wal, _) = Wal::open(&path).unwrap();
         for n in 1..=5 {
-            wal.append(n, [sample(), sample()].iter()).unwrap();
+            wal.append(n, [sample(), sample()].iter(), None).unwrap();
         }
         wal.sync().unwrap();
         let size = std::fs::metadata(&path).unwrap().len();
@@ -473,13 +478,13 @@ mod tests {
         assert_eq!(numbers(&Wal::open(&path).unwrap().1), [1, 2, 3, 4, 5]);
         // One shorter group written over the start: the stale records after
         // it are misaligned (checksum) or older (number); neither is read.
-        wal.append(7, [sample()].iter()).unwrap();
+        wal.append(7, [sample()].iter(), None).unwrap();
         wal.sync().unwrap();
         assert_eq!(numbers(&Wal::open(&path).unwrap().1), [7]);
         // Aligned stale records: same-sized groups over the old ones.
         wal.reset();
-        wal.append(8, [sample(), sample()].iter()).unwrap();
-        wal.append(9, [sample(), sample()].iter()).unwrap();
+        wal.append(8, [sample(), sample()].iter(), None).unwrap();
+        wal.append(9, [sample(), sample()].iter(), None).unwrap();
         wal.sync().unwrap();
         assert_eq!(numbers(&Wal::open(&path).unwrap().1), [8, 9]);
         assert_eq!(
@@ -498,7 +503,7 @@ mod tests {
         let mut n = 0;
         while wal.len() <= INITIAL_SIZE {
             n += 1;
-            wal.append(n, [sample()].iter()).unwrap();
+            wal.append(n, [sample()].iter(), None).unwrap();
         }
         wal.sync().unwrap();
         assert_eq!(
@@ -514,11 +519,11 @@ mod tests {
         let path = dir.path().join("s.redb.wal");
         let torn_at = {
             let (mut wal, _) = Wal::open(&path).unwrap();
-            wal.append(1, [sample()].iter()).unwrap();
+            wal.append(1, [sample()].iter(), None).unwrap();
             let torn_at = wal.len() + 20;
-            wal.append(2, [sample()].iter()).unwrap();
+            wal.append(2, [sample()].iter(), None).unwrap();
             // The device kept the record after the torn one.
-            wal.append(3, [sample()].iter()).unwrap();
+            wal.append(3, [sample()].iter(), None).unwrap();
             wal.sync().unwrap();
             torn_at
         };
@@ -531,7 +536,8 @@ mod tests {
         assert!(next > 3, "group 3 is still in the file behind the tear");
         // A new round over the start: the old group 3 is never read as new.
         wal.reset();
-        wal.append(next + 1, [sample(), sample()].iter()).unwrap();
+        wal.append(next + 1, [sample(), sample()].iter(), None)
+            .unwrap();
         wal.sync().unwrap();
         assert_eq!(numbers(&Wal::open(&path).unwrap().1), [next + 1]);
     }

@@ -245,7 +245,8 @@ impl Writer<'_> {
             .zip(outcomes)
             .filter(|(_, outcome)| outcome.is_ok())
             .map(|(req, _)| &req.batch);
-        self.wal.append(self.group, applied)?;
+        self.wal
+            .append(self.group, applied, self.config.vault.as_deref())?;
         if sync {
             self.wal.sync()?;
         }

@@ -222,3 +222,77 @@ async fn a_patient_session_that_panics_is_restarted_with_its_devices() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn notification_text_and_addresses_are_sealed_at_rest() {
+    let mut app = spawn_app().await;
+    let admin = app.admin_token().await;
+    doctor(&app, &admin).await;
+    // `patient()` names her "Patient quintessa"; reminders carry the name.
+    let quintessa = patient(&app, "quintessa", "+15557770123").await;
+    let mut phone = subscribe_patient(&app, &quintessa, None).await;
+    let date = in_days(3);
+    book(&app, &quintessa, date, "09:00").await;
+    advance_to(
+        &app,
+        &admin,
+        start_of(date, "09:00") - SignedDuration::from_hours(24),
+    )
+    .await;
+    let live = notifications(&mut phone, 1).await;
+    assert!(
+        live[0]["event"]["body"]
+            .as_str()
+            .unwrap()
+            .contains("quintessa"),
+        "{}",
+        live[0]
+    );
+    settle().await;
+    let (status, stats) = app.get("/api/notifications", Some(&admin)).await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(stats["byChannel"]["email"]["delivered"], 1, "{stats}");
+    drop(phone);
+
+    let data_dir = app.data_dir.clone();
+    app.stop().await;
+    // The store, its redo log and every other file at the top of the data
+    // folder (the outbox folders below it are delivered mail, by design).
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&data_dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            files.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    let contains = |bytes: &[u8], s: &str| bytes.windows(s.len()).any(|w| w == s.as_bytes());
+    // The control: the username is not PHI and is kept in the clear.
+    assert!(files.iter().any(|(_, bytes)| contains(bytes, "quintessa")));
+    for (path, bytes) in &files {
+        for secret in ["Patient quintessa", "5557770123", "quintessa@mail"] {
+            assert!(
+                !contains(bytes, secret),
+                "{secret} is readable in {}",
+                path.display()
+            );
+        }
+    }
+
+    // After a restart the kept event opens again for a reconnecting device,
+    // and the delivery report shows the address to an admin.
+    let app = app.restart(|_| {}).await;
+    let quintessa = Patient {
+        tokens: app.login("quintessa", PASSWORD).await,
+        ..quintessa
+    };
+    let mut back = subscribe_patient(&app, &quintessa, Some(0)).await;
+    let replayed = notifications(&mut back, 1).await;
+    assert_eq!(replayed[0]["event"]["body"], live[0]["event"]["body"]);
+    let id = live[0]["event"]["notificationId"].as_str().unwrap();
+    let admin = app.admin_token().await;
+    let (status, report) = app
+        .get(&format!("/api/notifications/{id}"), Some(&admin))
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["recipient"], quintessa.patient_id.as_str());
+}

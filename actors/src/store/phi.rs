@@ -1,0 +1,72 @@
+//! Patient text in kept events: an in-app notification's title and body
+//! name the patient and their appointment, so the store seals them wherever
+//! it keeps the event at rest (the channel history and the redo log) and
+//! opens them when it reads the event back. Live subscribers get the event
+//! as committed, from memory. Which fields these are is the event's own
+//! knowledge ([`Event::phi_text_mut`]).
+
+use std::borrow::Cow;
+
+use medrelay_protocol::Event;
+
+use crate::phi::{PhiError, Place, Sealed, Vault};
+
+/// The table named in the sealed values' associated data.
+const TABLE: &str = "channel_events";
+
+/// `event` as kept at rest: its patient text sealed under the vault's
+/// current key (unchanged without a vault or without such text).
+pub(super) fn seal<'e>(vault: Option<&Vault>, event: &'e Event) -> Cow<'e, Event> {
+    let Some(vault) = vault else {
+        return Cow::Borrowed(event);
+    };
+    let mut kept = event.clone();
+    let Some((id, fields)) = kept.phi_text_mut() else {
+        return Cow::Borrowed(event);
+    };
+    for (field, text) in fields {
+        let sealed = vault.seal(
+            Place {
+                table: TABLE,
+                id,
+                field,
+            },
+            text.as_bytes(),
+        );
+        *text = sealed.into_text();
+    }
+    Cow::Owned(kept)
+}
+
+/// `event` as read back: its patient text opened. A value that does not
+/// open (its key was retired by a rotation, or it was altered) is replaced
+/// by a note saying so, and logged, rather than failing the whole replay;
+/// text not in the sealed form (kept before this release) is left as it is.
+pub(super) fn open(vault: Option<&Vault>, event: &mut Event) {
+    let Some(vault) = vault else {
+        return;
+    };
+    if let Some((id, fields)) = event.phi_text_mut() {
+        for (field, text) in fields {
+            let place = Place {
+                table: TABLE,
+                id,
+                field,
+            };
+            let sealed = Sealed::from_text(std::mem::take(text));
+            *text = match vault.open_value(place, &sealed) {
+                Ok(plain) => String::from_utf8_lossy(&plain).into_owned(),
+                // Kept before events were sealed: the channel history only
+                // holds its last events, so these age out.
+                Err(PhiError::Malformed(_)) => sealed.into_text(),
+                Err(e) => {
+                    tracing::warn!(notification = id, field, error = %e, "a kept event's text does not open");
+                    UNREADABLE.to_owned()
+                }
+            };
+        }
+    }
+}
+
+/// What replaces text that no longer opens.
+const UNREADABLE: &str = "(this message can no longer be shown)";
