@@ -1,6 +1,6 @@
 //! The application layer: each operation of a domain as one function taking
 //! the caller's [`Principal`](crate::auth::Principal) and a request, and
-//! returning its reply or an [`AppError`](crate::error::AppError). REST
+//! returning its reply or an [`AppError`]. REST
 //! handlers, WebSocket commands and NATS commands are adapters that parse,
 //! call these and render; none of them imports another surface.
 //!
