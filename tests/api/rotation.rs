@@ -25,7 +25,7 @@ async fn sealed_by_key(data: &Path) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     for (_, patient) in store.scan::<StoredPatient>(None, 1000).unwrap() {
         let json = serde_json::to_value(&patient).unwrap();
-        let key = json["sealed"]["name"]
+        let key = json["profile"]
             .as_str()
             .unwrap()
             .split(':')

@@ -90,25 +90,25 @@ pub struct SealedFields {
     medical_history: Sealed,
 }
 
-impl SealedFields {
-    fn sealed(&self) -> impl Iterator<Item = &Sealed> {
-        [
-            Some(&self.name),
-            self.dob.as_ref(),
-            Some(&self.contact_info),
-        ]
-        .into_iter()
-        .chain([self.address.as_ref(), Some(&self.medical_history)])
-        .flatten()
-    }
+/// A profile's fields as they are sealed together (`StoredPatient::profile`).
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProfileFields {
+    name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dob: Option<Date>,
+    contact_info: ContactInfo,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    address: Option<Address>,
+    medical_history: MedicalHistory,
 }
 
 impl StoredPatient {
     /// Whether any field is sealed with a key other than `current` (or not
     /// sealed at all).
     pub fn stale(&self, current: u32) -> bool {
-        match &self.sealed {
-            Some(fields) => fields.sealed().any(|s| s.key_id().ok() != Some(current)),
+        match &self.profile {
+            Some(profile) => profile.key_id().ok() != Some(current),
             None => true,
         }
     }
@@ -129,7 +129,12 @@ pub struct StoredPatient {
     /// When it last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<Timestamp>,
-    /// The sealed fields.
+    /// The profile's fields, sealed together as one value: one open per
+    /// read rather than one per field (opening is most of a read's cost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Sealed>,
+    /// The fields sealed one by one, as written before `profile`, until
+    /// [`seal_legacy`] seals them together.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed: Option<SealedFields>,
     /// When it was deleted: hidden from then on, purged once the retention
@@ -143,7 +148,7 @@ pub struct StoredPatient {
 
 impl Record for StoredPatient {
     const TABLE: Table = Table::Patients;
-    const VERSION: u16 = 2;
+    const VERSION: u16 = 3;
 
     fn upgrade(version: u16, json: serde_json::Value) -> Result<serde_json::Value, String> {
         match version {
@@ -160,7 +165,8 @@ impl Record for StoredPatient {
                 object.insert("plain".into(), plain.into());
                 Ok(json)
             }
-            2 => Ok(json),
+            // Version 2 sealed each field on its own; `sealed` reads it.
+            2 | 3 => Ok(json),
             other => Err(format!("no upgrade from schema version {other}")),
         }
     }
@@ -209,18 +215,17 @@ pub fn seal(vault: &Vault, patient: &PatientRecord) -> StoredPatient {
         user_id: patient.user_id.clone(),
         created_at: patient.created_at,
         updated_at: patient.updated_at,
-        sealed: Some(SealedFields {
-            name: vault.seal_json(place(id, "name"), &patient.name),
-            dob: patient
-                .dob
-                .map(|dob| vault.seal_json(place(id, "dob"), &dob)),
-            contact_info: vault.seal_json(place(id, "contactInfo"), &patient.contact_info),
-            address: patient
-                .address
-                .as_ref()
-                .map(|a| vault.seal_json(place(id, "address"), a)),
-            medical_history: vault.seal_json(place(id, "medicalHistory"), &patient.medical_history),
-        }),
+        profile: Some(vault.seal_json(
+            place(id, "profile"),
+            &ProfileFields {
+                name: patient.name.clone(),
+                dob: patient.dob,
+                contact_info: patient.contact_info.clone(),
+                address: patient.address.clone(),
+                medical_history: patient.medical_history.clone(),
+            },
+        )),
+        sealed: None,
         deleted_at: None,
         plain: None,
     }
@@ -232,23 +237,28 @@ pub fn seal(vault: &Vault, patient: &PatientRecord) -> StoredPatient {
 /// [`PhiError`] when a field does not open.
 pub fn open(vault: &Vault, stored: StoredPatient) -> Result<PatientRecord, PhiError> {
     let id = &stored.patient_id;
-    let (name, dob, contact_info, address, medical_history) = match (&stored.sealed, stored.plain) {
-        (Some(s), _) => (
-            vault.open_json(place(id, "name"), &s.name)?,
-            match &s.dob {
-                Some(dob) => Some(vault.open_json(place(id, "dob"), dob)?),
-                None => None,
-            },
-            vault.open_json(place(id, "contactInfo"), &s.contact_info)?,
-            match &s.address {
-                Some(a) => Some(vault.open_json(place(id, "address"), a)?),
-                None => None,
-            },
-            vault.open_json(place(id, "medicalHistory"), &s.medical_history)?,
-        ),
-        (None, Some(p)) => (p.name, p.dob, p.contact_info, None, p.medical_history),
-        (None, None) => return Err(PhiError::Malformed("a profile without fields")),
-    };
+    let (name, dob, contact_info, address, medical_history) =
+        match (&stored.profile, &stored.sealed, stored.plain) {
+            (Some(profile), _, _) => {
+                let p: ProfileFields = vault.open_json(place(id, "profile"), profile)?;
+                (p.name, p.dob, p.contact_info, p.address, p.medical_history)
+            }
+            (None, Some(s), _) => (
+                vault.open_json(place(id, "name"), &s.name)?,
+                match &s.dob {
+                    Some(dob) => Some(vault.open_json(place(id, "dob"), dob)?),
+                    None => None,
+                },
+                vault.open_json(place(id, "contactInfo"), &s.contact_info)?,
+                match &s.address {
+                    Some(a) => Some(vault.open_json(place(id, "address"), a)?),
+                    None => None,
+                },
+                vault.open_json(place(id, "medicalHistory"), &s.medical_history)?,
+            ),
+            (None, None, Some(p)) => (p.name, p.dob, p.contact_info, None, p.medical_history),
+            (None, None, None) => return Err(PhiError::Malformed("a profile without fields")),
+        };
     Ok(PatientRecord {
         patient_id: stored.patient_id,
         user_id: stored.user_id,
@@ -466,10 +476,11 @@ pub fn find(
     Ok(rows.into_iter().map(|(_, e)| e.patient_id).collect())
 }
 
-/// Seals every profile written before encryption, in batches. Runs at
+/// Seals every profile written before encryption, and seals together the
+/// fields of every profile sealed field by field, in batches. Runs at
 /// start-up before any request is served, so nothing else writes profiles
-/// meanwhile. Safe to run again (after a crash half-way): sealed profiles
-/// are skipped. Returns how many it sealed.
+/// meanwhile. Safe to run again (after a crash half-way): profiles already
+/// sealed together are skipped. Returns how many it sealed.
 ///
 /// # Errors
 /// [`PatientError`] on a read or write failure.
@@ -485,12 +496,21 @@ pub async fn seal_legacy(store: &Store, vault: &Vault) -> Result<usize, PatientE
         after = Some(last.clone());
         let mut batch = WriteBatch::new();
         let mut count = 0;
-        for (_, stored) in page {
-            if stored.plain.is_none() {
+        for (key, stored) in page {
+            if stored.profile.is_some() {
                 continue;
             }
+            let (in_clear, deleted_at) = (stored.plain.is_some(), stored.deleted_at);
             let patient = open(vault, stored)?;
-            write(&mut batch, vault, None, &patient, false);
+            if in_clear {
+                // Never indexed either.
+                write(&mut batch, vault, None, &patient, false);
+            } else {
+                // Sealed field by field: sealed together, indexes as they are.
+                let mut fresh = seal(vault, &patient);
+                fresh.deleted_at = deleted_at;
+                batch.put(key, &fresh);
+            }
             count += 1;
         }
         if count > 0 {

@@ -73,7 +73,7 @@ async fn profiles_written_in_the_clear_are_sealed_once() {
     assert_eq!(seal_legacy(&store, &vault).await.unwrap(), 1);
     assert_eq!(seal_legacy(&store, &vault).await.unwrap(), 0, "idempotent");
     let after = store.get::<StoredPatient>("pat_old").unwrap().unwrap();
-    assert!(after.plain.is_none() && after.sealed.is_some());
+    assert!(after.plain.is_none() && after.profile.is_some());
     let old = PatientId::parse("pat_old").unwrap();
     let opened = load(&store, &vault, &old).unwrap().unwrap();
     assert_eq!(opened.name, "Old Timer");
@@ -92,15 +92,58 @@ async fn a_field_copied_onto_another_patient_does_not_open() {
     store.write(batch).await.unwrap();
     let a = store.get::<StoredPatient>("pat_a").unwrap().unwrap();
     let mut b = store.get::<StoredPatient>("pat_b").unwrap().unwrap();
-    b.sealed.as_mut().unwrap().name = a.sealed.as_ref().unwrap().name.clone();
+    b.profile = a.profile.clone();
     let mut batch = WriteBatch::new();
     batch.put("pat_b", &b);
     store.write(batch).await.unwrap();
     let err = load(&store, &vault, &PatientId::parse("pat_b").unwrap()).unwrap_err();
     assert!(
-        err.to_string().contains("patients/pat_b.name"),
-        "the error names the field: {err}"
+        err.to_string().contains("patients/pat_b.profile"),
+        "the error names the record and field: {err}"
     );
+}
+
+#[tokio::test]
+async fn profiles_sealed_field_by_field_are_sealed_together_at_start_up() {
+    let (_dir, store, _system) = store_and_system();
+    let vault = Vault::ephemeral();
+    let patient = profile("pat_v2", "Field Byfield");
+    let id = &patient.patient_id;
+    // As version 2 wrote it: each field sealed on its own.
+    let mut stored = seal(&vault, &patient);
+    stored.profile = None;
+    stored.sealed = Some(SealedFields {
+        name: vault.seal_json(place(id, "name"), &patient.name),
+        dob: patient.dob.map(|d| vault.seal_json(place(id, "dob"), &d)),
+        contact_info: vault.seal_json(place(id, "contactInfo"), &patient.contact_info),
+        address: None,
+        medical_history: vault.seal_json(place(id, "medicalHistory"), &patient.medical_history),
+    });
+    stored.deleted_at = Some(Timestamp::UNIX_EPOCH);
+    let mut batch = WriteBatch::new();
+    batch.put("pat_v2", &stored);
+    store.write(batch).await.unwrap();
+    assert!(
+        store
+            .get::<StoredPatient>("pat_v2")
+            .unwrap()
+            .unwrap()
+            .stale(vault.current())
+    );
+
+    assert_eq!(seal_legacy(&store, &vault).await.unwrap(), 1);
+    assert_eq!(seal_legacy(&store, &vault).await.unwrap(), 0, "idempotent");
+    let after = store.get::<StoredPatient>("pat_v2").unwrap().unwrap();
+    assert!(after.profile.is_some() && after.sealed.is_none());
+    assert!(!after.stale(vault.current()));
+    assert_eq!(
+        after.deleted_at,
+        Some(Timestamp::UNIX_EPOCH),
+        "still deleted"
+    );
+    let opened = open(&vault, after).unwrap();
+    assert_eq!(opened.name, "Field Byfield");
+    assert_eq!(opened.medical_history.allergies, ["latex"]);
 }
 
 #[tokio::test]
