@@ -11,6 +11,13 @@ use medrelay::app::Application;
 use medrelay::config::Settings;
 use medrelay_protocol::Role;
 
+// mimalloc rather than glibc's malloc: the store writer and the request
+// tasks allocate and free short-lived buffers (pages, JSON, frames) across
+// threads, and glibc's allocator took about 18% of the server's CPU under
+// audited reads (`_int_malloc`, `_int_free`, `malloc_consolidate`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "medrelay", version, about = "Real-time clinic backend")]
 struct Cli {

@@ -64,7 +64,7 @@ use crate::config::{NotificationSettings, Settings};
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
     /// The store failed.
-    #[error("storage error")]
+    #[error("storage error: {0}")]
     Storage(#[source] Fault),
     /// A delivery task panicked; what it was doing is still in the store.
     #[error("{0} panicked")]

@@ -46,7 +46,6 @@ use input::{apply, name_of};
 /// committed between its read and its write.
 const RETRIES: usize = 5;
 
-
 impl From<PatientError> for AppError {
     fn from(e: PatientError) -> Self {
         AppError::internal(e)
