@@ -245,9 +245,23 @@ fn lane_done_with(record: &NotificationRecord) -> bool {
 
 /// Whether the record reached a final status while this send was under
 /// way (a provider callback can arrive before the send's own answer); its
-/// outcome then stands and this one is dropped.
-fn settled_meanwhile(n: &Notifier, id: &str) -> Result<bool, super::NotifyError> {
-    Ok(n.record(id)?.is_some_and(|r| r.status.is_final()))
+/// outcome then stands and this one is dropped. Otherwise `record` takes up
+/// the stored text, which is what it writes back.
+fn settled_meanwhile(
+    n: &Notifier,
+    record: &mut NotificationRecord,
+) -> Result<bool, super::NotifyError> {
+    match n.record(&record.notification_id)? {
+        Some(stored) if stored.status.is_final() => Ok(true),
+        Some(stored) => {
+            // A key rotation may have re-sealed the text during the send:
+            // writing back the copy read before it would bring back a seal
+            // whose key is about to be retired.
+            record.text = stored.text;
+            Ok(false)
+        }
+        None => Ok(false),
+    }
 }
 
 async fn forget_pending(n: &Notifier, id: &str) -> Result<(), super::NotifyError> {
@@ -263,7 +277,7 @@ async fn finish_ok(
     receipt: Receipt,
     note: &str,
 ) -> Result<(), super::NotifyError> {
-    if settled_meanwhile(n, &record.notification_id)? {
+    if settled_meanwhile(n, &mut record)? {
         return Ok(());
     }
     let now = n.clock.now();
@@ -304,7 +318,7 @@ async fn fail_transient(
     mut record: NotificationRecord,
     reason: String,
 ) -> Result<Next, super::NotifyError> {
-    if settled_meanwhile(n, &record.notification_id)? {
+    if settled_meanwhile(n, &mut record)? {
         return Ok(Next::Done);
     }
     let d = &n.settings.delivery;
@@ -353,7 +367,7 @@ async fn fail_final(
     mut record: NotificationRecord,
     reason: String,
 ) -> Result<(), super::NotifyError> {
-    if settled_meanwhile(n, &record.notification_id)? {
+    if settled_meanwhile(n, &mut record)? {
         return Ok(());
     }
     let now = n.clock.now();

@@ -288,9 +288,21 @@ impl Store {
                 outbox.retain_in(..=head - config.outbox_retain, |_, _| false)?;
             }
         }
+        let first_sealing = match config.vault.as_deref() {
+            Some(vault) => phi::seal_kept(&txn, vault)?,
+            None => None,
+        };
         txn.commit()?;
         // Everything the log held is now in redb's file.
         wal.reset();
+        if let Some(count) = first_sealing {
+            // The log may still hold events and records from before sealing.
+            wal.scrub().map_err(StoreError::Log)?;
+            tracing::info!(
+                events = count,
+                "sealed the kept in-app notifications written in the clear"
+            );
+        }
         let next_group = wal.next_round(last_group);
         let db: DbSlot = Arc::new(RwLock::new(Some(db)));
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));

@@ -8,7 +8,9 @@
 use std::borrow::Cow;
 
 use medrelay_protocol::Event;
+use redb::{ReadableTable, WriteTransaction};
 
+use super::tables;
 use crate::phi::{PhiError, Place, Sealed, Vault};
 
 /// The table named in the sealed values' associated data.
@@ -70,3 +72,44 @@ pub(super) fn open(vault: Option<&Vault>, event: &mut Event) {
 
 /// What replaces text that no longer opens.
 const UNREADABLE: &str = "(this message can no longer be shown)";
+
+/// The counter [`seal_kept`] sets once it has run.
+const EVENTS_SEALED: &str = "events_sealed";
+
+/// Seals, once, the patient text of the events kept before the store sealed
+/// them, inside the opening transaction `txn`. Returns `None` if it ran
+/// before, else how many events it sealed (the caller then scrubs the redo
+/// log, which may hold the same text from before).
+pub(super) fn seal_kept(
+    txn: &WriteTransaction,
+    vault: &Vault,
+) -> Result<Option<usize>, redb::Error> {
+    let mut counters = txn.open_table(tables::COUNTERS)?;
+    if counters.get(EVENTS_SEALED)?.is_some() {
+        return Ok(None);
+    }
+    let mut history = txn.open_table(tables::CHANNEL_EVENTS)?;
+    let mut sealed = Vec::new();
+    for item in history.iter()? {
+        let (key, value) = item?;
+        let Ok(mut event) = serde_json::from_slice::<Event>(value.value()) else {
+            continue;
+        };
+        if event.phi_text_mut().is_none() {
+            continue;
+        }
+        // Nothing was sealed before this ran: every such event is in the clear.
+        let kept = seal(Some(vault), &event);
+        let (name, seq) = key.value();
+        sealed.push((
+            name.to_owned(),
+            seq,
+            serde_json::to_vec(&*kept).expect("events serialise to JSON"),
+        ));
+    }
+    for (name, seq, bytes) in &sealed {
+        history.insert((name.as_str(), *seq), bytes.as_slice())?;
+    }
+    counters.insert(EVENTS_SEALED, 1)?;
+    Ok(Some(sealed.len()))
+}

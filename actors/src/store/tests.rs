@@ -512,4 +512,40 @@ async fn kept_notification_text_is_sealed_in_the_log_and_the_history() {
         panic!("{:?}", kept[0].event)
     };
     assert!(!body.contains("Zebulon"), "{body}");
+    reopened.close().await;
+
+    // Events kept in the clear by an earlier release are sealed once, at
+    // the first start with a vault, and the redo log is scrubbed.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.redb");
+    let older = Store::open(&path, StoreConfig::default(), EventHub::new(8)).unwrap();
+    let mut batch = WriteBatch::new();
+    batch.event(channel.clone(), event.clone());
+    older.write(batch).await.unwrap();
+    older.close().await;
+    let sealing = StoreConfig {
+        vault: Some(vault.clone()),
+        ..StoreConfig::default()
+    };
+    let store = Store::open(&path, sealing.clone(), EventHub::new(8)).unwrap();
+    assert_eq!(
+        store.channel_events(&channel, 0, 10).unwrap().0[0].event,
+        event
+    );
+    store.close().await;
+    let log = std::fs::read(dir.path().join("t.redb.wal")).unwrap();
+    assert!(!log.windows(7).any(|w| w == b"Zebulon"), "scrubbed");
+    let keyless = Store::open(&path, StoreConfig::default(), EventHub::new(8)).unwrap();
+    assert_ne!(
+        keyless.channel_events(&channel, 0, 10).unwrap().0[0].event,
+        event,
+        "sealed"
+    );
+    keyless.close().await;
+    let store = Store::open(&path, sealing, EventHub::new(8)).unwrap();
+    assert_eq!(
+        store.channel_events(&channel, 0, 10).unwrap().0[0].event,
+        event,
+        "once"
+    );
 }

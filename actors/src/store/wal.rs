@@ -172,6 +172,16 @@ impl Wal {
     pub(super) fn reset(&mut self) {
         self.len = 0;
     }
+
+    /// Writes zeros over the whole file and syncs it: after a reset, for
+    /// old records that must not stay readable (written before the store
+    /// sealed events).
+    pub(super) fn scrub(&mut self) -> io::Result<()> {
+        let size = self.allocated;
+        self.allocated = 0;
+        self.grow(size)?;
+        self.file.sync_data()
+    }
 }
 
 /// The groups at the start of `bytes`, each newer than the one before, and
