@@ -213,7 +213,7 @@ async fn try_attempt(
         ))),
     };
     record.in_flight = false;
-    match outcome {
+    match outcome.map_err(|e| without_address(e, &text.recipient)) {
         Ok(receipt) => {
             lane.breaker.success();
             finish_ok(n, record, receipt, "").await?;
@@ -403,9 +403,42 @@ fn backoff(attempt: u32, initial: Duration, max: Duration) -> Duration {
     base.mul_f64(0.5 + 0.5 * jitter)
 }
 
+/// `error` with `address` taken out of its text. Providers often repeat
+/// the address in their answers ("The 'To' number +1555... is not a valid
+/// phone number", "550 <ann@example.org>: no such user"), and that text is
+/// kept in the clear in the delivery history (shown to the sender and the
+/// recipient, unmasked) and in the log.
+fn without_address(mut error: SendError, address: &str) -> SendError {
+    let (SendError::Transient(reason) | SendError::Permanent { reason, .. }) = &mut error;
+    if !address.is_empty() && reason.contains(address) {
+        *reason = reason.replace(address, "<recipient>");
+    }
+    error
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_provider_answer_loses_the_address_it_repeats() {
+        let twilio = SendError::Permanent {
+            reason: "Twilio 400 (21211): The 'To' number +15557770123 is not a valid phone number."
+                .into(),
+            unregistered: false,
+        };
+        let kept = without_address(twilio, "+15557770123").to_string();
+        assert!(!kept.contains("5557770123"), "{kept}");
+        assert!(
+            kept.contains("The 'To' number <recipient> is not"),
+            "{kept}"
+        );
+        let smtp = SendError::Transient("450 <ann@example.org>: mailbox busy".into());
+        assert_eq!(
+            without_address(smtp, "ann@example.org").to_string(),
+            "450 <<recipient>>: mailbox busy"
+        );
+    }
 
     #[test]
     fn backoff_doubles_within_bounds() {
