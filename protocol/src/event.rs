@@ -219,6 +219,12 @@ impl Event {
         }
     }
 
+    /// Whether [`Event::phi_text_mut`] has fields to give (checked without
+    /// a copy, on the store writer's path for every event).
+    pub fn carries_phi_text(&self) -> bool {
+        matches!(self, Event::Notification { .. })
+    }
+
     /// The event's `kind` tag, as on the wire.
     pub fn kind(&self) -> &'static str {
         match self {

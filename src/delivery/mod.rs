@@ -493,6 +493,9 @@ impl Notifier {
         now: Timestamp,
     ) -> Option<(NotificationChannel, String)> {
         let mut rest = std::mem::take(&mut failed.fallback);
+        if rest.is_empty() {
+            return None;
+        }
         let text = match failed.text(&self.vault) {
             Ok(text) => text,
             Err(e) => {

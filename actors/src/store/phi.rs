@@ -19,7 +19,7 @@ const TABLE: &str = "channel_events";
 /// `event` as kept at rest: its patient text sealed under the vault's
 /// current key (unchanged without a vault or without such text).
 pub(super) fn seal<'e>(vault: Option<&Vault>, event: &'e Event) -> Cow<'e, Event> {
-    let Some(vault) = vault else {
+    let Some(vault) = vault.filter(|_| event.carries_phi_text()) else {
         return Cow::Borrowed(event);
     };
     let mut kept = event.clone();
