@@ -39,13 +39,7 @@ pub async fn pass(
         batch,
         pause,
         |p| p.stale(current),
-        |_, p| {
-            let deleted_at = p.deleted_at;
-            let plain = patients::open(vault, p)?;
-            let mut fresh = patients::seal(vault, &plain);
-            fresh.deleted_at = deleted_at;
-            Ok(fresh)
-        },
+        |_, p| Ok(patients::reseal(vault, p)?),
     )
     .await?;
     let records = table::<StoredRecord>(

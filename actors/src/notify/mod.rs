@@ -250,13 +250,12 @@ pub async fn seal_legacy(store: &Store, vault: &Vault) -> Result<usize, PatientE
             return Ok(sealed);
         };
         after = Some(last.clone());
-        for (key, mut record) in page {
-            if let StoredText::Legacy(text) = &record.text {
-                record.text = NotificationRecord::seal_text(vault, &key, text);
+        for (key, record) in page {
+            if matches!(record.text, StoredText::Legacy(_)) {
                 // No compare-and-swap: it runs at start-up, before anything
                 // else writes notifications (and a version-1 value never
                 // equals its re-encoding).
-                batch.put(key, &record);
+                batch.put(key, &record.resealed(vault)?);
                 sealed += 1;
             }
         }

@@ -272,6 +272,18 @@ pub fn open(vault: &Vault, stored: StoredPatient) -> Result<PatientRecord, PhiEr
     })
 }
 
+/// `stored` sealed afresh as one value under the current key, its deletion
+/// mark kept (key rotation; profiles sealed field by field).
+///
+/// # Errors
+/// [`PhiError`] when a field does not open.
+pub fn reseal(vault: &Vault, stored: StoredPatient) -> Result<StoredPatient, PhiError> {
+    let deleted_at = stored.deleted_at;
+    let mut fresh = seal(vault, &open(vault, stored)?);
+    fresh.deleted_at = deleted_at;
+    Ok(fresh)
+}
+
 /// Whether `id` names a patient that exists and is not deleted.
 ///
 /// # Errors
@@ -500,16 +512,12 @@ pub async fn seal_legacy(store: &Store, vault: &Vault) -> Result<usize, PatientE
             if stored.profile.is_some() {
                 continue;
             }
-            let (in_clear, deleted_at) = (stored.plain.is_some(), stored.deleted_at);
-            let patient = open(vault, stored)?;
-            if in_clear {
+            if stored.plain.is_some() {
                 // Never indexed either.
-                write(&mut batch, vault, None, &patient, false);
+                write(&mut batch, vault, None, &open(vault, stored)?, false);
             } else {
                 // Sealed field by field: sealed together, indexes as they are.
-                let mut fresh = seal(vault, &patient);
-                fresh.deleted_at = deleted_at;
-                batch.put(key, &fresh);
+                batch.put(key, &reseal(vault, stored)?);
             }
             count += 1;
         }

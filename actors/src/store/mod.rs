@@ -58,12 +58,12 @@ fn replay(
 ) -> Result<u64, StoreError> {
     let mut last = applied;
     let mut replayed = 0usize;
+    let vault = config.vault.as_deref();
     for (group, mut batches) in logged {
         if group <= applied {
             continue;
         }
         // The log keeps events sealed; applying them seals them afresh.
-        let vault = config.vault.as_deref();
         for batch in &mut batches {
             batch
                 .events
@@ -495,12 +495,11 @@ impl Store {
         {
             let (k, v) = item?;
             let seq = k.value().1;
-            let event = serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt {
+            let mut event = serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt {
                 table: "channel_events",
                 key: format!("{name}#{seq}"),
                 reason: e.to_string(),
             })?;
-            let mut event = event;
             phi::open(self.config.vault.as_deref(), &mut event);
             out.push(StoredEvent { seq, event });
         }

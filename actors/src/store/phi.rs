@@ -92,10 +92,10 @@ pub(super) fn seal_kept(
     let mut sealed = Vec::new();
     for item in history.iter()? {
         let (key, value) = item?;
-        let Ok(mut event) = serde_json::from_slice::<Event>(value.value()) else {
+        let Ok(event) = serde_json::from_slice::<Event>(value.value()) else {
             continue;
         };
-        if event.phi_text_mut().is_none() {
+        if !event.carries_phi_text() {
             continue;
         }
         // Nothing was sealed before this ran: every such event is in the clear.
