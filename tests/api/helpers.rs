@@ -529,3 +529,22 @@ pub async fn doctor_account(app: &TestApp, admin: &str, username: &str, provider
     assert_eq!(status, 200, "{body}");
     app.login(username, PASSWORD).await.token
 }
+
+/// Every file at the top of `dir` (not its sub-folders), with its bytes:
+/// where a stopped server keeps its store, redo log and keys.
+pub fn files_at_top_of(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            files.push((path, bytes));
+        }
+    }
+    files
+}
+
+/// Whether `bytes` hold `text` anywhere.
+pub fn contains(bytes: &[u8], text: &str) -> bool {
+    bytes.windows(text.len()).any(|w| w == text.as_bytes())
+}

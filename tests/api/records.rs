@@ -371,20 +371,18 @@ async fn records_are_sealed_at_rest_and_every_access_is_audited() {
 
     let data = c.app.data_dir.clone();
     c.app.stop().await;
-    for entry in std::fs::read_dir(&data).unwrap() {
-        let path = entry.unwrap().path();
-        if !path.is_file() {
-            continue;
-        }
-        let bytes = std::fs::read(&path).unwrap();
+    for (path, bytes) in files_at_top_of(&data) {
         for secret in [
             "Xerodermatic",
             "vasculopathy",
             "Quarterblood",
             "Zanthoprazine",
         ] {
-            let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
-            assert!(!found, "{secret} is readable in {}", path.display());
+            assert!(
+                !contains(&bytes, secret),
+                "{secret} is readable in {}",
+                path.display()
+            );
         }
     }
 }

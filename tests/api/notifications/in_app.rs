@@ -258,14 +258,7 @@ async fn notification_text_and_addresses_are_sealed_at_rest() {
     app.stop().await;
     // The store, its redo log and every other file at the top of the data
     // folder (the outbox folders below it are delivered mail, by design).
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(&data_dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            files.push((path.clone(), std::fs::read(&path).unwrap()));
-        }
-    }
-    let contains = |bytes: &[u8], s: &str| bytes.windows(s.len()).any(|w| w == s.as_bytes());
+    let files = files_at_top_of(&data_dir);
     // The control: the username is not PHI and is kept in the clear.
     assert!(files.iter().any(|(_, bytes)| contains(bytes, "quintessa")));
     for (path, bytes) in &files {
