@@ -152,10 +152,7 @@ pub async fn query(
     if let Err(e) = principal.require(&[Role::Admin]) {
         return Err(refused(state, this, e).await);
     }
-    let limit = q.limit.unwrap_or(100);
-    if limit == 0 || limit > PAGE {
-        return Err(AppError::invalid("limit", format!("must be 1 to {PAGE}")));
-    }
+    let limit = crate::service::page_size(q.limit, 100, PAGE)?;
     let after = q.after.unwrap_or(0);
     // Candidates: a patient's entries through their index, or the log itself.
     let candidates: Vec<(u64, Vec<u8>)> = match &q.patient_id {

@@ -28,6 +28,33 @@ use medrelay_protocol::PatientId;
 
 use crate::error::AppError;
 
+/// The page size asked for (`default` when absent), or 422 naming `limit`
+/// when it is not 1 to `max`.
+pub(crate) fn page_size(
+    limit: Option<usize>,
+    default: usize,
+    max: usize,
+) -> Result<usize, AppError> {
+    let limit = limit.unwrap_or(default);
+    if limit == 0 || limit > max {
+        return Err(AppError::invalid("limit", format!("must be 1 to {max}")));
+    }
+    Ok(limit)
+}
+
+/// Trimmed text of 1 to `max` characters, without control characters, or
+/// 422 naming `field`.
+pub(crate) fn text(field: &str, value: &str, max: usize) -> Result<String, AppError> {
+    let value = value.trim();
+    if value.is_empty() || value.chars().count() > max || value.chars().any(char::is_control) {
+        return Err(AppError::invalid(
+            field,
+            format!("must be 1 to {max} characters, without control characters"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
 /// A patient id from a path, or 422 naming `patientId`.
 pub(crate) fn parse_patient_id(raw: &str) -> Result<PatientId, AppError> {
     PatientId::parse(raw).map_err(|e| AppError::invalid("patientId", e))

@@ -110,10 +110,7 @@ pub fn list(
     after: Option<&str>,
     limit: Option<usize>,
 ) -> Result<DoctorList, AppError> {
-    let limit = limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(AppError::invalid("limit", "must be 1 to 500"));
-    }
+    let limit = crate::service::page_size(limit, 100, 500)?;
     let rows = state.store.scan::<ProviderRecord>(after, limit + 1)?;
     let more = rows.len() > limit;
     let doctors: Vec<Doctor> = rows

@@ -352,13 +352,7 @@ pub async fn list(
     origin: &Origin,
     q: RecordQuery,
 ) -> Result<RecordList, AppError> {
-    let limit = q.limit.unwrap_or(MAX_PAGE);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(AppError::invalid(
-            "limit",
-            format!("must be 1 to {MAX_PAGE}"),
-        ));
-    }
+    let limit = crate::service::page_size(q.limit, MAX_PAGE, MAX_PAGE)?;
     let viewer = viewer(state, principal)?;
     let patient = match (q.patient_id, &viewer.patient_id) {
         (Some(p), _) => p,

@@ -3,6 +3,7 @@
 
 #[path = "../../bench/src/availability.rs"]
 mod availability;
+mod care;
 mod child;
 mod helpers;
 mod nats_harness;

@@ -1,50 +1,15 @@
 //! Medical records: written by the doctor in care, read by the patient,
 //! every version kept, deletion a tombstone (410), sealed at rest, audited.
 
-use jiff::{Timestamp, ToSpan};
 use serde_json::{Value, json};
 
+use crate::care::{CareClinic, care_clinic};
 use crate::helpers::*;
 
-struct Clinic {
-    app: TestApp,
-    admin: String,
-    dr: String,
-    other_dr: String,
-    alice: Patient,
-    bob: Patient,
-}
+type Clinic = CareClinic;
 
-/// Dr. Care sees Alice (an appointment); Dr. Other sees no one.
 async fn clinic() -> Clinic {
-    let app = spawn_app().await;
-    let admin = app.admin_token().await;
-    let dr = doctor_account(&app, &admin, "drcare", "prv_care").await;
-    let other_dr = doctor_account(&app, &admin, "drother", "prv_other").await;
-    let alice = app.signup_patient("alice").await;
-    let bob = app.signup_patient("bob").await;
-    let date = Timestamp::now()
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .date()
-        .checked_add(2.days())
-        .unwrap();
-    let (status, body) = app
-        .post(
-            "/api/appointments",
-            json!({"patientId": alice.patient_id, "providerId": "prv_care",
-                   "appointmentDate": date.to_string(), "timeSlot": "09:00"}),
-            Some(&alice.tokens.token),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    Clinic {
-        app,
-        admin,
-        dr,
-        other_dr,
-        alice,
-        bob,
-    }
+    care_clinic(|_| {}).await
 }
 
 fn seed_record(patient: &str) -> Value {

@@ -7,6 +7,7 @@ use medrelay_protocol::patient::PatientBody;
 use medrelay_protocol::profile::Address;
 
 use crate::error::AppError;
+use crate::service::text;
 
 const MAX_NAME: usize = 200;
 const MAX_PART: usize = 100;
@@ -123,16 +124,4 @@ fn checked_address(address: Address) -> Result<Address, AppError> {
         }
     }
     Ok(address)
-}
-
-/// Trimmed text of 1 to `max` characters, without control characters.
-fn text(field: &str, value: &str, max: usize) -> Result<String, AppError> {
-    let value = value.trim();
-    if value.is_empty() || value.chars().count() > max || value.chars().any(char::is_control) {
-        return Err(AppError::invalid(
-            field,
-            format!("must be 1 to {max} characters, without control characters"),
-        ));
-    }
-    Ok(value.to_owned())
 }
