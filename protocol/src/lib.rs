@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`account`]: the bodies of sign-up, login, refresh, logout and `me`.
 //! - [`audit`]: audit entries and a patient's access log.
+//! - [`money`]: [`Money`], exact amounts read and written without floats.
 //! - [`ids`]: identifiers and account values that validate when parsed
 //!   ([`ids::UserId`], [`ids::ProviderId`], [`ids::Username`], [`ids::Email`], ...).
 //! - [`error`]: the error codes shared by REST, WebSocket and (later) NATS replies.
@@ -30,6 +31,7 @@ pub mod channel;
 pub mod error;
 pub mod event;
 pub mod ids;
+pub mod money;
 pub mod nats;
 pub mod notification;
 pub mod patient;
@@ -44,6 +46,7 @@ pub use channel::Channel;
 pub use error::{ErrorBody, ErrorCode};
 pub use event::Event;
 pub use ids::{Email, PatientId, ProviderId, RecordId, Role, UserId, Username};
+pub use money::Money;
 
 /// The WebSocket subprotocol a client must offer (`Sec-WebSocket-Protocol`).
 pub const WS_SUBPROTOCOL: &str = "medrelay.v1";
