@@ -115,6 +115,15 @@ impl Application {
                 "sealed notifications written in the clear"
             );
         }
+        let opened = medrelay_actors::billing::open_missing_accounts(&store)
+            .await
+            .context("could not open billing accounts for earlier patients")?;
+        if opened > 0 {
+            tracing::info!(
+                accounts = opened,
+                "opened billing accounts for patients registered before billing"
+            );
+        }
         medrelay_actors::schedule::migrate::provider_cells(&store)
             .await
             .context("could not repair doctors' cells")?;

@@ -9,8 +9,10 @@ use anyhow::{Context, bail};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+mod billing;
 mod notifications;
 
+pub use billing::BillingSettings;
 pub use notifications::{
     DeliverySettings, EmailSettings, NotificationSettings, PushSettings, SmsSettings, SmtpTls,
     TemplateSettings,
@@ -45,6 +47,8 @@ pub struct Settings {
     pub notifications: NotificationSettings,
     /// `[records]`
     pub records: RecordSettings,
+    /// `[billing]`
+    pub billing: BillingSettings,
 }
 
 /// `[records]`: patient data at rest.
@@ -503,6 +507,7 @@ impl Settings {
                 "invalid configuration: store.hub_initial_capacity must not exceed store.hub_capacity"
             );
         }
+        self.billing.validate()?;
         if self.access_ttl_secs_exceeds_refresh() {
             bail!(
                 "invalid configuration: auth.access_ttl_secs must not exceed auth.refresh_ttl_secs"

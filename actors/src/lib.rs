@@ -9,6 +9,8 @@
 //! - [`system`]: the actix system, the lazy actor registry, panic-safe supervision,
 //!   and the keyed-actor template ([`system::keyed`]).
 //! - [`accounts`]: users, profiles, sessions, revocations; `AccountActor`.
+//! - [`billing`]: billing accounts and bills, their lines sealed, every
+//!   revision kept.
 //! - [`audit`]: audit entries (FHIR AuditEvent fields) for every access to
 //!   patient data; the store chains them.
 //! - [`medical`]: medical records, sealed, with every version kept.
@@ -28,6 +30,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod billing;
 pub mod channels;
 pub mod fault;
 pub mod hub;

@@ -14,6 +14,7 @@
 
 use std::time::Duration;
 
+use crate::billing::{self, BillRevision, StoredBill};
 use crate::medical::{self, RecordVersion, StoredRecord};
 use crate::notify::NotificationRecord;
 use crate::patients::history::{self, HistoryVersion};
@@ -74,7 +75,23 @@ pub async fn pass(
         |_, n| Ok(n.resealed(vault)?),
     )
     .await?;
-    Ok(patients + records + versions + histories + notifications)
+    let bills = table::<StoredBill>(
+        store,
+        batch,
+        pause,
+        |b| b.services.key_id().ok() != Some(current),
+        |_, b| Ok(billing::seal(vault, &billing::open(vault, b)?)),
+    )
+    .await?;
+    let bill_revisions = table::<BillRevision>(
+        store,
+        batch,
+        pause,
+        |r| r.services.key_id().ok() != Some(current),
+        |key, r| Ok(billing::reseal_revision(vault, key, r)?),
+    )
+    .await?;
+    Ok(patients + records + versions + histories + notifications + bills + bill_revisions)
 }
 
 /// Re-seals the stale values of one table.

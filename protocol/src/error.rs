@@ -51,6 +51,8 @@ pub enum ErrorCode {
     InvalidTransition,
     /// It existed and was deleted.
     Gone,
+    /// A bill's `totalAmount` is not the sum of its services.
+    TotalMismatch,
 }
 
 impl ErrorCode {
@@ -79,6 +81,7 @@ impl ErrorCode {
             ErrorCode::PatientConflict => "patient_conflict",
             ErrorCode::InvalidTransition => "invalid_transition",
             ErrorCode::Gone => "gone",
+            ErrorCode::TotalMismatch => "total_mismatch",
         }
     }
 }

@@ -93,6 +93,11 @@ token_id!(
     RecordId,
     "recordId"
 );
+token_id!(
+    /// A bill's id.
+    BillId,
+    "billId"
+);
 
 /// A login name: 3 to 32 characters, letters, digits, `.`, `-`, `_`; compared
 /// case-insensitively (it is stored lower-cased).

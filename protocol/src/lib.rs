@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`account`]: the bodies of sign-up, login, refresh, logout and `me`.
 //! - [`audit`]: audit entries and a patient's access log.
+//! - [`billing`]: bills and billing accounts.
 //! - [`money`]: [`Money`], exact amounts read and written without floats.
 //! - [`ids`]: identifiers and account values that validate when parsed
 //!   ([`ids::UserId`], [`ids::ProviderId`], [`ids::Username`], [`ids::Email`], ...).
@@ -27,6 +28,7 @@
 
 pub mod account;
 pub mod audit;
+pub mod billing;
 pub mod channel;
 pub mod error;
 pub mod event;
@@ -45,7 +47,7 @@ pub mod ws;
 pub use channel::Channel;
 pub use error::{ErrorBody, ErrorCode};
 pub use event::Event;
-pub use ids::{Email, PatientId, ProviderId, RecordId, Role, UserId, Username};
+pub use ids::{BillId, Email, PatientId, ProviderId, RecordId, Role, UserId, Username};
 pub use money::Money;
 
 /// The WebSocket subprotocol a client must offer (`Sec-WebSocket-Protocol`).

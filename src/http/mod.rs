@@ -22,6 +22,7 @@
 pub mod appointments;
 pub mod audit;
 pub mod auth;
+pub mod billing;
 pub mod directory;
 pub mod error;
 #[cfg(feature = "fault-injection")]
@@ -95,6 +96,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(patients::router())
         .merge(audit::router())
         .merge(records::router())
+        .merge(billing::router())
         .merge(providers::router())
         .merge(appointments::router())
         .merge(notifications::router())

@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //! - [`account`]: sign-up, login, token refresh, logout, `me`.
+//! - [`billing`]: bills (with their revisions) and billing accounts.
 //! - [`delivery_report`]: a notification's delivery report, delivery
 //!   statistics.
 //! - [`notification`]: sending now, preferences, push devices.
@@ -17,6 +18,7 @@
 
 pub mod account;
 pub mod audit;
+pub mod billing;
 pub mod delivery_report;
 pub mod notification;
 pub mod patient;

@@ -14,6 +14,7 @@ mod access;
 mod audit;
 mod auth;
 mod bad_input;
+mod billing;
 mod boards;
 mod durability;
 mod integrity;

@@ -5,6 +5,7 @@ use jiff::civil::Date;
 use medrelay_protocol::profile::{ContactInfo, MedicalHistory};
 use medrelay_protocol::{Channel, Email, Event, PatientId, ProviderId, Role, UserId, Username};
 
+use crate::billing;
 use crate::ids::new_id;
 use crate::patients::history;
 use crate::patients::invites::{self, InviteRecord};
@@ -132,6 +133,7 @@ pub async fn register(
                 updated_at: None,
             };
             patients::write(&mut batch, vault, None, &profile, false);
+            billing::open_account(&mut batch, &patient_id, now);
             history::append(
                 &mut batch,
                 store,

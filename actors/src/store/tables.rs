@@ -64,11 +64,19 @@ pub enum Table {
     Invites,
     /// `<patient>/<version, 10 digits>` → a version of their medical history.
     HistoryVersions,
+    /// patient id → their billing account.
+    BillingAccounts,
+    /// bill id → a bill, its service lines sealed.
+    Bills,
+    /// `<bill>/<revision, 10 digits>` → the bill as one change left it.
+    BillRevisions,
+    /// `<patient>/<bill>` → (index of a patient's bills).
+    PatientBills,
 }
 
 impl Table {
     /// All record tables; each is created when the store opens.
-    pub const ALL: [Table; 26] = [
+    pub const ALL: [Table; 30] = [
         Table::Users,
         Table::Usernames,
         Table::Patients,
@@ -95,6 +103,11 @@ impl Table {
         Table::PatientRecords,
         Table::Invites,
         Table::HistoryVersions,
+        // New tables go last: the redo log names tables by position.
+        Table::BillingAccounts,
+        Table::Bills,
+        Table::BillRevisions,
+        Table::PatientBills,
     ];
 
     /// The table's position in [`Table::ALL`].
@@ -134,6 +147,10 @@ impl Table {
             Table::PatientRecords => "patient_records",
             Table::Invites => "invites",
             Table::HistoryVersions => "history_versions",
+            Table::BillingAccounts => "billing_accounts",
+            Table::Bills => "bills",
+            Table::BillRevisions => "bill_revisions",
+            Table::PatientBills => "patient_bills",
         }
     }
 

@@ -23,6 +23,7 @@ use std::collections::BTreeSet;
 
 use jiff::Timestamp;
 use medrelay_actors::audit::{self, Action};
+use medrelay_actors::billing;
 use medrelay_actors::channels::Viewer;
 use medrelay_actors::ids::new_id;
 use medrelay_actors::patients::{
@@ -103,6 +104,7 @@ pub async fn register(
     }
     let mut batch = WriteBatch::new();
     patients::write(&mut batch, &state.vault, None, &patient, !allow_duplicate);
+    billing::open_account(&mut batch, &patient_id, now);
     let by = &principal.user_id;
     let medical = &patient.medical_history;
     history::append(
