@@ -12,7 +12,7 @@
 use jiff::Timestamp;
 use medrelay_protocol::billing::{BillStatus, ClaimRequest, ServiceLine};
 use medrelay_protocol::schedule::AppointmentId;
-use medrelay_protocol::{BillId, Money, PatientId, UserId};
+use medrelay_protocol::{BillId, ClaimId, Money, PatientId, UserId};
 use serde::{Deserialize, Serialize};
 
 use crate::patients::{PatientError, StoredPatient};
@@ -50,6 +50,8 @@ pub struct Bill {
     pub services: Vec<ServiceLine>,
     /// The insurance claim.
     pub insurance_claim: Option<ClaimRequest>,
+    /// The claim made from it ([`claims`]).
+    pub claim_id: Option<ClaimId>,
     /// The sum of the services.
     pub total: Money,
     /// Payments applied so far.
@@ -105,6 +107,9 @@ pub struct StoredBill {
     /// The insurance claim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insurance_claim: Option<ClaimRequest>,
+    /// The claim made from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_id: Option<ClaimId>,
     /// The total.
     pub total: Money,
     /// Paid so far.
@@ -135,16 +140,19 @@ pub enum BillChange {
     Created,
     /// Changed.
     Updated,
+    /// A payment applied (an insurer's, for now).
+    Paid,
     /// Voided.
     Voided,
 }
 
 impl BillChange {
-    /// `created`, `updated` or `voided`.
+    /// `created`, `updated`, `paid` or `voided`.
     pub fn as_str(self) -> &'static str {
         match self {
             BillChange::Created => "created",
             BillChange::Updated => "updated",
+            BillChange::Paid => "paid",
             BillChange::Voided => "voided",
         }
     }
@@ -262,6 +270,7 @@ pub fn seal(vault: &Vault, bill: &Bill) -> StoredBill {
         appointment_id: bill.appointment_id.clone(),
         services: vault.seal_json(place(Table::Bills, id), &bill.services),
         insurance_claim: bill.insurance_claim.clone(),
+        claim_id: bill.claim_id.clone(),
         total: bill.total,
         paid: bill.paid,
         status: bill.status,
@@ -284,6 +293,7 @@ pub fn open(vault: &Vault, s: StoredBill) -> Result<Bill, PhiError> {
         patient_id: s.patient_id,
         appointment_id: s.appointment_id,
         insurance_claim: s.insurance_claim,
+        claim_id: s.claim_id,
         total: s.total,
         paid: s.paid,
         status: s.status,
@@ -390,6 +400,8 @@ pub fn revisions(
 ) -> Result<Vec<(String, BillRevision)>, StoreError> {
     store.scan_prefix::<BillRevision>(&format!("{id}/"), limit)
 }
+
+pub mod claims;
 
 #[cfg(test)]
 mod tests;

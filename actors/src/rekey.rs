@@ -14,13 +14,14 @@
 
 use std::time::Duration;
 
+use crate::billing::claims::{self, ClaimVersion, StoredClaim};
 use crate::billing::{self, BillRevision, StoredBill};
 use crate::medical::{self, RecordVersion, StoredRecord};
 use crate::notify::NotificationRecord;
 use crate::patients::history::{self, HistoryVersion};
 use crate::patients::{self, PatientError, StoredPatient};
 use crate::phi::Vault;
-use crate::store::{Record, Store, WriteBatch, WriteError};
+use crate::store::{Record, Store, Table, WriteBatch, WriteError};
 
 /// One pass over every sealed table: re-seals up to `batch` stale values
 /// per write, pausing `pause` between writes. Returns how many stale values
@@ -91,7 +92,38 @@ pub async fn pass(
         |key, r| Ok(billing::reseal_revision(vault, key, r)?),
     )
     .await?;
-    Ok(patients + records + versions + histories + notifications + bills + bill_revisions)
+    let claims = table::<StoredClaim>(
+        store,
+        batch,
+        pause,
+        |c| claims::stale(c, current),
+        |key, c| Ok(claims::reseal(vault, Table::Claims, key, c)?),
+    )
+    .await?;
+    let claim_versions = table::<ClaimVersion>(
+        store,
+        batch,
+        pause,
+        |v| claims::stale(&v.0, current),
+        |key, v| {
+            Ok(ClaimVersion(claims::reseal(
+                vault,
+                Table::ClaimVersions,
+                key,
+                v.0,
+            )?))
+        },
+    )
+    .await?;
+    Ok(patients
+        + records
+        + versions
+        + histories
+        + notifications
+        + bills
+        + bill_revisions
+        + claims
+        + claim_versions)
 }
 
 /// Re-seals the stale values of one table.

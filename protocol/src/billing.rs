@@ -6,7 +6,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::ids::{BillId, PatientId, UserId};
+use crate::claim::ClaimStatus;
+use crate::ids::{BillId, ClaimId, PatientId, UserId};
 use crate::money::Money;
 use crate::schedule::AppointmentId;
 
@@ -138,6 +139,16 @@ pub struct BillView {
     pub payments_applied: Money,
     /// What the patient still owes on it.
     pub balance_due: Money,
+    /// The total less what the insurer approved (the whole total until the
+    /// claim is decided).
+    pub patient_share: Money,
+    /// The claim made from `insuranceClaim`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub claim_id: Option<ClaimId>,
+    /// Where that claim stands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claim_status: Option<ClaimStatus>,
     /// Its revision, from 1; every change adds one.
     pub revision: u32,
     /// When it was written.
@@ -172,7 +183,7 @@ pub struct BillRevisionView {
     /// Who.
     #[schema(value_type = String)]
     pub by: UserId,
-    /// `created`, `updated` or `voided`.
+    /// `created`, `updated`, `paid` (an insurer's payment) or `voided`.
     pub change: String,
     /// The services then.
     pub services: Vec<ServiceLine>,

@@ -98,6 +98,11 @@ token_id!(
     BillId,
     "billId"
 );
+token_id!(
+    /// An insurance claim's id.
+    ClaimId,
+    "claimId"
+);
 
 /// A login name: 3 to 32 characters, letters, digits, `.`, `-`, `_`; compared
 /// case-insensitively (it is stored lower-cased).

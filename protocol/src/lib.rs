@@ -8,6 +8,7 @@
 //! - [`account`]: the bodies of sign-up, login, refresh, logout and `me`.
 //! - [`audit`]: audit entries and a patient's access log.
 //! - [`billing`]: bills and billing accounts.
+//! - [`claim`]: insurance claims and their lifecycle.
 //! - [`money`]: [`Money`], exact amounts read and written without floats.
 //! - [`ids`]: identifiers and account values that validate when parsed
 //!   ([`ids::UserId`], [`ids::ProviderId`], [`ids::Username`], [`ids::Email`], ...).
@@ -30,6 +31,7 @@ pub mod account;
 pub mod audit;
 pub mod billing;
 pub mod channel;
+pub mod claim;
 pub mod error;
 pub mod event;
 pub mod ids;
@@ -47,7 +49,7 @@ pub mod ws;
 pub use channel::Channel;
 pub use error::{ErrorBody, ErrorCode};
 pub use event::Event;
-pub use ids::{BillId, Email, PatientId, ProviderId, RecordId, Role, UserId, Username};
+pub use ids::{BillId, ClaimId, Email, PatientId, ProviderId, RecordId, Role, UserId, Username};
 pub use money::Money;
 
 /// The WebSocket subprotocol a client must offer (`Sec-WebSocket-Protocol`).

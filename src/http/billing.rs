@@ -1,5 +1,5 @@
-//! `/api/bills` and `/api/billing-accounts` (seed: healthcare-api section 3;
-//! patient-management's `GetBillingAccount`).
+//! `/api/bills`, `/api/claims` and `/api/billing-accounts` (seed:
+//! healthcare-api section 3; patient-management's `GetBillingAccount`).
 
 use std::sync::Arc;
 
@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use medrelay_protocol::billing::{
     BillBody, BillList, BillRevisions, BillStatus, BillView, BillWritten, BillingAccountView,
 };
+use medrelay_protocol::claim::{ClaimDecision, ClaimList, ClaimStatus, ClaimView, ClaimWritten};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -19,6 +20,7 @@ use super::json::{Json, bad_query};
 use crate::auth::Principal;
 use crate::error::AppError;
 use crate::service::audit::Origin;
+use crate::service::billing::claims::{self, ClaimQuery};
 use crate::service::billing::{self, BillQuery};
 use crate::state::AppState;
 
@@ -30,6 +32,9 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(get_one, update, delete))
         .routes(routes!(revisions))
         .routes(routes!(account))
+        .routes(routes!(submit_claim))
+        .routes(routes!(get_claim, decide_claim))
+        .routes(routes!(list_claims))
 }
 
 /// Writes a bill (admins; doctors for the patients in their care). The
@@ -180,6 +185,98 @@ async fn account(
     Path(patient): Path<String>,
 ) -> Result<axum::Json<BillingAccountView>, AppError> {
     billing::account(&state, &principal, &origin, &patient)
+        .await
+        .map(axum::Json)
+}
+
+/// Sends the bill's insurance claim to the insurer (a draft, or a denied
+/// claim corrected through the bill's `insuranceClaim`).
+#[utoipa::path(post, path = "/api/bills/{billId}/claim/submit", tag = "billing",
+    params(("billId" = String, Path)),
+    responses((status = 200, body = ClaimWritten), (status = 403, body = ErrorEnvelope),
+        (status = 409, body = ErrorEnvelope, description = "the bill is not issued, or the claim is already with the insurer")),
+    security(("bearer" = [])))]
+async fn submit_claim(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    origin: Origin,
+    Path(id): Path<String>,
+) -> Result<axum::Json<ClaimWritten>, AppError> {
+    claims::submit(&state, &principal, &origin, &id)
+        .await
+        .map(axum::Json)
+}
+
+/// A claim with its history and the patient's share.
+#[utoipa::path(get, path = "/api/claims/{claimId}", tag = "billing",
+    params(("claimId" = String, Path)),
+    responses((status = 200, body = ClaimView), (status = 403, body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+async fn get_claim(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    origin: Origin,
+    Path(id): Path<String>,
+) -> Result<axum::Json<ClaimView>, AppError> {
+    claims::get(&state, &principal, &origin, &id)
+        .await
+        .map(axum::Json)
+}
+
+/// Records the insurer's progress or decision (admins); `paid` applies the
+/// insurer's payment to the bill.
+#[utoipa::path(put, path = "/api/claims/{claimId}", tag = "billing",
+    params(("claimId" = String, Path)), request_body = ClaimDecision,
+    responses((status = 200, body = ClaimWritten), (status = 403, body = ErrorEnvelope),
+        (status = 409, body = ErrorEnvelope, description = "not a transition the claim's state allows")),
+    security(("bearer" = [])))]
+async fn decide_claim(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    origin: Origin,
+    Path(id): Path<String>,
+    Json(decision): Json<ClaimDecision>,
+) -> Result<axum::Json<ClaimWritten>, AppError> {
+    claims::decide(&state, &principal, &origin, &id, decision)
+        .await
+        .map(axum::Json)
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ClaimParams {
+    /// Only claims in this state.
+    #[param(value_type = Option<String>)]
+    status: Option<ClaimStatus>,
+    /// Only claims to this insurer (exact).
+    insurance_provider: Option<String>,
+    /// Claims whose id sorts after this one (the `next` of the last page).
+    #[param(value_type = Option<String>)]
+    after: Option<medrelay_protocol::ClaimId>,
+    /// At most this many (1 to 100, the default).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<usize>,
+}
+
+/// Claims by id, filtered (admins).
+#[utoipa::path(get, path = "/api/claims", tag = "billing", params(ClaimParams),
+    responses((status = 200, body = ClaimList), (status = 403, body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+async fn list_claims(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    origin: Origin,
+    query: Result<Query<ClaimParams>, QueryRejection>,
+) -> Result<axum::Json<ClaimList>, AppError> {
+    let Query(q) = query.map_err(bad_query)?;
+    let query = ClaimQuery {
+        status: q.status,
+        insurance_provider: q.insurance_provider,
+        after: q.after,
+        limit: q.limit,
+    };
+    claims::list(&state, &principal, &origin, query)
         .await
         .map(axum::Json)
 }

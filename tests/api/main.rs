@@ -16,6 +16,7 @@ mod auth;
 mod bad_input;
 mod billing;
 mod boards;
+mod claims;
 mod durability;
 mod integrity;
 mod invites;

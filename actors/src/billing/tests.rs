@@ -23,6 +23,7 @@ fn bill(id: &str, patient: &PatientId) -> Bill {
             amount: money("100.00"),
         }],
         insurance_claim: None,
+        claim_id: None,
         total: money("100.00"),
         paid: Money::ZERO,
         status: BillStatus::Issued,
@@ -139,4 +140,83 @@ fn only_open_bills_are_owed() {
         b.status = status;
         assert_eq!(b.balance_due(), Money::ZERO, "{status:?}");
     }
+}
+
+#[test]
+fn a_claim_moves_only_along_its_lifecycle() {
+    use medrelay_protocol::ClaimId;
+    use medrelay_protocol::claim::{ClaimDecision, ClaimStatus as S};
+
+    use super::claims::{Claim, Refusal};
+
+    let claim = |status| Claim {
+        claim_id: ClaimId::parse("clm_1").unwrap(),
+        bill_id: BillId::parse("bill_1").unwrap(),
+        patient_id: PatientId::parse("pat_1").unwrap(),
+        insurance_provider: "HealthInsure".into(),
+        claim_amount: money("75.00"),
+        status,
+        approved_amount: match status {
+            S::Approved => Some(money("75.00")),
+            S::PartiallyApproved => Some(money("50.00")),
+            _ => None,
+        },
+        paid_amount: None,
+        reason: None,
+        version: 1,
+        at: Timestamp::now(),
+        by: UserId::parse("usr_admin").unwrap(),
+    };
+    let decide = |status| ClaimDecision {
+        status,
+        approved_amount: None,
+        reason: Some("not covered".into()),
+        paid_amount: None,
+    };
+    let by = UserId::parse("usr_admin").unwrap();
+    let allowed = [
+        (S::Submitted, S::InReview),
+        (S::Submitted, S::Approved),
+        (S::Submitted, S::Denied),
+        (S::InReview, S::Approved),
+        (S::InReview, S::Denied),
+        (S::Approved, S::Paid),
+        (S::PartiallyApproved, S::Paid),
+    ];
+    for from in [
+        S::Draft,
+        S::Submitted,
+        S::InReview,
+        S::Approved,
+        S::PartiallyApproved,
+        S::Denied,
+        S::Paid,
+    ] {
+        for to in [S::InReview, S::Approved, S::Denied, S::Paid] {
+            let result = claim(from).decided(&decide(to), money("150.00"), &by, Timestamp::now());
+            if allowed.contains(&(from, to)) {
+                let next = result.unwrap_or_else(|e| panic!("{from:?} -> {to:?}: {e}"));
+                assert_eq!((next.status, next.version), (to, 2));
+            } else {
+                assert!(
+                    matches!(result, Err(Refusal::Transition(_))),
+                    "{from:?} -> {to:?}"
+                );
+            }
+        }
+    }
+    // The insurer pays at most what is still owed on the bill.
+    let paid = claim(S::PartiallyApproved).decided(
+        &decide(S::Paid),
+        money("20.00"),
+        &by,
+        Timestamp::now(),
+    );
+    assert!(matches!(
+        paid,
+        Err(Refusal::Field {
+            field: "paidAmount",
+            ..
+        })
+    ));
 }

@@ -72,11 +72,15 @@ pub enum Table {
     BillRevisions,
     /// `<patient>/<bill>` → (index of a patient's bills).
     PatientBills,
+    /// claim id → an insurance claim.
+    Claims,
+    /// `<claim>/<version, 10 digits>` → the claim as one change left it.
+    ClaimVersions,
 }
 
 impl Table {
     /// All record tables; each is created when the store opens.
-    pub const ALL: [Table; 30] = [
+    pub const ALL: [Table; 32] = [
         Table::Users,
         Table::Usernames,
         Table::Patients,
@@ -108,6 +112,8 @@ impl Table {
         Table::Bills,
         Table::BillRevisions,
         Table::PatientBills,
+        Table::Claims,
+        Table::ClaimVersions,
     ];
 
     /// The table's position in [`Table::ALL`].
@@ -151,6 +157,8 @@ impl Table {
             Table::Bills => "bills",
             Table::BillRevisions => "bill_revisions",
             Table::PatientBills => "patient_bills",
+            Table::Claims => "claims",
+            Table::ClaimVersions => "claim_versions",
         }
     }
 

@@ -157,6 +157,7 @@ mod tests {
             appointment_id: None,
             services: Vec::new(),
             insurance_claim: None,
+            claim_id: None,
             total: Money::ZERO,
             paid: Money::ZERO,
             status: BillStatus::Issued,

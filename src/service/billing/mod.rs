@@ -6,10 +6,12 @@
 //! its lines are sealed at rest ([`medrelay_actors::billing`]). Changes are
 //! compare-and-swap on the stored bill, each a new revision.
 
+pub mod claims;
 mod input;
 
 use jiff::Timestamp;
 use medrelay_actors::audit::{self, Action, AuditEntry};
+use medrelay_actors::billing::claims::Claim;
 use medrelay_actors::billing::{self, Bill, BillChange, BillingAccount};
 use medrelay_actors::ids::new_id;
 use medrelay_actors::patients;
@@ -130,6 +132,7 @@ pub async fn create(
         appointment_id: body.appointment_id.clone(),
         services: Vec::new(),
         insurance_claim: None,
+        claim_id: None,
         total: Money::ZERO,
         paid: Money::ZERO,
         status: BillStatus::Issued,
@@ -141,6 +144,7 @@ pub async fn create(
     input::apply(&mut bill, &body, state.settings.billing.ceiling())?;
     let mut batch = WriteBatch::new();
     batch.require_absent(medrelay_actors::store::Table::Bills, id.as_str());
+    claims::follow_bill(&mut batch, state, &mut bill, None, &principal.user_id, now)?;
     billing::write(
         &mut batch,
         &state.vault,
@@ -179,8 +183,9 @@ pub async fn get(
     let mut this = attempt(principal, origin, Action::R, &id);
     match readable(state, principal, &mut this, &id) {
         Ok(bill) => {
+            let claim = claims::of_bill(state, &bill)?;
             durably(state, &this).await?;
-            Ok(view(state, bill))
+            Ok(view(state, bill, claim.map(|(_, c)| c).as_ref()))
         }
         Err(e) => Err(refused(state, this, e).await),
     }
@@ -285,6 +290,9 @@ async fn change(
         let mut new = old.clone();
         new.revision += 1;
         new.updated_at = Some(now);
+        let mut batch = WriteBatch::new();
+        batch.require_equal(id.as_str(), &stored);
+        let claim = claims::of_bill(state, &old)?;
         let (kind, status) = match &body {
             Some(body) => {
                 if body
@@ -304,6 +312,10 @@ async fn change(
                     ));
                 }
                 let changed = input::apply(&mut new, body, state.settings.billing.ceiling())?;
+                if changed.iter().any(|c| c == "insuranceClaim") {
+                    let by = &principal.user_id;
+                    claims::follow_bill(&mut batch, state, &mut new, claim, by, now)?;
+                }
                 if new.total < new.paid {
                     return Err(AppError::Conflict {
                         message: format!("{} is already paid on this bill", new.paid),
@@ -314,12 +326,24 @@ async fn change(
                 (BillChange::Updated, "Updated")
             }
             None => {
+                if let Some((_, claim)) = &claim
+                    && !claim.status.correctable()
+                {
+                    let e = AppError::Domain {
+                        code: ErrorCode::InvalidTransition,
+                        message: format!(
+                            "claim {} is {}; a bill with a claim at the insurer stays",
+                            claim.claim_id,
+                            claim.status.as_str()
+                        ),
+                        field: None,
+                    };
+                    return Err(refused(state, this, e).await);
+                }
                 new.status = BillStatus::Void;
                 (BillChange::Voided, "Deleted")
             }
         };
-        let mut batch = WriteBatch::new();
-        batch.require_equal(id.as_str(), &stored);
         billing::write(&mut batch, &state.vault, &new, &principal.user_id, kind);
         audit::record(&mut batch, &this);
         match state.store.write(batch).await {
@@ -442,7 +466,8 @@ pub async fn list(
             && q.from.is_none_or(|f| day >= f)
             && q.to.is_none_or(|t| day <= t);
         if wanted {
-            bills.push(view(state, bill));
+            let claim = claims::of_bill(state, &bill)?;
+            bills.push(view(state, bill, claim.map(|(_, c)| c).as_ref()));
         }
     }
     let more = bills.len() == limit || !scanned_all;
@@ -532,9 +557,12 @@ fn readable(
     Ok(bill)
 }
 
-fn view(state: &AppState, bill: Bill) -> BillView {
+fn view(state: &AppState, bill: Bill, claim: Option<&Claim>) -> BillView {
     BillView {
         balance_due: bill.balance_due(),
+        patient_share: bill.total.less(claim.map_or(Money::ZERO, Claim::approved)),
+        claim_id: bill.claim_id.clone(),
+        claim_status: claim.map(|c| c.status),
         bill_id: bill.bill_id,
         patient_id: bill.patient_id,
         appointment_id: bill.appointment_id,
