@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use medrelay_actors::accounts::{self, AccountActor, Revocations};
+use medrelay_actors::billing::gateway::{Desk, Gateway};
+use medrelay_actors::billing::payment_actor::PaymentActor;
 use medrelay_actors::hub::EventHub;
 use medrelay_actors::notify::ReminderPlan;
 use medrelay_actors::patients;
@@ -159,6 +161,13 @@ impl Application {
                 ScheduleActor::new(id, store.clone(), rules, plan.clone(), idle, retire)
             })
         };
+        let payments = {
+            let (store, vault) = (store.clone(), vault.clone());
+            let desk: Arc<dyn Gateway> = Arc::new(Desk);
+            Registry::new(system.clone(), move |id, retire| {
+                PaymentActor::new(id, store.clone(), vault.clone(), desk.clone(), idle, retire)
+            })
+        };
         let nats = if settings.nats.enabled() {
             Some(crate::nats::connect(&settings.nats).await?)
         } else {
@@ -186,6 +195,7 @@ impl Application {
             system,
             accounts,
             schedules,
+            payments,
             sessions,
             revocations,
             tokens,
@@ -292,6 +302,8 @@ fn spawn_background(state: &Arc<AppState>) -> JoinSet<()> {
         }
     });
     if !state.is_replica() {
+        tasks.spawn(crate::service::billing::payments::resume(state.clone()));
+        tasks.spawn(crate::service::billing::payments::prune_keys(state.clone()));
         tasks.spawn(sweep_deleted_patients(state.clone()));
         if state.vault.key_ids().len() > 1 {
             tasks.spawn(reseal_after_rotation(state.clone()));

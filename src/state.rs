@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use medrelay_actors::accounts::{AccountActor, Revocations};
+use medrelay_actors::billing::payment_actor::PaymentActor;
 use medrelay_actors::hub::EventHub;
 use medrelay_actors::phi::Vault;
 use medrelay_actors::schedule::ScheduleActor;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub accounts: Registry<AccountActor>,
     /// One actor per doctor.
     pub schedules: Registry<ScheduleActor>,
+    /// One actor per payment in flight.
+    pub payments: Registry<PaymentActor>,
     /// One actor per connected patient.
     pub sessions: Sessions,
     /// Revoked tokens and sessions.

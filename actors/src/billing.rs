@@ -140,19 +140,22 @@ pub enum BillChange {
     Created,
     /// Changed.
     Updated,
-    /// A payment applied (an insurer's, for now).
+    /// A payment applied (the patient's or an insurer's).
     Paid,
+    /// A refund took back part of what was paid.
+    Refunded,
     /// Voided.
     Voided,
 }
 
 impl BillChange {
-    /// `created`, `updated`, `paid` or `voided`.
+    /// `created`, `updated`, `paid`, `refunded` or `voided`.
     pub fn as_str(self) -> &'static str {
         match self {
             BillChange::Created => "created",
             BillChange::Updated => "updated",
             BillChange::Paid => "paid",
+            BillChange::Refunded => "refunded",
             BillChange::Voided => "voided",
         }
     }
@@ -389,6 +392,27 @@ pub fn of_patient(
         .collect())
 }
 
+/// The ids of a patient's open bills (`Issued` or `PartiallyPaid`), oldest
+/// first: the order a payment that names no bills pays them in.
+///
+/// # Errors
+/// [`StoreError`] on a read failure.
+pub fn open_bills(store: &Store, patient: &PatientId) -> Result<Vec<BillId>, StoreError> {
+    let mut open = Vec::new();
+    for id in of_patient(store, patient, MAX_PATIENT_BILLS)? {
+        if let Some(bill) = store.get::<StoredBill>(id.as_str())?
+            && bill.status.is_open()
+        {
+            open.push((bill.created_at, id));
+        }
+    }
+    open.sort();
+    Ok(open.into_iter().map(|(_, id)| id).collect())
+}
+
+/// Most bills read for one patient.
+pub const MAX_PATIENT_BILLS: usize = 10_000;
+
 /// A bill's revisions, oldest first, at most `limit`, with their keys.
 ///
 /// # Errors
@@ -402,6 +426,9 @@ pub fn revisions(
 }
 
 pub mod claims;
+pub mod gateway;
+pub mod payment_actor;
+pub mod payments;
 
 #[cfg(test)]
 mod tests;

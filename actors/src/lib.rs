@@ -23,6 +23,7 @@
 //! - [`session`]: `PatientSession`, one per connected patient: their sockets,
 //!   unacknowledged in-app notifications, presence.
 //! - [`channels`]: who may subscribe to a channel, and its snapshot.
+//! - [`idempotency`]: the kept answers of requests that move money.
 //! - [`ids`]: generated ids and random secrets.
 //! - [`fault`]: [`fault::Fault`], the cause of a storage failure, kept whole.
 
@@ -34,6 +35,7 @@ pub mod billing;
 pub mod channels;
 pub mod fault;
 pub mod hub;
+pub mod idempotency;
 pub mod ids;
 pub mod medical;
 pub mod notify;

@@ -16,6 +16,8 @@
 //!     [--logins 100000] [--login-seconds 90]
 //! cargo run --release -p medrelay-bench -- patients [--clients 32] [--patients 500] \
 //!     [--seconds 5] [--warmup 1]
+//! cargo run --release -p medrelay-bench -- billing [--clients 32] [--patients 256] \
+//!     [--seconds 5] [--warmup 1]
 //! ```
 //!
 //! Every benchmark that starts the server takes `--server-bin PATH` (default:
@@ -62,8 +64,12 @@
 //!   plain reads of a route without patient data in the same run, and
 //!   medical-record writes. Targets: >= 5,000 audited reads/s, audited p50
 //!   <= plain p50 + 1 ms, >= 3,000 record writes/s. See [`patients`].
+//! - `billing`: desk payments (32 clients, each with an idempotency key,
+//!   each applied to a bill and durable before its answer) through their
+//!   payment actors. Target: >= 4,000 payments/s. See [`billing`].
 
 mod availability;
+mod billing;
 mod boards;
 mod booking;
 mod figures;
@@ -110,6 +116,8 @@ enum Command {
     Memory(memory::Args),
     /// Audited, decrypted patient reads against plain reads; record writes.
     Patients(patients::Args),
+    /// Desk payments through their payment actors.
+    Billing(billing::Args),
     /// Every benchmark in turn, then one summary against targets and the record.
     All(AllArgs),
 }
@@ -144,12 +152,13 @@ async fn one(command: Command) -> anyhow::Result<Vec<Figure>> {
         Command::Notify(args) => notify::run(args).await,
         Command::Memory(args) => memory::run(args).await,
         Command::Patients(args) => patients::run(args).await,
+        Command::Billing(args) => billing::run(args).await,
         Command::All(_) => anyhow::bail!("`all` does not nest"),
     }
 }
 
 /// The command line of each benchmark under `all`, full or quick.
-fn plan(quick: bool) -> [&'static [&'static str]; 6] {
+fn plan(quick: bool) -> [&'static [&'static str]; 7] {
     if quick {
         [
             &["store", "--seconds", "1", "--warmup", "0.3"],
@@ -202,6 +211,7 @@ fn plan(quick: bool) -> [&'static [&'static str]; 6] {
                 "--patients",
                 "200",
             ],
+            &["billing", "--seconds", "2", "--warmup", "0.5"],
         ]
     } else {
         [
@@ -211,6 +221,7 @@ fn plan(quick: bool) -> [&'static [&'static str]; 6] {
             &["notify"],
             &["memory"],
             &["patients"],
+            &["billing"],
         ]
     }
 }

@@ -48,7 +48,7 @@ pub struct Args {
 }
 
 /// Builds the request numbered `k` of a row.
-type MakeRequest = Arc<dyn Fn(u64) -> reqwest::RequestBuilder + Send + Sync>;
+pub(crate) type MakeRequest = Arc<dyn Fn(u64) -> reqwest::RequestBuilder + Send + Sync>;
 
 /// Runs the benchmark and prints its table.
 ///
@@ -179,7 +179,7 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<Figure>> {
 /// `clients` tasks issuing requests back to back for the window; the
 /// latencies of those issued inside its measured part, and how many did not
 /// answer `expect`.
-async fn closed_loop(
+pub(crate) async fn closed_loop(
     clients: usize,
     window: Window,
     make: MakeRequest,

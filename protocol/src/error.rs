@@ -53,6 +53,8 @@ pub enum ErrorCode {
     Gone,
     /// A bill's `totalAmount` is not the sum of its services.
     TotalMismatch,
+    /// An `Idempotency-Key` was used before with a different request.
+    IdempotencyMismatch,
 }
 
 impl ErrorCode {
@@ -82,6 +84,7 @@ impl ErrorCode {
             ErrorCode::InvalidTransition => "invalid_transition",
             ErrorCode::Gone => "gone",
             ErrorCode::TotalMismatch => "total_mismatch",
+            ErrorCode::IdempotencyMismatch => "idempotency_mismatch",
         }
     }
 }

@@ -103,6 +103,11 @@ token_id!(
     ClaimId,
     "claimId"
 );
+token_id!(
+    /// A payment's id.
+    PaymentId,
+    "paymentId"
+);
 
 /// A login name: 3 to 32 characters, letters, digits, `.`, `-`, `_`; compared
 /// case-insensitively (it is stored lower-cased).

@@ -22,6 +22,7 @@
 //! - [`report`]: notification delivery reports and statistics.
 //! - [`schedule`]: availability, slots, appointments and their command bodies.
 //! - [`nats`]: NATS subjects and the published event envelope.
+//! - [`payment`]: payments, refunds and their states.
 //! - [`notification`]: notification channels, statuses and preferences.
 //! - [`ws`]: WebSocket protocol v1 frames: client commands, replies, pushed events.
 
@@ -39,6 +40,7 @@ pub mod money;
 pub mod nats;
 pub mod notification;
 pub mod patient;
+pub mod payment;
 pub mod profile;
 pub mod provider;
 pub mod record;
@@ -49,7 +51,9 @@ pub mod ws;
 pub use channel::Channel;
 pub use error::{ErrorBody, ErrorCode};
 pub use event::Event;
-pub use ids::{BillId, ClaimId, Email, PatientId, ProviderId, RecordId, Role, UserId, Username};
+pub use ids::{
+    BillId, ClaimId, Email, PatientId, PaymentId, ProviderId, RecordId, Role, UserId, Username,
+};
 pub use money::Money;
 
 /// The WebSocket subprotocol a client must offer (`Sec-WebSocket-Protocol`).

@@ -32,6 +32,7 @@ pub mod notifications;
 mod openapi;
 pub mod ops;
 pub mod patients;
+pub mod payments;
 pub mod providers;
 pub mod records;
 
@@ -97,6 +98,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(audit::router())
         .merge(records::router())
         .merge(billing::router())
+        .merge(payments::router())
         .merge(providers::router())
         .merge(appointments::router())
         .merge(notifications::router())

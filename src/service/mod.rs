@@ -9,6 +9,7 @@
 //! - [`billing`]: bills (with their revisions) and billing accounts.
 //! - [`delivery_report`]: a notification's delivery report, delivery
 //!   statistics.
+//! - [`idempotency`]: `Idempotency-Key`s on requests that move money.
 //! - [`notification`]: sending now, preferences, push devices.
 //! - [`patient`]: a patient's record.
 //! - [`provider`]: doctors' profiles and hours, the directory, slots,
@@ -20,6 +21,7 @@ pub mod account;
 pub mod audit;
 pub mod billing;
 pub mod delivery_report;
+pub mod idempotency;
 pub mod notification;
 pub mod patient;
 pub mod provider;

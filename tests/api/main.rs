@@ -27,6 +27,7 @@ mod notifications;
 mod openapi;
 mod patient_delete;
 mod patients;
+mod payments;
 mod process;
 mod records;
 mod rotation;

@@ -220,3 +220,82 @@ fn a_claim_moves_only_along_its_lifecycle() {
         })
     ));
 }
+
+#[tokio::test]
+async fn a_pending_payment_is_settled_once_by_its_actor() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use medrelay_protocol::PaymentId;
+    use medrelay_protocol::payment::{PaymentMethod, PaymentStatus};
+
+    use super::gateway::{Desk, Gateway};
+    use super::payment_actor::{PaymentActor, Settle};
+    use super::payments::{self, PaymentRecord};
+    use crate::system::Registry;
+
+    let (_dir, store, system) = store_and_system();
+    let vault = Arc::new(Vault::ephemeral());
+    let patient = register_patient(&store, "vinay").await.patient_id.unwrap();
+    let mut batch = WriteBatch::new();
+    let by = UserId::parse("usr_admin").unwrap();
+    write(
+        &mut batch,
+        &vault,
+        &bill("bill_1", &patient),
+        &by,
+        BillChange::Created,
+    );
+    // A payment a stop left pending, as start-up finds it.
+    let id = PaymentId::parse("pay_1").unwrap();
+    let pending = PaymentRecord {
+        payment_id: id.clone(),
+        patient_id: patient.clone(),
+        amount: money("60.00"),
+        method: PaymentMethod::Cash,
+        status: PaymentStatus::Pending,
+        requested: Vec::new(),
+        allocations: Vec::new(),
+        credited: Money::ZERO,
+        refunded: Money::ZERO,
+        gateway_reference: None,
+        history: Vec::new(),
+        idempotency_key: None,
+        created_by: by.clone(),
+        created_at: Timestamp::now(),
+    };
+    payments::start(&mut batch, &pending);
+    store.write(batch).await.unwrap();
+    assert_eq!(payments::unsettled(&store, 10).unwrap(), [id]);
+
+    let registry = {
+        let (store, vault) = (store.clone(), vault.clone());
+        let desk: Arc<dyn Gateway> = Arc::new(Desk);
+        Registry::new(system.clone(), move |key, retire| {
+            let idle = Duration::from_secs(30);
+            PaymentActor::new(
+                key,
+                store.clone(),
+                vault.clone(),
+                desk.clone(),
+                idle,
+                retire,
+            )
+        })
+    };
+    let paid = registry.send("pay_1", Settle).await.unwrap().unwrap();
+    assert_eq!(paid.status, PaymentStatus::Succeeded);
+    assert_eq!(paid.gateway_reference.as_deref(), Some("desk_pay_1"));
+    assert_eq!(paid.allocations[0].amount, money("60.00"));
+    assert!(payments::unsettled(&store, 10).unwrap().is_empty());
+    // Settling again changes nothing: the payment is applied once.
+    let again = registry.send("pay_1", Settle).await.unwrap().unwrap();
+    assert_eq!(again, paid);
+    let (_, billed) = load(&store, &vault, &BillId::parse("bill_1").unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (billed.paid, billed.status),
+        (money("60.00"), BillStatus::PartiallyPaid)
+    );
+}

@@ -76,11 +76,19 @@ pub enum Table {
     Claims,
     /// `<claim>/<version, 10 digits>` → the claim as one change left it.
     ClaimVersions,
+    /// payment id → a payment.
+    Payments,
+    /// `<patient>/<payment>` → (index of a patient's payments).
+    PatientPayments,
+    /// payment id → (payments not yet final; settled again at start-up).
+    PaymentQueue,
+    /// `<user>/<key>` → a request's idempotency key and its kept answer.
+    IdempotencyKeys,
 }
 
 impl Table {
     /// All record tables; each is created when the store opens.
-    pub const ALL: [Table; 32] = [
+    pub const ALL: [Table; 36] = [
         Table::Users,
         Table::Usernames,
         Table::Patients,
@@ -114,6 +122,10 @@ impl Table {
         Table::PatientBills,
         Table::Claims,
         Table::ClaimVersions,
+        Table::Payments,
+        Table::PatientPayments,
+        Table::PaymentQueue,
+        Table::IdempotencyKeys,
     ];
 
     /// The table's position in [`Table::ALL`].
@@ -159,6 +171,10 @@ impl Table {
             Table::PatientBills => "patient_bills",
             Table::Claims => "claims",
             Table::ClaimVersions => "claim_versions",
+            Table::Payments => "payments",
+            Table::PatientPayments => "patient_payments",
+            Table::PaymentQueue => "payment_queue",
+            Table::IdempotencyKeys => "idempotency_keys",
         }
     }
 

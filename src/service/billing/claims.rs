@@ -15,7 +15,7 @@ use medrelay_protocol::claim::{
 };
 use medrelay_protocol::{ClaimId, ErrorCode, Money, Role};
 
-use super::{MAX_SCANNED, RETRIES, bill_id, may_bill, may_read};
+use super::{MAX_SCANNED, RETRIES, bill_id, may_bill, may_read, page};
 use crate::auth::Principal;
 use crate::error::AppError;
 use crate::service::audit::{Origin, durably, entity, entry, refused};
@@ -362,31 +362,30 @@ pub async fn list(
     if let Err(e) = principal.require(&[Role::Admin]) {
         return Err(refused(state, this, e).await);
     }
-    let page = claims::scan(&state.store, q.after.as_ref(), MAX_SCANNED)?;
-    let scanned_all = page.len() < MAX_SCANNED;
-    let (mut claims, mut last) = (Vec::new(), None);
-    for stored in page {
-        if claims.len() == limit {
-            break;
-        }
-        last = Some(stored.claim_id.clone());
-        let wanted = q.status.is_none_or(|s| stored.status == s)
-            && q.insurance_provider
-                .as_deref()
-                .is_none_or(|p| stored.insurance_provider == p);
-        if !wanted {
-            continue;
-        }
-        let claim = claims::open(&state.vault, stored).map_err(AppError::internal)?;
-        let total = state
-            .store
-            .get::<billing::StoredBill>(claim.bill_id.as_str())?
-            .map_or(Money::ZERO, |b| b.total);
-        this.entity.patients.push(claim.patient_id.clone());
-        claims.push(view(state, claim, total, Vec::new()));
-    }
-    let more = claims.len() == limit || !scanned_all;
-    let next = more.then(|| last.map(|l| l.to_string())).flatten();
+    let stored = claims::scan(&state.store, q.after.as_ref(), MAX_SCANNED)?;
+    let mut patients = Vec::new();
+    let (claims, next) = page(
+        stored,
+        limit,
+        |c| c.claim_id.to_string(),
+        |stored| {
+            let wanted = q.status.is_none_or(|s| stored.status == s)
+                && q.insurance_provider
+                    .as_deref()
+                    .is_none_or(|p| stored.insurance_provider == p);
+            if !wanted {
+                return Ok(None);
+            }
+            let claim = claims::open(&state.vault, stored.clone()).map_err(AppError::internal)?;
+            let total = state
+                .store
+                .get::<billing::StoredBill>(claim.bill_id.as_str())?
+                .map_or(Money::ZERO, |b| b.total);
+            patients.push(claim.patient_id.clone());
+            Ok(Some(view(state, claim, total, Vec::new())))
+        },
+    )?;
+    this.entity.patients = patients;
     durably(state, &this).await?;
     Ok(ClaimList { claims, next })
 }

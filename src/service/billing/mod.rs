@@ -6,20 +6,23 @@
 //! its lines are sealed at rest ([`medrelay_actors::billing`]). Changes are
 //! compare-and-swap on the stored bill, each a new revision.
 
+mod account;
 pub mod claims;
 mod input;
+pub mod payments;
+
+pub use account::{account, open};
 
 use jiff::Timestamp;
 use medrelay_actors::audit::{self, Action, AuditEntry};
 use medrelay_actors::billing::claims::Claim;
-use medrelay_actors::billing::{self, Bill, BillChange, BillingAccount};
+use medrelay_actors::billing::{self, Bill, BillChange};
 use medrelay_actors::ids::new_id;
 use medrelay_actors::patients;
 use medrelay_actors::schedule::AppointmentRecord;
 use medrelay_actors::store::{WriteBatch, WriteError};
 use medrelay_protocol::billing::{
     BillBody, BillList, BillRevisionView, BillRevisions, BillStatus, BillView, BillWritten,
-    BillingAccountView, OpenBill,
 };
 use medrelay_protocol::{BillId, ErrorCode, Money, PatientId, Role};
 
@@ -34,8 +37,6 @@ const MAX_PAGE: usize = 100;
 /// Most bills one list request reads while filtering, so a rare filter
 /// over a large table answers in bounded time (with `next` to go on).
 const MAX_SCANNED: usize = 2_000;
-/// Most bills an account or a list looks at for one patient.
-const MAX_PATIENT_BILLS: usize = 10_000;
 const MAX_REVISIONS: usize = 1_000;
 
 fn bill_id(raw: &str) -> Result<BillId, AppError> {
@@ -435,7 +436,7 @@ pub async fn list(
             if let Err(e) = may_read(state, principal, p) {
                 return Err(refused(state, this, e).await);
             }
-            let mut ids = billing::of_patient(&state.store, p, MAX_PATIENT_BILLS)?;
+            let mut ids = billing::of_patient(&state.store, p, billing::MAX_PATIENT_BILLS)?;
             if let Some(after) = &q.after {
                 ids.retain(|id| id > after);
             }
@@ -449,91 +450,58 @@ pub async fn list(
             .map(|(_, b)| b.bill_id)
             .collect(),
     };
-    let scanned_all = ids.len() < MAX_SCANNED;
-    let (mut bills, mut last) = (Vec::new(), None);
-    for id in ids {
-        if bills.len() == limit {
-            break;
-        }
-        last = Some(id.clone());
+    let (bills, next) = page(ids, limit, BillId::to_string, |id| {
         let Some((_, bill)) =
-            billing::load(&state.store, &state.vault, &id).map_err(AppError::internal)?
+            billing::load(&state.store, &state.vault, id).map_err(AppError::internal)?
         else {
-            continue;
+            return Ok(None);
         };
-        let day = bill.created_at.to_zoned(jiff::tz::TimeZone::UTC).date();
-        let wanted = q.status.is_none_or(|s| bill.status == s)
-            && q.from.is_none_or(|f| day >= f)
-            && q.to.is_none_or(|t| day <= t);
-        if wanted {
-            let claim = claims::of_bill(state, &bill)?;
-            bills.push(view(state, bill, claim.map(|(_, c)| c).as_ref()));
+        let wanted =
+            q.status.is_none_or(|s| bill.status == s) && in_days(bill.created_at, q.from, q.to);
+        if !wanted {
+            return Ok(None);
         }
-    }
-    let more = bills.len() == limit || !scanned_all;
-    let next = more.then(|| last.map(|l| l.to_string())).flatten();
+        let claim = claims::of_bill(state, &bill)?;
+        Ok(Some(view(state, bill, claim.map(|(_, c)| c).as_ref())))
+    })?;
     durably(state, &this).await?;
     Ok(BillList { bills, next })
 }
 
-/// A patient's billing account: what they owe on which bills, and credit.
-///
-/// # Errors
-/// 403; 404 for a patient without an account.
-pub async fn account(
-    state: &AppState,
-    principal: &Principal,
-    origin: &Origin,
-    raw_patient: &str,
-) -> Result<BillingAccountView, AppError> {
-    let patient = crate::service::parse_patient_id(raw_patient)?;
-    let mut this = entry(
-        principal,
-        origin,
-        Action::R,
-        entity(
-            "BillingAccount",
-            Some(patient.as_str()),
-            vec![patient.clone()],
-        ),
-    );
-    if let Err(e) = may_read(state, principal, &patient) {
-        return Err(refused(state, this, e).await);
-    }
-    let Some(account) = state.store.get::<BillingAccount>(patient.as_str())? else {
-        this.entity.detail = Some("not_found".into());
-        let e = AppError::NotFound(format!("no billing account for patient {patient}"));
-        return Err(refused(state, this, e).await);
-    };
-    let mut open_bills = Vec::new();
-    let mut balance = Money::ZERO;
-    for id in billing::of_patient(&state.store, &patient, MAX_PATIENT_BILLS)? {
-        let Some(stored) = state.store.get::<billing::StoredBill>(id.as_str())? else {
-            continue;
-        };
-        if !stored.status.is_open() {
-            continue;
+/// One page of a list: reads `rows` (at most [`MAX_SCANNED`]) in order,
+/// keeping what `read` returns, up to `limit`. `next` is the `cursor` of
+/// the last row looked at when the page is full or the scan stopped short
+/// of the end, so a rare filter answers in bounded time and the client goes
+/// on from there.
+fn page<I, T>(
+    rows: Vec<I>,
+    limit: usize,
+    cursor: impl Fn(&I) -> String,
+    mut read: impl FnMut(&I) -> Result<Option<T>, AppError>,
+) -> Result<(Vec<T>, Option<String>), AppError> {
+    let scanned_all = rows.len() < MAX_SCANNED;
+    let (mut found, mut last) = (Vec::new(), None);
+    for row in rows {
+        if found.len() == limit {
+            break;
         }
-        let due = stored.total.less(stored.paid);
-        balance = balance.plus(due).map_err(AppError::internal)?;
-        open_bills.push(OpenBill {
-            bill_id: stored.bill_id,
-            status: stored.status,
-            total_amount: stored.total,
-            balance_due: due,
-            created_at: stored.created_at,
-        });
+        if let Some(item) = read(&row)? {
+            found.push(item);
+        }
+        last = Some(row);
     }
-    open_bills.sort_by_key(|b| b.created_at);
-    durably(state, &this).await?;
-    Ok(BillingAccountView {
-        patient_id: account.patient_id,
-        currency: state.settings.billing.currency.clone(),
-        balance,
-        credit: account.credit,
-        open_bills,
-        opened_at: account.opened_at,
-    })
+    let more = found.len() == limit || !scanned_all;
+    Ok((found, more.then(|| last.as_ref().map(cursor)).flatten()))
+}
+
+/// Whether `at` falls on a UTC day from `from` to `to` (either open).
+fn in_days(
+    at: jiff::Timestamp,
+    from: Option<jiff::civil::Date>,
+    to: Option<jiff::civil::Date>,
+) -> bool {
+    let day = at.to_zoned(jiff::tz::TimeZone::UTC).date();
+    from.is_none_or(|f| day >= f) && to.is_none_or(|t| day <= t)
 }
 
 /// The bill, if the caller may read it; fills the entry's patient.

@@ -1,0 +1,323 @@
+//! Payments at rest, and how one is applied to a patient's bills.
+//!
+//! A payment pays the bills it names, in order, or else the patient's
+//! oldest open bills; what is left becomes credit on the account. Applying
+//! it changes the bills, the account and the payment in one transaction,
+//! each compare-and-swapped ([`apply`]). A refund takes back credit first,
+//! then what the payment paid on its bills, newest allocation first
+//! ([`refund`]), reopening them.
+
+use jiff::Timestamp;
+use medrelay_protocol::billing::BillStatus;
+use medrelay_protocol::payment::{Allocation, PaymentMethod, PaymentStatus, PaymentStep};
+use medrelay_protocol::{BillId, Money, PatientId, PaymentId, UserId};
+use serde::{Deserialize, Serialize};
+
+use super::{Bill, BillChange, BillingAccount, StoredBill};
+use crate::patients::PatientError;
+use crate::phi::Vault;
+use crate::store::{Record, Store, StoreError, WriteBatch};
+
+/// A payment (key: payment id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentRecord {
+    /// Its id.
+    pub payment_id: PaymentId,
+    /// Who paid.
+    pub patient_id: PatientId,
+    /// What was paid.
+    pub amount: Money,
+    /// How.
+    pub method: PaymentMethod,
+    /// Where it stands.
+    pub status: PaymentStatus,
+    /// The bills it was asked to pay, in order (empty: the oldest open).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requested: Vec<BillId>,
+    /// What it paid on each bill.
+    #[serde(default)]
+    pub allocations: Vec<Allocation>,
+    /// What went to credit (less what refunds took back).
+    pub credited: Money,
+    /// What was given back.
+    pub refunded: Money,
+    /// The gateway's reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_reference: Option<String>,
+    /// Its steps, oldest first.
+    pub history: Vec<PaymentStep>,
+    /// The store key of the request's idempotency record, if it had one:
+    /// settling it records the answer there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// Who recorded it.
+    pub created_by: UserId,
+    /// When.
+    pub created_at: Timestamp,
+}
+
+impl Record for PaymentRecord {
+    const TABLE: crate::store::Table = crate::store::Table::Payments;
+    const VERSION: u16 = 1;
+}
+
+impl PaymentRecord {
+    /// The record moved to `status`, the step noted.
+    pub fn step(
+        mut self,
+        status: PaymentStatus,
+        by: Option<UserId>,
+        note: Option<String>,
+        at: Timestamp,
+    ) -> Self {
+        self.status = status;
+        self.history.push(PaymentStep {
+            status,
+            at,
+            by,
+            note,
+        });
+        self
+    }
+
+    /// What is left to refund.
+    pub fn refundable(&self) -> Money {
+        self.amount.less(self.refunded)
+    }
+}
+
+/// An entry of a patient's payment index (key: `<patient>/<payment>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaymentIndex {}
+
+impl Record for PaymentIndex {
+    const TABLE: crate::store::Table = crate::store::Table::PatientPayments;
+    const VERSION: u16 = 1;
+}
+
+/// A payment not yet final (key: payment id): start-up settles each again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnsettledPayment {}
+
+impl Record for UnsettledPayment {
+    const TABLE: crate::store::Table = crate::store::Table::PaymentQueue;
+    const VERSION: u16 = 1;
+}
+
+/// Adds to `batch` a new payment, `pending` until its actor settles it.
+pub fn start(batch: &mut WriteBatch, payment: &PaymentRecord) {
+    batch.require_absent(crate::store::Table::Payments, payment.payment_id.as_str());
+    batch.put(payment.payment_id.as_str(), &UnsettledPayment {});
+    write(batch, payment);
+}
+
+/// Up to `limit` payments not yet final, by id.
+///
+/// # Errors
+/// [`StoreError`] on a read failure.
+pub fn unsettled(store: &Store, limit: usize) -> Result<Vec<PaymentId>, StoreError> {
+    Ok(store
+        .scan::<UnsettledPayment>(None, limit)?
+        .into_iter()
+        .filter_map(|(key, _)| PaymentId::parse(&key).ok())
+        .collect())
+}
+
+/// The answer to the request that made or refunded a payment:
+/// `{"paymentId","status"}`, as kept for its idempotency key.
+pub fn written_body(payment: &PaymentRecord) -> String {
+    serde_json::to_string(&medrelay_protocol::payment::PaymentWritten {
+        payment_id: payment.payment_id.clone(),
+        status: payment.status,
+    })
+    .expect("plain data serialises to JSON")
+}
+
+/// Adds to `batch` the payment and its index entry.
+pub fn write(batch: &mut WriteBatch, payment: &PaymentRecord) {
+    batch.put(
+        format!("{}/{}", payment.patient_id, payment.payment_id),
+        &PaymentIndex {},
+    );
+    batch.put(payment.payment_id.as_str(), payment);
+}
+
+/// The ids of a patient's payments, by id, at most `limit`.
+///
+/// # Errors
+/// [`StoreError`] on a read failure.
+pub fn of_patient(
+    store: &Store,
+    patient: &PatientId,
+    limit: usize,
+) -> Result<Vec<PaymentId>, StoreError> {
+    let prefix = format!("{patient}/");
+    Ok(store
+        .scan_prefix::<PaymentIndex>(&prefix, limit)?
+        .into_iter()
+        .filter_map(|(key, _)| PaymentId::parse(&key[prefix.len()..]).ok())
+        .collect())
+}
+
+/// Why a payment cannot be applied as asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    /// A named bill is not this patient's open bill.
+    #[error("bill {0} is not an open bill of this patient")]
+    NotOpen(BillId),
+    /// The patient has no billing account.
+    #[error("the patient has no billing account")]
+    NoAccount,
+}
+
+/// Adds to `batch` the payment applied: what it pays on each bill (named,
+/// or else the oldest open), the bills' new state, credit for the rest, the
+/// payment `succeeded`. Every record it reads is compare-and-swapped, so a
+/// concurrent change makes the write fail with `Changed` and the caller
+/// applies again.
+///
+/// # Errors
+/// [`ApplyError`] for a bill that is not the patient's open bill;
+/// [`PatientError`] on a read failure.
+#[allow(clippy::too_many_arguments)]
+pub fn apply(
+    batch: &mut WriteBatch,
+    store: &Store,
+    vault: &Vault,
+    payment: &PaymentRecord,
+    open_bills: &[BillId],
+    by: &UserId,
+    at: Timestamp,
+) -> Result<Result<PaymentRecord, ApplyError>, PatientError> {
+    let Some(mut account) = store.get::<BillingAccount>(payment.patient_id.as_str())? else {
+        return Ok(Err(ApplyError::NoAccount));
+    };
+    batch.require_equal(payment.patient_id.as_str(), &account);
+    let mut left = payment.amount;
+    let mut allocations = Vec::new();
+    let order: &[BillId] = if payment.requested.is_empty() {
+        open_bills
+    } else {
+        &payment.requested
+    };
+    for id in order {
+        if left == Money::ZERO {
+            break;
+        }
+        let stored = store.get::<StoredBill>(id.as_str())?;
+        let Some(stored) =
+            stored.filter(|b| b.patient_id == payment.patient_id && b.status.is_open())
+        else {
+            if payment.requested.is_empty() {
+                continue;
+            }
+            return Ok(Err(ApplyError::NotOpen(id.clone())));
+        };
+        let due = stored.total.less(stored.paid);
+        let pay = if left < due { left } else { due };
+        if pay == Money::ZERO {
+            continue;
+        }
+        batch.require_equal(id.as_str(), &stored);
+        let mut bill = super::open(vault, stored)?;
+        let paid = bill.paid.plus(pay).unwrap_or(bill.total);
+        settle(&mut bill, paid, at);
+        super::write(batch, vault, &bill, by, BillChange::Paid);
+        left = left.less(pay);
+        allocations.push(Allocation {
+            bill_id: id.clone(),
+            amount: pay,
+        });
+    }
+    account.credit = account.credit.plus(left).unwrap_or(account.credit);
+    batch.put(payment.patient_id.as_str(), &account);
+    let mut paid = payment
+        .clone()
+        .step(PaymentStatus::Succeeded, None, None, at);
+    paid.allocations = allocations;
+    paid.credited = left;
+    write(batch, &paid);
+    Ok(Ok(paid))
+}
+
+/// Sets what is paid on `bill` and the state that follows from it.
+fn settle(bill: &mut Bill, paid: Money, at: Timestamp) {
+    bill.paid = paid;
+    bill.status = if paid >= bill.total {
+        BillStatus::Paid
+    } else if paid > Money::ZERO {
+        BillStatus::PartiallyPaid
+    } else {
+        BillStatus::Issued
+    };
+    bill.revision += 1;
+    bill.updated_at = Some(at);
+}
+
+/// Adds to `batch` a refund of `amount` (at most [`PaymentRecord::refundable`]):
+/// credit first, then what the payment paid on its bills, newest first.
+///
+/// # Errors
+/// [`PatientError`] on a read failure.
+#[allow(clippy::too_many_arguments)]
+pub fn refund(
+    batch: &mut WriteBatch,
+    store: &Store,
+    vault: &Vault,
+    payment: &PaymentRecord,
+    amount: Money,
+    note: String,
+    by: &UserId,
+    at: Timestamp,
+) -> Result<PaymentRecord, PatientError> {
+    let mut refunded = payment.clone();
+    let mut left = amount;
+    if let Some(mut account) = store.get::<BillingAccount>(payment.patient_id.as_str())? {
+        // Credit already spent elsewhere is not taken back twice.
+        let from_credit = [left, refunded.credited, account.credit]
+            .into_iter()
+            .min()
+            .unwrap_or(Money::ZERO);
+        if from_credit > Money::ZERO {
+            batch.require_equal(payment.patient_id.as_str(), &account);
+            account.credit = account.credit.less(from_credit);
+            batch.put(payment.patient_id.as_str(), &account);
+            refunded.credited = refunded.credited.less(from_credit);
+            left = left.less(from_credit);
+        }
+    }
+    for allocation in refunded.allocations.iter_mut().rev() {
+        if left == Money::ZERO {
+            break;
+        }
+        let back = if left < allocation.amount {
+            left
+        } else {
+            allocation.amount
+        };
+        if back == Money::ZERO {
+            continue;
+        }
+        if let Some(stored) = store.get::<StoredBill>(allocation.bill_id.as_str())? {
+            batch.require_equal(allocation.bill_id.as_str(), &stored);
+            let mut bill = super::open(vault, stored)?;
+            if bill.status != BillStatus::Void {
+                let paid = bill.paid.less(back);
+                settle(&mut bill, paid, at);
+                super::write(batch, vault, &bill, by, BillChange::Refunded);
+            }
+        }
+        allocation.amount = allocation.amount.less(back);
+        left = left.less(back);
+    }
+    refunded.refunded = refunded.refunded.plus(amount).unwrap_or(refunded.amount);
+    let status = if refunded.refunded >= refunded.amount {
+        PaymentStatus::Refunded
+    } else {
+        PaymentStatus::PartiallyRefunded
+    };
+    let refunded = refunded.step(status, Some(by.clone()), Some(note), at);
+    write(batch, &refunded);
+    Ok(refunded)
+}

@@ -1,0 +1,135 @@
+//! `billing`: desk payments through their `PaymentActor`s.
+//!
+//! Patients registered at the desk, each with one large open bill; then
+//! closed-loop `POST /api/patients/{id}/payments` of 1.00 in cash, each
+//! with its own `Idempotency-Key`, each answered once the payment is
+//! applied to the bill and durable. Consecutive requests go to different
+//! patients, so concurrent payments rarely touch the same account.
+//! Target on this 2-core machine: at least 4,000 desk payments/s with 32
+//! clients.
+
+use std::sync::Arc;
+
+use anyhow::{Context, ensure};
+use clap::Args as ClapArgs;
+use futures_util::{StreamExt, stream};
+use serde_json::json;
+
+use crate::figures::Figure;
+use crate::patients::{MakeRequest, closed_loop};
+use crate::server::{ADMIN_PASSWORD, ADMIN_USER, Server, locate_binary};
+use crate::stats::{Window, measuring, ms, verdict};
+
+/// Options of `billing`.
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// Patients paying (each with one open bill).
+    #[arg(long, default_value_t = 256)]
+    patients: usize,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Warm-up seconds.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// The medrelay binary (default: next to this one).
+    #[arg(long = "server-bin", value_name = "PATH")]
+    binary: Option<std::path::PathBuf>,
+}
+
+/// Runs the benchmark and prints its table.
+///
+/// # Errors
+/// When the server cannot start, set-up fails, or requests fail.
+pub async fn run(args: Args) -> anyhow::Result<Vec<Figure>> {
+    ensure!(
+        args.clients > 0 && args.patients > 0,
+        "--clients and --patients must be at least 1"
+    );
+    let (measure, warmup) = measuring(args.seconds, args.warmup)?;
+    let binary = locate_binary(args.binary.as_deref())?;
+    let server = Server::start(&binary).await?;
+    let admin = server.login(ADMIN_USER, ADMIN_PASSWORD).await?;
+    let patients = Arc::new(setup(&server, &admin, args.patients).await?);
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(args.clients)
+        .build()
+        .context("building the HTTP client")?;
+    let base = server.url("/api/patients/");
+    let desk: MakeRequest = {
+        let (http, admin, patients) = (http.clone(), admin.clone(), patients.clone());
+        Arc::new(move |k| {
+            let id = &patients[k as usize % patients.len()];
+            http.post(format!("{base}{id}/payments"))
+                .bearer_auth(&admin)
+                .header("Idempotency-Key", format!("bench-{k}"))
+                .json(&json!({"amount": "1.00", "method": "cash"}))
+        })
+    };
+    println!(
+        "billing: closed loop, {} clients, {:.1} s after {:.1} s warm-up, {} patients",
+        args.clients,
+        measure.as_secs_f64(),
+        warmup.as_secs_f64(),
+        args.patients
+    );
+    println!(
+        "{:<44} {:>10} {:>8} {:>8} {:>7}",
+        "row", "req/s", "p50 ms", "p99 ms", "errors"
+    );
+    eprintln!("billing: desk payments ...");
+    let window = Window::starting_now(warmup, measure);
+    let (summary, errors) = closed_loop(args.clients, window, desk, 201).await?;
+    let name = "desk payment (POST .../payments, cash)";
+    println!(
+        "{:<44} {:>10.0} {:>8} {:>8} {:>7}",
+        name,
+        summary.per_sec,
+        ms(summary.p50),
+        ms(summary.p99),
+        errors
+    );
+    ensure!(errors == 0, "{name}: {errors} requests did not answer 201");
+    println!(
+        "desk payments {:.0}/s (target >= 4,000: {})",
+        summary.per_sec,
+        verdict(summary.per_sec >= 4_000.0)
+    );
+    drop(server);
+    Ok(vec![Figure::at_least(
+        "billing.desk_payments",
+        summary.per_sec,
+        "/s",
+        4_000.0,
+    )])
+}
+
+/// `count` patients registered at the desk, each with one open bill at the
+/// ceiling, so every payment of the run applies to a bill.
+async fn setup(server: &Server, admin: &str, count: usize) -> anyhow::Result<Vec<String>> {
+    eprintln!("billing: setup: registering {count} patients with a bill each ...");
+    let ids: Vec<anyhow::Result<String>> = stream::iter(0..count)
+        .map(|i| async move {
+            let body = json!({"name": format!("Bench Payer {i}"), "dob": "1970-01-01",
+                              "contactInfo": {"email": format!("payer{i}@example.org")}});
+            let (status, reply) = server.post("/api/patients", &body, Some(admin)).await?;
+            ensure!(status == 201, "registering patient {i}: {status} {reply}");
+            let id = reply["patientId"]
+                .as_str()
+                .context("no patientId")?
+                .to_owned();
+            let bill = json!({"patientId": id, "services": [
+                {"serviceId": "bench", "description": "Benchmark care", "amount": "1000000.00"}]});
+            let (status, reply) = server.post("/api/bills", &bill, Some(admin)).await?;
+            ensure!(status == 201, "billing patient {i}: {status} {reply}");
+            Ok(id)
+        })
+        .buffered(8)
+        .collect()
+        .await;
+    ids.into_iter().collect()
+}

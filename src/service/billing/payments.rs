@@ -1,0 +1,489 @@
+//! Payments (seed: "Payment by patient Id", "Track payment by payment Id")
+//! and refunds. Staff record desk payments (cash, the desk's card
+//! terminal); each is settled by its own `PaymentActor`, which applies it
+//! to the patient's bills. Every request that moves money may carry an
+//! `Idempotency-Key`: the first answer is kept for 24 hours and given again
+//! for the same request; the same key with another request is 422
+//! `idempotency_mismatch`; a second request while the first is in flight is
+//! 409. Every access is audited like a bill's.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use medrelay_actors::audit::{self, Action, AuditEntry};
+use medrelay_actors::billing::payment_actor::{PaymentError, Refund, Settle};
+use medrelay_actors::billing::payments::{self, PaymentRecord};
+use medrelay_actors::billing::{self, StoredBill};
+use medrelay_actors::idempotency::{self, IdempotencyRecord};
+use medrelay_actors::ids::new_id;
+use medrelay_actors::patients;
+use medrelay_actors::store::{Table, WriteBatch, WriteError};
+use medrelay_protocol::payment::{
+    PaymentList, PaymentRequest, PaymentStatus, PaymentView, RefundRequest,
+};
+use medrelay_protocol::{Money, PatientId, PaymentId, Role};
+
+use super::{MAX_PAGE, MAX_SCANNED, in_days, may_read, page};
+use crate::auth::Principal;
+use crate::error::AppError;
+use crate::service::audit::{Origin, durably, entity, entry, refused};
+pub use crate::service::idempotency::Answer;
+use crate::service::idempotency::{Keyed, keyed};
+use crate::state::AppState;
+
+/// Most bills one payment names.
+const MAX_BILLS: usize = 100;
+const MAX_REASON: usize = 200;
+
+fn payment_id(raw: &str) -> Result<PaymentId, AppError> {
+    PaymentId::parse(raw).map_err(|e| AppError::invalid("paymentId", e))
+}
+
+fn attempt(principal: &Principal, origin: &Origin, action: Action, id: &str) -> AuditEntry {
+    entry(
+        principal,
+        origin,
+        action,
+        entity("Payment", Some(id), Vec::new()),
+    )
+}
+
+impl From<PaymentError> for AppError {
+    fn from(e: PaymentError) -> Self {
+        match e {
+            PaymentError::NotFound(id) => AppError::NotFound(format!("no payment {id}")),
+            PaymentError::NotRefundable(message) => AppError::Conflict {
+                message,
+                field: Some("amount".into()),
+            },
+            PaymentError::Gateway(why) => AppError::Unavailable(format!(
+                "the payment gateway is unavailable ({why}); the payment stays pending and is settled when it is back"
+            )),
+            e @ PaymentError::Busy => AppError::Conflict {
+                message: e.to_string(),
+                field: None,
+            },
+            e @ (PaymentError::Storage(_) | PaymentError::Internal) => AppError::internal(e),
+        }
+    }
+}
+
+/// Records a desk payment for a patient and settles it (staff).
+///
+/// # Errors
+/// 403; 404 for an unknown patient; 422 naming the field; the
+/// answers an `Idempotency-Key` gives (see the module).
+pub async fn pay(
+    state: &AppState,
+    principal: &Principal,
+    origin: &Origin,
+    raw_patient: &str,
+    key: Option<&str>,
+    body: PaymentRequest,
+) -> Result<Answer, AppError> {
+    let patient = crate::service::parse_patient_id(raw_patient)?;
+    let id = PaymentId::parse(&new_id("pay")).expect("generated ids are valid");
+    let mut this = attempt(principal, origin, Action::C, id.as_str());
+    this.entity.patients = vec![patient.clone()];
+    if principal.require(&[Role::Admin]).is_err() {
+        let e = AppError::Forbidden("desk payments are recorded by the clinic's staff".into());
+        return Err(refused(state, this, e).await);
+    }
+    if !patients::is_live(&state.store, &patient)? {
+        return Err(AppError::NotFound(format!("no patient {patient}")));
+    }
+    let amount = positive("amount", body.amount, state.settings.billing.ceiling())?;
+    let requested = named_bills(
+        state,
+        &patient,
+        body.bill_ids.as_deref().unwrap_or_default(),
+    )?;
+    let canonical = serde_json::to_vec(&body).map_err(AppError::internal)?;
+    for _ in 0..3 {
+        let started = match keyed(
+            state,
+            principal,
+            key,
+            &[b"pay", patient.as_str().as_bytes(), &canonical],
+        )? {
+            Keyed::Replay(answer) => return Ok(answer),
+            started => started,
+        };
+        let now = Timestamp::now();
+        let mut payment = PaymentRecord {
+            payment_id: id.clone(),
+            patient_id: patient.clone(),
+            amount,
+            method: body.method,
+            status: PaymentStatus::Pending,
+            requested: requested.clone(),
+            allocations: Vec::new(),
+            credited: Money::ZERO,
+            refunded: Money::ZERO,
+            gateway_reference: None,
+            history: Vec::new(),
+            idempotency_key: None,
+            created_by: principal.user_id.clone(),
+            created_at: now,
+        };
+        let mut batch = WriteBatch::new();
+        if let Keyed::Start {
+            key,
+            record,
+            expired,
+        } = &started
+        {
+            idempotency::begin(&mut batch, key, expired.as_ref(), record);
+            payment.idempotency_key = Some(key.clone());
+        }
+        let payment = payment.step(
+            PaymentStatus::Pending,
+            Some(principal.user_id.clone()),
+            None,
+            now,
+        );
+        payments::start(&mut batch, &payment);
+        audit::record(&mut batch, &this);
+        match state.store.write(batch).await {
+            Ok(_) => {}
+            // Another request under the same key started first: ask again.
+            Err(WriteError::Exists { .. } | WriteError::Changed { .. }) => continue,
+            Err(e) => return Err(AppError::internal(e)),
+        }
+        let settled = state.payments.send(id.as_str(), Settle).await??;
+        return Ok(Answer {
+            status: 201,
+            body: payments::written_body(&settled),
+        });
+    }
+    Err(AppError::Conflict {
+        message: "a request with this Idempotency-Key is still in flight".into(),
+        field: Some("Idempotency-Key".into()),
+    })
+}
+
+/// An amount above zero, acceptable as money here, or 422 naming `field`.
+fn positive(field: &str, amount: Money, ceiling: Money) -> Result<Money, AppError> {
+    let amount = amount
+        .check(ceiling)
+        .map_err(|e| AppError::invalid(field, e))?;
+    if amount == Money::ZERO {
+        return Err(AppError::invalid(field, "must be more than 0"));
+    }
+    Ok(amount)
+}
+
+/// The bills a payment names: each this patient's open bill, once.
+fn named_bills(
+    state: &AppState,
+    patient: &PatientId,
+    ids: &[medrelay_protocol::BillId],
+) -> Result<Vec<medrelay_protocol::BillId>, AppError> {
+    if ids.len() > MAX_BILLS {
+        return Err(AppError::invalid(
+            "billIds",
+            format!("at most {MAX_BILLS} bills"),
+        ));
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let open = state
+            .store
+            .get::<StoredBill>(id.as_str())?
+            .is_some_and(|b| b.patient_id == *patient && b.status.is_open());
+        if !open || ids[..i].contains(id) {
+            return Err(AppError::invalid(
+                &format!("billIds[{i}]"),
+                format!("{id} is not an open bill of patient {patient}, or is named twice"),
+            ));
+        }
+    }
+    Ok(ids.to_vec())
+}
+
+/// Gives back part or all of a succeeded payment (admins): credit first,
+/// then what it paid on its bills, newest first.
+///
+/// # Errors
+/// 403, 404; 409 for more than is left; 422 naming the field; the
+/// answers an `Idempotency-Key` gives (see the module).
+pub async fn refund(
+    state: &AppState,
+    principal: &Principal,
+    origin: &Origin,
+    raw_payment: &str,
+    key: Option<&str>,
+    body: RefundRequest,
+) -> Result<Answer, AppError> {
+    let id = payment_id(raw_payment)?;
+    let mut this = attempt(principal, origin, Action::U, id.as_str());
+    this.entity.detail = Some("refund".into());
+    if let Err(e) = principal.require(&[Role::Admin]) {
+        return Err(refused(state, this, e).await);
+    }
+    let Some(payment) = state.store.get::<PaymentRecord>(id.as_str())? else {
+        return Err(AppError::NotFound(format!("no payment {id}")));
+    };
+    this.entity.patients = vec![payment.patient_id.clone()];
+    let amount = positive("amount", body.amount, state.settings.billing.ceiling())?;
+    let reason = crate::service::text("reason", &body.reason, MAX_REASON)?;
+    let canonical = serde_json::to_vec(&body).map_err(AppError::internal)?;
+    let idempotency = match keyed(
+        state,
+        principal,
+        key,
+        &[b"refund", id.as_str().as_bytes(), &canonical],
+    )? {
+        Keyed::Replay(answer) => return Ok(answer),
+        Keyed::None => None,
+        Keyed::Start {
+            key,
+            record,
+            expired,
+        } => {
+            let mut batch = WriteBatch::new();
+            idempotency::begin(&mut batch, &key, expired.as_ref(), &record);
+            match state.store.write(batch).await {
+                Ok(_) => Some((key, record)),
+                Err(WriteError::Exists { .. } | WriteError::Changed { .. }) => {
+                    return Err(AppError::Conflict {
+                        message: "a request with this Idempotency-Key is still in flight".into(),
+                        field: Some("Idempotency-Key".into()),
+                    });
+                }
+                Err(e) => return Err(AppError::internal(e)),
+            }
+        }
+    };
+    let asked = Refund {
+        amount,
+        reason,
+        by: principal.user_id.clone(),
+        idempotency: idempotency.clone(),
+        audit: this.clone(),
+    };
+    match state.payments.send(id.as_str(), asked).await? {
+        Ok(refunded) => Ok(Answer {
+            status: 201,
+            body: payments::written_body(&refunded),
+        }),
+        Err(e) => {
+            // Nothing moved: the key is free for a corrected request.
+            if let Some((key, record)) = idempotency {
+                let mut batch = WriteBatch::new();
+                batch.require_equal(key.as_str(), &record);
+                batch.delete(Table::IdempotencyKeys, key);
+                if let Err(w) = state.store.write(batch).await {
+                    tracing::warn!(error = %w, "could not free an idempotency key after a refused refund");
+                }
+            }
+            Err(refused(state, this, e.into()).await)
+        }
+    }
+}
+
+/// A payment: the patient's own, or any for admins.
+///
+/// # Errors
+/// 403, 404.
+pub async fn get(
+    state: &AppState,
+    principal: &Principal,
+    origin: &Origin,
+    raw_payment: &str,
+) -> Result<PaymentView, AppError> {
+    let id = payment_id(raw_payment)?;
+    let mut this = attempt(principal, origin, Action::R, id.as_str());
+    let Some(payment) = state.store.get::<PaymentRecord>(id.as_str())? else {
+        let e = if principal.role == Role::Patient {
+            AppError::Forbidden("patients read only their own payments".into())
+        } else {
+            AppError::NotFound(format!("no payment {id}"))
+        };
+        return Err(refused(state, this, e).await);
+    };
+    this.entity.patients = vec![payment.patient_id.clone()];
+    if let Err(e) = may_see_payments(state, principal, &payment.patient_id) {
+        return Err(refused(state, this, e).await);
+    }
+    durably(state, &this).await?;
+    Ok(view(state, payment))
+}
+
+/// Payments are the patient's and the front desk's business: doctors do
+/// not read them.
+fn may_see_payments(
+    state: &AppState,
+    principal: &Principal,
+    patient: &PatientId,
+) -> Result<(), AppError> {
+    if principal.role == Role::Doctor {
+        return Err(AppError::Forbidden(
+            "payments are read by the patient and the clinic's staff".into(),
+        ));
+    }
+    may_read(state, principal, patient)
+}
+
+/// The filters of `GET /api/payments`.
+#[derive(Debug, Default)]
+pub struct PaymentQuery {
+    /// Whose payments (patients: their own, the default).
+    pub patient_id: Option<PatientId>,
+    /// Only payments in this state.
+    pub status: Option<PaymentStatus>,
+    /// Made on or after this day (UTC).
+    pub from: Option<jiff::civil::Date>,
+    /// Made on or before this day (UTC).
+    pub to: Option<jiff::civil::Date>,
+    /// Payments whose id sorts after this one.
+    pub after: Option<PaymentId>,
+    /// At most this many.
+    pub limit: Option<usize>,
+}
+
+/// Payments by id, filtered; admins may leave out `patientId`.
+///
+/// # Errors
+/// 403; 422 for a bad limit.
+pub async fn list(
+    state: &AppState,
+    principal: &Principal,
+    origin: &Origin,
+    q: PaymentQuery,
+) -> Result<PaymentList, AppError> {
+    let limit = crate::service::page_size(q.limit, MAX_PAGE, MAX_PAGE)?;
+    let patient = match (&q.patient_id, principal.role) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Role::Admin) => None,
+        (None, _) => crate::service::schedule::viewer(state, principal)?.patient_id,
+    };
+    let mut this = entry(
+        principal,
+        origin,
+        Action::E,
+        entity("Payment", None, patient.iter().cloned().collect()),
+    );
+    this.entity.detail = Some("list".into());
+    let ids = match &patient {
+        Some(p) => {
+            if let Err(e) = may_see_payments(state, principal, p) {
+                return Err(refused(state, this, e).await);
+            }
+            let mut ids = payments::of_patient(&state.store, p, billing::MAX_PATIENT_BILLS)?;
+            if let Some(after) = &q.after {
+                ids.retain(|id| id > after);
+            }
+            ids.truncate(MAX_SCANNED);
+            ids
+        }
+        None if principal.role == Role::Admin => state
+            .store
+            .scan::<PaymentRecord>(q.after.as_ref().map(PaymentId::as_str), MAX_SCANNED)?
+            .into_iter()
+            .map(|(_, p)| p.payment_id)
+            .collect(),
+        None => {
+            let e = AppError::Forbidden(
+                "payments are read by the patient and the clinic's staff".into(),
+            );
+            return Err(refused(state, this, e).await);
+        }
+    };
+    let (found, next) = page(ids, limit, PaymentId::to_string, |id| {
+        let Some(payment) = state.store.get::<PaymentRecord>(id.as_str())? else {
+            return Ok(None);
+        };
+        let wanted = q.status.is_none_or(|s| payment.status == s)
+            && in_days(payment.created_at, q.from, q.to);
+        Ok(wanted.then(|| view(state, payment)))
+    })?;
+    durably(state, &this).await?;
+    Ok(PaymentList {
+        payments: found,
+        next,
+    })
+}
+
+fn view(state: &AppState, p: PaymentRecord) -> PaymentView {
+    PaymentView {
+        payment_id: p.payment_id,
+        patient_id: p.patient_id,
+        amount: p.amount,
+        currency: state.settings.billing.currency.clone(),
+        method: p.method,
+        status: p.status,
+        allocations: p.allocations,
+        credited: p.credited,
+        refunded: p.refunded,
+        gateway_reference: p.gateway_reference,
+        history: p.history,
+        created_at: p.created_at,
+    }
+}
+
+/// Settles the payments a stop left unsettled, each through its actor.
+pub async fn resume(state: Arc<AppState>) {
+    let ids = match payments::unsettled(&state.store, 100_000) {
+        Ok(ids) => ids,
+        Err(e) => {
+            tracing::error!(error = %e, "could not read the payments left unsettled");
+            return;
+        }
+    };
+    if ids.is_empty() {
+        return;
+    }
+    tracing::info!(
+        payments = ids.len(),
+        "settling payments left unsettled by the last stop"
+    );
+    for id in ids {
+        match state.payments.send(id.as_str(), Settle).await {
+            Ok(Ok(p)) => {
+                tracing::info!(payment = %id, status = p.status.as_str(), "unsettled payment settled")
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(payment = %id, error = %e, "an unsettled payment is still unsettled")
+            }
+            Err(e) => {
+                tracing::warn!(payment = %id, error = %e, "no payment actor took an unsettled payment")
+            }
+        }
+    }
+}
+
+/// Forgets idempotency keys past their 24 hours, every hour.
+pub async fn prune_keys(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let now = Timestamp::now();
+        let mut after: Option<String> = None;
+        let mut pruned = 0;
+        loop {
+            let page = match state.store.scan::<IdempotencyRecord>(after.as_deref(), 512) {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read idempotency keys");
+                    break;
+                }
+            };
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            let mut batch = WriteBatch::new();
+            for (key, record) in page.into_iter().filter(|(_, r)| r.expired(now)) {
+                batch.require_equal(key.clone(), &record);
+                batch.delete(Table::IdempotencyKeys, key);
+                pruned += 1;
+            }
+            if !batch.is_empty()
+                && let Err(e) = state.store.write(batch).await
+            {
+                tracing::warn!(error = %e, "could not prune idempotency keys");
+            }
+        }
+        if pruned > 0 {
+            tracing::info!(keys = pruned, "forgot idempotency keys older than 24 hours");
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! Desk payments: applied to the oldest open bills (or those named), the
+//! rest as credit; idempotency keys (replay, mismatch, 100 racing identical
+//! requests make one payment); refunds, partial then full, never more than
+//! is left; who may pay and read.
+
+use serde_json::{Value, json};
+
+use crate::care::{CareClinic, care_clinic};
+
+async fn bill(c: &CareClinic, id: &str, amount: &str) {
+    let (status, body) = c
+        .app
+        .post(
+            "/api/bills",
+            json!({"billId": id, "patientId": c.alice.patient_id,
+                   "services": [{"serviceId": "s", "description": "Visit", "amount": amount}]}),
+            Some(&c.admin),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+}
+
+/// Posts `body` with an optional idempotency key; status and raw body.
+async fn pay(c: &CareClinic, token: &str, key: Option<&str>, body: &Value) -> (u16, String) {
+    let path = format!("/api/patients/{}/payments", c.alice.patient_id);
+    let mut request = c
+        .app
+        .http
+        .post(c.app.url(&path))
+        .bearer_auth(token)
+        .json(body);
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+async fn text(c: &CareClinic, path: &str, token: &str) -> String {
+    let response = c
+        .app
+        .http
+        .get(c.app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+    response.text().await.unwrap()
+}
+
+fn id_of(body: &str) -> String {
+    let v: Value = serde_json::from_str(body).unwrap();
+    v["paymentId"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_payment_pays_the_oldest_bills_first_and_the_rest_becomes_credit() {
+    let c = care_clinic(|_| {}).await;
+    bill(&c, "b1", "100.00").await;
+    bill(&c, "b2", "50.00").await;
+    let (status, body) = pay(
+        &c,
+        &c.admin,
+        None,
+        &json!({"amount": "120.00", "method": "cash"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert!(body.contains(r#""status":"succeeded""#), "{body}");
+    let first = id_of(&body);
+    let payment = text(&c, &format!("/api/payments/{first}"), &c.alice.tokens.token).await;
+    assert!(
+        payment.contains(
+            r#""allocations":[{"billId":"b1","amount":100.00},{"billId":"b2","amount":20.00}]"#
+        ),
+        "{payment}"
+    );
+    assert!(
+        payment.contains(r#""credited":0.00"#) && payment.contains(r#""currency":"USD""#),
+        "{payment}"
+    );
+    assert!(
+        text(&c, "/api/bills/b1", &c.admin)
+            .await
+            .contains(r#""status":"Paid""#)
+    );
+    let b2 = text(&c, "/api/bills/b2", &c.admin).await;
+    assert!(
+        b2.contains(r#""status":"PartiallyPaid""#) && b2.contains(r#""balanceDue":30.00"#),
+        "{b2}"
+    );
+
+    // Naming the bill; what is left over is credit.
+    let (status, body) = pay(
+        &c,
+        &c.admin,
+        None,
+        &json!({"amount": 50, "method": "card_terminal", "billIds": ["b2"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let account = text(
+        &c,
+        &format!("/api/billing-accounts/{}", c.alice.patient_id),
+        &c.alice.tokens.token,
+    )
+    .await;
+    assert!(
+        account.contains(r#""balance":0.00"#) && account.contains(r#""credit":20.00"#),
+        "{account}"
+    );
+
+    // Who may pay and read.
+    let (status, _) = pay(
+        &c,
+        &c.alice.tokens.token,
+        None,
+        &json!({"amount": 5, "method": "cash"}),
+    )
+    .await;
+    assert_eq!(status, 403, "patients do not record desk payments");
+    for who in [&c.bob.tokens.token, &c.dr] {
+        let (status, _) = c
+            .app
+            .get(&format!("/api/payments/{first}"), Some(who))
+            .await;
+        assert_eq!(status, 403);
+    }
+    let (status, list) = c
+        .app
+        .get("/api/payments", Some(&c.alice.tokens.token))
+        .await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["payments"].as_array().unwrap().len(), 2);
+    let (_, list) = c
+        .app
+        .get("/api/payments?status=succeeded&limit=1", Some(&c.admin))
+        .await;
+    assert_eq!(list["payments"].as_array().unwrap().len(), 1);
+    assert!(list["next"].is_string());
+
+    // Bad input names the field.
+    for (body, status, field) in [
+        (json!({"amount": -1, "method": "cash"}), 422, "amount"),
+        (json!({"amount": 0, "method": "cash"}), 422, "amount"),
+        (json!({"amount": "1.001", "method": "cash"}), 422, "amount"),
+        (
+            json!({"amount": 5, "method": "cash", "billIds": ["b1"]}),
+            422,
+            "billIds[0]",
+        ),
+        (
+            json!({"amount": 5, "method": "cash", "billIds": ["nope"]}),
+            422,
+            "billIds[0]",
+        ),
+        (json!({"amount": 5, "method": "bitcoin"}), 400, "method"),
+    ] {
+        let (got, reply) = pay(&c, &c.admin, None, &body).await;
+        let reply: Value = serde_json::from_str(&reply).unwrap();
+        assert_eq!(
+            (got, reply["error"]["field"].as_str()),
+            (status, Some(field)),
+            "{body}: {reply}"
+        );
+    }
+    let (status, reply) = pay(
+        &c,
+        &c.admin,
+        Some(&"k".repeat(256)),
+        &json!({"amount": 5, "method": "cash"}),
+    )
+    .await;
+    assert_eq!(status, 422, "{reply}");
+}
+
+#[tokio::test]
+async fn an_idempotency_key_makes_one_payment_however_often_it_is_sent() {
+    let c = care_clinic(|_| {}).await;
+    bill(&c, "b1", "100.00").await;
+    let body = json!({"amount": "10.00", "method": "cash"});
+    let (status, first) = pay(&c, &c.admin, Some("key-1"), &body).await;
+    assert_eq!(status, 201, "{first}");
+    let (status, again) = pay(&c, &c.admin, Some("key-1"), &body).await;
+    assert_eq!(
+        (status, again.as_str()),
+        (201, first.as_str()),
+        "replayed byte for byte"
+    );
+    let (status, reply) = pay(
+        &c,
+        &c.admin,
+        Some("key-1"),
+        &json!({"amount": "11.00", "method": "cash"}),
+    )
+    .await;
+    assert_eq!(status, 422, "{reply}");
+    assert!(reply.contains("idempotency_mismatch"), "{reply}");
+
+    // 100 identical requests at once: one payment; every answer is the
+    // payment's or "in flight".
+    let racing = json!({"amount": "1.00", "method": "cash"});
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let (http, url, token, body) = (
+            c.app.http.clone(),
+            c.app
+                .url(&format!("/api/patients/{}/payments", c.alice.patient_id)),
+            c.admin.clone(),
+            racing.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let r = http
+                .post(url)
+                .bearer_auth(token)
+                .header("Idempotency-Key", "race-1")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }));
+    }
+    let mut made = std::collections::BTreeSet::new();
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        match status {
+            201 => {
+                made.insert(id_of(&body));
+            }
+            409 => assert!(body.contains("in flight"), "{body}"),
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert_eq!(made.len(), 1, "one payment: {made:?}");
+    let (_, list) = c
+        .app
+        .get(
+            &format!("/api/payments?patientId={}", c.alice.patient_id),
+            Some(&c.admin),
+        )
+        .await;
+    assert_eq!(list["payments"].as_array().unwrap().len(), 2, "{list}");
+    let b1 = text(&c, "/api/bills/b1", &c.admin).await;
+    assert!(b1.contains(r#""paymentsApplied":11.00"#), "{b1}");
+}
+
+#[tokio::test]
+async fn refunds_take_credit_first_reopen_bills_and_never_exceed_the_payment() {
+    let c = care_clinic(|_| {}).await;
+    bill(&c, "b1", "100.00").await;
+    let (status, body) = pay(
+        &c,
+        &c.admin,
+        None,
+        &json!({"amount": "130.00", "method": "cash"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let id = id_of(&body);
+    let refunds = format!("/api/payments/{id}/refunds");
+    let (status, body) = c
+        .app
+        .post(
+            &refunds,
+            json!({"amount": "40.00", "reason": "overpaid"}),
+            Some(&c.admin),
+        )
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (201, Some("partially_refunded")),
+        "{body}"
+    );
+    // 30.00 came from credit, 10.00 from the bill, which is open again.
+    let account = text(
+        &c,
+        &format!("/api/billing-accounts/{}", c.alice.patient_id),
+        &c.admin,
+    )
+    .await;
+    assert!(
+        account.contains(r#""credit":0.00"#) && account.contains(r#""balance":10.00"#),
+        "{account}"
+    );
+    let (status, body) = c
+        .app
+        .post(
+            &refunds,
+            json!({"amount": "90.01", "reason": "too much"}),
+            Some(&c.admin),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (409, Some("amount")),
+        "{body}"
+    );
+    let (status, body) = c
+        .app
+        .post(
+            &refunds,
+            json!({"amount": "90.00", "reason": "cancelled visit"}),
+            Some(&c.admin),
+        )
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (201, Some("refunded")),
+        "{body}"
+    );
+    let b1 = text(&c, "/api/bills/b1", &c.admin).await;
+    assert!(
+        b1.contains(r#""status":"Issued""#) && b1.contains(r#""balanceDue":100.00"#),
+        "{b1}"
+    );
+    let payment = text(&c, &format!("/api/payments/{id}"), &c.admin).await;
+    assert!(payment.contains(r#""refunded":130.00"#), "{payment}");
+    assert!(
+        payment.contains("refunded 90.00: cancelled visit"),
+        "{payment}"
+    );
+    let (status, _) = c
+        .app
+        .post(
+            &refunds,
+            json!({"amount": "1", "reason": "x"}),
+            Some(&c.admin),
+        )
+        .await;
+    assert_eq!(status, 409, "nothing is left");
+    let (status, _) = c
+        .app
+        .post(
+            &refunds,
+            json!({"amount": "1", "reason": "x"}),
+            Some(&c.alice.tokens.token),
+        )
+        .await;
+    assert_eq!(status, 403);
+}
