@@ -6,6 +6,10 @@
 //!   body is a WebSocket [`crate::ws::ClientFrame`] (`book`, `reschedule`,
 //!   `cancel`, `get`, `board`), the reply a [`crate::ws::Reply`]; the caller's
 //!   JWT travels in the `Authorization: Bearer <token>` header.
+//! - Commands: `<prefix>.cmd.billing.<patientId>`, request/reply, the same
+//!   header: [`BillingCommand`] (the seed's `GetBillingAccount` and
+//!   `CreateBillingAccount`), answered with the account in a reply of the
+//!   WebSocket's shape.
 //!
 //! Only events that other systems act on leave the server: everything on a
 //! doctor's board (aggregate `schedule`) and account creation (aggregate
@@ -17,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::channel::Channel;
 use crate::event::Event;
-use crate::ids::ProviderId;
+use crate::ids::{PatientId, ProviderId};
 
 /// The version of [`EventEnvelope`]; bumped on an incompatible change.
 pub const EVENT_SCHEMA_VERSION: u32 = 1;
@@ -127,6 +131,23 @@ impl Subjects {
         let id = rest.strip_prefix(".cmd.schedule.")?;
         ProviderId::parse(id).ok()
     }
+
+    /// The command subject of one patient's billing account.
+    pub fn billing_command(&self, patient: &PatientId) -> String {
+        format!("{}.cmd.billing.{patient}", self.prefix)
+    }
+
+    /// Every patient's billing command subject.
+    pub fn all_billing_commands(&self) -> String {
+        format!("{}.cmd.billing.*", self.prefix)
+    }
+
+    /// The patient a billing command subject names, if it is one.
+    pub fn patient_of(&self, subject: &str) -> Option<PatientId> {
+        let rest = subject.strip_prefix(self.prefix.as_str())?;
+        let id = rest.strip_prefix(".cmd.billing.")?;
+        PatientId::parse(id).ok()
+    }
 }
 
 impl Default for Subjects {
@@ -146,6 +167,31 @@ pub fn valid_prefix(prefix: &str) -> bool {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
+}
+
+/// A request on `<prefix>.cmd.billing.<patientId>`:
+/// `{"type":"get"}` or `{"type":"create"}`, with an optional `id` echoed as
+/// the reply's `re`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BillingCommand {
+    /// Echoed as the reply's `re`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// What to do.
+    #[serde(rename = "type")]
+    pub kind: BillingCommandKind,
+}
+
+/// What a [`BillingCommand`] asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BillingCommandKind {
+    /// The account: balance, credit, open bills (`GetBillingAccount`).
+    Get,
+    /// Opens the account if the patient has none, then answers as `get`
+    /// (`CreateBillingAccount`; admins).
+    Create,
 }
 
 #[cfg(test)]

@@ -28,10 +28,23 @@ use crate::state::NatsLink;
 /// The queue group every owner node joins, so each request is answered once.
 const QUEUE_GROUP: &str = "medrelay";
 
-/// Serves commands until the task is aborted at shutdown.
-pub async fn run(state: Arc<AppState>, link: NatsLink) {
+/// The commands one subscription answers.
+#[derive(Debug, Clone, Copy)]
+pub enum Commands {
+    /// `<prefix>.cmd.schedule.<providerId>`.
+    Schedule,
+    /// `<prefix>.cmd.billing.<patientId>`: a patient's billing account.
+    Billing,
+}
+
+/// Serves `kind` of commands until the task is aborted at shutdown; each
+/// kind has its own bound on requests in progress.
+pub async fn run(state: Arc<AppState>, link: NatsLink, kind: Commands) {
     let limit = Arc::new(Semaphore::new(state.settings.nats.max_concurrent_commands));
-    let subject = link.subjects.all_schedule_commands();
+    let subject = match kind {
+        Commands::Schedule => link.subjects.all_schedule_commands(),
+        Commands::Billing => link.subjects.all_billing_commands(),
+    };
     let mut delay = std::time::Duration::from_millis(100);
     loop {
         let mut requests = match link
@@ -53,7 +66,7 @@ pub async fn run(state: Arc<AppState>, link: NatsLink) {
             };
             let (state, link) = (state.clone(), link.clone());
             tokio::spawn(async move {
-                answer(&state, &link, message).await;
+                answer(&state, &link, message, kind).await;
                 drop(permit);
             });
         }
@@ -62,16 +75,22 @@ pub async fn run(state: Arc<AppState>, link: NatsLink) {
     }
 }
 
-async fn answer(state: &AppState, link: &NatsLink, message: async_nats::Message) {
+async fn answer(state: &AppState, link: &NatsLink, message: async_nats::Message, kind: Commands) {
     let Some(reply_to) = message.reply.clone() else {
         metrics::counter!("nats_commands_total", "result" => "no_reply_subject").increment(1);
         tracing::debug!(subject = %message.subject, "command without a reply subject ignored");
         return;
     };
-    let reply = handle(state, link, &message).await;
-    metrics::counter!("nats_commands_total", "result" => if reply.ok { "ok" } else { "error" })
+    let (ok, payload) = match kind {
+        Commands::Schedule => {
+            let reply = handle(state, link, &message).await;
+            let payload = serde_json::to_vec(&reply).expect("replies serialise to JSON");
+            (reply.ok, payload)
+        }
+        Commands::Billing => super::billing::handle(state, link, &message).await,
+    };
+    metrics::counter!("nats_commands_total", "result" => if ok { "ok" } else { "error" })
         .increment(1);
-    let payload = serde_json::to_vec(&reply).expect("replies serialise to JSON");
     if let Err(e) = link.client.publish(reply_to, payload.into()).await {
         tracing::warn!(error = %e, "could not send a NATS command reply");
     }
@@ -138,7 +157,10 @@ pub(crate) async fn handle(
 
 /// The principal of the request's `Authorization: Bearer` header. Display
 /// tokens are accepted; [`schedule::run`] limits them to their board.
-fn authenticate(state: &AppState, message: &async_nats::Message) -> Result<Principal, AppError> {
+pub(super) fn authenticate(
+    state: &AppState,
+    message: &async_nats::Message,
+) -> Result<Principal, AppError> {
     let header = message
         .headers
         .as_ref()

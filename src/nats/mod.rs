@@ -1,13 +1,15 @@
 //! The NATS bridge: one connection, and the tasks that use it.
 //!
 //! - [`publisher`]: the outbox → JetStream, in order, deduplicated by event id.
-//! - [`commands`]: `<prefix>.cmd.schedule.<providerId>` request/reply.
+//! - [`commands`]: `<prefix>.cmd.schedule.<providerId>` request/reply, and
+//!   `<prefix>.cmd.billing.<patientId>` (`billing`: a patient's billing account).
 //! - [`replica`]: on a board replica, the owner's events from JetStream into
 //!   the local channel history, so live boards work there unchanged.
 //!
 //! NATS is optional. The connection retries in the background (the server
 //! starts and serves while NATS is away) and `/readyz` reports it degraded.
 
+mod billing;
 pub mod commands;
 pub mod publisher;
 pub mod replica;
@@ -18,6 +20,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_nats::jetstream;
+use commands::Commands;
 use medrelay_protocol::nats::Subjects;
 use secrecy::ExposeSecret;
 use tokio::task::JoinSet;
@@ -133,7 +136,16 @@ pub fn spawn(state: &Arc<AppState>, link: &NatsLink, tasks: &mut JoinSet<()>) {
     match state.settings.nats.role {
         NodeRole::Owner => {
             tasks.spawn(publisher::run(state.clone(), link.clone()));
-            tasks.spawn(commands::run(state.clone(), link.clone()));
+            tasks.spawn(commands::run(
+                state.clone(),
+                link.clone(),
+                Commands::Schedule,
+            ));
+            tasks.spawn(commands::run(
+                state.clone(),
+                link.clone(),
+                Commands::Billing,
+            ));
         }
         NodeRole::BoardReplica => {
             tasks.spawn(replica::run(state.clone(), link.clone()));

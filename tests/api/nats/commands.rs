@@ -213,3 +213,99 @@ async fn bad_nats_requests_get_error_replies() {
     let ok = request(&client, subject, token, book).await;
     assert_eq!(ok["ok"], true, "{ok}");
 }
+
+#[tokio::test]
+async fn billing_accounts_answer_over_nats_with_exact_amounts() {
+    let nats = NatsServer::start();
+    let app = spawn_app_with(with_nats(nats.url())).await;
+    let admin = app.admin_token().await;
+    let alice = app.signup_patient("alice").await;
+    let bob = app.signup_patient("bob").await;
+    let (status, body) = app
+        .post(
+            "/api/bills",
+            json!({"patientId": alice.patient_id, "services": [
+                {"serviceId": "s1", "description": "Visit", "amount": "0.10"},
+                {"serviceId": "s2", "description": "Test", "amount": "0.20"}]}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let client = nats.client().await;
+    let subject = format!("medrelay.cmd.billing.{}", alice.patient_id);
+    let ready = eventually(Duration::from_secs(10), || async {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Authorization", format!("Bearer {admin}").as_str());
+        client
+            .request_with_headers(subject.clone(), headers, b"{}".as_slice().into())
+            .await
+            .is_ok()
+    })
+    .await;
+    assert!(ready, "the server never answered billing commands");
+
+    // GetBillingAccount, read as bytes: the amounts keep their decimals.
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(
+        "Authorization",
+        format!("Bearer {}", alice.tokens.token).as_str(),
+    );
+    let raw = client
+        .request_with_headers(
+            subject.clone(),
+            headers,
+            br#"{"type":"get","id":"g1"}"#.as_slice().into(),
+        )
+        .await
+        .unwrap();
+    let text = String::from_utf8(raw.payload.to_vec()).unwrap();
+    assert!(text.starts_with(r#"{"re":"g1","ok":true"#), "{text}");
+    assert!(
+        text.contains(r#""balance":0.30"#) && text.contains(r#""credit":0.00"#),
+        "{text}"
+    );
+
+    // Another patient may not read it; a patient may not create; admins may.
+    let reply = request(
+        &client,
+        &subject,
+        Some(&bob.tokens.token),
+        json!({"type": "get"}),
+    )
+    .await;
+    assert_eq!(reply["error"]["code"], "forbidden", "{reply}");
+    let reply = request(
+        &client,
+        &subject,
+        Some(&alice.tokens.token),
+        json!({"type": "create"}),
+    )
+    .await;
+    assert_eq!(reply["error"]["code"], "forbidden", "{reply}");
+    let reply = request(
+        &client,
+        &subject,
+        Some(&admin),
+        json!({"type": "create", "id": "c1"}),
+    )
+    .await;
+    assert_eq!(
+        (reply["ok"].as_bool(), reply["re"].as_str()),
+        (Some(true), Some("c1")),
+        "{reply}"
+    );
+    assert_eq!(reply["data"]["patientId"], alice.patient_id.as_str());
+    // Bad requests get error replies.
+    let reply = request(&client, &subject, None, json!({"type": "get"})).await;
+    assert_eq!(reply["error"]["code"], "unauthorized", "{reply}");
+    let reply = request(&client, &subject, Some(&admin), json!({"type": "pay"})).await;
+    assert_eq!(reply["error"]["code"], "bad_request", "{reply}");
+    let reply = request(
+        &client,
+        "medrelay.cmd.billing.pat_nobody",
+        Some(&admin),
+        json!({"type": "create"}),
+    )
+    .await;
+    assert_eq!(reply["error"]["code"], "not_found", "{reply}");
+}
