@@ -427,6 +427,7 @@ pub fn revisions(
 
 pub mod claims;
 pub mod gateway;
+pub mod invoices;
 pub mod payment_actor;
 pub mod payments;
 

@@ -15,6 +15,7 @@
 use std::time::Duration;
 
 use crate::billing::claims::{self, ClaimVersion, StoredClaim};
+use crate::billing::invoices::{self, StoredInvoice};
 use crate::billing::{self, BillRevision, StoredBill};
 use crate::medical::{self, RecordVersion, StoredRecord};
 use crate::notify::NotificationRecord;
@@ -115,7 +116,16 @@ pub async fn pass(
         },
     )
     .await?;
-    Ok(patients
+    let invoices = table::<StoredInvoice>(
+        store,
+        batch,
+        pause,
+        |i| i.body.key_id().ok() != Some(current),
+        |key, i| Ok(invoices::reseal(vault, key, i)?),
+    )
+    .await?;
+    Ok(invoices
+        + patients
         + records
         + versions
         + histories

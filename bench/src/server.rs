@@ -260,15 +260,7 @@ impl Server {
     /// # Errors
     /// When `/proc/PID/status` cannot be read or has no `VmRSS` line.
     pub fn rss_bytes(&self) -> anyhow::Result<u64> {
-        let path = format!("/proc/{}/status", self.pid());
-        let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-        let kib = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|rest| rest.trim().strip_suffix("kB"))
-            .and_then(|n| n.trim().parse::<u64>().ok())
-            .with_context(|| format!("no VmRSS in {path}"))?;
-        Ok(kib * 1024)
+        rss_of(self.pid()).with_context(|| format!("no VmRSS in /proc/{}/status", self.pid()))
     }
 
     /// `POST path` with a JSON body; returns the status and the JSON answer.
@@ -518,4 +510,15 @@ impl Commits {
         }
         out
     }
+}
+
+/// Resident memory of process `pid` (`VmRSS`), in bytes, if readable.
+pub fn rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().strip_suffix("kB"))
+        .and_then(|n| n.trim().parse::<u64>().ok())?;
+    Some(kib * 1024)
 }

@@ -22,6 +22,7 @@
 //! - [`report`]: notification delivery reports and statistics.
 //! - [`schedule`]: availability, slots, appointments and their command bodies.
 //! - [`nats`]: NATS subjects and the published event envelope.
+//! - [`invoice`]: invoices in the seed's shape.
 //! - [`payment`]: payments, refunds and their states.
 //! - [`notification`]: notification channels, statuses and preferences.
 //! - [`ws`]: WebSocket protocol v1 frames: client commands, replies, pushed events.
@@ -36,6 +37,7 @@ pub mod claim;
 pub mod error;
 pub mod event;
 pub mod ids;
+pub mod invoice;
 pub mod money;
 pub mod nats;
 pub mod notification;

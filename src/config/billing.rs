@@ -13,6 +13,10 @@ pub struct BillingSettings {
     /// The largest amount a service line, a bill or a payment may carry, as
     /// decimal text (the config file's numbers are floats; amounts never are).
     pub max_amount: String,
+    /// The clinic's name, printed on invoices.
+    pub clinic_name: String,
+    /// The clinic's address, printed on invoices.
+    pub clinic_address: String,
 }
 
 impl BillingSettings {

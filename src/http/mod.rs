@@ -27,6 +27,7 @@ pub mod directory;
 pub mod error;
 #[cfg(feature = "fault-injection")]
 mod faults;
+pub mod invoices;
 pub mod json;
 pub mod notifications;
 mod openapi;
@@ -99,6 +100,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(records::router())
         .merge(billing::router())
         .merge(payments::router())
+        .merge(invoices::router())
         .merge(providers::router())
         .merge(appointments::router())
         .merge(notifications::router())

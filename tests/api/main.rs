@@ -20,6 +20,7 @@ mod claims;
 mod durability;
 mod integrity;
 mod invites;
+mod invoices;
 mod lifecycle;
 mod memory;
 mod nats;

@@ -84,11 +84,13 @@ pub enum Table {
     PaymentQueue,
     /// `<user>/<key>` → a request's idempotency key and its kept answer.
     IdempotencyKeys,
+    /// `INV-000001`, ... → an issued invoice, its body sealed.
+    Invoices,
 }
 
 impl Table {
     /// All record tables; each is created when the store opens.
-    pub const ALL: [Table; 36] = [
+    pub const ALL: [Table; 37] = [
         Table::Users,
         Table::Usernames,
         Table::Patients,
@@ -126,6 +128,7 @@ impl Table {
         Table::PatientPayments,
         Table::PaymentQueue,
         Table::IdempotencyKeys,
+        Table::Invoices,
     ];
 
     /// The table's position in [`Table::ALL`].
@@ -175,6 +178,7 @@ impl Table {
             Table::PatientPayments => "patient_payments",
             Table::PaymentQueue => "payment_queue",
             Table::IdempotencyKeys => "idempotency_keys",
+            Table::Invoices => "invoices",
         }
     }
 

@@ -9,6 +9,7 @@
 mod account;
 pub mod claims;
 mod input;
+pub mod invoices;
 pub mod payments;
 
 pub use account::{account, open};
