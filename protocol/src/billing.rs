@@ -227,6 +227,24 @@ pub struct OpenBill {
     pub created_at: jiff::Timestamp,
 }
 
+/// A payment as the account lists it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentSummary {
+    /// The payment.
+    #[schema(value_type = String)]
+    pub payment_id: crate::ids::PaymentId,
+    /// What was paid.
+    pub amount: Money,
+    /// What was given back.
+    pub refunded: Money,
+    /// Where it stands.
+    pub status: crate::payment::PaymentStatus,
+    /// When it was made.
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: jiff::Timestamp,
+}
+
 /// `GET /api/billing-accounts/{patientId}` (the seed's `GetBillingAccount`).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -242,6 +260,9 @@ pub struct BillingAccountView {
     pub credit: Money,
     /// The bills still owed on, oldest first.
     pub open_bills: Vec<OpenBill>,
+    /// The patient's payments, newest first (at most 100; the rest through
+    /// `GET /api/payments`).
+    pub payments: Vec<PaymentSummary>,
     /// When the account was opened.
     #[schema(value_type = String, format = DateTime)]
     pub opened_at: jiff::Timestamp,

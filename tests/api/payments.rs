@@ -110,6 +110,13 @@ async fn a_payment_pays_the_oldest_bills_first_and_the_rest_becomes_credit() {
         account.contains(r#""balance":0.00"#) && account.contains(r#""credit":20.00"#),
         "{account}"
     );
+    let listed: Value = serde_json::from_str(&account).unwrap();
+    assert_eq!(listed["payments"].as_array().unwrap().len(), 2, "{account}");
+    assert_eq!(
+        listed["payments"][1]["paymentId"],
+        first.as_str(),
+        "newest first"
+    );
 
     // Who may pay and read.
     let (status, _) = pay(

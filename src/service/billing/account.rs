@@ -3,10 +3,11 @@
 
 use jiff::Timestamp;
 use medrelay_actors::audit::{self, Action};
+use medrelay_actors::billing::payments::PaymentRecord;
 use medrelay_actors::billing::{self, BillingAccount};
 use medrelay_actors::patients;
 use medrelay_actors::store::{WriteBatch, WriteError};
-use medrelay_protocol::billing::{BillingAccountView, OpenBill};
+use medrelay_protocol::billing::{BillingAccountView, OpenBill, PaymentSummary};
 use medrelay_protocol::{Money, Role};
 
 use super::may_read;
@@ -14,6 +15,9 @@ use crate::auth::Principal;
 use crate::error::AppError;
 use crate::service::audit::{Origin, durably, entity, entry, refused};
 use crate::state::AppState;
+
+/// Most payments an account lists.
+const MAX_PAYMENTS_SHOWN: usize = 100;
 
 /// A patient's billing account: what they owe on which bills, and credit.
 ///
@@ -64,6 +68,20 @@ pub async fn account(
         });
     }
     open_bills.sort_by_key(|b| b.created_at);
+    let mut payments = Vec::new();
+    for id in billing::payments::of_patient(&state.store, &patient, billing::MAX_PATIENT_BILLS)? {
+        if let Some(p) = state.store.get::<PaymentRecord>(id.as_str())? {
+            payments.push(PaymentSummary {
+                payment_id: p.payment_id,
+                amount: p.amount,
+                refunded: p.refunded,
+                status: p.status,
+                created_at: p.created_at,
+            });
+        }
+    }
+    payments.sort_by_key(|p| std::cmp::Reverse(p.created_at));
+    payments.truncate(MAX_PAYMENTS_SHOWN);
     durably(state, &this).await?;
     Ok(BillingAccountView {
         patient_id: account.patient_id,
@@ -71,6 +89,7 @@ pub async fn account(
         balance,
         credit: account.credit,
         open_bills,
+        payments,
         opened_at: account.opened_at,
     })
 }
