@@ -12,7 +12,7 @@
 use jiff::Timestamp;
 use medrelay_protocol::billing::{BillStatus, ClaimRequest, ServiceLine};
 use medrelay_protocol::schedule::AppointmentId;
-use medrelay_protocol::{BillId, ClaimId, Money, PatientId, UserId};
+use medrelay_protocol::{BillId, Channel, ClaimId, Event, Money, PatientId, UserId};
 use serde::{Deserialize, Serialize};
 
 use crate::patients::{PatientError, StoredPatient};
@@ -335,15 +335,29 @@ pub fn reseal_revision(
     })
 }
 
-/// Adds to `batch` the bill as it now stands, its revision and its index
-/// entry.
+/// Adds to `batch` the bill as it now stands, its revision, its index entry
+/// and a `bill_changed` event on `billing:<patientId>`.
 pub fn write(batch: &mut WriteBatch, vault: &Vault, bill: &Bill, by: &UserId, change: BillChange) {
+    let at = bill.updated_at.unwrap_or(bill.created_at);
+    batch.event(
+        Channel::Billing(bill.patient_id.clone()),
+        Event::BillChanged {
+            bill_id: bill.bill_id.clone(),
+            patient_id: bill.patient_id.clone(),
+            change: change.as_str().to_owned(),
+            status: bill.status,
+            total_amount: bill.total,
+            balance_due: bill.balance_due(),
+            revision: bill.revision,
+            at,
+        },
+    );
     let key = revision_key(&bill.bill_id, bill.revision);
     batch.put(
         key.clone(),
         &BillRevision {
             revision: bill.revision,
-            at: bill.updated_at.unwrap_or(bill.created_at),
+            at,
             by: by.clone(),
             change,
             services: vault.seal_json(place(Table::BillRevisions, &key), &bill.services),

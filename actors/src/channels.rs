@@ -89,6 +89,9 @@ pub fn may_subscribe(
         Channel::Board(_) => true,
         Channel::Patient(patient) => viewer.may_see_patient(store, patient)?,
         Channel::Patients => matches!(viewer.role, Role::Admin | Role::Doctor),
+        Channel::Billing(patient) => {
+            viewer.role == Role::Admin || viewer.patient_id.as_ref() == Some(patient)
+        }
     })
 }
 
@@ -105,7 +108,9 @@ pub fn exists(store: &Store, channel: &Channel) -> Result<bool, StoreError> {
         Channel::Users | Channel::Patients => true,
         Channel::User(user) => store.get::<UserRecord>(user.as_str())?.is_some(),
         Channel::Board(provider) => store.get::<ProviderRecord>(provider.as_str())?.is_some(),
-        Channel::Patient(patient) => store.get::<StoredPatient>(patient.as_str())?.is_some(),
+        Channel::Patient(patient) | Channel::Billing(patient) => {
+            store.get::<StoredPatient>(patient.as_str())?.is_some()
+        }
     })
 }
 
@@ -165,6 +170,9 @@ pub fn snapshot(store: &Store, channel: &Channel) -> Result<Value, StoreError> {
         }
         // A stream of changes, not a state: it starts empty.
         Channel::Patients => Ok(json!({})),
+        // Changes too; the state is GET /api/billing-accounts/{patientId}
+        // (amounts would not survive a JSON value).
+        Channel::Billing(patient) => Ok(json!({ "patientId": patient })),
         Channel::Board(_) => Ok(Value::Null),
     }
 }

@@ -13,7 +13,9 @@ use crate::schedule::AppointmentId;
 
 /// A bill's state. `PartiallyPaid` and `Paid` follow from payments; `Void`
 /// from `DELETE`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, schemars::JsonSchema,
+)]
 pub enum BillStatus {
     /// Being prepared; not yet owed.
     Draft,

@@ -27,6 +27,10 @@ pub enum Channel {
     /// Changes to patients and their medical records, by id and field name
     /// only (never values); staff (admins and doctors).
     Patients,
+    /// `billing:<patientId>`: that patient's bills, claims and payments as
+    /// they change (ids, states and amounts; never what a bill's services
+    /// were); the patient and admins.
+    Billing(PatientId),
 }
 
 impl Channel {
@@ -44,6 +48,7 @@ impl fmt::Display for Channel {
             Channel::Board(id) => write!(f, "board:{id}"),
             Channel::Patient(id) => write!(f, "patient:{id}"),
             Channel::Patients => f.write_str("patients"),
+            Channel::Billing(id) => write!(f, "billing:{id}"),
         }
     }
 }
@@ -58,8 +63,9 @@ impl FromStr for Channel {
             Some(("user", id)) => Ok(Channel::User(UserId::parse(id)?)),
             Some(("board", id)) => Ok(Channel::Board(ProviderId::parse(id)?)),
             Some(("patient", id)) => Ok(Channel::Patient(PatientId::parse(id)?)),
+            Some(("billing", id)) => Ok(Channel::Billing(PatientId::parse(id)?)),
             _ => Err(InvalidValue(format!(
-                "unknown channel {s:?}; expected users, patients, user:<userId>, board:<providerId> or patient:<patientId>"
+                "unknown channel {s:?}; expected users, patients, user:<userId>, board:<providerId>, patient:<patientId> or billing:<patientId>"
             ))),
         }
     }

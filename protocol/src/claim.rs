@@ -12,7 +12,9 @@ use crate::ids::{BillId, ClaimId, PatientId, UserId};
 use crate::money::Money;
 
 /// Where a claim stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ClaimStatus {
     /// Named on the bill; not yet sent.

@@ -168,6 +168,69 @@ pub enum Event {
     RecordUpdated(RecordChange),
     /// A medical record was deleted (a tombstone).
     RecordDeleted(RecordChange),
+    /// A bill was written, changed, paid, refunded or voided (channel
+    /// `billing:<patientId>`). Amounts are strings with two decimals.
+    BillChanged {
+        /// The bill.
+        bill_id: crate::ids::BillId,
+        /// Its patient.
+        patient_id: PatientId,
+        /// `created`, `updated`, `paid`, `refunded` or `voided`.
+        change: String,
+        /// Its state now.
+        status: crate::billing::BillStatus,
+        /// Its total.
+        #[serde(with = "crate::money::as_text")]
+        #[schemars(with = "String")]
+        total_amount: crate::money::Money,
+        /// What is still owed on it.
+        #[serde(with = "crate::money::as_text")]
+        #[schemars(with = "String")]
+        balance_due: crate::money::Money,
+        /// Its revision.
+        revision: u32,
+        /// When.
+        #[schemars(with = "String")]
+        at: Timestamp,
+    },
+    /// An insurance claim moved (channel `billing:<patientId>`).
+    ClaimChanged {
+        /// The claim.
+        claim_id: crate::ids::ClaimId,
+        /// Its bill.
+        bill_id: crate::ids::BillId,
+        /// Its patient.
+        patient_id: PatientId,
+        /// Its state now.
+        status: crate::claim::ClaimStatus,
+        /// What the insurer approved, once decided.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "Option<String>")]
+        approved_amount: Option<String>,
+        /// When.
+        #[schemars(with = "String")]
+        at: Timestamp,
+    },
+    /// A payment was made, settled or refunded (channel `billing:<patientId>`).
+    PaymentChanged {
+        /// The payment.
+        payment_id: crate::ids::PaymentId,
+        /// Its patient.
+        patient_id: PatientId,
+        /// Its state now.
+        status: crate::payment::PaymentStatus,
+        /// What was paid.
+        #[serde(with = "crate::money::as_text")]
+        #[schemars(with = "String")]
+        amount: crate::money::Money,
+        /// What was given back.
+        #[serde(with = "crate::money::as_text")]
+        #[schemars(with = "String")]
+        refunded: crate::money::Money,
+        /// When.
+        #[schemars(with = "String")]
+        at: Timestamp,
+    },
     /// An in-app notification for a patient (channel `patient:<id>`).
     Notification {
         /// The notification's id (its delivery report).
@@ -239,6 +302,9 @@ impl Event {
             Event::AppointmentNeedsReschedule { .. } => "appointment_needs_reschedule",
             Event::AvailabilityChanged { .. } => "availability_changed",
             Event::Notification { .. } => "notification",
+            Event::BillChanged { .. } => "bill_changed",
+            Event::ClaimChanged { .. } => "claim_changed",
+            Event::PaymentChanged { .. } => "payment_changed",
             Event::PatientRegistered { .. } => "patient_registered",
             Event::PatientUpdated { .. } => "patient_updated",
             Event::PatientDeleted { .. } => "patient_deleted",

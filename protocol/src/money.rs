@@ -164,6 +164,34 @@ impl<'de> Deserialize<'de> for Money {
     }
 }
 
+/// Money as a JSON string with two decimals (`"150.00"`), for events.
+///
+/// Events are an internally tagged enum, which serde reads through a buffer
+/// that has already turned numbers into floats; a string passes through it
+/// exactly. Use as `#[serde(with = "crate::money::as_text")]`.
+pub mod as_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::Money;
+
+    /// Writes `"150.00"`.
+    ///
+    /// # Errors
+    /// The serializer's.
+    pub fn serialize<S: Serializer>(m: &Money, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(m)
+    }
+
+    /// Reads `"150.00"`.
+    ///
+    /// # Errors
+    /// When it is not a string holding a plain decimal.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Money, D::Error> {
+        let text = String::deserialize(d)?;
+        Money::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 impl utoipa::PartialSchema for Money {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         use utoipa::openapi::schema::{ObjectBuilder, Type};

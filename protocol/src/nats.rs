@@ -69,6 +69,7 @@ pub fn aggregate(channel: &Channel, event: &Event) -> Option<(&'static str, Stri
             }
             _ => None,
         },
+        Channel::Billing(patient) => Some(("billing", patient.to_string())),
         Channel::User(_) | Channel::Patient(_) => None,
     }
 }
@@ -77,7 +78,7 @@ pub fn aggregate(channel: &Channel, event: &Event) -> Option<(&'static str, Stri
 pub fn is_published(channel: &Channel) -> bool {
     matches!(
         channel,
-        Channel::Board(_) | Channel::Users | Channel::Patients
+        Channel::Board(_) | Channel::Users | Channel::Patients | Channel::Billing(_)
     )
 }
 

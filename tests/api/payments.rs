@@ -347,3 +347,55 @@ async fn refunds_take_credit_first_reopen_bills_and_never_exceed_the_payment() {
         .await;
     assert_eq!(status, 403);
 }
+
+#[tokio::test]
+async fn a_patient_watches_their_payment_succeed_live() {
+    let c = care_clinic(|_| {}).await;
+    bill(&c, "b1", "40.00").await;
+    let mut ws = c.app.ws(Some(&c.alice.tokens.token)).await;
+    let channel = format!("billing:{}", c.alice.patient_id);
+    let sub = ws
+        .call(json!({"type": "subscribe", "channel": channel}))
+        .await;
+    assert_eq!(sub["ok"], true, "{sub}");
+    let mut other = c.app.ws(Some(&c.bob.tokens.token)).await;
+    let refused = other
+        .call(json!({"type": "subscribe", "channel": channel}))
+        .await;
+    assert_eq!(refused["error"]["code"], "forbidden", "{refused}");
+
+    let (status, body) = pay(
+        &c,
+        &c.admin,
+        None,
+        &json!({"amount": "40.00", "method": "cash"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let event = ws.next_event().await;
+        let e = &event["event"];
+        seen.push((
+            e["kind"].as_str().unwrap().to_owned(),
+            e["status"].as_str().unwrap().to_owned(),
+        ));
+    }
+    assert_eq!(
+        seen,
+        [
+            ("payment_changed".to_owned(), "pending".to_owned()),
+            ("bill_changed".to_owned(), "Paid".to_owned()),
+            ("payment_changed".to_owned(), "succeeded".to_owned()),
+        ]
+    );
+    // A reconnect catches up from the store's history, amounts intact.
+    let mut again = c.app.ws(Some(&c.alice.tokens.token)).await;
+    let sub = again
+        .call(json!({"type": "subscribe", "channel": channel, "since": 0}))
+        .await;
+    assert_eq!(sub["ok"], true, "{sub}");
+    let first = again.next_event().await;
+    assert_eq!(first["event"]["kind"], "bill_changed", "{first}");
+    assert_eq!(first["event"]["totalAmount"], "40.00", "{first}");
+}

@@ -7,7 +7,7 @@
 
 use jiff::Timestamp;
 use medrelay_protocol::claim::ClaimStatus;
-use medrelay_protocol::{BillId, ClaimId, Money, PatientId, UserId};
+use medrelay_protocol::{BillId, Channel, ClaimId, Event, Money, PatientId, UserId};
 use serde::{Deserialize, Serialize};
 
 use crate::patients::PatientError;
@@ -187,8 +187,20 @@ pub fn stale(s: &StoredClaim, current: u32) -> bool {
         .is_some_and(|r| r.key_id().ok() != Some(current))
 }
 
-/// Adds to `batch` the claim as it now stands and its version.
+/// Adds to `batch` the claim as it now stands, its version and a
+/// `claim_changed` event on `billing:<patientId>`.
 pub fn write(batch: &mut WriteBatch, vault: &Vault, claim: &Claim) {
+    batch.event(
+        Channel::Billing(claim.patient_id.clone()),
+        Event::ClaimChanged {
+            claim_id: claim.claim_id.clone(),
+            bill_id: claim.bill_id.clone(),
+            patient_id: claim.patient_id.clone(),
+            status: claim.status,
+            approved_amount: claim.approved_amount.map(|a| a.to_string()),
+            at: claim.at,
+        },
+    );
     let key = version_key(&claim.claim_id, claim.version);
     batch.put(
         key.clone(),

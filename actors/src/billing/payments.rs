@@ -10,7 +10,7 @@
 use jiff::Timestamp;
 use medrelay_protocol::billing::BillStatus;
 use medrelay_protocol::payment::{Allocation, PaymentMethod, PaymentStatus, PaymentStep};
-use medrelay_protocol::{BillId, Money, PatientId, PaymentId, UserId};
+use medrelay_protocol::{BillId, Channel, Event, Money, PatientId, PaymentId, UserId};
 use serde::{Deserialize, Serialize};
 
 use super::{Bill, BillChange, BillingAccount, StoredBill};
@@ -134,8 +134,24 @@ pub fn written_body(payment: &PaymentRecord) -> String {
     .expect("plain data serialises to JSON")
 }
 
-/// Adds to `batch` the payment and its index entry.
+/// Adds to `batch` the payment, its index entry and a `payment_changed`
+/// event on `billing:<patientId>`.
 pub fn write(batch: &mut WriteBatch, payment: &PaymentRecord) {
+    let at = payment
+        .history
+        .last()
+        .map_or(payment.created_at, |step| step.at);
+    batch.event(
+        Channel::Billing(payment.patient_id.clone()),
+        Event::PaymentChanged {
+            payment_id: payment.payment_id.clone(),
+            patient_id: payment.patient_id.clone(),
+            status: payment.status,
+            amount: payment.amount,
+            refunded: payment.refunded,
+            at,
+        },
+    );
     batch.put(
         format!("{}/{}", payment.patient_id, payment.payment_id),
         &PaymentIndex {},

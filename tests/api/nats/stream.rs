@@ -373,3 +373,63 @@ async fn patient_changes_reach_staff_and_the_stream_by_id_never_by_value() {
         }
     }
 }
+
+#[tokio::test]
+async fn billing_changes_reach_the_stream_under_the_patient() {
+    let nats = NatsServer::start();
+    let app = spawn_app_with(with_nats(nats.url())).await;
+    let admin = app.admin_token().await;
+    let p = app.signup_patient("payer").await;
+    let (status, body) = app
+        .post(
+            "/api/bills",
+            json!({"billId": "bill_s1", "patientId": p.patient_id,
+                   "services": [{"serviceId": "s", "description": "Visit", "amount": "10.00"}]}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = app
+        .post(
+            &format!("/api/patients/{}/payments", p.patient_id),
+            json!({"amount": "10.00", "method": "cash"}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let prefix = format!("medrelay.evt.billing.{}.", p.patient_id);
+    let arrived = eventually(Duration::from_secs(10), || async {
+        stream_messages(&nats)
+            .await
+            .iter()
+            .filter(|(s, _, _)| s.starts_with(&prefix))
+            .count()
+            >= 4
+    })
+    .await;
+    assert!(arrived, "the billing events never reached the stream");
+    let kinds: Vec<(String, Value)> = stream_messages(&nats)
+        .await
+        .into_iter()
+        .filter(|(s, _, _)| s.starts_with(&prefix))
+        .map(|(s, _, m)| (s[prefix.len()..].to_owned(), m["event"].clone()))
+        .collect();
+    let names: Vec<&str> = kinds.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "bill_changed",
+            "payment_changed",
+            "bill_changed",
+            "payment_changed"
+        ],
+        "created, pending, paid, succeeded: {kinds:?}"
+    );
+    let (_, paid) = &kinds[3];
+    assert_eq!(paid["status"], "succeeded");
+    assert_eq!(paid["amount"], "10.00", "amounts travel as exact text");
+    assert!(
+        !kinds.iter().any(|(_, e)| e.to_string().contains("Visit")),
+        "what a bill's services were stays out of events"
+    );
+}
