@@ -4,8 +4,8 @@
 //! A request with an `Idempotency-Key` writes an [`IdempotencyRecord`]
 //! without a response (in flight) in the transaction that starts its work,
 //! required absent: of many identical requests racing, exactly one starts.
-//! The transaction that finishes the work adds the response. Records are
-//! kept for [`TTL`]; an expired one counts as absent.
+//! The transaction that finishes the work adds the response. Answered
+//! records are kept for [`TTL`]; an expired one counts as absent.
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,9 @@ pub struct IdempotencyRecord {
     /// Its answer, once it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<StoredResponse>,
+    /// The id of the work it started (a payment), whose settling answers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work: Option<String>,
 }
 
 /// An answer as it was sent.
@@ -44,9 +47,11 @@ impl Record for IdempotencyRecord {
 }
 
 impl IdempotencyRecord {
-    /// Whether it no longer counts.
+    /// Whether it no longer counts: answered more than [`TTL`] ago. A
+    /// request still in flight never expires, so its key cannot start the
+    /// same work twice; its work is settled and answers it.
     pub fn expired(&self, now: Timestamp) -> bool {
-        now.duration_since(self.created_at) >= TTL
+        self.response.is_some() && now.duration_since(self.created_at) >= TTL
     }
 }
 

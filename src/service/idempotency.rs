@@ -38,6 +38,18 @@ pub enum Keyed {
     },
     /// Seen before: its kept answer.
     Replay(Answer),
+    /// The first request under the key is still in flight, with the id of
+    /// the work it started, if any: answer [`in_flight`], and drive that
+    /// work on.
+    InFlight(Option<String>),
+}
+
+/// The answer to a request whose key's first request is still in flight.
+pub fn in_flight() -> AppError {
+    AppError::Conflict {
+        message: "a request with this Idempotency-Key is still in flight".into(),
+        field: Some("Idempotency-Key".into()),
+    }
 }
 
 /// Checks a request's `Idempotency-Key` (if sent) against what is kept
@@ -45,8 +57,7 @@ pub enum Keyed {
 ///
 /// # Errors
 /// 422 naming `Idempotency-Key` for a malformed key; 422
-/// `idempotency_mismatch` for another request under it; 409 while the
-/// first is in flight.
+/// `idempotency_mismatch` for another request under it.
 pub fn keyed(
     state: &AppState,
     principal: &Principal,
@@ -80,10 +91,7 @@ pub fn keyed(
                     status: r.status,
                     body: r.body,
                 })),
-                None => Err(AppError::Conflict {
-                    message: "a request with this Idempotency-Key is still in flight".into(),
-                    field: Some("Idempotency-Key".into()),
-                }),
+                None => Ok(Keyed::InFlight(kept.work)),
             };
         }
         other => other,
@@ -94,6 +102,7 @@ pub fn keyed(
             fingerprint,
             created_at: now,
             response: None,
+            work: None,
         },
         expired,
     })

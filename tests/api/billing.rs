@@ -385,7 +385,7 @@ async fn an_account_opens_with_every_patient_and_sums_what_is_owed() {
         let (got, reply) = send(&c.app, "POST", "/api/bills", &body, &c.admin).await;
         assert_eq!(got, 201, "{reply}");
     }
-    let (_, text) = send(&c.app, "GET", &account, "", &c.dr).await;
+    let (_, text) = send(&c.app, "GET", &account, "", &c.admin).await;
     assert!(
         text.contains(r#""balance":150.25"#),
         "drafts owe nothing: {text}"
@@ -398,7 +398,7 @@ async fn an_account_opens_with_every_patient_and_sums_what_is_owed() {
         .map(|b| b["billId"].as_str().unwrap())
         .collect();
     assert_eq!(open, ["b1", "b3"]);
-    for who in [&c.bob.tokens.token, &c.other_dr] {
+    for who in [&c.bob.tokens.token, &c.other_dr, &c.dr] {
         let (status, _) = send(&c.app, "GET", &account, "", who).await;
         assert_eq!(status, 403);
     }

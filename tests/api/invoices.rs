@@ -259,7 +259,7 @@ async fn patients_see_only_their_own_invoices_and_pages_escape_what_they_print()
     )
     .await;
     assert_eq!(status, 403);
-    let (status, issued) = raw(
+    let (status, _) = raw(
         &app,
         reqwest::Method::POST,
         "/api/invoices",
@@ -268,7 +268,22 @@ async fn patients_see_only_their_own_invoices_and_pages_escape_what_they_print()
         Some(json!({})),
     )
     .await;
+    assert_eq!(status, 403, "patients preview; staff issue");
+    let twice = json!({"patientIds": [alice.patient_id, alice.patient_id]});
+    let (status, issued) = raw(
+        &app,
+        reqwest::Method::POST,
+        "/api/invoices",
+        &admin,
+        "application/json",
+        Some(twice),
+    )
+    .await;
     assert_eq!(status, 201, "{issued}");
+    assert!(
+        issued.contains(r#""paymentsApplied":12.50"#),
+        "a patient named twice counts once: {issued}"
+    );
     let (status, _) = raw(
         &app,
         reqwest::Method::POST,

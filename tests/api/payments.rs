@@ -183,6 +183,39 @@ async fn a_payment_pays_the_oldest_bills_first_and_the_rest_becomes_credit() {
 }
 
 #[tokio::test]
+async fn a_bill_with_payments_takes_its_status_from_them() {
+    let c = care_clinic(|_| {}).await;
+    bill(&c, "b1", "100.00").await;
+    let (status, body) = pay(
+        &c,
+        &c.admin,
+        None,
+        &json!({"amount": "60.00", "method": "cash"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = c
+        .app
+        .put("/api/bills/b1", json!({"status": "Draft"}), &c.admin)
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("invalid_transition")),
+        "{body}"
+    );
+    // Corrected down to what is paid: the bill is paid.
+    let lowered =
+        json!({"services": [{"serviceId": "s", "description": "Visit", "amount": "60.00"}]});
+    let (status, body) = c.app.put("/api/bills/b1", lowered, &c.admin).await;
+    assert_eq!(status, 200, "{body}");
+    let b1 = text(&c, "/api/bills/b1", &c.admin).await;
+    assert!(
+        b1.contains(r#""status":"Paid""#) && b1.contains(r#""balanceDue":0.00"#),
+        "{b1}"
+    );
+}
+
+#[tokio::test]
 async fn an_idempotency_key_makes_one_payment_however_often_it_is_sent() {
     let c = care_clinic(|_| {}).await;
     bill(&c, "b1", "100.00").await;

@@ -209,13 +209,8 @@ async fn settle(
             }
         };
         if let Some(key) = &payment.idempotency_key {
-            finish(
-                &mut batch,
-                &store,
-                key,
-                201,
-                payments::written_body(&settled),
-            )?;
+            let body = payments::written_body(&settled);
+            finish(&mut batch, &store, key, &payment, body)?;
         }
         match store.write(batch).await {
             Ok(_) => {
@@ -261,20 +256,21 @@ async fn charge(gateway: &dyn Gateway, payment: &PaymentRecord) -> Result<Charge
     Err(PaymentError::Gateway(last))
 }
 
-/// Adds the answer to the request's idempotency record, if it is still in
-/// flight.
+/// Adds the answer (201) to the idempotency record of the request that
+/// made `payment`, if that record is still in flight and names it.
 fn finish(
     batch: &mut WriteBatch,
     store: &Store,
     key: &str,
-    status: u16,
+    payment: &PaymentRecord,
     body: String,
 ) -> Result<(), PaymentError> {
     if let Some(started) = store.get::<IdempotencyRecord>(key)?
         && started.response.is_none()
+        && started.work.as_deref() == Some(payment.payment_id.as_str())
     {
         batch.require_equal(key, &started);
-        idempotency::finish(batch, key, &started, status, body);
+        idempotency::finish(batch, key, &started, 201, body);
     }
     Ok(())
 }

@@ -40,7 +40,16 @@ pub async fn account(
             vec![patient.clone()],
         ),
     );
-    if let Err(e) = may_read(state, principal, &patient) {
+    // An account shows payments and credit: the patient's and the front
+    // desk's business, not their doctors' (as on `billing:<patientId>`).
+    let allowed = if principal.role == Role::Doctor {
+        Err(AppError::Forbidden(
+            "billing accounts are read by the patient and the clinic's staff".into(),
+        ))
+    } else {
+        may_read(state, principal, &patient)
+    };
+    if let Err(e) = allowed {
         return Err(refused(state, this, e).await);
     }
     let Some(account) = state.store.get::<BillingAccount>(patient.as_str())? else {

@@ -143,7 +143,7 @@ pub async fn submit(
     this.entity.detail = Some("submit".into());
     for _ in 0..RETRIES {
         let found = billing::load(&state.store, &state.vault, &id).map_err(AppError::internal)?;
-        let Some((_, bill)) = found else {
+        let Some((stored_bill, bill)) = found else {
             return Err(refused(state, this, AppError::NotFound(format!("no bill {id}"))).await);
         };
         this.entity.patients = vec![bill.patient_id.clone()];
@@ -180,6 +180,8 @@ pub async fn submit(
         };
         let mut batch = WriteBatch::new();
         batch.require_equal(submitted.claim_id.as_str(), &stored);
+        // A void racing this submit would otherwise both commit.
+        batch.require_equal(bill.bill_id.as_str(), &stored_bill);
         claims::write(&mut batch, &state.vault, &submitted);
         audit::record(&mut batch, &this);
         match state.store.write(batch).await {

@@ -74,6 +74,16 @@ pub fn apply(bill: &mut Bill, body: &BillBody, ceiling: Money) -> Result<Vec<Str
                 "a bill is set Draft or Issued; payments make it PartiallyPaid or Paid, DELETE makes it Void",
             ));
         }
+        if status != bill.status && bill.paid > Money::ZERO {
+            return Err(AppError::Domain {
+                code: ErrorCode::InvalidTransition,
+                message: format!(
+                    "{} is paid on this bill; its status follows its payments",
+                    bill.paid
+                ),
+                field: Some("status".into()),
+            });
+        }
         if status != bill.status {
             bill.status = status;
             changed.push("status".to_owned());

@@ -44,7 +44,15 @@ fn covered(
         ));
     }
     match principal.role {
-        Role::Admin => Ok(asked),
+        Role::Admin => {
+            let mut unique: Vec<PatientId> = Vec::with_capacity(asked.len());
+            for p in asked {
+                if !unique.contains(&p) {
+                    unique.push(p);
+                }
+            }
+            Ok(unique)
+        }
         Role::Patient => {
             let own = crate::service::schedule::viewer(state, principal)?
                 .patient_id
@@ -203,7 +211,8 @@ pub async fn preview(
     Ok(invoice)
 }
 
-/// Issues an invoice: the next number, kept as the exact bytes answered.
+/// Issues an invoice (admins; patients preview theirs, and read those
+/// issued for them): the next number, kept as the exact bytes answered.
 /// Returns its id and body.
 ///
 /// # Errors
@@ -220,6 +229,9 @@ pub async fn issue(
         Action::C,
         entity("Invoice", None, Vec::new()),
     );
+    if let Err(e) = principal.require(&[Role::Admin]) {
+        return Err(refused(state, this, e).await);
+    }
     let patients = match covered(state, principal, req.patient_ids.clone()) {
         Ok(p) => p,
         Err(e) => return Err(refused(state, this, e).await),

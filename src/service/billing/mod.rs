@@ -318,6 +318,14 @@ async fn change(
                     let by = &principal.user_id;
                     claims::follow_bill(&mut batch, state, &mut new, claim, by, now)?;
                 }
+                if new.paid > Money::ZERO {
+                    // What is paid decides the status of a bill with payments.
+                    new.status = if new.paid >= new.total {
+                        BillStatus::Paid
+                    } else {
+                        BillStatus::PartiallyPaid
+                    };
+                }
                 if new.total < new.paid {
                     return Err(AppError::Conflict {
                         message: format!("{} is already paid on this bill", new.paid),
@@ -328,6 +336,10 @@ async fn change(
                 (BillChange::Updated, "Updated")
             }
             None => {
+                if let Some((stored_claim, claim)) = &claim {
+                    // A submit racing this void would otherwise both commit.
+                    batch.require_equal(claim.claim_id.as_str(), stored_claim);
+                }
                 if let Some((_, claim)) = &claim
                     && !claim.status.correctable()
                 {

@@ -28,7 +28,7 @@ use crate::auth::Principal;
 use crate::error::AppError;
 use crate::service::audit::{Origin, durably, entity, entry, refused};
 pub use crate::service::idempotency::Answer;
-use crate::service::idempotency::{Keyed, keyed};
+use crate::service::idempotency::{Keyed, in_flight, keyed};
 use crate::state::AppState;
 
 /// Most bills one payment names.
@@ -107,6 +107,15 @@ pub async fn pay(
             &[b"pay", patient.as_str().as_bytes(), &canonical],
         )? {
             Keyed::Replay(answer) => return Ok(answer),
+            Keyed::InFlight(work) => {
+                // Its payment may be stuck (a gateway away, a lost race):
+                // drive it on; the retry after that gets the answer.
+                if let Some(work) = work {
+                    let payments = state.payments.clone();
+                    tokio::spawn(async move { payments.send(&work, Settle).await });
+                }
+                return Err(in_flight());
+            }
             started => started,
         };
         let now = Timestamp::now();
@@ -133,7 +142,11 @@ pub async fn pay(
             expired,
         } = &started
         {
-            idempotency::begin(&mut batch, key, expired.as_ref(), record);
+            let record = IdempotencyRecord {
+                work: Some(id.to_string()),
+                ..record.clone()
+            };
+            idempotency::begin(&mut batch, key, expired.as_ref(), &record);
             payment.idempotency_key = Some(key.clone());
         }
         let payment = payment.step(
@@ -156,10 +169,7 @@ pub async fn pay(
             body: payments::written_body(&settled),
         });
     }
-    Err(AppError::Conflict {
-        message: "a request with this Idempotency-Key is still in flight".into(),
-        field: Some("Idempotency-Key".into()),
-    })
+    Err(in_flight())
 }
 
 /// An amount above zero, acceptable as money here, or 422 naming `field`.
@@ -234,6 +244,7 @@ pub async fn refund(
         &[b"refund", id.as_str().as_bytes(), &canonical],
     )? {
         Keyed::Replay(answer) => return Ok(answer),
+        Keyed::InFlight(_) => return Err(in_flight()),
         Keyed::None => None,
         Keyed::Start {
             key,
@@ -245,10 +256,7 @@ pub async fn refund(
             match state.store.write(batch).await {
                 Ok(_) => Some((key, record)),
                 Err(WriteError::Exists { .. } | WriteError::Changed { .. }) => {
-                    return Err(AppError::Conflict {
-                        message: "a request with this Idempotency-Key is still in flight".into(),
-                        field: Some("Idempotency-Key".into()),
-                    });
+                    return Err(in_flight());
                 }
                 Err(e) => return Err(AppError::internal(e)),
             }
@@ -261,7 +269,14 @@ pub async fn refund(
         idempotency: idempotency.clone(),
         audit: this.clone(),
     };
-    match state.payments.send(id.as_str(), asked).await? {
+    let outcome = match state.payments.send(id.as_str(), asked).await {
+        Ok(outcome) => outcome,
+        Err(mailbox) => {
+            tracing::error!(payment = %id, error = %mailbox, "no payment actor took a refund");
+            Err(PaymentError::Internal)
+        }
+    };
+    match outcome {
         Ok(refunded) => Ok(Answer {
             status: 201,
             body: payments::written_body(&refunded),
@@ -421,32 +436,32 @@ fn view(state: &AppState, p: PaymentRecord) -> PaymentView {
     }
 }
 
-/// Settles the payments a stop left unsettled, each through its actor.
+/// Settles the payments left unsettled (by a stop, a gateway that was
+/// away, a request that gave up), each through its actor: at start-up, then
+/// every 30 seconds. Settling is idempotent, so one a request is settling
+/// meanwhile is not applied twice.
 pub async fn resume(state: Arc<AppState>) {
-    let ids = match payments::unsettled(&state.store, 100_000) {
-        Ok(ids) => ids,
-        Err(e) => {
-            tracing::error!(error = %e, "could not read the payments left unsettled");
-            return;
-        }
-    };
-    if ids.is_empty() {
-        return;
-    }
-    tracing::info!(
-        payments = ids.len(),
-        "settling payments left unsettled by the last stop"
-    );
-    for id in ids {
-        match state.payments.send(id.as_str(), Settle).await {
-            Ok(Ok(p)) => {
-                tracing::info!(payment = %id, status = p.status.as_str(), "unsettled payment settled")
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(payment = %id, error = %e, "an unsettled payment is still unsettled")
-            }
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+    loop {
+        tick.tick().await;
+        let ids = match payments::unsettled(&state.store, 10_000) {
+            Ok(ids) => ids,
             Err(e) => {
-                tracing::warn!(payment = %id, error = %e, "no payment actor took an unsettled payment")
+                tracing::error!(error = %e, "could not read the payments left unsettled");
+                continue;
+            }
+        };
+        for id in ids {
+            match state.payments.send(id.as_str(), Settle).await {
+                Ok(Ok(p)) => {
+                    tracing::info!(payment = %id, status = p.status.as_str(), "unsettled payment settled")
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(payment = %id, error = %e, "an unsettled payment is still unsettled")
+                }
+                Err(e) => {
+                    tracing::warn!(payment = %id, error = %e, "no payment actor took an unsettled payment")
+                }
             }
         }
     }
