@@ -13,7 +13,7 @@ use medrelay_protocol::nats::{BillingCommand, BillingCommandKind};
 use medrelay_protocol::ws::Reply;
 use serde::Serialize;
 
-use super::commands::authenticate;
+use super::authenticate;
 use crate::error::AppError;
 use crate::service::audit::Origin;
 use crate::service::billing;

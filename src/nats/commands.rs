@@ -12,14 +12,11 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use medrelay_actors::schedule::AppointmentRecord;
-use medrelay_protocol::nats::AUTHORIZATION_HEADER;
 use medrelay_protocol::ws::{Reply, parse_client_frame};
 use medrelay_protocol::{ErrorCode, ProviderId};
 use tokio::sync::Semaphore;
 
-use super::back_off;
-use crate::auth::Principal;
-use crate::auth::principal::bearer_token;
+use super::{authenticate, back_off};
 use crate::error::AppError;
 use crate::service::schedule::{self, ScheduleCommand};
 use crate::state::AppState;
@@ -153,24 +150,6 @@ pub(crate) async fn handle(
             Reply::err(id, e.body())
         }
     }
-}
-
-/// The principal of the request's `Authorization: Bearer` header. Display
-/// tokens are accepted; [`schedule::run`] limits them to their board.
-pub(super) fn authenticate(
-    state: &AppState,
-    message: &async_nats::Message,
-) -> Result<Principal, AppError> {
-    let header = message
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(AUTHORIZATION_HEADER))
-        .map(|v| v.as_str())
-        .ok_or_else(|| {
-            AppError::Unauthorized("this needs an Authorization: Bearer <token> header".into())
-        })?;
-    let token = bearer_token(header)?;
-    Principal::from_socket_token(state, token)
 }
 
 /// The command must be about the doctor the subject names.

@@ -21,11 +21,14 @@ use std::time::Duration;
 use anyhow::Context;
 use async_nats::jetstream;
 use commands::Commands;
-use medrelay_protocol::nats::Subjects;
+use medrelay_protocol::nats::{AUTHORIZATION_HEADER, Subjects};
 use secrecy::ExposeSecret;
 use tokio::task::JoinSet;
 
+use crate::auth::Principal;
+use crate::auth::principal::bearer_token;
 use crate::config::{NatsSettings, NodeRole};
+use crate::error::AppError;
 use crate::state::{AppState, NatsLink};
 
 /// How many messages a subscription may buffer before NATS calls us slow.
@@ -176,4 +179,22 @@ pub fn stream_config(settings: &NatsSettings, subjects: &Subjects) -> jetstream:
 pub(crate) async fn back_off(delay: &mut Duration, max: Duration) {
     tokio::time::sleep(*delay).await;
     *delay = (*delay * 2).min(max);
+}
+
+/// The principal of the request's `Authorization: Bearer` header. Display
+/// tokens are accepted; `service::schedule::run` limits them to their board.
+pub(crate) fn authenticate(
+    state: &AppState,
+    message: &async_nats::Message,
+) -> Result<Principal, AppError> {
+    let header = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(AUTHORIZATION_HEADER))
+        .map(|v| v.as_str())
+        .ok_or_else(|| {
+            AppError::Unauthorized("this needs an Authorization: Bearer <token> header".into())
+        })?;
+    let token = bearer_token(header)?;
+    Principal::from_socket_token(state, token)
 }
