@@ -54,7 +54,7 @@ impl ClaimStatus {
 }
 
 /// `PUT /api/claims/{claimId}`: the insurer's progress or decision.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClaimDecision {
     /// `in_review`, `approved`, `partially_approved`, `denied` or `paid`.

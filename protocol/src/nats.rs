@@ -171,10 +171,12 @@ pub fn valid_prefix(prefix: &str) -> bool {
 }
 
 /// A request on `<prefix>.cmd.billing.<patientId>`:
-/// `{"type":"get"}` or `{"type":"create"}`, with an optional `id` echoed as
-/// the reply's `re`.
+/// `{"type":"get"}`, `{"type":"create"}`, or an insurer's decision on one
+/// of the patient's claims, `{"type":"decide","claimId","decision":{...}}`
+/// (the body of `PUT /api/claims/{claimId}`), with an optional `id` echoed
+/// as the reply's `re`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BillingCommand {
     /// Echoed as the reply's `re`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -182,6 +184,12 @@ pub struct BillingCommand {
     /// What to do.
     #[serde(rename = "type")]
     pub kind: BillingCommandKind,
+    /// With `decide`: the claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_id: Option<crate::ids::ClaimId>,
+    /// With `decide`: the insurer's decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<crate::claim::ClaimDecision>,
 }
 
 /// What a [`BillingCommand`] asks.
@@ -193,6 +201,9 @@ pub enum BillingCommandKind {
     /// Opens the account if the patient has none, then answers as `get`
     /// (`CreateBillingAccount`; admins).
     Create,
+    /// Records an insurer's decision on a claim (admins, or an insurer's
+    /// integration holding an admin token); answers `{"claimId","status"}`.
+    Decide,
 }
 
 #[cfg(test)]

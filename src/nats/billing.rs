@@ -1,14 +1,17 @@
 //! Billing account commands over NATS request/reply: the seed's
 //! `GetBillingAccount` and `CreateBillingAccount`.
 //!
-//! `<prefix>.cmd.billing.<patientId>` takes `{"type":"get"}` or
-//! `{"type":"create"}` (with an optional `id`, echoed as `re`), with the
+//! `<prefix>.cmd.billing.<patientId>` takes `{"type":"get"}`,
+//! `{"type":"create"}` or an insurer's `{"type":"decide","claimId","decision"}`
+//! (with an optional `id`, echoed as `re`), with the
 //! caller's token in `Authorization: Bearer <jwt>` checked as for the
 //! schedule commands, and answers in the WebSocket reply's shape with the
 //! account as `data`. The reply is written straight from the account, never
 //! through a JSON value, so its amounts keep their exact decimals.
 
+use medrelay_actors::billing::claims::StoredClaim;
 use medrelay_protocol::ErrorCode;
+use medrelay_protocol::claim::ClaimWritten;
 use medrelay_protocol::nats::{BillingCommand, BillingCommandKind};
 use medrelay_protocol::ws::Reply;
 use serde::Serialize;
@@ -88,22 +91,20 @@ pub(super) async fn handle(
         reason: None,
     };
     let patient = patient.as_str();
-    let account = match command.kind {
-        BillingCommandKind::Get => billing::account(state, &principal, &origin, patient).await,
-        BillingCommandKind::Create => billing::open(state, &principal, &origin, patient).await,
+    let re_text = re.as_deref();
+    let outcome = match command.kind {
+        BillingCommandKind::Get => billing::account(state, &principal, &origin, patient)
+            .await
+            .map(|account| answered(re_text, account)),
+        BillingCommandKind::Create => billing::open(state, &principal, &origin, patient)
+            .await
+            .map(|account| answered(re_text, account)),
+        BillingCommandKind::Decide => decide(state, &principal, &origin, patient, command)
+            .await
+            .map(|written| answered(re_text, written)),
     };
-    match account {
-        Ok(account) => {
-            let reply = Answered {
-                re: re.as_deref(),
-                ok: true,
-                data: account,
-            };
-            (
-                true,
-                serde_json::to_vec(&reply).expect("replies serialise to JSON"),
-            )
-        }
+    match outcome {
+        Ok(reply) => (true, reply),
         Err(e) => {
             if let AppError::Internal(cause) = &e {
                 tracing::error!(error = format!("{cause:#}"), subject = %message.subject, "NATS billing command failed");
@@ -111,4 +112,36 @@ pub(super) async fn handle(
             failed(re, e)
         }
     }
+}
+
+/// A successful reply's bytes.
+fn answered<T: Serialize>(re: Option<&str>, data: T) -> Vec<u8> {
+    let reply = Answered { re, ok: true, data };
+    serde_json::to_vec(&reply).expect("replies serialise to JSON")
+}
+
+/// An insurer's decision on one of the subject's patient's claims.
+async fn decide(
+    state: &AppState,
+    principal: &crate::auth::Principal,
+    origin: &Origin,
+    patient: &str,
+    command: BillingCommand,
+) -> Result<ClaimWritten, AppError> {
+    let (Some(claim), Some(decision)) = (command.claim_id, command.decision) else {
+        return Err(AppError::BadRequest {
+            message: "decide takes claimId and decision".into(),
+            field: Some("claimId".into()),
+        });
+    };
+    let theirs = state
+        .store
+        .get::<StoredClaim>(claim.as_str())?
+        .is_some_and(|c| c.patient_id.as_str() == patient);
+    if !theirs {
+        return Err(AppError::NotFound(format!(
+            "no claim {claim} of patient {patient}"
+        )));
+    }
+    billing::claims::decide(state, principal, origin, claim.as_str(), decision).await
 }

@@ -308,4 +308,42 @@ async fn billing_accounts_answer_over_nats_with_exact_amounts() {
     )
     .await;
     assert_eq!(reply["error"]["code"], "not_found", "{reply}");
+
+    // An insurer's decision on a claim, over NATS.
+    let (status, body) = app
+        .post(
+            "/api/bills",
+            json!({"billId": "bill_c", "patientId": alice.patient_id,
+                   "services": [{"serviceId": "s", "description": "Visit", "amount": "100.00"}],
+                   "insuranceClaim": {"insuranceProvider": "HealthInsure", "claimAmount": "80.00"}}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (_, bill) = app.get("/api/bills/bill_c", Some(&admin)).await;
+    let claim = bill["claimId"].as_str().unwrap().to_owned();
+    let (status, body) = app
+        .post("/api/bills/bill_c/claim/submit", json!({}), Some(&admin))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let decide = json!({"type": "decide", "id": "d1", "claimId": claim,
+                        "decision": {"status": "partially_approved", "approvedAmount": "60.00"}});
+    let reply = request(&client, &subject, Some(&alice.tokens.token), decide.clone()).await;
+    assert_eq!(reply["error"]["code"], "forbidden", "{reply}");
+    let bobs = format!("medrelay.cmd.billing.{}", bob.patient_id);
+    let reply = request(&client, &bobs, Some(&admin), decide.clone()).await;
+    assert_eq!(
+        reply["error"]["code"], "not_found",
+        "another patient's subject: {reply}"
+    );
+    let reply = request(&client, &subject, Some(&admin), decide).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(
+        reply["data"],
+        json!({"claimId": claim, "status": "partially_approved"})
+    );
+    let (_, text) = app.get(&format!("/api/claims/{claim}"), Some(&admin)).await;
+    assert_eq!(text["approvedAmount"], json!(60.0), "{text}");
+    let reply = request(&client, &subject, Some(&admin), json!({"type": "decide"})).await;
+    assert_eq!(reply["error"]["code"], "bad_request", "{reply}");
 }
