@@ -6,6 +6,7 @@
 use serde_json::{Value, json};
 
 use crate::care::{CareClinic, care_clinic};
+use crate::helpers::*;
 
 async fn bill(c: &CareClinic, id: &str, amount: &str) {
     let (status, body) = c
@@ -431,4 +432,139 @@ async fn a_patient_watches_their_payment_succeed_live() {
     let first = again.next_event().await;
     assert_eq!(first["event"]["kind"], "bill_changed", "{first}");
     assert_eq!(first["event"]["totalAmount"], "40.00", "{first}");
+}
+
+/// Patients paying at once when the server is killed.
+const PAYERS: usize = 4;
+/// Payments each sends.
+const EACH: usize = 60;
+/// Answered payments after which the server is killed, mid-flight.
+const KILL_AFTER: usize = 40;
+
+#[tokio::test]
+async fn a_kill_mid_payments_leaves_each_key_one_payment_applied_once() {
+    let (_dir, data) = data_with_admin().await;
+    let env = FAR_CHECKPOINTS;
+    let server = Process::start(&data, &env);
+    let app = server.app(&data);
+    let admin = app.admin_token().await;
+    let mut patients = Vec::new();
+    for i in 0..PAYERS {
+        let (status, body) = app
+            .post(
+                "/api/patients",
+                json!({"name": format!("Payer {i}")}),
+                Some(&admin),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let id = body["patientId"].as_str().unwrap().to_owned();
+        let (status, body) = app
+            .post(
+                "/api/bills",
+                json!({"billId": format!("bill_k{i}"), "patientId": id,
+                       "services": [{"serviceId": "s", "description": "Visit", "amount": "1000.00"}]}),
+                Some(&admin),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        patients.push(id);
+    }
+    let send = |http: reqwest::Client, url: String, admin: String, key: String| async move {
+        let r = http
+            .post(url)
+            .bearer_auth(admin)
+            .header("Idempotency-Key", key)
+            .json(&json!({"amount": "1.00", "method": "cash"}))
+            .send()
+            .await
+            .ok()?;
+        let status = r.status().as_u16();
+        let body = r.text().await.ok()?;
+        Some((status, body))
+    };
+    // Every payer pays in a loop; the kill lands while payments are in flight.
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for (p, patient) in patients.iter().enumerate() {
+        let url = app.url(&format!("/api/patients/{patient}/payments"));
+        let (http, admin, answered) = (app.http.clone(), admin.clone(), answered.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for k in 0..EACH {
+                let key = format!("kill-{p}-{k}");
+                match send(http.clone(), url.clone(), admin.clone(), key.clone()).await {
+                    Some((201, body)) => {
+                        acked.push((key, id_of(&body)));
+                        answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    _ => break,
+                }
+            }
+            acked
+        }));
+    }
+    while answered.load(std::sync::atomic::Ordering::SeqCst) < KILL_AFTER {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    server.kill();
+    let mut acked = Vec::new();
+    for task in tasks {
+        acked.extend(task.await.unwrap());
+    }
+    assert!(
+        acked.len() >= KILL_AFTER && acked.len() < PAYERS * EACH,
+        "the kill landed while payments were being made: {} answered",
+        acked.len()
+    );
+
+    let server = Process::start(&data, &env);
+    let app = server.app(&data);
+    let admin = app.admin_token().await;
+    // Every key sent again: an answered one gets its payment back; each key
+    // ends with exactly one payment.
+    for (p, patient) in patients.iter().enumerate() {
+        let url = app.url(&format!("/api/patients/{patient}/payments"));
+        for k in 0..EACH {
+            let key = format!("kill-{p}-{k}");
+            let answer = eventually(std::time::Duration::from_secs(10), || {
+                let (http, url, admin, key) =
+                    (app.http.clone(), url.clone(), admin.clone(), key.clone());
+                async move { matches!(send(http, url, admin, key).await, Some((201, _))) }
+            })
+            .await;
+            assert!(answer, "{key} never answered 201 after the restart");
+            let (_, body) = send(app.http.clone(), url.clone(), admin.clone(), key.clone())
+                .await
+                .unwrap();
+            if let Some((_, id)) = acked.iter().find(|(k, _)| *k == key) {
+                assert_eq!(&id_of(&body), id, "{key} answered with its first payment");
+            }
+        }
+        let (status, list) = app
+            .get(&format!("/api/payments?patientId={patient}"), Some(&admin))
+            .await;
+        assert_eq!(status, 200, "{list}");
+        let payments = list["payments"].as_array().unwrap();
+        assert_eq!(payments.len(), EACH, "one payment per key: {list}");
+        assert!(
+            payments.iter().all(|p| p["status"] == "succeeded"),
+            "{list}"
+        );
+        let bill = text_of(&app, &format!("/api/bills/bill_k{p}"), &admin).await;
+        let applied = format!(r#""paymentsApplied":{EACH}.00"#);
+        assert!(bill.contains(&applied), "each applied once: {bill}");
+    }
+}
+
+async fn text_of(app: &TestApp, path: &str, token: &str) -> String {
+    let response = app
+        .http
+        .get(app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+    response.text().await.unwrap()
 }
