@@ -41,25 +41,33 @@ async fn paid_service(app: &TestApp, admin: &str, patient: &str, service: &str, 
     assert_eq!(status, 201, "{body}");
 }
 
-async fn raw(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    token: &str,
-    accept: &str,
-    body: Option<Value>,
-) -> (u16, String) {
-    let mut request = app
+/// `GET path` with `Accept: accept`: status and body text.
+async fn get(app: &TestApp, path: &str, token: &str, accept: &str) -> (u16, String) {
+    let response = app
         .http
-        .request(method, app.url(path))
+        .get(app.url(path))
         .bearer_auth(token)
-        .header("accept", accept);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
+        .header("accept", accept)
+        .send()
+        .await
+        .unwrap();
     (response.status().as_u16(), response.text().await.unwrap())
 }
+
+/// `POST /api/invoices` with `body`: status and body text.
+async fn issue(app: &TestApp, token: &str, body: Value) -> (u16, String) {
+    let response = app
+        .http
+        .post(app.url("/api/invoices"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+const JSON: &str = "application/json";
 
 #[tokio::test]
 async fn the_seed_invoices_add_up_exactly_and_issued_ones_never_change() {
@@ -79,15 +87,7 @@ async fn the_seed_invoices_add_up_exactly_and_issued_ones_never_change() {
         paid_service(&app, &admin, patient, service, amount).await;
     }
 
-    let (status, all) = raw(
-        &app,
-        reqwest::Method::GET,
-        "/api/invoices",
-        &admin,
-        "application/json",
-        None,
-    )
-    .await;
+    let (status, all) = get(&app, "/api/invoices", &admin, JSON).await;
     assert_eq!(status, 200, "{all}");
     assert!(all.contains(r#""totalAmount":12302.98"#), "{all}");
     let parsed: Value = serde_json::from_str(&all).unwrap();
@@ -115,42 +115,18 @@ async fn the_seed_invoices_add_up_exactly_and_issued_ones_never_change() {
     assert_eq!(parsed["invoiceId"], "draft");
 
     let path = format!("/api/invoices?patientIds={ramanj}");
-    let (_, one) = raw(
-        &app,
-        reqwest::Method::GET,
-        &path,
-        &admin,
-        "application/json",
-        None,
-    )
-    .await;
+    let (_, one) = get(&app, &path, &admin, JSON).await;
     assert!(one.contains(r#""totalAmount":10101.49"#), "{one}");
 
     // Issued: numbered without gaps, read back byte for byte.
-    let (status, issued) = raw(
-        &app,
-        reqwest::Method::POST,
-        "/api/invoices",
-        &admin,
-        "application/json",
-        Some(json!({"patientIds": [ramanj]})),
-    )
-    .await;
+    let (status, issued) = issue(&app, &admin, json!({"patientIds": [ramanj]})).await;
     assert_eq!(status, 201, "{issued}");
     assert!(
         issued.contains(r#""invoiceId":"INV-000001""#)
             && issued.contains(r#""totalAmount":10101.49"#),
         "{issued}"
     );
-    let (status, again) = raw(
-        &app,
-        reqwest::Method::GET,
-        "/api/invoices/INV-000001",
-        &admin,
-        "application/json",
-        None,
-    )
-    .await;
+    let (status, again) = get(&app, "/api/invoices/INV-000001", &admin, JSON).await;
     assert_eq!((status, again.as_str()), (200, issued.as_str()));
     let mut tasks = Vec::new();
     for _ in 0..10 {
@@ -175,37 +151,13 @@ async fn the_seed_invoices_add_up_exactly_and_issued_ones_never_change() {
     numbers.sort();
     let expected: Vec<String> = (2..=11).map(|n| format!("INV-{n:06}")).collect();
     assert_eq!(numbers, expected, "gapless and never shared");
-    let (status, _) = raw(
-        &app,
-        reqwest::Method::GET,
-        "/api/invoices/INV-000099",
-        &admin,
-        "application/json",
-        None,
-    )
-    .await;
+    let (status, _) = get(&app, "/api/invoices/INV-000099", &admin, JSON).await;
     assert_eq!(status, 404);
-    let (status, _) = raw(
-        &app,
-        reqwest::Method::GET,
-        "/api/invoices/nope",
-        &admin,
-        "application/json",
-        None,
-    )
-    .await;
+    let (status, _) = get(&app, "/api/invoices/nope", &admin, JSON).await;
     assert_eq!(status, 422);
 
     // The printable page.
-    let (status, page) = raw(
-        &app,
-        reqwest::Method::GET,
-        "/api/invoices/INV-000001",
-        &admin,
-        "text/html",
-        None,
-    )
-    .await;
+    let (status, page) = get(&app, "/api/invoices/INV-000001", &admin, "text/html").await;
     assert_eq!(status, 200, "{page}");
     assert!(
         page.contains("Medical Billing Invoice")
@@ -234,96 +186,32 @@ async fn patients_see_only_their_own_invoices_and_pages_escape_what_they_print()
     paid_service(&app, &admin, &other, "Visit", "99.00").await;
 
     let token = &alice.tokens.token;
-    let (status, own) = raw(
-        &app,
-        reqwest::Method::GET,
-        "/api/invoices",
-        token,
-        "application/json",
-        None,
-    )
-    .await;
+    let (status, own) = get(&app, "/api/invoices", token, JSON).await;
     assert_eq!(status, 200, "{own}");
     assert!(
         own.contains(r#""totalAmount":12.50"#) && !own.contains("Other Person"),
         "{own}"
     );
     let path = format!("/api/invoices?patientIds={other}");
-    let (status, _) = raw(
-        &app,
-        reqwest::Method::GET,
-        &path,
-        token,
-        "application/json",
-        None,
-    )
-    .await;
+    let (status, _) = get(&app, &path, token, JSON).await;
     assert_eq!(status, 403);
-    let (status, _) = raw(
-        &app,
-        reqwest::Method::POST,
-        "/api/invoices",
-        token,
-        "application/json",
-        Some(json!({})),
-    )
-    .await;
+    let (status, _) = issue(&app, token, json!({})).await;
     assert_eq!(status, 403, "patients preview; staff issue");
     let twice = json!({"patientIds": [alice.patient_id, alice.patient_id]});
-    let (status, issued) = raw(
-        &app,
-        reqwest::Method::POST,
-        "/api/invoices",
-        &admin,
-        "application/json",
-        Some(twice),
-    )
-    .await;
+    let (status, issued) = issue(&app, &admin, twice).await;
     assert_eq!(status, 201, "{issued}");
     assert!(
         issued.contains(r#""paymentsApplied":12.50"#),
         "a patient named twice counts once: {issued}"
     );
-    let (status, _) = raw(
-        &app,
-        reqwest::Method::POST,
-        "/api/invoices",
-        &admin,
-        "application/json",
-        Some(json!({"patientIds": [other]})),
-    )
-    .await;
+    let (status, _) = issue(&app, &admin, json!({"patientIds": [other]})).await;
     assert_eq!(status, 201);
-    let (status, _) = raw(
-        &app,
-        reqwest::Method::GET,
-        "/api/invoices/INV-000001",
-        token,
-        "application/json",
-        None,
-    )
-    .await;
+    let (status, _) = get(&app, "/api/invoices/INV-000001", token, JSON).await;
     assert_eq!(status, 200, "her own");
-    let (status, _) = raw(
-        &app,
-        reqwest::Method::GET,
-        "/api/invoices/INV-000002",
-        token,
-        "application/json",
-        None,
-    )
-    .await;
+    let (status, _) = get(&app, "/api/invoices/INV-000002", token, JSON).await;
     assert_eq!(status, 403, "another patient's");
 
-    let (_, page) = raw(
-        &app,
-        reqwest::Method::GET,
-        "/api/invoices/INV-000001",
-        token,
-        "text/html",
-        None,
-    )
-    .await;
+    let (_, page) = get(&app, "/api/invoices/INV-000001", token, "text/html").await;
     assert!(
         page.contains("Alice &lt;b&gt;Bold&lt;&#x2f;b&gt;")
             || page.contains("Alice &lt;b&gt;Bold&lt;/b&gt;"),
