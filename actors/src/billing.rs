@@ -406,22 +406,23 @@ pub fn of_patient(
         .collect())
 }
 
-/// The ids of a patient's open bills (`Issued` or `PartiallyPaid`), oldest
-/// first: the order a payment that names no bills pays them in.
+/// A patient's open bills (`Issued` or `PartiallyPaid`), as stored, oldest
+/// first: what their account owes, and the order a payment that names no
+/// bills pays them in.
 ///
 /// # Errors
 /// [`StoreError`] on a read failure.
-pub fn open_bills(store: &Store, patient: &PatientId) -> Result<Vec<BillId>, StoreError> {
+pub fn open_bills(store: &Store, patient: &PatientId) -> Result<Vec<StoredBill>, StoreError> {
     let mut open = Vec::new();
     for id in of_patient(store, patient, MAX_PATIENT_BILLS)? {
         if let Some(bill) = store.get::<StoredBill>(id.as_str())?
             && bill.status.is_open()
         {
-            open.push((bill.created_at, id));
+            open.push(bill);
         }
     }
-    open.sort();
-    Ok(open.into_iter().map(|(_, id)| id).collect())
+    open.sort_by(|a, b| (a.created_at, &a.bill_id).cmp(&(b.created_at, &b.bill_id)));
+    Ok(open)
 }
 
 /// Most bills read for one patient.

@@ -186,10 +186,9 @@ async fn settle(
             Charge::Paid(reference) => {
                 let mut charged = payment.clone();
                 charged.gateway_reference = Some(reference.clone());
-                let open = super::open_bills(&store, &payment.patient_id)?;
                 let mut applied = WriteBatch::new();
                 let by = payment.created_by.clone();
-                match payments::apply(&mut applied, &store, &vault, &charged, &open, &by, now)? {
+                match payments::apply(&mut applied, &store, &vault, &charged, &by, now)? {
                     Ok(paid) => {
                         batch.absorb(applied);
                         paid

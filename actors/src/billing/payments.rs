@@ -188,7 +188,7 @@ pub enum ApplyError {
 }
 
 /// Adds to `batch` the payment applied: what it pays on each bill (named,
-/// or else the oldest open), the bills' new state, credit for the rest, the
+/// or else the oldest open, read here), the bills' new state, credit for the rest, the
 /// payment `succeeded`. Every record it reads is compare-and-swapped, so a
 /// concurrent change makes the write fail with `Changed` and the caller
 /// applies again.
@@ -196,13 +196,11 @@ pub enum ApplyError {
 /// # Errors
 /// [`ApplyError`] for a bill that is not the patient's open bill;
 /// [`PatientError`] on a read failure.
-#[allow(clippy::too_many_arguments)]
 pub fn apply(
     batch: &mut WriteBatch,
     store: &Store,
     vault: &Vault,
     payment: &PaymentRecord,
-    open_bills: &[BillId],
     by: &UserId,
     at: Timestamp,
 ) -> Result<Result<PaymentRecord, ApplyError>, PatientError> {
@@ -212,24 +210,30 @@ pub fn apply(
     batch.require_equal(payment.patient_id.as_str(), &account);
     let mut left = payment.amount;
     let mut allocations = Vec::new();
-    let order: &[BillId] = if payment.requested.is_empty() {
-        open_bills
+    // The oldest open bills, read once; or the bills named, each read (and
+    // checked) only when the money reaches it.
+    let mut oldest = if payment.requested.is_empty() {
+        super::open_bills(store, &payment.patient_id)?
     } else {
-        &payment.requested
-    };
-    for id in order {
-        if left == Money::ZERO {
-            break;
-        }
-        let stored = store.get::<StoredBill>(id.as_str())?;
-        let Some(stored) =
-            stored.filter(|b| b.patient_id == payment.patient_id && b.status.is_open())
-        else {
-            if payment.requested.is_empty() {
-                continue;
-            }
-            return Ok(Err(ApplyError::NotOpen(id.clone())));
+        Vec::new()
+    }
+    .into_iter();
+    let mut named = payment.requested.iter();
+    while left > Money::ZERO {
+        let stored = if payment.requested.is_empty() {
+            let Some(stored) = oldest.next() else { break };
+            stored
+        } else {
+            let Some(id) = named.next() else { break };
+            let stored = store.get::<StoredBill>(id.as_str())?;
+            let Some(stored) =
+                stored.filter(|b| b.patient_id == payment.patient_id && b.status.is_open())
+            else {
+                return Ok(Err(ApplyError::NotOpen(id.clone())));
+            };
+            stored
         };
+        let id = stored.bill_id.clone();
         let due = stored.total.less(stored.paid);
         let pay = if left < due { left } else { due };
         if pay == Money::ZERO {
@@ -242,7 +246,7 @@ pub fn apply(
         super::write(batch, vault, &bill, by, BillChange::Paid);
         left = left.less(pay);
         allocations.push(Allocation {
-            bill_id: id.clone(),
+            bill_id: id,
             amount: pay,
         });
     }

@@ -10,7 +10,7 @@ use medrelay_actors::store::{WriteBatch, WriteError};
 use medrelay_protocol::billing::{BillingAccountView, OpenBill, PaymentSummary};
 use medrelay_protocol::{Money, Role};
 
-use super::may_read;
+use super::may_see_payments;
 use crate::auth::Principal;
 use crate::error::AppError;
 use crate::service::audit::{Origin, durably, entity, entry, refused};
@@ -40,16 +40,8 @@ pub async fn account(
             vec![patient.clone()],
         ),
     );
-    // An account shows payments and credit: the patient's and the front
-    // desk's business, not their doctors' (as on `billing:<patientId>`).
-    let allowed = if principal.role == Role::Doctor {
-        Err(AppError::Forbidden(
-            "billing accounts are read by the patient and the clinic's staff".into(),
-        ))
-    } else {
-        may_read(state, principal, &patient)
-    };
-    if let Err(e) = allowed {
+    // An account shows payments and credit (as on `billing:<patientId>`).
+    if let Err(e) = may_see_payments(state, principal, &patient) {
         return Err(refused(state, this, e).await);
     }
     let Some(account) = state.store.get::<BillingAccount>(patient.as_str())? else {
@@ -59,13 +51,7 @@ pub async fn account(
     };
     let mut open_bills = Vec::new();
     let mut balance = Money::ZERO;
-    for id in billing::of_patient(&state.store, &patient, billing::MAX_PATIENT_BILLS)? {
-        let Some(stored) = state.store.get::<billing::StoredBill>(id.as_str())? else {
-            continue;
-        };
-        if !stored.status.is_open() {
-            continue;
-        }
+    for stored in billing::open_bills(&state.store, &patient)? {
         let due = stored.total.less(stored.paid);
         balance = balance.plus(due).map_err(AppError::internal)?;
         open_bills.push(OpenBill {
@@ -76,7 +62,6 @@ pub async fn account(
             created_at: stored.created_at,
         });
     }
-    open_bills.sort_by_key(|b| b.created_at);
     let mut payments = Vec::new();
     for id in billing::payments::of_patient(&state.store, &patient, billing::MAX_PATIENT_BILLS)? {
         if let Some(p) = state.store.get::<PaymentRecord>(id.as_str())? {

@@ -322,10 +322,7 @@ pub async fn get(
             by: v.by,
         })
         .collect();
-    let total = state
-        .store
-        .get::<billing::StoredBill>(claim.bill_id.as_str())?
-        .map_or(Money::ZERO, |b| b.total);
+    let total = total_of(state, &claim)?;
     durably(state, &this).await?;
     Ok(view(state, claim, total, history))
 }
@@ -379,10 +376,7 @@ pub async fn list(
                 return Ok(None);
             }
             let claim = claims::open(&state.vault, stored.clone()).map_err(AppError::internal)?;
-            let total = state
-                .store
-                .get::<billing::StoredBill>(claim.bill_id.as_str())?
-                .map_or(Money::ZERO, |b| b.total);
+            let total = total_of(state, &claim)?;
             patients.push(claim.patient_id.clone());
             Ok(Some(view(state, claim, total, Vec::new())))
         },
@@ -390,6 +384,14 @@ pub async fn list(
     this.entity.patients = patients;
     durably(state, &this).await?;
     Ok(ClaimList { claims, next })
+}
+
+/// The total of the bill `claim` claims for.
+fn total_of(state: &AppState, claim: &Claim) -> Result<Money, AppError> {
+    Ok(state
+        .store
+        .get::<billing::StoredBill>(claim.bill_id.as_str())?
+        .map_or(Money::ZERO, |b| b.total))
 }
 
 fn view(state: &AppState, c: Claim, total: Money, history: Vec<ClaimVersionView>) -> ClaimView {

@@ -84,6 +84,22 @@ fn may_read(state: &AppState, principal: &Principal, patient: &PatientId) -> Res
     }
 }
 
+/// Whether the caller may read `patient`'s payments and billing account:
+/// that patient and admins. Doctors read the bills of the patients in their
+/// care, not what those patients paid.
+fn may_see_payments(
+    state: &AppState,
+    principal: &Principal,
+    patient: &PatientId,
+) -> Result<(), AppError> {
+    if principal.role == Role::Doctor {
+        return Err(AppError::Forbidden(
+            "payments and billing accounts are read by the patient and the clinic's staff".into(),
+        ));
+    }
+    may_read(state, principal, patient)
+}
+
 /// Writes a bill; the server computes its total.
 ///
 /// # Errors

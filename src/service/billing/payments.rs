@@ -23,7 +23,7 @@ use medrelay_protocol::payment::{
 };
 use medrelay_protocol::{Money, PatientId, PaymentId, Role};
 
-use super::{MAX_PAGE, MAX_SCANNED, in_days, may_read, page};
+use super::{MAX_PAGE, MAX_SCANNED, in_days, may_see_payments, page};
 use crate::auth::Principal;
 use crate::error::AppError;
 use crate::service::audit::{Origin, durably, entity, entry, refused};
@@ -322,21 +322,6 @@ pub async fn get(
     }
     durably(state, &this).await?;
     Ok(view(state, payment))
-}
-
-/// Payments are the patient's and the front desk's business: doctors do
-/// not read them.
-fn may_see_payments(
-    state: &AppState,
-    principal: &Principal,
-    patient: &PatientId,
-) -> Result<(), AppError> {
-    if principal.role == Role::Doctor {
-        return Err(AppError::Forbidden(
-            "payments are read by the patient and the clinic's staff".into(),
-        ));
-    }
-    may_read(state, principal, patient)
 }
 
 /// The filters of `GET /api/payments`.
