@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use medrelay_actors::accounts::{self, AccountActor, Revocations};
-use medrelay_actors::billing::gateway::{Desk, Gateway};
+use medrelay_actors::billing::gateway::{Gateway, Gateways};
 use medrelay_actors::billing::payment_actor::PaymentActor;
 use medrelay_actors::hub::EventHub;
 use medrelay_actors::notify::ReminderPlan;
@@ -24,6 +24,7 @@ use tokio::task::JoinSet;
 use crate::auth::lockout::LoginLockout;
 use crate::auth::password::Passwords;
 use crate::auth::tokens::TokenKeys;
+use crate::card_gateway::CardGateway;
 use crate::config::{NodeRole, Settings};
 use crate::delivery::Notifier;
 use crate::ratelimit::RateLimits;
@@ -163,9 +164,17 @@ impl Application {
         };
         let payments = {
             let (store, vault) = (store.clone(), vault.clone());
-            let desk: Arc<dyn Gateway> = Arc::new(Desk);
+            let card = &settings.billing.card;
+            let card: Option<Arc<dyn Gateway>> = if card.enabled() {
+                let gateway = CardGateway::new(card, &settings.billing.currency)?;
+                Some(Arc::new(gateway))
+            } else {
+                None
+            };
+            let gateways = Gateways::new(card);
             Registry::new(system.clone(), move |id, retire| {
-                PaymentActor::new(id, store.clone(), vault.clone(), desk.clone(), idle, retire)
+                let gateways = gateways.clone();
+                PaymentActor::new(id, store.clone(), vault.clone(), gateways, idle, retire)
             })
         };
         let nats = if settings.nats.enabled() {

@@ -12,7 +12,7 @@ use serde::Deserialize;
 mod billing;
 mod notifications;
 
-pub use billing::BillingSettings;
+pub use billing::{BillingSettings, CardSettings};
 pub use notifications::{
     DeliverySettings, EmailSettings, NotificationSettings, PushSettings, SmsSettings, SmtpTls,
     TemplateSettings,

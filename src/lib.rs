@@ -13,6 +13,8 @@
 //! - [`error`]: [`error::AppError`], the one error of every operation, with its wire code.
 //! - [`ratelimit`]: per-IP and per-user request limits, shared by every surface.
 //! - [`http`]: routes, middleware and the JSON error contract.
+//! - [`card_gateway`]: card payments through Stripe's PaymentIntents API, and
+//!   its signed webhook events.
 //! - [`service`]: the application layer: each domain's operations, called by
 //!   REST, WebSocket and NATS alike.
 //! - [`nats`]: the NATS bridge (outbox publisher, commands, board replicas).
@@ -25,6 +27,7 @@
 pub mod admin;
 pub mod app;
 pub mod auth;
+pub mod card_gateway;
 pub mod config;
 pub mod delivery;
 pub mod error;

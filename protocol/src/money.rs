@@ -70,6 +70,13 @@ impl Money {
         Money(Decimal::new(cents, 2))
     }
 
+    /// The amount in whole cents (what card gateways take), if it fits.
+    pub fn in_cents(self) -> Option<i64> {
+        let mut d = self.0;
+        d.rescale(2);
+        i64::try_from(d.mantissa()).ok()
+    }
+
     /// The exact decimal.
     pub fn decimal(self) -> Decimal {
         self.0

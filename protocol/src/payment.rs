@@ -15,6 +15,9 @@ pub enum PaymentMethod {
     Cash,
     /// A card on the front desk's terminal, recorded by staff.
     CardTerminal,
+    /// A card charged through the clinic's card gateway, by the patient
+    /// (or staff on their behalf) with the gateway's token for the card.
+    Card,
 }
 
 impl PaymentMethod {
@@ -23,6 +26,7 @@ impl PaymentMethod {
         match self {
             PaymentMethod::Cash => "cash",
             PaymentMethod::CardTerminal => "card_terminal",
+            PaymentMethod::Card => "card",
         }
     }
 }
@@ -82,6 +86,11 @@ pub struct PaymentRequest {
     #[serde(default)]
     #[schema(value_type = Option<Vec<String>>)]
     pub bill_ids: Option<Vec<BillId>>,
+    /// For `card`: the card gateway's token for the card (with Stripe, a
+    /// PaymentMethod id such as `pm_...` made by Stripe.js in the browser).
+    /// Card numbers never reach medrelay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_token: Option<String>,
 }
 
 /// What making a payment answers.
@@ -151,6 +160,9 @@ pub struct PaymentView {
     /// The gateway's reference for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gateway_reference: Option<String>,
+    /// The last four digits of the card, as the card gateway gave them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card_last4: Option<String>,
     /// Its steps, oldest first.
     pub history: Vec<PaymentStep>,
     /// When it was made.

@@ -32,6 +32,7 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(get_one))
         .routes(routes!(list))
         .routes(routes!(refund))
+        .routes(routes!(webhook))
 }
 
 /// The `Idempotency-Key` header, if sent.
@@ -72,6 +73,33 @@ async fn pay(
     payments::pay(&state, &principal, &origin, &patient, key, body)
         .await
         .map(answer)
+}
+
+/// The card gateway's events (Stripe's webhook). No bearer token: the
+/// `Stripe-Signature` header, HMAC-SHA256 under the webhook's signing
+/// secret, fresh within 300 s, is the proof. Each event acts once.
+#[utoipa::path(post, path = "/api/payments/webhook", tag = "billing",
+    params(("Stripe-Signature" = String, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"{t}.{body}\">")),
+    request_body(content = String, content_type = "application/json", description = "the gateway's event"),
+    responses((status = 200, description = "taken, or of no use here"),
+        (status = 400, body = ErrorEnvelope, description = "unsigned, stale or forged"),
+        (status = 404, body = ErrorEnvelope, description = "the clinic has no card gateway"),
+        (status = 503, body = ErrorEnvelope, description = "send it again later")))]
+async fn webhook(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<axum::Json<serde_json::Value>, AppError> {
+    if body.len() > crate::card_gateway::webhook::MAX_BODY {
+        return Err(AppError::PayloadTooLarge);
+    }
+    let signature = headers
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok());
+    let outcome = crate::service::billing::webhook::receive(&state, signature, &body).await?;
+    Ok(axum::Json(
+        serde_json::json!({ "received": true, "outcome": outcome }),
+    ))
 }
 
 /// Gives back part or all of a succeeded payment (admins).

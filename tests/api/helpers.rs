@@ -291,6 +291,20 @@ impl Drop for TestApp {
     }
 }
 
+/// The raw body of a GET that must answer 200 (amounts read as text: JSON
+/// numbers through `serde_json::Value` would turn `60.00` into `60.0`).
+pub async fn get_text(app: &TestApp, path: &str, token: &str) -> String {
+    let response = app
+        .http
+        .get(app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+    response.text().await.unwrap()
+}
+
 pub async fn read(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();

@@ -3,6 +3,7 @@
 
 #[path = "../../bench/src/availability.rs"]
 mod availability;
+mod card_fake;
 mod care;
 mod child;
 mod helpers;
@@ -16,6 +17,7 @@ mod auth;
 mod bad_input;
 mod billing;
 mod boards;
+mod cards;
 mod claims;
 mod durability;
 mod integrity;

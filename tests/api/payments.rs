@@ -37,19 +37,6 @@ async fn pay(c: &CareClinic, token: &str, key: Option<&str>, body: &Value) -> (u
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
-async fn text(c: &CareClinic, path: &str, token: &str) -> String {
-    let response = c
-        .app
-        .http
-        .get(c.app.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{path}");
-    response.text().await.unwrap()
-}
-
 fn id_of(body: &str) -> String {
     let v: Value = serde_json::from_str(body).unwrap();
     v["paymentId"].as_str().unwrap().to_owned()
@@ -70,7 +57,12 @@ async fn a_payment_pays_the_oldest_bills_first_and_the_rest_becomes_credit() {
     assert_eq!(status, 201, "{body}");
     assert!(body.contains(r#""status":"succeeded""#), "{body}");
     let first = id_of(&body);
-    let payment = text(&c, &format!("/api/payments/{first}"), &c.alice.tokens.token).await;
+    let payment = get_text(
+        &c.app,
+        &format!("/api/payments/{first}"),
+        &c.alice.tokens.token,
+    )
+    .await;
     assert!(
         payment.contains(
             r#""allocations":[{"billId":"b1","amount":100.00},{"billId":"b2","amount":20.00}]"#
@@ -82,11 +74,11 @@ async fn a_payment_pays_the_oldest_bills_first_and_the_rest_becomes_credit() {
         "{payment}"
     );
     assert!(
-        text(&c, "/api/bills/b1", &c.admin)
+        get_text(&c.app, "/api/bills/b1", &c.admin)
             .await
             .contains(r#""status":"Paid""#)
     );
-    let b2 = text(&c, "/api/bills/b2", &c.admin).await;
+    let b2 = get_text(&c.app, "/api/bills/b2", &c.admin).await;
     assert!(
         b2.contains(r#""status":"PartiallyPaid""#) && b2.contains(r#""balanceDue":30.00"#),
         "{b2}"
@@ -101,8 +93,8 @@ async fn a_payment_pays_the_oldest_bills_first_and_the_rest_becomes_credit() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
-    let account = text(
-        &c,
+    let account = get_text(
+        &c.app,
         &format!("/api/billing-accounts/{}", c.alice.patient_id),
         &c.alice.tokens.token,
     )
@@ -209,7 +201,7 @@ async fn a_bill_with_payments_takes_its_status_from_them() {
         json!({"services": [{"serviceId": "s", "description": "Visit", "amount": "60.00"}]});
     let (status, body) = c.app.put("/api/bills/b1", lowered, &c.admin).await;
     assert_eq!(status, 200, "{body}");
-    let b1 = text(&c, "/api/bills/b1", &c.admin).await;
+    let b1 = get_text(&c.app, "/api/bills/b1", &c.admin).await;
     assert!(
         b1.contains(r#""status":"Paid""#) && b1.contains(r#""balanceDue":0.00"#),
         "{b1}"
@@ -283,7 +275,7 @@ async fn an_idempotency_key_makes_one_payment_however_often_it_is_sent() {
         )
         .await;
     assert_eq!(list["payments"].as_array().unwrap().len(), 2, "{list}");
-    let b1 = text(&c, "/api/bills/b1", &c.admin).await;
+    let b1 = get_text(&c.app, "/api/bills/b1", &c.admin).await;
     assert!(b1.contains(r#""paymentsApplied":11.00"#), "{b1}");
 }
 
@@ -315,8 +307,8 @@ async fn refunds_take_credit_first_reopen_bills_and_never_exceed_the_payment() {
         "{body}"
     );
     // 30.00 came from credit, 10.00 from the bill, which is open again.
-    let account = text(
-        &c,
+    let account = get_text(
+        &c.app,
         &format!("/api/billing-accounts/{}", c.alice.patient_id),
         &c.admin,
     )
@@ -351,15 +343,17 @@ async fn refunds_take_credit_first_reopen_bills_and_never_exceed_the_payment() {
         (201, Some("refunded")),
         "{body}"
     );
-    let b1 = text(&c, "/api/bills/b1", &c.admin).await;
+    let b1 = get_text(&c.app, "/api/bills/b1", &c.admin).await;
     assert!(
         b1.contains(r#""status":"Issued""#) && b1.contains(r#""balanceDue":100.00"#),
         "{b1}"
     );
-    let payment = text(&c, &format!("/api/payments/{id}"), &c.admin).await;
+    let payment = get_text(&c.app, &format!("/api/payments/{id}"), &c.admin).await;
     assert!(payment.contains(r#""refunded":130.00"#), "{payment}");
     assert!(
-        payment.contains("refunded 90.00: cancelled visit"),
+        payment.contains(&format!(
+            "refunded 90.00 (desk_{id}-refund-2): cancelled visit"
+        )),
         "{payment}"
     );
     let (status, _) = c
@@ -551,20 +545,8 @@ async fn a_kill_mid_payments_leaves_each_key_one_payment_applied_once() {
             payments.iter().all(|p| p["status"] == "succeeded"),
             "{list}"
         );
-        let bill = text_of(&app, &format!("/api/bills/bill_k{p}"), &admin).await;
+        let bill = get_text(&app, &format!("/api/bills/bill_k{p}"), &admin).await;
         let applied = format!(r#""paymentsApplied":{EACH}.00"#);
         assert!(bill.contains(&applied), "each applied once: {bill}");
     }
-}
-
-async fn text_of(app: &TestApp, path: &str, token: &str) -> String {
-    let response = app
-        .http
-        .get(app.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{path}");
-    response.text().await.unwrap()
 }

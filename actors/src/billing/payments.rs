@@ -45,6 +45,13 @@ pub struct PaymentRecord {
     /// The gateway's reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway_reference: Option<String>,
+    /// For a card payment until it is charged: the card gateway's token for
+    /// the card (cleared once the charge is final).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_token: Option<String>,
+    /// The card's last four digits, as the card gateway gave them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_last4: Option<String>,
     /// Its steps, oldest first.
     pub history: Vec<PaymentStep>,
     /// The store key of the request's idempotency record, if it had one:
@@ -85,6 +92,19 @@ impl PaymentRecord {
     pub fn refundable(&self) -> Money {
         self.amount.less(self.refunded)
     }
+
+    /// How many refunds it has had.
+    pub fn refunds(&self) -> usize {
+        self.history
+            .iter()
+            .filter(|step| {
+                matches!(
+                    step.status,
+                    PaymentStatus::PartiallyRefunded | PaymentStatus::Refunded
+                )
+            })
+            .count()
+    }
 }
 
 /// An entry of a patient's payment index (key: `<patient>/<payment>`).
@@ -102,6 +122,20 @@ pub struct UnsettledPayment {}
 
 impl Record for UnsettledPayment {
     const TABLE: crate::store::Table = crate::store::Table::PaymentQueue;
+    const VERSION: u16 = 1;
+}
+
+/// A card gateway's event already acted on (key: the event's id): an event
+/// delivered again changes nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayEvent {
+    /// When it first arrived.
+    pub received_at: Timestamp,
+}
+
+impl Record for GatewayEvent {
+    const TABLE: crate::store::Table = crate::store::Table::GatewayEvents;
     const VERSION: u16 = 1;
 }
 

@@ -224,15 +224,12 @@ fn a_claim_moves_only_along_its_lifecycle() {
 #[tokio::test]
 async fn a_pending_payment_is_settled_once_by_its_actor() {
     use std::sync::Arc;
-    use std::time::Duration;
 
-    use medrelay_protocol::PaymentId;
     use medrelay_protocol::payment::{PaymentMethod, PaymentStatus};
 
-    use super::gateway::{Desk, Gateway};
-    use super::payment_actor::{PaymentActor, Settle};
-    use super::payments::{self, PaymentRecord};
-    use crate::system::Registry;
+    use super::gateway::Gateways;
+    use super::payment_actor::Settle;
+    use super::payments;
 
     let (_dir, store, system) = store_and_system();
     let vault = Arc::new(Vault::ephemeral());
@@ -247,42 +244,15 @@ async fn a_pending_payment_is_settled_once_by_its_actor() {
         BillChange::Created,
     );
     // A payment a stop left pending, as start-up finds it.
-    let id = PaymentId::parse("pay_1").unwrap();
-    let pending = PaymentRecord {
-        payment_id: id.clone(),
-        patient_id: patient.clone(),
-        amount: money("60.00"),
-        method: PaymentMethod::Cash,
-        status: PaymentStatus::Pending,
-        requested: Vec::new(),
-        allocations: Vec::new(),
-        credited: Money::ZERO,
-        refunded: Money::ZERO,
-        gateway_reference: None,
-        history: Vec::new(),
-        idempotency_key: None,
-        created_by: by.clone(),
-        created_at: Timestamp::now(),
-    };
+    let pending = pending_payment("pay_1", &patient, "60.00", PaymentMethod::Cash);
     payments::start(&mut batch, &pending);
     store.write(batch).await.unwrap();
-    assert_eq!(payments::unsettled(&store, 10).unwrap(), [id]);
+    assert_eq!(
+        payments::unsettled(&store, 10).unwrap(),
+        [pending.payment_id]
+    );
 
-    let registry = {
-        let (store, vault) = (store.clone(), vault.clone());
-        let desk: Arc<dyn Gateway> = Arc::new(Desk);
-        Registry::new(system.clone(), move |key, retire| {
-            let idle = Duration::from_secs(30);
-            PaymentActor::new(
-                key,
-                store.clone(),
-                vault.clone(),
-                desk.clone(),
-                idle,
-                retire,
-            )
-        })
-    };
+    let registry = payment_actors(&store, &vault, &system, Gateways::new(None));
     let paid = registry.send("pay_1", Settle).await.unwrap().unwrap();
     assert_eq!(paid.status, PaymentStatus::Succeeded);
     assert_eq!(paid.gateway_reference.as_deref(), Some("desk_pay_1"));
@@ -298,4 +268,155 @@ async fn a_pending_payment_is_settled_once_by_its_actor() {
         (billed.paid, billed.status),
         (money("60.00"), BillStatus::PartiallyPaid)
     );
+}
+
+/// A payment `pending` for `amount`, as the request writes it.
+fn pending_payment(
+    id: &str,
+    patient: &PatientId,
+    amount: &str,
+    method: medrelay_protocol::payment::PaymentMethod,
+) -> super::payments::PaymentRecord {
+    super::payments::PaymentRecord {
+        payment_id: medrelay_protocol::PaymentId::parse(id).unwrap(),
+        patient_id: patient.clone(),
+        amount: money(amount),
+        method,
+        status: medrelay_protocol::payment::PaymentStatus::Pending,
+        requested: Vec::new(),
+        allocations: Vec::new(),
+        credited: Money::ZERO,
+        refunded: Money::ZERO,
+        gateway_reference: None,
+        card_token: None,
+        card_last4: None,
+        history: Vec::new(),
+        idempotency_key: None,
+        created_by: UserId::parse("usr_admin").unwrap(),
+        created_at: Timestamp::now(),
+    }
+}
+
+/// The payment actors' registry, charging through `gateways`.
+fn payment_actors(
+    store: &crate::store::Store,
+    vault: &std::sync::Arc<Vault>,
+    system: &std::sync::Arc<crate::system::ActorSystem>,
+    gateways: super::gateway::Gateways,
+) -> crate::system::Registry<super::payment_actor::PaymentActor> {
+    let (store, vault) = (store.clone(), vault.clone());
+    crate::system::Registry::new(system.clone(), move |key, retire| {
+        let idle = std::time::Duration::from_secs(30);
+        let gateways = gateways.clone();
+        super::payment_actor::PaymentActor::new(
+            key,
+            store.clone(),
+            vault.clone(),
+            gateways,
+            idle,
+            retire,
+        )
+    })
+}
+
+/// A card gateway that pays every charge and records what it was asked.
+#[derive(Default)]
+struct Recording {
+    calls: std::sync::Mutex<Vec<String>>,
+}
+
+impl super::gateway::Gateway for std::sync::Arc<Recording> {
+    fn charge(
+        &self,
+        payment: &super::payments::PaymentRecord,
+    ) -> futures_util::future::BoxFuture<
+        'static,
+        Result<super::gateway::Charge, super::gateway::Transient>,
+    > {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("charge {}", payment.payment_id));
+        let paid = super::gateway::Charge::Paid {
+            reference: "pi_1".into(),
+            last4: Some("4242".into()),
+        };
+        Box::pin(std::future::ready(Ok(paid)))
+    }
+
+    fn outcome(
+        &self,
+        payment: &super::payments::PaymentRecord,
+        _reference: &str,
+    ) -> futures_util::future::BoxFuture<
+        'static,
+        Result<super::gateway::Charge, super::gateway::Transient>,
+    > {
+        self.charge(payment)
+    }
+
+    fn refund(
+        &self,
+        _payment: &super::payments::PaymentRecord,
+        amount: Money,
+        key: String,
+    ) -> futures_util::future::BoxFuture<
+        'static,
+        Result<super::gateway::Refunded, super::gateway::Transient>,
+    > {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("refund {amount} {key}"));
+        Box::pin(std::future::ready(Ok(Ok("re_1".into()))))
+    }
+}
+
+#[tokio::test]
+async fn card_money_that_cannot_be_applied_is_given_back_through_the_gateway_once() {
+    use std::sync::Arc;
+
+    use medrelay_protocol::payment::{PaymentMethod, PaymentStatus};
+
+    use super::gateway::Gateways;
+    use super::payment_actor::Settle;
+    use super::payments;
+
+    let (_dir, store, system) = store_and_system();
+    let vault = Arc::new(Vault::ephemeral());
+    let patient = register_patient(&store, "vinay").await.patient_id.unwrap();
+    let by = UserId::parse("usr_admin").unwrap();
+    // The bill the payment names was paid in full before the card money
+    // came in.
+    let mut paid_bill = bill("bill_1", &patient);
+    paid_bill.paid = money("100.00");
+    paid_bill.status = BillStatus::Paid;
+    let mut batch = WriteBatch::new();
+    write(&mut batch, &vault, &paid_bill, &by, BillChange::Created);
+    let mut pending = pending_payment("pay_2", &patient, "100.00", PaymentMethod::Card);
+    pending.requested = vec![BillId::parse("bill_1").unwrap()];
+    pending.card_token = Some("pm_card_visa".into());
+    payments::start(&mut batch, &pending);
+    store.write(batch).await.unwrap();
+
+    let card = Arc::new(Recording::default());
+    let gateways = Gateways::new(Some(Arc::new(card.clone())));
+    let registry = payment_actors(&store, &vault, &system, gateways);
+    let failed = registry.send("pay_2", Settle).await.unwrap().unwrap();
+    assert_eq!(failed.status, PaymentStatus::Failed);
+    assert_eq!(failed.card_last4.as_deref(), Some("4242"));
+    assert_eq!(
+        failed.card_token, None,
+        "the token is not kept once charged"
+    );
+    let note = failed.history.last().unwrap().note.clone().unwrap();
+    assert!(note.contains("given back in full (re_1)"), "{note}");
+    assert!(failed.allocations.is_empty());
+    // Settled again: final, so the gateway hears nothing more.
+    registry.send("pay_2", Settle).await.unwrap().unwrap();
+    assert_eq!(
+        *card.calls.lock().unwrap(),
+        ["charge pay_2", "refund 100.00 pay_2-unapplied"]
+    );
+    assert!(payments::unsettled(&store, 10).unwrap().is_empty());
 }

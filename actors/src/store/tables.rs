@@ -86,11 +86,13 @@ pub enum Table {
     IdempotencyKeys,
     /// `INV-000001`, ... → an issued invoice, its body sealed.
     Invoices,
+    /// card gateway event id → (an event acted on, kept 30 days).
+    GatewayEvents,
 }
 
 impl Table {
     /// All record tables; each is created when the store opens.
-    pub const ALL: [Table; 37] = [
+    pub const ALL: [Table; 38] = [
         Table::Users,
         Table::Usernames,
         Table::Patients,
@@ -129,6 +131,7 @@ impl Table {
         Table::PaymentQueue,
         Table::IdempotencyKeys,
         Table::Invoices,
+        Table::GatewayEvents,
     ];
 
     /// The table's position in [`Table::ALL`].
@@ -179,6 +182,7 @@ impl Table {
             Table::PaymentQueue => "payment_queue",
             Table::IdempotencyKeys => "idempotency_keys",
             Table::Invoices => "invoices",
+            Table::GatewayEvents => "gateway_events",
         }
     }
 

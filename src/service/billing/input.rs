@@ -1,10 +1,12 @@
-//! Checks on a bill's body: every amount exact and under the ceiling, the
-//! total the sum of the services, the claim within the total. Each failure
-//! is a 422 naming the field (`services[1].amount`, `totalAmount`, ...).
+//! Checks on billing input: a bill's body (every amount exact and under the
+//! ceiling, the total the sum of the services, the claim within the total)
+//! and a card payment's token. Each failure is a 422 naming the field
+//! (`services[1].amount`, `totalAmount`, `cardToken`, ...).
 
 use medrelay_actors::billing::Bill;
 use medrelay_protocol::billing::{BillBody, BillStatus, ClaimRequest, ServiceLine};
 use medrelay_protocol::money::MoneyError;
+use medrelay_protocol::payment::PaymentMethod;
 use medrelay_protocol::{ErrorCode, Money};
 
 use crate::error::AppError;
@@ -147,6 +149,60 @@ fn checked_claim(claim: &ClaimRequest, ceiling: Money) -> Result<ClaimRequest, A
         )?,
         claim_amount: amount("insuranceClaim.claimAmount", claim.claim_amount, ceiling)?,
     })
+}
+
+/// Longest card token taken (Stripe's ids are far shorter).
+const MAX_CARD_TOKEN: usize = 255;
+
+/// The card token a card payment needs (and no other payment takes), when
+/// the clinic takes cards (`card_enabled`).
+pub(super) fn card_token(
+    card_enabled: bool,
+    method: PaymentMethod,
+    token: Option<&str>,
+) -> Result<Option<String>, AppError> {
+    let field = "cardToken";
+    match (method, token) {
+        (PaymentMethod::Card, _) if !card_enabled => Err(AppError::invalid(
+            "method",
+            "this clinic takes no card payments online",
+        )),
+        (PaymentMethod::Card, None) => Err(AppError::invalid(
+            field,
+            "a card payment needs the card gateway's token for the card",
+        )),
+        (PaymentMethod::Card, Some(token)) => {
+            // A card number sent by mistake is refused without being kept.
+            let digits = token.bytes().filter(u8::is_ascii_digit).count();
+            if (12..=19).contains(&digits)
+                && token
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b == b' ' || b == b'-')
+            {
+                return Err(AppError::invalid(
+                    field,
+                    "card numbers are not taken: send the card gateway's token for the card",
+                ));
+            }
+            let well_formed = !token.is_empty()
+                && token.len() <= MAX_CARD_TOKEN
+                && token
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !well_formed {
+                return Err(AppError::invalid(
+                    field,
+                    format!("1 to {MAX_CARD_TOKEN} letters, digits or underscores"),
+                ));
+            }
+            Ok(Some(token.to_owned()))
+        }
+        (_, Some(_)) => Err(AppError::invalid(
+            field,
+            "only card payments take a card token",
+        )),
+        (_, None) => Ok(None),
+    }
 }
 
 #[cfg(test)]

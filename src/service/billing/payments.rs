@@ -1,7 +1,9 @@
 //! Payments (seed: "Payment by patient Id", "Track payment by payment Id")
 //! and refunds. Staff record desk payments (cash, the desk's card
-//! terminal); each is settled by its own `PaymentActor`, which applies it
-//! to the patient's bills. Every request that moves money may carry an
+//! terminal); patients (or staff for them) pay by card through the card
+//! gateway, sending the gateway's token for the card. Each payment is
+//! settled by its own `PaymentActor`, which applies it to the patient's
+//! bills. Every request that moves money may carry an
 //! `Idempotency-Key`: the first answer is kept for 24 hours and given again
 //! for the same request; the same key with another request is 422
 //! `idempotency_mismatch`; a second request while the first is in flight is
@@ -12,14 +14,14 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use medrelay_actors::audit::{self, Action, AuditEntry};
 use medrelay_actors::billing::payment_actor::{PaymentError, Refund, Settle};
-use medrelay_actors::billing::payments::{self, PaymentRecord};
+use medrelay_actors::billing::payments::{self, GatewayEvent, PaymentRecord};
 use medrelay_actors::billing::{self, StoredBill};
 use medrelay_actors::idempotency::{self, IdempotencyRecord};
 use medrelay_actors::ids::new_id;
 use medrelay_actors::patients;
 use medrelay_actors::store::{Table, WriteBatch, WriteError};
 use medrelay_protocol::payment::{
-    PaymentList, PaymentRequest, PaymentStatus, PaymentView, RefundRequest,
+    PaymentList, PaymentMethod, PaymentRequest, PaymentStatus, PaymentView, RefundRequest,
 };
 use medrelay_protocol::{Money, PatientId, PaymentId, Role};
 
@@ -85,13 +87,25 @@ pub async fn pay(
     let id = PaymentId::parse(&new_id("pay")).expect("generated ids are valid");
     let mut this = attempt(principal, origin, Action::C, id.as_str());
     this.entity.patients = vec![patient.clone()];
-    if principal.require(&[Role::Admin]).is_err() {
-        let e = AppError::Forbidden("desk payments are recorded by the clinic's staff".into());
+    let allowed = match body.method {
+        PaymentMethod::Card => may_see_payments(state, principal, &patient),
+        PaymentMethod::Cash | PaymentMethod::CardTerminal => {
+            principal.require(&[Role::Admin]).map_err(|_| {
+                AppError::Forbidden("desk payments are recorded by the clinic's staff".into())
+            })
+        }
+    };
+    if let Err(e) = allowed {
         return Err(refused(state, this, e).await);
     }
     if !patients::is_live(&state.store, &patient)? {
         return Err(AppError::NotFound(format!("no patient {patient}")));
     }
+    let card_token = super::input::card_token(
+        state.settings.billing.card.enabled(),
+        body.method,
+        body.card_token.as_deref(),
+    )?;
     let amount = positive("amount", body.amount, state.settings.billing.ceiling())?;
     let requested = named_bills(
         state,
@@ -130,6 +144,8 @@ pub async fn pay(
             credited: Money::ZERO,
             refunded: Money::ZERO,
             gateway_reference: None,
+            card_token: card_token.clone(),
+            card_last4: None,
             history: Vec::new(),
             idempotency_key: None,
             created_by: principal.user_id.clone(),
@@ -416,6 +432,7 @@ fn view(state: &AppState, p: PaymentRecord) -> PaymentView {
         credited: p.credited,
         refunded: p.refunded,
         gateway_reference: p.gateway_reference,
+        card_last4: p.card_last4,
         history: p.history,
         created_at: p.created_at,
     }
@@ -452,38 +469,61 @@ pub async fn resume(state: Arc<AppState>) {
     }
 }
 
-/// Forgets idempotency keys past their 24 hours, every hour.
+/// How long a card gateway's event id is kept against replays (the
+/// gateway stops re-sending after three days).
+const EVENTS_KEPT: jiff::SignedDuration = jiff::SignedDuration::from_hours(30 * 24);
+
+/// Forgets idempotency keys past their 24 hours, and card gateway events
+/// past their 30 days, every hour.
 pub async fn prune_keys(state: Arc<AppState>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         tick.tick().await;
         let now = Timestamp::now();
-        let mut after: Option<String> = None;
-        let mut pruned = 0;
-        loop {
-            let page = match state.store.scan::<IdempotencyRecord>(after.as_deref(), 512) {
-                Ok(page) => page,
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not read idempotency keys");
-                    break;
-                }
-            };
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            let mut batch = WriteBatch::new();
-            for (key, record) in page.into_iter().filter(|(_, r)| r.expired(now)) {
-                batch.require_equal(key.clone(), &record);
-                batch.delete(Table::IdempotencyKeys, key);
-                pruned += 1;
-            }
-            if !batch.is_empty()
-                && let Err(e) = state.store.write(batch).await
-            {
-                tracing::warn!(error = %e, "could not prune idempotency keys");
-            }
+        let keys = prune::<IdempotencyRecord>(&state, |r| r.expired(now)).await;
+        let events =
+            prune::<GatewayEvent>(&state, |e| now.duration_since(e.received_at) > EVENTS_KEPT)
+                .await;
+        if keys + events > 0 {
+            tracing::info!(
+                keys,
+                events,
+                "forgot idempotency keys past 24 hours and gateway events past 30 days"
+            );
         }
-        if pruned > 0 {
-            tracing::info!(keys = pruned, "forgot idempotency keys older than 24 hours");
+    }
+}
+
+/// Deletes the records of `T`'s table that `gone` says are past keeping;
+/// how many.
+async fn prune<T>(state: &AppState, gone: impl Fn(&T) -> bool) -> usize
+where
+    T: medrelay_actors::store::Record,
+{
+    let mut after: Option<String> = None;
+    let mut pruned = 0;
+    loop {
+        let page = match state.store.scan::<T>(after.as_deref(), 512) {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(table = T::TABLE.name(), error = %e, "could not read records to prune");
+                return pruned;
+            }
+        };
+        let Some((last, _)) = page.last() else {
+            return pruned;
+        };
+        after = Some(last.clone());
+        let mut batch = WriteBatch::new();
+        for (key, record) in page.into_iter().filter(|(_, r)| gone(r)) {
+            batch.require_equal(key.clone(), &record);
+            batch.delete(T::TABLE, key);
+            pruned += 1;
+        }
+        if !batch.is_empty()
+            && let Err(e) = state.store.write(batch).await
+        {
+            tracing::warn!(table = T::TABLE.name(), error = %e, "could not prune records");
         }
     }
 }

@@ -1,0 +1,293 @@
+//! The card gateway: Stripe's PaymentIntents API through `reqwest` (any
+//! service of the same shape at `billing.card.base_url`), and the webhook
+//! events it posts back ([`webhook`]).
+//!
+//! A charge is a PaymentIntent created and confirmed in one request, with
+//! the payment's id as Stripe's `Idempotency-Key`: sent again after a crash
+//! or a lost answer, it is answered with the first PaymentIntent, never a
+//! second charge. A PaymentIntent still `processing` is asked about by its
+//! id until it ends, or its webhook event says how it ended.
+
+pub mod webhook;
+
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use medrelay_actors::billing::gateway::{Charge, Gateway, Refunded, Transient};
+use medrelay_actors::billing::payments::PaymentRecord;
+use medrelay_protocol::Money;
+use reqwest::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::config::CardSettings;
+
+/// Charges cards through the card gateway.
+#[derive(Clone)]
+pub struct CardGateway {
+    http: reqwest::Client,
+    base: String,
+    secret_key: SecretString,
+    currency: String,
+}
+
+impl std::fmt::Debug for CardGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CardGateway")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CardGateway {
+    /// The gateway `settings` name, charging in `currency` (ISO 4217).
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built.
+    pub fn new(settings: &CardSettings, currency: &str) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(settings.timeout_ms))
+            .connect_timeout(Duration::from_secs(5))
+            .build()?;
+        Ok(Self {
+            http,
+            base: settings.base_url.trim().trim_end_matches('/').to_owned(),
+            secret_key: settings.secret_key.clone(),
+            currency: currency.to_ascii_lowercase(),
+        })
+    }
+
+    /// Sends `request` (authenticated) and reads the PaymentIntent or
+    /// Refund it answers with.
+    async fn call<T: for<'de> Deserialize<'de>>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Result<T, String>, Transient> {
+        let response = request
+            .bearer_auth(self.secret_key.expose_secret())
+            .send()
+            .await
+            .map_err(|e| Transient(format!("card gateway: {e}")))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| Transient(format!("card gateway: reading the answer: {e}")))?;
+        if status.is_success() {
+            return serde_json::from_slice(&body)
+                .map(Ok)
+                .map_err(|e| Transient(format!("card gateway: unreadable answer: {e}")));
+        }
+        let message = serde_json::from_slice::<ErrorBody>(&body)
+            .ok()
+            .map(|b| b.error.message.unwrap_or(b.error.kind))
+            .unwrap_or_default();
+        let why = format!("card gateway {status}: {message}");
+        if refuses_for_good(status) {
+            Ok(Err(why))
+        } else {
+            // 401/403 are our keys, 409 a request under this key still in
+            // flight there, 429/5xx the gateway's trouble: none is the
+            // card's fault, so the payment waits rather than fails.
+            if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+                tracing::error!(%status, "the card gateway refuses medrelay's key (billing.card.secret_key)");
+            }
+            Err(Transient(why))
+        }
+    }
+}
+
+/// 400 (a request it will never take), 402 (a declined card) and 404: the
+/// same request would be refused again.
+fn refuses_for_good(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::BAD_REQUEST | StatusCode::PAYMENT_REQUIRED | StatusCode::NOT_FOUND
+    )
+}
+
+/// The parts of a PaymentIntent medrelay reads.
+#[derive(Debug, Deserialize)]
+pub struct PaymentIntent {
+    /// `pi_...`
+    pub id: String,
+    /// `succeeded`, `processing`, `canceled`, `requires_payment_method`, ...
+    pub status: String,
+    /// The charge, expanded (an object) or not (its id).
+    #[serde(default)]
+    pub latest_charge: Option<serde_json::Value>,
+    /// Why the last attempt failed.
+    #[serde(default)]
+    pub last_payment_error: Option<GatewayMessage>,
+    /// Why it was canceled.
+    #[serde(default)]
+    pub cancellation_reason: Option<String>,
+    /// What medrelay attached to it.
+    #[serde(default)]
+    pub metadata: std::collections::HashMap<String, String>,
+}
+
+/// A gateway's message about a failure.
+#[derive(Debug, Default, Deserialize)]
+pub struct GatewayMessage {
+    /// In words.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorDetail {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RefundObject {
+    id: String,
+    status: String,
+    #[serde(default)]
+    failure_reason: Option<String>,
+}
+
+impl PaymentIntent {
+    /// What the PaymentIntent says of the charge.
+    pub fn charge(&self) -> Charge {
+        let why = || {
+            self.last_payment_error
+                .as_ref()
+                .and_then(|e| e.message.clone())
+                .unwrap_or_else(|| format!("the card gateway says {}", self.status))
+        };
+        match self.status.as_str() {
+            "succeeded" => Charge::Paid {
+                reference: self.id.clone(),
+                last4: self.last4(),
+            },
+            "processing" => Charge::Processing {
+                reference: self.id.clone(),
+            },
+            "canceled" => Charge::Canceled(
+                self.cancellation_reason
+                    .clone()
+                    .unwrap_or_else(|| "canceled at the card gateway".into()),
+            ),
+            // `requires_action` asks the cardholder to authenticate (3-D
+            // Secure) in their browser, which a server-side charge cannot.
+            "requires_action" => Charge::Refused(
+                "the card asks its holder to authenticate, which this payment cannot do".into(),
+            ),
+            _ => Charge::Refused(why()),
+        }
+    }
+
+    /// The card's last four digits, when the charge came expanded.
+    fn last4(&self) -> Option<String> {
+        let last4 = self
+            .latest_charge
+            .as_ref()?
+            .pointer("/payment_method_details/card/last4")?
+            .as_str()?;
+        (last4.len() == 4 && last4.bytes().all(|b| b.is_ascii_digit())).then(|| last4.to_owned())
+    }
+}
+
+/// The form that creates and confirms the PaymentIntent of `payment`.
+pub fn charge_form(payment: &PaymentRecord, currency: &str) -> Vec<(&'static str, String)> {
+    let cents = payment.amount.in_cents().unwrap_or_default();
+    vec![
+        ("amount", cents.to_string()),
+        ("currency", currency.to_owned()),
+        (
+            "payment_method",
+            payment.card_token.clone().unwrap_or_default(),
+        ),
+        ("confirm", "true".into()),
+        // Confirmed here, with no page to send the cardholder back to.
+        ("automatic_payment_methods[enabled]", "true".into()),
+        ("automatic_payment_methods[allow_redirects]", "never".into()),
+        ("metadata[payment_id]", payment.payment_id.to_string()),
+        ("metadata[patient_id]", payment.patient_id.to_string()),
+        ("expand[]", "latest_charge".into()),
+    ]
+}
+
+impl Gateway for CardGateway {
+    fn charge(&self, payment: &PaymentRecord) -> BoxFuture<'static, Result<Charge, Transient>> {
+        let this = self.clone();
+        let form = charge_form(payment, &self.currency);
+        let key = payment.payment_id.to_string();
+        Box::pin(async move {
+            let request = this
+                .http
+                .post(format!("{}/v1/payment_intents", this.base))
+                .header("Idempotency-Key", key)
+                .form(&form);
+            Ok(match this.call::<PaymentIntent>(request).await? {
+                Ok(intent) => intent.charge(),
+                Err(refused) => Charge::Refused(refused),
+            })
+        })
+    }
+
+    fn outcome(
+        &self,
+        _payment: &PaymentRecord,
+        reference: &str,
+    ) -> BoxFuture<'static, Result<Charge, Transient>> {
+        let this = self.clone();
+        // The reference came from the gateway; encoded all the same.
+        let url = format!(
+            "{}/v1/payment_intents/{}?expand%5B%5D=latest_charge",
+            self.base,
+            form_urlencoded::byte_serialize(reference.as_bytes()).collect::<String>()
+        );
+        Box::pin(async move {
+            let request = this.http.get(url);
+            Ok(match this.call::<PaymentIntent>(request).await? {
+                Ok(intent) => intent.charge(),
+                // A reference the gateway does not know: it took no money.
+                Err(refused) => Charge::Refused(refused),
+            })
+        })
+    }
+
+    fn refund(
+        &self,
+        payment: &PaymentRecord,
+        amount: Money,
+        key: String,
+    ) -> BoxFuture<'static, Result<Refunded, Transient>> {
+        let this = self.clone();
+        let form = vec![
+            (
+                "payment_intent",
+                payment.gateway_reference.clone().unwrap_or_default(),
+            ),
+            ("amount", amount.in_cents().unwrap_or_default().to_string()),
+            ("metadata[payment_id]", payment.payment_id.to_string()),
+        ];
+        Box::pin(async move {
+            let request = this
+                .http
+                .post(format!("{}/v1/refunds", this.base))
+                .header("Idempotency-Key", key)
+                .form(&form);
+            Ok(match this.call::<RefundObject>(request).await? {
+                Ok(refund) if refund.status == "failed" || refund.status == "canceled" => {
+                    Err(refund
+                        .failure_reason
+                        .unwrap_or_else(|| format!("the refund {}", refund.status)))
+                }
+                Ok(refund) => Ok(refund.id),
+                Err(refused) => Err(refused),
+            })
+        })
+    }
+}
