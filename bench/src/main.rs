@@ -73,6 +73,7 @@ mod availability;
 mod billing;
 mod boards;
 mod booking;
+mod card_gateway;
 mod figures;
 mod idle;
 mod memory;
@@ -117,7 +118,7 @@ enum Command {
     Memory(memory::Args),
     /// Audited, decrypted patient reads against plain reads; record writes.
     Patients(patients::Args),
-    /// Desk payments through their payment actors.
+    /// Desk and card payments through their payment actors; the invoice.
     Billing(billing::Args),
     /// Every benchmark in turn, then one summary against targets and the record.
     All(AllArgs),
