@@ -445,6 +445,7 @@ pub mod gateway;
 pub mod invoices;
 pub mod payment_actor;
 pub mod payments;
+mod settling;
 
 #[cfg(test)]
 mod tests;

@@ -1,15 +1,15 @@
 //! `PaymentActor`: one per payment in flight, supervised like every keyed
-//! actor. It charges the payment through its [`Gateway`] (retrying a
-//! gateway that is briefly away), applies it to the patient's bills in one
-//! transaction, takes the card gateway's later word on it ([`Outcome`],
-//! from a webhook), and takes refunds, one at a time, so two refunds of one
-//! payment never both spend what is left of it. It keeps nothing in memory:
+//! actor. It records desk payments and settles them in one transaction
+//! ([`Open`]), settles card payments through the card gateway ([`Settle`],
+//! retrying a gateway that is briefly away), takes the card gateway's later
+//! word on a charge ([`Outcome`], from a webhook), and takes refunds, one at
+//! a time, so two refunds of one payment never both spend what is left of
+//! it. How each is written is in `settling.rs`. It keeps nothing in memory:
 //! the payment record is the truth, and a payment left `pending` or
 //! `processing` by a crash is settled again at start-up
 //! ([`super::payments::unsettled`]), asking the gateway rather than
 //! charging twice.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,21 +18,18 @@ use jiff::Timestamp;
 use medrelay_protocol::payment::PaymentStatus;
 use medrelay_protocol::{Money, UserId};
 
-use super::gateway::{Charge, Gateway, Gateways, Refunded, Transient};
-use super::payments::{self, ApplyError, GatewayEvent, PaymentRecord};
+use super::gateway::{Charge, Gateways};
+use super::payments::{self, PaymentRecord};
+use super::settling::{ATTEMPTS, ask, gateway_of, open, settle, told};
+pub use super::settling::{Begun, Opening};
 use crate::audit::AuditEntry;
 use crate::fault::Fault;
 use crate::idempotency::{self, IdempotencyRecord};
 use crate::patients::PatientError;
 use crate::phi::Vault;
-use crate::store::{Store, Table, WriteBatch, WriteError};
+use crate::store::{Store, WriteBatch, WriteError};
 use crate::system::Retire;
 use crate::system::keyed::{self, Lifecycle, Owner};
-
-/// How often a write that lost a compare-and-swap, or a charge that met a
-/// gateway briefly away, is tried.
-const ATTEMPTS: u32 = 5;
-const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Why a payment could not be settled or refunded.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -50,6 +47,10 @@ pub enum PaymentError {
     /// Its bills kept changing under it.
     #[error("the patient's bills kept changing; try again")]
     Busy,
+    /// Another request took the payment's idempotency key (or its id)
+    /// first: nothing was written.
+    #[error("another request took this idempotency key first")]
+    Taken,
     /// A storage failure.
     #[error("storage failure: {0}")]
     Storage(Fault),
@@ -74,6 +75,11 @@ impl From<crate::store::StoreError> for PaymentError {
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<PaymentRecord, PaymentError>")]
 pub struct Settle;
+
+/// Record a desk payment and settle it, in one transaction.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<PaymentRecord, PaymentError>")]
+pub struct Open(pub Opening);
 
 /// What the card gateway later said about the charge (a webhook's event,
 /// acted on once).
@@ -129,6 +135,17 @@ impl PaymentActor {
 
 keyed::keyed_actor!(PaymentActor, "payment");
 
+impl PaymentActor {
+    /// What the work of one message needs, owned.
+    fn parts(&self) -> (Store, Arc<Vault>, Gateways) {
+        (
+            self.life.store().clone(),
+            self.vault.clone(),
+            self.gateways.clone(),
+        )
+    }
+}
+
 impl Owner for PaymentActor {
     fn lifecycle(&mut self) -> &mut Lifecycle<Self> {
         &mut self.life
@@ -149,11 +166,7 @@ impl Handler<Settle> for PaymentActor {
             let forwarded = keyed::forward(next, msg, PaymentError::Internal);
             return AtomicResponse::new(Box::pin(forwarded.into_actor(self)));
         }
-        let (store, vault, gateways) = (
-            self.life.store().clone(),
-            self.vault.clone(),
-            self.gateways.clone(),
-        );
+        let (store, vault, gateways) = self.parts();
         let work = settle(store, vault, gateways, self.life.key().to_owned());
         keyed::after(self, work, |record, _| Ok(record))
     }
@@ -167,27 +180,24 @@ impl Handler<Outcome> for PaymentActor {
             let forwarded = keyed::forward(next, msg, PaymentError::Internal);
             return AtomicResponse::new(Box::pin(forwarded.into_actor(self)));
         }
-        let (store, vault, gateways) = (
-            self.life.store().clone(),
-            self.vault.clone(),
-            self.gateways.clone(),
-        );
+        let (store, vault, gateways) = self.parts();
         let id = self.life.key().to_owned();
-        let work = async move {
-            let Some(payment) = store.get::<PaymentRecord>(&id)? else {
-                return Err(PaymentError::NotFound(id));
-            };
-            let gateway = gateway_of(&gateways, &payment)?;
-            conclude(
-                &store,
-                &vault,
-                gateway.as_ref(),
-                &id,
-                &msg.charge,
-                Some(&msg.event),
-            )
-            .await
-        };
+        let work =
+            async move { told(&store, &vault, &gateways, &id, &msg.charge, &msg.event).await };
+        keyed::after(self, work, |record, _| Ok(record))
+    }
+}
+
+impl Handler<Open> for PaymentActor {
+    type Result = AtomicResponse<Self, Result<PaymentRecord, PaymentError>>;
+
+    fn handle(&mut self, msg: Open, ctx: &mut Context<Self>) -> Self::Result {
+        if let Some(next) = keyed::successor(self, ctx) {
+            let forwarded = keyed::forward(next, msg, PaymentError::Internal);
+            return AtomicResponse::new(Box::pin(forwarded.into_actor(self)));
+        }
+        let (store, vault, gateways) = self.parts();
+        let work = async move { open(&store, &vault, &gateways, &msg.0).await };
         keyed::after(self, work, |record, _| Ok(record))
     }
 }
@@ -200,243 +210,10 @@ impl Handler<Refund> for PaymentActor {
             let forwarded = keyed::forward(next, msg, PaymentError::Internal);
             return AtomicResponse::new(Box::pin(forwarded.into_actor(self)));
         }
-        let (store, vault, gateways) = (
-            self.life.store().clone(),
-            self.vault.clone(),
-            self.gateways.clone(),
-        );
+        let (store, vault, gateways) = self.parts();
         let work = refund(store, vault, gateways, self.life.key().to_owned(), msg);
         keyed::after(self, work, |record, _| Ok(record))
     }
-}
-
-async fn settle(
-    store: Store,
-    vault: Arc<Vault>,
-    gateways: Gateways,
-    id: String,
-) -> Result<PaymentRecord, PaymentError> {
-    let Some(payment) = store.get::<PaymentRecord>(&id)? else {
-        return Err(PaymentError::NotFound(id));
-    };
-    if payment.status.is_final() {
-        return Ok(payment);
-    }
-    let gateway = gateway_of(&gateways, &payment)?;
-    // A charge the gateway took as processing is asked about; any other is
-    // sent (again): the payment's id as idempotency key makes the gateway
-    // answer a repeat with the first charge, never a second one.
-    let charge = match (&payment.status, &payment.gateway_reference) {
-        (PaymentStatus::Processing, Some(reference)) => {
-            let reference = reference.clone();
-            ask(&payment, || gateway.outcome(&payment, &reference)).await?
-        }
-        _ => ask(&payment, || gateway.charge(&payment)).await?,
-    };
-    conclude(&store, &vault, gateway.as_ref(), &id, &charge, None).await
-}
-
-/// Records what the gateway said about the payment (and, for a webhook,
-/// the event, so that it acts once), applying the money if it was paid.
-/// Nothing changes for a payment already final.
-async fn conclude(
-    store: &Store,
-    vault: &Vault,
-    gateway: &dyn Gateway,
-    id: &str,
-    charge: &Charge,
-    event: Option<&str>,
-) -> Result<PaymentRecord, PaymentError> {
-    let mut given_back: Option<Refunded> = None;
-    for _ in 0..ATTEMPTS {
-        let Some(payment) = store.get::<PaymentRecord>(id)? else {
-            return Err(PaymentError::NotFound(id.to_owned()));
-        };
-        let now = Timestamp::now();
-        let mut batch = WriteBatch::new();
-        if let Some(event) = event {
-            batch.require_absent(Table::GatewayEvents, event);
-            batch.put(event, &GatewayEvent { received_at: now });
-        }
-        let unchanged = payment.status.is_final()
-            || matches!(charge, Charge::Processing { .. })
-                && payment.status == PaymentStatus::Processing;
-        if unchanged {
-            if event.is_some() {
-                write_or_replayed(store, batch, event).await?;
-            }
-            return Ok(payment);
-        }
-        batch.require_equal(id, &payment);
-        let settled = match charge {
-            Charge::Paid { reference, last4 } => {
-                let mut charged = payment.clone();
-                charged.gateway_reference = Some(reference.clone());
-                charged.card_last4.clone_from(last4);
-                charged.card_token = None;
-                let mut applied = WriteBatch::new();
-                let by = payment.created_by.clone();
-                match payments::apply(&mut applied, store, vault, &charged, &by, now)? {
-                    Ok(paid) => {
-                        batch.absorb(applied);
-                        paid
-                    }
-                    Err(e) => {
-                        // Taken but not wanted as asked (a named bill was
-                        // paid or voided meanwhile): given back in full,
-                        // under a key that makes asking again give it once.
-                        if given_back.is_none() {
-                            let key = format!("{id}-unapplied");
-                            let asked = || gateway.refund(&charged, charged.amount, key.clone());
-                            given_back = Some(ask(&charged, asked).await?);
-                        }
-                        let back = given_back.clone().unwrap_or_else(|| Err(String::new()));
-                        failed(&mut batch, charged, &e, &back, now)
-                    }
-                }
-            }
-            Charge::Processing { reference } => {
-                let mut taken = payment.clone().step(
-                    PaymentStatus::Processing,
-                    None,
-                    Some("the card gateway is processing it".into()),
-                    now,
-                );
-                taken.gateway_reference = Some(reference.clone());
-                payments::write(&mut batch, &taken);
-                taken
-            }
-            Charge::Refused(why) | Charge::Canceled(why) => {
-                let status = if matches!(charge, Charge::Canceled(_)) {
-                    PaymentStatus::Canceled
-                } else {
-                    PaymentStatus::Failed
-                };
-                let note = format!("the gateway refused it: {why}");
-                let mut refused = payment.clone().step(status, None, Some(note), now);
-                refused.card_token = None;
-                payments::write(&mut batch, &refused);
-                refused
-            }
-        };
-        if settled.status.is_final() {
-            batch.delete(Table::PaymentQueue, id);
-        }
-        if let Some(key) = &payment.idempotency_key {
-            let body = payments::written_body(&settled);
-            finish(&mut batch, store, key, &payment, body)?;
-        }
-        match store.write(batch).await {
-            Ok(_) => {
-                tracing::info!(payment = %id, status = settled.status.as_str(), amount = %settled.amount, "payment settled");
-                return Ok(settled);
-            }
-            Err(WriteError::Changed { .. } | WriteError::Exists { .. }) => {
-                if let Some(event) = event
-                    && store.get::<GatewayEvent>(event)?.is_some()
-                {
-                    return Ok(store.get::<PaymentRecord>(id)?.unwrap_or(payment));
-                }
-            }
-            Err(e) => return Err(PaymentError::Storage(Fault::new(e))),
-        }
-    }
-    Err(PaymentError::Busy)
-}
-
-/// Writes a batch that records only a gateway event; an event recorded
-/// already (a replay) is no error.
-async fn write_or_replayed(
-    store: &Store,
-    batch: WriteBatch,
-    event: Option<&str>,
-) -> Result<(), PaymentError> {
-    match store.write(batch).await {
-        Ok(_) => Ok(()),
-        Err(WriteError::Exists { .. }) => {
-            tracing::debug!(event = ?event, "a card gateway event arrived again; nothing changes");
-            Ok(())
-        }
-        Err(e) => Err(PaymentError::Storage(Fault::new(e))),
-    }
-}
-
-/// The gateway that takes this payment's method.
-fn gateway_of(
-    gateways: &Gateways,
-    payment: &PaymentRecord,
-) -> Result<Arc<dyn Gateway>, PaymentError> {
-    gateways.of(payment.method).cloned().ok_or_else(|| {
-        PaymentError::Gateway(format!(
-            "no gateway takes {} payments here",
-            payment.method.as_str()
-        ))
-    })
-}
-
-/// A payment that cannot be applied as asked (a named bill was paid or
-/// voided meanwhile): failed, nothing applied, the money given back
-/// (`back`: the gateway's refund, or why it refused one).
-fn failed(
-    batch: &mut WriteBatch,
-    payment: PaymentRecord,
-    why: &ApplyError,
-    back: &Refunded,
-    at: Timestamp,
-) -> PaymentRecord {
-    let note = match back {
-        Ok(reference) => format!("{why}; given back in full ({reference})"),
-        Err(refusal) => {
-            tracing::error!(payment = %payment.payment_id, refusal = %refusal, "a payment that could not be applied was not given back; staff must refund it at the gateway");
-            format!("{why}; the gateway refused to give it back ({refusal}): staff must refund it")
-        }
-    };
-    let failed = payment.step(PaymentStatus::Failed, None, Some(note), at);
-    payments::write(batch, &failed);
-    failed
-}
-
-/// The gateway's answer, asking again (with growing pauses) while it is
-/// briefly away.
-async fn ask<T, F>(payment: &PaymentRecord, mut call: impl FnMut() -> F) -> Result<T, PaymentError>
-where
-    F: Future<Output = Result<T, Transient>>,
-{
-    let mut pause = FIRST_BACKOFF;
-    let mut last = String::new();
-    for attempt in 1..=ATTEMPTS {
-        match call().await {
-            Ok(answer) => return Ok(answer),
-            Err(e) => {
-                tracing::warn!(payment = %payment.payment_id, error = %e, attempt, "payment gateway unavailable");
-                last = e.0;
-                if attempt < ATTEMPTS {
-                    tokio::time::sleep(pause).await;
-                    pause *= 2;
-                }
-            }
-        }
-    }
-    Err(PaymentError::Gateway(last))
-}
-
-/// Adds the answer (201) to the idempotency record of the request that
-/// made `payment`, if that record is still in flight and names it.
-fn finish(
-    batch: &mut WriteBatch,
-    store: &Store,
-    key: &str,
-    payment: &PaymentRecord,
-    body: String,
-) -> Result<(), PaymentError> {
-    if let Some(started) = store.get::<IdempotencyRecord>(key)?
-        && started.response.is_none()
-        && started.work.as_deref() == Some(payment.payment_id.as_str())
-    {
-        batch.require_equal(key, &started);
-        idempotency::finish(batch, key, &started, 201, body);
-    }
-    Ok(())
 }
 
 async fn refund(

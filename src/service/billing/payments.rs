@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use medrelay_actors::audit::{self, Action, AuditEntry};
-use medrelay_actors::billing::payment_actor::{PaymentError, Refund, Settle};
+use medrelay_actors::billing::payment_actor::{Begun, Open, Opening, PaymentError, Refund, Settle};
 use medrelay_actors::billing::payments::{self, GatewayEvent, PaymentRecord};
 use medrelay_actors::billing::{self, StoredBill};
 use medrelay_actors::idempotency::{self, IdempotencyRecord};
@@ -61,7 +61,7 @@ impl From<PaymentError> for AppError {
             PaymentError::Gateway(why) => AppError::Unavailable(format!(
                 "the payment gateway is unavailable ({why}); the payment stays pending and is settled when it is back"
             )),
-            e @ PaymentError::Busy => AppError::Conflict {
+            e @ (PaymentError::Busy | PaymentError::Taken) => AppError::Conflict {
                 message: e.to_string(),
                 field: None,
             },
@@ -151,35 +151,64 @@ pub async fn pay(
             created_by: principal.user_id.clone(),
             created_at: now,
         };
-        let mut batch = WriteBatch::new();
-        if let Keyed::Start {
-            key,
-            record,
-            expired,
-        } = &started
-        {
-            let record = IdempotencyRecord {
-                work: Some(id.to_string()),
-                ..record.clone()
-            };
-            idempotency::begin(&mut batch, key, expired.as_ref(), &record);
-            payment.idempotency_key = Some(key.clone());
-        }
+        let begun = match started {
+            Keyed::Start {
+                key,
+                record,
+                expired,
+            } => {
+                payment.idempotency_key = Some(key.clone());
+                let started = IdempotencyRecord {
+                    work: Some(id.to_string()),
+                    ..record
+                };
+                Some(Begun {
+                    key,
+                    expired,
+                    started,
+                })
+            }
+            _ => None,
+        };
         let payment = payment.step(
             PaymentStatus::Pending,
             Some(principal.user_id.clone()),
             None,
             now,
         );
-        payments::start(&mut batch, &payment);
-        audit::record(&mut batch, &this);
-        match state.store.write(batch).await {
-            Ok(_) => {}
-            // Another request under the same key started first: ask again.
-            Err(WriteError::Exists { .. } | WriteError::Changed { .. }) => continue,
-            Err(e) => return Err(AppError::internal(e)),
-        }
-        let settled = state.payments.send(id.as_str(), Settle).await??;
+        let settled = if body.method == PaymentMethod::Card {
+            // Written pending first: the gateway is asked only once the
+            // payment is durable, so a crash meanwhile is settled again.
+            let mut batch = WriteBatch::new();
+            if let Some(begun) = &begun {
+                idempotency::begin(
+                    &mut batch,
+                    &begun.key,
+                    begun.expired.as_ref(),
+                    &begun.started,
+                );
+            }
+            payments::start(&mut batch, &payment);
+            audit::record(&mut batch, &this);
+            match state.store.write(batch).await {
+                Ok(_) => {}
+                // Another request under the same key started first: ask again.
+                Err(WriteError::Exists { .. } | WriteError::Changed { .. }) => continue,
+                Err(e) => return Err(AppError::internal(e)),
+            }
+            state.payments.send(id.as_str(), Settle).await??
+        } else {
+            // The money is in hand: recorded and applied in one transaction.
+            let opening = Opening {
+                payment,
+                idempotency: begun,
+                audit: this.clone(),
+            };
+            match state.payments.send(id.as_str(), Open(opening)).await? {
+                Err(PaymentError::Taken) => continue,
+                settled => settled?,
+            }
+        };
         return Ok(Answer {
             status: 201,
             body: payments::written_body(&settled),
