@@ -443,6 +443,7 @@ pub fn revisions(
 pub mod claims;
 pub mod gateway;
 pub mod invoices;
+pub mod notices;
 pub mod payment_actor;
 pub mod payments;
 mod settling;

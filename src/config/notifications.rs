@@ -90,6 +90,26 @@ pub struct TemplateSettings {
     pub needs_reschedule_subject: String,
     /// Text of that notice (`{slots}`: the free times offered).
     pub needs_reschedule_body: String,
+    /// Subject of a bill issued.
+    pub bill_issued_subject: String,
+    /// Text of a bill issued.
+    pub bill_issued_body: String,
+    /// Subject of a receipt.
+    pub receipt_subject: String,
+    /// Text of a receipt.
+    pub receipt_body: String,
+    /// Subject of a payment that did not go through.
+    pub payment_failed_subject: String,
+    /// Text of a payment that did not go through.
+    pub payment_failed_body: String,
+    /// Subject of a refund.
+    pub refund_subject: String,
+    /// Text of a refund.
+    pub refund_body: String,
+    /// Subject of an insurer's decision.
+    pub claim_decided_subject: String,
+    /// Text of an insurer's decision.
+    pub claim_decided_body: String,
 }
 
 /// `[notifications.delivery]`: each channel's queue, pace and failure handling.

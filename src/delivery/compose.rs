@@ -2,9 +2,10 @@
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
+use medrelay_actors::billing::notices::{BillingNotice, NoticeKind};
+use medrelay_actors::notify::ReminderKind;
 
 use crate::config::TemplateSettings;
-use medrelay_actors::notify::ReminderKind;
 
 /// What the placeholders stand for.
 pub struct Facts<'a> {
@@ -37,12 +38,58 @@ pub fn compose(
             &templates.needs_reschedule_body,
         ),
     };
-    (render(subject, facts), render(body, facts))
+    let values = values(facts);
+    let lookup = |name: &str| {
+        values
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    (render(subject, lookup), render(body, lookup))
 }
 
-/// One pass over the template, so a value that itself looks like a
-/// placeholder (a patient named `{doctor}`) is never expanded.
-fn render(template: &str, facts: &Facts) -> String {
+/// The subject and body of a billing notice to `patient`, amounts in
+/// `currency`.
+pub fn compose_billing(
+    templates: &TemplateSettings,
+    notice: &BillingNotice,
+    patient: &str,
+    currency: &str,
+) -> (String, String) {
+    let (subject, body) = match notice.kind {
+        NoticeKind::BillIssued => (&templates.bill_issued_subject, &templates.bill_issued_body),
+        NoticeKind::Receipt => (&templates.receipt_subject, &templates.receipt_body),
+        NoticeKind::PaymentFailed => (
+            &templates.payment_failed_subject,
+            &templates.payment_failed_body,
+        ),
+        NoticeKind::Refund => (&templates.refund_subject, &templates.refund_body),
+        NoticeKind::ClaimDecided => (
+            &templates.claim_decided_subject,
+            &templates.claim_decided_body,
+        ),
+    };
+    let amount = notice.amount.to_string();
+    let subject_id = notice.subject_id.as_str();
+    let bill = match notice.kind {
+        NoticeKind::BillIssued => subject_id,
+        _ => notice.bill_id.as_deref().unwrap_or(""),
+    };
+    let status = notice.status.replace('_', " ");
+    let lookup = |name: &str| match name {
+        "patient" => Some(patient),
+        "amount" => Some(amount.as_str()),
+        "currency" => Some(currency),
+        "billId" => Some(bill),
+        "paymentId" | "claimId" => Some(subject_id),
+        "status" => Some(status.as_str()),
+        _ => None,
+    };
+    (render(subject, lookup), render(body, lookup))
+}
+
+/// The appointment placeholders and their values.
+fn values(facts: &Facts) -> [(&'static str, String); 7] {
     let local = facts.start.to_zoned(facts.tz.clone());
     let date = local.date().to_string();
     let time = local.strftime("%H:%M").to_string();
@@ -61,24 +108,28 @@ fn render(template: &str, facts: &Facts) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
+    [
+        ("patient", facts.patient.to_owned()),
+        ("doctor", facts.doctor.to_owned()),
+        ("appointmentId", facts.appointment_id.to_owned()),
+        ("date", date),
+        ("time", time),
+        ("timeZone", zone.to_owned()),
+        ("slots", slots),
+    ]
+}
+
+/// One pass over the template, so a value that itself looks like a
+/// placeholder (a patient named `{doctor}`) is never expanded.
+fn render<'a>(template: &str, lookup: impl Fn(&str) -> Option<&'a str>) -> String {
     let mut out = String::with_capacity(template.len() + 64);
     let mut rest = template;
     while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
         let after = &rest[open + 1..];
-        let value = after.find('}').and_then(|close| {
-            let v = match &after[..close] {
-                "patient" => facts.patient,
-                "doctor" => facts.doctor,
-                "appointmentId" => facts.appointment_id,
-                "date" => &date,
-                "time" => &time,
-                "timeZone" => zone,
-                "slots" => &slots,
-                _ => return None,
-            };
-            Some((v, close))
-        });
+        let value = after
+            .find('}')
+            .and_then(|close| lookup(&after[..close]).map(|v| (v, close)));
         match value {
             Some((v, close)) => {
                 out.push_str(v);

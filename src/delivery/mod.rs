@@ -20,6 +20,7 @@
 //! record; the patient's session (`medrelay_actors::session`) fans it out
 //! to their devices.
 
+mod billing_notices;
 pub mod breaker;
 pub mod clock;
 pub mod compose;
@@ -93,6 +94,8 @@ pub struct Lane {
     /// Ids this lane holds (queued, in flight or waiting to retry), so a
     /// sweep never hands it the same notification twice.
     owned: Mutex<HashSet<String>>,
+    /// The most ids its queue holds.
+    capacity: usize,
     breaker: Breaker,
     limiter: governor::DefaultDirectRateLimiter,
     slots: Arc<Semaphore>,
@@ -123,6 +126,8 @@ pub struct Notifier {
     pub plan: Arc<ReminderPlan>,
     settings: NotificationSettings,
     default_tz: TimeZone,
+    /// The clinic's currency, named in billing notices.
+    currency: String,
     lanes: HashMap<NotificationChannel, Lane>,
     /// Set when a lane's queue was full: pending entries wait in the store
     /// until the next sweep hands them over.
@@ -175,6 +180,7 @@ impl Notifier {
                     provider,
                     actor: OnceLock::new(),
                     owned: Mutex::default(),
+                    capacity: d.queue_capacity,
                     breaker: Breaker::new(
                         d.circuit_failures,
                         Duration::from_secs(d.circuit_open_secs),
@@ -198,6 +204,7 @@ impl Notifier {
             default_tz: TimeZone::get(&n.default_time_zone)
                 .context("notifications.default_time_zone")?,
             settings: n.clone(),
+            currency: settings.billing.currency.clone(),
             lanes,
             overflowed: AtomicBool::new(false),
             room: tokio::sync::Notify::new(),
@@ -327,15 +334,20 @@ impl Notifier {
         self.overflowed.store(true, Ordering::Relaxed);
     }
 
-    /// Lets go of an id the lane is done with.
+    /// Lets go of an id the lane is done with. While deliveries wait in
+    /// the store, the sweep is woken once the lane has drained to half its
+    /// queue: woken at every release, it would read a page of the store per
+    /// message sent.
     fn release(&self, channel: NotificationChannel, id: &str) {
-        if let Some(lane) = self.lanes.get(&channel) {
-            lane.owned
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(id);
-        }
-        if self.overflowed.load(Ordering::Relaxed) {
+        let Some(lane) = self.lanes.get(&channel) else {
+            return;
+        };
+        let held = {
+            let mut owned = lane.owned.lock().unwrap_or_else(|e| e.into_inner());
+            owned.remove(id);
+            owned.len()
+        };
+        if held <= lane.capacity / 2 && self.overflowed.load(Ordering::Relaxed) {
             self.room.notify_one();
         }
     }

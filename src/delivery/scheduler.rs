@@ -19,6 +19,7 @@ use futures_util::FutureExt;
 
 use jiff::Timestamp;
 use medrelay_actors::accounts::{ProviderRecord, UserRecord};
+use medrelay_actors::billing::notices::BillingNotice;
 use medrelay_actors::fault::Fault;
 use medrelay_actors::notify::{
     self as records, DeviceRecord, NotificationRecord, PendingDelivery, ReminderIndex,
@@ -162,6 +163,9 @@ impl Handler<Fire> for ReminderScheduler {
     }
 }
 
+/// The most billing notices fired in one transaction.
+const NOTICES_PER_FIRING: usize = 64;
+
 /// The most sends held back while a backlog is fired.
 const HOLD_SENDS_UP_TO: usize = 50_000;
 
@@ -193,10 +197,15 @@ pub async fn fire_due(
     let now = n.clock.now();
     // Only what is due is read (and decoded): a wake-up costs one seek when
     // nothing is, however many reminders are pending.
-    let due = n
+    let below = records::due_keys_below(now);
+    let batch_size = n.settings.scheduler_batch;
+    let due = n.store.scan_below::<ReminderRecord>(&below, batch_size)?;
+    // Billing notices come one per payment: fired in small batches, so
+    // that a backlog never makes one long transaction the payments wait on.
+    let notices = n
         .store
-        .scan_below::<ReminderRecord>(&records::due_keys_below(now), n.settings.scheduler_batch)?;
-    if due.is_empty() {
+        .scan_below::<BillingNotice>(&below, batch_size.min(NOTICES_PER_FIRING))?;
+    if due.is_empty() && notices.is_empty() {
         return Ok(false);
     }
     let mut firing = Firing {
@@ -211,6 +220,9 @@ pub async fn fire_due(
     };
     for (key, reminder) in &due {
         firing.fire(key, reminder)?;
+    }
+    for (key, notice) in &notices {
+        firing.fire_billing(key, notice)?;
     }
     let Firing {
         batch,
@@ -234,16 +246,17 @@ pub async fn fire_due(
         Err(e) => return Err(e.into()),
     }
     metrics::counter!("reminders_fired_total").increment(due.len() as u64);
+    metrics::counter!("billing_notices_fired_total").increment(notices.len() as u64);
     metrics::counter!("reminder_notifications_total").increment(fired);
     queued.extend(fired_sends);
     Ok(true)
 }
 
 /// One transaction's worth of fired reminders.
-struct Firing<'a> {
-    n: &'a Notifier,
-    now: Timestamp,
-    batch: WriteBatch,
+pub(super) struct Firing<'a> {
+    pub(super) n: &'a Notifier,
+    pub(super) now: Timestamp,
+    pub(super) batch: WriteBatch,
     /// External notifications to hand to their lanes after the commit.
     queued: Vec<(NotificationChannel, String)>,
     /// Appointment → its reminder keys after this batch.
@@ -262,10 +275,10 @@ struct Doctor {
 }
 
 /// What firing needs to know about a patient.
-struct Person {
-    patient: PatientRecord,
+pub(super) struct Person {
+    pub(super) patient: PatientRecord,
     user: Option<UserRecord>,
-    prefs: NotificationPreferences,
+    pub(super) prefs: NotificationPreferences,
     devices: Vec<DeviceRecord>,
 }
 
@@ -300,7 +313,7 @@ impl Firing<'_> {
             patient,
             user,
             prefs,
-            devices,
+            ..
         } = &*person;
         let category = reminder.kind.category();
         if !prefs.categories.allows(category) {
@@ -357,6 +370,20 @@ impl Firing<'_> {
             fallback: Vec::new(),
             fallback_of: None,
         };
+        self.dispatch(&person, base, expired);
+        Ok(())
+    }
+
+    /// Records `base` once per route the patient's preferences choose:
+    /// in-app at once, the others queued for their channels (`expired`:
+    /// recorded as not sent, past their time).
+    pub(super) fn dispatch(&mut self, person: &Person, base: Draft, expired: bool) {
+        let Person {
+            patient,
+            user,
+            prefs,
+            devices,
+        } = person;
         let drafts = policy::routes(prefs, patient, user.as_ref(), devices)
             .into_iter()
             .map(|route| Draft {
@@ -393,7 +420,6 @@ impl Firing<'_> {
             );
             self.queued.push((record.channel, record.notification_id));
         }
-        Ok(())
     }
 
     /// A doctor's name and zone, read once per batch.
@@ -417,7 +443,7 @@ impl Firing<'_> {
 
     /// A patient's profile, account, preferences and devices, read once per
     /// batch; `None` when the patient is gone.
-    fn person(&mut self, id: &PatientId) -> Result<Option<Arc<Person>>, NotifyError> {
+    pub(super) fn person(&mut self, id: &PatientId) -> Result<Option<Arc<Person>>, NotifyError> {
         if let Some(known) = self.people.get(id) {
             return Ok(known.clone());
         }

@@ -8,6 +8,7 @@
 //! This module holds the shared set-up (providers, a clinic, clock moves);
 //! the tests are in its submodules.
 
+mod billing;
 mod delivery;
 mod in_app;
 mod preferences;

@@ -168,8 +168,8 @@ pub fn written_body(payment: &PaymentRecord) -> String {
     .expect("plain data serialises to JSON")
 }
 
-/// Adds to `batch` the payment, its index entry and a `payment_changed`
-/// event on `billing:<patientId>`.
+/// Adds to `batch` the payment, its index entry, a `payment_changed`
+/// event on `billing:<patientId>`, and the notice its state calls for.
 pub fn write(batch: &mut WriteBatch, payment: &PaymentRecord) {
     let at = payment
         .history
@@ -186,6 +186,7 @@ pub fn write(batch: &mut WriteBatch, payment: &PaymentRecord) {
             at,
         },
     );
+    super::notices::payment(batch, payment, at);
     batch.put(
         format!("{}/{}", payment.patient_id, payment.payment_id),
         &PaymentIndex {},

@@ -88,11 +88,14 @@ pub enum Table {
     Invoices,
     /// card gateway event id → (an event acted on, kept 30 days).
     GatewayEvents,
+    /// `<due ms, 13 digits>/<bill, payment or claim>/<change>` → a billing
+    /// notice to send the patient.
+    BillingNotices,
 }
 
 impl Table {
     /// All record tables; each is created when the store opens.
-    pub const ALL: [Table; 38] = [
+    pub const ALL: [Table; 39] = [
         Table::Users,
         Table::Usernames,
         Table::Patients,
@@ -132,6 +135,7 @@ impl Table {
         Table::IdempotencyKeys,
         Table::Invoices,
         Table::GatewayEvents,
+        Table::BillingNotices,
     ];
 
     /// The table's position in [`Table::ALL`].
@@ -183,6 +187,7 @@ impl Table {
             Table::IdempotencyKeys => "idempotency_keys",
             Table::Invoices => "invoices",
             Table::GatewayEvents => "gateway_events",
+            Table::BillingNotices => "billing_notices",
         }
     }
 

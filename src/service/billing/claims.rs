@@ -267,6 +267,7 @@ pub async fn decide(
             );
         }
         claims::write(&mut batch, &state.vault, &next);
+        medrelay_actors::billing::notices::claim(&mut batch, &next);
         audit::record(&mut batch, &this);
         match state.store.write(batch).await {
             Ok(_) => {

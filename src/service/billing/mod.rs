@@ -18,7 +18,7 @@ pub use account::{account, open};
 use jiff::Timestamp;
 use medrelay_actors::audit::{self, Action, AuditEntry};
 use medrelay_actors::billing::claims::Claim;
-use medrelay_actors::billing::{self, Bill, BillChange};
+use medrelay_actors::billing::{self, Bill, BillChange, notices};
 use medrelay_actors::ids::new_id;
 use medrelay_actors::patients;
 use medrelay_actors::schedule::AppointmentRecord;
@@ -171,6 +171,7 @@ pub async fn create(
         &principal.user_id,
         BillChange::Created,
     );
+    notices::bill_changed(&mut batch, None, &bill, now);
     audit::record(&mut batch, &this);
     match state.store.write(batch).await {
         Ok(_) => {
@@ -376,6 +377,7 @@ async fn change(
             }
         };
         billing::write(&mut batch, &state.vault, &new, &principal.user_id, kind);
+        notices::bill_changed(&mut batch, Some(&old), &new, now);
         audit::record(&mut batch, &this);
         match state.store.write(batch).await {
             Ok(_) => {

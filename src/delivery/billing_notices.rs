@@ -1,0 +1,67 @@
+//! Firing billing notices ([`BillingNotice`]): the scheduler reads them
+//! beside the reminders, by due time, and sends each to the patient under
+//! the `billing` category, in the same transaction that deletes it.
+
+use jiff::Timestamp;
+use medrelay_actors::billing::notices::{BillingNotice, due_of};
+use medrelay_actors::notify::policy;
+use medrelay_actors::store::Table;
+use medrelay_protocol::notification::{NotificationCategory, NotificationChannel};
+
+use super::NotifyError;
+use super::compose::compose_billing;
+use super::draft::Draft;
+use super::scheduler::Firing;
+
+impl Firing<'_> {
+    /// Sends the notice under `key` to its patient, by their preferences;
+    /// past their quiet hours if it falls due within them.
+    pub(super) fn fire_billing(
+        &mut self,
+        key: &str,
+        notice: &BillingNotice,
+    ) -> Result<(), NotifyError> {
+        self.batch.require_present(Table::BillingNotices, key);
+        self.batch.delete(Table::BillingNotices, key);
+        let Some(person) = self.person(&notice.patient_id)? else {
+            return Ok(());
+        };
+        let category = NotificationCategory::Billing;
+        if !person.prefs.categories.allows(category) {
+            tracing::debug!(subject = %notice.subject_id, "opted out of billing notices; not sent");
+            return Ok(());
+        }
+        let tz = self.n.time_zone_of(policy::zone_name(&person.prefs, None));
+        // No deadline: a notice that falls in quiet hours waits them out.
+        if let Some(end) =
+            policy::deferred_past_quiet_hours(&person.prefs, &tz, self.now, Timestamp::MAX)
+        {
+            let rest = key.get(13..).unwrap_or_default();
+            let moved = format!("{:013}{rest}q", end.as_millisecond().max(0));
+            self.batch.put(moved, notice);
+            return Ok(());
+        }
+        let (subject, body) = compose_billing(
+            &self.n.settings.templates,
+            notice,
+            &person.patient.name,
+            &self.n.currency,
+        );
+        let base = Draft {
+            channel: NotificationChannel::InApp,
+            recipient: notice.patient_id.to_string(),
+            subject: Some(subject),
+            body,
+            category: Some(category),
+            user_id: person.patient.user_id.clone(),
+            patient_id: Some(notice.patient_id.clone()),
+            appointment_id: None,
+            due_at: due_of(key),
+            created_by: None,
+            fallback: Vec::new(),
+            fallback_of: None,
+        };
+        self.dispatch(&person, base, false);
+        Ok(())
+    }
+}
