@@ -49,7 +49,7 @@ pub fn verify(secret: &[u8], header: &str, body: &[u8], now: i64) -> Result<(), 
     let (Some(time), false) = (time, signatures.is_empty()) else {
         return Err(Rejected::Unsigned);
     };
-    if (now - time).abs() > TOLERANCE_SECS {
+    if now.abs_diff(time) > TOLERANCE_SECS.unsigned_abs() {
         return Err(Rejected::Stale);
     }
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");

@@ -58,7 +58,9 @@ fn answer(a: Answer) -> Response {
     params(("patientId" = String, Path),
         ("Idempotency-Key" = Option<String>, Header, description = "the same key and request within 24 h get the first answer again")),
     request_body = PaymentRequest,
-    responses((status = 201, body = PaymentWritten), (status = 403, body = ErrorEnvelope),
+    responses((status = 201, body = PaymentWritten),
+        (status = 202, body = PaymentWritten, description = "a card payment taken while its gateway is away: settled later, followed by its id"),
+        (status = 403, body = ErrorEnvelope),
         (status = 409, body = ErrorEnvelope, description = "a request under this Idempotency-Key is in flight")),
     security(("bearer" = [])))]
 async fn pay(

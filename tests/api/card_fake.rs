@@ -94,14 +94,10 @@ impl CardFake {
         self.books.lock().unwrap().outages = n;
     }
 
-    /// Charges made: one per distinct idempotency key that was answered.
-    pub fn charges(&self) -> usize {
-        let books = self.books.lock().unwrap();
-        books
-            .answers
-            .keys()
-            .filter(|k| !k.contains("-refund-") && !k.ends_with("-unapplied"))
-            .count()
+    /// Charges made: the PaymentIntents created (a request under a key seen
+    /// before gets the first answer again and creates none).
+    pub fn intents(&self) -> usize {
+        self.books.lock().unwrap().intents.len()
     }
 
     /// Requests received at `path` (method and path), in order.

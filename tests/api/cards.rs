@@ -342,7 +342,28 @@ async fn racing_identical_card_requests_make_one_charge_and_a_passing_outage_is_
             .iter()
             .all(|r| r.headers.get("idempotency-key").unwrap() == id)
     );
-    assert_eq!(c.fake.charges(), 2);
+    assert_eq!(c.fake.intents(), 2);
+
+    // A gateway away for longer: taken (202) with its id, left pending for
+    // the sweep, and not made twice under its key.
+    c.fake.fail_next(100);
+    let body = card("5.00", "pm_card_visa");
+    let token = &c.alice.tokens.token;
+    let (status, taken) = pay(
+        &c.app,
+        token,
+        &c.alice.patient_id,
+        Some("away-1"),
+        body.clone(),
+    )
+    .await;
+    assert_eq!(
+        (status, taken["status"].clone()),
+        (202, json!("pending")),
+        "{taken}"
+    );
+    let (status, _) = pay(&c.app, token, &c.alice.patient_id, Some("away-1"), body).await;
+    assert_eq!(status, 409, "in flight until the sweep settles it");
 }
 
 #[tokio::test]
@@ -399,8 +420,8 @@ async fn webhooks_are_taken_signed_fresh_and_once() {
     let (_, bill) = c.app.get("/api/bills/bill_a", Some(&c.admin)).await;
     assert_eq!(bill["status"], "Paid", "{bill}");
 
-    // The same event again, freshly signed, and a later contrary event:
-    // nothing changes.
+    // The same event again, freshly signed, is known by its id; a later
+    // contrary event is recorded and changes nothing, once.
     let (_, again) = CardFake::event(
         "evt_1",
         "payment_intent.succeeded",
@@ -408,7 +429,11 @@ async fn webhooks_are_taken_signed_fresh_and_once() {
         now(),
         card_fake::WEBHOOK_SECRET,
     );
-    assert_eq!(webhook(&c.app, &body, &again).await.0, 200);
+    let (status, answer) = webhook(&c.app, &body, &again).await;
+    assert_eq!(
+        (status, answer["outcome"].clone()),
+        (200, json!("replayed"))
+    );
     let mut failed = intent.clone();
     failed["status"] = json!("requires_payment_method");
     let (late, signed) = CardFake::event(
@@ -418,7 +443,13 @@ async fn webhooks_are_taken_signed_fresh_and_once() {
         now(),
         card_fake::WEBHOOK_SECRET,
     );
-    assert_eq!(webhook(&c.app, &late, &signed).await.0, 200);
+    let (status, answer) = webhook(&c.app, &late, &signed).await;
+    assert_eq!((status, answer["outcome"].clone()), (200, json!("taken")));
+    let (status, answer) = webhook(&c.app, &late, &signed).await;
+    assert_eq!(
+        (status, answer["outcome"].clone()),
+        (200, json!("replayed"))
+    );
     let (_, after) = c.app.get(&format!("/api/payments/{id}"), Some(token)).await;
     assert_eq!(after["history"], paid["history"], "{after}");
     let bill_after = get_text(&c.app, "/api/bills/bill_a", &c.admin).await;
@@ -536,7 +567,7 @@ async fn a_kill_while_the_gateway_holds_a_charge_charges_once() {
         sent.iter()
             .all(|r| r.headers.get("idempotency-key").unwrap() == id.as_str())
     );
-    assert_eq!(fake.charges(), 1, "one charge at the gateway");
+    assert_eq!(fake.intents(), 1, "one charge at the gateway");
     let bill = get_text(&app, "/api/bills/bill_k", &admin).await;
     assert!(bill.contains(r#""paymentsApplied":80.00"#), "{bill}");
     assert!(bill.contains(r#""status":"Paid""#), "{bill}");

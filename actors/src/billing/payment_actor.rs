@@ -40,8 +40,8 @@ pub enum PaymentError {
     /// The refund asks for more than is left, or the payment is not paid.
     #[error("{0}")]
     NotRefundable(String),
-    /// The gateway stayed away; the payment stays pending and is settled
-    /// again later.
+    /// The gateway stayed away: a payment stays pending and is settled
+    /// again later; a refund is not made.
     #[error("the payment gateway is unavailable: {0}")]
     Gateway(String),
     /// Its bills kept changing under it.
@@ -249,7 +249,9 @@ async fn refund(
         let reference = match &given_back {
             Some(reference) => reference.clone(),
             None => {
-                let gateway = gateway_of(&gateways, &payment)?;
+                // No gateway for its method any more: nothing can be given back here.
+                let gateway = gateway_of(&gateways, &payment)
+                    .map_err(|e| PaymentError::NotRefundable(e.to_string()))?;
                 let key = format!("{id}-refund-{}", payment.refunds() + 1);
                 let asked = || gateway.refund(&payment, msg.amount, key.clone());
                 let reference = ask(&payment, asked).await?.map_err(|why| {
@@ -283,8 +285,24 @@ async fn refund(
                 return Ok(refunded);
             }
             Err(WriteError::Changed { .. }) => continue,
-            Err(e) => return Err(PaymentError::Storage(Fault::new(e))),
+            Err(e) => {
+                return Err(unrecorded(
+                    &id,
+                    &given_back,
+                    PaymentError::Storage(Fault::new(e)),
+                ));
+            }
         }
     }
-    Err(PaymentError::Busy)
+    Err(unrecorded(&id, &given_back, PaymentError::Busy))
+}
+
+/// `e`, said loudly when the gateway already gave the money back: the
+/// refund is not recorded. The same refund asked again is given back once
+/// (its gateway key names the refund's number, unchanged) and recorded.
+fn unrecorded(id: &str, given_back: &Option<String>, e: PaymentError) -> PaymentError {
+    if let Some(reference) = given_back {
+        tracing::error!(payment = %id, refund = %reference, error = %e, "a refund the gateway made is not recorded; asking for the same refund again records it");
+    }
+    e
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use medrelay_protocol::payment::PaymentStatus;
 
-use super::gateway::{Charge, Gateway, Gateways, Refunded, Transient};
+use super::gateway::{Charge, Desk, Gateway, Gateways, Refunded, Transient};
 use super::payment_actor::PaymentError;
 use super::payments::{self, ApplyError, GatewayEvent, PaymentRecord};
 use crate::audit::AuditEntry;
@@ -38,7 +38,17 @@ pub(super) async fn settle(
     if payment.status.is_final() {
         return Ok(payment);
     }
-    let gateway = gateway_of(&gateways, &payment)?;
+    let Some(gateway) = gateways.of(payment.method).cloned() else {
+        // The clinic no longer has a gateway for this method (its card
+        // gateway was switched off): the payment cannot be charged, and
+        // waiting would keep it, and its request's key, open for ever.
+        let why = format!(
+            "no gateway takes {} payments here any more",
+            payment.method.as_str()
+        );
+        let refused = Charge::Refused(why);
+        return conclude(&store, &vault, &Desk, &id, &refused, (None, None)).await;
+    };
     // A charge the gateway took as processing is asked about; any other is
     // sent (again): the payment's id as idempotency key makes the gateway
     // answer a repeat with the first charge, never a second one.
@@ -150,7 +160,9 @@ async fn conclude(
     charge: &Charge,
     (event, opening): (Option<&str>, Option<&Opening>),
 ) -> Result<PaymentRecord, PaymentError> {
-    let mut given_back: Option<Refunded> = None;
+    // Card money given back because it could not be applied as asked: a
+    // later attempt must not apply it after all (a bill reopened meanwhile).
+    let mut given_back: Option<(Refunded, ApplyError)> = None;
     for _ in 0..ATTEMPTS {
         let now = Timestamp::now();
         let mut batch = WriteBatch::new();
@@ -188,7 +200,11 @@ async fn conclude(
                 charged.card_token = None;
                 let mut applied = WriteBatch::new();
                 let by = payment.created_by.clone();
-                match payments::apply(&mut applied, store, vault, &charged, &by, now)? {
+                let outcome = match &given_back {
+                    Some((_, why)) => Err(why.clone()),
+                    None => payments::apply(&mut applied, store, vault, &charged, &by, now)?,
+                };
+                match outcome {
                     Ok(paid) => {
                         batch.absorb(applied);
                         paid
@@ -197,13 +213,18 @@ async fn conclude(
                         // Taken but not wanted as asked (a named bill was
                         // paid or voided meanwhile): given back in full,
                         // under a key that makes asking again give it once.
-                        if given_back.is_none() {
-                            let key = format!("{id}-unapplied");
-                            let asked = || gateway.refund(&charged, charged.amount, key.clone());
-                            given_back = Some(ask(&charged, asked).await?);
-                        }
-                        let back = given_back.clone().unwrap_or_else(|| Err(String::new()));
-                        failed(&mut batch, charged, &e, &back, now)
+                        let back = match given_back.take() {
+                            Some((back, _)) => back,
+                            None => {
+                                let key = format!("{id}-unapplied");
+                                let asked =
+                                    || gateway.refund(&charged, charged.amount, key.clone());
+                                ask(&charged, asked).await?
+                            }
+                        };
+                        let settled = failed(&mut batch, charged, &e, &back, now);
+                        given_back = Some((back, e));
+                        settled
                     }
                 }
             }
@@ -290,6 +311,8 @@ async fn write_or_replayed(
             tracing::debug!(event = ?event, "a card gateway event arrived again; nothing changes");
             Ok(())
         }
+        // The payment moved meanwhile: the gateway sends the event again.
+        Err(WriteError::Changed { .. } | WriteError::Missing { .. }) => Err(PaymentError::Busy),
         Err(e) => Err(PaymentError::Storage(Fault::new(e))),
     }
 }

@@ -420,3 +420,29 @@ async fn card_money_that_cannot_be_applied_is_given_back_through_the_gateway_onc
     );
     assert!(payments::unsettled(&store, 10).unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_card_payment_without_a_card_gateway_fails_rather_than_waiting() {
+    use medrelay_protocol::payment::{PaymentMethod, PaymentStatus};
+
+    use super::gateway::Gateways;
+    use super::payment_actor::Settle;
+    use super::payments;
+
+    let (_dir, store, system) = store_and_system();
+    let vault = std::sync::Arc::new(Vault::ephemeral());
+    let patient = register_patient(&store, "vinay").await.patient_id.unwrap();
+    // Taken while the clinic had a card gateway, settled after it was
+    // switched off.
+    let mut pending = pending_payment("pay_3", &patient, "10.00", PaymentMethod::Card);
+    pending.card_token = Some("pm_card_visa".into());
+    let mut batch = WriteBatch::new();
+    payments::start(&mut batch, &pending);
+    store.write(batch).await.unwrap();
+    let registry = payment_actors(&store, &vault, &system, Gateways::new(None));
+    let failed = registry.send("pay_3", Settle).await.unwrap().unwrap();
+    assert_eq!(failed.status, PaymentStatus::Failed);
+    let note = failed.history.last().unwrap().note.clone().unwrap();
+    assert!(note.contains("no gateway takes card payments"), "{note}");
+    assert!(payments::unsettled(&store, 10).unwrap().is_empty());
+}

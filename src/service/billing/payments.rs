@@ -196,7 +196,21 @@ pub async fn pay(
                 Err(WriteError::Exists { .. } | WriteError::Changed { .. }) => continue,
                 Err(e) => return Err(AppError::internal(e)),
             }
-            state.payments.send(id.as_str(), Settle).await??
+            match state.payments.send(id.as_str(), Settle).await {
+                Ok(Ok(settled)) => settled,
+                // Durable and queued: the sweep settles it. Answered with
+                // its id, so that the client follows this payment rather
+                // than making another.
+                Ok(Err(e @ (PaymentError::Gateway(_) | PaymentError::Busy))) => {
+                    tracing::warn!(payment = %id, error = %e, "card payment accepted, not yet settled");
+                    return Ok(Answer {
+                        status: 202,
+                        body: payments::written_body(&payment),
+                    });
+                }
+                Ok(Err(e)) => return Err(e.into()),
+                Err(e) => return Err(AppError::internal(e)),
+            }
         } else {
             // The money is in hand: recorded and applied in one transaction.
             let opening = Opening {
@@ -327,7 +341,9 @@ pub async fn refund(
             body: payments::written_body(&refunded),
         }),
         Err(e) => {
-            // Nothing moved: the key is free for a corrected request.
+            // Nothing was recorded, so the key is freed: the same refund
+            // asked again goes to the gateway under the same refund key
+            // (given back once) and is recorded; a corrected one is new.
             if let Some((key, record)) = idempotency {
                 let mut batch = WriteBatch::new();
                 batch.require_equal(key.as_str(), &record);

@@ -4,7 +4,7 @@
 //! that payment's `PaymentActor`, which acts on each event id once.
 
 use medrelay_actors::billing::payment_actor::{Outcome, PaymentError};
-use medrelay_actors::billing::payments::PaymentRecord;
+use medrelay_actors::billing::payments::{GatewayEvent, PaymentRecord};
 use medrelay_protocol::PaymentId;
 use secrecy::ExposeSecret;
 
@@ -20,9 +20,10 @@ const MAX_EVENT_ID: usize = 255;
 /// stops sending them.
 ///
 /// # Errors
-/// 400 for an unsigned, stale or forged request or an unreadable event;
-/// 404 when the clinic has no card gateway; 503 while the payment cannot
-/// take the news (the gateway sends it again later).
+/// 400 for an unsigned, stale or forged request or an unreadable event,
+/// 422 for an event id out of bounds; 404 when the clinic has no card
+/// gateway; 503 while the payment cannot take the news (the gateway sends
+/// it again later).
 pub async fn receive(
     state: &AppState,
     signature: Option<&str>,
@@ -47,6 +48,13 @@ pub async fn receive(
             "id",
             format!("1 to {MAX_EVENT_ID} characters"),
         ));
+    }
+    // Acted on already: said so without asking the payment (the write that
+    // records an event requires it absent, so a replay racing the first
+    // delivery changes nothing either).
+    if state.store.get::<GatewayEvent>(&event.id)?.is_some() {
+        tracing::debug!(event = %event.id, "card gateway event delivered again");
+        return Ok("replayed");
     }
     let Some(intent) = event.payment_intent() else {
         tracing::debug!(event = %event.id, kind = %event.kind, "card gateway event of no use here");
