@@ -8,13 +8,11 @@
 use jiff::Timestamp;
 use medrelay_protocol::billing::BillStatus;
 use medrelay_protocol::claim::ClaimStatus;
-use medrelay_protocol::payment::PaymentStatus;
 use medrelay_protocol::{Money, PatientId};
 use serde::{Deserialize, Serialize};
 
 use super::Bill;
 use super::claims::Claim;
-use super::payments::PaymentRecord;
 use crate::store::{Record, Table, WriteBatch};
 
 /// What a notice tells.
@@ -89,33 +87,6 @@ pub fn bill_changed(batch: &mut WriteBatch, before: Option<&Bill>, bill: &Bill, 
             bill_id: None,
             amount: bill.total,
             status: "issued".to_owned(),
-        },
-    );
-}
-
-/// Adds to `batch` the notice a payment's new state calls for, if any:
-/// a receipt, a refusal, or a refund.
-pub fn payment(batch: &mut WriteBatch, payment: &PaymentRecord, at: Timestamp) {
-    let (kind, amount) = match payment.status {
-        PaymentStatus::Succeeded => (NoticeKind::Receipt, payment.amount),
-        PaymentStatus::Failed | PaymentStatus::Canceled => {
-            (NoticeKind::PaymentFailed, payment.amount)
-        }
-        PaymentStatus::PartiallyRefunded | PaymentStatus::Refunded => {
-            (NoticeKind::Refund, payment.refunded)
-        }
-        PaymentStatus::Pending | PaymentStatus::Processing => return,
-    };
-    let subject = payment.payment_id.as_str();
-    batch.put(
-        notice_key(at, subject, &format!("s{}", payment.history.len())),
-        &BillingNotice {
-            patient_id: payment.patient_id.clone(),
-            kind,
-            subject_id: subject.to_owned(),
-            bill_id: None,
-            amount,
-            status: payment.status.as_str().to_owned(),
         },
     );
 }

@@ -21,55 +21,14 @@ use medrelay_protocol::{Money, UserId};
 use super::gateway::{Charge, Gateways};
 use super::payments::{self, PaymentRecord};
 use super::settling::{ATTEMPTS, ask, gateway_of, open, settle, told};
-pub use super::settling::{Begun, Opening};
+pub use super::settling::{Begun, Opening, PaymentError};
 use crate::audit::AuditEntry;
 use crate::fault::Fault;
 use crate::idempotency::{self, IdempotencyRecord};
-use crate::patients::PatientError;
 use crate::phi::Vault;
 use crate::store::{Store, WriteBatch, WriteError};
 use crate::system::Retire;
 use crate::system::keyed::{self, Lifecycle, Owner};
-
-/// Why a payment could not be settled or refunded.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum PaymentError {
-    /// No such payment.
-    #[error("no payment {0}")]
-    NotFound(String),
-    /// The refund asks for more than is left, or the payment is not paid.
-    #[error("{0}")]
-    NotRefundable(String),
-    /// The gateway stayed away: a payment stays pending and is settled
-    /// again later; a refund is not made.
-    #[error("the payment gateway is unavailable: {0}")]
-    Gateway(String),
-    /// Its bills kept changing under it.
-    #[error("the patient's bills kept changing; try again")]
-    Busy,
-    /// Another request took the payment's idempotency key (or its id)
-    /// first: nothing was written.
-    #[error("another request took this idempotency key first")]
-    Taken,
-    /// A storage failure.
-    #[error("storage failure: {0}")]
-    Storage(Fault),
-    /// A bug or a lost actor.
-    #[error("internal error")]
-    Internal,
-}
-
-impl From<PatientError> for PaymentError {
-    fn from(e: PatientError) -> Self {
-        PaymentError::Storage(Fault::new(e))
-    }
-}
-
-impl From<crate::store::StoreError> for PaymentError {
-    fn from(e: crate::store::StoreError) -> Self {
-        PaymentError::Storage(Fault::new(e))
-    }
-}
 
 /// Charge and apply the payment (no-op once it is final).
 #[derive(Debug, Clone, Message)]

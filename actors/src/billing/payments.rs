@@ -13,6 +13,7 @@ use medrelay_protocol::payment::{Allocation, PaymentMethod, PaymentStatus, Payme
 use medrelay_protocol::{BillId, Channel, Event, Money, PatientId, PaymentId, UserId};
 use serde::{Deserialize, Serialize};
 
+use super::notices::{BillingNotice, NoticeKind, notice_key};
 use super::{Bill, BillChange, BillingAccount, StoredBill};
 use crate::patients::PatientError;
 use crate::phi::Vault;
@@ -186,12 +187,39 @@ pub fn write(batch: &mut WriteBatch, payment: &PaymentRecord) {
             at,
         },
     );
-    super::notices::payment(batch, payment, at);
+    notice(batch, payment, at);
     batch.put(
         format!("{}/{}", payment.patient_id, payment.payment_id),
         &PaymentIndex {},
     );
     batch.put(payment.payment_id.as_str(), payment);
+}
+
+/// Adds to `batch` the notice a payment's new state calls for, if any:
+/// a receipt, a refusal, or a refund.
+fn notice(batch: &mut WriteBatch, payment: &PaymentRecord, at: Timestamp) {
+    let (kind, amount) = match payment.status {
+        PaymentStatus::Succeeded => (NoticeKind::Receipt, payment.amount),
+        PaymentStatus::Failed | PaymentStatus::Canceled => {
+            (NoticeKind::PaymentFailed, payment.amount)
+        }
+        PaymentStatus::PartiallyRefunded | PaymentStatus::Refunded => {
+            (NoticeKind::Refund, payment.refunded)
+        }
+        PaymentStatus::Pending | PaymentStatus::Processing => return,
+    };
+    let subject = payment.payment_id.as_str();
+    batch.put(
+        notice_key(at, subject, &format!("s{}", payment.history.len())),
+        &BillingNotice {
+            patient_id: payment.patient_id.clone(),
+            kind,
+            subject_id: subject.to_owned(),
+            bill_id: None,
+            amount,
+            status: payment.status.as_str().to_owned(),
+        },
+    );
 }
 
 /// The ids of a patient's payments, by id, at most `limit`.

@@ -13,11 +13,11 @@ use jiff::Timestamp;
 use medrelay_protocol::payment::PaymentStatus;
 
 use super::gateway::{Charge, Desk, Gateway, Gateways, Refunded, Transient};
-use super::payment_actor::PaymentError;
 use super::payments::{self, ApplyError, GatewayEvent, PaymentRecord};
 use crate::audit::AuditEntry;
 use crate::fault::Fault;
 use crate::idempotency::{self, IdempotencyRecord};
+use crate::patients::PatientError;
 use crate::phi::Vault;
 use crate::store::{Store, Table, WriteBatch, WriteError};
 
@@ -25,6 +25,46 @@ use crate::store::{Store, Table, WriteBatch, WriteError};
 /// gateway briefly away, is tried.
 pub(super) const ATTEMPTS: u32 = 5;
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Why a payment could not be settled or refunded.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PaymentError {
+    /// No such payment.
+    #[error("no payment {0}")]
+    NotFound(String),
+    /// The refund asks for more than is left, or the payment is not paid.
+    #[error("{0}")]
+    NotRefundable(String),
+    /// The gateway stayed away: a payment stays pending and is settled
+    /// again later; a refund is not made.
+    #[error("the payment gateway is unavailable: {0}")]
+    Gateway(String),
+    /// Its bills kept changing under it.
+    #[error("the patient's bills kept changing; try again")]
+    Busy,
+    /// Another request took the payment's idempotency key (or its id)
+    /// first: nothing was written.
+    #[error("another request took this idempotency key first")]
+    Taken,
+    /// A storage failure.
+    #[error("storage failure: {0}")]
+    Storage(Fault),
+    /// A bug or a lost actor.
+    #[error("internal error")]
+    Internal,
+}
+
+impl From<PatientError> for PaymentError {
+    fn from(e: PatientError) -> Self {
+        PaymentError::Storage(Fault::new(e))
+    }
+}
+
+impl From<crate::store::StoreError> for PaymentError {
+    fn from(e: crate::store::StoreError) -> Self {
+        PaymentError::Storage(Fault::new(e))
+    }
+}
 
 pub(super) async fn settle(
     store: Store,
