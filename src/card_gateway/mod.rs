@@ -148,6 +148,12 @@ struct ErrorDetail {
     message: Option<String>,
 }
 
+/// A page of Stripe's search.
+#[derive(Debug, Deserialize)]
+struct SearchResult {
+    data: Vec<PaymentIntent>,
+}
+
 #[derive(Debug, Deserialize)]
 struct RefundObject {
     id: String,
@@ -258,6 +264,29 @@ impl Gateway for CardGateway {
         })
     }
 
+    fn find(
+        &self,
+        payment: &PaymentRecord,
+    ) -> BoxFuture<'static, Result<Option<Charge>, Transient>> {
+        let this = self.clone();
+        // Stripe's search language; the id holds only letters, digits and `_`.
+        let query = format!("metadata['payment_id']:'{}'", payment.payment_id);
+        let url = format!(
+            "{}/v1/payment_intents/search?query={}&expand%5B%5D=data.latest_charge",
+            self.base,
+            form_urlencoded::byte_serialize(query.as_bytes()).collect::<String>()
+        );
+        Box::pin(async move {
+            let request = this.http.get(url);
+            match this.call::<SearchResult>(request).await? {
+                Ok(found) => Ok(found.data.first().map(PaymentIntent::charge)),
+                // A search the gateway will not run: nothing can be known,
+                // and charging could charge twice; wait for it.
+                Err(refused) => Err(Transient(refused)),
+            }
+        })
+    }
+
     fn refund(
         &self,
         payment: &PaymentRecord,
@@ -289,5 +318,86 @@ impl Gateway for CardGateway {
                 Err(refused) => Err(refused),
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use medrelay_protocol::payment::{PaymentMethod, PaymentStatus};
+    use medrelay_protocol::{PatientId, PaymentId, UserId};
+    use wiremock::matchers::{method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use super::*;
+
+    fn payment(id: &str) -> PaymentRecord {
+        PaymentRecord {
+            payment_id: PaymentId::parse(id).unwrap(),
+            patient_id: PatientId::parse("pat_1").unwrap(),
+            amount: Money::parse("12.50").unwrap(),
+            method: PaymentMethod::Card,
+            status: PaymentStatus::Pending,
+            requested: Vec::new(),
+            allocations: Vec::new(),
+            credited: Money::ZERO,
+            refunded: Money::ZERO,
+            gateway_reference: None,
+            card_token: Some("pm_card_visa".into()),
+            card_last4: None,
+            history: Vec::new(),
+            idempotency_key: None,
+            created_by: UserId::parse("usr_1").unwrap(),
+            created_at: jiff::Timestamp::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_charge_is_found_by_the_payments_id_when_its_key_may_be_forgotten() {
+        let stripe = MockServer::start().await;
+        let intent = serde_json::json!({"id": "pi_7", "status": "succeeded",
+            "metadata": {"payment_id": "pay_old"},
+            "latest_charge": {"payment_method_details": {"card": {"last4": "4242"}}}});
+        Mock::given(method("GET"))
+            .and(path("/v1/payment_intents/search"))
+            .and(query_param("query", "metadata['payment_id']:'pay_old'"))
+            .and(query_param("expand[]", "data.latest_charge"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(
+                    serde_json::json!({"object": "search_result", "data": [intent]}),
+                ),
+            )
+            .mount(&stripe)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v1/payment_intents/search"))
+            .and(query_param("query", "metadata['payment_id']:'pay_new'"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(serde_json::json!({"object": "search_result", "data": []})),
+            )
+            .mount(&stripe)
+            .await;
+        let settings = CardSettings {
+            secret_key: "sk_test_1".into(),
+            webhook_secret: "whsec_1".into(),
+            base_url: stripe.uri(),
+            timeout_ms: 5_000,
+        };
+        let gateway = CardGateway::new(&settings, "USD").unwrap();
+        let found = gateway.find(&payment("pay_old")).await.unwrap();
+        assert_eq!(
+            found,
+            Some(Charge::Paid {
+                reference: "pi_7".into(),
+                last4: Some("4242".into())
+            })
+        );
+        assert_eq!(gateway.find(&payment("pay_new")).await.unwrap(), None);
+        let asked = stripe.received_requests().await.unwrap();
+        assert!(
+            asked
+                .iter()
+                .all(|r| r.headers.get("authorization").unwrap() == "Bearer sk_test_1")
+        );
     }
 }

@@ -56,6 +56,17 @@ pub trait Gateway: Send + Sync + 'static {
         reference: &str,
     ) -> BoxFuture<'static, Result<Charge, Transient>>;
 
+    /// The charge the gateway already holds for `payment`, found by the
+    /// payment's id rather than by its idempotency key (which a gateway
+    /// forgets: Stripe after 24 hours). `None`: it holds none. Asked before
+    /// charging a payment old enough for its key to be forgotten.
+    fn find(
+        &self,
+        _payment: &PaymentRecord,
+    ) -> BoxFuture<'static, Result<Option<Charge>, Transient>> {
+        Box::pin(std::future::ready(Ok(None)))
+    }
+
     /// Gives back `amount` of the paid `payment`; `key` makes asking twice
     /// give back once.
     fn refund(

@@ -25,6 +25,9 @@ use crate::store::{Store, Table, WriteBatch, WriteError};
 /// gateway briefly away, is tried.
 pub(super) const ATTEMPTS: u32 = 5;
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+/// How long a gateway is trusted to remember an idempotency key (Stripe
+/// keeps them 24 hours), with an hour to spare.
+const KEY_KEPT: jiff::SignedDuration = jiff::SignedDuration::from_hours(23);
 
 /// Why a payment could not be settled or refunded.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -92,8 +95,17 @@ pub(super) async fn settle(
     // A charge the gateway took as processing is asked about; any other is
     // sent (again): the payment's id as idempotency key makes the gateway
     // answer a repeat with the first charge, never a second one.
-    let charge = match (&payment.status, &payment.gateway_reference) {
-        (PaymentStatus::Processing, Some(reference)) => {
+    // A payment old enough for the gateway to have forgotten its key is
+    // looked for by its id first: a charge whose answer was lost must not
+    // be made again.
+    let found = if Timestamp::now().duration_since(payment.created_at) > KEY_KEPT {
+        ask(&payment, || gateway.find(&payment)).await?
+    } else {
+        None
+    };
+    let charge = match (found, &payment.status, &payment.gateway_reference) {
+        (Some(found), _, _) => found,
+        (None, PaymentStatus::Processing, Some(reference)) => {
             let reference = reference.clone();
             ask(&payment, || gateway.outcome(&payment, &reference)).await?
         }

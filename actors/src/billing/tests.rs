@@ -323,6 +323,8 @@ fn payment_actors(
 #[derive(Default)]
 struct Recording {
     calls: std::sync::Mutex<Vec<String>>,
+    /// What `find` answers.
+    holds: std::sync::Mutex<Option<super::gateway::Charge>>,
 }
 
 impl super::gateway::Gateway for std::sync::Arc<Recording> {
@@ -353,6 +355,21 @@ impl super::gateway::Gateway for std::sync::Arc<Recording> {
         Result<super::gateway::Charge, super::gateway::Transient>,
     > {
         self.charge(payment)
+    }
+
+    fn find(
+        &self,
+        payment: &super::payments::PaymentRecord,
+    ) -> futures_util::future::BoxFuture<
+        'static,
+        Result<Option<super::gateway::Charge>, super::gateway::Transient>,
+    > {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("find {}", payment.payment_id));
+        let held = self.holds.lock().unwrap().clone();
+        Box::pin(std::future::ready(Ok(held)))
     }
 
     fn refund(
@@ -445,4 +462,41 @@ async fn a_card_payment_without_a_card_gateway_fails_rather_than_waiting() {
     let note = failed.history.last().unwrap().note.clone().unwrap();
     assert!(note.contains("no gateway takes card payments"), "{note}");
     assert!(payments::unsettled(&store, 10).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_payment_older_than_the_gateways_memory_is_looked_for_before_it_is_charged() {
+    use medrelay_protocol::payment::{PaymentMethod, PaymentStatus};
+
+    use super::gateway::{Charge, Gateways};
+    use super::payment_actor::Settle;
+    use super::payments;
+
+    let (_dir, store, system) = store_and_system();
+    let vault = std::sync::Arc::new(Vault::ephemeral());
+    let patient = register_patient(&store, "vinay").await.patient_id.unwrap();
+    // Sent to the gateway a day ago, its answer lost, the server down since.
+    let mut old = pending_payment("pay_old", &patient, "10.00", PaymentMethod::Card);
+    old.created_at = Timestamp::now() - jiff::SignedDuration::from_hours(25);
+    let young = pending_payment("pay_new", &patient, "10.00", PaymentMethod::Card);
+    let mut batch = WriteBatch::new();
+    payments::start(&mut batch, &old);
+    payments::start(&mut batch, &young);
+    store.write(batch).await.unwrap();
+    let card = std::sync::Arc::new(Recording::default());
+    *card.holds.lock().unwrap() = Some(Charge::Paid {
+        reference: "pi_lost".into(),
+        last4: None,
+    });
+    let gateways = Gateways::new(Some(std::sync::Arc::new(card.clone())));
+    let registry = payment_actors(&store, &vault, &system, gateways);
+    let found = registry.send("pay_old", Settle).await.unwrap().unwrap();
+    assert_eq!(found.status, PaymentStatus::Succeeded);
+    assert_eq!(found.gateway_reference.as_deref(), Some("pi_lost"));
+    registry.send("pay_new", Settle).await.unwrap().unwrap();
+    assert_eq!(
+        *card.calls.lock().unwrap(),
+        ["find pay_old", "charge pay_new"],
+        "the old payment is found, not charged again; the young one is charged under its key"
+    );
 }
