@@ -446,6 +446,7 @@ pub mod invoices;
 pub mod notices;
 pub mod payment_actor;
 pub mod payments;
+mod refunds;
 mod settling;
 
 #[cfg(test)]

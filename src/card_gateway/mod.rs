@@ -344,6 +344,7 @@ mod tests {
             gateway_reference: None,
             card_token: Some("pm_card_visa".into()),
             card_last4: None,
+            refunding: None,
             history: Vec::new(),
             idempotency_key: None,
             created_by: UserId::parse("usr_1").unwrap(),

@@ -11,6 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
+
+use crate::child::{FAR_CHECKPOINTS, Process, data_with_admin};
+use crate::helpers::{TestApp, eventually};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use wiremock::matchers::{method, path, path_regex};
@@ -84,7 +87,7 @@ impl CardFake {
         card.base_url = self.server.uri();
     }
 
-    /// The next `n` charges are held (3 s) before their answer.
+    /// The next `n` charges or refunds are held (3 s) before their answer.
     pub fn hold_next(&self, n: usize) {
         self.books.lock().unwrap().holds = n;
     }
@@ -98,6 +101,16 @@ impl CardFake {
     /// before gets the first answer again and creates none).
     pub fn intents(&self) -> usize {
         self.books.lock().unwrap().intents.len()
+    }
+
+    /// Refunds made: one per distinct refund key answered.
+    pub fn refunds_made(&self) -> usize {
+        let books = self.books.lock().unwrap();
+        books
+            .answers
+            .keys()
+            .filter(|k| k.contains("-refund-"))
+            .count()
     }
 
     /// Requests received at `path` (method and path), in order.
@@ -245,13 +258,90 @@ impl Respond for Refunds {
         }
         let mut books = self.0.books.lock().unwrap();
         let key = key_of(request);
-        if let Some((status, body)) = books.answers.get(&key) {
-            return answer(*status, body.clone());
+        let held = books.holds > 0;
+        books.holds = books.holds.saturating_sub(1);
+        let body = match books.answers.get(&key) {
+            Some((_, body)) => body.clone(),
+            None => {
+                let n = books.answers.len() + 1;
+                let body = json!({"id": format!("re_{n}"), "object": "refund", "status": "succeeded",
+                                  "payment_intent": form(request).get("payment_intent")});
+                books.answers.insert(key, (200, body.clone()));
+                body
+            }
+        };
+        let template = answer(200, body);
+        if held {
+            template.set_delay(self.0.hold)
+        } else {
+            template
         }
-        let n = books.answers.len() + 1;
-        let body = json!({"id": format!("re_{n}"), "object": "refund", "status": "succeeded",
-                          "payment_intent": form(request).get("payment_intent")});
-        books.answers.insert(key, (200, body.clone()));
-        answer(200, body)
+    }
+}
+
+/// Posts `body` to `path` under `Idempotency-Key: key` in the background,
+/// waits until `fake` holds the request it makes at `held_at`, kills the
+/// server (SIGKILL), and checks that the request got no answer.
+pub async fn kill_while_held(
+    server: Process,
+    app: &TestApp,
+    token: &str,
+    (path, key, body): (&str, &str, Value),
+    fake: &CardFake,
+    held_at: &str,
+) {
+    let before = fake.requests("POST", held_at).await.len();
+    let sending = {
+        let app = TestApp::attached(app.addr, &app.data_dir);
+        let (url, token, key) = (app.url(path), token.to_owned(), key.to_owned());
+        tokio::spawn(async move {
+            app.http
+                .post(url)
+                .bearer_auth(token)
+                .header("Idempotency-Key", key)
+                .json(&body)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    };
+    let held = eventually(Duration::from_secs(10), || async {
+        fake.requests("POST", held_at).await.len() > before
+    })
+    .await;
+    assert!(held, "the request reached the gateway at {held_at}");
+    server.kill();
+    let answered = sending.await.unwrap();
+    assert!(
+        answered.is_err(),
+        "the request lost its server before an answer: {answered:?}"
+    );
+}
+
+/// A data folder with an admin, served by a process pointed at a fake
+/// gateway, with checkpoints far apart (a kill leaves a log to replay).
+pub struct Killable {
+    _dir: tempfile::TempDir,
+    /// The data folder.
+    pub data: std::path::PathBuf,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Killable {
+    pub async fn new(fake: &CardFake) -> Killable {
+        let (dir, data) = data_with_admin().await;
+        let mut env = fake.env();
+        env.extend(FAR_CHECKPOINTS.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        Killable {
+            _dir: dir,
+            data,
+            env,
+        }
+    }
+
+    /// Starts (or restarts) the server on the folder.
+    pub fn start(&self) -> Process {
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Process::start(&self.data, &env)
     }
 }

@@ -9,7 +9,6 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::card_fake::{self, CardFake};
-use crate::child::{FAR_CHECKPOINTS, Process, data_with_admin};
 use crate::helpers::*;
 
 /// A server pointed at a fresh fake gateway, an admin, patient alice with
@@ -489,47 +488,22 @@ async fn a_processing_charge_is_asked_about_after_a_restart() {
 #[tokio::test]
 async fn a_kill_while_the_gateway_holds_a_charge_charges_once() {
     let fake = CardFake::start().await;
-    let (_dir, data) = data_with_admin().await;
-    let mut env: Vec<(&str, String)> = fake.env();
-    env.extend(FAR_CHECKPOINTS.iter().map(|(k, v)| (*k, (*v).to_owned())));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let server = Process::start(&data, &env);
+    let clinic = card_fake::Killable::new(&fake).await;
+    let data = clinic.data.clone();
+    let server = clinic.start();
     let app = server.app(&data);
     let alice = app.signup_patient("alice").await;
     let admin = app.admin_token().await;
     bill(&app, &admin, &alice.patient_id, "bill_k", "80.00").await;
 
     fake.hold_next(1);
-    let paying = {
-        let (app, token, patient) = (
-            TestApp::attached(app.addr, &data),
-            alice.tokens.token.clone(),
-            alice.patient_id.clone(),
-        );
-        tokio::spawn(async move {
-            app.http
-                .post(app.url(&format!("/api/patients/{patient}/payments")))
-                .bearer_auth(token)
-                .header("Idempotency-Key", "kill-1")
-                .json(&card("80.00", "pm_card_visa"))
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-        })
-    };
-    let held = eventually(Duration::from_secs(10), || async {
-        fake.requests("POST", "/v1/payment_intents").await.len() == 1
-    })
-    .await;
-    assert!(held, "the charge reached the gateway");
-    server.kill();
-    let answered = paying.await.unwrap();
-    assert!(
-        answered.is_err(),
-        "the request lost its server before an answer: {answered:?}"
-    );
+    let path = format!("/api/patients/{}/payments", alice.patient_id);
+    let body = card("80.00", "pm_card_visa");
+    let token = alice.tokens.token.clone();
+    let at = "/v1/payment_intents";
+    card_fake::kill_while_held(server, &app, &token, (&path, "kill-1", body), &fake, at).await;
 
-    let server = Process::start(&data, &env);
+    let server = clinic.start();
     let app = server.app(&data);
     let (status, list) = app
         .get(

@@ -14,19 +14,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use jiff::Timestamp;
-use medrelay_protocol::payment::PaymentStatus;
 use medrelay_protocol::{Money, UserId};
 
 use super::gateway::{Charge, Gateways};
-use super::payments::{self, PaymentRecord};
-use super::settling::{ATTEMPTS, ask, gateway_of, open, settle, told};
+use super::payments::{PaymentRecord, RefundAsked};
+use super::refunds;
 pub use super::settling::{Begun, Opening, PaymentError};
+use super::settling::{open, settle, told};
 use crate::audit::AuditEntry;
-use crate::fault::Fault;
-use crate::idempotency::{self, IdempotencyRecord};
 use crate::phi::Vault;
-use crate::store::{Store, WriteBatch, WriteError};
+use crate::store::Store;
 use crate::system::Retire;
 use crate::system::keyed::{self, Lifecycle, Owner};
 
@@ -61,8 +58,8 @@ pub struct Refund {
     pub reason: String,
     /// Who.
     pub by: UserId,
-    /// The request's idempotency record (in flight) and its store key.
-    pub idempotency: Option<(String, IdempotencyRecord)>,
+    /// The store key of the request's idempotency record (in flight).
+    pub request_key: Option<String>,
     /// The audit entry written with the refund.
     pub audit: AuditEntry,
 }
@@ -126,7 +123,15 @@ impl Handler<Settle> for PaymentActor {
             return AtomicResponse::new(Box::pin(forwarded.into_actor(self)));
         }
         let (store, vault, gateways) = self.parts();
-        let work = settle(store, vault, gateways, self.life.key().to_owned());
+        let id = self.life.key().to_owned();
+        // A refund a stop interrupted is completed; else the payment is
+        // settled (nothing happens to one already final).
+        let work = async move {
+            match refunds::interrupted(&store, &vault, &gateways, &id).await? {
+                Some(refunded) => Ok(refunded),
+                None => settle(store, vault, gateways, id).await,
+            }
+        };
         keyed::after(self, work, |record, _| Ok(record))
     }
 }
@@ -170,98 +175,16 @@ impl Handler<Refund> for PaymentActor {
             return AtomicResponse::new(Box::pin(forwarded.into_actor(self)));
         }
         let (store, vault, gateways) = self.parts();
-        let work = refund(store, vault, gateways, self.life.key().to_owned(), msg);
+        let id = self.life.key().to_owned();
+        let work = async move {
+            let asked = RefundAsked {
+                amount: msg.amount,
+                reason: msg.reason,
+                by: msg.by,
+                request_key: msg.request_key,
+            };
+            refunds::refund(&store, &vault, &gateways, &id, asked, &msg.audit).await
+        };
         keyed::after(self, work, |record, _| Ok(record))
     }
-}
-
-async fn refund(
-    store: Store,
-    vault: Arc<Vault>,
-    gateways: Gateways,
-    id: String,
-    msg: Refund,
-) -> Result<PaymentRecord, PaymentError> {
-    let mut given_back: Option<String> = None;
-    for _ in 0..ATTEMPTS {
-        let Some(payment) = store.get::<PaymentRecord>(&id)? else {
-            return Err(PaymentError::NotFound(id));
-        };
-        if !matches!(
-            payment.status,
-            PaymentStatus::Succeeded | PaymentStatus::PartiallyRefunded
-        ) {
-            return Err(PaymentError::NotRefundable(format!(
-                "a {} payment is not refunded",
-                payment.status.as_str()
-            )));
-        }
-        if msg.amount > payment.refundable() {
-            return Err(PaymentError::NotRefundable(format!(
-                "only {} of this payment is left to refund",
-                payment.refundable()
-            )));
-        }
-        // The money goes back first, once, under a key naming this refund
-        // of this payment: a refund sent again after a crash between the
-        // gateway's answer and the write below is given back once.
-        let reference = match &given_back {
-            Some(reference) => reference.clone(),
-            None => {
-                // No gateway for its method any more: nothing can be given back here.
-                let gateway = gateway_of(&gateways, &payment)
-                    .map_err(|e| PaymentError::NotRefundable(e.to_string()))?;
-                let key = format!("{id}-refund-{}", payment.refunds() + 1);
-                let asked = || gateway.refund(&payment, msg.amount, key.clone());
-                let reference = ask(&payment, asked).await?.map_err(|why| {
-                    PaymentError::NotRefundable(format!("the gateway refused the refund: {why}"))
-                })?;
-                given_back = Some(reference.clone());
-                reference
-            }
-        };
-        let now = Timestamp::now();
-        let mut batch = WriteBatch::new();
-        batch.require_equal(&id, &payment);
-        let note = format!("refunded {} ({reference}): {}", msg.amount, msg.reason);
-        let refunded = payments::refund(
-            &mut batch, &store, &vault, &payment, msg.amount, note, &msg.by, now,
-        )?;
-        crate::audit::record(&mut batch, &msg.audit);
-        if let Some((key, started)) = &msg.idempotency {
-            batch.require_equal(key.as_str(), started);
-            idempotency::finish(
-                &mut batch,
-                key,
-                started,
-                201,
-                payments::written_body(&refunded),
-            );
-        }
-        match store.write(batch).await {
-            Ok(_) => {
-                tracing::info!(payment = %id, amount = %msg.amount, status = refunded.status.as_str(), "payment refunded");
-                return Ok(refunded);
-            }
-            Err(WriteError::Changed { .. }) => continue,
-            Err(e) => {
-                return Err(unrecorded(
-                    &id,
-                    &given_back,
-                    PaymentError::Storage(Fault::new(e)),
-                ));
-            }
-        }
-    }
-    Err(unrecorded(&id, &given_back, PaymentError::Busy))
-}
-
-/// `e`, said loudly when the gateway already gave the money back: the
-/// refund is not recorded. The same refund asked again is given back once
-/// (its gateway key names the refund's number, unchanged) and recorded.
-fn unrecorded(id: &str, given_back: &Option<String>, e: PaymentError) -> PaymentError {
-    if let Some(reference) = given_back {
-        tracing::error!(payment = %id, refund = %reference, error = %e, "a refund the gateway made is not recorded; asking for the same refund again records it");
-    }
-    e
 }

@@ -53,6 +53,11 @@ pub struct PaymentRecord {
     /// The card's last four digits, as the card gateway gave them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card_last4: Option<String>,
+    /// A refund asked of the gateway and not yet recorded: written before
+    /// the gateway is asked, so that a stop in between is completed by
+    /// the sweep rather than lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refunding: Option<RefundAsked>,
     /// Its steps, oldest first.
     pub history: Vec<PaymentStep>,
     /// The store key of the request's idempotency record, if it had one:
@@ -106,6 +111,21 @@ impl PaymentRecord {
             })
             .count()
     }
+}
+
+/// A refund journalled on its payment before the gateway is asked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefundAsked {
+    /// How much.
+    pub amount: Money,
+    /// Why.
+    pub reason: String,
+    /// Who asked.
+    pub by: UserId,
+    /// The store key of the request's idempotency record, if it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_key: Option<String>,
 }
 
 /// An entry of a patient's payment index (key: `<patient>/<payment>`).

@@ -290,6 +290,7 @@ fn pending_payment(
         gateway_reference: None,
         card_token: None,
         card_last4: None,
+        refunding: None,
         history: Vec::new(),
         idempotency_key: None,
         created_by: UserId::parse("usr_admin").unwrap(),

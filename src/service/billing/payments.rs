@@ -146,6 +146,7 @@ pub async fn pay(
             gateway_reference: None,
             card_token: card_token.clone(),
             card_last4: None,
+            refunding: None,
             history: Vec::new(),
             idempotency_key: None,
             created_by: principal.user_id.clone(),
@@ -303,13 +304,27 @@ pub async fn refund(
         &[b"refund", id.as_str().as_bytes(), &canonical],
     )? {
         Keyed::Replay(answer) => return Ok(answer),
-        Keyed::InFlight(_) => return Err(in_flight()),
+        Keyed::InFlight(work) => {
+            // A refund a stop interrupted: drive it on; the retry after
+            // that gets the answer.
+            if let Some(work) = work {
+                let payments = state.payments.clone();
+                tokio::spawn(async move { payments.send(&work, Settle).await });
+            }
+            return Err(in_flight());
+        }
         Keyed::None => None,
         Keyed::Start {
             key,
             record,
             expired,
         } => {
+            // The record names the payment, whose journalled refund
+            // answers it, even when the sweep completes the refund.
+            let record = IdempotencyRecord {
+                work: Some(id.to_string()),
+                ..record
+            };
             let mut batch = WriteBatch::new();
             idempotency::begin(&mut batch, &key, expired.as_ref(), &record);
             match state.store.write(batch).await {
@@ -325,7 +340,7 @@ pub async fn refund(
         amount,
         reason,
         by: principal.user_id.clone(),
-        idempotency: idempotency.clone(),
+        request_key: idempotency.as_ref().map(|(key, _)| key.clone()),
         audit: this.clone(),
     };
     let outcome = match state.payments.send(id.as_str(), asked).await {
@@ -340,16 +355,27 @@ pub async fn refund(
             status: 201,
             body: payments::written_body(&refunded),
         }),
+        // Journalled: the sweep completes it and answers the key.
+        Err(e @ (PaymentError::Gateway(_) | PaymentError::Busy)) => {
+            tracing::warn!(payment = %id, error = %e, "refund accepted, not yet made");
+            Ok(Answer {
+                status: 202,
+                body: payments::written_body(&payment),
+            })
+        }
         Err(e) => {
-            // Nothing was recorded, so the key is freed: the same refund
-            // asked again goes to the gateway under the same refund key
-            // (given back once) and is recorded; a corrected one is new.
+            // Refused before anything was asked of the gateway (or by it):
+            // the key is free for a corrected request. A refusal by the
+            // gateway has freed it already.
             if let Some((key, record)) = idempotency {
                 let mut batch = WriteBatch::new();
                 batch.require_equal(key.as_str(), &record);
                 batch.delete(Table::IdempotencyKeys, key);
-                if let Err(w) = state.store.write(batch).await {
-                    tracing::warn!(error = %w, "could not free an idempotency key after a refused refund");
+                match state.store.write(batch).await {
+                    Ok(_) | Err(WriteError::Changed { .. } | WriteError::Missing { .. }) => {}
+                    Err(w) => {
+                        tracing::warn!(error = %w, "could not free an idempotency key after a refused refund");
+                    }
                 }
             }
             Err(refused(state, this, e.into()).await)
