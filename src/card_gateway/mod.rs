@@ -345,6 +345,7 @@ mod tests {
             card_token: Some("pm_card_visa".into()),
             card_last4: None,
             refunding: None,
+            refunds_asked: 0,
             history: Vec::new(),
             idempotency_key: None,
             created_by: UserId::parse("usr_1").unwrap(),

@@ -60,6 +60,8 @@ pub struct Refund {
     pub by: UserId,
     /// The store key of the request's idempotency record (in flight).
     pub request_key: Option<String>,
+    /// The request's own id, written with the journal.
+    pub attempt: String,
     /// The audit entry written with the refund.
     pub audit: AuditEntry,
 }
@@ -182,6 +184,8 @@ impl Handler<Refund> for PaymentActor {
                 reason: msg.reason,
                 by: msg.by,
                 request_key: msg.request_key,
+                attempt: msg.attempt,
+                number: 0,
             };
             refunds::refund(&store, &vault, &gateways, &id, asked, &msg.audit).await
         };

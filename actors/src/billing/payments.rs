@@ -58,6 +58,10 @@ pub struct PaymentRecord {
     /// the sweep rather than lost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refunding: Option<RefundAsked>,
+    /// Refunds asked of the gateway so far, made or refused: numbers each
+    /// refund's key.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refunds_asked: u32,
     /// Its steps, oldest first.
     pub history: Vec<PaymentStep>,
     /// The store key of the request's idempotency record, if it had one:
@@ -98,19 +102,10 @@ impl PaymentRecord {
     pub fn refundable(&self) -> Money {
         self.amount.less(self.refunded)
     }
+}
 
-    /// How many refunds it has had.
-    pub fn refunds(&self) -> usize {
-        self.history
-            .iter()
-            .filter(|step| {
-                matches!(
-                    step.status,
-                    PaymentStatus::PartiallyRefunded | PaymentStatus::Refunded
-                )
-            })
-            .count()
-    }
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A refund journalled on its payment before the gateway is asked.
@@ -126,6 +121,12 @@ pub struct RefundAsked {
     /// The store key of the request's idempotency record, if it had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_key: Option<String>,
+    /// The request's own id: tells it whether its refund was journalled.
+    pub attempt: String,
+    /// The refund's number on this payment, counting refusals
+    /// (`<payment>-refund-<n>` at the gateway, which keeps a key's first
+    /// answer, refusals included).
+    pub number: u32,
 }
 
 /// An entry of a patient's payment index (key: `<patient>/<payment>`).

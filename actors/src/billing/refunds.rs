@@ -40,9 +40,12 @@ pub(super) async fn refund(
         let gateway = gateway_of(gateways, &payment)
             .map_err(|e| PaymentError::NotRefundable(e.to_string()))?;
         if payment.refunding.is_some() {
-            // An earlier refund a stop interrupted goes first.
-            complete(store, vault, gateway.as_ref(), payment).await?;
-            continue;
+            // An earlier refund a stop interrupted goes first; its refusal
+            // is its own, not this one's.
+            match complete(store, vault, Some(gateway.as_ref()), payment).await {
+                Ok(_) | Err(PaymentError::NotRefundable(_)) => continue,
+                Err(e) => return Err(e),
+            }
         }
         if !matches!(
             payment.status,
@@ -60,14 +63,18 @@ pub(super) async fn refund(
             )));
         }
         let mut journalled = payment.clone();
-        journalled.refunding = Some(asked.clone());
+        journalled.refunds_asked += 1;
+        journalled.refunding = Some(RefundAsked {
+            number: journalled.refunds_asked,
+            ..asked.clone()
+        });
         let mut batch = WriteBatch::new();
         batch.require_equal(id, &payment);
         batch.put(id, &journalled);
         batch.put(id, &UnsettledPayment {});
         crate::audit::record(&mut batch, audit);
         match store.write(batch).await {
-            Ok(_) => return complete(store, vault, gateway.as_ref(), journalled).await,
+            Ok(_) => return complete(store, vault, Some(gateway.as_ref()), journalled).await,
             Err(WriteError::Changed { .. }) => continue,
             Err(e) => return Err(PaymentError::Storage(Fault::new(e))),
         }
@@ -92,35 +99,40 @@ pub(super) async fn interrupted(
     else {
         return Ok(None);
     };
-    let Some(gateway) = gateways.of(payment.method) else {
-        return Ok(None);
-    };
-    complete(store, vault, gateway.as_ref(), payment)
-        .await
-        .map(Some)
+    let gateway = gateways.of(payment.method).map(AsRef::as_ref);
+    complete(store, vault, gateway, payment).await.map(Some)
 }
 
 /// Completes the refund journalled on `payment`: the gateway gives it back
 /// (once, under its key), then it is recorded and the journal cleared, or,
-/// refused, the journal is cleared and nothing changes.
+/// refused (or with no gateway for the payment's method any more), the
+/// journal is cleared and nothing changes.
 ///
 /// # Errors
 /// As [`refund`].
 pub(super) async fn complete(
     store: &Store,
     vault: &Vault,
-    gateway: &dyn Gateway,
+    gateway: Option<&dyn Gateway>,
     payment: PaymentRecord,
 ) -> Result<PaymentRecord, PaymentError> {
     let Some(asked) = payment.refunding.clone() else {
         return Ok(payment);
     };
     let id = payment.payment_id.to_string();
-    let key = format!("{id}-refund-{}", payment.refunds() + 1);
-    let back = ask(&payment, || {
-        gateway.refund(&payment, asked.amount, key.clone())
-    })
-    .await?;
+    let key = format!("{id}-refund-{}", asked.number);
+    let back = match gateway {
+        Some(gateway) => {
+            ask(&payment, || {
+                gateway.refund(&payment, asked.amount, key.clone())
+            })
+            .await?
+        }
+        None => Err(format!(
+            "no gateway takes {} payments here any more",
+            payment.method.as_str()
+        )),
+    };
     for _ in 0..ATTEMPTS {
         let Some(current) = store.get::<PaymentRecord>(&id)? else {
             return Err(PaymentError::NotFound(id));

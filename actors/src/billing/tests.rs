@@ -291,6 +291,7 @@ fn pending_payment(
         card_token: None,
         card_last4: None,
         refunding: None,
+        refunds_asked: 0,
         history: Vec::new(),
         idempotency_key: None,
         created_by: UserId::parse("usr_admin").unwrap(),
@@ -500,4 +501,45 @@ async fn a_payment_older_than_the_gateways_memory_is_looked_for_before_it_is_cha
         ["find pay_old", "charge pay_new"],
         "the old payment is found, not charged again; the young one is charged under its key"
     );
+}
+
+#[tokio::test]
+async fn a_journalled_refund_with_no_gateway_left_is_cleared_not_kept_for_ever() {
+    use medrelay_protocol::payment::{PaymentMethod, PaymentStatus};
+
+    use super::gateway::Gateways;
+    use super::payment_actor::{PaymentError, Settle};
+    use super::payments::{self, RefundAsked};
+
+    let (_dir, store, system) = store_and_system();
+    let vault = std::sync::Arc::new(Vault::ephemeral());
+    let patient = register_patient(&store, "vinay").await.patient_id.unwrap();
+    // A card payment whose refund was journalled, then the card gateway
+    // was switched off before the refund was made.
+    let mut paid = pending_payment("pay_5", &patient, "10.00", PaymentMethod::Card);
+    paid.status = PaymentStatus::Succeeded;
+    paid.refunds_asked = 1;
+    paid.refunding = Some(RefundAsked {
+        amount: money("4.00"),
+        reason: "overcharged".into(),
+        by: UserId::parse("usr_admin").unwrap(),
+        request_key: None,
+        attempt: "rfd_1".into(),
+        number: 1,
+    });
+    let mut batch = WriteBatch::new();
+    payments::start(&mut batch, &paid);
+    store.write(batch).await.unwrap();
+    let registry = payment_actors(&store, &vault, &system, Gateways::new(None));
+    let refused = registry.send("pay_5", Settle).await.unwrap();
+    assert!(
+        matches!(&refused, Err(PaymentError::NotRefundable(why)) if why.contains("no gateway takes card")),
+        "{refused:?}"
+    );
+    let after = store
+        .get::<payments::PaymentRecord>("pay_5")
+        .unwrap()
+        .unwrap();
+    assert_eq!((after.refunding, after.refunded), (None, Money::ZERO));
+    assert!(payments::unsettled(&store, 10).unwrap().is_empty());
 }

@@ -147,6 +147,7 @@ pub async fn pay(
             card_token: card_token.clone(),
             card_last4: None,
             refunding: None,
+            refunds_asked: 0,
             history: Vec::new(),
             idempotency_key: None,
             created_by: principal.user_id.clone(),
@@ -336,11 +337,13 @@ pub async fn refund(
             }
         }
     };
+    let attempt = new_id("rfd");
     let asked = Refund {
         amount,
         reason,
         by: principal.user_id.clone(),
         request_key: idempotency.as_ref().map(|(key, _)| key.clone()),
+        attempt: attempt.clone(),
         audit: this.clone(),
     };
     let outcome = match state.payments.send(id.as_str(), asked).await {
@@ -355,18 +358,25 @@ pub async fn refund(
             status: 201,
             body: payments::written_body(&refunded),
         }),
-        // Journalled: the sweep completes it and answers the key.
-        Err(e @ (PaymentError::Gateway(_) | PaymentError::Busy)) => {
-            tracing::warn!(payment = %id, error = %e, "refund accepted, not yet made");
-            Ok(Answer {
-                status: 202,
-                body: payments::written_body(&payment),
-            })
-        }
         Err(e) => {
-            // Refused before anything was asked of the gateway (or by it):
-            // the key is free for a corrected request. A refusal by the
-            // gateway has freed it already.
+            // Journalled and not yet recorded (the gateway away, a write
+            // that failed): the sweep completes it and answers the key,
+            // so the key is kept and the request told it is under way.
+            let journalled = state
+                .store
+                .get::<PaymentRecord>(id.as_str())?
+                .and_then(|p| p.refunding)
+                .is_some_and(|r| r.attempt == attempt);
+            if journalled {
+                tracing::warn!(payment = %id, error = %e, "refund accepted, not yet made");
+                return Ok(Answer {
+                    status: 202,
+                    body: payments::written_body(&payment),
+                });
+            }
+            // Not journalled, or refused (before the gateway was asked, or
+            // by it): the key is free for a corrected request. A refusal
+            // by the gateway has freed it already.
             if let Some((key, record)) = idempotency {
                 let mut batch = WriteBatch::new();
                 batch.require_equal(key.as_str(), &record);
