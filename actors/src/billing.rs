@@ -450,4 +450,6 @@ mod refunds;
 mod settling;
 
 #[cfg(test)]
+mod payment_tests;
+#[cfg(test)]
 mod tests;

@@ -160,6 +160,27 @@ struct RefundObject {
     status: String,
     #[serde(default)]
     failure_reason: Option<String>,
+    #[serde(default)]
+    metadata: std::collections::HashMap<String, String>,
+}
+
+impl RefundObject {
+    /// Its reference, or why it was not made.
+    fn outcome(self) -> Refunded {
+        if self.status == "failed" || self.status == "canceled" {
+            Err(self
+                .failure_reason
+                .unwrap_or_else(|| format!("the refund {}", self.status)))
+        } else {
+            Ok(self.id)
+        }
+    }
+}
+
+/// A page of Stripe's refund list.
+#[derive(Debug, Deserialize)]
+struct RefundList {
+    data: Vec<RefundObject>,
 }
 
 impl PaymentIntent {
@@ -287,6 +308,31 @@ impl Gateway for CardGateway {
         })
     }
 
+    fn find_refund(
+        &self,
+        payment: &PaymentRecord,
+        key: &str,
+    ) -> BoxFuture<'static, Result<Option<Refunded>, Transient>> {
+        let this = self.clone();
+        let intent = payment.gateway_reference.clone().unwrap_or_default();
+        let url = format!(
+            "{}/v1/refunds?payment_intent={}&limit=100",
+            self.base,
+            form_urlencoded::byte_serialize(intent.as_bytes()).collect::<String>()
+        );
+        let key = key.to_owned();
+        Box::pin(async move {
+            let found = match this.call::<RefundList>(this.http.get(url)).await? {
+                Ok(list) => list.data,
+                Err(refused) => return Err(Transient(refused)),
+            };
+            Ok(found
+                .into_iter()
+                .find(|r| r.metadata.get("refund_key") == Some(&key))
+                .map(RefundObject::outcome))
+        })
+    }
+
     fn refund(
         &self,
         payment: &PaymentRecord,
@@ -301,6 +347,7 @@ impl Gateway for CardGateway {
             ),
             ("amount", amount.in_cents().unwrap_or_default().to_string()),
             ("metadata[payment_id]", payment.payment_id.to_string()),
+            ("metadata[refund_key]", key.clone()),
         ];
         Box::pin(async move {
             let request = this
@@ -309,12 +356,7 @@ impl Gateway for CardGateway {
                 .header("Idempotency-Key", key)
                 .form(&form);
             Ok(match this.call::<RefundObject>(request).await? {
-                Ok(refund) if refund.status == "failed" || refund.status == "canceled" => {
-                    Err(refund
-                        .failure_reason
-                        .unwrap_or_else(|| format!("the refund {}", refund.status)))
-                }
-                Ok(refund) => Ok(refund.id),
+                Ok(refund) => refund.outcome(),
                 Err(refused) => Err(refused),
             })
         })
@@ -353,6 +395,17 @@ mod tests {
         }
     }
 
+    /// A gateway client for the mock `stripe`.
+    fn at(stripe: &MockServer) -> CardGateway {
+        let settings = CardSettings {
+            secret_key: "sk_test_1".into(),
+            webhook_secret: "whsec_1".into(),
+            base_url: stripe.uri(),
+            timeout_ms: 5_000,
+        };
+        CardGateway::new(&settings, "USD").unwrap()
+    }
+
     #[tokio::test]
     async fn a_charge_is_found_by_the_payments_id_when_its_key_may_be_forgotten() {
         let stripe = MockServer::start().await;
@@ -379,13 +432,7 @@ mod tests {
             )
             .mount(&stripe)
             .await;
-        let settings = CardSettings {
-            secret_key: "sk_test_1".into(),
-            webhook_secret: "whsec_1".into(),
-            base_url: stripe.uri(),
-            timeout_ms: 5_000,
-        };
-        let gateway = CardGateway::new(&settings, "USD").unwrap();
+        let gateway = at(&stripe);
         let found = gateway.find(&payment("pay_old")).await.unwrap();
         assert_eq!(
             found,
@@ -401,5 +448,33 @@ mod tests {
                 .iter()
                 .all(|r| r.headers.get("authorization").unwrap() == "Bearer sk_test_1")
         );
+    }
+
+    #[tokio::test]
+    async fn a_refund_is_found_by_its_key_in_the_payments_refunds() {
+        let stripe = MockServer::start().await;
+        let refunds = serde_json::json!({"object": "list", "data": [
+            {"id": "re_1", "status": "succeeded", "metadata": {"refund_key": "pay_old-refund-1"}},
+            {"id": "re_2", "status": "succeeded", "metadata": {"refund_key": "pay_old-refund-2"}}]});
+        Mock::given(method("GET"))
+            .and(path("/v1/refunds"))
+            .and(query_param("payment_intent", "pi_9"))
+            .and(query_param("limit", "100"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(refunds))
+            .mount(&stripe)
+            .await;
+        let gateway = at(&stripe);
+        let mut paid = payment("pay_old");
+        paid.gateway_reference = Some("pi_9".into());
+        let found = gateway
+            .find_refund(&paid, "pay_old-refund-2")
+            .await
+            .unwrap();
+        assert_eq!(found, Some(Ok("re_2".to_owned())));
+        let none = gateway
+            .find_refund(&paid, "pay_old-refund-3")
+            .await
+            .unwrap();
+        assert_eq!(none, None);
     }
 }

@@ -191,7 +191,10 @@ async fn a_patient_pays_their_bill_by_card_with_the_exact_gateway_request() {
     );
     assert_eq!(
         String::from_utf8_lossy(&refunds[0].body),
-        format!("payment_intent=pi_1&amount=2000&metadata%5Bpayment_id%5D={id}")
+        format!(
+            "payment_intent=pi_1&amount=2000&metadata%5Bpayment_id%5D={id}\
+             &metadata%5Brefund_key%5D={id}-refund-1"
+        )
     );
 }
 

@@ -67,6 +67,17 @@ pub trait Gateway: Send + Sync + 'static {
         Box::pin(std::future::ready(Ok(None)))
     }
 
+    /// The refund the gateway made for `payment` under `key`, found
+    /// without the key's help (for a refund whose key the gateway may have
+    /// forgotten). `None`: it made none.
+    fn find_refund(
+        &self,
+        _payment: &PaymentRecord,
+        _key: &str,
+    ) -> BoxFuture<'static, Result<Option<Refunded>, Transient>> {
+        Box::pin(std::future::ready(Ok(None)))
+    }
+
     /// Gives back `amount` of the paid `payment`; `key` makes asking twice
     /// give back once.
     fn refund(

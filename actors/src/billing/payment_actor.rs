@@ -185,6 +185,7 @@ impl Handler<Refund> for PaymentActor {
                 by: msg.by,
                 request_key: msg.request_key,
                 attempt: msg.attempt,
+                asked_at: jiff::Timestamp::now(),
                 number: 0,
             };
             refunds::refund(&store, &vault, &gateways, &id, asked, &msg.audit).await

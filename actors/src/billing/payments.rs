@@ -123,6 +123,9 @@ pub struct RefundAsked {
     pub request_key: Option<String>,
     /// The request's own id: tells it whether its refund was journalled.
     pub attempt: String,
+    /// When it was journalled (the gateway forgets keys: past a day, the
+    /// refund is looked for before it is asked again).
+    pub asked_at: Timestamp,
     /// The refund's number on this payment, counting refusals
     /// (`<payment>-refund-<n>` at the gateway, which keeps a key's first
     /// answer, refusals included).

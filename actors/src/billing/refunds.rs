@@ -11,7 +11,7 @@ use medrelay_protocol::payment::PaymentStatus;
 
 use super::gateway::{Gateway, Gateways};
 use super::payments::{self, PaymentRecord, RefundAsked, UnsettledPayment};
-use super::settling::{ATTEMPTS, PaymentError, ask, gateway_of};
+use super::settling::{ATTEMPTS, KEY_KEPT, PaymentError, ask, gateway_of};
 use crate::audit::AuditEntry;
 use crate::fault::Fault;
 use crate::idempotency::{self, IdempotencyRecord};
@@ -123,10 +123,22 @@ pub(super) async fn complete(
     let key = format!("{id}-refund-{}", asked.number);
     let back = match gateway {
         Some(gateway) => {
-            ask(&payment, || {
-                gateway.refund(&payment, asked.amount, key.clone())
-            })
-            .await?
+            // Past the gateway's memory of the key, the refund is looked
+            // for first: a refund made before a long stop is not made again.
+            let found = if Timestamp::now().duration_since(asked.asked_at) > KEY_KEPT {
+                ask(&payment, || gateway.find_refund(&payment, &key)).await?
+            } else {
+                None
+            };
+            match found {
+                Some(back) => back,
+                None => {
+                    ask(&payment, || {
+                        gateway.refund(&payment, asked.amount, key.clone())
+                    })
+                    .await?
+                }
+            }
         }
         None => Err(format!(
             "no gateway takes {} payments here any more",

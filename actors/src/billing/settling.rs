@@ -27,7 +27,7 @@ pub(super) const ATTEMPTS: u32 = 5;
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 /// How long a gateway is trusted to remember an idempotency key (Stripe
 /// keeps them 24 hours), with an hour to spare.
-const KEY_KEPT: jiff::SignedDuration = jiff::SignedDuration::from_hours(23);
+pub(super) const KEY_KEPT: jiff::SignedDuration = jiff::SignedDuration::from_hours(23);
 
 /// Why a payment could not be settled or refunded.
 #[derive(Debug, Clone, thiserror::Error)]
