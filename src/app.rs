@@ -311,8 +311,8 @@ fn spawn_background(state: &Arc<AppState>) -> JoinSet<()> {
         }
     });
     if !state.is_replica() {
-        tasks.spawn(crate::service::billing::payments::resume(state.clone()));
-        tasks.spawn(crate::service::billing::payments::prune_keys(state.clone()));
+        tasks.spawn(crate::service::billing::upkeep::resume(state.clone()));
+        tasks.spawn(crate::service::billing::upkeep::prune_keys(state.clone()));
         tasks.spawn(sweep_deleted_patients(state.clone()));
         if state.vault.key_ids().len() > 1 {
             tasks.spawn(reseal_after_rotation(state.clone()));

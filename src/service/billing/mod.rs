@@ -11,6 +11,7 @@ pub mod claims;
 mod input;
 pub mod invoices;
 pub mod payments;
+pub mod upkeep;
 pub mod webhook;
 
 pub use account::{account, open};
