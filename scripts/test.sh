@@ -21,6 +21,14 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
 fi
 
+# The calendar tests read feeds back with Python's iCalendar parser.
+if ! python3 -c "import icalendar" >/dev/null 2>&1; then
+    echo "installing: python icalendar"
+    python3 -m pip install --quiet --disable-pip-version-check icalendar \
+        || { sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+             DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-icalendar; }
+fi
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # Broken or private intra-doc links are errors too: the docs are the map.

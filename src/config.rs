@@ -10,9 +10,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 mod billing;
+mod calendar;
 mod notifications;
 
 pub use billing::{BillingSettings, CardSettings};
+pub use calendar::CalendarSettings;
 pub use notifications::{
     DeliverySettings, EmailSettings, NotificationSettings, PushSettings, SmsSettings, SmtpTls,
     TemplateSettings,
@@ -49,6 +51,8 @@ pub struct Settings {
     pub records: RecordSettings,
     /// `[billing]`
     pub billing: BillingSettings,
+    /// `[calendar]`
+    pub calendar: CalendarSettings,
 }
 
 /// `[records]`: patient data at rest.
@@ -413,6 +417,12 @@ impl Settings {
                 self.store.hub_initial_capacity as u64,
             ),
             ("schedule.horizon_days", self.schedule.horizon_days.into()),
+            ("calendar.days_behind", self.calendar.days_behind.into()),
+            (
+                "calendar.cancelled_kept_days",
+                self.calendar.cancelled_kept_days.into(),
+            ),
+            ("calendar.max_events", self.calendar.max_events as u64),
             ("actors.arbiters", self.actors.arbiters as u64),
             ("actors.idle_secs", self.actors.idle_secs),
             ("records.page_limit", self.records.page_limit as u64),

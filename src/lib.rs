@@ -15,6 +15,7 @@
 //! - [`http`]: routes, middleware and the JSON error contract.
 //! - [`card_gateway`]: card payments through Stripe's PaymentIntents API, and
 //!   its signed webhook events.
+//! - [`ical`]: the iCalendar (RFC 5545) writer of feeds and e-mail invitations.
 //! - [`service`]: the application layer: each domain's operations, called by
 //!   REST, WebSocket and NATS alike.
 //! - [`nats`]: the NATS bridge (outbox publisher, commands, board replicas).
@@ -32,6 +33,7 @@ pub mod config;
 pub mod delivery;
 pub mod error;
 pub mod http;
+pub mod ical;
 pub mod nats;
 pub mod ratelimit;
 pub mod service;

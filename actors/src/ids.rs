@@ -23,6 +23,43 @@ pub fn new_id(prefix: &str) -> String {
     id
 }
 
+/// The smallest id `prefix` could have been given at `at`: every id made
+/// at or after `at` sorts at or after it.
+pub fn lowest_id_at(prefix: &str, at: jiff::Timestamp) -> String {
+    let millis = at.as_millisecond().max(0) as u128;
+    let mut value = (millis & ((1 << 48) - 1)) << 52;
+    let mut out = [0u8; 20];
+    for slot in out.iter_mut().rev() {
+        *slot = ALPHABET[(value & 31) as usize];
+        value >>= 5;
+    }
+    format!(
+        "{prefix}_{}",
+        std::str::from_utf8(&out).expect("alphabet is ASCII")
+    )
+}
+
+/// A new bearer secret for a URL or a message: 32 random bytes, base64url,
+/// after `prefix`.
+pub fn new_secret(prefix: &str) -> String {
+    use base64::Engine;
+    let bytes = random_bytes(32);
+    format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// The store key of a bearer secret: its SHA-256, hex. The secret itself is
+/// never stored, so a copy of the store grants nothing.
+pub fn secret_key(secret: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// A random secret of `len` bytes.
 pub fn random_bytes(len: usize) -> Vec<u8> {
     let mut out = vec![0u8; len];

@@ -11,6 +11,7 @@
 //! - [`accounts`]: users, profiles, sessions, revocations; `AccountActor`.
 //! - [`billing`]: billing accounts and bills, their lines sealed, every
 //!   revision kept.
+//! - [`calendar`]: calendar feed tokens, and the appointments a feed shows.
 //! - [`audit`]: audit entries (FHIR AuditEvent fields) for every access to
 //!   patient data; the store chains them.
 //! - [`medical`]: medical records, sealed, with every version kept.
@@ -32,6 +33,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod billing;
+pub mod calendar;
 pub mod channels;
 pub mod fault;
 pub mod hub;

@@ -73,6 +73,7 @@ mod availability;
 mod billing;
 mod boards;
 mod booking;
+mod calendar_feed;
 mod card_gateway;
 mod figures;
 mod idle;

@@ -92,7 +92,12 @@
 //! its send). The ratios from send and from first delivery (against the raw
 //! baseline's from first delivery) are printed too.
 //!
-//! # 3. Idle connections
+//! # 3. Calendar feed
+//!
+//! A doctor with 5,000 appointments and their feed downloaded in full and
+//! unchanged (304); see [`crate::calendar_feed`]. Target: p99 <= 20 ms.
+//!
+//! # 4. Idle connections
 //!
 //! After the sockets of the earlier phases are closed (the server's
 //! `ws_open_sockets` gauge reads 0), one socket per board is opened and kept
@@ -198,7 +203,7 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<Figure>> {
     );
     let setup_started = Instant::now();
     let (token, patients) = setup(&server).await?;
-    let plan = Arc::new(Plan::new(patients)?);
+    let plan = Arc::new(Plan::new(patients.clone())?);
     let rss_setup = server.rss_bytes()?;
     eprintln!(
         "schedule: setup took {:.1} s ({DOCTORS} doctors, {PATIENTS} patients); server RSS {:.1} MiB",
@@ -217,6 +222,8 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<Figure>> {
     let (full, fixed_p99) = bookings(run).await?;
     println!();
     let fanout_ratio = fanout(run).await?;
+    println!();
+    let feed = crate::calendar_feed::run(&server, &token, &patients).await?;
     println!();
     let idle_run = async |server: &Server| {
         idle::run(
@@ -258,6 +265,7 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<Figure>> {
             TARGET_FANOUT_RATIO,
         ),
     ];
+    figures.extend(feed);
     if let Some(bytes) = idle::per_connection(&fresh) {
         figures.push(Figure::at_most(
             "schedule.idle_socket",

@@ -8,6 +8,7 @@
 //! - [`account`]: the bodies of sign-up, login, refresh, logout and `me`.
 //! - [`audit`]: audit entries and a patient's access log.
 //! - [`billing`]: bills and billing accounts.
+//! - [`calendar`]: calendar feeds (private iCalendar URLs).
 //! - [`claim`]: insurance claims and their lifecycle.
 //! - [`money`]: [`Money`], exact amounts read and written without floats.
 //! - [`ids`]: identifiers and account values that validate when parsed
@@ -32,6 +33,7 @@
 pub mod account;
 pub mod audit;
 pub mod billing;
+pub mod calendar;
 pub mod channel;
 pub mod claim;
 pub mod error;

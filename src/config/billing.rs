@@ -51,6 +51,16 @@ const ZERO_DECIMAL: [&str; 16] = [
 ];
 
 impl BillingSettings {
+    /// Where appointments take place, as calendars show it: the clinic's
+    /// name, and its address when one is set.
+    pub fn clinic_location(&self) -> String {
+        if self.clinic_address.trim().is_empty() {
+            self.clinic_name.clone()
+        } else {
+            format!("{}, {}", self.clinic_name, self.clinic_address)
+        }
+    }
+
     /// The ceiling on every amount.
     pub fn ceiling(&self) -> Money {
         // `validate` refused a ceiling that does not parse.

@@ -13,6 +13,7 @@
 //! - [`providers`]: the `/api/providers` routes (profiles, hours, slots).
 //! - [`appointments`]: the `/api/appointments` routes.
 //! - [`notifications`]: `/api/notifications`, preferences, devices, Twilio callbacks.
+//! - [`calendar`]: `/api/calendar/feeds` and the `.ics` feeds themselves.
 //! - [`ops`]: health, readiness, metrics, gateway status, API descriptions.
 //!
 //! Routes are declared once, through `utoipa-axum`, so the OpenAPI document
@@ -23,6 +24,7 @@ pub mod appointments;
 pub mod audit;
 pub mod auth;
 pub mod billing;
+pub mod calendar;
 pub mod directory;
 pub mod error;
 #[cfg(feature = "fault-injection")]
@@ -103,6 +105,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(invoices::router())
         .merge(providers::router())
         .merge(appointments::router())
+        .merge(calendar::router())
         .merge(notifications::router())
         .merge(ops::router());
     #[cfg(feature = "fault-injection")]

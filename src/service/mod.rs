@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`account`]: sign-up, login, token refresh, logout, `me`.
 //! - [`billing`]: bills (with their revisions) and billing accounts.
+//! - [`calendar`]: private iCalendar feeds of appointments.
 //! - [`delivery_report`]: a notification's delivery report, delivery
 //!   statistics.
 //! - [`idempotency`]: `Idempotency-Key`s on requests that move money.
@@ -20,6 +21,7 @@
 pub mod account;
 pub mod audit;
 pub mod billing;
+pub mod calendar;
 pub mod delivery_report;
 pub mod idempotency;
 pub mod notification;

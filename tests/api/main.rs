@@ -17,6 +17,7 @@ mod auth;
 mod bad_input;
 mod billing;
 mod boards;
+mod calendar;
 mod card_refunds;
 mod cards;
 mod claims;

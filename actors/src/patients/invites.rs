@@ -5,12 +5,9 @@
 //! anyone up. A token works once and until it expires; sign-up spends it in
 //! the same transaction that links the new account to the patient.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::Timestamp;
 use medrelay_protocol::{PatientId, UserId};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::store::{Record, Store, StoreError, Table, WriteBatch};
 
@@ -36,10 +33,7 @@ impl Record for InviteRecord {
 
 /// The store key of a token: its SHA-256, hex.
 pub fn key_of(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::ids::secret_key(token)
 }
 
 /// A new invitation for `patient`: adds it to `batch` and returns the
@@ -50,9 +44,7 @@ pub fn issue(
     by: &UserId,
     expires_at: Timestamp,
 ) -> String {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the OS random source is available");
-    let token = URL_SAFE_NO_PAD.encode(bytes);
+    let token = crate::ids::new_secret("");
     let record = InviteRecord {
         patient_id: patient.clone(),
         created_by: by.clone(),

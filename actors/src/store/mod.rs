@@ -24,6 +24,7 @@ mod batch;
 mod config;
 mod phi;
 mod record;
+mod snapshot;
 pub mod tables;
 mod wal;
 mod writeback;
@@ -45,6 +46,7 @@ pub(crate) use batch::Op;
 pub use batch::WriteBatch;
 pub use config::StoreConfig;
 pub use record::Record;
+pub use snapshot::{Entry, Records, Snapshot};
 pub use tables::Table;
 
 /// Applies the logged groups that redb's last durable commit lacks (those
@@ -362,6 +364,16 @@ impl Store {
         let slot = self.db.read().unwrap_or_else(|e| e.into_inner());
         let db = slot.as_ref().ok_or(StoreError::Closed)?;
         Ok(db.begin_read()?)
+    }
+
+    /// A consistent view for several reads.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store is closed or cannot be read.
+    pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        Ok(Snapshot {
+            txn: self.read_txn()?,
+        })
     }
 
     /// Reads one record.

@@ -39,6 +39,17 @@ pub(crate) fn encode<T: Record>(value: &T) -> Vec<u8> {
 }
 
 pub(crate) fn decode<T: Record>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    decode_view::<T, T>(key, bytes)
+}
+
+/// Reads a `T` record as `V`, a view of some of its fields (the others are
+/// skipped, not built): for reads of many records that need little of each.
+/// `V` is no [`Record`], so a view can never be written back in place of
+/// the whole.
+pub(crate) fn decode_view<T: Record, V: DeserializeOwned>(
+    key: &str,
+    bytes: &[u8],
+) -> Result<V, StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt {
         table: T::TABLE.name(),
         key: key.to_owned(),

@@ -91,11 +91,15 @@ pub enum Table {
     /// `<due ms, 13 digits>/<bill, payment or claim>/<change>` → a billing
     /// notice to send the patient.
     BillingNotices,
+    /// hex SHA-256 of a calendar feed's token → the feed (owner, settings).
+    CalendarFeeds,
+    /// user id → the key of their calendar feed.
+    CalendarFeedLinks,
 }
 
 impl Table {
     /// All record tables; each is created when the store opens.
-    pub const ALL: [Table; 39] = [
+    pub const ALL: [Table; 41] = [
         Table::Users,
         Table::Usernames,
         Table::Patients,
@@ -136,6 +140,8 @@ impl Table {
         Table::Invoices,
         Table::GatewayEvents,
         Table::BillingNotices,
+        Table::CalendarFeeds,
+        Table::CalendarFeedLinks,
     ];
 
     /// The table's position in [`Table::ALL`].
@@ -188,6 +194,8 @@ impl Table {
             Table::Invoices => "invoices",
             Table::GatewayEvents => "gateway_events",
             Table::BillingNotices => "billing_notices",
+            Table::CalendarFeeds => "calendar_feeds",
+            Table::CalendarFeedLinks => "calendar_feed_links",
         }
     }
 
