@@ -50,36 +50,109 @@ impl Mail {
         self.data.split_once("\r\n\r\n").map_or("", |(_, b)| b)
     }
 
-    /// The body's text: quoted-printable decoded when it was sent so.
+    /// The body's text: quoted-printable or base64 decoded when it was
+    /// sent so; of a multipart message, its first `text/plain` part.
     pub fn text(&self) -> String {
-        let qp = self
-            .header("Content-Transfer-Encoding")
-            .is_some_and(|v| v.eq_ignore_ascii_case("quoted-printable"));
-        if !qp {
-            return self.body().to_owned();
+        match self.parts().into_iter().find(|p| {
+            p.header("Content-Type")
+                .is_some_and(|t| t.to_ascii_lowercase().starts_with("text/plain"))
+        }) {
+            Some(part) => part.text(),
+            None => Part {
+                data: self.data.clone(),
+            }
+            .text(),
         }
-        let raw = self.body().replace("=\r\n", "");
-        let bytes = raw.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok());
-            match (bytes[i], hex) {
-                (b'=', Some(b)) => {
-                    out.push(b);
-                    i += 3;
-                }
-                (b, _) => {
-                    out.push(b);
-                    i += 1;
-                }
+    }
+
+    /// The parts of a multipart message (one level), in order; none for a
+    /// single-part one.
+    pub fn parts(&self) -> Vec<Part> {
+        let Some(boundary) = self.header("Content-Type").and_then(|t| {
+            t.split(';')
+                .map(str::trim)
+                .find_map(|p| p.strip_prefix("boundary="))
+                .map(|b| b.trim_matches('"').to_owned())
+        }) else {
+            return Vec::new();
+        };
+        let delimiter = format!("--{boundary}");
+        self.body()
+            .split(delimiter.as_str())
+            .skip(1)
+            .filter(|chunk| !chunk.starts_with("--"))
+            .map(|chunk| Part {
+                data: chunk.trim_start_matches("\r\n").to_owned(),
+            })
+            .collect()
+    }
+}
+
+/// One part of a multipart message: its headers, a blank line, its body.
+#[derive(Debug, Clone)]
+pub struct Part {
+    data: String,
+}
+
+impl Part {
+    /// A header's value (first occurrence, case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<String> {
+        Mail {
+            from: String::new(),
+            to: Vec::new(),
+            data: self.data.clone(),
+        }
+        .header(name)
+    }
+
+    /// The body, decoded from its transfer encoding.
+    pub fn text(&self) -> String {
+        let body = self
+            .data
+            .split_once("\r\n\r\n")
+            .map_or("", |(_, b)| b)
+            .trim_end_matches("\r\n");
+        let encoding = self
+            .header("Content-Transfer-Encoding")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        match encoding.as_str() {
+            "quoted-printable" => decode_quoted_printable(body),
+            "base64" => {
+                use base64::Engine;
+                let compact: String = body.split_whitespace().collect();
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(compact)
+                    .unwrap_or_default();
+                String::from_utf8_lossy(&bytes).into_owned()
+            }
+            _ => body.to_owned(),
+        }
+    }
+}
+
+fn decode_quoted_printable(body: &str) -> String {
+    let raw = body.replace("=\r\n", "");
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'=', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
             }
         }
-        String::from_utf8_lossy(&out).into_owned()
     }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A running sink; stops when dropped.

@@ -60,6 +60,7 @@ impl Firing<'_> {
             created_by: None,
             fallback: Vec::new(),
             fallback_of: None,
+            invitation: None,
         };
         self.dispatch(&person, base, false);
         Ok(())

@@ -5,7 +5,13 @@ use jiff::tz::TimeZone;
 use medrelay_actors::billing::notices::{BillingNotice, NoticeKind};
 use medrelay_actors::notify::ReminderKind;
 
+use medrelay_actors::accounts::ProviderRecord;
+use medrelay_actors::notify::NotificationRecord;
+use medrelay_actors::patients;
+use medrelay_actors::schedule::AppointmentRecord;
+
 use crate::config::TemplateSettings;
+use crate::ical::{Calendar, Event, Method, Person, Status};
 
 /// What the placeholders stand for.
 pub struct Facts<'a> {
@@ -86,6 +92,93 @@ pub fn compose_billing(
         _ => None,
     };
     (render(subject, lookup), render(body, lookup))
+}
+
+/// Who sends appointment invitations, and where appointments take place.
+#[derive(Debug, Clone)]
+pub struct Clinic {
+    /// The clinic's name (the invitation's organizer).
+    pub name: String,
+    /// Where appointments take place.
+    pub location: String,
+    /// The address e-mails come from; invitations name it as organizer.
+    pub sender: Option<String>,
+}
+
+/// The invitation an e-mail about `appointment` carries: a cancellation
+/// for a cancelled one, else a request (new or updated), with the same
+/// `UID` and `SEQUENCE` the calendar feeds give it. The attendee is filled
+/// in per recipient.
+pub fn invitation(
+    clinic: &Clinic,
+    appointment: &AppointmentRecord,
+    doctor: &str,
+    zone: &str,
+) -> Calendar {
+    let event = Event::for_appointment(
+        &appointment.into(),
+        zone,
+        format!("Appointment with {doctor}"),
+        Some(clinic.location.clone()),
+    );
+    let method = match event.status {
+        Status::Cancelled => Method::Cancel,
+        Status::Confirmed => Method::Request,
+    };
+    let organizer = clinic.sender.as_ref().map(|email| Person {
+        name: clinic.name.clone(),
+        email: email.clone(),
+    });
+    Calendar {
+        method: Some(method),
+        name: None,
+        events: vec![Event { organizer, ..event }],
+    }
+}
+
+impl super::Notifier {
+    /// The invitation an e-mail carries, made now from the appointment as
+    /// it is: `None` for a message about no appointment, or when the
+    /// appointment changed after the notice fired (the change sends its
+    /// own), or cannot be read (the text still goes, without it).
+    pub(super) fn invitation(&self, record: &NotificationRecord, to: &str) -> Option<String> {
+        let version = record.invitation?;
+        let id = record.appointment_id.as_ref()?;
+        let made = || -> Result<Option<String>, String> {
+            let store = &self.store;
+            let text = |e: &dyn std::fmt::Display| e.to_string();
+            let Some(appointment) = store
+                .get::<AppointmentRecord>(id.as_str())
+                .map_err(|e| text(&e))?
+            else {
+                return Ok(None);
+            };
+            if u32::try_from(appointment.changes()).ok() != Some(version) {
+                return Ok(None);
+            }
+            let doctor = store
+                .get::<ProviderRecord>(appointment.provider_id.as_str())
+                .map_err(|e| text(&e))?;
+            let (name, zone) = doctor.as_ref().map_or(("your doctor", "UTC"), |d| {
+                (d.name.as_str(), d.time_zone.as_str())
+            });
+            let patient = patients::load(store, &self.vault, &appointment.patient_id)
+                .map_err(|e| text(&e))?
+                .map_or_else(String::new, |p| p.name);
+            let mut calendar = invitation(&self.clinic, &appointment, name, zone);
+            for event in &mut calendar.events {
+                event.attendee = Some(Person {
+                    name: patient.clone(),
+                    email: to.to_owned(),
+                });
+            }
+            Ok(Some(calendar.render()))
+        };
+        made().unwrap_or_else(|e| {
+            tracing::warn!(notification = %record.notification_id, error = %e, "sending without its invitation");
+            None
+        })
+    }
 }
 
 /// The appointment placeholders and their values.

@@ -35,6 +35,9 @@ pub struct Draft {
     pub fallback: Vec<NotificationChannel>,
     /// The notification this one replaces.
     pub fallback_of: Option<String>,
+    /// E-mails about an appointment: its number of changes, for the
+    /// invitation made as it is sent.
+    pub invitation: Option<u32>,
 }
 
 impl Draft {
@@ -67,6 +70,7 @@ impl Draft {
             created_by: self.created_by,
             fallback: self.fallback,
             fallback_of: self.fallback_of,
+            invitation: self.invitation,
         }
     }
 }

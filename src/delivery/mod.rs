@@ -128,6 +128,8 @@ pub struct Notifier {
     default_tz: TimeZone,
     /// The clinic's currency, named in billing notices.
     currency: String,
+    /// Who sends appointment invitations, and where appointments are.
+    clinic: compose::Clinic,
     lanes: HashMap<NotificationChannel, Lane>,
     /// Set when a lane's queue was full: pending entries wait in the store
     /// until the next sweep hands them over.
@@ -205,6 +207,16 @@ impl Notifier {
                 .context("notifications.default_time_zone")?,
             settings: n.clone(),
             currency: settings.billing.currency.clone(),
+            clinic: compose::Clinic {
+                name: settings.billing.clinic_name.clone(),
+                location: settings.billing.clinic_location(),
+                sender: n
+                    .email
+                    .from
+                    .parse::<lettre::message::Mailbox>()
+                    .ok()
+                    .map(|m| m.email.to_string()),
+            },
             lanes,
             overflowed: AtomicBool::new(false),
             room: tokio::sync::Notify::new(),
@@ -470,6 +482,9 @@ impl Notifier {
                 created_by: failed.created_by.clone(),
                 fallback: rest,
                 fallback_of: Some(failed.notification_id.clone()),
+                // A message that falls back to e-mail was a text or a push:
+                // it had no invitation to carry on.
+                invitation: None,
             }
             .into_record(now, &self.vault);
             if let Some(last) = failed.history.last_mut() {

@@ -369,6 +369,7 @@ impl Firing<'_> {
             created_by: None,
             fallback: Vec::new(),
             fallback_of: None,
+            invitation: u32::try_from(appointment.changes()).ok(),
         };
         self.dispatch(&person, base, expired);
         Ok(())
@@ -387,6 +388,10 @@ impl Firing<'_> {
         let drafts = policy::routes(prefs, patient, user.as_ref(), devices)
             .into_iter()
             .map(|route| Draft {
+                // Only e-mails carry an invitation.
+                invitation: base
+                    .invitation
+                    .filter(|_| route.channel == NotificationChannel::Email),
                 channel: route.channel,
                 recipient: route.recipient,
                 fallback: route.fallback,

@@ -201,6 +201,7 @@ async fn try_attempt(
     let message = Outgoing {
         id: id.to_owned(),
         to: text.recipient.clone(),
+        calendar: n.invitation(&record, &text.recipient),
         subject: text.subject,
         body: text.body,
     };

@@ -115,6 +115,7 @@ pub(crate) fn direct(
         created_by: Some(by.user_id.clone()),
         fallback: Vec::new(),
         fallback_of: None,
+        invitation: None,
     }
 }
 

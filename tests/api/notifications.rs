@@ -11,6 +11,7 @@
 mod billing;
 mod delivery;
 mod in_app;
+mod invitations;
 mod preferences;
 mod reminders;
 mod restarts;

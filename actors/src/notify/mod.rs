@@ -90,6 +90,12 @@ pub struct NotificationRecord {
     /// The notification this one replaces after it failed for good.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_of: Option<String>,
+    /// E-mails about an appointment: the number of changes the appointment
+    /// had when the notice fired. Its invitation is made as it is sent,
+    /// and only while the appointment still has that many (a later change
+    /// sends its own), so the attachment always matches the text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invitation: Option<u32>,
 }
 
 impl Record for NotificationRecord {

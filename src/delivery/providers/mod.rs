@@ -34,6 +34,8 @@ pub struct Outgoing {
     pub subject: Option<String>,
     /// The text.
     pub body: String,
+    /// E-mail: an iCalendar invitation to attach (`invite.ics`).
+    pub calendar: Option<String>,
 }
 
 /// A provider's answer to an accepted send.
@@ -272,6 +274,7 @@ mod tests {
                 to: "+15550100".into(),
                 subject: None,
                 body: "hi".into(),
+                calendar: None,
             })
             .await
             .unwrap_err();

@@ -144,6 +144,7 @@ mod tests {
             to: "pat@example.org".into(),
             subject: Some("Appointment reminder".into()),
             body: "Hello Pat, see you at 10:00.".into(),
+            calendar: None,
         }
     }
 

@@ -4,7 +4,8 @@ use std::fmt;
 use std::time::Duration;
 
 use anyhow::Context;
-use lettre::message::{Mailbox, SinglePart};
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -87,7 +88,8 @@ pub(super) fn message_id(id: &str) -> String {
     format!("<{id}@medrelay>")
 }
 
-/// The RFC 5322 message for `msg`: plain UTF-8 text.
+/// The RFC 5322 message for `msg`: plain UTF-8 text, and its invitation
+/// attached as `invite.ics` when it has one.
 pub(super) fn build_message(from: &Mailbox, msg: &Outgoing) -> Result<Message, SendError> {
     let to: Mailbox = msg
         .to
@@ -100,9 +102,26 @@ pub(super) fn build_message(from: &Mailbox, msg: &Outgoing) -> Result<Message, S
     if let Some(subject) = &msg.subject {
         builder = builder.subject(subject.as_str());
     }
-    builder
-        .singlepart(SinglePart::plain(msg.body.clone()))
-        .map_err(|e| SendError::permanent(format!("cannot build the e-mail: {e}")))
+    let built = match &msg.calendar {
+        None => builder.singlepart(SinglePart::plain(msg.body.clone())),
+        Some(ics) => {
+            // The method in the content type must match the one inside.
+            let method = if ics.contains("\r\nMETHOD:CANCEL\r\n") {
+                "CANCEL"
+            } else {
+                "REQUEST"
+            };
+            let kind =
+                ContentType::parse(&format!("text/calendar; charset=utf-8; method={method}"))
+                    .map_err(|e| SendError::permanent(format!("calendar content type: {e}")))?;
+            builder.multipart(
+                MultiPart::mixed()
+                    .singlepart(SinglePart::plain(msg.body.clone()))
+                    .singlepart(Attachment::new("invite.ics".into()).body(ics.clone(), kind)),
+            )
+        }
+    };
+    built.map_err(|e| SendError::permanent(format!("cannot build the e-mail: {e}")))
 }
 
 /// A 5xx reply will be refused again; everything else (4xx, connection,
@@ -125,6 +144,7 @@ mod tests {
             to: to.into(),
             subject: Some("Appointment reminder".into()),
             body: "Hello Zoë, see you tomorrow.".into(),
+            calendar: None,
         }
     }
 

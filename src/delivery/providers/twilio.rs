@@ -395,6 +395,7 @@ mod tests {
                 to: "+15557654321".into(),
                 subject: None,
                 body: "See you at 10:00 & bring your card".into(),
+                calendar: None,
             })
             .await
             .unwrap();
@@ -443,6 +444,7 @@ mod tests {
                 to: "123".into(),
                 subject: None,
                 body: "hi".into(),
+                calendar: None,
             })
             .await
             .unwrap_err();

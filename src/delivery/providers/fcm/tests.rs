@@ -78,6 +78,7 @@ fn outgoing(id: &str, to: &str) -> Outgoing {
         to: to.into(),
         subject: Some("Appointment reminder".into()),
         body: "See you tomorrow at 10:00.".into(),
+        calendar: None,
     }
 }
 

@@ -1,0 +1,104 @@
+//! E-mails about an appointment carry an iCalendar invitation
+//! (`invite.ics`), read back from the real SMTP server by a real parser:
+//! the same UID and SEQUENCE as the patient's calendar feed, REQUEST for a
+//! booking that stands, CANCEL for a cancellation.
+
+use serde_json::{Value, json};
+
+use super::{WAIT, book, clinic, in_days, patient};
+use crate::calendar::parse_ics;
+use crate::smtp_sink::Mail;
+
+/// The mail's `invite.ics`, parsed, and its part's content type.
+fn invitation(mail: &Mail) -> (String, Value) {
+    let part = mail
+        .parts()
+        .into_iter()
+        .find(|p| {
+            p.header("Content-Disposition")
+                .is_some_and(|d| d.contains("invite.ics"))
+        })
+        .unwrap_or_else(|| panic!("no invite.ics in {}", mail.data));
+    let kind = part.header("Content-Type").unwrap_or_default();
+    (kind, parse_ics(&part.text()))
+}
+
+#[tokio::test]
+async fn appointment_emails_carry_the_feeds_event() {
+    let (providers, app, _admin) = clinic(|_| {}).await;
+    let dana = patient(&app, "dana", "+4915112345670").await;
+    let appointment = book(&app, &dana, in_days(3), "10:00").await;
+    let (status, body) = app
+        .put(
+            &format!("/api/appointments/{appointment}"),
+            json!({"timeSlot": "11:30"}),
+            &dana.tokens.token,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mails = providers.smtp.wait_for(1, WAIT).await;
+    assert!(
+        mails[0].text().contains("11:30"),
+        "the text is still the first part: {}",
+        mails[0].text()
+    );
+    let (kind, moved) = invitation(&mails[0]);
+    assert!(
+        kind.contains("text/calendar") && kind.contains("method=REQUEST"),
+        "{kind}"
+    );
+    assert_eq!(moved["method"], "REQUEST");
+    let event = &moved["events"][0];
+    assert_eq!(event["uid"], format!("{appointment}@medrelay"));
+    assert_eq!(event["sequence"], 1);
+    assert_eq!(event["status"], "CONFIRMED");
+    assert_eq!(event["startUtc"], format!("{}T11:30:00Z", in_days(3)));
+    assert_eq!(moved["zones"], json!(["UTC"]));
+
+    // The feed names the same event at the same version.
+    let (status, created) = app
+        .post("/api/calendar/feeds", json!({}), Some(&dana.tokens.token))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    // The URL is under the configured public address; fetch its path here.
+    let url = created["url"].as_str().unwrap();
+    assert!(
+        url.starts_with("https://clinic.example.org/api/calendar/cal_"),
+        "{url}"
+    );
+    let path = &url[url.find("/api/").unwrap()..];
+    let text = app
+        .http
+        .get(app.url(path))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let feed = parse_ics(&text);
+    let listed = &feed["events"][0];
+    assert_eq!(
+        (&listed["uid"], &listed["sequence"]),
+        (&event["uid"], &event["sequence"])
+    );
+
+    let response = app
+        .http
+        .delete(app.url(&format!("/api/appointments/{appointment}")))
+        .bearer_auth(&dana.tokens.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mails = providers.smtp.wait_for(2, WAIT).await;
+    let (kind, cancelled) = invitation(&mails[1]);
+    assert!(kind.contains("method=CANCEL"), "{kind}");
+    assert_eq!(cancelled["method"], "CANCEL");
+    let event = &cancelled["events"][0];
+    assert_eq!(event["uid"], format!("{appointment}@medrelay"));
+    assert_eq!(
+        (event["sequence"].as_i64(), event["status"].as_str()),
+        (Some(2), Some("CANCELLED"))
+    );
+}
