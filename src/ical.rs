@@ -372,10 +372,16 @@ impl Lines {
     /// A DATE-TIME property: `at` in UTC (`...Z`), or its wall clock in
     /// `zone` (named by a `TZID` parameter).
     fn time(&mut self, name: &str, at: Timestamp, zone: Option<(&str, &TimeZone)>) {
-        match zone {
-            Some((id, tz)) => {
+        // A wall-clock time that happens twice (the hour a DST change
+        // repeats) means its first occurrence (RFC 5545 §3.3.5): the
+        // second is written in UTC.
+        let local = zone
+            .map(|(id, tz)| (id, tz.to_datetime(at), tz))
+            .filter(|(_, dt, tz)| tz.to_ambiguous_timestamp(*dt).compatible().ok() == Some(at));
+        match local {
+            Some((id, dt, _)) => {
                 self.start(name, &[("TZID", id)]);
-                write_civil(&mut self.line, tz.to_datetime(at));
+                write_civil(&mut self.line, dt);
             }
             None => {
                 self.start(name, &[]);

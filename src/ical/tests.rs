@@ -163,3 +163,21 @@ fn a_large_calendar_keeps_its_events_in_order() {
     assert!(uids.windows(2).all(|w| w[0] < w[1]), "written in order");
     assert!(text.ends_with("END:VEVENT\r\nEND:VCALENDAR\r\n"));
 }
+
+#[test]
+fn the_second_pass_of_a_repeated_hour_is_written_in_utc() {
+    // Europe/London repeats 01:00-02:00 on 2027-10-31: 00:30Z and 01:30Z
+    // are both 01:30 on the wall.
+    let first = event("Europe/London", "2027-10-31T00:30:00Z", 30);
+    let second = event("Europe/London", "2027-10-31T01:30:00Z", 30);
+    let text = Calendar {
+        events: vec![first, second],
+        ..Default::default()
+    }
+    .render();
+    assert!(
+        text.contains("DTSTART;TZID=Europe/London:20271031T013000\r\n"),
+        "{text}"
+    );
+    assert!(text.contains("DTSTART:20271031T013000Z\r\n"), "{text}");
+}

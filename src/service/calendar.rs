@@ -115,9 +115,11 @@ pub enum Served {
 }
 
 /// The feed whose URL file name is `file` (`<token>.ics`), or 304 when
-/// `if_none_match` names its current entity tag. The tag is computed from
-/// what can change the feed (the owner's channel head, the day, the
-/// settings), so an unchanged feed is answered without reading it.
+/// `if_none_match` names its current entity tag. A doctor's tag is
+/// computed from what can change their feed (their board's head, the
+/// patients' head when names are shown, their profile, the day, the
+/// settings), so an unchanged feed is answered without reading it; a
+/// patient's small feed is tagged by its text.
 ///
 /// # Errors
 /// 404 for an unknown, disabled or orphaned feed; 429 past the owner's
@@ -141,6 +143,12 @@ pub async fn serve(
         .get::<UserRecord>(feed.user_id.as_str())?
         .filter(|u| owns(u, &feed.owner))
         .ok_or_else(gone)?;
+    if let FeedOwner::Patient(p) = &feed.owner
+        && !patients::is_live(&state.store, p)?
+    {
+        // A deleted patient is hidden at once, their calendar included.
+        return Err(gone());
+    }
     state
         .limits
         .check_user(&user.user_id)
@@ -155,17 +163,32 @@ pub async fn serve(
         ),
         FeedOwner::Patient(_) => None,
     };
-    let etag = entity_tag(state, &key, &feed, provider.as_ref(), now)?;
-    if if_none_match.is_some_and(|v| matches_tag(v, &etag)) {
-        return Ok(Served::NotModified { etag });
+    // A doctor's feed is large: its tag is computed from what can change
+    // it, before reading it. A patient's is small, and names doctors whose
+    // changes its owner's channel does not see: its tag is its text's.
+    let etag = match &feed.owner {
+        FeedOwner::Provider(_) => Some(entity_tag(state, &key, &feed, provider.as_ref(), now)?),
+        FeedOwner::Patient(_) => None,
+    };
+    if let Some(etag) = &etag
+        && if_none_match.is_some_and(|v| matches_tag(v, etag))
+    {
+        return Ok(Served::NotModified { etag: etag.clone() });
     }
     let settings = &state.settings;
-    let from = now - SignedDuration::from_hours(24 * i64::from(settings.calendar.days_behind));
+    // The window moves once a day, with the entity tag.
+    let today = now
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .map_err(AppError::internal)?
+        .timestamp();
+    let from = today - SignedDuration::from_hours(24 * i64::from(settings.calendar.days_behind));
     let horizon = SignedDuration::from_hours(24 * i64::from(settings.schedule.horizon_days));
     let window = FeedWindow {
         from,
-        to: now + horizon,
-        cancelled_since: now
+        to: today + horizon + SignedDuration::from_hours(24),
+        cancelled_since: today
             - SignedDuration::from_hours(24 * i64::from(settings.calendar.cancelled_kept_days)),
         made_since: from - horizon,
     };
@@ -175,11 +198,15 @@ pub async fn serve(
     let (body, named) = tokio::task::spawn_blocking(move || {
         let (state, feed) = job;
         let mut appointments = calendar::feed_appointments(&state.store, &feed.owner, window)?;
-        appointments.truncate(state.settings.calendar.max_events);
+        bound(&mut appointments, state.settings.calendar.max_events, today);
         render(&state, &feed, provider.as_ref(), &appointments)
     })
     .await
     .map_err(AppError::internal)??;
+    let etag = etag.unwrap_or_else(|| tag_of(&[body.as_bytes()]));
+    if etag_unchanged(&feed, if_none_match, &etag) {
+        return Ok(Served::NotModified { etag });
+    }
     if !named.is_empty() {
         // The doctor's calendar receives patients' names: an export of
         // patient data, recorded before it leaves.
@@ -194,6 +221,36 @@ pub async fn serve(
     }
     metrics::histogram!("calendar_feed_seconds").record(started.elapsed().as_secs_f64());
     Ok(Served::Feed { etag, body })
+}
+
+/// Keeps at most `max` of `appointments` (by start): the oldest past ones
+/// go first, then the furthest ahead, so what is coming stays.
+fn bound(appointments: &mut Vec<CalendarEntry>, max: usize, today: Timestamp) {
+    if appointments.len() <= max {
+        return;
+    }
+    let past = appointments.iter().take_while(|a| a.start < today).count();
+    let drop_past = (appointments.len() - max).min(past);
+    appointments.drain(..drop_past);
+    appointments.truncate(max);
+}
+
+/// A patient's name for a doctor's feed: none for one deleted (hidden) or
+/// whose record cannot be opened (logged; the feed still goes).
+fn patient_name(state: &AppState, id: &PatientId) -> Option<String> {
+    let live = patients::is_live(&state.store, id);
+    let loaded = match live {
+        Ok(true) => patients::load(&state.store, &state.vault, id).map_err(|e| e.to_string()),
+        Ok(false) => return None,
+        Err(e) => Err(e.to_string()),
+    };
+    match loaded {
+        Ok(patient) => patient.map(|p| p.name),
+        Err(e) => {
+            tracing::warn!(patient = %id, error = %e, "a feed names a patient it cannot read");
+            None
+        }
+    }
 }
 
 /// Whose appointments the caller's own feed shows.
@@ -239,10 +296,15 @@ fn entity_tag(
     provider: Option<&ProviderRecord>,
     now: Timestamp,
 ) -> Result<String, AppError> {
-    let mut hash = Sha256::new();
     let channel = match &feed.owner {
         FeedOwner::Provider(p) => Channel::Board(p.clone()),
         FeedOwner::Patient(p) => Channel::Patient(p.clone()),
+    };
+    // Patients' names change on the clinic-wide patients channel.
+    let names_head = if feed.show_patient_names {
+        state.store.channel_head(&Channel::Patients)?
+    } else {
+        0
     };
     let settings = &state.settings;
     let parts = [
@@ -250,6 +312,7 @@ fn entity_tag(
         key.to_owned(),
         feed.show_patient_names.to_string(),
         state.store.channel_head(&channel)?.to_string(),
+        names_head.to_string(),
         // The window moves, and cancellations age out, once a day.
         now.to_zoned(jiff::tz::TimeZone::UTC).date().to_string(),
         format!(
@@ -263,13 +326,26 @@ fn entity_tag(
         settings.billing.clinic_address.clone(),
         provider.map_or_else(String::new, |p| format!("{}/{}", p.name, p.time_zone)),
     ];
+    let parts: Vec<&[u8]> = parts.iter().map(|p| p.as_bytes()).collect();
+    Ok(tag_of(&parts))
+}
+
+/// A strong entity tag: the first 128 bits of the SHA-256 of `parts`.
+fn tag_of(parts: &[&[u8]]) -> String {
+    let mut hash = Sha256::new();
     for part in parts {
-        hash.update(part.as_bytes());
+        hash.update(part);
         hash.update([0]);
     }
     let digest = hash.finalize();
     let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!("\"{hex}\""))
+    format!("\"{hex}\"")
+}
+
+/// Whether a patient's feed, tagged by its text, is what the client has.
+fn etag_unchanged(feed: &FeedRecord, if_none_match: Option<&str>, etag: &str) -> bool {
+    matches!(feed.owner, FeedOwner::Patient(_))
+        && if_none_match.is_some_and(|v| matches_tag(v, etag))
 }
 
 /// Whether an `If-None-Match` value names `etag` (or is `*`).
@@ -298,7 +374,7 @@ fn render(
             }
         }
     }
-    let mut names: HashMap<PatientId, String> = HashMap::new();
+    let mut names: HashMap<PatientId, Option<String>> = HashMap::new();
     let mut events = Vec::with_capacity(appointments.len());
     for a in appointments {
         let doctor = provider.or_else(|| doctors.get(&a.provider_id).and_then(Option::as_ref));
@@ -310,12 +386,12 @@ fn render(
             },
             FeedOwner::Provider(_) if feed.show_patient_names => {
                 if !names.contains_key(&a.patient_id) {
-                    let name = patients::load(&state.store, &state.vault, &a.patient_id)
-                        .map_err(AppError::internal)?
-                        .map_or_else(|| "a former patient".to_owned(), |p| p.name);
-                    names.insert(a.patient_id.clone(), name);
+                    names.insert(a.patient_id.clone(), patient_name(state, &a.patient_id));
                 }
-                format!("Appointment: {}", names[&a.patient_id])
+                match &names[&a.patient_id] {
+                    Some(name) => format!("Appointment: {name}"),
+                    None => "Appointment: a former patient".to_owned(),
+                }
             }
             FeedOwner::Provider(_) => "Appointment".to_owned(),
         };
@@ -331,5 +407,9 @@ fn render(
         events,
     }
     .render();
-    Ok((text, names.into_keys().collect()))
+    let named = names
+        .into_iter()
+        .filter_map(|(id, name)| name.map(|_| id))
+        .collect();
+    Ok((text, named))
 }

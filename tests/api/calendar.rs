@@ -86,7 +86,17 @@ struct Clinic {
 }
 
 async fn clinic() -> Clinic {
-    let app = spawn_app_with(|s| s.schedule.horizon_days = 400).await;
+    clinic_with(|_| {}).await
+}
+
+/// Dr. Cal (Europe/Berlin, open all day, 60-minute slots), Ada and Bob,
+/// bookable 400 days ahead, with `tweak` applied to the settings.
+async fn clinic_with(tweak: impl FnOnce(&mut medrelay::config::Settings)) -> Clinic {
+    let app = spawn_app_with(|s| {
+        s.schedule.horizon_days = 400;
+        tweak(s);
+    })
+    .await;
     let admin = app.admin_token().await;
     let (status, body) = app
         .post(
@@ -144,10 +154,10 @@ async fn create_feed(app: &TestApp, token: &str, body: Value) -> String {
 async fn feeds_follow_bookings_moves_and_cancellations_across_a_dst_change() {
     let Clinic {
         app,
+        admin,
         doctor,
         ada,
         bob,
-        ..
     } = clinic().await;
     let day = dst_change_day();
     let on_change = book(&app, &ada, day, "09:00").await;
@@ -254,6 +264,30 @@ async fn feeds_follow_bookings_moves_and_cancellations_across_a_dst_change() {
         "{view}"
     );
     assert!(view.get("url").is_none(), "the URL is shown once");
+
+    // Changes the owner's own channel does not carry still change the tag:
+    // a patient renamed under a doctor's named feed, a doctor renamed under
+    // a patient's feed.
+    let (_, named_tag, _) = fetch(&app, &named_url, None).await;
+    let (_, ada_tag, _) = fetch(&app, &ada_url, None).await;
+    let (status, body) = app
+        .put(
+            &format!("/api/patients/{}", bob.patient_id),
+            json!({"name": "Bob Renamed"}),
+            &admin,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, text) = fetch(&app, &named_url, named_tag.as_deref()).await;
+    assert_eq!(status, 200);
+    assert!(text.contains("Appointment: Bob Renamed"), "{text}");
+    let (status, body) = app
+        .put("/api/providers/cal", json!({"name": "Dr. Renamed"}), &admin)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, text) = fetch(&app, &ada_url, ada_tag.as_deref()).await;
+    assert_eq!(status, 200);
+    assert!(text.contains("Appointment with Dr. Renamed"), "{text}");
 }
 
 #[tokio::test]
@@ -335,4 +369,38 @@ async fn a_doctors_named_feed_is_an_audited_export() {
         log.to_string().contains("CalendarFeed"),
         "the export is in Ada's access log: {log}"
     );
+}
+
+#[tokio::test]
+async fn a_deleted_patients_feed_is_gone_and_feeds_are_bounded() {
+    let Clinic {
+        app, admin, ada, ..
+    } = clinic_with(|s| s.calendar.max_events = 2).await;
+    let day = dst_change_day();
+    for slot in ["09:00", "10:00", "11:00"] {
+        book(&app, &ada, day, slot).await;
+    }
+    let url = create_feed(&app, &ada.tokens.token, json!({})).await;
+    let (status, _, text) = fetch(&app, &url, None).await;
+    assert_eq!(status, 200);
+    let feed = parse_ics(&text);
+    let starts: Vec<&str> = feed["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["local"].as_str().unwrap())
+        .collect();
+    let first_two = [format!("{day}T09:00:00"), format!("{day}T10:00:00")];
+    assert_eq!(starts, first_two, "calendar.max_events keeps the earliest");
+
+    let response = app
+        .http
+        .delete(app.url(&format!("/api/patients/{}", ada.patient_id)))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (status, _, _) = fetch(&app, &url, None).await;
+    assert_eq!(status, 404, "a deleted patient's feed is hidden with them");
 }
