@@ -194,7 +194,7 @@ impl Application {
                 Duration::from_secs(settings.auth.lockout_secs),
                 settings.auth.failed_login_table,
             ),
-            limits: RateLimits::new(&settings.rate_limit),
+            limits: RateLimits::new(&settings.rate_limit, &settings.calendar),
             counters: GatewayCounters::default(),
             sockets: Arc::default(),
             settings,

@@ -423,6 +423,14 @@ impl Settings {
                 self.calendar.cancelled_kept_days.into(),
             ),
             ("calendar.max_events", self.calendar.max_events as u64),
+            (
+                "calendar.downloads_per_minute",
+                self.calendar.downloads_per_minute.into(),
+            ),
+            (
+                "calendar.download_burst",
+                self.calendar.download_burst.into(),
+            ),
             ("actors.arbiters", self.actors.arbiters as u64),
             ("actors.idle_secs", self.actors.idle_secs),
             ("records.page_limit", self.records.page_limit as u64),

@@ -26,13 +26,15 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 /// Settings overridden through the environment (`MEDRELAY__SECTION__KEY`):
 /// JSON logs (the bound address is read from them) and limits far above
 /// anything the benchmarks do.
-const ENV: [(&str, &str); 15] = [
+const ENV: [(&str, &str); 17] = [
     ("MEDRELAY__LOG__FORMAT", "json"),
     ("MEDRELAY__LOG__LEVEL", "warn,medrelay::app=info"),
     ("MEDRELAY__RATE_LIMIT__PER_IP_PER_SEC", "1000000"),
     ("MEDRELAY__RATE_LIMIT__PER_IP_BURST", "1000000"),
     ("MEDRELAY__RATE_LIMIT__PER_USER_PER_SEC", "1000000"),
     ("MEDRELAY__RATE_LIMIT__PER_USER_BURST", "1000000"),
+    ("MEDRELAY__CALENDAR__DOWNLOADS_PER_MINUTE", "1000000"),
+    ("MEDRELAY__CALENDAR__DOWNLOAD_BURST", "1000000"),
     ("MEDRELAY__WEBSOCKET__COMMANDS_PER_SEC", "1000000"),
     ("MEDRELAY__WEBSOCKET__COMMANDS_BURST", "1000000"),
     ("MEDRELAY__WEBSOCKET__MAX_CONNECTIONS", "20000"),

@@ -151,7 +151,7 @@ pub async fn serve(
     }
     state
         .limits
-        .check_user(&user.user_id)
+        .check_feed(&key)
         .map_err(AppError::RateLimited)?;
     let now = Timestamp::now();
     let provider = match &feed.owner {

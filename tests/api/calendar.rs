@@ -404,3 +404,26 @@ async fn a_deleted_patients_feed_is_gone_and_feeds_are_bounded() {
     let (status, _, _) = fetch(&app, &url, None).await;
     assert_eq!(status, 404, "a deleted patient's feed is hidden with them");
 }
+
+#[tokio::test]
+async fn a_feed_downloaded_too_often_is_limited_alone() {
+    let Clinic { app, ada, bob, .. } = clinic_with(|s| {
+        s.calendar.downloads_per_minute = 1;
+        s.calendar.download_burst = 2;
+    })
+    .await;
+    let adas = create_feed(&app, &ada.tokens.token, json!({})).await;
+    let bobs = create_feed(&app, &bob.tokens.token, json!({})).await;
+    for _ in 0..2 {
+        assert_eq!(fetch(&app, &adas, None).await.0, 200);
+    }
+    let response = app.http.get(&adas).send().await.unwrap();
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().get("retry-after").is_some());
+    // Another feed, and the owner's own use of the API, are untouched.
+    assert_eq!(fetch(&app, &bobs, None).await.0, 200);
+    let (status, _) = app
+        .get("/api/calendar/feeds", Some(&ada.tokens.token))
+        .await;
+    assert_eq!(status, 200);
+}

@@ -43,6 +43,8 @@ pub fn test_settings(data_dir: &Path) -> Settings {
     s.rate_limit.per_ip_burst = 10_000;
     s.rate_limit.per_user_per_sec = 10_000;
     s.rate_limit.per_user_burst = 10_000;
+    s.calendar.downloads_per_minute = 10_000;
+    s.calendar.download_burst = 10_000;
     s.websocket.commands_per_sec = 1_000;
     s.websocket.commands_burst = 1_000;
     s
