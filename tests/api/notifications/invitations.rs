@@ -102,3 +102,47 @@ async fn appointment_emails_carry_the_feeds_event() {
         (Some(2), Some("CANCELLED"))
     );
 }
+
+#[tokio::test]
+async fn an_email_whose_appointment_changed_since_goes_without_an_invitation() {
+    // The mail server is away while two moves are announced.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let (_providers, app, _admin) = clinic(|s| {
+        s.notifications.email.port = port;
+        s.notifications.delivery.max_attempts = 1_000;
+    })
+    .await;
+    let erin = patient(&app, "erin", "+4915112345671").await;
+    let appointment = book(&app, &erin, in_days(3), "10:00").await;
+    for slot in ["11:00", "12:00"] {
+        let (status, body) = app
+            .put(
+                &format!("/api/appointments/{appointment}"),
+                json!({"timeSlot": slot}),
+                &erin.tokens.token,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let smtp = crate::smtp_sink::SmtpSink::start_on(addr).await;
+    let mails = smtp.wait_for(2, WAIT).await;
+    assert_eq!(mails.len(), 2);
+    let (stale, current): (Vec<&Mail>, Vec<&Mail>) =
+        mails.iter().partition(|m| m.text().contains("11:00"));
+    assert_eq!((stale.len(), current.len()), (1, 1));
+    assert!(
+        stale[0].parts().is_empty(),
+        "the first move's e-mail is sent after the second move, without an invitation: {}",
+        stale[0].data
+    );
+    let (_, moved) = invitation(current[0]);
+    assert_eq!(moved["events"][0]["sequence"], 2);
+    assert_eq!(
+        moved["events"][0]["startUtc"],
+        format!("{}T12:00:00Z", in_days(3))
+    );
+}
