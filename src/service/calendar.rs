@@ -122,8 +122,8 @@ pub enum Served {
 /// patient's small feed is tagged by its text.
 ///
 /// # Errors
-/// 404 for an unknown, disabled or orphaned feed; 429 past the owner's
-/// request rate.
+/// 404 for an unknown, disabled or orphaned feed; 429 past the feed's
+/// download rate.
 pub async fn serve(
     state: &Arc<AppState>,
     file: &str,
