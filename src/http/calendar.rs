@@ -123,5 +123,8 @@ fn base_url(state: &AppState, headers: &HeaderMap) -> String {
                     .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
         })
         .unwrap_or("localhost");
+    tracing::warn!(
+        "a calendar feed URL was built from the request's Host as plain http; set notifications.public_url to the address clients use"
+    );
     format!("http://{host}")
 }
