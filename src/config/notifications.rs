@@ -90,6 +90,12 @@ pub struct TemplateSettings {
     pub needs_reschedule_subject: String,
     /// Text of that notice (`{slots}`: the free times offered).
     pub needs_reschedule_body: String,
+    /// Subject of the notice to a doctor whose hours change left
+    /// appointments outside them.
+    pub doctor_needs_reschedule_subject: String,
+    /// Its text (`{doctor}`, `{count}`, `{appointments}`: one per line,
+    /// time and patient).
+    pub doctor_needs_reschedule_body: String,
     /// Subject of a bill issued.
     pub bill_issued_subject: String,
     /// Text of a bill issued.

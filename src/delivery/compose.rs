@@ -7,6 +7,7 @@ use medrelay_actors::notify::ReminderKind;
 
 use medrelay_actors::accounts::ProviderRecord;
 use medrelay_actors::notify::NotificationRecord;
+use medrelay_actors::notify::doctors::DoctorNoticeKind;
 use medrelay_actors::patients;
 use medrelay_actors::schedule::AppointmentRecord;
 
@@ -89,6 +90,31 @@ pub fn compose_billing(
         "billId" => Some(bill),
         "paymentId" | "claimId" => Some(subject_id),
         "status" => Some(status.as_str()),
+        _ => None,
+    };
+    (render(subject, lookup), render(body, lookup))
+}
+
+/// The subject and body of a notice to doctor `doctor`; `lines` are the
+/// appointments it lists, one per line.
+pub fn compose_doctor(
+    templates: &TemplateSettings,
+    kind: DoctorNoticeKind,
+    doctor: &str,
+    lines: &[String],
+) -> (String, String) {
+    let (subject, body) = match kind {
+        DoctorNoticeKind::NeedsReschedule => (
+            &templates.doctor_needs_reschedule_subject,
+            &templates.doctor_needs_reschedule_body,
+        ),
+    };
+    let count = lines.len().to_string();
+    let list = lines.join("\n");
+    let lookup = |name: &str| match name {
+        "doctor" => Some(doctor),
+        "count" => Some(count.as_str()),
+        "appointments" => Some(list.as_str()),
         _ => None,
     };
     (render(subject, lookup), render(body, lookup))

@@ -24,6 +24,7 @@ mod billing_notices;
 pub mod breaker;
 pub mod clock;
 pub mod compose;
+mod doctor_notices;
 mod draft;
 pub mod providers;
 pub mod scheduler;

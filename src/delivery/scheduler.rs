@@ -21,6 +21,7 @@ use jiff::Timestamp;
 use medrelay_actors::accounts::{ProviderRecord, UserRecord};
 use medrelay_actors::billing::notices::BillingNotice;
 use medrelay_actors::fault::Fault;
+use medrelay_actors::notify::doctors::DoctorNotice;
 use medrelay_actors::notify::{
     self as records, DeviceRecord, NotificationRecord, PendingDelivery, ReminderIndex,
     ReminderKind, ReminderRecord, due_of, policy, reminder_key,
@@ -205,7 +206,10 @@ pub async fn fire_due(
     let notices = n
         .store
         .scan_below::<BillingNotice>(&below, batch_size.min(NOTICES_PER_FIRING))?;
-    if due.is_empty() && notices.is_empty() {
+    let to_doctors = n
+        .store
+        .scan_below::<DoctorNotice>(&below, batch_size.min(NOTICES_PER_FIRING))?;
+    if due.is_empty() && notices.is_empty() && to_doctors.is_empty() {
         return Ok(false);
     }
     let mut firing = Firing {
@@ -223,6 +227,9 @@ pub async fn fire_due(
     }
     for (key, notice) in &notices {
         firing.fire_billing(key, notice)?;
+    }
+    for (key, notice) in &to_doctors {
+        firing.fire_doctor(key, notice)?;
     }
     let Firing {
         batch,
@@ -415,16 +422,22 @@ impl Firing<'_> {
                 self.n.in_app(&mut self.batch, draft, self.now);
                 continue;
             }
-            let record: NotificationRecord = draft.into_record(self.now, &self.n.vault);
-            self.batch.put(record.notification_id.as_str(), &record);
-            self.batch.put(
-                record.notification_id.as_str(),
-                &PendingDelivery {
-                    channel: record.channel,
-                },
-            );
-            self.queued.push((record.channel, record.notification_id));
+            self.queue(draft);
         }
+    }
+
+    /// Records `draft` for an external channel (e-mail, SMS, push), queued
+    /// for its lane once the batch commits.
+    pub(super) fn queue(&mut self, draft: Draft) {
+        let record: NotificationRecord = draft.into_record(self.now, &self.n.vault);
+        self.batch.put(record.notification_id.as_str(), &record);
+        self.batch.put(
+            record.notification_id.as_str(),
+            &PendingDelivery {
+                channel: record.channel,
+            },
+        );
+        self.queued.push((record.channel, record.notification_id));
     }
 
     /// A doctor's name and zone, read once per batch.

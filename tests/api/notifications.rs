@@ -10,6 +10,7 @@
 
 mod billing;
 mod delivery;
+mod doctors;
 mod in_app;
 mod invitations;
 mod preferences;

@@ -25,6 +25,7 @@ use crate::phi::{PhiError, Place, Sealed, Vault};
 use crate::schedule::AppointmentRecord;
 use crate::store::{Record, Store, StoreError, Table, WriteBatch};
 
+pub mod doctors;
 pub mod policy;
 
 pub use medrelay_protocol::notification::Platform;

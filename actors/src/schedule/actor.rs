@@ -199,6 +199,21 @@ impl ScheduleActor {
             &plan,
             now,
         );
+        let to_move: Vec<_> = flagged
+            .iter()
+            .filter(|a| a.needs_reschedule)
+            .map(|a| a.appointment_id.clone())
+            .collect();
+        if !to_move.is_empty() {
+            // The doctor hears once which appointments their change left
+            // outside their hours; each patient hears of their own.
+            let notice = crate::notify::doctors::DoctorNotice {
+                provider_id: provider.provider_id.clone(),
+                kind: crate::notify::doctors::DoctorNoticeKind::NeedsReschedule,
+                appointments: to_move,
+            };
+            crate::notify::doctors::notify_doctor(&mut batch, now, &notice);
+        }
         if !flagged.is_empty() {
             tracing::info!(
                 provider = %provider.provider_id,

@@ -95,11 +95,13 @@ pub enum Table {
     CalendarFeeds,
     /// user id → the key of their calendar feed.
     CalendarFeedLinks,
+    /// `<due ms, 13 digits>/<provider>/<id>` → a notice to a doctor.
+    DoctorNotices,
 }
 
 impl Table {
     /// All record tables; each is created when the store opens.
-    pub const ALL: [Table; 41] = [
+    pub const ALL: [Table; 42] = [
         Table::Users,
         Table::Usernames,
         Table::Patients,
@@ -142,6 +144,7 @@ impl Table {
         Table::BillingNotices,
         Table::CalendarFeeds,
         Table::CalendarFeedLinks,
+        Table::DoctorNotices,
     ];
 
     /// The table's position in [`Table::ALL`].
@@ -196,6 +199,7 @@ impl Table {
             Table::BillingNotices => "billing_notices",
             Table::CalendarFeeds => "calendar_feeds",
             Table::CalendarFeedLinks => "calendar_feed_links",
+            Table::DoctorNotices => "doctor_notices",
         }
     }
 
