@@ -119,7 +119,7 @@ impl Event {
 }
 
 /// A calendar: events and the definitions of the zones they use.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Calendar {
     /// Set on e-mailed invitations; feeds carry none.
     pub method: Option<Method>,

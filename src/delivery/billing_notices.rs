@@ -2,7 +2,6 @@
 //! beside the reminders, by due time, and sends each to the patient under
 //! the `billing` category, in the same transaction that deletes it.
 
-use jiff::Timestamp;
 use medrelay_actors::billing::notices::{BillingNotice, due_of};
 use medrelay_actors::notify::policy;
 use medrelay_actors::store::Table;
@@ -33,12 +32,7 @@ impl Firing<'_> {
         }
         let tz = self.n.time_zone_of(policy::zone_name(&person.prefs, None));
         // No deadline: a notice that falls in quiet hours waits them out.
-        if let Some(end) =
-            policy::deferred_past_quiet_hours(&person.prefs, &tz, self.now, Timestamp::MAX)
-        {
-            let rest = key.get(13..).unwrap_or_default();
-            let moved = format!("{:013}{rest}q", end.as_millisecond().max(0));
-            self.batch.put(moved, notice);
+        if self.deferred(key, notice, &person.prefs, &tz) {
             return Ok(());
         }
         let (subject, body) = compose_billing(

@@ -3,7 +3,6 @@
 //! and push; a doctor has no in-app channel of their own yet), in the same
 //! transaction that deletes the notice.
 
-use jiff::Timestamp;
 use medrelay_actors::accounts::{ProviderRecord, UserRecord};
 use medrelay_actors::notify::doctors::DoctorNotice;
 use medrelay_actors::notify::{self as records, policy};
@@ -47,11 +46,7 @@ impl Firing<'_> {
         let tz = self
             .n
             .time_zone_of(policy::zone_name(&prefs, Some(&doctor.time_zone)));
-        if let Some(end) = policy::deferred_past_quiet_hours(&prefs, &tz, self.now, Timestamp::MAX)
-        {
-            let rest = key.get(13..).unwrap_or_default();
-            let moved = format!("{:013}{rest}q", end.as_millisecond().max(0));
-            self.batch.put(moved, notice);
+        if self.deferred(key, notice, &prefs, &tz) {
             return Ok(());
         }
         // Only those still outside the doctor's hours are listed.

@@ -18,6 +18,7 @@ use actix::prelude::*;
 use futures_util::FutureExt;
 
 use jiff::Timestamp;
+use jiff::tz::TimeZone;
 use medrelay_actors::accounts::{ProviderRecord, UserRecord};
 use medrelay_actors::billing::notices::BillingNotice;
 use medrelay_actors::fault::Fault;
@@ -28,7 +29,7 @@ use medrelay_actors::notify::{
 };
 use medrelay_actors::patients::{self, PatientRecord};
 use medrelay_actors::schedule::AppointmentRecord;
-use medrelay_actors::store::{Table, WriteBatch, WriteError};
+use medrelay_actors::store::{Record, Table, WriteBatch, WriteError};
 use medrelay_actors::system::count_restart;
 use medrelay_protocol::notification::{
     DeliveryStatus, NotificationChannel, NotificationPreferences,
@@ -423,6 +424,27 @@ impl Firing<'_> {
                 continue;
             }
             self.queue(draft);
+        }
+    }
+
+    /// A notice with no deadline that falls in its reader's quiet hours:
+    /// moved, in this batch, to the same key due when they end (marked `q`).
+    /// `true` when it was.
+    pub(super) fn deferred<T: Record>(
+        &mut self,
+        key: &str,
+        notice: &T,
+        prefs: &NotificationPreferences,
+        tz: &TimeZone,
+    ) -> bool {
+        match policy::deferred_past_quiet_hours(prefs, tz, self.now, Timestamp::MAX) {
+            Some(end) => {
+                let rest = key.get(13..).unwrap_or_default();
+                let moved = format!("{:013}{rest}q", end.as_millisecond().max(0));
+                self.batch.put(moved, notice);
+                true
+            }
+            None => false,
         }
     }
 
