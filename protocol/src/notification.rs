@@ -236,6 +236,17 @@ pub struct NotificationPreferences {
     #[serde(default = "default_text_channel")]
     #[schema(value_type = String, pattern = "^(email|sms)$")]
     pub preferred_channel: NotificationChannel,
+    /// Doctors: the local time of day their daily agenda is sent (`HH:MM`,
+    /// in `timeZone` or else their schedule's zone); `null` sends none.
+    /// Ignored for other accounts.
+    #[serde(default = "default_agenda_at")]
+    #[schemars(with = "Option<String>")]
+    #[schema(value_type = Option<String>, pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+    pub agenda_at: Option<ClockTime>,
+}
+
+fn default_agenda_at() -> Option<ClockTime> {
+    Some(ClockTime::from_minutes(7 * 60))
 }
 
 fn default_text_channel() -> NotificationChannel {
@@ -272,6 +283,7 @@ impl Default for NotificationPreferences {
             quiet_hours: None,
             time_zone: None,
             preferred_channel: default_text_channel(),
+            agenda_at: default_agenda_at(),
         }
     }
 }

@@ -96,6 +96,25 @@ pub struct TemplateSettings {
     /// Its text (`{doctor}`, `{count}`, `{appointments}`: one per line,
     /// time and patient).
     pub doctor_needs_reschedule_body: String,
+    /// Subject of the notice to a doctor that an appointment was booked
+    /// with them (`{patient}`, `{when}`).
+    pub doctor_booked_subject: String,
+    /// Its text.
+    pub doctor_booked_body: String,
+    /// Subject of the notice that an appointment with them was moved
+    /// (`{patient}`, `{when}`, `{from}`).
+    pub doctor_rescheduled_subject: String,
+    /// Its text.
+    pub doctor_rescheduled_body: String,
+    /// Subject of the notice that an appointment with them was cancelled
+    /// (`{patient}`, `{when}`).
+    pub doctor_cancelled_subject: String,
+    /// Its text.
+    pub doctor_cancelled_body: String,
+    /// Subject of a doctor's daily agenda (`{date}`, `{count}`).
+    pub doctor_agenda_subject: String,
+    /// Its text (`{appointments}`: one per line, time and patient).
+    pub doctor_agenda_body: String,
     /// Subject of a bill issued.
     pub bill_issued_subject: String,
     /// Text of a bill issued.

@@ -95,24 +95,55 @@ pub fn compose_billing(
     (render(subject, lookup), render(body, lookup))
 }
 
-/// The subject and body of a notice to doctor `doctor`; `lines` are the
-/// appointments it lists, one per line.
+/// What a notice to a doctor says; placeholders a notice does not use are
+/// left empty.
+#[derive(Default)]
+pub struct DoctorFacts<'a> {
+    /// `{doctor}`
+    pub doctor: &'a str,
+    /// `{patient}`
+    pub patient: &'a str,
+    /// `{when}`: the appointment's start (the new one for a move).
+    pub when: String,
+    /// `{from}`: the start a move left.
+    pub from: String,
+    /// `{date}`: an agenda's day.
+    pub date: String,
+    /// `{appointments}` (one per line) and `{count}`.
+    pub lines: Vec<String>,
+}
+
+/// The subject and body of a notice to a doctor.
 pub fn compose_doctor(
     templates: &TemplateSettings,
     kind: DoctorNoticeKind,
-    doctor: &str,
-    lines: &[String],
+    facts: &DoctorFacts,
 ) -> (String, String) {
+    let t = templates;
     let (subject, body) = match kind {
         DoctorNoticeKind::NeedsReschedule => (
-            &templates.doctor_needs_reschedule_subject,
-            &templates.doctor_needs_reschedule_body,
+            &t.doctor_needs_reschedule_subject,
+            &t.doctor_needs_reschedule_body,
         ),
+        DoctorNoticeKind::Booked => (&t.doctor_booked_subject, &t.doctor_booked_body),
+        DoctorNoticeKind::Rescheduled => {
+            (&t.doctor_rescheduled_subject, &t.doctor_rescheduled_body)
+        }
+        DoctorNoticeKind::Cancelled => (&t.doctor_cancelled_subject, &t.doctor_cancelled_body),
+        DoctorNoticeKind::Agenda => (&t.doctor_agenda_subject, &t.doctor_agenda_body),
     };
-    let count = lines.len().to_string();
-    let list = lines.join("\n");
+    let count = facts.lines.len().to_string();
+    let list = if facts.lines.is_empty() {
+        "(none)".to_owned()
+    } else {
+        facts.lines.join("\n")
+    };
     let lookup = |name: &str| match name {
-        "doctor" => Some(doctor),
+        "doctor" => Some(facts.doctor),
+        "patient" => Some(facts.patient),
+        "when" => Some(facts.when.as_str()),
+        "from" => Some(facts.from.as_str()),
+        "date" => Some(facts.date.as_str()),
         "count" => Some(count.as_str()),
         "appointments" => Some(list.as_str()),
         _ => None,

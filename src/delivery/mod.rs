@@ -20,6 +20,7 @@
 //! record; the patient's session (`medrelay_actors::session`) fans it out
 //! to their devices.
 
+mod agenda;
 mod billing_notices;
 pub mod breaker;
 pub mod clock;
@@ -242,6 +243,11 @@ impl Notifier {
         });
         let n = self.clone();
         tasks.spawn(async move {
+            // Agendas of doctors linked or re-configured while a write
+            // after the change was lost (a crash between the two).
+            if let Err(e) = n.ensure_agendas().await {
+                tracing::error!(error = %e, "could not plan the doctors' agendas");
+            }
             n.sweep().await;
             let mut tick = tokio::time::interval(Duration::from_secs(5));
             loop {

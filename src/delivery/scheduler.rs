@@ -38,6 +38,7 @@ use medrelay_protocol::schedule::AppointmentId;
 use medrelay_protocol::{PatientId, ProviderId};
 
 use super::compose::{Facts, compose};
+use super::doctor_notices::DoctorAccount;
 use super::{Draft, Notifier, NotifyError};
 
 /// The longest the scheduler sleeps without looking (a clock change or a
@@ -207,6 +208,10 @@ pub async fn fire_due(
     let notices = n
         .store
         .scan_below::<BillingNotice>(&below, batch_size.min(NOTICES_PER_FIRING))?;
+    // Doctors' notices come one per booking when doctors have accounts:
+    // small batches here too, so that a run of them never makes one long
+    // transaction the bookings wait on (measured: 512 per transaction
+    // booked about 10% slower than 64).
     let to_doctors = n
         .store
         .scan_below::<DoctorNotice>(&below, batch_size.min(NOTICES_PER_FIRING))?;
@@ -221,6 +226,8 @@ pub async fn fire_due(
         indexes: HashMap::new(),
         doctors: HashMap::new(),
         people: HashMap::new(),
+        accounts: HashMap::new(),
+        names: HashMap::new(),
         fired: 0,
     };
     for (key, reminder) in &due {
@@ -249,8 +256,9 @@ pub async fn fire_due(
     }
     match n.store.write(batch).await {
         Ok(_) => {}
-        // A reminder was moved or removed since it was read; read again.
-        Err(WriteError::Missing { .. }) => return Ok(true),
+        // A reminder was moved or removed since it was read, or an agenda
+        // re-planned; read again.
+        Err(WriteError::Missing { .. } | WriteError::Changed { .. }) => return Ok(true),
         Err(e) => return Err(e.into()),
     }
     metrics::counter!("reminders_fired_total").increment(due.len() as u64);
@@ -273,6 +281,10 @@ pub(super) struct Firing<'a> {
     /// often holds many reminders of one doctor or patient).
     doctors: HashMap<ProviderId, Arc<Doctor>>,
     people: HashMap<PatientId, Option<Arc<Person>>>,
+    /// Doctors' accounts and patients' names read by this batch for the
+    /// doctors' notices (a busy doctor's bookings come in runs).
+    pub(super) accounts: HashMap<ProviderId, Option<Arc<DoctorAccount>>>,
+    pub(super) names: HashMap<PatientId, String>,
     fired: u64,
 }
 

@@ -190,6 +190,9 @@ async fn finish(
         RegisterError::Store(e) => AppError::internal(e),
     })?;
     tracing::info!(user = %registered.user_id, role = %registered.role, "account registered");
+    if let Some(provider) = &registered.provider_id {
+        state.notifier.replan_agenda(provider).await;
+    }
     Ok(SignupResponse {
         user_id: registered.user_id,
         role: registered.role,

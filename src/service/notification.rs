@@ -3,6 +3,7 @@
 //! The REST routes in `http/notifications/` call these.
 
 use jiff::Timestamp;
+use medrelay_actors::accounts::UserRecord;
 use medrelay_actors::notify::{DeviceRecord, Platform, PreferencesRecord, device_key};
 use medrelay_actors::store::{Table, WriteBatch};
 use medrelay_protocol::notification::{
@@ -175,6 +176,9 @@ pub async fn set_preferences(
     {
         return Err(AppError::invalid("quietHours", "start and end must differ"));
     }
+    if prefs.agenda_at.is_some_and(|t| t.minutes() >= 24 * 60) {
+        return Err(AppError::invalid("agendaAt", "must be 00:00 to 23:59"));
+    }
     let mut batch = WriteBatch::new();
     batch.put(
         principal.user_id.as_str(),
@@ -182,6 +186,13 @@ pub async fn set_preferences(
     );
     state.store.write(batch).await.map_err(AppError::internal)?;
     tracing::info!(user = %principal.user_id, "notification preferences saved");
+    // A doctor's agenda follows their chosen time and zone.
+    if principal.role == Role::Doctor
+        && let Some(user) = state.store.get::<UserRecord>(principal.user_id.as_str())?
+        && let Some(provider) = user.provider_id
+    {
+        state.notifier.replan_agenda(&provider).await;
+    }
     Ok(prefs)
 }
 

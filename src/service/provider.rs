@@ -92,8 +92,12 @@ pub async fn create(
         exceptions: body.exceptions,
         created_at: jiff::Timestamp::now(),
     };
+    let linked = link.is_some();
     let created = create_provider(&state.store, record, link).await?;
     tracing::info!(provider = %created.provider_id, "provider created");
+    if linked {
+        state.notifier.replan_agenda(&created.provider_id).await;
+    }
     Ok(ProviderStatus {
         provider_id: created.provider_id,
         status: "Created",

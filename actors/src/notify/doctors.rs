@@ -1,11 +1,24 @@
 //! Notices to doctors: durable like patients' notices, fired by the same
 //! scheduler, keyed by when they are due.
+//!
+//! Three sorts:
+//! - one per booking, move or cancellation a patient (or staff) makes with
+//!   the doctor, written in the change's own transaction;
+//! - the `needs_reschedule` list after a change of their hours;
+//! - the daily agenda: a chain of one pending notice per doctor, each
+//!   writing the next when it fires. [`AgendaPlan`] names the live chain,
+//!   so a change of the chosen time starts a new chain and the old one's
+//!   notice, when it falls due, is dropped.
 
-use jiff::Timestamp;
-use medrelay_protocol::ProviderId;
-use medrelay_protocol::schedule::AppointmentId;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+use medrelay_protocol::schedule::{AppointmentId, AppointmentStatus, ClockTime};
+use medrelay_protocol::{ProviderId, UserId};
 use serde::{Deserialize, Serialize};
 
+use crate::accounts::ProviderRecord;
+use crate::schedule::AppointmentRecord;
 use crate::store::{Record, Table, WriteBatch};
 
 /// What a doctor is told.
@@ -15,6 +28,14 @@ pub enum DoctorNoticeKind {
     /// Their hours changed and these appointments no longer fit them (the
     /// patients were asked to move them).
     NeedsReschedule,
+    /// An appointment was booked with them.
+    Booked,
+    /// An appointment with them was moved.
+    Rescheduled,
+    /// An appointment with them was cancelled.
+    Cancelled,
+    /// The day's appointments, at the time of day they chose.
+    Agenda,
 }
 
 /// A notice to a doctor (table `doctor_notices`, keyed
@@ -28,6 +49,19 @@ pub struct DoctorNotice {
     pub kind: DoctorNoticeKind,
     /// The appointments it lists, by start.
     pub appointments: Vec<AppointmentId>,
+    /// A booking, move or cancellation: the start it is about (the new one
+    /// for a move), as it was when the change was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Timestamp>,
+    /// A move: the start it left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Timestamp>,
+    /// An agenda: the chain it belongs to ([`AgendaPlan::plan`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    /// An agenda: the doctor's local day it lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub day: Option<Date>,
 }
 
 impl Record for DoctorNotice {
@@ -35,13 +69,168 @@ impl Record for DoctorNotice {
     const VERSION: u16 = 1;
 }
 
+impl DoctorNotice {
+    fn about(provider_id: ProviderId, kind: DoctorNoticeKind) -> Self {
+        Self {
+            provider_id,
+            kind,
+            appointments: Vec::new(),
+            at: None,
+            from: None,
+            plan: None,
+            day: None,
+        }
+    }
+
+    /// A notice listing `appointments`.
+    pub fn listing(
+        provider_id: ProviderId,
+        kind: DoctorNoticeKind,
+        appointments: Vec<AppointmentId>,
+    ) -> Self {
+        Self {
+            appointments,
+            ..Self::about(provider_id, kind)
+        }
+    }
+}
+
+/// The key of a notice due at `due`.
+pub fn notice_key(due: Timestamp, provider: &ProviderId) -> String {
+    format!(
+        "{:013}/{provider}/{}",
+        due.as_millisecond().max(0),
+        crate::ids::new_id("dn")
+    )
+}
+
 /// Adds a notice due at `now` to `batch`.
 pub fn notify_doctor(batch: &mut WriteBatch, now: Timestamp, notice: &DoctorNotice) {
-    let key = format!(
-        "{:013}/{}/{}",
-        now.as_millisecond().max(0),
-        notice.provider_id,
-        crate::ids::new_id("dn")
-    );
-    batch.put(key, notice);
+    batch.put(notice_key(now, &notice.provider_id), notice);
+}
+
+/// Adds to `batch` the notice of a change to one of the doctor's
+/// appointments (`before`: `None` for a booking), when it is one a doctor
+/// hears of (booked, moved, cancelled), the doctor has an account, and
+/// the change was not made by that account.
+pub fn tell_doctor(
+    batch: &mut WriteBatch,
+    provider: &ProviderRecord,
+    before: Option<&AppointmentRecord>,
+    after: &AppointmentRecord,
+    by: Option<&UserId>,
+    now: Timestamp,
+) {
+    let Some(doctor) = &provider.user_id else {
+        return;
+    };
+    if by == Some(doctor) {
+        return;
+    }
+    let (kind, from) = match before {
+        None => (DoctorNoticeKind::Booked, None),
+        Some(b) if after.status == AppointmentStatus::Cancelled && b.status.holds_slot() => {
+            (DoctorNoticeKind::Cancelled, None)
+        }
+        Some(b) if b.slot.start != after.slot.start && after.status.holds_slot() => {
+            (DoctorNoticeKind::Rescheduled, Some(b.slot.start))
+        }
+        Some(_) => return,
+    };
+    let notice = DoctorNotice {
+        appointments: vec![after.appointment_id.clone()],
+        at: Some(after.slot.start),
+        from,
+        ..DoctorNotice::about(provider.provider_id.clone(), kind)
+    };
+    notify_doctor(batch, now, &notice);
+}
+
+/// The doctor's live agenda chain (table `doctor_agendas`, keyed by
+/// provider id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgendaPlan {
+    /// Names the chain; notices of any other chain are dropped.
+    pub plan: String,
+    /// The account it goes to.
+    pub user_id: UserId,
+    /// The local time of day it is sent.
+    pub at: ClockTime,
+    /// The zone that time is read in.
+    pub zone: String,
+    /// The key of the chain's pending notice.
+    pub next: String,
+}
+
+impl Record for AgendaPlan {
+    const TABLE: Table = Table::DoctorAgendas;
+    const VERSION: u16 = 1;
+}
+
+/// How late an agenda may still be sent: past this, its day is mostly over.
+pub const AGENDA_LATE_BY: SignedDuration = SignedDuration::from_hours(12);
+
+/// The first `at` on the wall clock of `tz` strictly after `after`, and
+/// its local day. A time that a DST change skips is read as the same
+/// length of time after the gap (02:30 on a day that jumps from 02:00 to
+/// 03:00 is 03:30).
+pub fn next_agenda(tz: &TimeZone, at: ClockTime, after: Timestamp) -> (Timestamp, Date) {
+    let (h, m) = at.hm();
+    let mut day = after.to_zoned(tz.clone()).date();
+    for _ in 0..3 {
+        if let Ok(t) = day.at(h, m, 0, 0).to_zoned(tz.clone())
+            && t.timestamp() > after
+        {
+            return (t.timestamp(), day);
+        }
+        day = day.tomorrow().unwrap_or(day);
+    }
+    // Unreachable for real zones; a day later is a safe answer.
+    let t = after + SignedDuration::from_hours(24);
+    (t, t.to_zoned(tz.clone()).date())
+}
+
+/// Puts into `batch` the chain `plan`'s next notice, due at `due` for
+/// local day `day`, and the plan pointing at it.
+pub fn plan_agenda(
+    batch: &mut WriteBatch,
+    provider: &ProviderId,
+    mut plan: AgendaPlan,
+    (due, day): (Timestamp, Date),
+) {
+    let notice = DoctorNotice {
+        plan: Some(plan.plan.clone()),
+        day: Some(day),
+        ..DoctorNotice::about(provider.clone(), DoctorNoticeKind::Agenda)
+    };
+    let key = notice_key(due, provider);
+    batch.put(key.clone(), &notice);
+    plan.next = key;
+    batch.put(provider.as_str(), &plan);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agenda_stays_at_seven_local_across_dst_changes() {
+        let tz = TimeZone::get("Europe/Berlin").unwrap();
+        let seven = ClockTime::parse("07:00").unwrap();
+        // Saturday before the spring change: 07:00 CET is 06:00Z.
+        let (t, day) = next_agenda(&tz, seven, "2027-03-26T07:00:00Z".parse().unwrap());
+        assert_eq!(t.to_string(), "2027-03-27T06:00:00Z");
+        assert_eq!(day.to_string(), "2027-03-27");
+        // The day of the change: 07:00 CEST is 05:00Z.
+        let (t, _) = next_agenda(&tz, seven, t);
+        assert_eq!(t.to_string(), "2027-03-28T05:00:00Z");
+        // Autumn: back to 06:00Z the day the clocks go back.
+        let (t, _) = next_agenda(&tz, seven, "2027-10-30T06:00:00Z".parse().unwrap());
+        assert_eq!(t.to_string(), "2027-10-31T06:00:00Z");
+        // A time the spring change skips comes an hour later that day.
+        let half_two = ClockTime::parse("02:30").unwrap();
+        let (t, _) = next_agenda(&tz, half_two, "2027-03-27T12:00:00Z".parse().unwrap());
+        assert_eq!(t.to_string(), "2027-03-28T01:30:00Z");
+    }
 }

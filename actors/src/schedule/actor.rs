@@ -21,6 +21,7 @@ use super::{AppointmentRecord, BookingRules, ScheduleError};
 use crate::accounts::{ProviderRecord, UserRecord};
 use crate::fault::describe;
 use crate::notify::ReminderPlan;
+use crate::notify::doctors::{self, DoctorNotice, DoctorNoticeKind};
 use crate::patients::StoredPatient;
 use crate::store::{Committed, Store, Table, WriteBatch};
 use crate::system::keyed::{self, Lifecycle, Owner};
@@ -85,8 +86,10 @@ impl ScheduleActor {
                 req.patient_id
             )));
         }
-        let (mut batch, apply, record) = changes::book(&state.provider, req, slot, msg.by, now);
+        let by = msg.by;
+        let (mut batch, apply, record) = changes::book(&state.provider, req, slot, by.clone(), now);
         plan.schedule(&mut batch, &record, now);
+        doctors::tell_doctor(&mut batch, &state.provider, None, &record, by.as_ref(), now);
         Ok((batch, apply, record))
     }
 
@@ -105,7 +108,7 @@ impl ScheduleActor {
                     ScheduleError::NotFound(format!("no appointment {}", msg.appointment_id))
                 })?,
         };
-        let change = msg.change;
+        let (change, by) = (msg.change, msg.by);
         let moving = change.appointment_date.is_some()
             || change.time_slot.is_some()
             || change.status == Some(RequestedStatus::Rescheduled);
@@ -121,7 +124,14 @@ impl ScheduleActor {
             }
             let date = change.appointment_date.unwrap_or(current.slot.date);
             let clock = change.time_slot.unwrap_or(current.slot.time_slot);
-            changes::reschedule(state, current.clone(), (date, clock), &rules, msg.by, now)
+            changes::reschedule(
+                state,
+                current.clone(),
+                (date, clock),
+                &rules,
+                by.clone(),
+                now,
+            )
         } else {
             let target = match change.status {
                 None => {
@@ -143,9 +153,21 @@ impl ScheduleActor {
                 Some(RequestedStatus::Cancelled) => AppointmentStatus::Cancelled,
                 Some(RequestedStatus::NoShow) => AppointmentStatus::NoShow,
             };
-            changes::change_status(current.clone(), target, msg.by, now)
+            changes::change_status(current.clone(), target, by.clone(), now)
         };
-        follow_reminders(&store, &plan, &current, prepared, now)
+        let (mut batch, apply, after) = follow_reminders(&store, &plan, &current, prepared, now)?;
+        if !batch.is_empty() {
+            let provider = &state.provider;
+            doctors::tell_doctor(
+                &mut batch,
+                provider,
+                Some(&current),
+                &after,
+                by.as_ref(),
+                now,
+            );
+        }
+        Ok((batch, apply, after))
     }
 
     fn update_provider(&mut self, msg: UpdateProvider) -> Prepared<ProviderRecord> {
@@ -207,12 +229,12 @@ impl ScheduleActor {
         if !to_move.is_empty() {
             // The doctor hears once which appointments their change left
             // outside their hours; each patient hears of their own.
-            let notice = crate::notify::doctors::DoctorNotice {
-                provider_id: provider.provider_id.clone(),
-                kind: crate::notify::doctors::DoctorNoticeKind::NeedsReschedule,
-                appointments: to_move,
-            };
-            crate::notify::doctors::notify_doctor(&mut batch, now, &notice);
+            let notice = DoctorNotice::listing(
+                provider.provider_id.clone(),
+                DoctorNoticeKind::NeedsReschedule,
+                to_move,
+            );
+            doctors::notify_doctor(&mut batch, now, &notice);
         }
         if !flagged.is_empty() {
             tracing::info!(

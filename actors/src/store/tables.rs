@@ -97,11 +97,13 @@ pub enum Table {
     CalendarFeedLinks,
     /// `<due ms, 13 digits>/<provider>/<id>` → a notice to a doctor.
     DoctorNotices,
+    /// provider id → the doctor's daily agenda plan.
+    DoctorAgendas,
 }
 
 impl Table {
     /// All record tables; each is created when the store opens.
-    pub const ALL: [Table; 42] = [
+    pub const ALL: [Table; 43] = [
         Table::Users,
         Table::Usernames,
         Table::Patients,
@@ -145,6 +147,7 @@ impl Table {
         Table::CalendarFeeds,
         Table::CalendarFeedLinks,
         Table::DoctorNotices,
+        Table::DoctorAgendas,
     ];
 
     /// The table's position in [`Table::ALL`].
@@ -200,6 +203,7 @@ impl Table {
             Table::CalendarFeeds => "calendar_feeds",
             Table::CalendarFeedLinks => "calendar_feed_links",
             Table::DoctorNotices => "doctor_notices",
+            Table::DoctorAgendas => "doctor_agendas",
         }
     }
 
