@@ -75,6 +75,7 @@ mod boards;
 mod booking;
 mod calendar_feed;
 mod card_gateway;
+mod clinic;
 mod figures;
 mod idle;
 mod memory;

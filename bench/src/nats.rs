@@ -28,8 +28,8 @@ use tokio::time::Instant;
 
 use crate::booking::{self, DOCTORS, Plan};
 use crate::booking::{gather, open_booking_sockets};
+use crate::clinic::setup;
 use crate::figures::Figure;
-use crate::schedule::setup;
 use crate::server::{Server, locate_binary};
 use crate::stats::{Summary, Window, measuring, ms, verdict};
 

@@ -40,7 +40,6 @@ use serde_json::json;
 
 use crate::booking::{self, Plan};
 use crate::figures::Figure;
-use crate::schedule;
 use crate::server::{ADMIN_PASSWORD, ADMIN_USER, Server, locate_binary};
 use crate::smtp_sink::SmtpSink;
 use crate::stats::{Summary, measuring, ms, percentile, verdict};
@@ -84,7 +83,7 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<Figure>> {
 /// (100 doctors, 200 patients, 128 booking sockets).
 async fn booking_rate(server: &Server, seconds: f64) -> anyhow::Result<f64> {
     let (measure, warmup) = measuring(seconds, 1.0)?;
-    let (token, patients) = schedule::setup(server).await?;
+    let (token, patients) = crate::clinic::setup(server).await?;
     let plan = Arc::new(Plan::new(patients)?);
     let sockets = booking::open_booking_sockets(server, &token, 128).await?;
     let (sockets, stats, window) = booking::full_speed(sockets, &plan, warmup, measure).await?;

@@ -10,7 +10,9 @@
 //! booking notice are lifted through `MEDRELAY__*` variables so that only the
 //! server's own costs are measured; see [`crate::server`]. Setup creates an
 //! admin offline, then over HTTP 100 doctors `prov000`..`prov099` (5-minute
-//! slots, all day, every day, UTC) and 200 patients by open sign-up (4 at a
+//! slots, all day, every day, UTC; with `--doctor-accounts` each linked to a
+//! doctor account, so that every booking also sends its doctor a notice)
+//! and 200 patients by open sign-up (4 at a
 //! time; each hashes a password, so setup takes a few seconds). Every socket
 //! authenticates as the admin with `Authorization: Bearer` on the upgrade.
 //!
@@ -122,21 +124,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, ensure};
-use futures_util::{StreamExt, stream};
-use serde_json::json;
+use anyhow::ensure;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::availability::all_day_availability;
 use crate::boards;
 use crate::booking::{
     self, DOCTORS, PATIENTS, PHASE_SLACK, Plan, close_all, full_speed, gather, open_booking_sockets,
 };
+use crate::clinic::{Doctors, setup_with};
 use crate::figures::Figure;
 use crate::idle;
-use crate::server::{ADMIN_PASSWORD, ADMIN_USER, Commits, Server};
+use crate::server::{Commits, Server};
 use crate::stats::{Cores, CpuMeter, Summary, Window, cores, ms, verdict};
 
 /// The open-loop booking rate.
@@ -172,6 +172,10 @@ pub struct Args {
     /// Idle sockets opened in the last phase.
     #[arg(long, default_value_t = 10_000)]
     idle_connections: usize,
+    /// Link every doctor to an account, so that each booking also sends
+    /// the doctor a notice (what a clinic whose doctors have logins pays).
+    #[arg(long)]
+    doctor_accounts: bool,
     /// The medrelay binary (default: next to this one, or $CARGO_TARGET_DIR/release).
     #[arg(long, value_name = "PATH")]
     server_bin: Option<PathBuf>,
@@ -202,7 +206,12 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<Figure>> {
         server.addr
     );
     let setup_started = Instant::now();
-    let (token, patients) = setup(&server).await?;
+    let doctors = if args.doctor_accounts {
+        Doctors::WithAccounts
+    } else {
+        Doctors::ProfilesOnly
+    };
+    let (token, patients) = setup_with(&server, doctors).await?;
     let plan = Arc::new(Plan::new(patients.clone())?);
     let rss_setup = server.rss_bytes()?;
     eprintln!(
@@ -299,54 +308,6 @@ async fn wait_sockets_closed(server: &Server, token: &str, when: &str) -> anyhow
         eprintln!("schedule: {open} sockets still open {when}");
     }
     Ok(())
-}
-
-/// Logs in as the admin, creates the doctors and signs up the patients;
-/// returns the admin's token and the patients' ids in order.
-pub(crate) async fn setup(server: &Server) -> anyhow::Result<(String, Vec<String>)> {
-    let token = server.login(ADMIN_USER, ADMIN_PASSWORD).await?;
-    let all_day = all_day_availability();
-    eprintln!("schedule: setup: creating {DOCTORS} doctors ...");
-    let token_ref = token.as_str();
-    let all_day = &all_day;
-    let mut created = stream::iter(0..DOCTORS)
-        .map(|i| async move {
-            let body = json!({
-                "providerId": format!("prov{i:03}"), "name": format!("Dr {i}"),
-                "timeZone": "UTC", "slotMinutes": 5, "availability": all_day,
-            });
-            let (status, reply) = server
-                .post("/api/providers", &body, Some(token_ref))
-                .await?;
-            ensure!(status == 201, "creating prov{i:03}: {status} {reply}");
-            Ok(())
-        })
-        .buffer_unordered(8);
-    while let Some(done) = created.next().await {
-        done?;
-    }
-    drop(created);
-
-    eprintln!("schedule: setup: signing up {PATIENTS} patients, 4 at a time ...");
-    let signed_up: Vec<anyhow::Result<String>> = stream::iter(0..PATIENTS)
-        .map(|i| async move {
-            let username = format!("bench{i:04}");
-            let body = json!({
-                "username": username, "email": format!("{username}@example.org"),
-                "password": "bench-password-1",
-            });
-            let (status, reply) = server.post("/api/auth/signup", &body, None).await?;
-            ensure!(status == 201, "signing up {username}: {status} {reply}");
-            reply["patientId"]
-                .as_str()
-                .map(str::to_owned)
-                .with_context(|| format!("signing up {username}: no patientId in {reply}"))
-        })
-        .buffered(4)
-        .collect()
-        .await;
-    let patients = signed_up.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
-    Ok((token, patients))
 }
 
 /// One measured phase: the server's CPU and the store's commits from
