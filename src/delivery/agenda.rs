@@ -12,7 +12,8 @@ use medrelay_actors::notify::doctors::{
     AGENDA_LATE_BY, AgendaPlan, DoctorNotice, next_agenda, plan_agenda,
 };
 use medrelay_actors::notify::{self as records, policy};
-use medrelay_actors::store::{Table, WriteBatch};
+use medrelay_actors::store::{Table, WriteBatch, WriteError};
+use medrelay_protocol::notification::NotificationPreferences;
 use medrelay_protocol::{PatientId, ProviderId, Role};
 
 use super::scheduler::Firing;
@@ -31,40 +32,68 @@ impl Notifier {
     /// Starts, replaces or ends the doctor's agenda chain so that it
     /// matches their account and preferences now: one chain while the
     /// provider has a doctor account that chose a time, none otherwise.
-    /// Cheap when nothing changed; call it after anything that may change
-    /// them (a link, new preferences) and at start.
+    /// Cheap when nothing changed. The write requires the chain it read,
+    /// so two of these at once (a start and a new preference) cannot leave
+    /// the older view in place; the loser reads again.
     ///
     /// # Errors
     /// [`NotifyError`] when the store fails.
     pub async fn ensure_agenda(&self, provider: &ProviderId) -> Result<(), NotifyError> {
-        let current = self.store.get::<AgendaPlan>(provider.as_str())?;
-        let wanted = self.wanted_agenda(provider)?;
-        let mut batch = WriteBatch::new();
-        match (current, wanted) {
-            (None, None) => return Ok(()),
-            (Some(c), Some(w)) if (&c.user_id, c.at, &c.zone) == (&w.user_id, w.at, &w.zone) => {
-                return Ok(());
+        for _ in 0..3 {
+            let current = self.store.get::<AgendaPlan>(provider.as_str())?;
+            let wanted = self.wanted_agenda(provider)?;
+            let mut batch = WriteBatch::new();
+            match &current {
+                Some(c) => {
+                    batch.require_equal(provider.as_str(), c);
+                    // The pending link goes with the chain it belongs to.
+                    batch.delete(Table::DoctorNotices, c.next.as_str());
+                }
+                None => {
+                    batch.require_absent(Table::DoctorAgendas, provider.as_str());
+                }
             }
-            (Some(_), None) => {
-                batch.delete(Table::DoctorAgendas, provider.as_str());
+            match (&current, wanted) {
+                (None, None) => return Ok(()),
+                (Some(c), Some(w))
+                    if (&c.user_id, c.at, &c.zone) == (&w.user_id, w.at, &w.zone)
+                        && self.store.get::<DoctorNotice>(&c.next)?.is_some() =>
+                {
+                    return Ok(());
+                }
+                (Some(_), None) => {
+                    batch.delete(Table::DoctorAgendas, provider.as_str());
+                }
+                (_, Some(mut plan)) => {
+                    plan.last_day = current.as_ref().and_then(|c| c.last_day);
+                    let tz = self.time_zone_of(Some(&plan.zone));
+                    match next_agenda(&tz, plan.at, self.clock.now(), plan.last_day) {
+                        Some(next) => plan_agenda(&mut batch, provider, plan, next),
+                        None => {
+                            batch.delete(Table::DoctorAgendas, provider.as_str());
+                        }
+                    }
+                }
             }
-            (_, Some(plan)) => {
-                let tz = self.time_zone_of(Some(&plan.zone));
-                let next = next_agenda(&tz, plan.at, self.clock.now());
-                plan_agenda(&mut batch, provider, plan, next);
+            match self.store.write(batch).await {
+                Ok(_) => {}
+                Err(WriteError::Changed { .. } | WriteError::Exists { .. }) => continue,
+                Err(e) => return Err(e.into()),
             }
+            tracing::info!(provider = %provider, "daily agenda planned");
+            // The first may be due before the scheduler's next look.
+            self.plan.wake.notify_one();
+            return Ok(());
         }
-        self.store.write(batch).await?;
-        tracing::info!(provider = %provider, "daily agenda planned");
-        // The first may be due before the scheduler's next look.
-        self.plan.wake.notify_one();
+        tracing::warn!(provider = %provider, "daily agenda changed under three tries; left as it is");
         Ok(())
     }
 
-    /// [`Notifier::ensure_agenda`] for every provider, page by page (at start).
+    /// [`Notifier::ensure_agenda`] for every provider, page by page (at
+    /// start); one that fails is logged and the others go on.
     ///
     /// # Errors
-    /// [`NotifyError`] when the store fails.
+    /// [`NotifyError`] when the providers cannot be read.
     pub async fn ensure_agendas(&self) -> Result<(), NotifyError> {
         let mut after: Option<String> = None;
         loop {
@@ -74,7 +103,7 @@ impl Notifier {
             };
             after = Some(last.clone());
             for (_, provider) in page {
-                self.ensure_agenda(&provider.provider_id).await?;
+                self.replan_agenda(&provider.provider_id).await;
             }
         }
     }
@@ -98,17 +127,23 @@ impl Notifier {
         let Some(at) = prefs.agenda_at else {
             return Ok(None);
         };
-        let zone = policy::zone_name(&prefs, Some(&doctor.time_zone))
-            .unwrap_or("UTC")
-            .to_owned();
         Ok(Some(AgendaPlan {
             plan: medrelay_actors::ids::new_id("ag"),
             user_id: user.user_id,
             at,
-            zone,
+            zone: agenda_zone(&prefs, &doctor),
             next: String::new(),
+            last_day: None,
         }))
     }
+}
+
+/// The zone a doctor's agenda time is read in: their preferences', else
+/// their schedule's.
+fn agenda_zone(prefs: &NotificationPreferences, doctor: &ProviderRecord) -> String {
+    policy::zone_name(prefs, Some(&doctor.time_zone))
+        .unwrap_or(&doctor.time_zone)
+        .to_owned()
 }
 
 impl Firing<'_> {
@@ -131,29 +166,52 @@ impl Firing<'_> {
             return Ok(false);
         }
         let due = records::due_of(key).unwrap_or(self.now);
-        if plan.next == key {
-            self.batch.require_equal(provider.as_str(), &plan);
-            let linked = self.account(provider)?.is_some_and(|a| {
-                a.user.user_id == plan.user_id && a.user.provider_id.as_ref() == Some(provider)
-            });
-            if !linked {
-                // The schedule or its account is gone: the chain ends here.
-                self.batch.delete(Table::DoctorAgendas, provider.as_str());
-                return Ok(false);
-            }
-            let tz = self.n.time_zone_of(Some(&plan.zone));
-            // After a long outage (or a clock moved far), the next link is
-            // the first one not already over-late, not one per missed day.
-            let after = due.max(self.now - AGENDA_LATE_BY);
-            let next = next_agenda(&tz, plan.at, after);
-            plan_agenda(&mut self.batch, provider, plan, next);
+        let late_by = self.now.duration_since(due);
+        let send = late_by <= AGENDA_LATE_BY;
+        if !send {
+            tracing::info!(provider = %provider, late_secs = late_by.as_secs(), "daily agenda too late; skipped");
         }
-        let late = self.now.duration_since(due);
-        if late > AGENDA_LATE_BY {
-            tracing::info!(provider = %provider, late_secs = late.as_secs(), "daily agenda too late; skipped");
+        if plan.next != key {
+            return Ok(send);
+        }
+        // The chain's pending link: plan the next one, from the account as
+        // it is now (a new zone of the schedule, a time chosen since), on
+        // the condition that the chain is still the same when this commits.
+        self.batch.require_equal(provider.as_str(), &plan);
+        let account = self.account(provider)?;
+        let wanted = account.as_deref().and_then(|a| {
+            let linked =
+                a.user.user_id == plan.user_id && a.user.provider_id.as_ref() == Some(provider);
+            let at = a.prefs.agenda_at.filter(|_| linked)?;
+            Some((at, agenda_zone(&a.prefs, &a.doctor)))
+        });
+        let Some((at, zone)) = wanted else {
+            // The schedule, its account or the wish for an agenda is gone.
+            self.batch.delete(Table::DoctorAgendas, provider.as_str());
             return Ok(false);
+        };
+        let last_day = if send {
+            notice.day.or(plan.last_day)
+        } else {
+            plan.last_day
+        };
+        let next_plan = AgendaPlan {
+            at,
+            zone,
+            last_day,
+            ..plan
+        };
+        let tz = self.n.time_zone_of(Some(&next_plan.zone));
+        // After a long outage (or a clock moved far), the next link is the
+        // first one not already over-late, not one per missed day.
+        let floor = self.now.checked_sub(AGENDA_LATE_BY).unwrap_or(self.now);
+        match next_agenda(&tz, at, due.max(floor), last_day) {
+            Some(next) => plan_agenda(&mut self.batch, provider, next_plan, next),
+            None => {
+                self.batch.delete(Table::DoctorAgendas, provider.as_str());
+            }
         }
-        Ok(true)
+        Ok(send)
     }
 
     /// The doctor's appointments that hold their time on local `day`, by
@@ -165,13 +223,12 @@ impl Firing<'_> {
         day: Date,
         tz: &TimeZone,
     ) -> Result<Vec<(Timestamp, PatientId)>, NotifyError> {
-        let start = |d: Date| {
-            d.to_zoned(tz.clone())
-                .map(|z| z.timestamp())
-                .unwrap_or(Timestamp::MIN)
+        let start = |d: Date| d.to_zoned(tz.clone()).map(|z| z.timestamp()).ok();
+        let next_day = day.tomorrow().ok().and_then(start);
+        let (Some(from), Some(to)) = (start(day), next_day) else {
+            return Ok(Vec::new());
         };
-        let from = start(day);
-        let to = start(day.tomorrow().unwrap_or(day)) - SignedDuration::from_secs(1);
+        let to = to.checked_sub(SignedDuration::from_secs(1)).unwrap_or(to);
         // Every appointment that holds time has cells in the day, so only
         // the day's own bookings need the index.
         let window = FeedWindow {

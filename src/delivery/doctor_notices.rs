@@ -46,6 +46,10 @@ impl Firing<'_> {
             prefs,
             devices,
         } = &*account;
+        if notice.user_id.as_ref().is_some_and(|u| *u != user.user_id) {
+            // The schedule belongs to another account since.
+            return Ok(());
+        }
         let n = self.n;
         let store = &n.store;
         let category = if agenda {
@@ -53,11 +57,7 @@ impl Firing<'_> {
         } else {
             NotificationCategory::AppointmentChange
         };
-        let allowed = if agenda {
-            prefs.agenda_at.is_some()
-        } else {
-            prefs.categories.allows(category)
-        };
+        let allowed = prefs.categories.allows(category) && (!agenda || prefs.agenda_at.is_some());
         if !allowed {
             tracing::debug!(provider = %doctor.provider_id, kind = ?notice.kind, "opted out; not sent");
             return Ok(());
@@ -65,7 +65,9 @@ impl Firing<'_> {
         let tz = self
             .n
             .time_zone_of(policy::zone_name(prefs, Some(&doctor.time_zone)));
-        if self.deferred(key, notice, prefs, &tz) {
+        // The agenda comes at the time the doctor chose, quiet hours or not
+        // (deferred, it would list a day already begun).
+        if !agenda && self.deferred(key, notice, prefs, &tz) {
             return Ok(());
         }
         let shown = |t: jiff::Timestamp| t.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M");
@@ -131,11 +133,18 @@ impl Firing<'_> {
             }
         }
         for (channel, recipient) in routes {
+            // A push shows on a locked screen and passes through its
+            // provider: the subject only, which names no patient.
+            let body = if channel == NotificationChannel::Push {
+                subject.clone()
+            } else {
+                body.clone()
+            };
             self.queue(Draft {
                 channel,
                 recipient,
                 subject: Some(subject.clone()),
-                body: body.clone(),
+                body,
                 category: Some(category),
                 user_id: Some(user.user_id.clone()),
                 patient_id: None,

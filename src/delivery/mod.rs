@@ -243,12 +243,12 @@ impl Notifier {
         });
         let n = self.clone();
         tasks.spawn(async move {
+            n.sweep().await;
             // Agendas of doctors linked or re-configured while a write
             // after the change was lost (a crash between the two).
             if let Err(e) = n.ensure_agendas().await {
                 tracing::error!(error = %e, "could not plan the doctors' agendas");
             }
-            n.sweep().await;
             let mut tick = tokio::time::interval(Duration::from_secs(5));
             loop {
                 tokio::select! {

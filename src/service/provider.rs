@@ -186,6 +186,8 @@ pub async fn update(
         exceptions: body.exceptions,
     };
     let updated = schedule::ask(state, &id, UpdateProvider { patch }).await??;
+    // A new zone moves the doctor's agenda with it.
+    state.notifier.replan_agenda(&id).await;
     Ok(ProviderStatus {
         provider_id: updated.provider_id,
         status: "Updated",

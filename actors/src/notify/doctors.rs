@@ -45,6 +45,10 @@ pub enum DoctorNoticeKind {
 pub struct DoctorNotice {
     /// The doctor.
     pub provider_id: ProviderId,
+    /// The account it is for: a notice whose schedule has since been
+    /// linked to another account is dropped, not sent to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
     /// What it says.
     pub kind: DoctorNoticeKind,
     /// The appointments it lists, by start.
@@ -70,9 +74,10 @@ impl Record for DoctorNotice {
 }
 
 impl DoctorNotice {
-    fn about(provider_id: ProviderId, kind: DoctorNoticeKind) -> Self {
+    fn about(provider: &ProviderRecord, kind: DoctorNoticeKind) -> Self {
         Self {
-            provider_id,
+            provider_id: provider.provider_id.clone(),
+            user_id: provider.user_id.clone(),
             kind,
             appointments: Vec::new(),
             at: None,
@@ -82,15 +87,15 @@ impl DoctorNotice {
         }
     }
 
-    /// A notice listing `appointments`.
+    /// A notice to `provider`'s account listing `appointments`.
     pub fn listing(
-        provider_id: ProviderId,
+        provider: &ProviderRecord,
         kind: DoctorNoticeKind,
         appointments: Vec<AppointmentId>,
     ) -> Self {
         Self {
             appointments,
-            ..Self::about(provider_id, kind)
+            ..Self::about(provider, kind)
         }
     }
 }
@@ -141,7 +146,7 @@ pub fn tell_doctor(
         appointments: vec![after.appointment_id.clone()],
         at: Some(after.slot.start),
         from,
-        ..DoctorNotice::about(provider.provider_id.clone(), kind)
+        ..DoctorNotice::about(provider, kind)
     };
     notify_doctor(batch, now, &notice);
 }
@@ -161,6 +166,11 @@ pub struct AgendaPlan {
     pub zone: String,
     /// The key of the chain's pending notice.
     pub next: String,
+    /// The last local day an agenda was sent for, carried over when the
+    /// chain is replaced, so that a new time later the same day does not
+    /// send that day's agenda twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_day: Option<Date>,
 }
 
 impl Record for AgendaPlan {
@@ -172,23 +182,28 @@ impl Record for AgendaPlan {
 pub const AGENDA_LATE_BY: SignedDuration = SignedDuration::from_hours(12);
 
 /// The first `at` on the wall clock of `tz` strictly after `after`, and
-/// its local day. A time that a DST change skips is read as the same
-/// length of time after the gap (02:30 on a day that jumps from 02:00 to
-/// 03:00 is 03:30).
-pub fn next_agenda(tz: &TimeZone, at: ClockTime, after: Timestamp) -> (Timestamp, Date) {
+/// its local day, skipping days up to `done` (already sent). A time that
+/// a DST change skips is read as the same length of time after the gap
+/// (02:30 on a day that jumps from 02:00 to 03:00 is 03:30). `None` only
+/// at the end of time.
+pub fn next_agenda(
+    tz: &TimeZone,
+    at: ClockTime,
+    after: Timestamp,
+    done: Option<Date>,
+) -> Option<(Timestamp, Date)> {
     let (h, m) = at.hm();
     let mut day = after.to_zoned(tz.clone()).date();
-    for _ in 0..3 {
+    for _ in 0..4 {
         if let Ok(t) = day.at(h, m, 0, 0).to_zoned(tz.clone())
             && t.timestamp() > after
+            && done.is_none_or(|d| day > d)
         {
-            return (t.timestamp(), day);
+            return Some((t.timestamp(), day));
         }
-        day = day.tomorrow().unwrap_or(day);
+        day = day.tomorrow().ok()?;
     }
-    // Unreachable for real zones; a day later is a safe answer.
-    let t = after + SignedDuration::from_hours(24);
-    (t, t.to_zoned(tz.clone()).date())
+    None
 }
 
 /// Puts into `batch` the chain `plan`'s next notice, due at `due` for
@@ -200,9 +215,14 @@ pub fn plan_agenda(
     (due, day): (Timestamp, Date),
 ) {
     let notice = DoctorNotice {
+        provider_id: provider.clone(),
+        user_id: Some(plan.user_id.clone()),
+        kind: DoctorNoticeKind::Agenda,
+        appointments: Vec::new(),
+        at: None,
+        from: None,
         plan: Some(plan.plan.clone()),
         day: Some(day),
-        ..DoctorNotice::about(provider.clone(), DoctorNoticeKind::Agenda)
     };
     let key = notice_key(due, provider);
     batch.put(key.clone(), &notice);
@@ -219,18 +239,23 @@ mod tests {
         let tz = TimeZone::get("Europe/Berlin").unwrap();
         let seven = ClockTime::parse("07:00").unwrap();
         // Saturday before the spring change: 07:00 CET is 06:00Z.
-        let (t, day) = next_agenda(&tz, seven, "2027-03-26T07:00:00Z".parse().unwrap());
+        let next = |after: Timestamp, done| next_agenda(&tz, seven, after, done).unwrap();
+        let (t, day) = next("2027-03-26T07:00:00Z".parse().unwrap(), None);
         assert_eq!(t.to_string(), "2027-03-27T06:00:00Z");
         assert_eq!(day.to_string(), "2027-03-27");
         // The day of the change: 07:00 CEST is 05:00Z.
-        let (t, _) = next_agenda(&tz, seven, t);
+        let (t, _) = next(t, None);
+        assert_eq!(t.to_string(), "2027-03-28T05:00:00Z");
+        // A day already sent is skipped.
+        let (t, _) = next("2027-03-27T05:00:00Z".parse().unwrap(), Some(day));
         assert_eq!(t.to_string(), "2027-03-28T05:00:00Z");
         // Autumn: back to 06:00Z the day the clocks go back.
-        let (t, _) = next_agenda(&tz, seven, "2027-10-30T06:00:00Z".parse().unwrap());
+        let (t, _) = next("2027-10-30T06:00:00Z".parse().unwrap(), None);
         assert_eq!(t.to_string(), "2027-10-31T06:00:00Z");
         // A time the spring change skips comes an hour later that day.
         let half_two = ClockTime::parse("02:30").unwrap();
-        let (t, _) = next_agenda(&tz, half_two, "2027-03-27T12:00:00Z".parse().unwrap());
+        let after = "2027-03-27T12:00:00Z".parse().unwrap();
+        let (t, _) = next_agenda(&tz, half_two, after, None).unwrap();
         assert_eq!(t.to_string(), "2027-03-28T01:30:00Z");
     }
 }

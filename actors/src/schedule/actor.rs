@@ -229,11 +229,8 @@ impl ScheduleActor {
         if !to_move.is_empty() {
             // The doctor hears once which appointments their change left
             // outside their hours; each patient hears of their own.
-            let notice = DoctorNotice::listing(
-                provider.provider_id.clone(),
-                DoctorNoticeKind::NeedsReschedule,
-                to_move,
-            );
+            let notice =
+                DoctorNotice::listing(&provider, DoctorNoticeKind::NeedsReschedule, to_move);
             doctors::notify_doctor(&mut batch, now, &notice);
         }
         if !flagged.is_empty() {

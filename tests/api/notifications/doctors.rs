@@ -202,7 +202,7 @@ fn local(zone: &TimeZone, day: Date, hour: i8, minute: i8) -> Timestamp {
 async fn the_daily_agenda_comes_once_at_seven_local_on_both_sides_of_a_dst_change() {
     let (providers, app, admin) = clinic(|s| s.schedule.horizon_days = 400).await;
     let berlin = TimeZone::get("Europe/Berlin").unwrap();
-    doctor_account(&app, &admin, ("dragenda", "prv_berlin", "Europe/Berlin")).await;
+    let doctor = doctor_account(&app, &admin, ("dragenda", "prv_berlin", "Europe/Berlin")).await;
     let ida = patient(&app, "ida", "+4915112345674").await;
     let change = next_dst_change(&berlin);
     let eve = change.yesterday().unwrap();
@@ -253,6 +253,14 @@ async fn the_daily_agenda_comes_once_at_seven_local_on_both_sides_of_a_dst_chang
         first.text()
     );
 
+    // A later time chosen the same morning does not send that day again;
+    // choosing 07:00 again plans the next day's.
+    set_prefs(&app, &doctor.token, |p| p["agendaAt"] = json!("07:30")).await;
+    advance_to(&app, &admin, local(&berlin, eve, 7, 31)).await;
+    settle().await;
+    assert_eq!(agendas().len(), 1, "{:?}", agendas());
+    set_prefs(&app, &doctor.token, |p| p["agendaAt"] = json!("07:00")).await;
+
     // The day of the change: seven local is at another UTC offset.
     let seven = local(&berlin, change, 7, 0);
     let eve_seven = local(&berlin, eve, 7, 0);
@@ -277,4 +285,27 @@ async fn the_daily_agenda_comes_once_at_seven_local_on_both_sides_of_a_dst_chang
     assert!(eight.is_some() && eight < ten, "in order: {text}");
     settle().await;
     assert_eq!(agendas().len(), 2, "each day's agenda once");
+
+    // The chain survives a restart (the new server's clock starts at the
+    // real time again) and goes on the day after, once.
+    let app = app
+        .restart(|s| {
+            providers.apply(s);
+            s.schedule.horizon_days = 400;
+        })
+        .await;
+    let admin = app.admin_token().await;
+    let after = change.tomorrow().unwrap();
+    advance_to(&app, &admin, local(&berlin, after, 6, 59)).await;
+    settle().await;
+    assert_eq!(agendas().len(), 2);
+    advance_to(&app, &admin, local(&berlin, after, 7, 0)).await;
+    assert!(eventually(WAIT, || async { agendas().len() == 3 }).await);
+    let third = agendas()
+        .into_iter()
+        .filter_map(|m| m.header("Subject"))
+        .find(|s| s.contains(&after.to_string()));
+    assert_eq!(third, Some(format!("Your appointments on {after}: 0")));
+    settle().await;
+    assert_eq!(agendas().len(), 3, "once after the restart too");
 }
