@@ -157,6 +157,8 @@ impl Application {
                 horizon: jiff::SignedDuration::from_hours(
                     24 * i64::from(settings.schedule.horizon_days),
                 ),
+                hold_for: jiff::SignedDuration::from_secs(i64::from(settings.schedule.hold_secs)),
+                holds_per_patient: settings.schedule.holds_per_patient as usize,
             };
             Registry::new(system.clone(), move |id, retire| {
                 ScheduleActor::new(id, store.clone(), rules, plan.clone(), idle, retire)
@@ -314,6 +316,8 @@ fn spawn_background(state: &Arc<AppState>) -> JoinSet<()> {
         tasks.spawn(crate::service::billing::upkeep::resume(state.clone()));
         tasks.spawn(crate::service::billing::upkeep::prune_keys(state.clone()));
         tasks.spawn(sweep_deleted_patients(state.clone()));
+        let s = state.clone();
+        tasks.spawn(async move { crate::service::holds::release_lapsed_at_start(&s).await });
         if state.vault.key_ids().len() > 1 {
             tasks.spawn(reseal_after_rotation(state.clone()));
         }

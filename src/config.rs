@@ -264,6 +264,10 @@ pub struct ScheduleSettings {
     pub min_notice_minutes: u32,
     /// Booking horizon, in days.
     pub horizon_days: u32,
+    /// How long a slot hold lasts, in seconds.
+    pub hold_secs: u32,
+    /// Live slot holds one patient may have, across all doctors.
+    pub holds_per_patient: u32,
 }
 
 /// `[actors]`
@@ -350,6 +354,11 @@ impl Settings {
                 self.server.body_limit_bytes as u64,
             ),
             ("auth.access_ttl_secs", self.auth.access_ttl_secs),
+            ("schedule.hold_secs", self.schedule.hold_secs.into()),
+            (
+                "schedule.holds_per_patient",
+                self.schedule.holds_per_patient.into(),
+            ),
             ("auth.refresh_ttl_secs", self.auth.refresh_ttl_secs),
             ("auth.max_failed_logins", self.auth.max_failed_logins.into()),
             ("auth.hash_concurrency", self.auth.hash_concurrency as u64),

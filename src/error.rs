@@ -189,6 +189,11 @@ impl From<medrelay_actors::schedule::ScheduleError> for AppError {
             E::TooSoon(m) => domain(ErrorCode::TooSoon, m),
             E::TooFar(m) => domain(ErrorCode::TooFar, m),
             E::SlotTaken => domain(ErrorCode::SlotTaken, E::SlotTaken.to_string()),
+            E::SlotHeld => domain(ErrorCode::SlotHeld, E::SlotHeld.to_string()),
+            e @ E::HoldLimit(_) => AppError::Conflict {
+                message: e.to_string(),
+                field: Some("patientId".into()),
+            },
             E::PatientConflict => {
                 domain(ErrorCode::PatientConflict, E::PatientConflict.to_string())
             }

@@ -45,6 +45,8 @@ pub enum ErrorCode {
     TooFar,
     /// The slot is already booked.
     SlotTaken,
+    /// The slot is held for another patient for a few minutes.
+    SlotHeld,
     /// The patient already has an overlapping appointment (with any doctor).
     PatientConflict,
     /// The status change is not allowed from the current status.
@@ -80,6 +82,7 @@ impl ErrorCode {
             ErrorCode::TooSoon => "too_soon",
             ErrorCode::TooFar => "too_far",
             ErrorCode::SlotTaken => "slot_taken",
+            ErrorCode::SlotHeld => "slot_held",
             ErrorCode::PatientConflict => "patient_conflict",
             ErrorCode::InvalidTransition => "invalid_transition",
             ErrorCode::Gone => "gone",

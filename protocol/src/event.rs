@@ -54,6 +54,37 @@ pub enum Event {
         #[schemars(with = "String")]
         at: Timestamp,
     },
+    /// A slot is held for a patient until `expiresAt`; nobody else may
+    /// book it meanwhile.
+    SlotHeld {
+        /// The doctor.
+        provider_id: ProviderId,
+        /// The hold.
+        hold_id: String,
+        /// The patient it is kept for (see `AppointmentBooked`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        patient_id: Option<PatientId>,
+        /// The slot.
+        slot: SlotTime,
+        /// When the hold lapses.
+        #[schemars(with = "String")]
+        expires_at: Timestamp,
+    },
+    /// A hold ended: `booked` (its patient booked the slot), `cancelled`
+    /// or `expired` (the slot is free again).
+    SlotReleased {
+        /// The doctor.
+        provider_id: ProviderId,
+        /// The hold.
+        hold_id: String,
+        /// The patient it was kept for (see `AppointmentBooked`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        patient_id: Option<PatientId>,
+        /// The slot.
+        slot: SlotTime,
+        /// Why it ended.
+        reason: String,
+    },
     /// A slot was booked.
     AppointmentBooked {
         /// The appointment.
@@ -295,6 +326,8 @@ impl Event {
             Event::SignedIn { .. } => "signed_in",
             Event::SignedOut { .. } => "signed_out",
             Event::SessionRevoked { .. } => "session_revoked",
+            Event::SlotHeld { .. } => "slot_held",
+            Event::SlotReleased { .. } => "slot_released",
             Event::AppointmentBooked { .. } => "appointment_booked",
             Event::AppointmentRescheduled { .. } => "appointment_rescheduled",
             Event::AppointmentCancelled { .. } => "appointment_cancelled",
@@ -324,7 +357,9 @@ impl Event {
             | Event::AppointmentRescheduled { patient_id, .. }
             | Event::AppointmentCancelled { patient_id, .. }
             | Event::AppointmentStatusChanged { patient_id, .. }
-            | Event::AppointmentNeedsReschedule { patient_id, .. } => patient_id,
+            | Event::AppointmentNeedsReschedule { patient_id, .. }
+            | Event::SlotHeld { patient_id, .. }
+            | Event::SlotReleased { patient_id, .. } => patient_id,
             _ => return None,
         };
         patient.take()?;

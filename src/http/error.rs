@@ -33,9 +33,10 @@ pub fn status(error: &AppError) -> StatusCode {
 /// break a rule (hours, notice, horizon).
 fn domain_status(code: ErrorCode) -> StatusCode {
     match code {
-        ErrorCode::SlotTaken | ErrorCode::PatientConflict | ErrorCode::InvalidTransition => {
-            StatusCode::CONFLICT
-        }
+        ErrorCode::SlotTaken
+        | ErrorCode::SlotHeld
+        | ErrorCode::PatientConflict
+        | ErrorCode::InvalidTransition => StatusCode::CONFLICT,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }

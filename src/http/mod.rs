@@ -29,6 +29,7 @@ pub mod directory;
 pub mod error;
 #[cfg(feature = "fault-injection")]
 mod faults;
+mod holds;
 pub mod invoices;
 pub mod json;
 pub mod notifications;
@@ -104,6 +105,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(payments::router())
         .merge(invoices::router())
         .merge(providers::router())
+        .merge(holds::router())
         .merge(appointments::router())
         .merge(calendar::router())
         .merge(notifications::router())

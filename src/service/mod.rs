@@ -23,6 +23,7 @@ pub mod audit;
 pub mod billing;
 pub mod calendar;
 pub mod delivery_report;
+pub mod holds;
 pub mod idempotency;
 pub mod notification;
 pub mod patient;

@@ -180,8 +180,19 @@ pub fn board_json(board: &Board, reveal: bool) -> Value {
             let mut slot = json!({
                 "date": s.slot.date, "timeSlot": s.slot.time_slot,
                 "start": s.slot.start, "end": s.slot.end,
-                "state": if s.booked.is_some() { "booked" } else { "free" },
+                "state": match (&s.booked, &s.held) {
+                    (Some(_), _) => "booked",
+                    (None, Some(_)) => "held",
+                    (None, None) => "free",
+                },
             });
+            if let Some(hold) = &s.held {
+                slot["holdId"] = json!(hold.hold_id);
+                slot["expiresAt"] = json!(hold.expires_at);
+                if reveal {
+                    slot["patientId"] = json!(hold.patient_id);
+                }
+            }
             if let Some(holder) = &s.booked {
                 slot["appointmentId"] = json!(holder.appointment_id);
                 if holder.needs_reschedule {

@@ -7,6 +7,7 @@
 mod booking;
 mod commands;
 mod dst;
+mod holds;
 mod providers;
 
 use jiff::ToSpan;

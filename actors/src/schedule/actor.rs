@@ -14,6 +14,7 @@ use medrelay_protocol::schedule::{AppointmentStatus, RequestedStatus};
 use medrelay_protocol::{Channel, Event};
 
 use super::changes::{self, Apply, Prepared, follow_reminders};
+use super::holds::{self, HoldRecord, Released};
 use super::messages::*;
 use super::rules::slots_for_date;
 use super::state::{State, WINDOW_BEHIND};
@@ -87,9 +88,19 @@ impl ScheduleActor {
             )));
         }
         let by = msg.by;
-        let (mut batch, apply, record) = changes::book(&state.provider, req, slot, by.clone(), now);
+        let redeemed = req
+            .hold_id
+            .as_ref()
+            .and_then(|id| state.holds.get(id))
+            .cloned();
+        let (mut batch, mut apply, record) =
+            changes::book(&state.provider, req, slot, by.clone(), now);
         plan.schedule(&mut batch, &record, now);
         doctors::tell_doctor(&mut batch, &state.provider, None, &record, by.as_ref(), now);
+        if let Some(hold) = redeemed {
+            holds::release(&mut batch, &hold, Released::Booked);
+            apply = Apply::BookedHold(record.clone(), hold.hold_id);
+        }
         Ok((batch, apply, record))
     }
 
@@ -283,9 +294,48 @@ impl ScheduleActor {
         Ok((batch, Apply::Deleted, count))
     }
 
+    fn hold(&mut self, msg: Hold) -> Prepared<HoldRecord> {
+        let (rules, store) = (self.rules, self.life.store().clone());
+        let now = Timestamp::now();
+        let state = self.load()?;
+        let (batch, record) = holds::hold(
+            state,
+            &store,
+            &rules,
+            (msg.patient_id, &msg.request, msg.by),
+            now,
+        )?;
+        Ok((batch, Apply::Held(record.clone()), record))
+    }
+
+    fn release_hold(&mut self, msg: ReleaseHold) -> Prepared<HoldRecord> {
+        let state = self.load()?;
+        let hold = state
+            .holds
+            .get(&msg.hold_id)
+            .cloned()
+            .ok_or_else(|| ScheduleError::NotFound(format!("no hold {}", msg.hold_id)))?;
+        let mut batch = WriteBatch::new();
+        holds::release(&mut batch, &hold, Released::Cancelled);
+        Ok((batch, Apply::Released(vec![hold.hold_id.clone()]), hold))
+    }
+
+    fn release_lapsed(&mut self, _: ReleaseLapsed) -> Prepared<usize> {
+        let state = self.load()?;
+        let lapsed = state.lapsed(Timestamp::now());
+        let mut batch = WriteBatch::new();
+        for hold in &lapsed {
+            holds::release(&mut batch, hold, Released::Expired);
+        }
+        let ids: Vec<String> = lapsed.into_iter().map(|h| h.hold_id).collect();
+        let count = ids.len();
+        Ok((batch, Apply::Released(ids), count))
+    }
+
     fn board(&mut self, msg: GetBoard) -> Result<Board, ScheduleError> {
         let state = self.load()?;
-        let today = Timestamp::now().to_zoned(state.tz.clone()).date();
+        let now = Timestamp::now();
+        let today = now.to_zoned(state.tz.clone()).date();
         let from = msg.from.unwrap_or(today);
         let to = msg.to.unwrap_or_else(|| from.saturating_add(6.days()));
         check_range(from, to)?;
@@ -301,7 +351,11 @@ impl ScheduleActor {
                 &p.exceptions,
             ) {
                 let booked = state.holder(&slot);
-                slots.push(BoardSlot { slot, booked });
+                let held = match booked {
+                    Some(_) => None,
+                    None => state.held(slot.start, slot.end, None, now).cloned(),
+                };
+                slots.push(BoardSlot { slot, booked, held });
             }
             date = date.saturating_add(1.day());
         }
@@ -361,6 +415,18 @@ impl ScheduleActor {
                 return;
             }
             Apply::Upsert(record) => state.booked.upsert(record),
+            Apply::BookedHold(record, hold) => {
+                state.booked.upsert(record);
+                state.holds.remove(&hold);
+            }
+            Apply::Held(hold) => {
+                state.holds.insert(hold.hold_id.clone(), hold);
+            }
+            Apply::Released(ids) => {
+                for id in ids {
+                    state.holds.remove(&id);
+                }
+            }
             Apply::Provider(provider, tz, flagged) => {
                 state.provider = *provider;
                 state.tz = tz;
@@ -419,6 +485,21 @@ impl Owner for ScheduleActor {
             None => false,
         }
     }
+
+    /// Releases holds whose time ran out, and stays up while any are left
+    /// to release.
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        let Some(state) = self.state.as_ref() else {
+            return;
+        };
+        if state.holds.is_empty() {
+            return;
+        }
+        self.life.touch();
+        if !state.lapsed(Timestamp::now()).is_empty() {
+            ctx.notify(ReleaseLapsed);
+        }
+    }
 }
 
 keyed::writing_handlers!(
@@ -428,6 +509,9 @@ keyed::writing_handlers!(
     Update => AppointmentRecord: update,
     UpdateProvider => ProviderRecord: update_provider,
     DeleteProvider => usize: delete_provider,
+    Hold => HoldRecord: hold,
+    ReleaseHold => HoldRecord: release_hold,
+    ReleaseLapsed => usize: release_lapsed,
 );
 
 impl Handler<GetBoard> for ScheduleActor {

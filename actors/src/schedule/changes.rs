@@ -11,6 +11,7 @@ use jiff::tz::TimeZone;
 use medrelay_protocol::schedule::{AppointmentStatus, BookAppointment, ClockTime, SlotTime};
 use medrelay_protocol::{Channel, Event, UserId};
 
+use super::holds::{self, HoldRecord};
 use super::rules::{cells, fits_hours};
 use super::state::{Booked, State, free_slots};
 use super::{
@@ -27,6 +28,12 @@ pub enum Apply {
     Upsert(AppointmentRecord),
     /// The profile changed, and with it these appointments' flags.
     Provider(Box<ProviderRecord>, TimeZone, Vec<AppointmentRecord>),
+    /// An appointment was booked with the hold of this id.
+    BookedHold(AppointmentRecord, String),
+    /// A hold was taken.
+    Held(HoldRecord),
+    /// These holds ended.
+    Released(Vec<String>),
     /// The provider is gone.
     Deleted,
 }
@@ -38,7 +45,8 @@ pub type Prepared<T> = Result<(WriteBatch, Apply, T), ScheduleError>;
 /// booking limits and the held appointments allow it.
 ///
 /// # Errors
-/// The booking rules' errors, `SlotTaken` when the state holds an overlap.
+/// The booking rules' errors, `SlotTaken` or `SlotHeld` when the state
+/// holds an overlap, `Invalid` for a hold that does not fit the booking.
 pub fn free_slot(
     state: &State,
     request: &BookAppointment,
@@ -46,13 +54,12 @@ pub fn free_slot(
     now: Timestamp,
 ) -> Result<SlotTime, ScheduleError> {
     let slot = state.bookable(request.appointment_date, request.time_slot, rules, now)?;
-    if state
-        .booked
-        .overlapping(slot.start, slot.end, None)
-        .is_some()
-    {
-        return Err(ScheduleError::SlotTaken);
-    }
+    // The slot's own hold, when the booking redeems it, keeps nobody out.
+    let redeemed = match &request.hold_id {
+        Some(id) => Some(holds::redeem(state, id, &request.patient_id, &slot, now)?),
+        None => None,
+    };
+    state.check_free(&slot, (None, redeemed.map(|h| h.hold_id.as_str())), now)?;
     Ok(slot)
 }
 
@@ -129,13 +136,7 @@ pub fn reschedule(
         return Ok((WriteBatch::new(), Apply::Upsert(current.clone()), current));
     }
     let to = state.bookable(date, clock, rules, now)?;
-    if state
-        .booked
-        .overlapping(to.start, to.end, Some(&current.appointment_id))
-        .is_some()
-    {
-        return Err(ScheduleError::SlotTaken);
-    }
+    state.check_free(&to, (Some(&current.appointment_id), None), now)?;
     let from = current.slot.clone();
     let mut record = current;
     record.slot = to.clone();

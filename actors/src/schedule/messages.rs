@@ -6,9 +6,11 @@ use medrelay_protocol::PatientId;
 use medrelay_protocol::UserId;
 use medrelay_protocol::profile::ContactInfo;
 use medrelay_protocol::schedule::{
-    AppointmentId, BookAppointment, DateException, DayAvailability, SlotTime, UpdateAppointment,
+    AppointmentId, BookAppointment, DateException, DayAvailability, HoldSlot, SlotTime,
+    UpdateAppointment,
 };
 
+use super::holds::HoldRecord;
 use super::{AppointmentRecord, ScheduleError};
 use crate::accounts::ProviderRecord;
 
@@ -24,6 +26,32 @@ pub struct Book {
     /// Who asks.
     pub by: Option<UserId>,
 }
+
+/// Hold a slot for a patient for a few minutes.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<HoldRecord, ScheduleError>")]
+pub struct Hold {
+    /// The patient it is for (checked by the caller).
+    pub patient_id: PatientId,
+    /// The slot.
+    pub request: HoldSlot,
+    /// Who asks.
+    pub by: Option<UserId>,
+}
+
+/// End a hold before its time (who may was checked by the caller).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<HoldRecord, ScheduleError>")]
+pub struct ReleaseHold {
+    /// The hold.
+    pub hold_id: String,
+}
+
+/// Release the holds whose time has run out (the actor's own tick, and at
+/// start for doctors with holds left by the last run).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<usize, ScheduleError>")]
+pub struct ReleaseLapsed;
 
 /// Move an appointment or change its status.
 #[derive(Debug, Clone, Message)]
@@ -73,6 +101,8 @@ pub struct BoardSlot {
     pub slot: SlotTime,
     /// The appointment holding (part of) it, if any.
     pub booked: Option<Holder>,
+    /// Else the live hold keeping it, if any.
+    pub held: Option<HoldRecord>,
 }
 
 /// The appointment that holds a board slot.

@@ -20,11 +20,13 @@
 //! - [`messages`]: what the `ScheduleActor` is asked, and its replies.
 //! - [`state`]: one doctor's loaded state and the checks made against it.
 //! - [`changes`]: the write batches of each change, built without actix.
+//! - [`holds`]: slot holds, kept for a patient for a few minutes.
 //! - [`actor`]: the `ScheduleActor` itself.
 //! - [`migrate`]: start-up repair of stores written by older releases.
 
 pub mod actor;
 pub mod changes;
+pub mod holds;
 pub mod messages;
 pub mod migrate;
 pub mod rules;
@@ -154,6 +156,10 @@ pub struct BookingRules {
     pub min_notice: jiff::SignedDuration,
     /// Bookings may start at most this long from now.
     pub horizon: jiff::SignedDuration,
+    /// How long a slot hold lasts.
+    pub hold_for: jiff::SignedDuration,
+    /// Live holds one patient may have, across all doctors.
+    pub holds_per_patient: usize,
 }
 
 /// Why a schedule operation failed; each maps to one protocol error code.
@@ -177,6 +183,12 @@ pub enum ScheduleError {
     /// The patient has an overlapping appointment.
     #[error("the patient already has an appointment at that time")]
     PatientConflict,
+    /// The slot is held for another patient.
+    #[error("that slot is held for another patient for a few minutes")]
+    SlotHeld,
+    /// The patient holds as many slots as they may.
+    #[error("a patient may hold at most {0} slots at a time")]
+    HoldLimit(usize),
     /// The status change is not allowed.
     #[error("{0}")]
     InvalidTransition(String),

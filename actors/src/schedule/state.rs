@@ -14,6 +14,7 @@ use jiff::{SignedDuration, Timestamp, ToSpan};
 use medrelay_protocol::Channel;
 use medrelay_protocol::schedule::{AppointmentId, ClockTime, SlotTime};
 
+use super::holds::{self, HoldRecord};
 use super::messages::Holder;
 use super::rules::{SLOT_MINUTES, cell_key, cell_of, find_slot, slots_for_date};
 use super::{AppointmentRecord, BookingRules, ProviderCell, ScheduleError};
@@ -109,6 +110,8 @@ pub struct State {
     pub booked: Booked,
     /// The board channel's seq the state reflects.
     pub board_seq: u64,
+    /// Slot holds by id, live or lapsed but not yet released.
+    pub holds: BTreeMap<String, HoldRecord>,
 }
 
 impl State {
@@ -143,11 +146,16 @@ impl State {
             from = cell_key(provider_id, cell_of(record.slot.end).max(next_number(&key)));
             booked.upsert(record);
         }
+        let holds = holds::load(store, provider_id)?
+            .into_iter()
+            .map(|h| (h.hold_id.clone(), h))
+            .collect();
         Ok(State {
             provider,
             tz,
             booked,
             board_seq,
+            holds,
         })
     }
 
@@ -179,6 +187,53 @@ impl State {
         })?;
         check_notice(&slot, rules, now)?;
         Ok(slot)
+    }
+
+    /// Whether `slot` is free for a booking or a hold: no appointment but
+    /// `appointment` (the one moving) holds part of it, and no live hold
+    /// but `hold` (the one redeemed) keeps it.
+    ///
+    /// # Errors
+    /// `SlotTaken`, `SlotHeld`.
+    pub fn check_free(
+        &self,
+        slot: &SlotTime,
+        (appointment, hold): (Option<&AppointmentId>, Option<&str>),
+        now: Timestamp,
+    ) -> Result<(), ScheduleError> {
+        if self
+            .booked
+            .overlapping(slot.start, slot.end, appointment)
+            .is_some()
+        {
+            return Err(ScheduleError::SlotTaken);
+        }
+        if self.held(slot.start, slot.end, hold, now).is_some() {
+            return Err(ScheduleError::SlotHeld);
+        }
+        Ok(())
+    }
+
+    /// The live hold covering part of `[start, end)`, other than `except`.
+    pub fn held(
+        &self,
+        start: Timestamp,
+        end: Timestamp,
+        except: Option<&str>,
+        now: Timestamp,
+    ) -> Option<&HoldRecord> {
+        self.holds
+            .values()
+            .find(|h| Some(h.hold_id.as_str()) != except && h.live(now) && h.overlaps(start, end))
+    }
+
+    /// The holds whose time has run out.
+    pub fn lapsed(&self, now: Timestamp) -> Vec<HoldRecord> {
+        self.holds
+            .values()
+            .filter(|h| !h.live(now))
+            .cloned()
+            .collect()
     }
 
     /// The holder of a board slot.

@@ -41,6 +41,8 @@ fn world() -> World {
     let rules = BookingRules {
         min_notice: SignedDuration::ZERO,
         horizon: SignedDuration::from_hours(24 * 400),
+        hold_for: SignedDuration::from_mins(5),
+        holds_per_patient: 2,
     };
     let plan = ReminderPlan::new(vec![SignedDuration::from_hours(24)]);
     let s = store.clone();
@@ -111,6 +113,7 @@ fn day(offset: i64) -> Date {
 fn book(patient: &PatientId, provider: &ProviderId, date: Date, time: &str) -> Book {
     Book {
         request: BookAppointment {
+            hold_id: None,
             patient_id: patient.clone(),
             provider_id: provider.clone(),
             appointment_date: date,

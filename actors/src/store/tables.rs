@@ -99,11 +99,15 @@ pub enum Table {
     DoctorNotices,
     /// provider id → the doctor's daily agenda plan.
     DoctorAgendas,
+    /// `<provider>/<hold>` → a slot hold.
+    SlotHolds,
+    /// `<patient>/<hold>` → the patient's hold (for their limit).
+    PatientHolds,
 }
 
 impl Table {
     /// All record tables; each is created when the store opens.
-    pub const ALL: [Table; 43] = [
+    pub const ALL: [Table; 45] = [
         Table::Users,
         Table::Usernames,
         Table::Patients,
@@ -148,6 +152,8 @@ impl Table {
         Table::CalendarFeedLinks,
         Table::DoctorNotices,
         Table::DoctorAgendas,
+        Table::SlotHolds,
+        Table::PatientHolds,
     ];
 
     /// The table's position in [`Table::ALL`].
@@ -204,6 +210,8 @@ impl Table {
             Table::CalendarFeedLinks => "calendar_feed_links",
             Table::DoctorNotices => "doctor_notices",
             Table::DoctorAgendas => "doctor_agendas",
+            Table::SlotHolds => "slot_holds",
+            Table::PatientHolds => "patient_holds",
         }
     }
 

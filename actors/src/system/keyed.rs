@@ -63,6 +63,12 @@ impl<A: KeyedActor> Lifecycle<A> {
         &self.store
     }
 
+    /// Counts as activity now: an actor with timed work pending (a slot
+    /// hold to release) calls it so as not to retire before that work.
+    pub fn touch(&mut self) {
+        self.idle.touch();
+    }
+
     /// Takes the actor out of its registry (right before `ctx.stop()`).
     pub fn retire_now(&self, me: &Addr<A>) {
         self.retire.now(me);
@@ -90,6 +96,10 @@ pub trait Owner: KeyedActor {
     fn keep(&mut self) -> bool {
         true
     }
+
+    /// Called at every idle check, before it, with the context: for timed
+    /// work of the actor's own (the default has none).
+    fn tick(&mut self, _ctx: &mut Context<Self>) {}
 }
 
 /// How often an actor checks whether to retire, at most.
@@ -111,6 +121,7 @@ pub fn start<A: Owner>(act: &mut A, ctx: &mut Context<A>) {
         tracing::debug!(actor = A::KIND, key = %act.lifecycle().key, error = %e, "state not loaded at start");
     }
     ctx.run_interval(every, |act, ctx| {
+        act.tick(ctx);
         let expired = act.lifecycle().idle.expired();
         if expired || !act.keep() {
             act.lifecycle().retire.now(&ctx.address());

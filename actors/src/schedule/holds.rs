@@ -1,0 +1,238 @@
+//! Slot holds: a patient keeps a slot for a few minutes while they fill in
+//! a booking form; nobody else may book or move into it meanwhile, and
+//! their own booking with the hold's id takes it.
+//!
+//! A hold is a record of `slot_holds` (`<provider>/<hold>`) with an index
+//! entry under the patient (`patient_holds`, `<patient>/<hold>`, for the
+//! per-patient limit), written by the doctor's actor, which also keeps the
+//! doctor's live holds in memory and refuses any other booking of their
+//! time. A hold past its expiry blocks nothing, whether or not its release
+//! has been written yet; the actor writes the release (and its
+//! `slot_released` event) on its next tick.
+
+use jiff::Timestamp;
+use medrelay_protocol::schedule::{HoldSlot, SlotTime};
+use medrelay_protocol::{Channel, Event, PatientId, ProviderId, UserId};
+use serde::{Deserialize, Serialize};
+
+use super::state::State;
+use super::{BookingRules, ScheduleError};
+use crate::patients::StoredPatient;
+use crate::store::{Record, Store, StoreError, Table, WriteBatch};
+
+/// A hold on one slot (table `slot_holds`, keyed `<provider>/<hold>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HoldRecord {
+    /// Its id (`hld_...`).
+    pub hold_id: String,
+    /// The doctor.
+    pub provider_id: ProviderId,
+    /// The patient it is kept for.
+    pub patient_id: PatientId,
+    /// The slot.
+    pub slot: SlotTime,
+    /// When it lapses.
+    pub expires_at: Timestamp,
+    /// Who asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<UserId>,
+}
+
+impl Record for HoldRecord {
+    const TABLE: Table = Table::SlotHolds;
+    const VERSION: u16 = 1;
+}
+
+impl HoldRecord {
+    /// Whether it still keeps its slot at `now`.
+    pub fn live(&self, now: Timestamp) -> bool {
+        self.expires_at > now
+    }
+
+    /// Whether it covers part of `[start, end)`.
+    pub fn overlaps(&self, start: Timestamp, end: Timestamp) -> bool {
+        self.slot.start < end && start < self.slot.end
+    }
+
+    fn key(&self) -> String {
+        format!("{}/{}", self.provider_id, self.hold_id)
+    }
+
+    fn patient_key(&self) -> String {
+        format!("{}/{}", self.patient_id, self.hold_id)
+    }
+}
+
+/// A patient's hold, in their index (`patient_holds`, `<patient>/<hold>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PatientHold {
+    /// The doctor whose slot it keeps.
+    pub provider_id: ProviderId,
+    /// When it lapses.
+    pub expires_at: Timestamp,
+}
+
+impl Record for PatientHold {
+    const TABLE: Table = Table::PatientHolds;
+    const VERSION: u16 = 1;
+}
+
+/// Why a hold ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Released {
+    /// Its patient booked the slot.
+    Booked,
+    /// Its patient (or staff) let it go.
+    Cancelled,
+    /// Its time ran out.
+    Expired,
+}
+
+impl Released {
+    fn as_str(self) -> &'static str {
+        match self {
+            Released::Booked => "booked",
+            Released::Cancelled => "cancelled",
+            Released::Expired => "expired",
+        }
+    }
+}
+
+/// The live holds of `patient` at `now`, across all doctors (from their
+/// index: at most a few keys).
+///
+/// # Errors
+/// A storage error.
+pub fn live_holds_of(
+    store: &Store,
+    patient: &PatientId,
+    now: Timestamp,
+) -> Result<usize, StoreError> {
+    let prefix = format!("{patient}/");
+    Ok(store
+        .scan_prefix::<PatientHold>(&prefix, 1_000)?
+        .iter()
+        .filter(|(_, h)| h.expires_at > now)
+        .count())
+}
+
+/// A new hold on the slot `request` names, for `patient`: the slot must be
+/// bookable and neither booked nor held, and the patient under the limit.
+///
+/// # Errors
+/// The booking rules' errors, `SlotTaken`, `SlotHeld`, `HoldLimit`,
+/// `NotFound` for an unknown patient.
+pub fn hold(
+    state: &State,
+    store: &Store,
+    rules: &BookingRules,
+    (patient, request, by): (PatientId, &HoldSlot, Option<UserId>),
+    now: Timestamp,
+) -> Result<(WriteBatch, HoldRecord), ScheduleError> {
+    let slot = state.bookable(request.appointment_date, request.time_slot, rules, now)?;
+    state.check_free(&slot, (None, None), now)?;
+    if store.get::<StoredPatient>(patient.as_str())?.is_none() {
+        return Err(ScheduleError::NotFound(format!("no patient {patient}")));
+    }
+    if live_holds_of(store, &patient, now)? >= rules.holds_per_patient {
+        return Err(ScheduleError::HoldLimit(rules.holds_per_patient));
+    }
+    let record = HoldRecord {
+        hold_id: crate::ids::new_id("hld"),
+        provider_id: state.provider.provider_id.clone(),
+        patient_id: patient,
+        expires_at: now + rules.hold_for,
+        slot,
+        by,
+    };
+    let mut batch = WriteBatch::new();
+    batch.put(record.key(), &record);
+    batch.put(
+        record.patient_key(),
+        &PatientHold {
+            provider_id: record.provider_id.clone(),
+            expires_at: record.expires_at,
+        },
+    );
+    emit(
+        &mut batch,
+        &record,
+        Event::SlotHeld {
+            provider_id: record.provider_id.clone(),
+            hold_id: record.hold_id.clone(),
+            patient_id: Some(record.patient_id.clone()),
+            slot: record.slot.clone(),
+            expires_at: record.expires_at,
+        },
+    );
+    Ok((batch, record))
+}
+
+/// Adds to `batch` the end of `hold`: its records deleted (each required
+/// present, so a hold ends once) and a `slot_released` event.
+pub fn release(batch: &mut WriteBatch, hold: &HoldRecord, why: Released) {
+    batch.require_present(Table::SlotHolds, hold.key());
+    batch.delete(Table::SlotHolds, hold.key());
+    batch.delete(Table::PatientHolds, hold.patient_key());
+    emit(
+        batch,
+        hold,
+        Event::SlotReleased {
+            provider_id: hold.provider_id.clone(),
+            hold_id: hold.hold_id.clone(),
+            patient_id: Some(hold.patient_id.clone()),
+            slot: hold.slot.clone(),
+            reason: why.as_str().to_owned(),
+        },
+    );
+}
+
+/// The hold a booking names, checked: live, the same patient, the same
+/// slot start.
+///
+/// # Errors
+/// `Invalid` naming `holdId` otherwise.
+pub fn redeem<'a>(
+    state: &'a State,
+    hold_id: &str,
+    patient: &PatientId,
+    slot: &SlotTime,
+    now: Timestamp,
+) -> Result<&'a HoldRecord, ScheduleError> {
+    let invalid = |message: &str| ScheduleError::Invalid {
+        field: "holdId".into(),
+        message: message.into(),
+    };
+    let hold = state
+        .holds
+        .get(hold_id)
+        .ok_or_else(|| invalid("no such hold on this doctor's schedule"))?;
+    if !hold.live(now) {
+        return Err(invalid("the hold has expired"));
+    }
+    if &hold.patient_id != patient || hold.slot.start != slot.start {
+        return Err(invalid("the hold is for another patient or slot"));
+    }
+    Ok(hold)
+}
+
+/// Every hold of the doctor, from the store (at load).
+///
+/// # Errors
+/// A storage error.
+pub fn load(store: &Store, provider: &str) -> Result<Vec<HoldRecord>, StoreError> {
+    let prefix = format!("{provider}/");
+    Ok(store
+        .scan_prefix::<HoldRecord>(&prefix, 100_000)?
+        .into_iter()
+        .map(|(_, h)| h)
+        .collect())
+}
+
+/// Puts the event on the doctor's board and the patient's channel.
+fn emit(batch: &mut WriteBatch, hold: &HoldRecord, event: Event) {
+    batch.event(Channel::Board(hold.provider_id.clone()), event.clone());
+    batch.event(Channel::Patient(hold.patient_id.clone()), event);
+}
