@@ -159,6 +159,7 @@ impl Application {
                 ),
                 hold_for: jiff::SignedDuration::from_secs(i64::from(settings.schedule.hold_secs)),
                 holds_per_patient: settings.schedule.holds_per_patient as usize,
+                offer_for: jiff::SignedDuration::from_secs(i64::from(settings.schedule.offer_secs)),
             };
             Registry::new(system.clone(), move |id, retire| {
                 ScheduleActor::new(id, store.clone(), rules, plan.clone(), idle, retire)

@@ -268,6 +268,8 @@ pub struct ScheduleSettings {
     pub hold_secs: u32,
     /// Live slot holds one patient may have, across all doctors.
     pub holds_per_patient: u32,
+    /// How long a freed slot is held for a waitlisted patient, in seconds.
+    pub offer_secs: u32,
 }
 
 /// `[actors]`
@@ -355,6 +357,7 @@ impl Settings {
             ),
             ("auth.access_ttl_secs", self.auth.access_ttl_secs),
             ("schedule.hold_secs", self.schedule.hold_secs.into()),
+            ("schedule.offer_secs", self.schedule.offer_secs.into()),
             (
                 "schedule.holds_per_patient",
                 self.schedule.holds_per_patient.into(),

@@ -81,6 +81,7 @@ mod idle;
 mod memory;
 mod nats;
 mod notify;
+mod offers;
 mod patients;
 mod schedule;
 mod server;

@@ -99,6 +99,12 @@
 //! A doctor with 5,000 appointments and their feed downloaded in full and
 //! unchanged (304); see [`crate::calendar_feed`]. Target: p99 <= 20 ms.
 //!
+//! # 3b. Waitlist offers
+//!
+//! 100 doctors with a waitlisted patient each, their appointments cancelled
+//! at 200/s: the time from a cancellation to the `offer_made` event on the
+//! waitlisted patient's socket; see [`crate::offers`]. Target: p99 <= 50 ms.
+//!
 //! # 4. Idle connections
 //!
 //! After the sockets of the earlier phases are closed (the server's
@@ -234,6 +240,8 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<Figure>> {
     println!();
     let feed = crate::calendar_feed::run(&server, &token, &patients).await?;
     println!();
+    let offers = crate::offers::run(&server, &token, &patients).await?;
+    println!();
     let idle_run = async |server: &Server| {
         idle::run(
             server,
@@ -275,6 +283,7 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<Figure>> {
         ),
     ];
     figures.extend(feed);
+    figures.extend(offers);
     if let Some(bytes) = idle::per_connection(&fresh) {
         figures.push(Figure::at_most(
             "schedule.idle_socket",

@@ -85,6 +85,46 @@ pub enum Event {
         /// Why it ended.
         reason: String,
     },
+    /// A freed slot is offered to a waitlisted patient, held for them
+    /// until `expiresAt`: booking it with `holdId` accepts it.
+    OfferMade {
+        /// The doctor.
+        provider_id: ProviderId,
+        /// The hold keeping the slot.
+        hold_id: String,
+        /// The patient it is offered to (see `AppointmentBooked`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        patient_id: Option<PatientId>,
+        /// The slot.
+        slot: SlotTime,
+        /// When the offer lapses and passes to the next patient.
+        #[schemars(with = "String")]
+        expires_at: Timestamp,
+    },
+    /// An offer was taken: the slot is booked.
+    OfferAccepted {
+        /// The doctor.
+        provider_id: ProviderId,
+        /// The hold that kept the slot.
+        hold_id: String,
+        /// The patient (see `AppointmentBooked`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        patient_id: Option<PatientId>,
+        /// The slot.
+        slot: SlotTime,
+    },
+    /// An offer lapsed unanswered (it passes to the next patient, if any).
+    OfferExpired {
+        /// The doctor.
+        provider_id: ProviderId,
+        /// The hold that kept the slot.
+        hold_id: String,
+        /// The patient (see `AppointmentBooked`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        patient_id: Option<PatientId>,
+        /// The slot.
+        slot: SlotTime,
+    },
     /// A slot was booked.
     AppointmentBooked {
         /// The appointment.
@@ -328,6 +368,9 @@ impl Event {
             Event::SessionRevoked { .. } => "session_revoked",
             Event::SlotHeld { .. } => "slot_held",
             Event::SlotReleased { .. } => "slot_released",
+            Event::OfferMade { .. } => "offer_made",
+            Event::OfferAccepted { .. } => "offer_accepted",
+            Event::OfferExpired { .. } => "offer_expired",
             Event::AppointmentBooked { .. } => "appointment_booked",
             Event::AppointmentRescheduled { .. } => "appointment_rescheduled",
             Event::AppointmentCancelled { .. } => "appointment_cancelled",
@@ -359,7 +402,10 @@ impl Event {
             | Event::AppointmentStatusChanged { patient_id, .. }
             | Event::AppointmentNeedsReschedule { patient_id, .. }
             | Event::SlotHeld { patient_id, .. }
-            | Event::SlotReleased { patient_id, .. } => patient_id,
+            | Event::SlotReleased { patient_id, .. }
+            | Event::OfferMade { patient_id, .. }
+            | Event::OfferAccepted { patient_id, .. }
+            | Event::OfferExpired { patient_id, .. } => patient_id,
             _ => return None,
         };
         patient.take()?;

@@ -50,6 +50,7 @@ pub mod provider;
 pub mod record;
 pub mod report;
 pub mod schedule;
+pub mod waitlist;
 pub mod ws;
 
 pub use channel::Channel;

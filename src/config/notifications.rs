@@ -115,6 +115,11 @@ pub struct TemplateSettings {
     pub doctor_agenda_subject: String,
     /// Its text (`{appointments}`: one per line, time and patient).
     pub doctor_agenda_body: String,
+    /// Subject of a freed slot offered from the waitlist (`{until}`: when
+    /// the hold lapses).
+    pub offer_subject: String,
+    /// Its text.
+    pub offer_body: String,
     /// Subject of a bill issued.
     pub bill_issued_subject: String,
     /// Text of a bill issued.

@@ -55,6 +55,32 @@ pub fn compose(
     (render(subject, lookup), render(body, lookup))
 }
 
+/// The subject and body of a slot offer from the waitlist: `facts.start`
+/// is the slot, `until` when the hold lapses (shown as `{until}`, the
+/// reader's time).
+pub fn compose_offer(
+    templates: &TemplateSettings,
+    facts: &Facts,
+    until: Timestamp,
+) -> (String, String) {
+    let values = values(facts);
+    let until = until
+        .to_zoned(facts.tz.clone())
+        .strftime("%H:%M")
+        .to_string();
+    let lookup = |name: &str| match name {
+        "until" => Some(until.as_str()),
+        _ => values
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str()),
+    };
+    (
+        render(&templates.offer_subject, lookup),
+        render(&templates.offer_body, lookup),
+    )
+}
+
 /// The subject and body of a billing notice to `patient`, amounts in
 /// `currency`.
 pub fn compose_billing(

@@ -27,6 +27,7 @@ pub mod clock;
 pub mod compose;
 mod doctor_notices;
 mod draft;
+mod offer_notices;
 pub mod providers;
 pub mod scheduler;
 pub mod worker;

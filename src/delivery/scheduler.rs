@@ -29,6 +29,7 @@ use medrelay_actors::notify::{
 };
 use medrelay_actors::patients::{self, PatientRecord};
 use medrelay_actors::schedule::AppointmentRecord;
+use medrelay_actors::schedule::offers::OfferNotice;
 use medrelay_actors::store::{Record, Table, WriteBatch, WriteError};
 use medrelay_actors::system::count_restart;
 use medrelay_protocol::notification::{
@@ -215,7 +216,10 @@ pub async fn fire_due(
     let to_doctors = n
         .store
         .scan_below::<DoctorNotice>(&below, batch_size.min(NOTICES_PER_FIRING))?;
-    if due.is_empty() && notices.is_empty() && to_doctors.is_empty() {
+    let offers = n
+        .store
+        .scan_below::<OfferNotice>(&below, batch_size.min(NOTICES_PER_FIRING))?;
+    if due.is_empty() && notices.is_empty() && to_doctors.is_empty() && offers.is_empty() {
         return Ok(false);
     }
     let mut firing = Firing {
@@ -238,6 +242,9 @@ pub async fn fire_due(
     }
     for (key, notice) in &to_doctors {
         firing.fire_doctor(key, notice)?;
+    }
+    for (key, notice) in &offers {
+        firing.fire_offer(key, notice)?;
     }
     let Firing {
         batch,
@@ -289,9 +296,9 @@ pub(super) struct Firing<'a> {
 }
 
 /// What firing needs to know about a doctor.
-struct Doctor {
-    name: String,
-    time_zone: Option<String>,
+pub(super) struct Doctor {
+    pub(super) name: String,
+    pub(super) time_zone: Option<String>,
 }
 
 /// What firing needs to know about a patient.
@@ -475,7 +482,7 @@ impl Firing<'_> {
     }
 
     /// A doctor's name and zone, read once per batch.
-    fn doctor(&mut self, id: &ProviderId) -> Result<Arc<Doctor>, NotifyError> {
+    pub(super) fn doctor(&mut self, id: &ProviderId) -> Result<Arc<Doctor>, NotifyError> {
         if let Some(known) = self.doctors.get(id) {
             return Ok(known.clone());
         }

@@ -13,6 +13,7 @@ mod delivery;
 mod doctors;
 mod in_app;
 mod invitations;
+mod offers;
 mod preferences;
 mod reminders;
 mod restarts;

@@ -13,11 +13,13 @@ use jiff::{Timestamp, ToSpan};
 use medrelay_protocol::schedule::{AppointmentStatus, RequestedStatus};
 use medrelay_protocol::{Channel, Event};
 
-use super::changes::{self, Apply, Prepared, follow_reminders};
+use super::changes::{self, Apply, HoldChange, Prepared, follow_reminders};
 use super::holds::{self, HoldRecord, Released};
 use super::messages::*;
+use super::offers;
 use super::rules::slots_for_date;
 use super::state::{State, WINDOW_BEHIND};
+use super::waitlist::WaitlistEntry;
 use super::{AppointmentRecord, BookingRules, ScheduleError};
 use crate::accounts::{ProviderRecord, UserRecord};
 use crate::fault::describe;
@@ -30,8 +32,8 @@ use crate::system::{Retire, guarded};
 
 /// One doctor's schedule.
 pub struct ScheduleActor {
-    life: Lifecycle<ScheduleActor>,
-    rules: BookingRules,
+    pub(super) life: Lifecycle<ScheduleActor>,
+    pub(super) rules: BookingRules,
     plan: Arc<ReminderPlan>,
     state: Option<State>,
 }
@@ -54,7 +56,7 @@ impl ScheduleActor {
         }
     }
 
-    fn load(&mut self) -> Result<&mut State, ScheduleError> {
+    pub(super) fn load(&mut self) -> Result<&mut State, ScheduleError> {
         if self.state.is_none() {
             self.state = Some(State::load(
                 self.life.store(),
@@ -77,7 +79,7 @@ impl ScheduleActor {
             });
         }
         // Rules and the slot first: they answer from memory.
-        let slot = changes::free_slot(state, &req, &rules, now)?;
+        let (slot, redeemed) = changes::free_slot(state, &req, &rules, now)?;
         if store
             .get::<StoredPatient>(req.patient_id.as_str())?
             .is_none()
@@ -88,18 +90,19 @@ impl ScheduleActor {
             )));
         }
         let by = msg.by;
-        let redeemed = req
-            .hold_id
-            .as_ref()
-            .and_then(|id| state.holds.get(id))
-            .cloned();
         let (mut batch, mut apply, record) =
             changes::book(&state.provider, req, slot, by.clone(), now);
         plan.schedule(&mut batch, &record, now);
         doctors::tell_doctor(&mut batch, &state.provider, None, &record, by.as_ref(), now);
         if let Some(hold) = redeemed {
             holds::release(&mut batch, &hold, Released::Booked);
-            apply = Apply::BookedHold(record.clone(), hold.hold_id);
+            let left = offers::accepted(state, &mut batch, &hold);
+            apply = Apply::Holds(Box::new(HoldChange {
+                upsert: Some(record.clone()),
+                released: vec![hold.hold_id],
+                left: left.into_iter().collect(),
+                ..HoldChange::default()
+            }));
         }
         Ok((batch, apply, record))
     }
@@ -167,18 +170,40 @@ impl ScheduleActor {
             changes::change_status(current.clone(), target, by.clone(), now)
         };
         let (mut batch, apply, after) = follow_reminders(&store, &plan, &current, prepared, now)?;
-        if !batch.is_empty() {
-            let provider = &state.provider;
-            doctors::tell_doctor(
-                &mut batch,
-                provider,
-                Some(&current),
-                &after,
-                by.as_ref(),
-                now,
-            );
+        if batch.is_empty() {
+            return Ok((batch, apply, after));
         }
-        Ok((batch, apply, after))
+        let provider = &state.provider;
+        doctors::tell_doctor(
+            &mut batch,
+            provider,
+            Some(&current),
+            &after,
+            by.as_ref(),
+            now,
+        );
+        // The time it gave back goes to the waitlist, if someone waits for it.
+        let (was, now_at) = (&current.slot, &after.slot);
+        let apart = now_at.end <= was.start || was.end <= now_at.start;
+        let freed = current.status.holds_slot() && (!after.status.holds_slot() || apart);
+        // Not offered back to the patient who gave it up.
+        let except = (Some(&current.appointment_id), None);
+        let given_up = [current.patient_id.clone()];
+        let offered = freed
+            .then(|| {
+                let slot = (&current.slot, given_up.as_slice());
+                offers::offer_freed(state, &mut batch, slot, except, &rules, now)
+            })
+            .flatten();
+        let Some(offer) = offered else {
+            return Ok((batch, apply, after));
+        };
+        let change = HoldChange {
+            upsert: Some(after.clone()),
+            held: vec![offer],
+            ..HoldChange::default()
+        };
+        Ok((batch, Apply::Holds(Box::new(change)), after))
     }
 
     fn update_provider(&mut self, msg: UpdateProvider) -> Prepared<ProviderRecord> {
@@ -294,44 +319,6 @@ impl ScheduleActor {
         Ok((batch, Apply::Deleted, count))
     }
 
-    fn hold(&mut self, msg: Hold) -> Prepared<HoldRecord> {
-        let (rules, store) = (self.rules, self.life.store().clone());
-        let now = Timestamp::now();
-        let state = self.load()?;
-        let (batch, record) = holds::hold(
-            state,
-            &store,
-            &rules,
-            (msg.patient_id, &msg.request, msg.by),
-            now,
-        )?;
-        Ok((batch, Apply::Held(record.clone()), record))
-    }
-
-    fn release_hold(&mut self, msg: ReleaseHold) -> Prepared<HoldRecord> {
-        let state = self.load()?;
-        let hold = state
-            .holds
-            .get(&msg.hold_id)
-            .cloned()
-            .ok_or_else(|| ScheduleError::NotFound(format!("no hold {}", msg.hold_id)))?;
-        let mut batch = WriteBatch::new();
-        holds::release(&mut batch, &hold, Released::Cancelled);
-        Ok((batch, Apply::Released(vec![hold.hold_id.clone()]), hold))
-    }
-
-    fn release_lapsed(&mut self, _: ReleaseLapsed) -> Prepared<usize> {
-        let state = self.load()?;
-        let lapsed = state.lapsed(Timestamp::now());
-        let mut batch = WriteBatch::new();
-        for hold in &lapsed {
-            holds::release(&mut batch, hold, Released::Expired);
-        }
-        let ids: Vec<String> = lapsed.into_iter().map(|h| h.hold_id).collect();
-        let count = ids.len();
-        Ok((batch, Apply::Released(ids), count))
-    }
-
     fn board(&mut self, msg: GetBoard) -> Result<Board, ScheduleError> {
         let state = self.load()?;
         let now = Timestamp::now();
@@ -415,23 +402,35 @@ impl ScheduleActor {
                 return;
             }
             Apply::Upsert(record) => state.booked.upsert(record),
-            Apply::BookedHold(record, hold) => {
-                state.booked.upsert(record);
-                state.holds.remove(&hold);
-            }
-            Apply::Held(hold) => {
-                state.holds.insert(hold.hold_id.clone(), hold);
-            }
-            Apply::Released(ids) => {
-                for id in ids {
-                    state.holds.remove(&id);
-                }
-            }
             Apply::Provider(provider, tz, flagged) => {
                 state.provider = *provider;
                 state.tz = tz;
                 for record in flagged {
                     state.booked.upsert(record);
+                }
+            }
+            Apply::Holds(change) => {
+                let HoldChange {
+                    upsert,
+                    held,
+                    released,
+                    joined,
+                    left,
+                } = *change;
+                if let Some(record) = upsert {
+                    state.booked.upsert(record);
+                }
+                for id in released {
+                    state.holds.remove(&id);
+                }
+                for hold in held {
+                    state.holds.insert(hold.hold_id.clone(), hold);
+                }
+                if let Some(entry) = joined {
+                    state.waitlist.insert(entry.entry_id.clone(), entry);
+                }
+                for id in left {
+                    state.waitlist.remove(&id);
                 }
             }
         }
@@ -512,6 +511,8 @@ keyed::writing_handlers!(
     Hold => HoldRecord: hold,
     ReleaseHold => HoldRecord: release_hold,
     ReleaseLapsed => usize: release_lapsed,
+    JoinWaitlist => WaitlistEntry: join_waitlist,
+    LeaveWaitlist => WaitlistEntry: leave_waitlist,
 );
 
 impl Handler<GetBoard> for ScheduleActor {

@@ -14,6 +14,7 @@ use medrelay_protocol::{Channel, Event, UserId};
 use super::holds::{self, HoldRecord};
 use super::rules::{cells, fits_hours};
 use super::state::{Booked, State, free_slots};
+use super::waitlist::WaitlistEntry;
 use super::{
     AppointmentRecord, BookingRules, HistoryAction, HistoryEntry, IndexEntry, PatientAppointment,
     PatientCell, ProviderAppointment, ProviderCell, ScheduleError, new_appointment_id,
@@ -28,21 +29,34 @@ pub enum Apply {
     Upsert(AppointmentRecord),
     /// The profile changed, and with it these appointments' flags.
     Provider(Box<ProviderRecord>, TimeZone, Vec<AppointmentRecord>),
-    /// An appointment was booked with the hold of this id.
-    BookedHold(AppointmentRecord, String),
-    /// A hold was taken.
-    Held(HoldRecord),
-    /// These holds ended.
-    Released(Vec<String>),
+    /// Holds or waitlist entries changed (and maybe an appointment).
+    Holds(Box<HoldChange>),
     /// The provider is gone.
     Deleted,
+}
+
+/// What a change did to the doctor's holds and waitlist.
+#[derive(Debug, Default)]
+pub struct HoldChange {
+    /// The appointment it booked, moved or cancelled.
+    pub upsert: Option<AppointmentRecord>,
+    /// Holds (and offers) it made.
+    pub held: Vec<HoldRecord>,
+    /// Holds it ended.
+    pub released: Vec<String>,
+    /// A waitlist entry it added.
+    pub joined: Option<WaitlistEntry>,
+    /// Waitlist entries it removed.
+    pub left: Vec<String>,
 }
 
 /// A change ready to commit: its batch, what to apply after, the reply.
 pub type Prepared<T> = Result<(WriteBatch, Apply, T), ScheduleError>;
 
 /// The slot a booking request asks for, if the doctor's hours, the
-/// booking limits and the held appointments allow it.
+/// booking limits and the held appointments allow it, and the hold the
+/// booking takes: the one it names, or else the patient's own live hold
+/// on that very slot (an offer they book without quoting it).
 ///
 /// # Errors
 /// The booking rules' errors, `SlotTaken` or `SlotHeld` when the state
@@ -52,15 +66,17 @@ pub fn free_slot(
     request: &BookAppointment,
     rules: &BookingRules,
     now: Timestamp,
-) -> Result<SlotTime, ScheduleError> {
+) -> Result<(SlotTime, Option<HoldRecord>), ScheduleError> {
     let slot = state.bookable(request.appointment_date, request.time_slot, rules, now)?;
-    // The slot's own hold, when the booking redeems it, keeps nobody out.
     let redeemed = match &request.hold_id {
         Some(id) => Some(holds::redeem(state, id, &request.patient_id, &slot, now)?),
-        None => None,
+        None => state
+            .held(slot.start, slot.end, None, now)
+            .filter(|h| h.patient_id == request.patient_id && h.slot.start == slot.start),
     };
+    // The slot's own hold, when the booking takes it, keeps nobody out.
     state.check_free(&slot, (None, redeemed.map(|h| h.hold_id.as_str())), now)?;
-    Ok(slot)
+    Ok((slot, redeemed.cloned()))
 }
 
 /// A new appointment in a slot [`free_slot`] found: its record, index

@@ -15,6 +15,7 @@ use medrelay_protocol::schedule::{HoldSlot, SlotTime};
 use medrelay_protocol::{Channel, Event, PatientId, ProviderId, UserId};
 use serde::{Deserialize, Serialize};
 
+use super::offers::Offer;
 use super::state::State;
 use super::{BookingRules, ScheduleError};
 use crate::patients::StoredPatient;
@@ -37,6 +38,9 @@ pub struct HoldRecord {
     /// Who asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<UserId>,
+    /// Set when the hold is a freed slot offered from the waitlist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer: Option<Offer>,
 }
 
 impl Record for HoldRecord {
@@ -72,6 +76,10 @@ pub struct PatientHold {
     pub provider_id: ProviderId,
     /// When it lapses.
     pub expires_at: Timestamp,
+    /// An offer from the waitlist (not counted against the limit: the
+    /// patient did not ask for it).
+    #[serde(default)]
+    pub offer: bool,
 }
 
 impl Record for PatientHold {
@@ -114,7 +122,7 @@ pub fn live_holds_of(
     Ok(store
         .scan_prefix::<PatientHold>(&prefix, 1_000)?
         .iter()
-        .filter(|(_, h)| h.expires_at > now)
+        .filter(|(_, h)| h.expires_at > now && !h.offer)
         .count())
 }
 
@@ -146,28 +154,36 @@ pub fn hold(
         expires_at: now + rules.hold_for,
         slot,
         by,
+        offer: None,
     };
     let mut batch = WriteBatch::new();
-    batch.put(record.key(), &record);
+    put(&mut batch, &record);
+    Ok((batch, record))
+}
+
+/// Adds to `batch` a new hold: its record, its patient's index entry and
+/// the `slot_held` event.
+pub fn put(batch: &mut WriteBatch, hold: &HoldRecord) {
+    batch.put(hold.key(), hold);
     batch.put(
-        record.patient_key(),
+        hold.patient_key(),
         &PatientHold {
-            provider_id: record.provider_id.clone(),
-            expires_at: record.expires_at,
+            provider_id: hold.provider_id.clone(),
+            expires_at: hold.expires_at,
+            offer: hold.offer.is_some(),
         },
     );
     emit(
-        &mut batch,
-        &record,
+        batch,
+        hold,
         Event::SlotHeld {
-            provider_id: record.provider_id.clone(),
-            hold_id: record.hold_id.clone(),
-            patient_id: Some(record.patient_id.clone()),
-            slot: record.slot.clone(),
-            expires_at: record.expires_at,
+            provider_id: hold.provider_id.clone(),
+            hold_id: hold.hold_id.clone(),
+            patient_id: Some(hold.patient_id.clone()),
+            slot: hold.slot.clone(),
+            expires_at: hold.expires_at,
         },
     );
-    Ok((batch, record))
 }
 
 /// Adds to `batch` the end of `hold`: its records deleted (each required

@@ -11,6 +11,7 @@ use medrelay_protocol::schedule::{
 };
 
 use super::holds::HoldRecord;
+use super::waitlist::WaitlistEntry;
 use super::{AppointmentRecord, ScheduleError};
 use crate::accounts::ProviderRecord;
 
@@ -52,6 +53,26 @@ pub struct ReleaseHold {
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "Result<usize, ScheduleError>")]
 pub struct ReleaseLapsed;
+
+/// Put a patient on the doctor's waitlist.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<WaitlistEntry, ScheduleError>")]
+pub struct JoinWaitlist {
+    /// The patient (checked by the caller).
+    pub patient_id: PatientId,
+    /// What they wait for.
+    pub request: medrelay_protocol::waitlist::JoinWaitlist,
+    /// Who asks.
+    pub by: Option<UserId>,
+}
+
+/// Take an entry off the doctor's waitlist (who may was checked by the caller).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<WaitlistEntry, ScheduleError>")]
+pub struct LeaveWaitlist {
+    /// The entry.
+    pub entry_id: String,
+}
 
 /// Move an appointment or change its status.
 #[derive(Debug, Clone, Message)]

@@ -21,18 +21,23 @@
 //! - [`state`]: one doctor's loaded state and the checks made against it.
 //! - [`changes`]: the write batches of each change, built without actix.
 //! - [`holds`]: slot holds, kept for a patient for a few minutes.
+//! - [`waitlist`], [`offers`]: patients waiting for a slot, and freed
+//!   slots held for them in turn.
 //! - [`actor`]: the `ScheduleActor` itself.
 //! - [`migrate`]: start-up repair of stores written by older releases.
 
 pub mod actor;
 pub mod changes;
+pub mod holding;
 pub mod holds;
 pub mod messages;
 pub mod migrate;
+pub mod offers;
 pub mod rules;
 pub mod state;
 #[cfg(test)]
 mod tests;
+pub mod waitlist;
 
 use medrelay_protocol::schedule::{AppointmentId, AppointmentStatus, SlotTime};
 use medrelay_protocol::{PatientId, ProviderId};
@@ -160,6 +165,8 @@ pub struct BookingRules {
     pub hold_for: jiff::SignedDuration,
     /// Live holds one patient may have, across all doctors.
     pub holds_per_patient: usize,
+    /// How long a freed slot is held for a waitlisted patient.
+    pub offer_for: jiff::SignedDuration,
 }
 
 /// Why a schedule operation failed; each maps to one protocol error code.

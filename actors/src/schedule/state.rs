@@ -17,6 +17,7 @@ use medrelay_protocol::schedule::{AppointmentId, ClockTime, SlotTime};
 use super::holds::{self, HoldRecord};
 use super::messages::Holder;
 use super::rules::{SLOT_MINUTES, cell_key, cell_of, find_slot, slots_for_date};
+use super::waitlist::{self, WaitlistEntry};
 use super::{AppointmentRecord, BookingRules, ProviderCell, ScheduleError};
 use crate::accounts::ProviderRecord;
 use crate::fault::Fault;
@@ -112,6 +113,8 @@ pub struct State {
     pub board_seq: u64,
     /// Slot holds by id, live or lapsed but not yet released.
     pub holds: BTreeMap<String, HoldRecord>,
+    /// The waitlist by entry id, which sorts in the order joined.
+    pub waitlist: BTreeMap<String, WaitlistEntry>,
 }
 
 impl State {
@@ -150,12 +153,17 @@ impl State {
             .into_iter()
             .map(|h| (h.hold_id.clone(), h))
             .collect();
+        let waitlist = waitlist::load(store, provider_id)?
+            .into_iter()
+            .map(|e| (e.entry_id.clone(), e))
+            .collect();
         Ok(State {
             provider,
             tz,
             booked,
             board_seq,
             holds,
+            waitlist,
         })
     }
 

@@ -43,6 +43,7 @@ fn world() -> World {
         horizon: SignedDuration::from_hours(24 * 400),
         hold_for: SignedDuration::from_mins(5),
         holds_per_patient: 2,
+        offer_for: SignedDuration::from_mins(15),
     };
     let plan = ReminderPlan::new(vec![SignedDuration::from_hours(24)]);
     let s = store.clone();

@@ -103,11 +103,15 @@ pub enum Table {
     SlotHolds,
     /// `<patient>/<hold>` → the patient's hold (for their limit).
     PatientHolds,
+    /// `<provider>/<entry>` → a waitlist entry, in the order joined.
+    Waitlist,
+    /// `<due ms, 13 digits>/<hold>` → an offer to tell its patient of.
+    OfferNotices,
 }
 
 impl Table {
     /// All record tables; each is created when the store opens.
-    pub const ALL: [Table; 45] = [
+    pub const ALL: [Table; 47] = [
         Table::Users,
         Table::Usernames,
         Table::Patients,
@@ -154,6 +158,8 @@ impl Table {
         Table::DoctorAgendas,
         Table::SlotHolds,
         Table::PatientHolds,
+        Table::Waitlist,
+        Table::OfferNotices,
     ];
 
     /// The table's position in [`Table::ALL`].
@@ -212,6 +218,8 @@ impl Table {
             Table::DoctorAgendas => "doctor_agendas",
             Table::SlotHolds => "slot_holds",
             Table::PatientHolds => "patient_holds",
+            Table::Waitlist => "waitlist",
+            Table::OfferNotices => "offer_notices",
         }
     }
 

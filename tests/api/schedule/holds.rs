@@ -179,14 +179,29 @@ async fn a_restart_keeps_a_hold() {
     assert_eq!(status, 201, "{held}");
 
     let app = app.restart(|_| {}).await;
+    let admin = app.admin_token().await;
     let (status, reply) = book_own(&app, &bob, "prv_hold", monday(), "09:00").await;
     assert_eq!(
         (status, reply["error"]["code"].as_str()),
         (409, Some("slot_held")),
         "{reply}"
     );
-    let mut body = booking(&ann.patient_id, "prv_hold", monday(), "09:00");
-    body["holdId"] = held["holdId"].clone();
+    // Her own hold is taken by her booking, even without quoting it.
+    let body = booking(&ann.patient_id, "prv_hold", monday(), "09:00");
     let (status, reply) = book(&app, &ann.tokens.token, body).await;
     assert_eq!(status, 201, "{reply}");
+    let (_, slots) = app
+        .get(
+            &format!("/api/providers/prv_hold/slots?date={}", monday()),
+            Some(&admin),
+        )
+        .await;
+    let nine = slots["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["timeSlot"] == "09:00")
+        .unwrap()
+        .clone();
+    assert_eq!(nine["state"], "booked", "{nine}");
 }
