@@ -7,19 +7,17 @@ use std::sync::Arc;
 
 use medrelay_actors::accounts::{ProviderRecord, UserRecord};
 use medrelay_actors::notify::doctors::{DoctorNotice, DoctorNoticeKind};
-use medrelay_actors::notify::{self as records, DeviceRecord, policy};
+use medrelay_actors::notify::{self as records, policy};
 use medrelay_actors::patients;
 use medrelay_actors::schedule::AppointmentRecord;
 use medrelay_actors::store::Table;
-use medrelay_protocol::notification::{
-    NotificationCategory, NotificationChannel, NotificationPreferences,
-};
+use medrelay_protocol::notification::{NotificationCategory, NotificationChannel};
 use medrelay_protocol::{PatientId, ProviderId};
 
 use super::NotifyError;
 use super::compose::{DoctorFacts, compose_doctor};
 use super::draft::Draft;
-use super::scheduler::Firing;
+use super::scheduler::{DoctorAccount, Firing};
 
 impl Firing<'_> {
     /// Sends the notice under `key` to its doctor's account; past their
@@ -197,12 +195,4 @@ impl Firing<'_> {
         self.accounts.insert(id.clone(), account.clone());
         Ok(account)
     }
-}
-
-/// What sending a doctor a notice needs to know of them.
-pub(super) struct DoctorAccount {
-    pub(super) doctor: ProviderRecord,
-    pub(super) user: UserRecord,
-    pub(super) prefs: NotificationPreferences,
-    pub(super) devices: Vec<DeviceRecord>,
 }

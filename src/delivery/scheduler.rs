@@ -39,7 +39,6 @@ use medrelay_protocol::schedule::AppointmentId;
 use medrelay_protocol::{PatientId, ProviderId};
 
 use super::compose::{Facts, compose};
-use super::doctor_notices::DoctorAccount;
 use super::{Draft, Notifier, NotifyError};
 
 /// The longest the scheduler sleeps without looking (a clock change or a
@@ -299,6 +298,14 @@ pub(super) struct Firing<'a> {
 pub(super) struct Doctor {
     pub(super) name: String,
     pub(super) time_zone: Option<String>,
+}
+
+/// What sending a doctor a notice needs to know of them.
+pub(super) struct DoctorAccount {
+    pub(super) doctor: ProviderRecord,
+    pub(super) user: UserRecord,
+    pub(super) prefs: NotificationPreferences,
+    pub(super) devices: Vec<DeviceRecord>,
 }
 
 /// What firing needs to know about a patient.

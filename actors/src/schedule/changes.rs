@@ -11,7 +11,8 @@ use jiff::tz::TimeZone;
 use medrelay_protocol::schedule::{AppointmentStatus, BookAppointment, ClockTime, SlotTime};
 use medrelay_protocol::{Channel, Event, UserId};
 
-use super::holds::{self, HoldRecord};
+use super::holds::HoldRecord;
+use super::offers;
 use super::rules::{cells, fits_hours};
 use super::state::{Booked, State, free_slots};
 use super::waitlist::WaitlistEntry;
@@ -69,7 +70,7 @@ pub fn free_slot(
 ) -> Result<(SlotTime, Option<HoldRecord>), ScheduleError> {
     let slot = state.bookable(request.appointment_date, request.time_slot, rules, now)?;
     let redeemed = match &request.hold_id {
-        Some(id) => Some(holds::redeem(state, id, &request.patient_id, &slot, now)?),
+        Some(id) => Some(offers::redeem(state, id, &request.patient_id, &slot, now)?),
         None => state
             .held(slot.start, slot.end, None, now)
             .filter(|h| h.patient_id == request.patient_id && h.slot.start == slot.start),

@@ -21,7 +21,7 @@ impl ScheduleActor {
         let now = Timestamp::now();
         let state = self.load()?;
         let who = (msg.patient_id, &msg.request, msg.by);
-        let (batch, record) = holds::hold(state, &store, &rules, who, now)?;
+        let (batch, record) = offers::hold(state, &store, &rules, who, now)?;
         let change = HoldChange {
             held: vec![record.clone()],
             ..HoldChange::default()
@@ -78,7 +78,7 @@ impl ScheduleActor {
         let now = Timestamp::now();
         let state = self.load()?;
         let who = (msg.patient_id, &msg.request, msg.by);
-        let (batch, entry) = waitlist::join(state, &store, &rules, who, now)?;
+        let (batch, entry) = offers::join(state, &store, &rules, who, now)?;
         let change = HoldChange {
             joined: Some(entry.clone()),
             ..HoldChange::default()

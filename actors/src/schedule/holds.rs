@@ -11,14 +11,10 @@
 //! `slot_released` event) on its next tick.
 
 use jiff::Timestamp;
-use medrelay_protocol::schedule::{HoldSlot, SlotTime};
+use medrelay_protocol::schedule::SlotTime;
 use medrelay_protocol::{Channel, Event, PatientId, ProviderId, UserId};
 use serde::{Deserialize, Serialize};
 
-use super::offers::Offer;
-use super::state::State;
-use super::{BookingRules, ScheduleError};
-use crate::patients::StoredPatient;
 use crate::store::{Record, Store, StoreError, Table, WriteBatch};
 
 /// A hold on one slot (table `slot_holds`, keyed `<provider>/<hold>`).
@@ -66,6 +62,16 @@ impl HoldRecord {
     fn patient_key(&self) -> String {
         format!("{}/{}", self.patient_id, self.hold_id)
     }
+}
+
+/// What makes a hold an offer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Offer {
+    /// The waitlist entry it answers.
+    pub entry_id: String,
+    /// The patients offered this slot so far, in order (this one last).
+    pub offered: Vec<PatientId>,
 }
 
 /// A patient's hold, in their index (`patient_holds`, `<patient>/<hold>`).
@@ -126,41 +132,6 @@ pub fn live_holds_of(
         .count())
 }
 
-/// A new hold on the slot `request` names, for `patient`: the slot must be
-/// bookable and neither booked nor held, and the patient under the limit.
-///
-/// # Errors
-/// The booking rules' errors, `SlotTaken`, `SlotHeld`, `HoldLimit`,
-/// `NotFound` for an unknown patient.
-pub fn hold(
-    state: &State,
-    store: &Store,
-    rules: &BookingRules,
-    (patient, request, by): (PatientId, &HoldSlot, Option<UserId>),
-    now: Timestamp,
-) -> Result<(WriteBatch, HoldRecord), ScheduleError> {
-    let slot = state.bookable(request.appointment_date, request.time_slot, rules, now)?;
-    state.check_free(&slot, (None, None), now)?;
-    if store.get::<StoredPatient>(patient.as_str())?.is_none() {
-        return Err(ScheduleError::NotFound(format!("no patient {patient}")));
-    }
-    if live_holds_of(store, &patient, now)? >= rules.holds_per_patient {
-        return Err(ScheduleError::HoldLimit(rules.holds_per_patient));
-    }
-    let record = HoldRecord {
-        hold_id: crate::ids::new_id("hld"),
-        provider_id: state.provider.provider_id.clone(),
-        patient_id: patient,
-        expires_at: now + rules.hold_for,
-        slot,
-        by,
-        offer: None,
-    };
-    let mut batch = WriteBatch::new();
-    put(&mut batch, &record);
-    Ok((batch, record))
-}
-
 /// Adds to `batch` a new hold: its record, its patient's index entry and
 /// the `slot_held` event.
 pub fn put(batch: &mut WriteBatch, hold: &HoldRecord) {
@@ -203,35 +174,6 @@ pub fn release(batch: &mut WriteBatch, hold: &HoldRecord, why: Released) {
             reason: why.as_str().to_owned(),
         },
     );
-}
-
-/// The hold a booking names, checked: live, the same patient, the same
-/// slot start.
-///
-/// # Errors
-/// `Invalid` naming `holdId` otherwise.
-pub fn redeem<'a>(
-    state: &'a State,
-    hold_id: &str,
-    patient: &PatientId,
-    slot: &SlotTime,
-    now: Timestamp,
-) -> Result<&'a HoldRecord, ScheduleError> {
-    let invalid = |message: &str| ScheduleError::Invalid {
-        field: "holdId".into(),
-        message: message.into(),
-    };
-    let hold = state
-        .holds
-        .get(hold_id)
-        .ok_or_else(|| invalid("no such hold on this doctor's schedule"))?;
-    if !hold.live(now) {
-        return Err(invalid("the hold has expired"));
-    }
-    if &hold.patient_id != patient || hold.slot.start != slot.start {
-        return Err(invalid("the hold is for another patient or slot"));
-    }
-    Ok(hold)
 }
 
 /// Every hold of the doctor, from the store (at load).

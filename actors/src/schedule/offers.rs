@@ -1,3 +1,7 @@
+//! What a doctor's state allows of holds, waitlist entries and offers
+//! (the records are in [`super::holds`] and [`super::waitlist`]), and the
+//! offers themselves.
+//!
 //! Slot offers: a slot freed by a cancellation or a move is held for the
 //! first waitlisted patient who wants it (in the order they joined), for
 //! `schedule.offer_secs`. Booking with the hold accepts it; a decline or
@@ -11,24 +15,17 @@
 //! scheduler, sent only while the hold still stands.
 
 use jiff::Timestamp;
-use medrelay_protocol::schedule::{AppointmentId, SlotTime};
-use medrelay_protocol::{Channel, Event, PatientId, ProviderId};
+use medrelay_protocol::schedule::{AppointmentId, HoldSlot, SlotTime};
+use medrelay_protocol::waitlist::JoinWaitlist;
+use medrelay_protocol::{Channel, Event, PatientId, ProviderId, UserId};
 use serde::{Deserialize, Serialize};
 
-use super::BookingRules;
-use super::holds::{self, HoldRecord};
+use super::holds::{self, HoldRecord, Offer};
 use super::state::State;
-use crate::store::{Record, Table, WriteBatch};
-
-/// What makes a hold an offer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Offer {
-    /// The waitlist entry it answers.
-    pub entry_id: String,
-    /// The patients offered this slot so far, in order (this one last).
-    pub offered: Vec<PatientId>,
-}
+use super::waitlist::{self, WaitlistEntry};
+use super::{BookingRules, ScheduleError};
+use crate::patients::StoredPatient;
+use crate::store::{Record, Store, Table, WriteBatch};
 
 /// An offer to tell its patient of by their text channel (table
 /// `offer_notices`, keyed `<due ms, 13 digits>/<hold>`).
@@ -128,6 +125,145 @@ pub fn accepted(state: &State, batch: &mut WriteBatch, hold: &HoldRecord) -> Opt
     batch.event(Channel::Board(hold.provider_id.clone()), event.clone());
     batch.event(Channel::Patient(hold.patient_id.clone()), event);
     let entry = state.waitlist.get(&offer.entry_id)?;
-    super::waitlist::remove(batch, entry);
+    waitlist::remove(batch, entry);
     Some(entry.entry_id.clone())
+}
+
+/// The longest date range one entry may span, in days.
+const MAX_RANGE_DAYS: i32 = 92;
+
+/// A new hold on the slot `request` names, for `patient`: the slot must be
+/// bookable and neither booked nor held, and the patient under the limit.
+///
+/// # Errors
+/// The booking rules' errors, `SlotTaken`, `SlotHeld`, `HoldLimit`,
+/// `NotFound` for an unknown patient.
+pub fn hold(
+    state: &State,
+    store: &Store,
+    rules: &BookingRules,
+    (patient, request, by): (PatientId, &HoldSlot, Option<UserId>),
+    now: Timestamp,
+) -> Result<(WriteBatch, HoldRecord), ScheduleError> {
+    let slot = state.bookable(request.appointment_date, request.time_slot, rules, now)?;
+    state.check_free(&slot, (None, None), now)?;
+    if store.get::<StoredPatient>(patient.as_str())?.is_none() {
+        return Err(ScheduleError::NotFound(format!("no patient {patient}")));
+    }
+    if holds::live_holds_of(store, &patient, now)? >= rules.holds_per_patient {
+        return Err(ScheduleError::HoldLimit(rules.holds_per_patient));
+    }
+    let record = HoldRecord {
+        hold_id: crate::ids::new_id("hld"),
+        provider_id: state.provider.provider_id.clone(),
+        patient_id: patient,
+        expires_at: now + rules.hold_for,
+        slot,
+        by,
+        offer: None,
+    };
+    let mut batch = WriteBatch::new();
+    holds::put(&mut batch, &record);
+    Ok((batch, record))
+}
+
+/// The hold a booking names, checked: live, the same patient, the same
+/// slot start.
+///
+/// # Errors
+/// `Invalid` naming `holdId` otherwise.
+pub fn redeem<'a>(
+    state: &'a State,
+    hold_id: &str,
+    patient: &PatientId,
+    slot: &SlotTime,
+    now: Timestamp,
+) -> Result<&'a HoldRecord, ScheduleError> {
+    let invalid = |message: &str| ScheduleError::Invalid {
+        field: "holdId".into(),
+        message: message.into(),
+    };
+    let hold = state
+        .holds
+        .get(hold_id)
+        .ok_or_else(|| invalid("no such hold on this doctor's schedule"))?;
+    if !hold.live(now) {
+        return Err(invalid("the hold has expired"));
+    }
+    if &hold.patient_id != patient || hold.slot.start != slot.start {
+        return Err(invalid("the hold is for another patient or slot"));
+    }
+    Ok(hold)
+}
+
+/// A new entry for `patient` on the doctor's waitlist.
+///
+/// # Errors
+/// `Invalid` naming `to` (before `from`, in the past, too long a range),
+/// `times` (an empty range) or `patientId` (too many entries), or
+/// `providerId` (the waitlist is full); `NotFound` for an unknown patient.
+pub fn join(
+    state: &State,
+    store: &Store,
+    rules: &BookingRules,
+    (patient, request, by): (PatientId, &JoinWaitlist, Option<UserId>),
+    now: Timestamp,
+) -> Result<(WriteBatch, WaitlistEntry), ScheduleError> {
+    let invalid = |field: &str, message: &str| ScheduleError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    };
+    let today = now.to_zoned(state.tz.clone()).date();
+    if request.to < request.from {
+        return Err(invalid("to", "must not be before from"));
+    }
+    if request.to < today {
+        return Err(invalid("to", "is in the past"));
+    }
+    let days = request
+        .from
+        .until(request.to)
+        .map(|s| s.get_days())
+        .unwrap_or(i32::MAX);
+    if days >= MAX_RANGE_DAYS {
+        return Err(invalid("to", "a waitlist entry spans at most 92 days"));
+    }
+    if now + rules.horizon
+        < request
+            .from
+            .to_zoned(state.tz.clone())
+            .map_or(now, |z| z.timestamp())
+    {
+        return Err(invalid("from", "is beyond the booking horizon"));
+    }
+    if request.times.iter().any(|r| r.start >= r.end) {
+        return Err(invalid("times", "each range must end after it starts"));
+    }
+    if store.get::<StoredPatient>(patient.as_str())?.is_none() {
+        return Err(ScheduleError::NotFound(format!("no patient {patient}")));
+    }
+    let theirs = state
+        .waitlist
+        .values()
+        .filter(|e| e.patient_id == patient)
+        .count();
+    if theirs >= waitlist::MAX_PER_PATIENT {
+        return Err(invalid("patientId", "already on this waitlist 3 times"));
+    }
+    if state.waitlist.len() >= waitlist::MAX_PER_DOCTOR {
+        return Err(invalid("providerId", "this doctor's waitlist is full"));
+    }
+    let entry = WaitlistEntry {
+        entry_id: crate::ids::new_id("wl"),
+        provider_id: state.provider.provider_id.clone(),
+        patient_id: patient,
+        from: request.from,
+        to: request.to,
+        times: request.times.clone(),
+        created_at: now,
+        by,
+    };
+    let mut batch = WriteBatch::new();
+    batch.put(entry.key(), &entry);
+    Ok((batch, entry))
 }
