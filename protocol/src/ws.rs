@@ -79,6 +79,21 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         status: Option<crate::schedule::RequestedStatus>,
     },
+    /// Holds a slot for a few minutes: the body of
+    /// `POST /api/providers/{providerId}/holds` plus the doctor.
+    #[serde(rename_all = "camelCase")]
+    Hold {
+        /// The doctor.
+        provider_id: crate::ids::ProviderId,
+        /// The patient (a patient's own when left out).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        patient_id: Option<crate::ids::PatientId>,
+        /// The date in the doctor's time zone.
+        #[schemars(with = "String")]
+        appointment_date: jiff::civil::Date,
+        /// The slot's start, `HH:MM`.
+        time_slot: crate::schedule::ClockTime,
+    },
     /// Cancels an appointment (`DELETE /api/appointments/{appointmentId}`).
     #[serde(rename_all = "camelCase")]
     Cancel {

@@ -160,7 +160,9 @@ fn same_provider(
 ) -> Result<(), AppError> {
     let named = match command {
         ScheduleCommand::Book(request) => Some(&request.provider_id),
-        ScheduleCommand::Board { provider, .. } => Some(provider),
+        ScheduleCommand::Board { provider, .. } | ScheduleCommand::Hold(provider, _) => {
+            Some(provider)
+        }
         _ => None,
     };
     if named.is_some_and(|named| named != provider) {

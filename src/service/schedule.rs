@@ -11,8 +11,8 @@ use medrelay_actors::schedule::{
     AppointmentRecord, PatientAppointment, ScheduleActor, indexed_ids, provider_appointments,
 };
 use medrelay_protocol::schedule::{
-    AppointmentId, AppointmentList, AppointmentView, BookAppointment, ListQuery, RequestedStatus,
-    UpdateAppointment,
+    AppointmentId, AppointmentList, AppointmentView, BookAppointment, HoldSlot, ListQuery,
+    RequestedStatus, UpdateAppointment,
 };
 use medrelay_protocol::ws::Command;
 use medrelay_protocol::{Channel, ProviderId, Role};
@@ -242,6 +242,8 @@ pub enum ScheduleCommand {
     Update(AppointmentId, UpdateAppointment),
     /// `cancel`
     Cancel(AppointmentId),
+    /// `hold`
+    Hold(ProviderId, HoldSlot),
     /// `get`
     Get(AppointmentId),
     /// `board`
@@ -275,6 +277,19 @@ impl ScheduleCommand {
                 },
             ),
             Command::Cancel { appointment_id } => ScheduleCommand::Cancel(appointment_id),
+            Command::Hold {
+                provider_id,
+                patient_id,
+                appointment_date,
+                time_slot,
+            } => ScheduleCommand::Hold(
+                provider_id,
+                HoldSlot {
+                    patient_id,
+                    appointment_date,
+                    time_slot,
+                },
+            ),
             Command::Get { appointment_id } => ScheduleCommand::Get(appointment_id),
             Command::Board {
                 provider_id,
@@ -326,6 +341,10 @@ pub async fn run(
         ScheduleCommand::Cancel(id) => {
             let record = cancel(state, &viewer, &id).await?;
             json!({ "status": "Cancelled", "appointmentId": record.appointment_id })
+        }
+        ScheduleCommand::Hold(provider, request) => {
+            let held = crate::service::holds::hold(state, &viewer, &provider, request).await?;
+            serde_json::to_value(held).map_err(AppError::internal)?
         }
         ScheduleCommand::Get(id) => {
             let record = find(state, &viewer, &id)?;

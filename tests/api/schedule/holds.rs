@@ -205,3 +205,29 @@ async fn a_restart_keeps_a_hold() {
         .clone();
     assert_eq!(nine["state"], "booked", "{nine}");
 }
+
+#[tokio::test]
+async fn the_hold_command_over_websocket_answers_like_rest() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    provider(&app, &admin, "prv_hold").await;
+    let (ann, bob) = (
+        app.signup_patient("ann").await,
+        app.signup_patient("bob").await,
+    );
+    let command = |time: &str| {
+        json!({"type": "hold", "providerId": "prv_hold",
+               "appointmentDate": monday().to_string(), "timeSlot": time})
+    };
+    let mut ws = app.ws(Some(&ann.tokens.token)).await;
+    let reply = ws.call(command("11:00")).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(reply["data"]["patientId"], json!(ann.patient_id), "{reply}");
+    assert!(reply["data"]["holdId"].as_str().is_some(), "{reply}");
+    let mut theirs = app.ws(Some(&bob.tokens.token)).await;
+    let refused = theirs.call(command("11:00")).await;
+    let (status, rest) = hold(&app, &bob.tokens.token, at("11:00")).await;
+    assert_eq!(status, 409);
+    assert_eq!(refused["error"]["code"], rest["error"]["code"]);
+    assert_eq!(refused["error"]["code"], "slot_held");
+}
