@@ -152,3 +152,97 @@ fn write_config(file: &Path, lead: SignedDuration, smtp_port: u16) {
     )
     .unwrap();
 }
+
+#[tokio::test]
+async fn killed_during_an_offer_it_keeps_the_hold_and_offers_the_slot_once() {
+    let smtp = SmtpSink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let settings = test_settings(&data);
+    create_admin(&settings).await;
+    let http = reqwest::Client::new();
+    let config = dir.path().join("medrelay.toml");
+    write_config(&config, SignedDuration::from_hours(24), smtp.addr().port());
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text = text.replace("[schedule]\n", "[schedule]\noffer_secs = 600\n");
+    std::fs::write(&config, text).unwrap();
+    let env = [("MEDRELAY_CONFIG", config.to_str().unwrap())];
+
+    let server = Process::start(&data, &env);
+    let base = format!("http://{}", server.addr);
+    let client = Client {
+        http: &http,
+        base: &base,
+    };
+    let admin = login(&http, &base, ADMIN).await;
+    client
+        .post(
+            "/api/providers",
+            json!({"providerId": "prv_house", "name": "Dr. House", "timeZone": "UTC",
+                   "slotMinutes": 5, "availability": all_day_availability()}),
+            &admin,
+        )
+        .await;
+    let (cal_token, cal) = client.signup("cal").await;
+    let (dana_token, dana) = client.signup("dana").await;
+    let day = (Timestamp::now() + SignedDuration::from_hours(72))
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+        .to_string();
+    let booking = |patient: &str| {
+        json!({"patientId": patient, "providerId": "prv_house",
+               "appointmentDate": day, "timeSlot": "10:00"})
+    };
+    let booked = client
+        .post("/api/appointments", booking(&cal), &cal_token)
+        .await;
+    client
+        .post(
+            "/api/providers/prv_house/waitlist",
+            json!({"from": day, "to": day}),
+            &dana_token,
+        )
+        .await;
+    let id = booked["appointmentId"].as_str().unwrap();
+    let (status, body) = read(
+        http.delete(format!("{base}/api/appointments/{id}"))
+            .bearer_auth(&cal_token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let offered = |mails: &[crate::smtp_sink::Mail]| {
+        mails
+            .iter()
+            .filter(|m| m.to == vec!["dana@example.org".to_owned()])
+            .filter(|m| m.text().contains("has come free"))
+            .count()
+    };
+    assert!(eventually(WAIT, || async { offered(&smtp.received()) == 1 }).await);
+
+    // Killed with the offer standing.
+    server.kill();
+    let server = Process::start(&data, &env);
+    let base = format!("http://{}", server.addr);
+    let client = Client {
+        http: &http,
+        base: &base,
+    };
+    let (status, reply) = client
+        .post_status("/api/appointments", booking(&cal), &cal_token)
+        .await;
+    assert_eq!(
+        (status, reply["error"]["code"].as_str()),
+        (409, Some("slot_held")),
+        "{reply}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(offered(&smtp.received()), 1, "offered once");
+    let (status, reply) = client
+        .post_status("/api/appointments", booking(&dana), &dana_token)
+        .await;
+    assert_eq!(status, 201, "her offer is hers to book: {reply}");
+    server.kill();
+}
