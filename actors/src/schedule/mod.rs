@@ -20,9 +20,11 @@
 //! - [`messages`]: what the `ScheduleActor` is asked, and its replies.
 //! - [`state`]: one doctor's loaded state and the checks made against it.
 //! - [`changes`]: the write batches of each change, built without actix.
-//! - [`holds`]: slot holds, kept for a patient for a few minutes.
-//! - [`waitlist`], [`offers`]: patients waiting for a slot, and freed
-//!   slots held for them in turn.
+//! - [`holds`]: slot holds (kept for a patient for a few minutes) and
+//!   their records; [`waitlist`]: patients waiting for a slot.
+//! - [`offers`]: what the state allows of holds and waitlist entries, and
+//!   freed slots held for waiting patients in turn.
+//! - [`holding`]: the actor's handlers for holds and the waitlist.
 //! - [`actor`]: the `ScheduleActor` itself.
 //! - [`migrate`]: start-up repair of stores written by older releases.
 
