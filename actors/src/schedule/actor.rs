@@ -192,7 +192,7 @@ impl ScheduleActor {
         let offered = freed
             .then(|| {
                 let slot = (&current.slot, given_up.as_slice());
-                offers::offer_freed(state, &mut batch, slot, except, &rules, now)
+                offers::offer_freed(state, (&store, &mut batch), slot, except, &rules, now)
             })
             .flatten();
         let Some(offer) = offered else {

@@ -13,7 +13,7 @@ use super::messages::{Hold, JoinWaitlist, LeaveWaitlist, ReleaseHold, ReleaseLap
 use super::offers;
 use super::state::State;
 use super::waitlist::{self, WaitlistEntry};
-use crate::store::WriteBatch;
+use crate::store::{Store, WriteBatch};
 
 impl ScheduleActor {
     pub(super) fn hold(&mut self, msg: Hold) -> Prepared<HoldRecord> {
@@ -30,7 +30,7 @@ impl ScheduleActor {
     }
 
     pub(super) fn release_hold(&mut self, msg: ReleaseHold) -> Prepared<HoldRecord> {
-        let rules = self.rules;
+        let (rules, store) = (self.rules, self.life.store().clone());
         let now = Timestamp::now();
         let state = self.load()?;
         let hold = state
@@ -42,7 +42,7 @@ impl ScheduleActor {
         let mut change = HoldChange::default();
         end(
             state,
-            &mut batch,
+            (&store, &mut batch),
             &mut change,
             &hold,
             Released::Cancelled,
@@ -53,7 +53,7 @@ impl ScheduleActor {
     }
 
     pub(super) fn release_lapsed(&mut self, _: ReleaseLapsed) -> Prepared<usize> {
-        let rules = self.rules;
+        let (rules, store) = (self.rules, self.life.store().clone());
         let now = Timestamp::now();
         let state = self.load()?;
         let lapsed = state.lapsed(now);
@@ -62,7 +62,7 @@ impl ScheduleActor {
         for hold in &lapsed {
             end(
                 state,
-                &mut batch,
+                (&store, &mut batch),
                 &mut change,
                 hold,
                 Released::Expired,
@@ -78,9 +78,10 @@ impl ScheduleActor {
         let now = Timestamp::now();
         let state = self.load()?;
         let who = (msg.patient_id, &msg.request, msg.by);
-        let (batch, entry) = offers::join(state, &store, &rules, who, now)?;
+        let (batch, entry, stale) = offers::join(state, &store, &rules, who, now)?;
         let change = HoldChange {
             joined: Some(entry.clone()),
+            left: stale,
             ..HoldChange::default()
         };
         Ok((batch, Apply::Holds(Box::new(change)), entry))
@@ -105,7 +106,7 @@ impl ScheduleActor {
 /// passes its slot to the next patient who wants it.
 fn end(
     state: &State,
-    batch: &mut WriteBatch,
+    (store, batch): (&Store, &mut WriteBatch),
     change: &mut HoldChange,
     hold: &HoldRecord,
     why: Released,
@@ -130,7 +131,7 @@ fn end(
     }
     let except = (None, Some(hold.hold_id.as_str()));
     let slot = (&hold.slot, offer.offered.as_slice());
-    if let Some(next) = offers::offer_freed(state, batch, slot, except, rules, now) {
+    if let Some(next) = offers::offer_freed(state, (store, batch), slot, except, rules, now) {
         change.held.push(next);
     }
 }

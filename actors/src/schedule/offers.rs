@@ -21,10 +21,10 @@ use medrelay_protocol::{Channel, Event, PatientId, ProviderId, UserId};
 use serde::{Deserialize, Serialize};
 
 use super::holds::{self, HoldRecord, Offer};
+use super::rules::cells;
 use super::state::State;
 use super::waitlist::{self, WaitlistEntry};
-use super::{BookingRules, ScheduleError};
-use crate::patients::StoredPatient;
+use super::{BookingRules, PatientCell, ScheduleError};
 use crate::store::{Record, Store, Table, WriteBatch};
 
 /// An offer to tell its patient of by their text channel (table
@@ -44,26 +44,53 @@ impl Record for OfferNotice {
 }
 
 /// After a change that frees `slot` (in `batch`, being prepared): holds it
-/// for the first waitlisted patient who wants it and is not in `offered`,
-/// with its events and notice. `except`: the appointment moving away from
-/// the slot or the hold letting go of it, still in the state. `None` when
-/// nobody waits for it, or it is too soon to book.
+/// for the first waitlisted patient who wants it, could book it, and is
+/// not in `offered`, with its events and notice. `except`: the appointment
+/// moving away from the slot or the hold letting go of it, still in the
+/// state. `None` when nobody waiting can take it, or it can no longer be
+/// booked (the doctor's hours, the minimum notice).
+///
+/// A patient is passed over while their entry already has a live offer,
+/// while they have an appointment at that time (with any doctor), or once
+/// their profile is deleted. The offer lasts `offer_for`, or until the
+/// minimum notice closes booking, whichever comes first.
 pub fn offer_freed(
     state: &State,
-    batch: &mut WriteBatch,
+    (store, batch): (&Store, &mut WriteBatch),
     (slot, offered): (&SlotTime, &[PatientId]),
     except: (Option<&AppointmentId>, Option<&str>),
     rules: &BookingRules,
     now: Timestamp,
 ) -> Option<HoldRecord> {
-    if state.waitlist.is_empty() || slot.start < now + rules.min_notice {
+    if state.waitlist.is_empty() {
+        return None;
+    }
+    // Only a slot of the doctor's hours as they are now, still bookable.
+    if state
+        .bookable(slot.date, slot.time_slot, rules, now)
+        .ok()
+        .as_ref()
+        != Some(slot)
+    {
+        return None;
+    }
+    let until = (now + rules.offer_for).min(slot.start - rules.min_notice);
+    if until <= now {
         return None;
     }
     state.check_free(slot, except, now).ok()?;
-    let entry = state
-        .waitlist
+    let offered_now: Vec<&str> = state
+        .holds
         .values()
-        .find(|e| e.wants(slot) && !offered.contains(&e.patient_id))?;
+        .filter(|h| h.live(now))
+        .filter_map(|h| h.offer.as_ref().map(|o| o.entry_id.as_str()))
+        .collect();
+    let entry = state.waitlist.values().find(|e| {
+        e.wants(slot)
+            && !offered.contains(&e.patient_id)
+            && !offered_now.contains(&e.entry_id.as_str())
+            && can_take(store, &e.patient_id, slot)
+    })?;
     let mut chain = offered.to_vec();
     chain.push(entry.patient_id.clone());
     let hold = HoldRecord {
@@ -71,7 +98,7 @@ pub fn offer_freed(
         provider_id: state.provider.provider_id.clone(),
         patient_id: entry.patient_id.clone(),
         slot: slot.clone(),
-        expires_at: now + rules.offer_for,
+        expires_at: until,
         by: None,
         offer: Some(Offer {
             entry_id: entry.entry_id.clone(),
@@ -97,6 +124,16 @@ pub fn offer_freed(
     );
     tracing::info!(provider = %hold.provider_id, hold = %hold.hold_id, "freed slot offered to the waitlist");
     Some(hold)
+}
+
+/// Whether `patient` could book `slot`: their profile is live and none of
+/// their appointments (with any doctor) covers part of it. A read error
+/// counts as no.
+fn can_take(store: &Store, patient: &PatientId, slot: &SlotTime) -> bool {
+    let live = crate::patients::is_live(store, patient).unwrap_or(false);
+    live && cells(patient.as_str(), slot)
+        .iter()
+        .all(|cell| matches!(store.get::<PatientCell>(cell), Ok(None)))
 }
 
 /// Adds to `batch` the end of an offer that lapsed unanswered
@@ -147,7 +184,7 @@ pub fn hold(
 ) -> Result<(WriteBatch, HoldRecord), ScheduleError> {
     let slot = state.bookable(request.appointment_date, request.time_slot, rules, now)?;
     state.check_free(&slot, (None, None), now)?;
-    if store.get::<StoredPatient>(patient.as_str())?.is_none() {
+    if !crate::patients::is_live(store, &patient)? {
         return Err(ScheduleError::NotFound(format!("no patient {patient}")));
     }
     if holds::live_holds_of(store, &patient, now)? >= rules.holds_per_patient {
@@ -208,7 +245,7 @@ pub fn join(
     rules: &BookingRules,
     (patient, request, by): (PatientId, &JoinWaitlist, Option<UserId>),
     now: Timestamp,
-) -> Result<(WriteBatch, WaitlistEntry), ScheduleError> {
+) -> Result<(WriteBatch, WaitlistEntry, Vec<String>), ScheduleError> {
     let invalid = |field: &str, message: &str| ScheduleError::Invalid {
         field: field.into(),
         message: message.into(),
@@ -236,21 +273,23 @@ pub fn join(
     {
         return Err(invalid("from", "is beyond the booking horizon"));
     }
-    if request.times.iter().any(|r| r.start >= r.end) {
-        return Err(invalid("times", "each range must end after it starts"));
+    if request.times.len() > 8 || request.times.iter().any(|r| r.start >= r.end) {
+        return Err(invalid(
+            "times",
+            "at most 8 ranges, each ending after it starts",
+        ));
     }
-    if store.get::<StoredPatient>(patient.as_str())?.is_none() {
+    if !crate::patients::is_live(store, &patient)? {
         return Err(ScheduleError::NotFound(format!("no patient {patient}")));
     }
-    let theirs = state
-        .waitlist
-        .values()
-        .filter(|e| e.patient_id == patient)
-        .count();
+    // Entries whose dates have passed count for nothing and go now.
+    let (stale, current): (Vec<&WaitlistEntry>, Vec<&WaitlistEntry>) =
+        state.waitlist.values().partition(|e| e.to < today);
+    let theirs = current.iter().filter(|e| e.patient_id == patient).count();
     if theirs >= waitlist::MAX_PER_PATIENT {
         return Err(invalid("patientId", "already on this waitlist 3 times"));
     }
-    if state.waitlist.len() >= waitlist::MAX_PER_DOCTOR {
+    if current.len() >= waitlist::MAX_PER_DOCTOR {
         return Err(invalid("providerId", "this doctor's waitlist is full"));
     }
     let entry = WaitlistEntry {
@@ -265,5 +304,9 @@ pub fn join(
     };
     let mut batch = WriteBatch::new();
     batch.put(entry.key(), &entry);
-    Ok((batch, entry))
+    for old in &stale {
+        waitlist::remove(&mut batch, old);
+    }
+    let stale = stale.iter().map(|e| e.entry_id.clone()).collect();
+    Ok((batch, entry, stale))
 }

@@ -276,3 +276,40 @@ async fn waitlist_entries_are_checked_and_seen_only_by_who_may() {
     assert_eq!(gone(&fay.tokens.token).await, 204);
     assert_eq!(gone(&fay.tokens.token).await, 404);
 }
+
+#[tokio::test]
+async fn a_patient_who_could_not_take_the_slot_is_passed_over() {
+    let (_providers, app, admin) = clinic(|s| s.schedule.offer_secs = 60).await;
+    let (status, body) = app
+        .post(
+            "/api/providers",
+            json!({"providerId": "prv_other", "name": "Dr. Other", "timeZone": "UTC",
+                   "availability": all_day_availability()}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let day = in_days(3);
+    let (cal, dana, eli) = (
+        patient(&app, "cal", "+4915100000031").await,
+        patient(&app, "dana", "+4915100000032").await,
+        patient(&app, "eli", "+4915100000033").await,
+    );
+    let taken = book(&app, &cal, day, "10:00").await;
+    wait_for_slot(&app, &dana, day).await;
+    wait_for_slot(&app, &eli, day).await;
+    // Dana, first in line, is busy with another doctor at that very time.
+    let (status, body) = app
+        .post(
+            "/api/appointments",
+            json!({"patientId": dana.patient_id, "providerId": "prv_other",
+                   "appointmentDate": day.to_string(), "timeSlot": "10:00"}),
+            Some(&dana.tokens.token),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let mut eli_ws = subscribe_patient(&app, &eli, None).await;
+    cancel(&app, &cal, &taken).await;
+    let offer = next_of(&mut eli_ws, "offer_made", WAIT).await;
+    assert_eq!(offer["slot"]["timeSlot"], "10:00", "{offer}");
+}
