@@ -1,11 +1,13 @@
 //! Part of the `schedule` benchmark: how long a waitlisted patient waits
 //! for the offer of a slot someone cancelled.
 //!
-//! Setup: each of the 100 doctors gets one waitlisted patient (patient
-//! `100 + d`, wanting any time on one day [`DAYS_AHEAD`] days ahead, far
-//! from every other benchmark's bookings) and [`PER_DOCTOR`] appointments
-//! that day, booked for patient `d` over HTTP; an admin socket per
-//! waitlisted patient subscribes to that patient's channel.
+//! Setup: each of the 100 doctors gets [`PER_DOCTOR`] appointments on one
+//! day [`DAYS_AHEAD`] days ahead (far from every other benchmark's
+//! bookings), booked for patient `d` over HTTP, and as many waitlisted
+//! patients wanting any time that day (patients `100 + (d + j) % 100`: an
+//! entry holds one live offer at a time, so each cancellation has someone
+//! to go to); an admin socket per waiting patient subscribes to that
+//! patient's channel.
 //!
 //! Measured: the appointments are cancelled over HTTP at [`RATE`] per
 //! second (open loop, round robin over the doctors), each from its own
@@ -64,13 +66,22 @@ pub async fn run(server: &Server, token: &str, patients: &[String]) -> anyhow::R
         "schedule: offers: {DOCTORS} waitlists, {} appointments ...",
         DOCTORS * PER_DOCTOR
     );
-    for d in 0..DOCTORS {
-        let body = json!({"patientId": patients[DOCTORS + d], "from": day.to_string(),
-                          "to": day.to_string()});
-        let path = format!("/api/providers/prov{d:03}/waitlist");
-        let (status, reply) = server.post(&path, &body, Some(token)).await?;
+    // Each doctor's line: as many patients as it will have cancellations
+    // (an entry has one live offer at a time), patient 100 + d first.
+    let mut joined = stream::iter(0..DOCTORS * PER_DOCTOR)
+        .map(|k| {
+            let (d, j) = (k % DOCTORS, k / DOCTORS);
+            let body = json!({"patientId": patients[DOCTORS + (d + j) % DOCTORS],
+                              "from": day.to_string(), "to": day.to_string()});
+            let path = format!("/api/providers/prov{d:03}/waitlist");
+            async move { (path.clone(), server.post(&path, &body, Some(token)).await) }
+        })
+        .buffered(16);
+    while let Some((path, done)) = joined.next().await {
+        let (status, reply) = done?;
         ensure!(status == 201, "joining {path}: {status} {reply}");
     }
+    drop(joined);
     let first = day.at(0, 0, 0, 0);
     let mut booked = stream::iter(0..DOCTORS * PER_DOCTOR)
         .map(|k| {
