@@ -19,7 +19,7 @@ use super::messages::*;
 use super::offers;
 use super::rules::slots_for_date;
 use super::state::{State, WINDOW_BEHIND};
-use super::waitlist::WaitlistEntry;
+use super::waitlist::{self, WaitlistEntry};
 use super::{AppointmentRecord, BookingRules, ScheduleError};
 use crate::accounts::{ProviderRecord, UserRecord};
 use crate::fault::describe;
@@ -307,6 +307,14 @@ impl ScheduleActor {
             );
             let (b, _, _) = follow_reminders(&store, &plan, &appointment, cancelled, now)?;
             batch.absorb(b);
+        }
+        // Its holds end and its waitlist goes with it (patients' hold
+        // limits are freed at once; nothing is offered).
+        for hold in state.holds.values() {
+            holds::release(&mut batch, hold, Released::Cancelled);
+        }
+        for entry in state.waitlist.values() {
+            waitlist::remove(&mut batch, entry);
         }
         let provider = &state.provider;
         batch.delete(Table::Providers, provider.provider_id.as_str());

@@ -231,3 +231,37 @@ async fn the_hold_command_over_websocket_answers_like_rest() {
     assert_eq!(refused["error"]["code"], rest["error"]["code"]);
     assert_eq!(refused["error"]["code"], "slot_held");
 }
+
+#[tokio::test]
+async fn deleting_a_doctor_ends_their_holds_and_waitlist() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    provider(&app, &admin, "prv_hold").await;
+    provider(&app, &admin, "prv_next").await;
+    let ann = app.signup_patient("ann").await;
+    for time in ["09:00", "09:30"] {
+        let (status, reply) = hold(&app, &ann.tokens.token, at(time)).await;
+        assert_eq!(status, 201, "{reply}");
+    }
+    let (status, reply) = app
+        .post(
+            "/api/providers/prv_hold/waitlist",
+            json!({"from": monday().to_string(), "to": monday().to_string()}),
+            Some(&ann.tokens.token),
+        )
+        .await;
+    assert_eq!(status, 201, "{reply}");
+    let (status, reply) = delete(&app, "/api/providers/prv_hold", &admin).await;
+    assert_eq!(status, 200, "{reply}");
+    // Her limit is free again at another doctor.
+    for time in ["09:00", "09:30"] {
+        let (status, reply) = app
+            .post(
+                "/api/providers/prv_next/holds",
+                at(time),
+                Some(&ann.tokens.token),
+            )
+            .await;
+        assert_eq!(status, 201, "{reply}");
+    }
+}
