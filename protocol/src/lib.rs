@@ -38,6 +38,7 @@ pub mod channel;
 pub mod claim;
 pub mod error;
 pub mod event;
+pub mod hold;
 pub mod ids;
 pub mod invoice;
 pub mod money;

@@ -330,23 +330,6 @@ pub struct BookAppointment {
     pub hold_id: Option<String>,
 }
 
-/// Hold a slot for a few minutes (`POST /api/providers/{id}/holds`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct HoldSlot {
-    /// The patient (a patient's own when left out).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, pattern = "^[A-Za-z0-9_-]{1,64}$")]
-    pub patient_id: Option<PatientId>,
-    /// The date in the doctor's time zone.
-    #[schemars(with = "String")]
-    #[schema(value_type = String, format = Date)]
-    pub appointment_date: Date,
-    /// The slot's start in the doctor's time zone, `HH:MM`.
-    #[schema(value_type = String, pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
-    pub time_slot: ClockTime,
-}
-
 /// Reschedule or change the status of an appointment (seed `PUT`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -365,26 +348,6 @@ pub struct UpdateAppointment {
     #[schema(value_type = Option<String>,
         pattern = "^(Scheduled|Rescheduled|CheckedIn|Completed|Cancelled|NoShow)$")]
     pub status: Option<RequestedStatus>,
-}
-
-/// A slot hold, as `POST /api/providers/{id}/holds` answers it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SlotHold {
-    /// Its id: pass it as `holdId` when booking.
-    pub hold_id: String,
-    /// The doctor.
-    #[schema(value_type = String)]
-    pub provider_id: ProviderId,
-    /// The patient it is kept for.
-    #[schema(value_type = String)]
-    pub patient_id: PatientId,
-    /// The slot.
-    pub slot: SlotTime,
-    /// When it lapses (UTC).
-    #[schemars(with = "String")]
-    #[schema(value_type = String, format = DateTime)]
-    pub expires_at: Timestamp,
 }
 
 /// A slot's place in time, as boards show it.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use medrelay_protocol::ProviderId;
-use medrelay_protocol::schedule::{HoldSlot, SlotHold};
+use medrelay_protocol::hold::{HoldSlot, SlotHold};
 use medrelay_protocol::waitlist::{JoinWaitlist, WaitlistEntryView, WaitlistView};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;

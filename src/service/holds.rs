@@ -9,7 +9,7 @@ use medrelay_actors::schedule::messages::{
     Hold, JoinWaitlist as Join, LeaveWaitlist, ReleaseHold, ReleaseLapsed,
 };
 use medrelay_actors::schedule::waitlist::{self, WaitlistEntry};
-use medrelay_protocol::schedule::{HoldSlot, SlotHold};
+use medrelay_protocol::hold::{HoldSlot, SlotHold};
 use medrelay_protocol::waitlist::{JoinWaitlist, WaitlistEntryView, WaitlistView};
 use medrelay_protocol::{PatientId, ProviderId, Role};
 

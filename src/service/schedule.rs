@@ -10,9 +10,10 @@ use medrelay_actors::schedule::messages::{Board, Book, GetBoard, Update};
 use medrelay_actors::schedule::{
     AppointmentRecord, PatientAppointment, ScheduleActor, indexed_ids, provider_appointments,
 };
+use medrelay_protocol::hold::HoldSlot;
 use medrelay_protocol::schedule::{
-    AppointmentId, AppointmentList, AppointmentView, BookAppointment, HoldSlot, ListQuery,
-    RequestedStatus, UpdateAppointment,
+    AppointmentId, AppointmentList, AppointmentView, BookAppointment, ListQuery, RequestedStatus,
+    UpdateAppointment,
 };
 use medrelay_protocol::ws::Command;
 use medrelay_protocol::{Channel, ProviderId, Role};

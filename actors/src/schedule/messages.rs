@@ -4,10 +4,10 @@ use actix::prelude::*;
 use jiff::civil::Date;
 use medrelay_protocol::PatientId;
 use medrelay_protocol::UserId;
+use medrelay_protocol::hold::HoldSlot;
 use medrelay_protocol::profile::ContactInfo;
 use medrelay_protocol::schedule::{
-    AppointmentId, BookAppointment, DateException, DayAvailability, HoldSlot, SlotTime,
-    UpdateAppointment,
+    AppointmentId, BookAppointment, DateException, DayAvailability, SlotTime, UpdateAppointment,
 };
 
 use super::holds::HoldRecord;

@@ -15,7 +15,8 @@
 //! scheduler, sent only while the hold still stands.
 
 use jiff::Timestamp;
-use medrelay_protocol::schedule::{AppointmentId, HoldSlot, SlotTime};
+use medrelay_protocol::hold::HoldSlot;
+use medrelay_protocol::schedule::{AppointmentId, SlotTime};
 use medrelay_protocol::waitlist::JoinWaitlist;
 use medrelay_protocol::{Channel, Event, PatientId, ProviderId, UserId};
 use serde::{Deserialize, Serialize};
