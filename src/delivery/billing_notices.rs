@@ -2,14 +2,13 @@
 //! beside the reminders, by due time, and sends each to the patient under
 //! the `billing` category, in the same transaction that deletes it.
 
-use medrelay_actors::billing::notices::{BillingNotice, due_of};
+use medrelay_actors::billing::notices::BillingNotice;
 use medrelay_actors::notify::policy;
 use medrelay_actors::store::Table;
-use medrelay_protocol::notification::{NotificationCategory, NotificationChannel};
+use medrelay_protocol::notification::NotificationCategory;
 
 use super::NotifyError;
 use super::compose::compose_billing;
-use super::draft::Draft;
 use super::scheduler::Firing;
 
 impl Firing<'_> {
@@ -41,22 +40,7 @@ impl Firing<'_> {
             &person.patient.name,
             &self.n.currency,
         );
-        let base = Draft {
-            channel: NotificationChannel::InApp,
-            recipient: notice.patient_id.to_string(),
-            subject: Some(subject),
-            body,
-            category: Some(category),
-            user_id: person.patient.user_id.clone(),
-            patient_id: Some(notice.patient_id.clone()),
-            appointment_id: None,
-            due_at: due_of(key),
-            created_by: None,
-            fallback: Vec::new(),
-            fallback_of: None,
-            invitation: None,
-        };
-        self.dispatch(&person, base, false);
+        self.dispatch_notice(&person, (key, category), (subject, body));
         Ok(())
     }
 }

@@ -4,16 +4,14 @@
 //! the same transaction that deletes the notice. Not deferred past quiet
 //! hours: the hold lapses in minutes.
 
-use medrelay_actors::billing::notices::due_of;
 use medrelay_actors::notify::policy;
 use medrelay_actors::schedule::holds::HoldRecord;
 use medrelay_actors::schedule::offers::OfferNotice;
 use medrelay_actors::store::Table;
-use medrelay_protocol::notification::{NotificationCategory, NotificationChannel};
+use medrelay_protocol::notification::NotificationCategory;
 
 use super::NotifyError;
 use super::compose::{Facts, compose_offer};
-use super::draft::Draft;
 use super::scheduler::Firing;
 
 impl Firing<'_> {
@@ -57,22 +55,7 @@ impl Firing<'_> {
             },
             hold.expires_at,
         );
-        let base = Draft {
-            channel: NotificationChannel::InApp,
-            recipient: hold.patient_id.to_string(),
-            subject: Some(subject),
-            body,
-            category: Some(category),
-            user_id: person.patient.user_id.clone(),
-            patient_id: Some(hold.patient_id.clone()),
-            appointment_id: None,
-            due_at: due_of(key),
-            created_by: None,
-            fallback: Vec::new(),
-            fallback_of: None,
-            invitation: None,
-        };
-        self.dispatch(&person, base, false);
+        self.dispatch_notice(&person, (key, category), (subject, body));
         Ok(())
     }
 }

@@ -33,7 +33,7 @@ use medrelay_actors::schedule::offers::OfferNotice;
 use medrelay_actors::store::{Record, Table, WriteBatch, WriteError};
 use medrelay_actors::system::count_restart;
 use medrelay_protocol::notification::{
-    DeliveryStatus, NotificationChannel, NotificationPreferences,
+    DeliveryStatus, NotificationCategory, NotificationChannel, NotificationPreferences,
 };
 use medrelay_protocol::schedule::AppointmentId;
 use medrelay_protocol::{PatientId, ProviderId};
@@ -407,6 +407,33 @@ impl Firing<'_> {
         };
         self.dispatch(&person, base, expired);
         Ok(())
+    }
+
+    /// Sends `person` a notice about no appointment (a bill, an offer) due
+    /// under `key`: [`Firing::dispatch`] of its text under `category`.
+    pub(super) fn dispatch_notice(
+        &mut self,
+        person: &Person,
+        (key, category): (&str, NotificationCategory),
+        (subject, body): (String, String),
+    ) {
+        let patient = &person.patient;
+        let base = Draft {
+            channel: NotificationChannel::InApp,
+            recipient: patient.patient_id.to_string(),
+            subject: Some(subject),
+            body,
+            category: Some(category),
+            user_id: patient.user_id.clone(),
+            patient_id: Some(patient.patient_id.clone()),
+            appointment_id: None,
+            due_at: due_of(key),
+            created_by: None,
+            fallback: Vec::new(),
+            fallback_of: None,
+            invitation: None,
+        };
+        self.dispatch(person, base, false);
     }
 
     /// Records `base` once per route the patient's preferences choose:
