@@ -74,10 +74,10 @@ impl Record for DoctorNotice {
 }
 
 impl DoctorNotice {
-    fn about(provider: &ProviderRecord, kind: DoctorNoticeKind) -> Self {
+    fn about((provider_id, user_id): (ProviderId, Option<UserId>), kind: DoctorNoticeKind) -> Self {
         Self {
-            provider_id: provider.provider_id.clone(),
-            user_id: provider.user_id.clone(),
+            provider_id,
+            user_id,
             kind,
             appointments: Vec::new(),
             at: None,
@@ -95,9 +95,14 @@ impl DoctorNotice {
     ) -> Self {
         Self {
             appointments,
-            ..Self::about(provider, kind)
+            ..Self::about(account_of(provider), kind)
         }
     }
+}
+
+/// A schedule and the account its notices go to.
+fn account_of(provider: &ProviderRecord) -> (ProviderId, Option<UserId>) {
+    (provider.provider_id.clone(), provider.user_id.clone())
 }
 
 /// The key of a notice due at `due`.
@@ -146,7 +151,7 @@ pub fn tell_doctor(
         appointments: vec![after.appointment_id.clone()],
         at: Some(after.slot.start),
         from,
-        ..DoctorNotice::about(provider, kind)
+        ..DoctorNotice::about(account_of(provider), kind)
     };
     notify_doctor(batch, now, &notice);
 }
@@ -215,14 +220,12 @@ pub fn plan_agenda(
     (due, day): (Timestamp, Date),
 ) {
     let notice = DoctorNotice {
-        provider_id: provider.clone(),
-        user_id: Some(plan.user_id.clone()),
-        kind: DoctorNoticeKind::Agenda,
-        appointments: Vec::new(),
-        at: None,
-        from: None,
         plan: Some(plan.plan.clone()),
         day: Some(day),
+        ..DoctorNotice::about(
+            (provider.clone(), Some(plan.user_id.clone())),
+            DoctorNoticeKind::Agenda,
+        )
     };
     let key = notice_key(due, provider);
     batch.put(key.clone(), &notice);

@@ -190,7 +190,7 @@ pub fn load(store: &Store, provider: &str) -> Result<Vec<HoldRecord>, StoreError
 }
 
 /// Puts the event on the doctor's board and the patient's channel.
-fn emit(batch: &mut WriteBatch, hold: &HoldRecord, event: Event) {
+pub(super) fn emit(batch: &mut WriteBatch, hold: &HoldRecord, event: Event) {
     batch.event(Channel::Board(hold.provider_id.clone()), event.clone());
     batch.event(Channel::Patient(hold.patient_id.clone()), event);
 }

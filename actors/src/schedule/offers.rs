@@ -18,7 +18,7 @@ use jiff::Timestamp;
 use medrelay_protocol::hold::HoldSlot;
 use medrelay_protocol::schedule::{AppointmentId, SlotTime};
 use medrelay_protocol::waitlist::JoinWaitlist;
-use medrelay_protocol::{Channel, Event, PatientId, ProviderId, UserId};
+use medrelay_protocol::{Event, PatientId, ProviderId, UserId};
 use serde::{Deserialize, Serialize};
 
 use super::holds::{self, HoldRecord, Offer};
@@ -114,8 +114,7 @@ pub fn offer_freed(
         slot: hold.slot.clone(),
         expires_at: hold.expires_at,
     };
-    batch.event(Channel::Board(hold.provider_id.clone()), made.clone());
-    batch.event(Channel::Patient(hold.patient_id.clone()), made);
+    holds::emit(batch, &hold, made);
     batch.put(
         format!("{:013}/{}", now.as_millisecond().max(0), hold.hold_id),
         &OfferNotice {
@@ -146,8 +145,7 @@ pub fn expired(batch: &mut WriteBatch, hold: &HoldRecord) {
         patient_id: Some(hold.patient_id.clone()),
         slot: hold.slot.clone(),
     };
-    batch.event(Channel::Board(hold.provider_id.clone()), event.clone());
-    batch.event(Channel::Patient(hold.patient_id.clone()), event);
+    holds::emit(batch, hold, event);
 }
 
 /// Adds to `batch` an accepted offer: its event, and its waitlist entry
@@ -160,8 +158,7 @@ pub fn accepted(state: &State, batch: &mut WriteBatch, hold: &HoldRecord) -> Opt
         patient_id: Some(hold.patient_id.clone()),
         slot: hold.slot.clone(),
     };
-    batch.event(Channel::Board(hold.provider_id.clone()), event.clone());
-    batch.event(Channel::Patient(hold.patient_id.clone()), event);
+    holds::emit(batch, hold, event);
     let entry = state.waitlist.get(&offer.entry_id)?;
     waitlist::remove(batch, entry);
     Some(entry.entry_id.clone())
