@@ -525,12 +525,21 @@ impl Client<'_> {
 /// A doctor account `username` owning provider `provider`, open all day in
 /// UTC; returns its token.
 pub async fn doctor_account(app: &TestApp, admin: &str, username: &str, provider: &str) -> String {
+    doctor_account_in(app, admin, (username, provider, "UTC")).await
+}
+
+/// [`doctor_account`] with its schedule in time zone `zone`.
+pub async fn doctor_account_in(
+    app: &TestApp,
+    admin: &str,
+    (username, provider, zone): (&str, &str, &str),
+) -> String {
     let (status, body) = app
         .post(
             "/api/auth/signup",
             json!({"username": username, "email": format!("{username}@example.org"),
                    "password": PASSWORD, "role": "doctor", "providerId": provider,
-                   "name": format!("Dr. {username}"), "timeZone": "UTC"}),
+                   "name": format!("Dr. {username}"), "timeZone": zone}),
             Some(admin),
         )
         .await;

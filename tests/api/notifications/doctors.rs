@@ -12,34 +12,6 @@ use super::{WAIT, advance_to, clinic, in_days, patient, settle};
 use crate::helpers::*;
 use crate::smtp_sink::Mail;
 
-/// Signs up doctor `username` with a schedule `provider` open around the
-/// clock in `zone`; returns their tokens.
-async fn doctor_account(
-    app: &TestApp,
-    admin: &str,
-    (username, provider, zone): (&str, &str, &str),
-) -> Tokens {
-    let (status, body) = app
-        .post(
-            "/api/auth/signup",
-            json!({"username": username, "email": format!("{username}@example.org"),
-                   "password": PASSWORD, "role": "doctor", "providerId": provider,
-                   "name": format!("Dr. {username}"), "timeZone": zone}),
-            Some(admin),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    let (status, body) = app
-        .put(
-            &format!("/api/providers/{provider}"),
-            json!({"availability": all_day_availability()}),
-            admin,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    app.login(username, PASSWORD).await
-}
-
 /// Changes `token`'s notification preferences with `change`.
 async fn set_prefs(app: &TestApp, token: &str, change: impl FnOnce(&mut Value)) {
     let path = "/api/users/me/notification-preferences";
@@ -61,7 +33,7 @@ fn to(mails: &[Mail], address: &str) -> Vec<Mail> {
 #[tokio::test]
 async fn a_doctor_hears_once_which_appointments_their_new_hours_leave_out() {
     let (providers, app, admin) = clinic(|_| {}).await;
-    doctor_account(&app, &admin, ("drmail", "prv_mail", "UTC")).await;
+    doctor_account_in(&app, &admin, ("drmail", "prv_mail", "UTC")).await;
     let fay = patient(&app, "fay", "+4915112345672").await;
     let day = in_days(3);
     for time in ["10:00", "11:00"] {
@@ -107,9 +79,9 @@ async fn a_doctor_hears_once_which_appointments_their_new_hours_leave_out() {
 #[tokio::test]
 async fn a_doctor_hears_of_each_booking_move_and_cancellation_others_make() {
     let (providers, app, admin) = clinic(|_| {}).await;
-    let doctor = doctor_account(&app, &admin, ("drnews", "prv_news", "UTC")).await;
+    let doctor = doctor_account_in(&app, &admin, ("drnews", "prv_news", "UTC")).await;
     // No agenda while this runs, whatever the time of day.
-    set_prefs(&app, &doctor.token, |p| p["agendaAt"] = Value::Null).await;
+    set_prefs(&app, &doctor, |p| p["agendaAt"] = Value::Null).await;
     let gus = patient(&app, "gus", "+4915112345673").await;
     let day = in_days(3);
     let book = |time: &'static str, token: String| {
@@ -173,8 +145,8 @@ async fn a_doctor_hears_of_each_booking_move_and_cancellation_others_make() {
 
     // The doctor's own booking tells them nothing; an opted-out doctor
     // hears of no one's.
-    book("12:00", doctor.token.clone()).await;
-    set_prefs(&app, &doctor.token, |p| {
+    book("12:00", doctor.clone()).await;
+    set_prefs(&app, &doctor, |p| {
         p["categories"]["appointment_change"] = json!(false);
     })
     .await;
@@ -202,7 +174,7 @@ fn local(zone: &TimeZone, day: Date, hour: i8, minute: i8) -> Timestamp {
 async fn the_daily_agenda_comes_once_at_seven_local_on_both_sides_of_a_dst_change() {
     let (providers, app, admin) = clinic(|s| s.schedule.horizon_days = 400).await;
     let berlin = TimeZone::get("Europe/Berlin").unwrap();
-    let doctor = doctor_account(&app, &admin, ("dragenda", "prv_berlin", "Europe/Berlin")).await;
+    let doctor = doctor_account_in(&app, &admin, ("dragenda", "prv_berlin", "Europe/Berlin")).await;
     let ida = patient(&app, "ida", "+4915112345674").await;
     let change = next_dst_change(&berlin);
     let eve = change.yesterday().unwrap();
@@ -255,11 +227,11 @@ async fn the_daily_agenda_comes_once_at_seven_local_on_both_sides_of_a_dst_chang
 
     // A later time chosen the same morning does not send that day again;
     // choosing 07:00 again plans the next day's.
-    set_prefs(&app, &doctor.token, |p| p["agendaAt"] = json!("07:30")).await;
+    set_prefs(&app, &doctor, |p| p["agendaAt"] = json!("07:30")).await;
     advance_to(&app, &admin, local(&berlin, eve, 7, 31)).await;
     settle().await;
     assert_eq!(agendas().len(), 1, "{:?}", agendas());
-    set_prefs(&app, &doctor.token, |p| p["agendaAt"] = json!("07:00")).await;
+    set_prefs(&app, &doctor, |p| p["agendaAt"] = json!("07:00")).await;
 
     // The day of the change: seven local is at another UTC offset.
     let seven = local(&berlin, change, 7, 0);

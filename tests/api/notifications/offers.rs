@@ -26,6 +26,22 @@ async fn wait_for_slot(app: &TestApp, p: &Patient, day: jiff::civil::Date) -> Va
     entry
 }
 
+/// `p` books `provider` at 10:00 on `day` for themselves, quoting `hold`.
+async fn book_ten(
+    app: &TestApp,
+    p: &Patient,
+    (provider, day): (&str, jiff::civil::Date),
+    hold: Option<&Value>,
+) -> (u16, Value) {
+    let mut body = json!({"patientId": p.patient_id, "providerId": provider,
+                          "appointmentDate": day.to_string(), "timeSlot": "10:00"});
+    if let Some(hold) = hold {
+        body["holdId"] = hold.clone();
+    }
+    app.post("/api/appointments", body, Some(&p.tokens.token))
+        .await
+}
+
 /// The next event of `kind` on `ws`, skipping others.
 async fn next_of(ws: &mut Ws, kind: &str, within: Duration) -> Value {
     tokio::time::timeout(within, async {
@@ -92,14 +108,7 @@ async fn a_freed_slot_is_offered_in_turn_and_booked_by_the_patient_who_accepts()
     let text = &texts_to(&providers, "+4915100000002").await[0];
     assert!(text.contains("has come free and is held for you"), "{text}");
     // Held meanwhile, for everyone else.
-    let (status, reply) = app
-        .post(
-            "/api/appointments",
-            json!({"patientId": cal.patient_id, "providerId": "prv_house",
-                   "appointmentDate": day.to_string(), "timeSlot": "10:00"}),
-            Some(&cal.tokens.token),
-        )
-        .await;
+    let (status, reply) = book_ten(&app, &cal, ("prv_house", day), None).await;
     assert_eq!(
         (status, reply["error"]["code"].as_str()),
         (409, Some("slot_held"))
@@ -110,21 +119,13 @@ async fn a_freed_slot_is_offered_in_turn_and_booked_by_the_patient_who_accepts()
     let second = next_of(&mut eli_ws, "offer_made", WAIT).await;
     assert_ne!(second["holdId"], offer["holdId"]);
     // Dana can no longer take it with her lapsed hold.
-    let mut late = json!({"patientId": dana.patient_id, "providerId": "prv_house",
-                          "appointmentDate": day.to_string(), "timeSlot": "10:00"});
-    late["holdId"] = offer["holdId"].clone();
-    let (status, reply) = app
-        .post("/api/appointments", late, Some(&dana.tokens.token))
-        .await;
+    let lapsed = Some(&offer["holdId"]);
+    let (status, reply) = book_ten(&app, &dana, ("prv_house", day), lapsed).await;
     assert_eq!(status, 422, "{reply}");
 
     // Eli accepts: booked, and off the waitlist.
-    let mut accept = json!({"patientId": eli.patient_id, "providerId": "prv_house",
-                            "appointmentDate": day.to_string(), "timeSlot": "10:00"});
-    accept["holdId"] = second["holdId"].clone();
-    let (status, reply) = app
-        .post("/api/appointments", accept, Some(&eli.tokens.token))
-        .await;
+    let accept = Some(&second["holdId"]);
+    let (status, reply) = book_ten(&app, &eli, ("prv_house", day), accept).await;
     assert_eq!(status, 201, "{reply}");
     next_of(&mut eli_ws, "offer_accepted", WAIT).await;
     let (_, list) = app
@@ -170,14 +171,7 @@ async fn a_restart_during_an_offer_keeps_it_and_offers_the_slot_once() {
         })
         .await;
     // Still held for Dana, and not offered again.
-    let (status, reply) = app
-        .post(
-            "/api/appointments",
-            json!({"patientId": cal.patient_id, "providerId": "prv_house",
-                   "appointmentDate": day.to_string(), "timeSlot": "10:00"}),
-            Some(&cal.tokens.token),
-        )
-        .await;
+    let (status, reply) = book_ten(&app, &cal, ("prv_house", day), None).await;
     assert_eq!(
         (status, reply["error"]["code"].as_str()),
         (409, Some("slot_held")),
@@ -188,15 +182,7 @@ async fn a_restart_during_an_offer_keeps_it_and_offers_the_slot_once() {
     // Lapsed with nobody else waiting, the slot is free again.
     assert!(
         eventually(Duration::from_secs(15), || async {
-            let (status, _) = app
-                .post(
-                    "/api/appointments",
-                    json!({"patientId": cal.patient_id, "providerId": "prv_house",
-                           "appointmentDate": day.to_string(), "timeSlot": "10:00"}),
-                    Some(&cal.tokens.token),
-                )
-                .await;
-            status == 201
+            book_ten(&app, &cal, ("prv_house", day), None).await.0 == 201
         })
         .await
     );
@@ -299,14 +285,7 @@ async fn a_patient_who_could_not_take_the_slot_is_passed_over() {
     wait_for_slot(&app, &dana, day).await;
     wait_for_slot(&app, &eli, day).await;
     // Dana, first in line, is busy with another doctor at that very time.
-    let (status, body) = app
-        .post(
-            "/api/appointments",
-            json!({"patientId": dana.patient_id, "providerId": "prv_other",
-                   "appointmentDate": day.to_string(), "timeSlot": "10:00"}),
-            Some(&dana.tokens.token),
-        )
-        .await;
+    let (status, body) = book_ten(&app, &dana, ("prv_other", day), None).await;
     assert_eq!(status, 201, "{body}");
     let mut eli_ws = subscribe_patient(&app, &eli, None).await;
     cancel(&app, &cal, &taken).await;

@@ -18,6 +18,19 @@ fn at(time: &str) -> Value {
     json!({"appointmentDate": monday().to_string(), "timeSlot": time})
 }
 
+/// The 09:00 slot of Monday's board, as `token` sees it.
+async fn nine_on_the_board(app: &TestApp, token: &str) -> Value {
+    let path = format!("/api/providers/prv_hold/slots?date={}", monday());
+    let (_, slots) = app.get(&path, Some(token)).await;
+    slots["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["timeSlot"] == "09:00")
+        .unwrap()
+        .clone()
+}
+
 /// The next board event of `kind`, skipping others.
 async fn next_of(board: &mut Ws, kind: &str, within: Duration) -> Value {
     tokio::time::timeout(within, async {
@@ -81,19 +94,7 @@ async fn a_held_slot_is_kept_from_twenty_racing_patients_and_booked_with_its_hol
         .await;
     assert_eq!(moved.0, 409, "{}", moved.1);
     // Shown as held, without the patient, to a patient.
-    let (_, slots) = app
-        .get(
-            &format!("/api/providers/prv_hold/slots?date={}", monday()),
-            Some(&racers[1].tokens.token),
-        )
-        .await;
-    let nine = slots["slots"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["timeSlot"] == "09:00")
-        .unwrap()
-        .clone();
+    let nine = nine_on_the_board(&app, &racers[1].tokens.token).await;
     assert_eq!(nine["state"], "held", "{nine}");
     assert!(nine.get("patientId").is_none(), "{nine}");
 
@@ -190,19 +191,7 @@ async fn a_restart_keeps_a_hold() {
     let body = booking(&ann.patient_id, "prv_hold", monday(), "09:00");
     let (status, reply) = book(&app, &ann.tokens.token, body).await;
     assert_eq!(status, 201, "{reply}");
-    let (_, slots) = app
-        .get(
-            &format!("/api/providers/prv_hold/slots?date={}", monday()),
-            Some(&admin),
-        )
-        .await;
-    let nine = slots["slots"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["timeSlot"] == "09:00")
-        .unwrap()
-        .clone();
+    let nine = nine_on_the_board(&app, &admin).await;
     assert_eq!(nine["state"], "booked", "{nine}");
 }
 
