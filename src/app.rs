@@ -190,6 +190,7 @@ impl Application {
             .with_context(|| format!("could not listen on {}", settings.server.listen))?;
         let (shutdown_tx, shutdown) = watch::channel(false);
         let state = Arc::new(AppState {
+            invoice_numbers: tokio::sync::Mutex::new(()),
             passwords: Passwords::new(settings.auth.hash_concurrency)?,
             lockout: LoginLockout::new(
                 settings.auth.max_failed_logins,

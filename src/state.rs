@@ -76,6 +76,10 @@ pub struct AppState {
     pub nats: Option<NatsLink>,
     /// Notifications and reminders.
     pub notifier: Arc<Notifier>,
+    /// Taken while an invoice number is chosen and written: issuers on
+    /// this node take numbers in turn instead of racing for the same one
+    /// (the store's precondition still refuses a duplicate).
+    pub invoice_numbers: tokio::sync::Mutex<()>,
 }
 
 impl AppState {

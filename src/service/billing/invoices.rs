@@ -239,6 +239,7 @@ pub async fn issue(
     this.entity.patients = patients.clone();
     let now = Timestamp::now();
     let mut invoice = build(state, String::new(), &patients, &req, now)?;
+    let _turn = state.invoice_numbers.lock().await;
     for _ in 0..ATTEMPTS {
         let number = invoices::next_number(&state.store)?;
         invoice.invoice_id = invoices::invoice_id(number);
