@@ -2,7 +2,7 @@
 //!
 //! `<prefix>.cmd.schedule.<providerId>` takes the WebSocket's `book`,
 //! `reschedule`, `cancel`, `get` and `board` frames and answers with the
-//! WebSocket's reply, through the same [`schedule::run`]: the same checks,
+//! WebSocket's reply, through the same [`commands::run`]: the same checks,
 //! the same answers, the same error codes. The caller's token travels in an
 //! `Authorization: Bearer <jwt>` header and is checked as on the gateway
 //! (signature, expiry, revocation, per-user rate limit). Every request with a
@@ -18,7 +18,7 @@ use tokio::sync::Semaphore;
 
 use super::{authenticate, back_off};
 use crate::error::AppError;
-use crate::service::schedule::{self, ScheduleCommand};
+use crate::service::commands::{self, ScheduleCommand};
 use crate::state::AppState;
 use crate::state::NatsLink;
 
@@ -141,7 +141,7 @@ pub(crate) async fn handle(
     if let Err(e) = same_provider(state, &provider, &command) {
         return Reply::err(id, e.body());
     }
-    match schedule::run(state, &principal, command).await {
+    match commands::run(state, &principal, command).await {
         Ok(data) => Reply::ok(id, data),
         Err(e) => {
             if let AppError::Internal(cause) = &e {

@@ -182,7 +182,7 @@ pub(crate) async fn back_off(delay: &mut Duration, max: Duration) {
 }
 
 /// The principal of the request's `Authorization: Bearer` header. Display
-/// tokens are accepted; `service::schedule::run` limits them to their board.
+/// tokens are accepted; `service::commands::run` limits them to their board.
 pub(crate) fn authenticate(
     state: &AppState,
     message: &async_nats::Message,

@@ -8,6 +8,7 @@
 //! - [`account`]: sign-up, login, token refresh, logout, `me`.
 //! - [`billing`]: bills (with their revisions) and billing accounts.
 //! - [`calendar`]: private iCalendar feeds of appointments.
+//! - [`commands`]: the schedule commands of the WebSocket and NATS.
 //! - [`delivery_report`]: a notification's delivery report, delivery
 //!   statistics.
 //! - [`idempotency`]: `Idempotency-Key`s on requests that move money.
@@ -22,6 +23,7 @@ pub mod account;
 pub mod audit;
 pub mod billing;
 pub mod calendar;
+pub mod commands;
 pub mod delivery_report;
 pub mod holds;
 pub mod idempotency;

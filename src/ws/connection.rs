@@ -23,7 +23,8 @@ use super::subscription;
 use crate::auth::Principal;
 use crate::error::AppError;
 use crate::ratelimit::quota;
-use crate::service::schedule::{self, ScheduleCommand};
+use crate::service::commands::{self, ScheduleCommand};
+use crate::service::schedule;
 use crate::state::AppState;
 use crate::state::SocketGuard;
 
@@ -304,7 +305,7 @@ impl Connection {
             )),
             other => match ScheduleCommand::from_protocol(other) {
                 Some(command) => {
-                    let result = schedule::run(&self.state, &principal, command).await;
+                    let result = commands::run(&self.state, &principal, command).await;
                     Some(match result {
                         Ok(data) => Reply::ok(id, data),
                         Err(e) => Reply::err(id, e.body()),
