@@ -140,7 +140,10 @@ impl Application {
                 AccountActor::new(id, store.clone(), revocations.clone(), idle, retire)
             })
         };
-        let plan = ReminderPlan::new(settings.notifications.offsets()?);
+        let plan = ReminderPlan::new(
+            settings.notifications.offsets()?,
+            settings.notifications.confirm_bookings,
+        );
         let sessions = Sessions::new(system.clone(), store.clone(), hub.clone());
         let notifier = Notifier::new(
             &settings,

@@ -280,10 +280,13 @@ async fn seed(dir: &Path, pending: usize, burst: usize) -> anyhow::Result<Timest
         EventHub::new(16),
     )?;
     let now = Timestamp::now();
-    let plan = ReminderPlan::new(vec![
-        SignedDuration::from_hours(24),
-        SignedDuration::from_hours(2),
-    ]);
+    let plan = ReminderPlan::new(
+        vec![
+            SignedDuration::from_hours(24),
+            SignedDuration::from_hours(2),
+        ],
+        true,
+    );
     // 100 doctors; the burst has one appointment per patient.
     let doctors: Vec<ProviderRecord> = (0..100)
         .map(|d| {

@@ -35,6 +35,12 @@ impl NotificationChannel {
         NotificationChannel::InApp,
     ];
 
+    /// Whether it is a text channel (e-mail or SMS), reaching a person
+    /// outside the app.
+    pub fn is_text(self) -> bool {
+        matches!(self, NotificationChannel::Email | NotificationChannel::Sms)
+    }
+
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -11,6 +11,9 @@ use serde::Deserialize;
 pub struct NotificationSettings {
     /// Reminders before each appointment (`"24h"`, `"2h 30m"`).
     pub reminder_offsets: Vec<String>,
+    /// Whether each booking is confirmed to the patient by e-mail (with its
+    /// invitation) or SMS.
+    pub confirm_bookings: bool,
     /// Time zone of patients who set none.
     pub default_time_zone: String,
     /// The server's public base URL (Twilio callbacks); empty: none.
@@ -78,6 +81,10 @@ pub struct TemplateSettings {
     pub reminder_subject: String,
     /// Reminder text.
     pub reminder_body: String,
+    /// Subject of a booking's confirmation.
+    pub booked_subject: String,
+    /// Text of a booking's confirmation.
+    pub booked_body: String,
     /// Subject of a rescheduled notice.
     pub rescheduled_subject: String,
     /// Text of a rescheduled notice.

@@ -38,6 +38,7 @@ pub fn compose(
 ) -> (String, String) {
     let (subject, body) = match kind {
         ReminderKind::Reminder { .. } => (&templates.reminder_subject, &templates.reminder_body),
+        ReminderKind::Booked => (&templates.booked_subject, &templates.booked_body),
         ReminderKind::Rescheduled => (&templates.rescheduled_subject, &templates.rescheduled_body),
         ReminderKind::Cancelled => (&templates.cancelled_subject, &templates.cancelled_body),
         ReminderKind::NeedsReschedule => (

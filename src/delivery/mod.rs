@@ -25,6 +25,7 @@ mod billing_notices;
 pub mod breaker;
 pub mod clock;
 pub mod compose;
+mod dispatch;
 mod doctor_notices;
 mod draft;
 mod offer_notices;

@@ -18,22 +18,21 @@ use actix::prelude::*;
 use futures_util::FutureExt;
 
 use jiff::Timestamp;
-use jiff::tz::TimeZone;
 use medrelay_actors::accounts::{ProviderRecord, UserRecord};
 use medrelay_actors::billing::notices::BillingNotice;
 use medrelay_actors::fault::Fault;
 use medrelay_actors::notify::doctors::DoctorNotice;
 use medrelay_actors::notify::{
-    self as records, DeviceRecord, NotificationRecord, PendingDelivery, ReminderIndex,
-    ReminderKind, ReminderRecord, due_of, policy, reminder_key,
+    self as records, BookingConfirmation, DeviceRecord, ReminderIndex, ReminderKind,
+    ReminderRecord, due_of, policy, reminder_key,
 };
 use medrelay_actors::patients::{self, PatientRecord};
 use medrelay_actors::schedule::AppointmentRecord;
 use medrelay_actors::schedule::offers::OfferNotice;
-use medrelay_actors::store::{Record, Table, WriteBatch, WriteError};
+use medrelay_actors::store::{Table, WriteBatch, WriteError};
 use medrelay_actors::system::count_restart;
 use medrelay_protocol::notification::{
-    DeliveryStatus, NotificationCategory, NotificationChannel, NotificationPreferences,
+    NotificationCategory, NotificationChannel, NotificationPreferences,
 };
 use medrelay_protocol::schedule::AppointmentId;
 use medrelay_protocol::{PatientId, ProviderId};
@@ -218,7 +217,20 @@ pub async fn fire_due(
     let offers = n
         .store
         .scan_below::<OfferNotice>(&below, batch_size.min(NOTICES_PER_FIRING))?;
-    if due.is_empty() && notices.is_empty() && to_doctors.is_empty() && offers.is_empty() {
+    // Confirmations go by e-mail or SMS only: made no faster than those
+    // channels send, so that a burst of bookings leaves the store writer to
+    // the bookings (the rest wait, small and durable, for their turn).
+    let room = n.text_room(queued.len()).min(NOTICES_PER_FIRING);
+    let confirmations = match room {
+        0 => Vec::new(),
+        room => n.store.scan_below::<BookingConfirmation>(&below, room)?,
+    };
+    if due.is_empty()
+        && notices.is_empty()
+        && to_doctors.is_empty()
+        && offers.is_empty()
+        && confirmations.is_empty()
+    {
         return Ok(false);
     }
     let mut firing = Firing {
@@ -234,7 +246,11 @@ pub async fn fire_due(
         fired: 0,
     };
     for (key, reminder) in &due {
-        firing.fire(key, reminder)?;
+        firing.fire((Table::Reminders, key), reminder)?;
+    }
+    for (key, confirmation) in &confirmations {
+        let reminder = confirmation.reminder();
+        firing.fire((Table::BookingConfirmations, key), &reminder)?;
     }
     for (key, notice) in &notices {
         firing.fire_billing(key, notice)?;
@@ -274,13 +290,47 @@ pub async fn fire_due(
     Ok(true)
 }
 
+/// Which of a patient's routes a notice takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reach {
+    /// Every route their preferences choose.
+    Every,
+    /// Only their text route (e-mail or SMS).
+    TextOnly,
+}
+
+/// The in-app draft of a notice to `person` due under `key`, about no
+/// appointment; [`Firing::dispatch`] makes one per route of it.
+pub(super) fn draft_for(
+    person: &Person,
+    (key, category): (&str, NotificationCategory),
+    (subject, body): (String, String),
+) -> Draft {
+    let patient = &person.patient;
+    Draft {
+        channel: NotificationChannel::InApp,
+        recipient: patient.patient_id.to_string(),
+        subject: Some(subject),
+        body,
+        category: Some(category),
+        user_id: patient.user_id.clone(),
+        patient_id: Some(patient.patient_id.clone()),
+        appointment_id: None,
+        due_at: due_of(key),
+        created_by: None,
+        fallback: Vec::new(),
+        fallback_of: None,
+        invitation: None,
+    }
+}
+
 /// One transaction's worth of fired reminders.
 pub(super) struct Firing<'a> {
     pub(super) n: &'a Notifier,
     pub(super) now: Timestamp,
     pub(super) batch: WriteBatch,
     /// External notifications to hand to their lanes after the commit.
-    queued: Vec<(NotificationChannel, String)>,
+    pub(super) queued: Vec<(NotificationChannel, String)>,
     /// Appointment → its reminder keys after this batch.
     indexes: HashMap<AppointmentId, Vec<String>>,
     /// Doctors' names and patients' details read by this batch (a burst
@@ -291,7 +341,7 @@ pub(super) struct Firing<'a> {
     /// doctors' notices (a busy doctor's bookings come in runs).
     pub(super) accounts: HashMap<ProviderId, Option<Arc<DoctorAccount>>>,
     pub(super) names: HashMap<PatientId, String>,
-    fired: u64,
+    pub(super) fired: u64,
 }
 
 /// What firing needs to know about a doctor.
@@ -311,16 +361,21 @@ pub(super) struct DoctorAccount {
 /// What firing needs to know about a patient.
 pub(super) struct Person {
     pub(super) patient: PatientRecord,
-    user: Option<UserRecord>,
+    pub(super) user: Option<UserRecord>,
     pub(super) prefs: NotificationPreferences,
-    devices: Vec<DeviceRecord>,
+    pub(super) devices: Vec<DeviceRecord>,
 }
 
 impl Firing<'_> {
-    fn fire(&mut self, key: &str, reminder: &ReminderRecord) -> Result<(), NotifyError> {
+    /// Fires the reminder or notice under `key` of `table`.
+    fn fire(
+        &mut self,
+        (table, key): (Table, &str),
+        reminder: &ReminderRecord,
+    ) -> Result<(), NotifyError> {
         let store = &self.n.store;
-        self.batch.require_present(Table::Reminders, key);
-        self.batch.delete(Table::Reminders, key);
+        self.batch.require_present(table, key);
+        self.batch.delete(table, key);
         let id = &reminder.appointment_id;
         let is_reminder = matches!(reminder.kind, ReminderKind::Reminder { .. });
         // Only reminders are in the appointment's index; a notice firing
@@ -391,128 +446,19 @@ impl Firing<'_> {
             },
         );
         let base = Draft {
-            channel: NotificationChannel::InApp,
-            recipient: patient.patient_id.to_string(),
-            subject: Some(subject),
-            body,
-            category: Some(category),
             user_id: user.as_ref().map(|u| u.user_id.clone()),
-            patient_id: Some(patient.patient_id.clone()),
             appointment_id: Some(id.clone()),
-            due_at: due_of(key),
-            created_by: None,
-            fallback: Vec::new(),
-            fallback_of: None,
             invitation: u32::try_from(appointment.changes()).ok(),
+            ..draft_for(&person, (key, category), (subject, body))
         };
-        self.dispatch(&person, base, expired);
+        // A confirmation is for the patient's mailbox or phone: the app
+        // shows the booking live already.
+        let reach = match reminder.kind {
+            ReminderKind::Booked => Reach::TextOnly,
+            _ => Reach::Every,
+        };
+        self.dispatch(&person, base, (expired, reach));
         Ok(())
-    }
-
-    /// Sends `person` a notice about no appointment (a bill, an offer) due
-    /// under `key`: [`Firing::dispatch`] of its text under `category`.
-    pub(super) fn dispatch_notice(
-        &mut self,
-        person: &Person,
-        (key, category): (&str, NotificationCategory),
-        (subject, body): (String, String),
-    ) {
-        let patient = &person.patient;
-        let base = Draft {
-            channel: NotificationChannel::InApp,
-            recipient: patient.patient_id.to_string(),
-            subject: Some(subject),
-            body,
-            category: Some(category),
-            user_id: patient.user_id.clone(),
-            patient_id: Some(patient.patient_id.clone()),
-            appointment_id: None,
-            due_at: due_of(key),
-            created_by: None,
-            fallback: Vec::new(),
-            fallback_of: None,
-            invitation: None,
-        };
-        self.dispatch(person, base, false);
-    }
-
-    /// Records `base` once per route the patient's preferences choose:
-    /// in-app at once, the others queued for their channels (`expired`:
-    /// recorded as not sent, past their time).
-    pub(super) fn dispatch(&mut self, person: &Person, base: Draft, expired: bool) {
-        let Person {
-            patient,
-            user,
-            prefs,
-            devices,
-        } = person;
-        let drafts = policy::routes(prefs, patient, user.as_ref(), devices)
-            .into_iter()
-            .map(|route| Draft {
-                // Only e-mails carry an invitation.
-                invitation: base
-                    .invitation
-                    .filter(|_| route.channel == NotificationChannel::Email),
-                channel: route.channel,
-                recipient: route.recipient,
-                fallback: route.fallback,
-                ..base.clone()
-            });
-        for draft in drafts {
-            self.fired += 1;
-            if expired {
-                let mut record = draft.into_record(self.now, &self.n.vault);
-                record.fallback.clear();
-                record.push_status(
-                    DeliveryStatus::Expired,
-                    self.now,
-                    None,
-                    Some("not sent by its due time, and the appointment has begun".into()),
-                );
-                self.batch.put(record.notification_id.as_str(), &record);
-                continue;
-            }
-            if draft.channel == NotificationChannel::InApp {
-                self.n.in_app(&mut self.batch, draft, self.now);
-                continue;
-            }
-            self.queue(draft);
-        }
-    }
-
-    /// A notice with no deadline that falls in its reader's quiet hours:
-    /// moved, in this batch, to the same key due when they end (marked `q`).
-    /// `true` when it was.
-    pub(super) fn deferred<T: Record>(
-        &mut self,
-        key: &str,
-        notice: &T,
-        prefs: &NotificationPreferences,
-        tz: &TimeZone,
-    ) -> bool {
-        match policy::deferred_past_quiet_hours(prefs, tz, self.now, Timestamp::MAX) {
-            Some(end) => {
-                let rest = key.get(13..).unwrap_or_default();
-                let moved = format!("{:013}{rest}q", end.as_millisecond().max(0));
-                self.batch.put(moved, notice);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Records `draft` for an external channel (e-mail, SMS, push), queued
-    /// for its lane once the batch commits.
-    pub(super) fn queue(&mut self, draft: Draft) {
-        let record: NotificationRecord = draft.into_record(self.now, &self.n.vault);
-        self.batch.put(record.notification_id.as_str(), &record);
-        self.batch.put(
-            record.notification_id.as_str(),
-            &PendingDelivery {
-                channel: record.channel,
-            },
-        );
-        self.queued.push((record.channel, record.notification_id));
     }
 
     /// A doctor's name and zone, read once per batch.

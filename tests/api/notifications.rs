@@ -119,6 +119,9 @@ impl Providers {
         n.delivery.backoff_initial_ms = 50;
         n.delivery.backoff_max_ms = 200;
         n.delivery.send_timeout_secs = 5;
+        // The tests here count the messages of reminders and notices; the
+        // tests of booking confirmations turn them back on.
+        n.confirm_bookings = false;
     }
 
     async fn sms_sent(&self) -> Vec<Vec<(String, String)>> {

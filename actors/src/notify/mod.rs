@@ -344,6 +344,9 @@ pub enum ReminderKind {
         /// Seconds before the start.
         offset_secs: i64,
     },
+    /// The appointment was booked (a [`BookingConfirmation`]: by e-mail or
+    /// SMS only, since the app shows the booking live already).
+    Booked,
     /// The appointment moved (sent at once).
     Rescheduled,
     /// The appointment was cancelled (sent at once).
@@ -359,9 +362,10 @@ impl ReminderKind {
     pub fn category(self) -> NotificationCategory {
         match self {
             ReminderKind::Reminder { .. } => NotificationCategory::AppointmentReminder,
-            ReminderKind::Rescheduled | ReminderKind::Cancelled | ReminderKind::NeedsReschedule => {
-                NotificationCategory::AppointmentChange
-            }
+            ReminderKind::Booked
+            | ReminderKind::Rescheduled
+            | ReminderKind::Cancelled
+            | ReminderKind::NeedsReschedule => NotificationCategory::AppointmentChange,
         }
     }
 }
@@ -386,6 +390,33 @@ pub struct ReminderRecord {
 
 impl Record for ReminderRecord {
     const TABLE: Table = Table::Reminders;
+    const VERSION: u16 = 1;
+}
+
+/// A booking to confirm to its patient (table `booking_confirmations`,
+/// keyed like a reminder). Apart from the reminders so that the scheduler
+/// makes confirmations no faster than the text channels send them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BookingConfirmation {
+    /// The appointment booked.
+    pub appointment_id: AppointmentId,
+}
+
+impl BookingConfirmation {
+    /// The notice it fires as.
+    pub fn reminder(&self) -> ReminderRecord {
+        ReminderRecord {
+            appointment_id: self.appointment_id.clone(),
+            kind: ReminderKind::Booked,
+            starts_at: None,
+            suggestions: Vec::new(),
+        }
+    }
+}
+
+impl Record for BookingConfirmation {
+    const TABLE: Table = Table::BookingConfirmations;
     const VERSION: u16 = 1;
 }
 
@@ -421,17 +452,36 @@ pub fn reminder_key(due: Timestamp, appointment: &AppointmentId, suffix: &str) -
 pub struct ReminderPlan {
     /// How long before an appointment each reminder is due.
     pub offsets: Vec<SignedDuration>,
+    /// Whether a booking is confirmed to the patient (a [`ReminderKind::Booked`] notice).
+    pub confirm_bookings: bool,
     /// Woken after a commit that added reminders, so notices go out at once.
     pub wake: Notify,
 }
 
 impl ReminderPlan {
-    /// A plan with these offsets.
-    pub fn new(offsets: Vec<SignedDuration>) -> Arc<Self> {
+    /// A plan with these offsets (`confirm_bookings`: whether a booking
+    /// is confirmed to the patient).
+    pub fn new(offsets: Vec<SignedDuration>, confirm_bookings: bool) -> Arc<Self> {
         Arc::new(Self {
             offsets,
+            confirm_bookings,
             wake: Notify::new(),
         })
+    }
+
+    /// Adds what a new booking sends: its reminders, and its confirmation
+    /// when the clinic confirms bookings.
+    pub fn booked(&self, batch: &mut WriteBatch, record: &AppointmentRecord, now: Timestamp) {
+        self.schedule(batch, record, now);
+        if self.confirm_bookings {
+            let id = &record.appointment_id;
+            batch.put(
+                reminder_key(now, id, "b"),
+                &BookingConfirmation {
+                    appointment_id: id.clone(),
+                },
+            );
+        }
     }
 
     /// Adds the reminders of a newly booked (or just moved) appointment to

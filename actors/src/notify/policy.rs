@@ -24,7 +24,7 @@ pub fn is_stale(reminder: &ReminderRecord, appointment: &AppointmentRecord) -> b
                 || reminder.starts_at != Some(appointment.slot.start)
         }
         ReminderKind::NeedsReschedule => !appointment.needs_reschedule,
-        ReminderKind::Rescheduled | ReminderKind::Cancelled => false,
+        ReminderKind::Booked | ReminderKind::Rescheduled | ReminderKind::Cancelled => false,
     }
 }
 

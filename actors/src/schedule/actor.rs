@@ -92,7 +92,7 @@ impl ScheduleActor {
         let by = msg.by;
         let (mut batch, mut apply, record) =
             changes::book(&state.provider, req, slot, by.clone(), now);
-        plan.schedule(&mut batch, &record, now);
+        plan.booked(&mut batch, &record, now);
         doctors::tell_doctor(&mut batch, &state.provider, None, &record, by.as_ref(), now);
         if let Some(hold) = redeemed {
             holds::release(&mut batch, &hold, Released::Booked);

@@ -45,7 +45,7 @@ fn world() -> World {
         holds_per_patient: 2,
         offer_for: SignedDuration::from_mins(15),
     };
-    let plan = ReminderPlan::new(vec![SignedDuration::from_hours(24)]);
+    let plan = ReminderPlan::new(vec![SignedDuration::from_hours(24)], true);
     let s = store.clone();
     let schedules = Registry::new(system.clone(), move |id, retire| {
         ScheduleActor::new(

@@ -107,11 +107,13 @@ pub enum Table {
     Waitlist,
     /// `<due ms, 13 digits>/<hold>` → an offer to tell its patient of.
     OfferNotices,
+    /// `<due ms, 13 digits>/<appointment>/b` → a booking to confirm.
+    BookingConfirmations,
 }
 
 impl Table {
     /// All record tables; each is created when the store opens.
-    pub const ALL: [Table; 47] = [
+    pub const ALL: [Table; 48] = [
         Table::Users,
         Table::Usernames,
         Table::Patients,
@@ -160,6 +162,7 @@ impl Table {
         Table::PatientHolds,
         Table::Waitlist,
         Table::OfferNotices,
+        Table::BookingConfirmations,
     ];
 
     /// The table's position in [`Table::ALL`].
@@ -220,6 +223,7 @@ impl Table {
             Table::PatientHolds => "patient_holds",
             Table::Waitlist => "waitlist",
             Table::OfferNotices => "offer_notices",
+            Table::BookingConfirmations => "booking_confirmations",
         }
     }
 

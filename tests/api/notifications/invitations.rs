@@ -25,9 +25,37 @@ fn invitation(mail: &Mail) -> (String, Value) {
 
 #[tokio::test]
 async fn appointment_emails_carry_the_feeds_event() {
-    let (providers, app, _admin) = clinic(|_| {}).await;
+    let (providers, app, admin) = clinic(|s| s.notifications.confirm_bookings = true).await;
     let dana = patient(&app, "dana", "+4915112345670").await;
     let appointment = book(&app, &dana, in_days(3), "10:00").await;
+
+    // The booking is confirmed by e-mail alone: its invitation is the
+    // event's first version; nothing else is sent.
+    let mails = providers.smtp.wait_for(1, WAIT).await;
+    assert!(
+        mails[0].text().contains("booked") && mails[0].text().contains("10:00"),
+        "{}",
+        mails[0].text()
+    );
+    let (kind, booked) = invitation(&mails[0]);
+    assert!(kind.contains("method=REQUEST"), "{kind}");
+    let event = &booked["events"][0];
+    assert_eq!(event["uid"], format!("{appointment}@medrelay"));
+    assert_eq!(
+        (event["sequence"].as_i64(), event["status"].as_str()),
+        (Some(0), Some("CONFIRMED"))
+    );
+    assert_eq!(event["startUtc"], format!("{}T10:00:00Z", in_days(3)));
+    let (status, stats) = app.get("/api/notifications", Some(&admin)).await;
+    assert_eq!(status, 200, "{stats}");
+    let sent: Vec<&String> = stats["byChannel"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        sent,
+        ["email"],
+        "no in-app notice of one's own booking: {stats}"
+    );
+    assert!(providers.sms_sent().await.is_empty(), "one text route only");
+
     let (status, body) = app
         .put(
             &format!("/api/appointments/{appointment}"),
@@ -36,13 +64,13 @@ async fn appointment_emails_carry_the_feeds_event() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let mails = providers.smtp.wait_for(1, WAIT).await;
+    let mails = providers.smtp.wait_for(2, WAIT).await;
     assert!(
-        mails[0].text().contains("11:30"),
+        mails[1].text().contains("11:30"),
         "the text is still the first part: {}",
-        mails[0].text()
+        mails[1].text()
     );
-    let (kind, moved) = invitation(&mails[0]);
+    let (kind, moved) = invitation(&mails[1]);
     assert!(
         kind.contains("text/calendar") && kind.contains("method=REQUEST"),
         "{kind}"
@@ -91,8 +119,8 @@ async fn appointment_emails_carry_the_feeds_event() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let mails = providers.smtp.wait_for(2, WAIT).await;
-    let (kind, cancelled) = invitation(&mails[1]);
+    let mails = providers.smtp.wait_for(3, WAIT).await;
+    let (kind, cancelled) = invitation(&mails[2]);
     assert!(kind.contains("method=CANCEL"), "{kind}");
     assert_eq!(cancelled["method"], "CANCEL");
     let event = &cancelled["events"][0];
@@ -145,4 +173,37 @@ async fn an_email_whose_appointment_changed_since_goes_without_an_invitation() {
         moved["events"][0]["startUtc"],
         format!("{}T12:00:00Z", in_days(3))
     );
+}
+
+#[tokio::test]
+async fn confirmations_beyond_what_the_channel_sends_a_second_all_follow_once() {
+    // Confirmations are made no faster than e-mails go out: two a second.
+    let (providers, app, _admin) = clinic(|s| {
+        s.notifications.confirm_bookings = true;
+        s.notifications.delivery.rate_per_sec = 2;
+    })
+    .await;
+    let fay = patient(&app, "fay", "+4915112345672").await;
+    let mut booked = Vec::new();
+    for time in ["09:00", "09:30", "10:00", "10:30", "11:00", "11:30"] {
+        booked.push(format!(
+            "{}@medrelay",
+            book(&app, &fay, in_days(3), time).await
+        ));
+    }
+    let mails = providers.smtp.wait_for(6, WAIT).await;
+    let mut confirmed: Vec<String> = mails
+        .iter()
+        .map(|m| {
+            invitation(m).1["events"][0]["uid"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    confirmed.sort();
+    booked.sort();
+    assert_eq!(confirmed, booked, "each booking confirmed once");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(providers.smtp.received().len(), 6, "and no more");
 }

@@ -198,7 +198,7 @@ async fn a_move_replans_reminders_and_a_cancellation_removes_them() {
 
 #[tokio::test]
 async fn reminders_that_fell_due_after_the_appointment_began_expire() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| s.notifications.confirm_bookings = false).await;
     let admin = app.admin_token().await;
     doctor(&app, &admin).await;
     let kim = patient(&app, "kim", "+4915112345676").await;

@@ -144,7 +144,7 @@ fn write_config(file: &Path, lead: SignedDuration, smtp_port: u16) {
     std::fs::write(
         file,
         format!(
-            "[schedule]\nmin_notice_minutes = 1\n\n[notifications]\nreminder_offsets = [\"{}s\"]\n\n\
+            "[schedule]\nmin_notice_minutes = 1\n\n[notifications]\nreminder_offsets = [\"{}s\"]\nconfirm_bookings = false\n\n\
              [notifications.email]\nhost = \"127.0.0.1\"\nport = {smtp_port}\ntls = \"none\"\n\n\
              [notifications.delivery]\nsend_timeout_secs = 60\n",
             lead.as_secs()
