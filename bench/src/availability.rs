@@ -5,6 +5,11 @@ use serde_json::{Value, json};
 
 /// Weekly hours covering every minute of every day.
 pub fn all_day_availability() -> Value {
+    daily_availability(&["00:00-24:00"])
+}
+
+/// Weekly hours of the same `ranges` ("09:00-12:00") every day.
+pub fn daily_availability(ranges: &[&str]) -> Value {
     let days = [
         "Monday",
         "Tuesday",
@@ -16,7 +21,7 @@ pub fn all_day_availability() -> Value {
     ];
     Value::Array(
         days.iter()
-            .map(|d| json!({"day": d, "slots": ["00:00-24:00"]}))
+            .map(|d| json!({"day": d, "slots": ranges}))
             .collect(),
     )
 }

@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-pub use crate::availability::all_day_availability;
+pub use crate::availability::{all_day_availability, daily_availability};
 
 pub const ADMIN: (&str, &str) = ("root", "root-password-1");
 pub const PASSWORD: &str = "patient-password-1";

@@ -208,6 +208,7 @@ impl ScheduleActor {
 
     fn update_provider(&mut self, msg: UpdateProvider) -> Prepared<ProviderRecord> {
         let (rules, plan) = (self.rules, self.plan.clone());
+        let store = self.life.store().clone();
         let now = Timestamp::now();
         let state = self.load()?;
         let mut provider = state.provider.clone();
@@ -269,6 +270,9 @@ impl ScheduleActor {
                 DoctorNotice::listing(&provider, DoctorNoticeKind::NeedsReschedule, to_move);
             doctors::notify_doctor(&mut batch, now, &notice);
         }
+        // Time the new hours opened goes to the waitlist, if someone waits.
+        let offers =
+            offers::offer_opened(state, (&provider, &tz), (&store, &mut batch), &rules, now);
         if !flagged.is_empty() {
             tracing::info!(
                 provider = %provider.provider_id,
@@ -278,7 +282,7 @@ impl ScheduleActor {
         }
         Ok((
             batch,
-            Apply::Provider(Box::new(provider.clone()), tz, flagged),
+            Apply::Provider(Box::new(provider.clone()), tz, flagged, offers),
             provider,
         ))
     }
@@ -410,11 +414,14 @@ impl ScheduleActor {
                 return;
             }
             Apply::Upsert(record) => state.booked.upsert(record),
-            Apply::Provider(provider, tz, flagged) => {
+            Apply::Provider(provider, tz, flagged, offers) => {
                 state.provider = *provider;
                 state.tz = tz;
                 for record in flagged {
                     state.booked.upsert(record);
+                }
+                for hold in offers {
+                    state.holds.insert(hold.hold_id.clone(), hold);
                 }
             }
             Apply::Holds(change) => {

@@ -28,8 +28,14 @@ use crate::store::{Record, Store, Table, WriteBatch};
 pub enum Apply {
     /// An appointment changed.
     Upsert(AppointmentRecord),
-    /// The profile changed, and with it these appointments' flags.
-    Provider(Box<ProviderRecord>, TimeZone, Vec<AppointmentRecord>),
+    /// The profile changed, and with it these appointments' flags; the
+    /// holds are offers of time it opened.
+    Provider(
+        Box<ProviderRecord>,
+        TimeZone,
+        Vec<AppointmentRecord>,
+        Vec<HoldRecord>,
+    ),
     /// Holds or waitlist entries changed (and maybe an appointment).
     Holds(Box<HoldChange>),
     /// The provider is gone.

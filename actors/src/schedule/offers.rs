@@ -2,7 +2,8 @@
 //! (the records are in [`super::holds`] and [`super::waitlist`]), and the
 //! offers themselves.
 //!
-//! Slot offers: a slot freed by a cancellation or a move is held for the
+//! Slot offers: a slot freed by a cancellation or a move, or opened by new
+//! hours, is held for the
 //! first waitlisted patient who wants it (in the order they joined), for
 //! `schedule.offer_secs`. Booking with the hold accepts it; a decline or
 //! the hold lapsing passes the slot to the next patient who wants it and
@@ -14,18 +15,22 @@
 //! by their text channel: an [`OfferNotice`] fired by the notification
 //! scheduler, sent only while the hold still stands.
 
-use jiff::Timestamp;
+use std::collections::BTreeSet;
+
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ToSpan};
 use medrelay_protocol::hold::HoldSlot;
-use medrelay_protocol::schedule::{AppointmentId, SlotTime};
+use medrelay_protocol::schedule::{AppointmentId, ClockTime, SlotTime};
 use medrelay_protocol::waitlist::JoinWaitlist;
 use medrelay_protocol::{Event, PatientId, ProviderId, UserId};
 use serde::{Deserialize, Serialize};
 
 use super::holds::{self, HoldRecord, Offer};
-use super::rules::cells;
-use super::state::State;
+use super::rules::{cells, find_slot, slots_for_date};
+use super::state::{State, check_notice};
 use super::waitlist::{self, WaitlistEntry};
 use super::{BookingRules, PatientCell, ScheduleError};
+use crate::accounts::ProviderRecord;
 use crate::store::{Record, Store, Table, WriteBatch};
 
 /// An offer to tell its patient of by their text channel (table
@@ -80,12 +85,7 @@ pub fn offer_freed(
         return None;
     }
     state.check_free(slot, except, now).ok()?;
-    let offered_now: Vec<&str> = state
-        .holds
-        .values()
-        .filter(|h| h.live(now))
-        .filter_map(|h| h.offer.as_ref().map(|o| o.entry_id.as_str()))
-        .collect();
+    let offered_now = entries_offered(state, now);
     let entry = state.waitlist.values().find(|e| {
         e.wants(slot)
             && !offered.contains(&e.patient_id)
@@ -94,9 +94,125 @@ pub fn offer_freed(
     })?;
     let mut chain = offered.to_vec();
     chain.push(entry.patient_id.clone());
+    Some(offer(batch, entry, (slot, until), chain, now))
+}
+
+/// After a change of hours to `hours` (the new profile and its zone; the
+/// state still has the old ones): offers each waitlisted patient, in the
+/// order they joined, the first slot that the new hours opened, that is
+/// free, and that they want and could book. One offer per patient, one
+/// patient per slot; entries with a live offer wait for it to end.
+///
+/// At most [`OPENED_LOOKED_AT`] opened slots are looked at, so that hours
+/// opening a whole year cost a bounded time in the doctor's actor.
+pub fn offer_opened(
+    state: &State,
+    (provider, tz): (&ProviderRecord, &TimeZone),
+    (store, batch): (&Store, &mut WriteBatch),
+    rules: &BookingRules,
+    now: Timestamp,
+) -> Vec<HoldRecord> {
+    if state.waitlist.is_empty() {
+        return Vec::new();
+    }
+    // The days someone waits for, between the first bookable day and the
+    // horizon, in order.
+    let first = (now + rules.min_notice).to_zoned(tz.clone()).date();
+    let last = (now + rules.horizon).to_zoned(tz.clone()).date();
+    let mut days = BTreeSet::new();
+    for entry in state.waitlist.values() {
+        let mut day = entry.from.max(first);
+        while day <= entry.to.min(last) {
+            days.insert(day);
+            day = day.saturating_add(1.day());
+        }
+    }
+    let mut opened = Vec::new();
+    'days: for date in days {
+        let p = provider;
+        for slot in slots_for_date(tz, date, p.slot_minutes, &p.availability, &p.exceptions) {
+            let fits = check_notice(&slot, rules, now).is_ok() && !had_slot(state, &slot);
+            if fits && state.check_free(&slot, (None, None), now).is_ok() {
+                opened.push(Some(slot));
+                if opened.len() == OPENED_LOOKED_AT {
+                    break 'days;
+                }
+            }
+        }
+    }
+    let waiting_for_offer = entries_offered(state, now);
+    let mut made: Vec<HoldRecord> = Vec::new();
+    for entry in state.waitlist.values() {
+        if waiting_for_offer.contains(&entry.entry_id.as_str())
+            || made.iter().any(|h| h.patient_id == entry.patient_id)
+        {
+            continue;
+        }
+        let found = opened.iter_mut().find(|s| {
+            s.as_ref()
+                .is_some_and(|s| entry.wants(s) && can_take(store, &entry.patient_id, s))
+        });
+        let Some(slot) = found.and_then(Option::take) else {
+            continue;
+        };
+        let until = (now + rules.offer_for).min(slot.start - rules.min_notice);
+        let chain = vec![entry.patient_id.clone()];
+        made.push(offer(batch, entry, (&slot, until), chain, now));
+    }
+    if !made.is_empty() {
+        tracing::info!(provider = %provider.provider_id, offers = made.len(), "time opened by new hours offered to the waitlist");
+    }
+    made
+}
+
+/// The waitlist entries with a live offer.
+fn entries_offered(state: &State, now: Timestamp) -> Vec<&str> {
+    state
+        .holds
+        .values()
+        .filter(|h| h.live(now))
+        .filter_map(|h| h.offer.as_ref().map(|o| o.entry_id.as_str()))
+        .collect()
+}
+
+/// The most slots opened by one change of hours that are looked at for
+/// the waitlist.
+pub const OPENED_LOOKED_AT: usize = 2_000;
+
+/// Whether the hours the state has (before a change) had `slot`: one with
+/// the same start and end.
+fn had_slot(state: &State, slot: &SlotTime) -> bool {
+    let p = &state.provider;
+    let local = slot.start.to_zoned(state.tz.clone());
+    let minutes = i32::from(local.hour()) * 60 + i32::from(local.minute());
+    let Ok(minutes) = u16::try_from(minutes) else {
+        return false;
+    };
+    let clock = ClockTime::from_minutes(minutes);
+    find_slot(
+        &state.tz,
+        local.date(),
+        clock,
+        p.slot_minutes,
+        &p.availability,
+        &p.exceptions,
+    )
+    .is_some_and(|old| old.start == slot.start && old.end == slot.end)
+}
+
+/// Holds `slot` for `entry`'s patient until `until` as an offer (`chain`:
+/// the patients offered it so far, theirs last), with its events and its
+/// notice, in `batch`.
+fn offer(
+    batch: &mut WriteBatch,
+    entry: &WaitlistEntry,
+    (slot, until): (&SlotTime, Timestamp),
+    chain: Vec<PatientId>,
+    now: Timestamp,
+) -> HoldRecord {
     let hold = HoldRecord {
         hold_id: crate::ids::new_id("hld"),
-        provider_id: state.provider.provider_id.clone(),
+        provider_id: entry.provider_id.clone(),
         patient_id: entry.patient_id.clone(),
         slot: slot.clone(),
         expires_at: until,
@@ -122,8 +238,8 @@ pub fn offer_freed(
             hold_id: hold.hold_id.clone(),
         },
     );
-    tracing::info!(provider = %hold.provider_id, hold = %hold.hold_id, "freed slot offered to the waitlist");
-    Some(hold)
+    tracing::info!(provider = %hold.provider_id, hold = %hold.hold_id, "slot offered to the waitlist");
+    hold
 }
 
 /// Whether `patient` could book `slot`: their profile is live and none of

@@ -257,7 +257,7 @@ impl State {
 }
 
 /// Whether a slot is far enough ahead and not beyond the horizon.
-fn check_notice(
+pub(super) fn check_notice(
     slot: &SlotTime,
     rules: &BookingRules,
     now: Timestamp,

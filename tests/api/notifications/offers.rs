@@ -189,6 +189,103 @@ async fn a_restart_during_an_offer_keeps_it_and_offers_the_slot_once() {
 }
 
 #[tokio::test]
+async fn time_opened_by_new_hours_is_offered_in_turn_one_slot_each() {
+    let (providers, app, admin) = clinic(|_| {}).await;
+    let (status, body) = app
+        .post(
+            "/api/providers",
+            json!({"providerId": "prv_grey", "name": "Dr. Grey", "timeZone": "UTC",
+                   "slotMinutes": 30, "availability": daily_availability(&["13:00-17:00"])}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let day = in_days(3);
+    let (dana, eli, fay, gil) = (
+        patient(&app, "dana", "+4915100000031").await,
+        patient(&app, "eli", "+4915100000032").await,
+        patient(&app, "fay", "+4915100000033").await,
+        patient(&app, "gil", "+4915100000034").await,
+    );
+    let join = |p: &Patient, times: &str| {
+        let body = json!({"from": day.to_string(), "to": day.to_string(), "times": [times]});
+        let token = p.tokens.token.clone();
+        let app = &app;
+        async move {
+            let (status, entry) = app
+                .post("/api/providers/prv_grey/waitlist", body, Some(&token))
+                .await;
+            assert_eq!(status, 201, "{entry}");
+        }
+    };
+    // Dana, Eli and Fay wait for a morning; Gil for an afternoon the doctor
+    // already works (and chose to wait rather than book).
+    join(&dana, "08:00-12:00").await;
+    join(&eli, "08:00-12:00").await;
+    join(&fay, "08:00-12:00").await;
+    join(&gil, "13:00-17:00").await;
+    let mut sockets = Vec::new();
+    for p in [&dana, &eli, &fay, &gil] {
+        sockets.push(subscribe_patient(&app, p, None).await);
+    }
+
+    // The doctor opens 09:00-10:00: two new slots, for the first two in line.
+    let (status, body) = app
+        .put(
+            "/api/providers/prv_grey",
+            json!({"availability": daily_availability(&["09:00-10:00", "13:00-17:00"])}),
+            &admin,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let first = next_of(&mut sockets[0], "offer_made", WAIT).await;
+    let second = next_of(&mut sockets[1], "offer_made", WAIT).await;
+    assert_eq!(first["slot"]["timeSlot"], "09:00", "{first}");
+    assert_eq!(second["slot"]["timeSlot"], "09:30", "{second}");
+    assert_eq!(first["slot"]["start"], format!("{day}T09:00:00Z"));
+    for idle in &mut sockets[2..] {
+        idle.no_event_within(Duration::from_millis(500)).await;
+    }
+    // Offered by their text channel too, and held for them alone.
+    assert!(
+        eventually(WAIT, || async {
+            providers.sms_sent().await.len() + providers.smtp.received().len() == 2
+        })
+        .await
+    );
+    let body = json!({"patientId": fay.patient_id, "providerId": "prv_grey",
+                      "appointmentDate": day.to_string(), "timeSlot": "09:00"});
+    let (status, reply) = app
+        .post("/api/appointments", body.clone(), Some(&fay.tokens.token))
+        .await;
+    assert_eq!(
+        (status, reply["error"]["code"].as_str()),
+        (409, Some("slot_held")),
+        "{reply}"
+    );
+    let mut accept = body;
+    accept["patientId"] = json!(dana.patient_id);
+    accept["holdId"] = first["holdId"].clone();
+    let (status, reply) = app
+        .post("/api/appointments", accept, Some(&dana.tokens.token))
+        .await;
+    assert_eq!(status, 201, "{reply}");
+
+    // The same hours again open nothing new.
+    let (status, body) = app
+        .put(
+            "/api/providers/prv_grey",
+            json!({"name": "Dr. Meredith Grey"}),
+            &admin,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for idle in &mut sockets[2..] {
+        idle.no_event_within(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test]
 async fn waitlist_entries_are_checked_and_seen_only_by_who_may() {
     let (_providers, app, admin) = clinic(|_| {}).await;
     let (fay, gil) = (
