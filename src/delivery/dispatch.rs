@@ -5,14 +5,15 @@
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use medrelay_actors::notify::{NotificationRecord, PendingDelivery, policy};
-use medrelay_actors::store::Record;
+use medrelay_actors::notify::{BookingConfirmation, NotificationRecord, PendingDelivery, policy};
+use medrelay_actors::schedule::AppointmentRecord;
+use medrelay_actors::store::{Record, Table};
 use medrelay_protocol::notification::{
     DeliveryStatus, NotificationCategory, NotificationChannel, NotificationPreferences,
 };
 
-use super::scheduler::{Firing, Person, Reach, draft_for};
-use super::{Draft, Notifier};
+use super::scheduler::{Firing, Person, Reach, TextRoom, draft_for};
+use super::{Draft, Notifier, NotifyError};
 
 impl Firing<'_> {
     /// Sends `person` a notice about no appointment (a bill, an offer) due
@@ -113,19 +114,117 @@ impl Firing<'_> {
     }
 }
 
+impl Firing<'_> {
+    /// Fires the booking confirmation under `key` if the patient's text
+    /// channel has room for it; otherwise it waits, untouched, for a later
+    /// firing. `true` when it was fired.
+    pub(super) fn fire_confirmation(
+        &mut self,
+        key: &str,
+        confirmation: &BookingConfirmation,
+    ) -> Result<bool, NotifyError> {
+        // Known to wait for a channel that still has no room: passed over
+        // without reading its patient again.
+        if self.n.waiting_for(key).is_some_and(|c| !self.room.has(c)) {
+            return Ok(false);
+        }
+        let id = confirmation.appointment_id.as_str();
+        let patient = self
+            .n
+            .store
+            .get::<AppointmentRecord>(id)?
+            .map(|a| a.patient_id);
+        let person = match &patient {
+            Some(patient) => self.person(patient)?,
+            None => None,
+        };
+        let channel = person.as_deref().and_then(|p| {
+            policy::routes(&p.prefs, &p.patient, p.user.as_ref(), &p.devices)
+                .into_iter()
+                .find(|route| route.channel.is_text())
+                .map(|route| route.channel)
+        });
+        // With no text route it is fired as nothing (and removed).
+        if let Some(c) = channel
+            && !self.room.take(c)
+        {
+            self.n.wait_for_room(key, c);
+            return Ok(false);
+        }
+        self.n.forget_waiting(key);
+        let at = (Table::BookingConfirmations, key);
+        self.fire(at, &confirmation.reminder())?;
+        Ok(true)
+    }
+}
+
+/// How long firings skip confirmations that all wait for their channels.
+const CONFIRMATIONS_REST: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The most confirmations remembered as waiting for their channel.
+const WAITING_REMEMBERED: usize = 1_024;
+
 impl Notifier {
-    /// How many more notices for the text channels alone (e-mail, SMS) to
-    /// make now: a second's worth of sends (`rate_per_sec`) less what the
-    /// busier of the two lanes holds and the `held` sends not handed over
-    /// yet. Making them faster only fills the store and the queues.
-    pub(super) fn text_room(&self, held: usize) -> usize {
-        let busiest = [NotificationChannel::Email, NotificationChannel::Sms]
-            .iter()
-            .filter_map(|c| self.lanes.get(c))
-            .map(|lane| lane.owned.lock().unwrap_or_else(|e| e.into_inner()).len())
-            .max()
-            .unwrap_or(0);
+    /// The text channel a confirmation was found waiting for.
+    fn waiting_for(&self, key: &str) -> Option<NotificationChannel> {
+        let waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        waiting.get(key).copied()
+    }
+
+    /// Remembers that the confirmation under `key` waits for `channel`;
+    /// bounded, since only the first keys are ever looked at.
+    fn wait_for_room(&self, key: &str, channel: NotificationChannel) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        if waiting.len() >= WAITING_REMEMBERED {
+            waiting.clear();
+        }
+        waiting.insert(key.to_owned(), channel);
+    }
+
+    /// Whether firings skip the confirmations for now.
+    pub(super) fn confirmations_resting(&self) -> bool {
+        let rest = self
+            .confirmations_rest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        rest.is_some_and(|until| std::time::Instant::now() < until)
+    }
+
+    /// Skips the confirmations for [`CONFIRMATIONS_REST`]: those looked at
+    /// all wait for their channels, which free up at their pace.
+    pub(super) fn rest_confirmations(&self) {
+        let mut rest = self
+            .confirmations_rest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *rest = Some(std::time::Instant::now() + CONFIRMATIONS_REST);
+    }
+
+    /// Forgets a confirmation that no longer waits.
+    fn forget_waiting(&self, key: &str) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        waiting.remove(key);
+    }
+
+    /// How many confirmations each text channel (e-mail, SMS) has room
+    /// for now: a second's worth of sends (`rate_per_sec`) less what its
+    /// lane holds and the `held` sends for it not handed over yet. Making
+    /// them faster only fills the store and the queues; per channel, so
+    /// that one channel's outage (its sends waiting through retries) holds
+    /// back no other's.
+    pub(super) fn text_room(&self, held: &[(NotificationChannel, String)]) -> TextRoom {
         let second = usize::try_from(self.settings.delivery.rate_per_sec).unwrap_or(usize::MAX);
-        second.saturating_sub(busiest + held)
+        let room = |channel: NotificationChannel| {
+            let Some(lane) = self.lanes.get(&channel) else {
+                return 0;
+            };
+            let owned = lane.owned.lock().unwrap_or_else(|e| e.into_inner()).len();
+            let waiting = held.iter().filter(|(c, _)| *c == channel).count();
+            second.saturating_sub(owned + waiting)
+        };
+        TextRoom {
+            email: room(NotificationChannel::Email),
+            sms: room(NotificationChannel::Sms),
+        }
     }
 }

@@ -138,6 +138,13 @@ pub struct Notifier {
     /// Set when a lane's queue was full: pending entries wait in the store
     /// until the next sweep hands them over.
     overflowed: AtomicBool,
+    /// Booking confirmations found waiting for their text channel's room
+    /// (key → channel), so that the next firings pass them over without
+    /// reading their patient again.
+    waiting: Mutex<HashMap<String, NotificationChannel>>,
+    /// Until when firings skip the confirmations: set when one found them
+    /// all waiting, so that a burst's wake-ups do not read them again each.
+    confirmations_rest: Mutex<Option<std::time::Instant>>,
     /// Signalled when a lane lets go of a notification while others wait
     /// in the store: the sweep need not wait for its next tick.
     room: tokio::sync::Notify,
@@ -223,6 +230,8 @@ impl Notifier {
             },
             lanes,
             overflowed: AtomicBool::new(false),
+            waiting: Mutex::default(),
+            confirmations_rest: Mutex::default(),
             room: tokio::sync::Notify::new(),
         }))
     }

@@ -220,10 +220,12 @@ pub async fn fire_due(
     // Confirmations go by e-mail or SMS only: made no faster than those
     // channels send, so that a burst of bookings leaves the store writer to
     // the bookings (the rest wait, small and durable, for their turn).
-    let room = n.text_room(queued.len()).min(NOTICES_PER_FIRING);
-    let confirmations = match room {
-        0 => Vec::new(),
-        room => n.store.scan_below::<BookingConfirmation>(&below, room)?,
+    let room = n.text_room(queued);
+    let confirmations = match room.any() && !n.confirmations_resting() {
+        false => Vec::new(),
+        true => n
+            .store
+            .scan_below::<BookingConfirmation>(&below, NOTICES_PER_FIRING)?,
     };
     if due.is_empty()
         && notices.is_empty()
@@ -244,13 +246,17 @@ pub async fn fire_due(
         accounts: HashMap::new(),
         names: HashMap::new(),
         fired: 0,
+        room,
     };
     for (key, reminder) in &due {
         firing.fire((Table::Reminders, key), reminder)?;
     }
+    let mut confirmed = 0;
     for (key, confirmation) in &confirmations {
-        let reminder = confirmation.reminder();
-        firing.fire((Table::BookingConfirmations, key), &reminder)?;
+        confirmed += u64::from(firing.fire_confirmation(key, confirmation)?);
+    }
+    if !confirmations.is_empty() && confirmed == 0 {
+        n.rest_confirmations();
     }
     for (key, notice) in &notices {
         firing.fire_billing(key, notice)?;
@@ -260,6 +266,10 @@ pub async fn fire_due(
     }
     for (key, notice) in &offers {
         firing.fire_offer(key, notice)?;
+    }
+    // Only confirmations waiting for their channel's room: nothing to do.
+    if firing.batch.is_empty() {
+        return Ok(false);
     }
     let Firing {
         batch,
@@ -284,6 +294,7 @@ pub async fn fire_due(
         Err(e) => return Err(e.into()),
     }
     metrics::counter!("reminders_fired_total").increment(due.len() as u64);
+    metrics::counter!("booking_confirmations_fired_total").increment(confirmed);
     metrics::counter!("billing_notices_fired_total").increment(notices.len() as u64);
     metrics::counter!("reminder_notifications_total").increment(fired);
     queued.extend(fired_sends);
@@ -324,6 +335,41 @@ pub(super) fn draft_for(
     }
 }
 
+/// How many confirmations each text channel has room for now.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct TextRoom {
+    pub(super) email: usize,
+    pub(super) sms: usize,
+}
+
+impl TextRoom {
+    /// Whether either channel has room.
+    pub(super) fn any(self) -> bool {
+        self.email + self.sms > 0
+    }
+
+    /// Whether `channel` has room for one more message.
+    pub(super) fn has(self, channel: NotificationChannel) -> bool {
+        match channel {
+            NotificationChannel::Email => self.email > 0,
+            NotificationChannel::Sms => self.sms > 0,
+            NotificationChannel::Push | NotificationChannel::InApp => true,
+        }
+    }
+
+    /// Takes room for one message on `channel`; `false` when there is none.
+    pub(super) fn take(&mut self, channel: NotificationChannel) -> bool {
+        let left = match channel {
+            NotificationChannel::Email => &mut self.email,
+            NotificationChannel::Sms => &mut self.sms,
+            NotificationChannel::Push | NotificationChannel::InApp => return true,
+        };
+        let had = *left > 0;
+        *left = left.saturating_sub(1);
+        had
+    }
+}
+
 /// One transaction's worth of fired reminders.
 pub(super) struct Firing<'a> {
     pub(super) n: &'a Notifier,
@@ -342,6 +388,8 @@ pub(super) struct Firing<'a> {
     pub(super) accounts: HashMap<ProviderId, Option<Arc<DoctorAccount>>>,
     pub(super) names: HashMap<PatientId, String>,
     pub(super) fired: u64,
+    /// Confirmations the text channels still have room for.
+    pub(super) room: TextRoom,
 }
 
 /// What firing needs to know about a doctor.
@@ -368,7 +416,7 @@ pub(super) struct Person {
 
 impl Firing<'_> {
     /// Fires the reminder or notice under `key` of `table`.
-    fn fire(
+    pub(super) fn fire(
         &mut self,
         (table, key): (Table, &str),
         reminder: &ReminderRecord,

@@ -15,8 +15,9 @@ use crate::patients::PatientRecord;
 use crate::schedule::AppointmentRecord;
 
 /// Whether `reminder` no longer applies to `appointment`: a reminder whose
-/// appointment moved or ended since it was planned, or a request to move an
-/// appointment that fits the doctor's hours again.
+/// appointment moved or ended since it was planned, a confirmation of an
+/// appointment that ended, or a request to move an appointment that fits
+/// the doctor's hours again.
 pub fn is_stale(reminder: &ReminderRecord, appointment: &AppointmentRecord) -> bool {
     match reminder.kind {
         ReminderKind::Reminder { .. } => {
@@ -24,7 +25,11 @@ pub fn is_stale(reminder: &ReminderRecord, appointment: &AppointmentRecord) -> b
                 || reminder.starts_at != Some(appointment.slot.start)
         }
         ReminderKind::NeedsReschedule => !appointment.needs_reschedule,
-        ReminderKind::Booked | ReminderKind::Rescheduled | ReminderKind::Cancelled => false,
+        // Confirmations wait for the text channels' pace: one whose
+        // appointment ended meanwhile (a cancellation sent its own) goes
+        // unsent.
+        ReminderKind::Booked => !appointment.status.holds_slot(),
+        ReminderKind::Rescheduled | ReminderKind::Cancelled => false,
     }
 }
 

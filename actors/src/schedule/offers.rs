@@ -15,7 +15,7 @@
 //! by their text channel: an [`OfferNotice`] fired by the notification
 //! scheduler, sent only while the hold still stands.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
@@ -101,10 +101,12 @@ pub fn offer_freed(
 /// state still has the old ones): offers each waitlisted patient, in the
 /// order they joined, the first slot that the new hours opened, that is
 /// free, and that they want and could book. One offer per patient, one
-/// patient per slot; entries with a live offer wait for it to end.
+/// patient per slot; patients with a live offer from this doctor wait for
+/// it to end.
 ///
-/// At most [`OPENED_LOOKED_AT`] opened slots are looked at, so that hours
-/// opening a whole year cost a bounded time in the doctor's actor.
+/// Bounded for the doctor's actor: nothing is looked at unless the hours,
+/// zone or slot length changed, and at most [`SLOTS_LOOKED_AT`] slots and
+/// [`CELL_CHECKS`] patients' calendars are.
 pub fn offer_opened(
     state: &State,
     (provider, tz): (&ProviderRecord, &TimeZone),
@@ -112,7 +114,12 @@ pub fn offer_opened(
     rules: &BookingRules,
     now: Timestamp,
 ) -> Vec<HoldRecord> {
-    if state.waitlist.is_empty() {
+    let old = &state.provider;
+    let same_hours = old.availability == provider.availability
+        && old.exceptions == provider.exceptions
+        && old.slot_minutes == provider.slot_minutes
+        && old.time_zone == provider.time_zone;
+    if state.waitlist.is_empty() || same_hours {
         return Vec::new();
     }
     // The days someone waits for, between the first bookable day and the
@@ -127,42 +134,68 @@ pub fn offer_opened(
             day = day.saturating_add(1.day());
         }
     }
-    let mut opened = Vec::new();
+    let (mut opened, mut looked) = (Vec::new(), 0);
     'days: for date in days {
         let p = provider;
         for slot in slots_for_date(tz, date, p.slot_minutes, &p.availability, &p.exceptions) {
-            let fits = check_notice(&slot, rules, now).is_ok() && !had_slot(state, &slot);
-            if fits && state.check_free(&slot, (None, None), now).is_ok() {
-                opened.push(Some(slot));
-                if opened.len() == OPENED_LOOKED_AT {
-                    break 'days;
-                }
+            looked += 1;
+            if looked > SLOTS_LOOKED_AT {
+                break 'days;
+            }
+            let until = (now + rules.offer_for).min(slot.start - rules.min_notice);
+            let fits = until > now && check_notice(&slot, rules, now).is_ok();
+            if fits && !had_slot(state, &slot) && state.check_free(&slot, (None, None), now).is_ok()
+            {
+                opened.push(Some((slot, until)));
             }
         }
     }
-    let waiting_for_offer = entries_offered(state, now);
+    if opened.is_empty() {
+        return Vec::new();
+    }
+    let mut offered: HashSet<PatientId> = patients_offered(state, now);
+    let mut checks = 0;
     let mut made: Vec<HoldRecord> = Vec::new();
     for entry in state.waitlist.values() {
-        if waiting_for_offer.contains(&entry.entry_id.as_str())
-            || made.iter().any(|h| h.patient_id == entry.patient_id)
-        {
+        let patient = &entry.patient_id;
+        if offered.contains(patient) || !crate::patients::is_live(store, patient).unwrap_or(false) {
             continue;
         }
         let found = opened.iter_mut().find(|s| {
-            s.as_ref()
-                .is_some_and(|s| entry.wants(s) && can_take(store, &entry.patient_id, s))
+            s.as_ref().is_some_and(|(slot, _)| {
+                entry.wants(slot) && {
+                    checks += 1;
+                    checks <= CELL_CHECKS && is_free_for(store, patient, slot)
+                }
+            })
         });
-        let Some(slot) = found.and_then(Option::take) else {
+        let Some((slot, until)) = found.and_then(Option::take) else {
             continue;
         };
-        let until = (now + rules.offer_for).min(slot.start - rules.min_notice);
-        let chain = vec![entry.patient_id.clone()];
+        offered.insert(patient.clone());
+        let chain = vec![patient.clone()];
         made.push(offer(batch, entry, (&slot, until), chain, now));
     }
     if !made.is_empty() {
         tracing::info!(provider = %provider.provider_id, offers = made.len(), "time opened by new hours offered to the waitlist");
     }
     made
+}
+
+/// The most slots of new hours looked at for the waitlist per change.
+pub const SLOTS_LOOKED_AT: usize = 20_000;
+
+/// The most checks of a waiting patient's own calendar per change of hours.
+pub const CELL_CHECKS: usize = 2_000;
+
+/// The patients with a live offer from this doctor.
+fn patients_offered(state: &State, now: Timestamp) -> HashSet<PatientId> {
+    state
+        .holds
+        .values()
+        .filter(|h| h.live(now) && h.offer.is_some())
+        .map(|h| h.patient_id.clone())
+        .collect()
 }
 
 /// The waitlist entries with a live offer.
@@ -174,10 +207,6 @@ fn entries_offered(state: &State, now: Timestamp) -> Vec<&str> {
         .filter_map(|h| h.offer.as_ref().map(|o| o.entry_id.as_str()))
         .collect()
 }
-
-/// The most slots opened by one change of hours that are looked at for
-/// the waitlist.
-pub const OPENED_LOOKED_AT: usize = 2_000;
 
 /// Whether the hours the state has (before a change) had `slot`: one with
 /// the same start and end.
@@ -246,8 +275,13 @@ fn offer(
 /// their appointments (with any doctor) covers part of it. A read error
 /// counts as no.
 fn can_take(store: &Store, patient: &PatientId, slot: &SlotTime) -> bool {
-    let live = crate::patients::is_live(store, patient).unwrap_or(false);
-    live && cells(patient.as_str(), slot)
+    crate::patients::is_live(store, patient).unwrap_or(false) && is_free_for(store, patient, slot)
+}
+
+/// Whether none of `patient`'s appointments (with any doctor) covers part
+/// of `slot`. A read error counts as no.
+fn is_free_for(store: &Store, patient: &PatientId, slot: &SlotTime) -> bool {
+    cells(patient.as_str(), slot)
         .iter()
         .all(|cell| matches!(store.get::<PatientCell>(cell), Ok(None)))
 }

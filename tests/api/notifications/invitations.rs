@@ -207,3 +207,55 @@ async fn confirmations_beyond_what_the_channel_sends_a_second_all_follow_once() 
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     assert_eq!(providers.smtp.received().len(), 6, "and no more");
 }
+
+#[tokio::test]
+async fn a_booking_cancelled_before_its_confirmations_turn_is_not_confirmed() {
+    // The mail server is away, so the first confirmation holds the e-mail
+    // channel's one send a second and the others wait their turn.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let (_providers, app, _admin) = clinic(|s| {
+        s.notifications.confirm_bookings = true;
+        s.notifications.delivery.rate_per_sec = 1;
+        s.notifications.delivery.max_attempts = 1_000;
+        s.notifications.email.port = port;
+    })
+    .await;
+    let gus = patient(&app, "gus", "+4915112345673").await;
+    let first = book(&app, &gus, in_days(3), "09:00").await;
+    let second = book(&app, &gus, in_days(3), "10:00").await;
+    let third = book(&app, &gus, in_days(3), "11:00").await;
+    let response = app
+        .http
+        .delete(app.url(&format!("/api/appointments/{third}")))
+        .bearer_auth(&gus.tokens.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let smtp = crate::smtp_sink::SmtpSink::start_on(addr).await;
+    let mails = smtp.wait_for(3, WAIT).await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let mails_now = smtp.received();
+    assert_eq!(mails_now.len(), 3, "two confirmations and a cancellation");
+    let mut seen: Vec<(String, String)> = mails
+        .iter()
+        .map(|m| {
+            let (_, ics) = invitation(m);
+            let uid = ics["events"][0]["uid"].as_str().unwrap().to_owned();
+            (uid, ics["method"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    seen.sort();
+    let mut expected = vec![
+        (format!("{first}@medrelay"), "REQUEST".to_owned()),
+        (format!("{second}@medrelay"), "REQUEST".to_owned()),
+        (format!("{third}@medrelay"), "CANCEL".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(seen, expected);
+}
