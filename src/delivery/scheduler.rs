@@ -29,7 +29,7 @@ use medrelay_actors::notify::{
 use medrelay_actors::patients::{self, PatientRecord};
 use medrelay_actors::schedule::AppointmentRecord;
 use medrelay_actors::schedule::offers::OfferNotice;
-use medrelay_actors::store::{Table, WriteBatch, WriteError};
+use medrelay_actors::store::{Record, StoreError, Table, WriteBatch, WriteError};
 use medrelay_actors::system::count_restart;
 use medrelay_protocol::notification::{
     NotificationCategory, NotificationChannel, NotificationPreferences,
@@ -201,31 +201,24 @@ pub async fn fire_due(
     // nothing is, however many reminders are pending.
     let below = records::due_keys_below(now);
     let batch_size = n.settings.scheduler_batch;
-    let due = n.store.scan_below::<ReminderRecord>(&below, batch_size)?;
+    let due = due_rows::<ReminderRecord>(n, &below, batch_size).await?;
     // Billing notices come one per payment: fired in small batches, so
     // that a backlog never makes one long transaction the payments wait on.
-    let notices = n
-        .store
-        .scan_below::<BillingNotice>(&below, batch_size.min(NOTICES_PER_FIRING))?;
+    let notices = due_rows::<BillingNotice>(n, &below, batch_size.min(NOTICES_PER_FIRING)).await?;
     // Doctors' notices come one per booking when doctors have accounts:
     // small batches here too, so that a run of them never makes one long
     // transaction the bookings wait on (measured: 512 per transaction
     // booked about 10% slower than 64).
-    let to_doctors = n
-        .store
-        .scan_below::<DoctorNotice>(&below, batch_size.min(NOTICES_PER_FIRING))?;
-    let offers = n
-        .store
-        .scan_below::<OfferNotice>(&below, batch_size.min(NOTICES_PER_FIRING))?;
+    let to_doctors =
+        due_rows::<DoctorNotice>(n, &below, batch_size.min(NOTICES_PER_FIRING)).await?;
+    let offers = due_rows::<OfferNotice>(n, &below, batch_size.min(NOTICES_PER_FIRING)).await?;
     // Confirmations go by e-mail or SMS only: made no faster than those
     // channels send, so that a burst of bookings leaves the store writer to
     // the bookings (the rest wait, small and durable, for their turn).
     let room = n.text_room(queued);
     let confirmations = match room.any() && !n.confirmations_resting() {
         false => Vec::new(),
-        true => n
-            .store
-            .scan_below::<BookingConfirmation>(&below, NOTICES_PER_FIRING)?,
+        true => due_rows::<BookingConfirmation>(n, &below, NOTICES_PER_FIRING).await?,
     };
     if due.is_empty()
         && notices.is_empty()
@@ -300,6 +293,40 @@ pub async fn fire_due(
     queued.extend(fired_sends);
     Ok(true)
 }
+
+/// The due rows of `T` below `below`, at most `limit`. A row that cannot
+/// be read is set aside (kept whole in `set_aside`) rather than stopping
+/// every firing behind it: one written by a newer release, say, before a
+/// rollback.
+///
+/// # Errors
+/// [`NotifyError`] when the store fails otherwise.
+async fn due_rows<T: Record>(
+    n: &Notifier,
+    below: &str,
+    limit: usize,
+) -> Result<Vec<(String, T)>, NotifyError> {
+    for _ in 0..SET_ASIDE_PER_READ {
+        let (key, reason) = match n.store.scan_below::<T>(below, limit) {
+            Err(StoreError::Corrupt { key, reason, .. }) => (key, reason),
+            read => return Ok(read?),
+        };
+        // The reason may quote the row; only the table and key are logged.
+        tracing::error!(table = T::TABLE.name(), key = %key, "unreadable row set aside in set_aside");
+        metrics::counter!("rows_set_aside_total", "table" => T::TABLE.name()).increment(1);
+        if let Some(batch) = n.store.set_aside(T::TABLE, &key, &reason)? {
+            match n.store.write(batch).await {
+                Ok(_) | Err(WriteError::Missing { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(Vec::new())
+}
+
+/// The most unreadable rows set aside by one read, before it gives up
+/// until the next firing.
+const SET_ASIDE_PER_READ: usize = 16;
 
 /// Which of a patient's routes a notice takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,6 +19,7 @@
 //! Reads open their own MVCC read transaction and never wait for the writer.
 
 mod apply;
+mod aside;
 mod audit;
 mod batch;
 mod config;
@@ -41,6 +42,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::hub::EventHub;
+pub use aside::SetAside;
 pub use audit::AuditCheck;
 pub(crate) use batch::Op;
 pub use batch::WriteBatch;

@@ -109,11 +109,13 @@ pub enum Table {
     OfferNotices,
     /// `<due ms, 13 digits>/<appointment>/b` → a booking to confirm.
     BookingConfirmations,
+    /// `<table>/<key>` → a row that could not be read, set aside.
+    SetAside,
 }
 
 impl Table {
     /// All record tables; each is created when the store opens.
-    pub const ALL: [Table; 48] = [
+    pub const ALL: [Table; 49] = [
         Table::Users,
         Table::Usernames,
         Table::Patients,
@@ -163,6 +165,7 @@ impl Table {
         Table::Waitlist,
         Table::OfferNotices,
         Table::BookingConfirmations,
+        Table::SetAside,
     ];
 
     /// The table's position in [`Table::ALL`].
@@ -224,6 +227,7 @@ impl Table {
             Table::Waitlist => "waitlist",
             Table::OfferNotices => "offer_notices",
             Table::BookingConfirmations => "booking_confirmations",
+            Table::SetAside => "set_aside",
         }
     }
 

@@ -223,3 +223,73 @@ async fn reminders_that_fell_due_after_the_appointment_began_expire() {
     let sent = std::fs::read_dir(&outbox).map(|d| d.count()).unwrap_or(0);
     assert_eq!(sent, 0, "nothing was sent");
 }
+
+/// A reminder row this release cannot read (one a newer release wrote).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FromANewerRelease {
+    kind: String,
+}
+
+impl medrelay_actors::store::Record for FromANewerRelease {
+    const TABLE: medrelay_actors::store::Table = medrelay_actors::store::Table::Reminders;
+    const VERSION: u16 = 99;
+}
+
+#[tokio::test]
+async fn an_unreadable_reminder_is_set_aside_and_the_others_still_fire() {
+    use medrelay_actors::hub::EventHub;
+    use medrelay_actors::store::{SetAside, Store, StoreConfig, WriteBatch};
+    let mut app = spawn_app_with(|s| s.notifications.confirm_bookings = false).await;
+    let admin = app.admin_token().await;
+    doctor(&app, &admin).await;
+    let lena = patient(&app, "lena", "+4915112345679").await;
+    let date = in_days(3);
+    book(&app, &lena, date, "10:00").await;
+    app.stop().await;
+
+    // Due before the booking's reminders, so that it is read first.
+    let path = app.data_dir.join("medrelay.redb");
+    let store = Store::open(&path, StoreConfig::default(), EventHub::new(16)).unwrap();
+    let mut batch = WriteBatch::new();
+    let bad = FromANewerRelease {
+        kind: "digest".into(),
+    };
+    batch.put("0000000000001/apt_newer/r1", &bad);
+    store.write(batch).await.unwrap();
+    store.close().await;
+    drop(store);
+
+    let mut app = app
+        .restart(|s| s.notifications.confirm_bookings = false)
+        .await;
+    let admin = app.admin_token().await;
+    advance_to(
+        &app,
+        &admin,
+        start_of(date, "10:00") - SignedDuration::from_hours(24),
+    )
+    .await;
+    assert!(
+        eventually(WAIT, || async {
+            let (_, stats) = app.get("/api/notifications", Some(&admin)).await;
+            stats["total"].as_u64().unwrap_or(0) >= 1
+        })
+        .await,
+        "the booking's reminder fired past the unreadable row"
+    );
+    app.stop().await;
+    let store = Store::open(&path, StoreConfig::default(), EventHub::new(16)).unwrap();
+    let aside = store.scan::<SetAside>(None, 10).unwrap();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(aside[0].0, "reminders/0000000000001/apt_newer/r1");
+    assert_eq!(
+        (aside[0].1.table.as_str(), aside[0].1.key.as_str()),
+        ("reminders", "0000000000001/apt_newer/r1")
+    );
+    assert!(
+        aside[0].1.bytes.starts_with("0063"),
+        "version 99 first: {}",
+        aside[0].1.bytes
+    );
+    store.close().await;
+}

@@ -1,0 +1,66 @@
+//! Rows that cannot be read back, set aside: a queue that a reader works
+//! through in key order (reminders, notices) would otherwise stop at such a
+//! row for good, and everything behind it with it. The row's bytes are kept
+//! whole in `set_aside` for an operator (or a later release) to read.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::{Record, Store, StoreError, Table, WriteBatch};
+
+/// A row moved out of its table because it could not be read (table
+/// `set_aside`, keyed `<table>/<key>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetAside {
+    /// The table it was in.
+    pub table: String,
+    /// Its key there.
+    pub key: String,
+    /// Why it could not be read.
+    pub reason: String,
+    /// Its stored bytes, in hexadecimal (sealed fields stay sealed).
+    pub bytes: String,
+    /// When it was set aside.
+    pub at: Timestamp,
+}
+
+impl Record for SetAside {
+    const TABLE: Table = Table::SetAside;
+    const VERSION: u16 = 1;
+}
+
+impl Store {
+    /// The batch that moves the row under `key` of `table` to `set_aside`,
+    /// on condition that it is still there; `None` when it is gone.
+    ///
+    /// # Errors
+    /// [`StoreError`] on a read failure.
+    pub fn set_aside(
+        &self,
+        table: Table,
+        key: &str,
+        reason: &str,
+    ) -> Result<Option<WriteBatch>, StoreError> {
+        let txn = self.read_txn()?;
+        let rows = txn.open_table(table.def())?;
+        let Some(value) = rows.get(key)? else {
+            return Ok(None);
+        };
+        let bytes = value.value().iter().map(|b| format!("{b:02x}")).collect();
+        let mut batch = WriteBatch::new();
+        batch.require_present(table, key);
+        batch.delete(table, key);
+        batch.put(
+            format!("{}/{key}", table.name()),
+            &SetAside {
+                table: table.name().to_owned(),
+                key: key.to_owned(),
+                reason: reason.to_owned(),
+                bytes,
+                at: Timestamp::now(),
+            },
+        );
+        Ok(Some(batch))
+    }
+}
