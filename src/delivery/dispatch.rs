@@ -211,7 +211,7 @@ impl Notifier {
     /// lane holds and the `held` sends for it not handed over yet. Making
     /// them faster only fills the store and the queues; per channel, so
     /// that one channel's outage (its sends waiting through retries) holds
-    /// back no other's.
+    /// back another's only while a firing's first 64 all wait for it.
     pub(super) fn text_room(&self, held: &[(NotificationChannel, String)]) -> TextRoom {
         let second = usize::try_from(self.settings.delivery.rate_per_sec).unwrap_or(usize::MAX);
         let room = |channel: NotificationChannel| {

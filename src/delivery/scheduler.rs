@@ -311,15 +311,21 @@ async fn due_rows<T: Record>(
             Err(StoreError::Corrupt { key, reason, .. }) => (key, reason),
             read => return Ok(read?),
         };
+        let Some(batch) = n.store.set_aside::<T>(&key, &reason)? else {
+            continue; // gone, or rewritten readable: read again
+        };
+        match n.store.write(batch).await {
+            Ok(_) => {}
+            // Rewritten or removed meanwhile (or set aside in the same
+            // millisecond by another read): read again.
+            Err(
+                WriteError::Missing { .. } | WriteError::Changed { .. } | WriteError::Exists { .. },
+            ) => continue,
+            Err(e) => return Err(e.into()),
+        }
         // The reason may quote the row; only the table and key are logged.
         tracing::error!(table = T::TABLE.name(), key = %key, "unreadable row set aside in set_aside");
         metrics::counter!("rows_set_aside_total", "table" => T::TABLE.name()).increment(1);
-        if let Some(batch) = n.store.set_aside(T::TABLE, &key, &reason)? {
-            match n.store.write(batch).await {
-                Ok(_) | Err(WriteError::Missing { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
     }
     Ok(Vec::new())
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{Record, Store, StoreError, Table, WriteBatch};
 
 /// A row moved out of its table because it could not be read (table
-/// `set_aside`, keyed `<table>/<key>`).
+/// `set_aside`, keyed `<table>/<key>/<ms set aside, 13 digits>`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SetAside {
@@ -31,34 +31,45 @@ impl Record for SetAside {
 }
 
 impl Store {
-    /// The batch that moves the row under `key` of `table` to `set_aside`,
-    /// on condition that it is still there; `None` when it is gone.
+    /// The batch that moves the row under `key` of `T`'s table to
+    /// `set_aside`, on condition that it still holds the same bytes; `None`
+    /// when it is gone or reads as a `T` now (rewritten since).
     ///
     /// # Errors
     /// [`StoreError`] on a read failure.
-    pub fn set_aside(
+    pub fn set_aside<T: Record>(
         &self,
-        table: Table,
         key: &str,
         reason: &str,
     ) -> Result<Option<WriteBatch>, StoreError> {
+        let table = T::TABLE;
         let txn = self.read_txn()?;
         let rows = txn.open_table(table.def())?;
         let Some(value) = rows.get(key)? else {
             return Ok(None);
         };
-        let bytes = value.value().iter().map(|b| format!("{b:02x}")).collect();
+        let raw = value.value().to_vec();
+        if super::record::decode::<T>(key, &raw).is_ok() {
+            return Ok(None);
+        }
+        let bytes = raw.iter().map(|b| format!("{b:02x}")).collect();
+        // Its time last, so that a row set aside later under the same key
+        // keeps the earlier one.
+        let at = Timestamp::now();
+        let aside_key = format!("{}/{key}/{:013}", table.name(), at.as_millisecond());
         let mut batch = WriteBatch::new();
-        batch.require_present(table, key);
+        // Only these bytes, and never over an earlier row set aside.
+        batch.equal.push((table, key.to_owned(), raw));
+        batch.require_absent(Table::SetAside, aside_key.clone());
         batch.delete(table, key);
         batch.put(
-            format!("{}/{key}", table.name()),
+            aside_key,
             &SetAside {
                 table: table.name().to_owned(),
                 key: key.to_owned(),
                 reason: reason.to_owned(),
                 bytes,
-                at: Timestamp::now(),
+                at,
             },
         );
         Ok(Some(batch))

@@ -109,7 +109,7 @@ pub enum Table {
     OfferNotices,
     /// `<due ms, 13 digits>/<appointment>/b` → a booking to confirm.
     BookingConfirmations,
-    /// `<table>/<key>` → a row that could not be read, set aside.
+    /// `<table>/<key>/<ms, 13 digits>` → a row that could not be read, set aside.
     SetAside,
 }
 
