@@ -381,24 +381,26 @@ impl TextRoom {
         self.email + self.sms > 0
     }
 
-    /// Whether `channel` has room for one more message.
-    pub(super) fn has(self, channel: NotificationChannel) -> bool {
+    /// The room left on `channel`; `None` for a channel not paced.
+    fn left(&mut self, channel: NotificationChannel) -> Option<&mut usize> {
         match channel {
-            NotificationChannel::Email => self.email > 0,
-            NotificationChannel::Sms => self.sms > 0,
-            NotificationChannel::Push | NotificationChannel::InApp => true,
+            NotificationChannel::Email => Some(&mut self.email),
+            NotificationChannel::Sms => Some(&mut self.sms),
+            NotificationChannel::Push | NotificationChannel::InApp => None,
         }
+    }
+
+    /// Whether `channel` has room for one more message.
+    pub(super) fn has(mut self, channel: NotificationChannel) -> bool {
+        self.left(channel).is_none_or(|left| *left > 0)
     }
 
     /// Takes room for one message on `channel`; `false` when there is none.
     pub(super) fn take(&mut self, channel: NotificationChannel) -> bool {
-        let left = match channel {
-            NotificationChannel::Email => &mut self.email,
-            NotificationChannel::Sms => &mut self.sms,
-            NotificationChannel::Push | NotificationChannel::InApp => return true,
-        };
-        let had = *left > 0;
-        *left = left.saturating_sub(1);
+        let had = self.has(channel);
+        if let Some(left) = self.left(channel) {
+            *left = left.saturating_sub(1);
+        }
         had
     }
 }

@@ -85,7 +85,9 @@ pub fn offer_freed(
         return None;
     }
     state.check_free(slot, except, now).ok()?;
-    let offered_now = entries_offered(state, now);
+    let offered_now: Vec<&str> = live_offers(state, now)
+        .map(|(_, o)| o.entry_id.as_str())
+        .collect();
     let entry = state.waitlist.values().find(|e| {
         e.wants(slot)
             && !offered.contains(&e.patient_id)
@@ -153,7 +155,10 @@ pub fn offer_opened(
     if opened.is_empty() {
         return Vec::new();
     }
-    let mut offered: HashSet<PatientId> = patients_offered(state, now);
+    // Patients with a live offer from this doctor wait for it to end.
+    let mut offered: HashSet<PatientId> = live_offers(state, now)
+        .map(|(h, _)| h.patient_id.clone())
+        .collect();
     let mut checks = 0;
     let mut made: Vec<HoldRecord> = Vec::new();
     for entry in state.waitlist.values() {
@@ -188,24 +193,13 @@ pub const SLOTS_LOOKED_AT: usize = 20_000;
 /// The most checks of a waiting patient's own calendar per change of hours.
 pub const CELL_CHECKS: usize = 2_000;
 
-/// The patients with a live offer from this doctor.
-fn patients_offered(state: &State, now: Timestamp) -> HashSet<PatientId> {
+/// The doctor's live offers.
+fn live_offers(state: &State, now: Timestamp) -> impl Iterator<Item = (&HoldRecord, &Offer)> {
     state
         .holds
         .values()
-        .filter(|h| h.live(now) && h.offer.is_some())
-        .map(|h| h.patient_id.clone())
-        .collect()
-}
-
-/// The waitlist entries with a live offer.
-fn entries_offered(state: &State, now: Timestamp) -> Vec<&str> {
-    state
-        .holds
-        .values()
-        .filter(|h| h.live(now))
-        .filter_map(|h| h.offer.as_ref().map(|o| o.entry_id.as_str()))
-        .collect()
+        .filter(move |h| h.live(now))
+        .filter_map(|h| h.offer.as_ref().map(|o| (h, o)))
 }
 
 /// Whether the hours the state has (before a change) had `slot`: one with
