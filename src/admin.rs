@@ -99,6 +99,31 @@ pub async fn verify_audit(settings: &Settings) -> anyhow::Result<u64> {
     }
 }
 
+/// Recounts every analytics figure from the records and writes the
+/// recount in place of the kept figures. Returns the rows written and how
+/// many rows the recount changed (0 when the figures were right).
+///
+/// # Errors
+/// A store that cannot be opened (a server running on it) or a storage error.
+pub async fn rebuild_stats(settings: &Settings) -> anyhow::Result<(usize, usize)> {
+    use medrelay_actors::stats::rebuild;
+    let (store, _hub) = crate::app::open_store(settings, None)?;
+    let result = async {
+        let before = rebuild::kept(&store)?;
+        let rows = rebuild::rebuild(&store).await?;
+        let after = rebuild::kept(&store)?;
+        let keys: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+        let changed = keys
+            .into_iter()
+            .filter(|k| before.get(*k) != after.get(*k))
+            .count();
+        anyhow::Ok((rows, changed))
+    }
+    .await;
+    store.close().await;
+    result.context("could not recount the analytics figures")
+}
+
 /// Adds a key to the PHI key file and makes it current. Opens the store
 /// first, so it refuses while a server (which holds the old keys in
 /// memory) runs on the data folder.

@@ -64,6 +64,7 @@ pub fn open_store(
                 .unwrap_or(usize::MAX),
             writeback_interval: Duration::from_millis(settings.store.writeback_ms),
             vault,
+            stats_zone: settings.analytics.zone(),
         },
         hub.clone(),
     )
@@ -130,6 +131,9 @@ impl Application {
         medrelay_actors::schedule::migrate::provider_cells(&store)
             .await
             .context("could not repair doctors' cells")?;
+        medrelay_actors::stats::rebuild::rebuild_if_stale(&store)
+            .await
+            .context("could not recount the analytics figures")?;
         let system = Arc::new(
             ActorSystem::start(settings.actors.arbiters).context("could not start actors")?,
         );

@@ -9,10 +9,12 @@ use anyhow::{Context, bail};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+mod analytics;
 mod billing;
 mod calendar;
 mod notifications;
 
+pub use analytics::AnalyticsSettings;
 pub use billing::{BillingSettings, CardSettings};
 pub use calendar::CalendarSettings;
 pub use notifications::{
@@ -53,6 +55,8 @@ pub struct Settings {
     pub billing: BillingSettings,
     /// `[calendar]`
     pub calendar: CalendarSettings,
+    /// `[analytics]`
+    pub analytics: AnalyticsSettings,
 }
 
 /// `[records]`: patient data at rest.
@@ -538,6 +542,7 @@ impl Settings {
             );
         }
         self.billing.validate()?;
+        self.analytics.validate()?;
         if self.access_ttl_secs_exceeds_refresh() {
             bail!(
                 "invalid configuration: auth.access_ttl_secs must not exceed auth.refresh_ttl_secs"

@@ -82,6 +82,13 @@ enum AdminTask {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Recounts every analytics figure from the records (after a restore,
+    /// or to check them); the server must be stopped.
+    RebuildStats {
+        /// Overrides server.data_dir.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -185,6 +192,18 @@ fn main() -> ExitCode {
                 }
                 let entries = admin::verify_audit(&settings).await?;
                 println!("audit log intact: {entries} entries, every link holds");
+                Ok(())
+            }
+            Command::Admin {
+                task: AdminTask::RebuildStats { data_dir },
+            } => {
+                if let Some(dir) = data_dir {
+                    settings.server.data_dir = dir;
+                }
+                let (rows, changed) = admin::rebuild_stats(&settings).await?;
+                println!(
+                    "analytics figures recounted: {rows} rows, {changed} of them had differed"
+                );
                 Ok(())
             }
         }

@@ -21,6 +21,8 @@
 //! - [`schedule`]: doctors' hours, appointments; `ScheduleActor`.
 //! - [`notify`]: notification records, preferences, devices, durable reminders,
 //!   and the reminder policy ([`notify::policy`]).
+//! - [`stats`]: analytics figures, summed per doctor and clinic day as
+//!   changes commit, and their recount.
 //! - [`session`]: `PatientSession`, one per connected patient: their sockets,
 //!   unacknowledged in-app notifications, presence.
 //! - [`channels`]: who may subscribe to a channel, and its snapshot.
@@ -46,6 +48,7 @@ pub mod phi;
 pub mod rekey;
 pub mod schedule;
 pub mod session;
+pub mod stats;
 pub mod store;
 pub mod system;
 #[cfg(test)]

@@ -320,6 +320,8 @@ async fn seed(dir: &Path, pending: usize, burst: usize) -> anyhow::Result<Timest
             status: AppointmentStatus::Scheduled,
             history: Vec::new(),
             history_dropped: 0,
+            reschedules_dropped: 0,
+            from_waitlist: false,
             needs_reschedule: false,
         })
     };

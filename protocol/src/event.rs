@@ -162,6 +162,12 @@ pub enum Event {
         patient_id: Option<PatientId>,
         /// The slot it held.
         slot: SlotTime,
+        /// When it was cancelled, so that a consumer of the stream tells a
+        /// late cancellation (under 24 h before the start) from an early
+        /// one however late it reads the event (absent from older events).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "Option<String>")]
+        cancelled_at: Option<Timestamp>,
     },
     /// An appointment's status changed (checked in, completed, no-show).
     AppointmentStatusChanged {

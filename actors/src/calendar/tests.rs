@@ -42,6 +42,8 @@ async fn put(
         status,
         history: vec![entry(made), entry(changed)],
         history_dropped: 0,
+        reschedules_dropped: 0,
+        from_waitlist: false,
         needs_reschedule: false,
     };
     let mut batch = WriteBatch::new();

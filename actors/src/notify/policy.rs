@@ -171,6 +171,8 @@ mod tests {
             status: AppointmentStatus::Scheduled,
             history: Vec::new(),
             history_dropped: 0,
+            reschedules_dropped: 0,
+            from_waitlist: false,
             needs_reschedule: false,
         }
     }

@@ -13,7 +13,7 @@ use jiff::{Timestamp, ToSpan};
 use medrelay_protocol::schedule::{AppointmentStatus, RequestedStatus};
 use medrelay_protocol::{Channel, Event};
 
-use super::changes::{self, Apply, HoldChange, Prepared, follow_reminders};
+use super::changes::{self, Apply, HoldChange, Prepared, follow_change};
 use super::holds::{self, HoldRecord, Released};
 use super::messages::*;
 use super::offers;
@@ -26,6 +26,7 @@ use crate::fault::describe;
 use crate::notify::ReminderPlan;
 use crate::notify::doctors::{self, DoctorNotice, DoctorNoticeKind};
 use crate::patients::StoredPatient;
+use crate::stats;
 use crate::store::{Committed, Store, Table, WriteBatch};
 use crate::system::keyed::{self, Lifecycle, Owner};
 use crate::system::{Retire, guarded};
@@ -90,8 +91,10 @@ impl ScheduleActor {
             )));
         }
         let by = msg.by;
+        let from_waitlist = redeemed.as_ref().is_some_and(|h| h.offer.is_some());
         let (mut batch, mut apply, record) =
-            changes::book(&state.provider, req, slot, by.clone(), now);
+            changes::book(&state.provider, req, (slot, from_waitlist), by.clone(), now);
+        stats::appointments::tally(&mut batch, store.stats_zone(), None, &record);
         plan.booked(&mut batch, &record, now);
         doctors::tell_doctor(&mut batch, &state.provider, None, &record, by.as_ref(), now);
         if let Some(hold) = redeemed {
@@ -169,7 +172,7 @@ impl ScheduleActor {
             };
             changes::change_status(current.clone(), target, by.clone(), now)
         };
-        let (mut batch, apply, after) = follow_reminders(&store, &plan, &current, prepared, now)?;
+        let (mut batch, apply, after) = follow_change(&store, &plan, &current, prepared, now)?;
         if batch.is_empty() {
             return Ok((batch, apply, after));
         }
@@ -309,7 +312,7 @@ impl ScheduleActor {
                 msg.by.clone(),
                 now,
             );
-            let (b, _, _) = follow_reminders(&store, &plan, &appointment, cancelled, now)?;
+            let (b, _, _) = follow_change(&store, &plan, &appointment, cancelled, now)?;
             batch.absorb(b);
         }
         // Its holds end and its waitlist goes with it (patients' hold

@@ -22,6 +22,7 @@ use super::{
 };
 use crate::accounts::ProviderRecord;
 use crate::notify::{self, ReminderKind, ReminderPlan};
+use crate::stats;
 use crate::store::{Record, Store, Table, WriteBatch};
 
 /// What to do to the in-memory state once a write is durable.
@@ -87,11 +88,12 @@ pub fn free_slot(
 }
 
 /// A new appointment in a slot [`free_slot`] found: its record, index
-/// entries, cells, and the booking event.
+/// entries, cells, and the booking event. `from_waitlist` marks a booking
+/// that took a waitlist offer.
 pub fn book(
     provider: &ProviderRecord,
     request: BookAppointment,
-    slot: SlotTime,
+    (slot, from_waitlist): (SlotTime, bool),
     by: Option<UserId>,
     now: Timestamp,
 ) -> (WriteBatch, Apply, AppointmentRecord) {
@@ -108,6 +110,8 @@ pub fn book(
             from: None,
         }],
         history_dropped: 0,
+        reschedules_dropped: 0,
+        from_waitlist,
         needs_reschedule: false,
     };
     let mut batch = WriteBatch::new();
@@ -224,6 +228,7 @@ pub fn change_status(
             provider_id: record.provider_id.clone(),
             patient_id: Some(record.patient_id.clone()),
             slot: record.slot.clone(),
+            cancelled_at: Some(now),
         }
     } else {
         Event::AppointmentStatusChanged {
@@ -269,6 +274,7 @@ pub fn recheck_hours(
         if fits != appointment.needs_reschedule {
             continue;
         }
+        // The flag moves no analytics figure (see `stats::appointments`).
         let mut record = appointment.clone();
         record.needs_reschedule = !fits;
         record.push_history(HistoryEntry {
@@ -313,14 +319,14 @@ pub fn recheck_hours(
     changed
 }
 
-/// Keeps an appointment's reminders in step with a prepared change, in the
-/// same batch: a move re-plans them and sends a notice, a cancellation
-/// removes them and sends a notice, any other status change away from
-/// Scheduled just removes them.
+/// Keeps an appointment's analytics figures and reminders in step with a
+/// prepared change, in the same batch: a move re-plans the reminders and
+/// sends a notice, a cancellation removes them and sends a notice, any
+/// other status change away from Scheduled just removes them.
 ///
 /// # Errors
 /// The prepared change's error, or a storage error reading the reminders.
-pub fn follow_reminders(
+pub fn follow_change(
     store: &Store,
     plan: &ReminderPlan,
     before: &AppointmentRecord,
@@ -328,6 +334,9 @@ pub fn follow_reminders(
     now: Timestamp,
 ) -> Prepared<AppointmentRecord> {
     let (mut batch, apply, after) = prepared?;
+    if !batch.is_empty() {
+        stats::appointments::tally(&mut batch, store.stats_zone(), Some(before), &after);
+    }
     if batch.is_empty() || (before.slot == after.slot && before.status == after.status) {
         return Ok((batch, apply, after));
     }

@@ -73,6 +73,12 @@ pub struct AppointmentRecord {
     /// How many changes were dropped from `history` to keep it bounded.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub history_dropped: u32,
+    /// How many of the dropped changes were moves (so the moves stay countable).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reschedules_dropped: u32,
+    /// Booked from a waitlist offer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_waitlist: bool,
     /// The doctor's hours changed so that it no longer fits them. It keeps
     /// its time (and the doctor's and patient's cells) until the patient
     /// moves or cancels it, or the hours change back.
@@ -94,8 +100,11 @@ impl AppointmentRecord {
     pub fn push_history(&mut self, entry: HistoryEntry) {
         self.history.push(entry);
         if self.history.len() > HISTORY_LIMIT {
-            self.history.remove(1);
+            let dropped = self.history.remove(1);
             self.history_dropped = self.history_dropped.saturating_add(1);
+            if dropped.action == HistoryAction::Rescheduled {
+                self.reschedules_dropped = self.reschedules_dropped.saturating_add(1);
+            }
         }
     }
 

@@ -4,13 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp, ToSpan};
 use medrelay_protocol::schedule::{
-    AppointmentStatus, BookAppointment, ClockTime, DayAvailability, RequestedStatus, SlotTime,
-    TimeRange, UpdateAppointment, Weekday,
+    AppointmentStatus, BookAppointment, ClockTime, RequestedStatus, SlotTime, UpdateAppointment,
 };
 use medrelay_protocol::{PatientId, ProviderId};
 
@@ -18,10 +16,10 @@ use super::messages::{Book, GetBoard, ParkRetirement, Update, UpdateProvider};
 use super::rules::cells;
 use super::state::State;
 use super::*;
-use crate::accounts::ProviderRecord;
-use crate::notify::ReminderPlan;
 use crate::system::{ActorSystem, Registry};
-use crate::test_support::{register_patient, store_and_system};
+use crate::test_support::{
+    Rng, create_doctor, every_day, register_patient, schedule_registry, store_and_system,
+};
 
 struct World {
     _dir: tempfile::TempDir,
@@ -38,25 +36,7 @@ impl Drop for World {
 
 fn world() -> World {
     let (dir, store, system) = store_and_system();
-    let rules = BookingRules {
-        min_notice: SignedDuration::ZERO,
-        horizon: SignedDuration::from_hours(24 * 400),
-        hold_for: SignedDuration::from_mins(5),
-        holds_per_patient: 2,
-        offer_for: SignedDuration::from_mins(15),
-    };
-    let plan = ReminderPlan::new(vec![SignedDuration::from_hours(24)], true);
-    let s = store.clone();
-    let schedules = Registry::new(system.clone(), move |id, retire| {
-        ScheduleActor::new(
-            id,
-            s.clone(),
-            rules,
-            plan.clone(),
-            Duration::from_secs(60),
-            retire,
-        )
-    });
+    let schedules = schedule_registry(&store, &system);
     World {
         _dir: dir,
         store,
@@ -65,38 +45,8 @@ fn world() -> World {
     }
 }
 
-fn every_day(ranges: &[&str]) -> Vec<DayAvailability> {
-    use Weekday::*;
-    [
-        Monday, Tuesday, Wednesday, Thursday, Friday, Saturday, Sunday,
-    ]
-    .into_iter()
-    .map(|day| DayAvailability {
-        day,
-        slots: ranges
-            .iter()
-            .map(|r| TimeRange::parse(r).unwrap())
-            .collect(),
-    })
-    .collect()
-}
-
 async fn doctor(store: &Store, id: &str) -> ProviderId {
-    let provider_id = ProviderId::parse(id).unwrap();
-    let record = ProviderRecord {
-        provider_id: provider_id.clone(),
-        user_id: None,
-        name: id.into(),
-        specialization: String::new(),
-        contact_info: Default::default(),
-        time_zone: "UTC".into(),
-        slot_minutes: 30,
-        availability: every_day(&["08:00-12:00"]),
-        exceptions: Vec::new(),
-        created_at: Timestamp::now(),
-    };
-    create_provider(store, record, None).await.unwrap();
-    provider_id
+    create_doctor(store, id, "UTC", &["08:00-12:00"]).await
 }
 
 async fn patient(store: &Store, name: &str) -> PatientId {
@@ -188,18 +138,6 @@ async fn a_revived_actor_with_a_successor_forwards_instead_of_serving_stale_stat
         Err(ScheduleError::SlotTaken)
     );
     assert_eq!(w.schedules.len(), 1);
-}
-
-/// A small deterministic generator (xorshift64*), so a failing seed replays.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) as usize % n.max(1)
-    }
 }
 
 /// What the live appointments cover: cell key → appointment, per table.
@@ -360,6 +298,8 @@ async fn legacy(
         status,
         history: Vec::new(),
         history_dropped: 0,
+        reschedules_dropped: 0,
+        from_waitlist: false,
         needs_reschedule: false,
     };
     let mut batch = WriteBatch::new();

@@ -6,6 +6,7 @@ use medrelay_protocol::{Channel, Event};
 use redb::{ReadableTable, WriteTransaction};
 
 use super::audit;
+use super::stats;
 use super::tables::{self, Table};
 use super::{Committed, Op, OutboxEntry, StoreConfig, WriteBatch, WriteError};
 
@@ -28,6 +29,7 @@ pub(super) fn apply_group<'b>(
     for batch in batches {
         outcomes.push(applier.batch(batch, published)?);
     }
+    applier.tallies.flush(txn)?;
     applier.counters()?.insert(tables::WAL_APPLIED, group)?;
     *outboxed = applier.outbox_grew;
     Ok(outcomes)
@@ -50,6 +52,8 @@ struct Applier<'txn> {
     /// The outbox's newest position, once read.
     outbox_head: Option<u64>,
     outbox_grew: bool,
+    /// Stats tallies, summed per row and written once at the group's end.
+    tallies: stats::Pending,
     config: &'txn StoreConfig,
 }
 
@@ -79,6 +83,7 @@ impl<'txn> Applier<'txn> {
             audit_head: None,
             outbox_head: None,
             outbox_grew: false,
+            tallies: stats::Pending::default(),
             config,
         }
     }
@@ -233,6 +238,12 @@ impl<'txn> Applier<'txn> {
                 for patient in patients {
                     index.insert((patient.as_str(), seq), ())?;
                 }
+            }
+            Op::Tally { key, figures } => self.tallies.add(key, figures),
+            Op::ResetStats { prefix } => {
+                // Tallies before the reset in this group are reset with it.
+                self.tallies.flush(self.txn)?;
+                stats::reset(self.txn, prefix)?;
             }
         }
         Ok(())

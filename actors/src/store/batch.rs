@@ -31,6 +31,15 @@ pub(crate) enum Op {
         patients: Vec<String>,
         entry: Vec<u8>,
     },
+    /// Adds to a stats row's figures (see `stats.rs`).
+    Tally {
+        key: String,
+        figures: super::stats::Figures,
+    },
+    /// Deletes the stats rows under a key prefix.
+    ResetStats {
+        prefix: String,
+    },
 }
 
 /// Changes that commit together or not at all.

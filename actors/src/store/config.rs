@@ -33,6 +33,9 @@ pub struct StoreConfig {
     /// Seals the patient text of the events the store keeps (see `phi.rs`);
     /// `None` keeps them as they are (tests of the store alone).
     pub vault: Option<Arc<crate::phi::Vault>>,
+    /// The clinic's zone, whose days the analytics figures are counted by
+    /// (see `crate::stats`).
+    pub stats_zone: jiff::tz::TimeZone,
 }
 
 impl Default for StoreConfig {
@@ -48,6 +51,7 @@ impl Default for StoreConfig {
             cache_bytes: 32 << 20,
             writeback_interval: Duration::from_millis(200),
             vault: None,
+            stats_zone: jiff::tz::TimeZone::UTC,
         }
     }
 }

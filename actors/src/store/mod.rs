@@ -26,6 +26,7 @@ mod config;
 mod phi;
 mod record;
 mod snapshot;
+mod stats;
 pub mod tables;
 mod wal;
 mod writeback;
@@ -49,6 +50,7 @@ pub use batch::WriteBatch;
 pub use config::StoreConfig;
 pub use record::Record;
 pub use snapshot::{Entry, Records, Snapshot};
+pub use stats::Figures;
 pub use tables::Table;
 
 /// Applies the logged groups that redb's last durable commit lacks (those
@@ -262,6 +264,7 @@ impl Store {
             txn.open_table(tables::OUTBOX)?;
             txn.open_table(tables::AUDIT_LOG)?;
             txn.open_table(tables::AUDIT_BY_PATIENT)?;
+            txn.open_table(stats::STATS)?;
             let mut counters = txn.open_table(tables::COUNTERS)?;
             let found = counters
                 .get(tables::SCHEMA_VERSION)?

@@ -296,6 +296,15 @@ fn encode_batch(out: &mut Vec<u8>, b: &WriteBatch, vault: Option<&Vault>) {
                 }
                 put_bytes(out, entry);
             }
+            Op::Tally { key, figures } => {
+                out.push(5);
+                put_bytes(out, key.as_bytes());
+                put_bytes(out, &super::stats::encode(figures));
+            }
+            Op::ResetStats { prefix } => {
+                out.push(6);
+                put_bytes(out, prefix.as_bytes());
+            }
         }
     }
     put_len(out, b.events.len());
@@ -384,6 +393,13 @@ fn decode_batch(r: &mut Reader<'_>) -> Option<WriteBatch> {
                 patients: (0..r.len()?).map(|_| r.string()).collect::<Option<_>>()?,
                 entry: r.bytes()?,
             },
+            5 => Op::Tally {
+                key: r.string()?,
+                figures: super::stats::decode(&r.bytes()?)?,
+            },
+            6 => Op::ResetStats {
+                prefix: r.string()?,
+            },
             _ => return None,
         };
         b.ops.push(op);
@@ -419,6 +435,8 @@ mod tests {
             .set_counter("cursor", 42)
             .audit(vec!["pat_1".into(), "pat_2".into()], b"{}".to_vec())
             .audit(Vec::new(), b"{\"x\":1}".to_vec())
+            .reset_stats("a/")
+            .tally("a/2026-12-01/prv_1", [(0, 1), (1_036, -2)].into())
             .lazy();
         b
     }
@@ -436,7 +454,11 @@ mod tests {
         let back = decode_batch(&mut Reader(&bytes)).expect("decodes");
         assert_eq!(encoded(&back), bytes);
         assert!(back.lazy);
-        assert_eq!(back.ops.len(), 6);
+        assert_eq!(back.ops.len(), 8);
+        assert!(matches!(&back.ops[6], Op::ResetStats { prefix } if prefix == "a/"));
+        assert!(
+            matches!(&back.ops[7], Op::Tally { key, figures } if key == "a/2026-12-01/prv_1" && figures[&1_036] == -2)
+        );
         assert!(
             matches!(&back.ops[4], Op::Audit { patients, .. } if patients == &["pat_1", "pat_2"])
         );

@@ -155,9 +155,17 @@ async fn commands_over_nats_answer_like_the_websocket_and_reach_its_boards() {
     )
     .await;
     assert_eq!(cancelled["data"]["status"], "Cancelled");
-    assert_eq!(
-        board.next_event().await["event"]["kind"],
-        "appointment_cancelled"
+    let event = board.next_event().await;
+    assert_eq!(event["event"]["kind"], "appointment_cancelled");
+    // When, so that a consumer of the stream tells a late cancellation.
+    let at: jiff::Timestamp = event["event"]["cancelledAt"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        at <= jiff::Timestamp::now()
+            && at > jiff::Timestamp::now() - jiff::SignedDuration::from_mins(1)
     );
 }
 

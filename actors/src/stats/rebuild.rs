@@ -1,0 +1,109 @@
+//! Recounting every figure from the records: after a restore, when the
+//! clinic's zone changed, or for a figure a release added.
+
+use std::collections::BTreeMap;
+
+use super::{Figures, appointments};
+use crate::schedule::AppointmentRecord;
+use crate::store::{Store, StoreError, Table, WriteBatch, WriteError};
+
+/// The counter naming the zone and rules the figures were counted by.
+const ZONE: &str = "stats_zone";
+
+/// Why a recount failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    /// Reading the records.
+    #[error(transparent)]
+    Read(#[from] StoreError),
+    /// Writing the figures.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+/// What the figures are, recounted from the records now stored.
+///
+/// # Errors
+/// A storage error.
+pub fn recount(store: &Store) -> Result<BTreeMap<String, Figures>, StoreError> {
+    let zone = store.stats_zone();
+    let mut rows: BTreeMap<String, Figures> = BTreeMap::new();
+    store
+        .snapshot()?
+        .for_each_between(Table::Appointments, "", "\u{10ffff}", |entry| {
+            let (key, figures) = appointments::figures(&entry.decode::<AppointmentRecord>()?, zone);
+            let row = rows.entry(key).or_default();
+            for (code, value) in figures {
+                *row.entry(code).or_default() += value;
+            }
+            Ok(())
+        })?;
+    rows.retain(|_, row| {
+        row.retain(|_, v| *v != 0);
+        !row.is_empty()
+    });
+    Ok(rows)
+}
+
+/// Every kept appointment figure, by row.
+///
+/// # Errors
+/// A storage error.
+pub fn kept(store: &Store) -> Result<BTreeMap<String, Figures>, StoreError> {
+    Ok(store
+        .stats("a/", "a/\u{10ffff}", usize::MAX)?
+        .into_iter()
+        .collect())
+}
+
+/// Replaces every kept figure with a recount, in one batch, and notes the
+/// zone it was counted in. Returns how many rows it wrote. Run it with
+/// nothing else writing (at start, or offline): a change committed between
+/// the recount and its write would be lost from the figures.
+///
+/// # Errors
+/// A storage error.
+pub async fn rebuild(store: &Store) -> Result<usize, RebuildError> {
+    let rows = recount(store)?;
+    let mut batch = WriteBatch::new();
+    batch.reset_stats("a/");
+    let written = rows.len();
+    for (key, figures) in rows {
+        batch.tally(key, figures);
+    }
+    batch.set_counter(ZONE, zone_tag(store));
+    store.write(batch).await?;
+    Ok(written)
+}
+
+/// Recounts when the figures were counted in another zone than the store's
+/// or by other rules (or never: a store from before the figures existed).
+/// Returns whether it did.
+///
+/// # Errors
+/// A storage error.
+pub async fn rebuild_if_stale(store: &Store) -> Result<bool, RebuildError> {
+    if store.counter(ZONE)? == zone_tag(store) {
+        return Ok(false);
+    }
+    let rows = rebuild(store).await?;
+    tracing::info!(
+        rows,
+        zone = store.stats_zone().iana_name().unwrap_or("UTC"),
+        "analytics figures recounted (new store, older release, or another clinic zone)"
+    );
+    Ok(true)
+}
+
+/// A stable non-zero number for the zone and the counting rules (FNV-1a
+/// of the zone's name and [`appointments::RULES`]).
+fn zone_tag(store: &Store) -> u64 {
+    let name = store.stats_zone().iana_name().unwrap_or("UTC");
+    let hash = name
+        .bytes()
+        .chain(appointments::RULES.to_le_bytes())
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    hash | 1
+}
