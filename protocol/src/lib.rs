@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //! - [`account`]: the bodies of sign-up, login, refresh, logout and `me`.
+//! - [`analytics`]: the clinic's reports.
 //! - [`audit`]: audit entries and a patient's access log.
 //! - [`billing`]: bills and billing accounts.
 //! - [`calendar`]: calendar feeds (private iCalendar URLs).
@@ -31,6 +32,7 @@
 #![warn(missing_docs)]
 
 pub mod account;
+pub mod analytics;
 pub mod audit;
 pub mod billing;
 pub mod calendar;

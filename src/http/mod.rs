@@ -14,12 +14,14 @@
 //! - [`appointments`]: the `/api/appointments` routes.
 //! - [`notifications`]: `/api/notifications`, preferences, devices, Twilio callbacks.
 //! - [`calendar`]: `/api/calendar/feeds` and the `.ics` feeds themselves.
+//! - [`analytics`]: `/api/analytics/*`, the clinic's reports, as JSON or CSV.
 //! - [`ops`]: health, readiness, metrics, gateway status, API descriptions.
 //!
 //! Routes are declared once, through `utoipa-axum`, so the OpenAPI document
 //! served at `/api/openapi.json` is generated from the same declarations the
 //! router uses and cannot drift from it.
 
+pub mod analytics;
 pub mod appointments;
 pub mod audit;
 pub mod auth;
@@ -108,6 +110,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(holds::router())
         .merge(appointments::router())
         .merge(calendar::router())
+        .merge(analytics::router())
         .merge(notifications::router())
         .merge(ops::router());
     #[cfg(feature = "fault-injection")]

@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //! - [`account`]: sign-up, login, token refresh, logout, `me`.
+//! - [`analytics`]: the clinic's reports, summed from the kept figures.
 //! - [`billing`]: bills (with their revisions) and billing accounts.
 //! - [`calendar`]: private iCalendar feeds of appointments.
 //! - [`commands`]: the schedule commands of the WebSocket and NATS.
@@ -20,6 +21,7 @@
 //!   doctors' boards.
 
 pub mod account;
+pub mod analytics;
 pub mod audit;
 pub mod billing;
 pub mod calendar;

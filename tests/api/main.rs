@@ -12,6 +12,7 @@ mod nats_harness;
 mod smtp_sink;
 
 mod access;
+mod analytics;
 mod audit;
 mod auth;
 mod bad_input;

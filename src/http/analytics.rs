@@ -1,0 +1,156 @@
+//! `/api/analytics/*`: the clinic's reports. Each answers JSON, or the same
+//! table as CSV when the request sends `Accept: text/csv`.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use medrelay_protocol::analytics::{AppointmentFigures, AppointmentsQuery, AppointmentsReport};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::ErrorEnvelope;
+use super::json::bad_query;
+use crate::auth::Principal;
+use crate::error::AppError;
+use crate::service::analytics;
+use crate::state::AppState;
+
+/// The routes of this file.
+pub fn router() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new().routes(routes!(appointments))
+}
+
+/// Appointments per bucket and doctor: booked, completed, cancelled (late
+/// ones apart), no-shows, no-show and fill rates, median lead time, moves
+/// and waitlist fills, by the clinic's days (admins).
+#[utoipa::path(get, path = "/api/analytics/appointments", tag = "analytics",
+    params(AppointmentsQuery),
+    responses((status = 200, body = AppointmentsReport, description = "JSON; the same table as CSV with `Accept: text/csv`"),
+        (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+async fn appointments(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    headers: HeaderMap,
+    query: Result<Query<AppointmentsQuery>, QueryRejection>,
+) -> Result<Response, AppError> {
+    let Query(q) = query.map_err(bad_query)?;
+    // Tens of milliseconds of store reads: off the async workers.
+    let report =
+        tokio::task::spawn_blocking(move || analytics::appointments(&state, &principal, q))
+            .await
+            .map_err(AppError::internal)??;
+    if !wants_csv(&headers) {
+        return Ok(axum::Json(report).into_response());
+    }
+    let mut table = vec![header_row()];
+    for row in &report.rows {
+        table.push(figures_row(&row.period, &row.provider_id, &row.figures));
+    }
+    table.push(figures_row("total", "", &report.totals));
+    Ok(csv(&table))
+}
+
+/// Whether the caller asked for CSV (and did not prefer JSON first).
+fn wants_csv(headers: &HeaderMap) -> bool {
+    let accept = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        // `q=0` says "not this one".
+        .filter(|v| {
+            !v.split(';').skip(1).any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .is_some_and(|q| q.parse::<f32>() == Ok(0.0))
+            })
+        })
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    for media in accept {
+        match media.as_str() {
+            "text/csv" => return true,
+            "application/json" => return false,
+            _ => {}
+        }
+    }
+    false
+}
+
+fn header_row() -> Vec<String> {
+    [
+        "period",
+        "providerId",
+        "booked",
+        "completed",
+        "cancelled",
+        "lateCancellations",
+        "noShows",
+        "noShowRate",
+        "bookedMinutes",
+        "availableMinutes",
+        "fillRate",
+        "medianLeadHours",
+        "reschedules",
+        "waitlistFills",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn figures_row(period: &str, provider: &str, f: &AppointmentFigures) -> Vec<String> {
+    let opt = |v: Option<String>| v.unwrap_or_default();
+    vec![
+        period.to_owned(),
+        provider.to_owned(),
+        f.booked.to_string(),
+        f.completed.to_string(),
+        f.cancelled.to_string(),
+        f.late_cancellations.to_string(),
+        f.no_shows.to_string(),
+        opt(f.no_show_rate.map(|r| r.to_string())),
+        f.booked_minutes.to_string(),
+        f.available_minutes.to_string(),
+        opt(f.fill_rate.map(|r| r.to_string())),
+        opt(f.median_lead_hours.map(|h| h.to_string())),
+        f.reschedules.to_string(),
+        f.waitlist_fills.to_string(),
+    ]
+}
+
+/// RFC 4180 text: fields with a comma, quote or line break are quoted,
+/// quotes doubled; lines end in CRLF. A field a spreadsheet would take for a
+/// formula (`=`, `+`, `-`, `@` first) gets a leading `'`.
+fn csv(table: &[Vec<String>]) -> Response {
+    let mut out = String::new();
+    for row in table {
+        let fields: Vec<String> = row
+            .iter()
+            .map(|f| {
+                let f = &if f.starts_with(['=', '+', '-', '@']) {
+                    format!("'{f}")
+                } else {
+                    f.clone()
+                };
+                if f.contains([',', '"', '\n', '\r']) {
+                    format!("\"{}\"", f.replace('"', "\"\""))
+                } else {
+                    f.clone()
+                }
+            })
+            .collect();
+        out.push_str(&fields.join(","));
+        out.push_str("\r\n");
+    }
+    ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response()
+}
