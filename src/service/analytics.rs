@@ -64,59 +64,93 @@ pub fn appointments(
             .collect(),
     };
 
-    // Bucket names, computed once per day of the range.
+    // Buckets in order, and each day's bucket, computed once.
     let days: Vec<Date> = from.series(1.day()).take_while(|d| *d <= to).collect();
-    let names: Vec<String> = days.iter().map(|d| bucket(*d, group_by)).collect();
-    let mut cells: BTreeMap<(&str, String), Sums> = BTreeMap::new();
-    let rows = store
-        .stats(
+    let mut buckets: Vec<String> = Vec::new();
+    let bucket_of: Vec<usize> = days
+        .iter()
+        .map(|d| {
+            let name = bucket(*d, group_by);
+            if buckets.last() != Some(&name) {
+                buckets.push(name);
+            }
+            buckets.len() - 1
+        })
+        .collect();
+    // Doctors by position; a deleted doctor's figures still count.
+    let mut doctors: Vec<String> = providers
+        .iter()
+        .map(|p| p.provider_id.to_string())
+        .collect();
+    let mut doctor_at: HashMap<String, usize> = doctors
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.clone(), i))
+        .collect();
+    let mut cells: HashMap<(usize, usize), Sums> = HashMap::new();
+    let mut day_index: Option<(String, usize)> = None;
+    store
+        .visit_stats(
             &format!("a/{from}/"),
             &format!("a/{to}/\u{10ffff}"),
-            usize::MAX,
+            |key, figures| {
+                // a/<yyyy-mm-dd>/<provider>; rows come day by day.
+                let (Some(day), Some(provider)) = (key.get(2..12), key.get(13..)) else {
+                    return;
+                };
+                if only.as_ref().is_some_and(|o| o.as_str() != provider) {
+                    return;
+                }
+                let index = match &day_index {
+                    Some((seen, i)) if seen == day => *i,
+                    _ => {
+                        let Some(i) = day
+                            .parse::<Date>()
+                            .ok()
+                            .and_then(|d| usize::try_from((d - from).get_days()).ok())
+                            .filter(|i| *i < days.len())
+                        else {
+                            return;
+                        };
+                        day_index = Some((day.to_owned(), i));
+                        i
+                    }
+                };
+                let doctor = match doctor_at.get(provider) {
+                    Some(d) => *d,
+                    None => {
+                        doctors.push(provider.to_owned());
+                        doctor_at.insert(provider.to_owned(), doctors.len() - 1);
+                        doctors.len() - 1
+                    }
+                };
+                cells
+                    .entry((bucket_of[index], doctor))
+                    .or_default()
+                    .add(figures);
+            },
         )
         .map_err(AppError::internal)?;
-    for (key, figures) in rows {
-        // a/<yyyy-mm-dd>/<provider>
-        let (Some(day), Some(provider)) = (key.get(2..12), key.get(13..)) else {
-            continue;
-        };
-        if only.as_ref().is_some_and(|o| o.as_str() != provider) {
-            continue;
-        }
-        let Some(name) = day
-            .parse::<Date>()
-            .ok()
-            .and_then(|d| usize::try_from((d - from).get_days()).ok())
-            .and_then(|i| names.get(i))
-        else {
-            continue;
-        };
-        cells
-            .entry((name.as_str(), provider.to_owned()))
-            .or_default()
-            .add(&figures);
-    }
     // The doctors' hours, day by day (their own dates; see the docs).
-    for p in &providers {
+    for (doctor, p) in providers.iter().enumerate() {
         let hours = Hours::of(p, from, to);
-        for (day, name) in days.iter().zip(&names) {
+        for (day, bucket) in days.iter().zip(&bucket_of) {
             let minutes = hours.minutes(*day);
             if minutes > 0 {
-                cells
-                    .entry((name.as_str(), p.provider_id.to_string()))
-                    .or_default()
-                    .available += minutes;
+                cells.entry((*bucket, doctor)).or_default().available += minutes;
             }
         }
     }
+    let mut cells: Vec<((usize, usize), Sums)> = cells.into_iter().collect();
+    cells.sort_by(|((b1, d1), _), ((b2, d2), _)| (b1, &doctors[*d1]).cmp(&(b2, &doctors[*d2])));
     let mut total = Sums::default();
     let rows = cells
         .into_iter()
-        .map(|((period, provider_id), sums)| {
+        .map(|((bucket, doctor), sums)| {
             total.merge(&sums);
             AppointmentsRow {
-                period: period.to_owned(),
-                provider_id,
+                period: buckets[bucket].clone(),
+                provider_id: doctors[doctor].clone(),
                 figures: sums.figures(),
             }
         })
@@ -220,7 +254,7 @@ struct Sums {
 }
 
 impl Sums {
-    fn add(&mut self, figures: &BTreeMap<u16, i64>) {
+    fn add(&mut self, figures: &[(u16, i64)]) {
         for (code, value) in figures {
             match usize::from(*code) {
                 c if c < self.counts.len() => self.counts[c] += value,

@@ -50,10 +50,7 @@ pub fn recount(store: &Store) -> Result<BTreeMap<String, Figures>, StoreError> {
 /// # Errors
 /// A storage error.
 pub fn kept(store: &Store) -> Result<BTreeMap<String, Figures>, StoreError> {
-    Ok(store
-        .stats("a/", "a/\u{10ffff}", usize::MAX)?
-        .into_iter()
-        .collect())
+    Ok(store.stats("a/", "a/\u{10ffff}")?.into_iter().collect())
 }
 
 /// Replaces every kept figure with a recount, in one batch, and notes the

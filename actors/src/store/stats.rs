@@ -51,31 +51,47 @@ impl Store {
         &self.config.stats_zone
     }
 
-    /// The stats rows with keys in `from..=to`, in key order, at most
-    /// `limit` of them.
+    /// The stats rows with keys in `from..=to`, in key order.
     ///
     /// # Errors
     /// [`StoreError`] on an I/O failure or an unreadable row.
-    pub fn stats(
+    pub fn stats(&self, from: &str, to: &str) -> Result<Vec<(String, Figures)>, StoreError> {
+        let mut out = Vec::new();
+        self.visit_stats(from, to, |key, figures| {
+            out.push((key.to_owned(), figures.iter().copied().collect()));
+        })?;
+        Ok(out)
+    }
+
+    /// Visits the stats rows with keys in `from..=to`, in key order, each
+    /// as its `(code, value)` pairs in code order, with nothing allocated
+    /// per row (a year's report visits tens of thousands).
+    ///
+    /// # Errors
+    /// [`StoreError`] on an I/O failure or an unreadable row.
+    pub fn visit_stats(
         &self,
         from: &str,
         to: &str,
-        limit: usize,
-    ) -> Result<Vec<(String, Figures)>, StoreError> {
+        mut visit: impl FnMut(&str, &[(u16, i64)]),
+    ) -> Result<(), StoreError> {
         let txn = self.read_txn()?;
         let table = txn.open_table(STATS)?;
-        let mut out = Vec::new();
-        for item in table.range::<&str>(from..=to)?.take(limit) {
+        let mut pairs = Vec::new();
+        for item in table.range::<&str>(from..=to)? {
             let (k, v) = item?;
             let key = k.value();
-            let figures = decode(v.value()).ok_or_else(|| StoreError::Corrupt {
-                table: "stats",
-                key: key.to_owned(),
-                reason: "unreadable stats row".into(),
-            })?;
-            out.push((key.to_owned(), figures));
+            pairs.clear();
+            if !decode_into(v.value(), &mut pairs) {
+                return Err(StoreError::Corrupt {
+                    table: "stats",
+                    key: key.to_owned(),
+                    reason: "unreadable stats row".into(),
+                });
+            }
+            visit(key, &pairs);
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -135,15 +151,21 @@ pub(super) fn encode(figures: &Figures) -> Vec<u8> {
 }
 
 pub(super) fn decode(bytes: &[u8]) -> Option<Figures> {
+    let mut pairs = Vec::new();
+    decode_into(bytes, &mut pairs).then(|| pairs.into_iter().collect())
+}
+
+/// Appends a row's pairs to `out`; false when the bytes are not a row.
+fn decode_into(bytes: &[u8], out: &mut Vec<(u16, i64)>) -> bool {
     if bytes.len() % 10 != 0 {
-        return None;
+        return false;
     }
-    bytes
-        .chunks_exact(10)
-        .map(|pair| {
-            let code = u16::from_le_bytes(pair[..2].try_into().ok()?);
-            let value = i64::from_le_bytes(pair[2..].try_into().ok()?);
-            Some((code, value))
-        })
-        .collect()
+    for pair in bytes.chunks_exact(10) {
+        let (code, value) = pair.split_at(2);
+        let (Ok(code), Ok(value)) = (<[u8; 2]>::try_from(code), <[u8; 8]>::try_from(value)) else {
+            return false;
+        };
+        out.push((u16::from_le_bytes(code), i64::from_le_bytes(value)));
+    }
+    true
 }
