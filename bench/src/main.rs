@@ -18,6 +18,7 @@
 //!     [--seconds 5] [--warmup 1]
 //! cargo run --release -p medrelay-bench -- billing [--clients 32] [--patients 256] \
 //!     [--seconds 5] [--warmup 1] [--invoice-payments 100000]
+//! cargo run --release -p medrelay-bench -- analytics [--appointments 500000] [--requests 50]
 //! ```
 //!
 //! Every benchmark that starts the server takes `--server-bin PATH` (default:
@@ -69,6 +70,7 @@
 //!   payment actors, and the invoice over 100,000 payments. Targets: >= 4,000
 //!   payments/s; the invoice in <= 1 s and <= 100 MiB. See [`billing`].
 
+mod analytics;
 mod availability;
 mod billing;
 mod boards;
@@ -123,6 +125,8 @@ enum Command {
     Patients(patients::Args),
     /// Desk and card payments through their payment actors; the invoice.
     Billing(billing::Args),
+    /// The appointments report over a year of seeded history.
+    Analytics(analytics::Args),
     /// Every benchmark in turn, then one summary against targets and the record.
     All(AllArgs),
 }
@@ -158,12 +162,13 @@ async fn one(command: Command) -> anyhow::Result<Vec<Figure>> {
         Command::Memory(args) => memory::run(args).await,
         Command::Patients(args) => patients::run(args).await,
         Command::Billing(args) => billing::run(args).await,
+        Command::Analytics(args) => analytics::run(args).await,
         Command::All(_) => anyhow::bail!("`all` does not nest"),
     }
 }
 
 /// The command line of each benchmark under `all`, full or quick.
-fn plan(quick: bool) -> [&'static [&'static str]; 7] {
+fn plan(quick: bool) -> [&'static [&'static str]; 8] {
     if quick {
         [
             &["store", "--seconds", "1", "--warmup", "0.3"],
@@ -225,6 +230,7 @@ fn plan(quick: bool) -> [&'static [&'static str]; 7] {
                 "--invoice-payments",
                 "20000",
             ],
+            &["analytics", "--appointments", "50000", "--requests", "20"],
         ]
     } else {
         [
@@ -235,6 +241,7 @@ fn plan(quick: bool) -> [&'static [&'static str]; 7] {
             &["memory"],
             &["patients"],
             &["billing"],
+            &["analytics"],
         ]
     }
 }
