@@ -152,6 +152,20 @@ impl Record for RecordVersion {
     const VERSION: u16 = 1;
 }
 
+impl RecordVersion {
+    /// The analytics row and figures this version moves, by the clinic's
+    /// days in `zone`.
+    pub fn figures(&self, zone: &jiff::tz::TimeZone) -> (String, crate::stats::Figures) {
+        use crate::stats::records::{self, CREATED, DELETED, UPDATED};
+        let figure = match self.change {
+            Change::Created => CREATED,
+            Change::Updated => UPDATED,
+            Change::Deleted => DELETED,
+        };
+        records::figures(self.at, self.by.as_str(), figure, zone)
+    }
+}
+
 /// An entry of a patient's record index.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordIndex {}
@@ -243,11 +257,12 @@ pub fn reseal_version(
 }
 
 /// Adds `record` (already at its new version) to `batch`, with the version
-/// entry saying who changed which fields. A new record (version 1) must
-/// not exist yet and joins its patient's index.
+/// entry saying who changed which fields and its analytics tally (by the
+/// clinic's days in `zone`). A new record (version 1) must not exist yet
+/// and joins its patient's index.
 pub fn write(
     batch: &mut WriteBatch,
-    vault: &Vault,
+    (vault, zone): (&Vault, &jiff::tz::TimeZone),
     record: &MedicalRecord,
     by: &UserId,
     change: Change,
@@ -268,6 +283,7 @@ pub fn write(
         date: record.date,
         sealed: seal_clinical(vault, Table::RecordVersions, &key, record),
     };
+    crate::stats::records::tally(batch, version.figures(zone), 1);
     batch.put(key, &version);
     batch.put(id, &seal(vault, record));
 }
@@ -290,8 +306,8 @@ pub fn load(
     }
 }
 
-/// Adds to `batch` the removal, for good, of a record, its versions and
-/// its index entry.
+/// Adds to `batch` the removal, for good, of a record, its versions (and
+/// their analytics tallies) and its index entry.
 ///
 /// # Errors
 /// [`StoreError`] on a read failure.
@@ -301,7 +317,8 @@ pub fn erase(
     patient: &PatientId,
     id: &RecordId,
 ) -> Result<(), StoreError> {
-    for (key, _) in store.scan_prefix::<RecordVersion>(&format!("{id}/"), usize::MAX)? {
+    for (key, version) in store.scan_prefix::<RecordVersion>(&format!("{id}/"), usize::MAX)? {
+        crate::stats::records::tally(batch, version.figures(store.stats_zone()), -1);
         batch.delete(Table::RecordVersions, key);
     }
     batch.delete(Table::PatientRecords, format!("{patient}/{id}"));

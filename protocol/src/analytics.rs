@@ -97,3 +97,66 @@ pub struct AppointmentsReport {
     /// All rows together.
     pub totals: AppointmentFigures,
 }
+
+/// The query of `GET /api/analytics/records`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct RecordsQuery {
+    /// First clinic day, inclusive (`yyyy-mm-dd`); required.
+    #[param(value_type = String, format = Date)]
+    pub from: Option<String>,
+    /// Last clinic day, inclusive; required.
+    #[param(value_type = String, format = Date)]
+    pub to: Option<String>,
+    /// `day` (default), `week` or `month`.
+    pub group_by: Option<String>,
+}
+
+/// Medical records written in one bucket (or the whole range).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordFigures {
+    /// Records created.
+    pub created: u64,
+    /// Changes to records.
+    pub updated: u64,
+    /// Records deleted.
+    pub deleted: u64,
+}
+
+/// One row of the records report: one author in one bucket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordsRow {
+    /// The bucket: `yyyy-mm-dd` (a day, or a week's Monday) or `yyyy-mm`.
+    pub period: String,
+    /// Who wrote them.
+    pub author_id: String,
+    /// The author's schedule, when they are a doctor with one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_id: Option<String>,
+    /// The figures.
+    #[serde(flatten)]
+    pub figures: RecordFigures,
+}
+
+/// `GET /api/analytics/records`: records written per bucket and author.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordsReport {
+    /// First day.
+    #[schema(value_type = String, format = Date)]
+    pub from: Date,
+    /// Last day.
+    #[schema(value_type = String, format = Date)]
+    pub to: Date,
+    /// The grouping.
+    pub group_by: GroupBy,
+    /// The clinic's zone, whose days these are.
+    pub time_zone: String,
+    /// Buckets in order, each with one row per author who wrote in it.
+    pub rows: Vec<RecordsRow>,
+    /// All rows together.
+    pub totals: RecordFigures,
+}

@@ -7,7 +7,10 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use medrelay_protocol::analytics::{AppointmentFigures, AppointmentsQuery, AppointmentsReport};
+use medrelay_protocol::analytics::{
+    AppointmentFigures, AppointmentsQuery, AppointmentsReport, RecordFigures, RecordsQuery,
+    RecordsReport,
+};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -20,7 +23,9 @@ use crate::state::AppState;
 
 /// The routes of this file.
 pub fn router() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::new().routes(routes!(appointments))
+    OpenApiRouter::new()
+        .routes(routes!(appointments))
+        .routes(routes!(records))
 }
 
 /// Appointments per bucket and doctor: booked, completed, cancelled (late
@@ -44,15 +49,74 @@ async fn appointments(
         tokio::task::spawn_blocking(move || analytics::appointments(&state, &principal, q))
             .await
             .map_err(AppError::internal)??;
-    if !wants_csv(&headers) {
-        return Ok(axum::Json(report).into_response());
+    Ok(answer(&headers, report, |report| {
+        let mut table = vec![header_row()];
+        for row in &report.rows {
+            table.push(figures_row(&row.period, &row.provider_id, &row.figures));
+        }
+        table.push(figures_row("total", "", &report.totals));
+        table
+    }))
+}
+
+/// Medical records created, changed and deleted per bucket and author,
+/// by the clinic's days (admins).
+#[utoipa::path(get, path = "/api/analytics/records", tag = "analytics",
+    params(RecordsQuery),
+    responses((status = 200, body = RecordsReport, description = "JSON; the same table as CSV with `Accept: text/csv`"),
+        (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+async fn records(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    headers: HeaderMap,
+    query: Result<Query<RecordsQuery>, QueryRejection>,
+) -> Result<Response, AppError> {
+    let Query(q) = query.map_err(bad_query)?;
+    let report = tokio::task::spawn_blocking(move || analytics::records(&state, &principal, q))
+        .await
+        .map_err(AppError::internal)??;
+    Ok(answer(&headers, report, |report| {
+        let head = [
+            "period",
+            "authorId",
+            "providerId",
+            "created",
+            "updated",
+            "deleted",
+        ];
+        let mut table = vec![head.map(String::from).to_vec()];
+        let line = |period: &str, author: &str, provider: &str, f: &RecordFigures| {
+            vec![
+                period.to_owned(),
+                author.to_owned(),
+                provider.to_owned(),
+                f.created.to_string(),
+                f.updated.to_string(),
+                f.deleted.to_string(),
+            ]
+        };
+        for row in &report.rows {
+            let provider = row.provider_id.as_deref().unwrap_or("");
+            table.push(line(&row.period, &row.author_id, provider, &row.figures));
+        }
+        table.push(line("total", "", "", &report.totals));
+        table
+    }))
+}
+
+/// The report as JSON, or as the CSV `table` makes of it when asked.
+fn answer<T: serde::Serialize>(
+    headers: &HeaderMap,
+    report: T,
+    table: impl FnOnce(&T) -> Vec<Vec<String>>,
+) -> Response {
+    if wants_csv(headers) {
+        csv(&table(&report))
+    } else {
+        axum::Json(report).into_response()
     }
-    let mut table = vec![header_row()];
-    for row in &report.rows {
-        table.push(figures_row(&row.period, &row.provider_id, &row.figures));
-    }
-    table.push(figures_row("total", "", &report.totals));
-    Ok(csv(&table))
 }
 
 /// Whether the caller asked for CSV (and did not prefer JSON first).

@@ -102,7 +102,7 @@ pub async fn create(
     announce(&mut batch, &record, Change::Created, &changed, now);
     medical::write(
         &mut batch,
-        &state.vault,
+        (&state.vault, state.store.stats_zone()),
         &record,
         &principal.user_id,
         Change::Created,
@@ -279,7 +279,7 @@ async fn change(
         announce(&mut batch, &new, kind, &changed, now);
         medical::write(
             &mut batch,
-            &state.vault,
+            (&state.vault, state.store.stats_zone()),
             &new,
             &principal.user_id,
             kind,

@@ -381,3 +381,134 @@ async fn only_admins_read_reports_and_bad_queries_name_their_field() {
     .await;
     assert_eq!(status, 404, "{body}");
 }
+
+#[tokio::test]
+async fn the_records_report_counts_what_each_author_wrote_and_a_recount_agrees() {
+    let c = crate::care::care_clinic(|_| {}).await;
+    let app = &c.app;
+    let body =
+        json!({"patientId": c.alice.patient_id, "date": "2026-11-20", "diagnosis": "Hypertension"});
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (status, reply) = app.post("/api/records", body.clone(), Some(&c.dr)).await;
+        assert_eq!(status, 201, "{reply}");
+        ids.push(reply["recordId"].as_str().unwrap().to_owned());
+    }
+    // The admin changes one; the doctor deletes the other.
+    let (status, _) = app
+        .put(
+            &format!("/api/records/{}", ids[0]),
+            json!({"treatment": "Rest"}),
+            &c.admin,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let deleted = app
+        .http
+        .delete(app.url(&format!("/api/records/{}", ids[1])))
+        .bearer_auth(&c.dr)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    let (_, dr_me) = app.get("/api/auth/me", Some(&c.dr)).await;
+    let (_, admin_me) = app.get("/api/auth/me", Some(&c.admin)).await;
+    let (dr, admin) = (
+        dr_me["userId"].as_str().unwrap(),
+        admin_me["userId"].as_str().unwrap(),
+    );
+
+    // Today by the clinic's clock, with a day each side for a run across midnight.
+    let today = Timestamp::now().to_zoned(TimeZone::UTC).date();
+    let range = format!(
+        "from={}&to={}",
+        today.yesterday().unwrap(),
+        today.tomorrow().unwrap()
+    );
+    let (status, report) = app
+        .get(&format!("/api/analytics/records?{range}"), Some(&c.admin))
+        .await;
+    assert_eq!(status, 200, "{report}");
+    let sum = |author: &str, figure: &str| -> u64 {
+        report["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["authorId"] == author)
+            .map(|r| r[figure].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(
+        (sum(dr, "created"), sum(dr, "updated"), sum(dr, "deleted")),
+        (2, 0, 1),
+        "{report}"
+    );
+    assert_eq!(
+        (
+            sum(admin, "created"),
+            sum(admin, "updated"),
+            sum(admin, "deleted")
+        ),
+        (0, 1, 0),
+        "{report}"
+    );
+    assert_eq!(
+        report["totals"],
+        json!({"created": 2, "updated": 1, "deleted": 1})
+    );
+    let doctor_row = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["authorId"] == dr)
+        .unwrap();
+    assert_eq!(
+        doctor_row["providerId"], "prv_care",
+        "a doctor's rows name their schedule"
+    );
+
+    let csv = app
+        .http
+        .get(app.url(&format!("/api/analytics/records?{range}&groupBy=month")))
+        .bearer_auth(&c.admin)
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<&str> = csv.split("\r\n").collect();
+    assert_eq!(
+        lines[0],
+        "period,authorId,providerId,created,updated,deleted"
+    );
+    assert!(lines.contains(&"total,,,2,1,1"), "{csv}");
+
+    let (status, _) = app
+        .get(&format!("/api/analytics/records?{range}"), Some(&c.dr))
+        .await;
+    assert_eq!(status, 403, "admins only");
+    let (status, body) = app
+        .get(
+            "/api/analytics/records?from=2026-01-01&to=2026-01-01&groupBy=hour",
+            Some(&c.admin),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("groupBy"))
+    );
+
+    // An offline recount of records (and appointments) finds nothing to change.
+    let mut c = c;
+    c.app.stop().await;
+    let (rows, changed) = rebuild_stats(&test_settings(&c.app.data_dir))
+        .await
+        .unwrap();
+    assert_eq!(changed, 0, "the live figures equal a recount");
+    assert!(
+        rows >= 3,
+        "records of two authors and the care clinic's appointment: {rows}"
+    );
+}

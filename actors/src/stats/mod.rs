@@ -1,5 +1,6 @@
-//! Analytics figures, kept as sums per (doctor, clinic day) in the same
-//! transaction as the change that moves them (see `store::stats`).
+//! Analytics figures, kept as sums per (doctor or author, clinic day) in
+//! the same transaction as the change that moves them (see `store::stats`):
+//! [`appointments`] per doctor, [`records`] per author of medical records.
 //!
 //! Each figure is a function of one record as it stands: a change tallies
 //! the record's figures after it minus its figures before it. The sums are
@@ -12,6 +13,7 @@
 
 pub mod appointments;
 pub mod rebuild;
+pub mod records;
 #[cfg(test)]
 mod tests;
 

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{Figures, appointments};
+use crate::medical::RecordVersion;
 use crate::schedule::AppointmentRecord;
 use crate::store::{Store, StoreError, Table, WriteBatch, WriteError};
 
@@ -28,16 +29,24 @@ pub enum RebuildError {
 pub fn recount(store: &Store) -> Result<BTreeMap<String, Figures>, StoreError> {
     let zone = store.stats_zone();
     let mut rows: BTreeMap<String, Figures> = BTreeMap::new();
-    store
-        .snapshot()?
-        .for_each_between(Table::Appointments, "", "\u{10ffff}", |entry| {
-            let (key, figures) = appointments::figures(&entry.decode::<AppointmentRecord>()?, zone);
-            let row = rows.entry(key).or_default();
-            for (code, value) in figures {
-                *row.entry(code).or_default() += value;
-            }
-            Ok(())
-        })?;
+    let mut add = |(key, figures): (String, Figures)| {
+        let row = rows.entry(key).or_default();
+        for (code, value) in figures {
+            *row.entry(code).or_default() += value;
+        }
+    };
+    let snapshot = store.snapshot()?;
+    snapshot.for_each_between(Table::Appointments, "", "\u{10ffff}", |entry| {
+        add(appointments::figures(
+            &entry.decode::<AppointmentRecord>()?,
+            zone,
+        ));
+        Ok(())
+    })?;
+    snapshot.for_each_between(Table::RecordVersions, "", "\u{10ffff}", |entry| {
+        add(entry.decode::<RecordVersion>()?.figures(zone));
+        Ok(())
+    })?;
     rows.retain(|_, row| {
         row.retain(|_, v| *v != 0);
         !row.is_empty()
@@ -45,12 +54,12 @@ pub fn recount(store: &Store) -> Result<BTreeMap<String, Figures>, StoreError> {
     Ok(rows)
 }
 
-/// Every kept appointment figure, by row.
+/// Every kept figure, by row.
 ///
 /// # Errors
 /// A storage error.
 pub fn kept(store: &Store) -> Result<BTreeMap<String, Figures>, StoreError> {
-    Ok(store.stats("a/", "a/\u{10ffff}")?.into_iter().collect())
+    Ok(store.stats("", "\u{10ffff}")?.into_iter().collect())
 }
 
 /// Replaces every kept figure with a recount, in one batch, and notes the
@@ -63,7 +72,7 @@ pub fn kept(store: &Store) -> Result<BTreeMap<String, Figures>, StoreError> {
 pub async fn rebuild(store: &Store) -> Result<usize, RebuildError> {
     let rows = recount(store)?;
     let mut batch = WriteBatch::new();
-    batch.reset_stats("a/");
+    batch.reset_stats("");
     let written = rows.len();
     for (key, figures) in rows {
         batch.tally(key, figures);

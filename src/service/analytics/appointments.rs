@@ -1,6 +1,5 @@
-//! Analytics reports, summed from the figures kept per doctor and clinic
-//! day ([`medrelay_actors::stats`]): a report reads one small row per
-//! doctor and day that had appointments, never the appointments.
+//! The appointments report: per bucket and doctor, from the figures kept
+//! per doctor and clinic day, with rates from the doctors' hours.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -9,12 +8,13 @@ use jiff::civil::Date;
 use medrelay_actors::accounts::ProviderRecord;
 use medrelay_actors::schedule::rules::ranges_for;
 use medrelay_actors::stats::appointments as a;
+use medrelay_protocol::ProviderId;
 use medrelay_protocol::analytics::{
-    AppointmentFigures, AppointmentsQuery, AppointmentsReport, AppointmentsRow, GroupBy,
+    AppointmentFigures, AppointmentsQuery, AppointmentsReport, AppointmentsRow,
 };
 use medrelay_protocol::schedule::TimeRange;
-use medrelay_protocol::{ProviderId, Role};
 
+use super::{Owners, Period};
 use crate::auth::Principal;
 use crate::error::AppError;
 use crate::state::AppState;
@@ -31,18 +31,11 @@ pub fn appointments(
     principal: &Principal,
     q: AppointmentsQuery,
 ) -> Result<AppointmentsReport, AppError> {
-    principal.require(&[Role::Admin])?;
-    let (from, to) = range(
-        q.from.as_deref(),
-        q.to.as_deref(),
-        state.settings.analytics.max_days,
+    let period = Period::asked(
+        state,
+        principal,
+        (q.from.as_deref(), q.to.as_deref(), q.group_by.as_deref()),
     )?;
-    let group_by = match q.group_by.as_deref() {
-        None | Some("day") => GroupBy::Day,
-        Some("week") => GroupBy::Week,
-        Some("month") => GroupBy::Month,
-        Some(_) => return Err(AppError::invalid("groupBy", "one of day, week, month")),
-    };
     let only = q
         .provider_id
         .as_deref()
@@ -64,147 +57,49 @@ pub fn appointments(
             .collect(),
     };
 
-    // Buckets in order, and each day's bucket, computed once.
-    let days: Vec<Date> = from.series(1.day()).take_while(|d| *d <= to).collect();
-    let mut buckets: Vec<String> = Vec::new();
-    let bucket_of: Vec<usize> = days
-        .iter()
-        .map(|d| {
-            let name = bucket(*d, group_by);
-            if buckets.last() != Some(&name) {
-                buckets.push(name);
-            }
-            buckets.len() - 1
-        })
-        .collect();
     // Doctors by position; a deleted doctor's figures still count.
-    let mut doctors: Vec<String> = providers
-        .iter()
-        .map(|p| p.provider_id.to_string())
-        .collect();
-    let mut doctor_at: HashMap<String, usize> = doctors
-        .iter()
-        .enumerate()
-        .map(|(i, d)| (d.clone(), i))
-        .collect();
+    let mut doctors = Owners::default();
+    for p in &providers {
+        doctors.of(p.provider_id.as_str());
+    }
     let mut cells: HashMap<(usize, usize), Sums> = HashMap::new();
-    let mut day_index: Option<(String, usize)> = None;
-    store
-        .visit_stats(
-            &format!("a/{from}/"),
-            &format!("a/{to}/\u{10ffff}"),
-            |key, figures| {
-                // a/<yyyy-mm-dd>/<provider>; rows come day by day.
-                let (Some(day), Some(provider)) = (key.get(2..12), key.get(13..)) else {
-                    return;
-                };
-                if only.as_ref().is_some_and(|o| o.as_str() != provider) {
-                    return;
-                }
-                let index = match &day_index {
-                    Some((seen, i)) if seen == day => *i,
-                    _ => {
-                        let Some(i) = day
-                            .parse::<Date>()
-                            .ok()
-                            .and_then(|d| usize::try_from((d - from).get_days()).ok())
-                            .filter(|i| *i < days.len())
-                        else {
-                            return;
-                        };
-                        day_index = Some((day.to_owned(), i));
-                        i
-                    }
-                };
-                let doctor = match doctor_at.get(provider) {
-                    Some(d) => *d,
-                    None => {
-                        doctors.push(provider.to_owned());
-                        doctor_at.insert(provider.to_owned(), doctors.len() - 1);
-                        doctors.len() - 1
-                    }
-                };
-                cells
-                    .entry((bucket_of[index], doctor))
-                    .or_default()
-                    .add(figures);
-            },
-        )
-        .map_err(AppError::internal)?;
+    period.visit(store, "a", |bucket, provider, figures| {
+        if only.as_ref().is_none_or(|o| o.as_str() == provider) {
+            let doctor = doctors.of(provider);
+            cells.entry((bucket, doctor)).or_default().add(figures);
+        }
+    })?;
     // The doctors' hours, day by day (their own dates; see the docs).
     for (doctor, p) in providers.iter().enumerate() {
-        let hours = Hours::of(p, from, to);
-        for (day, bucket) in days.iter().zip(&bucket_of) {
+        let hours = Hours::of(p, period.from, period.to);
+        for (day, bucket) in period.days.iter().zip(&period.bucket_of) {
             let minutes = hours.minutes(*day);
             if minutes > 0 {
                 cells.entry((*bucket, doctor)).or_default().available += minutes;
             }
         }
     }
-    let mut cells: Vec<((usize, usize), Sums)> = cells.into_iter().collect();
-    cells.sort_by(|((b1, d1), _), ((b2, d2), _)| (b1, &doctors[*d1]).cmp(&(b2, &doctors[*d2])));
     let mut total = Sums::default();
-    let rows = cells
+    let rows = doctors
+        .sorted(cells)
         .into_iter()
         .map(|((bucket, doctor), sums)| {
             total.merge(&sums);
             AppointmentsRow {
-                period: buckets[bucket].clone(),
-                provider_id: doctors[doctor].clone(),
+                period: period.buckets[bucket].clone(),
+                provider_id: doctors.names[doctor].clone(),
                 figures: sums.figures(),
             }
         })
         .collect();
     Ok(AppointmentsReport {
-        from,
-        to,
-        group_by,
+        from: period.from,
+        to: period.to,
+        group_by: period.group_by,
         time_zone: state.settings.analytics.time_zone.clone(),
         rows,
         totals: total.figures(),
     })
-}
-
-/// Reads `from` and `to` as an inclusive range of at most `max_days` days.
-///
-/// # Errors
-/// 422 naming the field at fault.
-pub fn range(
-    from: Option<&str>,
-    to: Option<&str>,
-    max_days: u32,
-) -> Result<(Date, Date), AppError> {
-    let date = |field: &str, v: Option<&str>| {
-        v.ok_or_else(|| AppError::invalid(field, "is required (yyyy-mm-dd)"))?
-            .parse::<Date>()
-            .map_err(|_| AppError::invalid(field, "a date, yyyy-mm-dd"))
-    };
-    let (from, to) = (date("from", from)?, date("to", to)?);
-    if from > to {
-        return Err(AppError::invalid("from", "must not be after to"));
-    }
-    let last = from
-        .checked_add(i64::from(max_days.saturating_sub(1)).days())
-        .unwrap_or(Date::MAX);
-    if to > last {
-        return Err(AppError::invalid(
-            "to",
-            format!("a report covers at most {max_days} days"),
-        ));
-    }
-    Ok((from, to))
-}
-
-/// The bucket a clinic day falls in.
-fn bucket(day: Date, group_by: GroupBy) -> String {
-    match group_by {
-        GroupBy::Day => day.to_string(),
-        GroupBy::Week => {
-            let back = i64::from(day.weekday().to_monday_zero_offset());
-            day.checked_sub(back.days()).unwrap_or(day).to_string()
-        }
-        GroupBy::Month => format!("{:04}-{:02}", day.year(), day.month()),
-    }
 }
 
 /// Minutes of whole slots in one doctor's hours, by weekday and by the
