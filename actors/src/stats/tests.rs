@@ -15,7 +15,7 @@ use super::appointments::{self as a, figures};
 use super::rebuild;
 use crate::schedule::messages::{Book, ProviderPatch, Update, UpdateProvider};
 use crate::schedule::{AppointmentRecord, ScheduleError};
-use crate::store::{Figures, Store, StoreConfig};
+use crate::store::{Figures, Store, StoreConfig, WriteBatch};
 use crate::test_support::{
     Rng, create_doctor, every_day, register_patient, schedule_registry, store_and_system_with,
 };
@@ -299,4 +299,98 @@ fn an_appointment_counts_on_its_clinic_day_with_its_lead_and_how_it_ended() {
     let (_, f) = figures(&moved, &york);
     assert_eq!(f.get(&a::RESCHEDULES), Some(&60));
     assert_eq!(f.get(&a::WAITLIST_FILLS), Some(&1));
+}
+
+#[tokio::test]
+async fn record_figures_equal_a_recount_through_writes_changes_deletions_and_erasures() {
+    use crate::medical::{self, Change, MedicalRecord};
+    use medrelay_protocol::{RecordId, UserId};
+    let config = StoreConfig {
+        stats_zone: TimeZone::get("Europe/Berlin").unwrap(),
+        ..StoreConfig::default()
+    };
+    let (_dir, store, _system) = store_and_system_with(config);
+    let vault = crate::phi::Vault::ephemeral();
+    let zone = store.stats_zone().clone();
+    let authors: Vec<UserId> = (0..3)
+        .map(|i| UserId::parse(&format!("usr_author{i}")).unwrap())
+        .collect();
+    let patients: Vec<PatientId> = (0..3)
+        .map(|i| PatientId::parse(&format!("pat_rec{i}")).unwrap())
+        .collect();
+    let start: Timestamp = "2026-03-27T20:00:00Z".parse().unwrap();
+    let mut rng = Rng(0xA11CE);
+    let (mut live, mut erased): (Vec<MedicalRecord>, usize) = (Vec::new(), 0);
+    for step in 0..2_000_i64 {
+        // Every 37 minutes, across Berlin's spring-forward night.
+        let now = start + SignedDuration::from_mins(37 * step);
+        let by = authors[rng.below(authors.len())].clone();
+        let mut batch = WriteBatch::new();
+        let op = if live.is_empty() { 0 } else { rng.below(10) };
+        match op {
+            0..=3 => {
+                let record = MedicalRecord {
+                    record_id: RecordId::parse(&format!("rec_{step:05}")).unwrap(),
+                    patient_id: patients[rng.below(patients.len())].clone(),
+                    author: by.clone(),
+                    date: now.to_zoned(TimeZone::UTC).date(),
+                    diagnosis: "Hypertension".into(),
+                    treatment: String::new(),
+                    prescriptions: Vec::new(),
+                    created_at: now,
+                    updated_at: None,
+                    deleted_at: None,
+                    version: 1,
+                };
+                medical::write(
+                    &mut batch,
+                    (&vault, &zone),
+                    &record,
+                    &by,
+                    Change::Created,
+                    Vec::new(),
+                );
+                live.push(record);
+            }
+            4..=7 => {
+                let i = rng.below(live.len());
+                let record = &mut live[i];
+                record.version += 1;
+                record.updated_at = Some(now);
+                let change = if op == 7 {
+                    record.deleted_at = Some(now);
+                    Change::Deleted
+                } else {
+                    Change::Updated
+                };
+                medical::write(&mut batch, (&vault, &zone), record, &by, change, Vec::new());
+            }
+            _ => {
+                let record = live.swap_remove(rng.below(live.len()));
+                medical::erase(&mut batch, &store, &record.patient_id, &record.record_id).unwrap();
+                erased += 1;
+            }
+        }
+        store.write(batch).await.unwrap();
+        if step == 0 {
+            // 20:00 UTC is 21:00 in Berlin: the clinic's 27th.
+            let first = format!("r/2026-03-27/{by}");
+            assert_eq!(kept(&store).keys().collect::<Vec<_>>(), [&first]);
+        }
+        if step % 250 == 249 {
+            assert_eq!(
+                kept(&store),
+                rebuild::recount(&store).unwrap(),
+                "step {step}"
+            );
+        }
+    }
+    assert!(
+        erased > 100 && live.len() > 100,
+        "{erased} erased, {} live",
+        live.len()
+    );
+    let rows = kept(&store);
+    assert_eq!(rows, rebuild::recount(&store).unwrap());
+    assert!(rows.keys().all(|k| k.starts_with("r/")));
 }
