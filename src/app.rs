@@ -325,6 +325,7 @@ fn spawn_background(state: &Arc<AppState>) -> JoinSet<()> {
         tasks.spawn(crate::service::billing::upkeep::resume(state.clone()));
         tasks.spawn(crate::service::billing::upkeep::prune_keys(state.clone()));
         tasks.spawn(sweep_deleted_patients(state.clone()));
+        tasks.spawn(crate::service::analytics::live::push_today(state.clone()));
         let s = state.clone();
         tasks.spawn(async move { crate::service::holds::release_lapsed_at_start(&s).await });
         if state.vault.key_ids().len() > 1 {

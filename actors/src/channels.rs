@@ -92,6 +92,7 @@ pub fn may_subscribe(
         Channel::Billing(patient) => {
             viewer.role == Role::Admin || viewer.patient_id.as_ref() == Some(patient)
         }
+        Channel::Analytics => viewer.role == Role::Admin,
     })
 }
 
@@ -105,7 +106,7 @@ pub fn may_subscribe(
 /// [`StoreError`] on a read failure.
 pub fn exists(store: &Store, channel: &Channel) -> Result<bool, StoreError> {
     Ok(match channel {
-        Channel::Users | Channel::Patients => true,
+        Channel::Users | Channel::Patients | Channel::Analytics => true,
         Channel::User(user) => store.get::<UserRecord>(user.as_str())?.is_some(),
         Channel::Board(provider) => store.get::<ProviderRecord>(provider.as_str())?.is_some(),
         Channel::Patient(patient) | Channel::Billing(patient) => {
@@ -174,6 +175,9 @@ pub fn snapshot(store: &Store, channel: &Channel) -> Result<Value, StoreError> {
         // (amounts would not survive a JSON value).
         Channel::Billing(patient) => Ok(json!({ "patientId": patient })),
         Channel::Board(_) => Ok(Value::Null),
+        Channel::Analytics => Ok(json!({
+            "today": crate::stats::headline(store, jiff::Timestamp::now())?
+        })),
     }
 }
 

@@ -160,3 +160,26 @@ pub struct RecordsReport {
     /// All rows together.
     pub totals: RecordFigures,
 }
+
+/// Today's headline figures of the whole clinic (the `analytics_today`
+/// event of the `analytics` channel, and its snapshot).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Headline {
+    /// The clinic's day they are of.
+    #[schemars(with = "String")]
+    #[schema(value_type = String, format = Date)]
+    pub day: Date,
+    /// Appointments on the day, whatever became of them.
+    pub booked: u64,
+    /// Completed visits.
+    pub completed: u64,
+    /// Cancellations.
+    pub cancelled: u64,
+    /// Cancellations less than 24 hours before the start.
+    pub late_cancellations: u64,
+    /// Patients who did not come.
+    pub no_shows: u64,
+    /// Medical-record versions written (created, changed, deleted).
+    pub records_written: u64,
+}

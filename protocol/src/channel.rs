@@ -31,6 +31,9 @@ pub enum Channel {
     /// they change (ids, states and amounts; never what a bill's services
     /// were); the patient and admins.
     Billing(PatientId),
+    /// Today's headline figures of the whole clinic as they change, at most
+    /// once a second; admins only.
+    Analytics,
 }
 
 impl Channel {
@@ -49,6 +52,7 @@ impl fmt::Display for Channel {
             Channel::Patient(id) => write!(f, "patient:{id}"),
             Channel::Patients => f.write_str("patients"),
             Channel::Billing(id) => write!(f, "billing:{id}"),
+            Channel::Analytics => f.write_str("analytics"),
         }
     }
 }
@@ -60,12 +64,13 @@ impl FromStr for Channel {
         match s.split_once(':') {
             None if s == "users" => Ok(Channel::Users),
             None if s == "patients" => Ok(Channel::Patients),
+            None if s == "analytics" => Ok(Channel::Analytics),
             Some(("user", id)) => Ok(Channel::User(UserId::parse(id)?)),
             Some(("board", id)) => Ok(Channel::Board(ProviderId::parse(id)?)),
             Some(("patient", id)) => Ok(Channel::Patient(PatientId::parse(id)?)),
             Some(("billing", id)) => Ok(Channel::Billing(PatientId::parse(id)?)),
             _ => Err(InvalidValue(format!(
-                "unknown channel {s:?}; expected users, patients, user:<userId>, board:<providerId>, patient:<patientId> or billing:<patientId>"
+                "unknown channel {s:?}; expected users, patients, analytics, user:<userId>, board:<providerId>, patient:<patientId> or billing:<patientId>"
             ))),
         }
     }

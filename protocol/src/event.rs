@@ -245,6 +245,9 @@ pub enum Event {
     RecordUpdated(RecordChange),
     /// A medical record was deleted (a tombstone).
     RecordDeleted(RecordChange),
+    /// Today's headline figures changed (channel `analytics`; at most one a
+    /// second).
+    AnalyticsToday(crate::analytics::Headline),
     /// A bill was written, changed, paid, refunded or voided (channel
     /// `billing:<patientId>`). Amounts are strings with two decimals.
     BillChanged {
@@ -393,6 +396,7 @@ impl Event {
             Event::RecordCreated(_) => "record_created",
             Event::RecordUpdated(_) => "record_updated",
             Event::RecordDeleted(_) => "record_deleted",
+            Event::AnalyticsToday(_) => "analytics_today",
         }
     }
 

@@ -70,7 +70,7 @@ pub fn aggregate(channel: &Channel, event: &Event) -> Option<(&'static str, Stri
             _ => None,
         },
         Channel::Billing(patient) => Some(("billing", patient.to_string())),
-        Channel::User(_) | Channel::Patient(_) => None,
+        Channel::User(_) | Channel::Patient(_) | Channel::Analytics => None,
     }
 }
 

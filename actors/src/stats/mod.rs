@@ -18,3 +18,51 @@ pub mod records;
 mod tests;
 
 pub use crate::store::Figures;
+
+/// The whole clinic's headline figures of the clinic day `now` falls on:
+/// today's rows of every doctor and author, summed.
+///
+/// # Errors
+/// A storage error.
+pub fn headline(
+    store: &crate::store::Store,
+    now: jiff::Timestamp,
+) -> Result<medrelay_protocol::analytics::Headline, crate::store::StoreError> {
+    let day = now.to_zoned(store.stats_zone().clone()).date();
+    let mut h = medrelay_protocol::analytics::Headline {
+        day,
+        booked: 0,
+        completed: 0,
+        cancelled: 0,
+        late_cancellations: 0,
+        no_shows: 0,
+        records_written: 0,
+    };
+    let add = |n: &mut u64, v: i64| *n = n.saturating_add(u64::try_from(v).unwrap_or(0));
+    store.visit_stats(
+        &format!("a/{day}/"),
+        &format!("a/{day}/\u{10ffff}"),
+        |_, figures| {
+            for (code, value) in figures {
+                match *code {
+                    appointments::BOOKED => add(&mut h.booked, *value),
+                    appointments::COMPLETED => add(&mut h.completed, *value),
+                    appointments::CANCELLED => add(&mut h.cancelled, *value),
+                    appointments::LATE_CANCELLED => add(&mut h.late_cancellations, *value),
+                    appointments::NO_SHOWS => add(&mut h.no_shows, *value),
+                    _ => {}
+                }
+            }
+        },
+    )?;
+    store.visit_stats(
+        &format!("r/{day}/"),
+        &format!("r/{day}/\u{10ffff}"),
+        |_, figures| {
+            for (_, value) in figures {
+                add(&mut h.records_written, *value);
+            }
+        },
+    )?;
+    Ok(h)
+}

@@ -4,8 +4,10 @@
 //!
 //! - [`appointments`]: per doctor, with rates from their hours.
 //! - [`records`]: medical records written per author.
+//! - [`live`]: today's headline figures on the `analytics` channel.
 
 mod appointments;
+pub mod live;
 mod records;
 
 use std::collections::HashMap;

@@ -1,0 +1,68 @@
+//! The `analytics` channel: admins watch today's headline figures change,
+//! at most one frame a second, and catch up with `since`.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::care::care_clinic;
+
+#[tokio::test]
+async fn admins_watch_todays_figures_change_at_most_once_a_second() {
+    let c = care_clinic(|_| {}).await;
+    let app = &c.app;
+    for token in [&c.dr, &c.alice.tokens.token] {
+        let mut ws = app.ws(Some(token)).await;
+        let denied = ws
+            .call(json!({"type": "subscribe", "channel": "analytics"}))
+            .await;
+        assert_eq!(denied["error"]["code"], "forbidden", "admins only");
+    }
+    let mut ws = app.ws(Some(&c.admin)).await;
+    let sub = ws
+        .call(json!({"type": "subscribe", "channel": "analytics"}))
+        .await;
+    assert_eq!(sub["ok"], true, "{sub}");
+    let today = &sub["data"]["snapshot"]["today"];
+    let written = today["recordsWritten"].as_u64().unwrap();
+
+    // Five records in a burst: one frame (or two, if the burst straddles
+    // a tick) with all of them, not five.
+    let body = json!({"patientId": c.alice.patient_id, "date": "2026-11-20", "diagnosis": "Flu"});
+    let started = Instant::now();
+    for _ in 0..5 {
+        let (status, reply) = app.post("/api/records", body.clone(), Some(&c.dr)).await;
+        assert_eq!(status, 201, "{reply}");
+    }
+    let mut frames = Vec::new();
+    loop {
+        let frame = ws.next_event().await;
+        assert_eq!(frame["channel"], "analytics");
+        assert_eq!(frame["event"]["kind"], "analytics_today");
+        let seen = frame["event"]["recordsWritten"].as_u64().unwrap();
+        frames.push(frame);
+        if seen == written + 5 {
+            break;
+        }
+    }
+    assert!(frames.len() <= 2, "one frame a second at most: {frames:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let last = frames.last().unwrap().clone();
+    assert_eq!(last["event"]["day"], today["day"]);
+    assert_eq!(last["event"]["booked"], today["booked"], "no booking today");
+    // Nothing changes: nothing is pushed.
+    ws.no_event_within(Duration::from_millis(2_500)).await;
+
+    // A dashboard that reconnects catches up from its last seq.
+    let seq = last["seq"].as_u64().unwrap();
+    let (status, _) = app.post("/api/records", body, Some(&c.dr)).await;
+    assert_eq!(status, 201);
+    let mut again = app.ws(Some(&c.admin)).await;
+    let caught = again
+        .call(json!({"type": "subscribe", "channel": "analytics", "since": seq}))
+        .await;
+    assert_eq!(caught["ok"], true, "{caught}");
+    let next = again.next_event().await;
+    assert_eq!(next["seq"], seq + 1, "{next}");
+    assert_eq!(next["event"]["recordsWritten"], written + 6);
+}
