@@ -97,8 +97,8 @@ impl JsonSchema for Channel {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "type": "string",
-            "description": "A channel name: users, patients, user:<userId>, board:<providerId> or patient:<patientId>.",
-            "pattern": "^(users|patients|(user|board|patient):[A-Za-z0-9_-]{1,64})$"
+            "description": "A channel name: users, patients, analytics, user:<userId>, board:<providerId>, patient:<patientId> or billing:<patientId>.",
+            "pattern": "^(users|patients|analytics|(user|board|patient|billing):[A-Za-z0-9_-]{1,64})$"
         })
     }
 }
@@ -115,6 +115,8 @@ mod tests {
             "user:usr_1",
             "board:prov001",
             "patient:pat_9",
+            "billing:pat_9",
+            "analytics",
         ] {
             let channel: Channel = name.parse().unwrap();
             assert_eq!(channel.to_string(), name);

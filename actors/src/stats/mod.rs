@@ -59,8 +59,13 @@ pub fn headline(
         &format!("r/{day}/"),
         &format!("r/{day}/\u{10ffff}"),
         |_, figures| {
-            for (_, value) in figures {
-                add(&mut h.records_written, *value);
+            for (code, value) in figures {
+                if matches!(
+                    *code,
+                    records::CREATED | records::UPDATED | records::DELETED
+                ) {
+                    add(&mut h.records_written, *value);
+                }
             }
         },
     )?;
