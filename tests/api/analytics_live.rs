@@ -26,12 +26,12 @@ async fn admins_watch_todays_figures_change_at_most_once_a_second() {
     let today = &sub["data"]["snapshot"]["today"];
     let written = today["recordsWritten"].as_u64().unwrap();
 
-    // Five records in a burst: one frame (or two, if the burst straddles
-    // a tick) with all of them, not five.
+    // Five records at once: a frame a second at most while they land,
+    // not one per record.
     let body = json!({"patientId": c.alice.patient_id, "date": "2026-11-20", "diagnosis": "Flu"});
     let started = Instant::now();
-    for _ in 0..5 {
-        let (status, reply) = app.post("/api/records", body.clone(), Some(&c.dr)).await;
+    let posts = (0..5).map(|_| app.post("/api/records", body.clone(), Some(&c.dr)));
+    for (status, reply) in futures_util::future::join_all(posts).await {
         assert_eq!(status, 201, "{reply}");
     }
     // Frames of the set-up's own changes, pushed late, are not counted.
@@ -48,8 +48,13 @@ async fn admins_watch_todays_figures_change_at_most_once_a_second() {
             break;
         }
     }
-    assert!(frames.len() <= 2, "one frame a second at most: {frames:?}");
-    assert!(started.elapsed() < Duration::from_secs(5));
+    // The first frame may come at once, then one a second at most.
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(
+        (frames.len() as f64) <= seconds.ceil() + 1.0 && frames.len() < 5,
+        "one frame a second at most: {} frames in {seconds:.1} s: {frames:?}",
+        frames.len()
+    );
     let last = frames.last().unwrap().clone();
     assert_eq!(last["event"]["day"], today["day"]);
     assert_eq!(last["event"]["booked"], today["booked"], "no booking today");
