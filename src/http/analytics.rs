@@ -44,19 +44,16 @@ async fn appointments(
     query: Result<Query<AppointmentsQuery>, QueryRejection>,
 ) -> Result<Response, AppError> {
     let Query(q) = query.map_err(bad_query)?;
-    // Tens of milliseconds of store reads: off the async workers.
-    let report =
-        tokio::task::spawn_blocking(move || analytics::appointments(&state, &principal, q))
-            .await
-            .map_err(AppError::internal)??;
-    Ok(answer(&headers, report, |report| {
+    let report = move || analytics::appointments(&state, &principal, q);
+    answer(&headers, report, |report| {
         let mut table = vec![header_row()];
         for row in &report.rows {
             table.push(figures_row(&row.period, &row.provider_id, &row.figures));
         }
         table.push(figures_row("total", "", &report.totals));
         table
-    }))
+    })
+    .await
 }
 
 /// Medical records created, changed and deleted per bucket and author,
@@ -74,10 +71,8 @@ async fn records(
     query: Result<Query<RecordsQuery>, QueryRejection>,
 ) -> Result<Response, AppError> {
     let Query(q) = query.map_err(bad_query)?;
-    let report = tokio::task::spawn_blocking(move || analytics::records(&state, &principal, q))
-        .await
-        .map_err(AppError::internal)??;
-    Ok(answer(&headers, report, |report| {
+    let report = move || analytics::records(&state, &principal, q);
+    answer(&headers, report, |report| {
         let head = [
             "period",
             "authorId",
@@ -103,20 +98,26 @@ async fn records(
         }
         table.push(line("total", "", "", &report.totals));
         table
-    }))
+    })
+    .await
 }
 
-/// The report as JSON, or as the CSV `table` makes of it when asked.
-fn answer<T: serde::Serialize>(
+/// Makes the report off the async workers (tens of milliseconds of store
+/// reads) and answers it as JSON, or as the CSV `table` makes of it when
+/// asked.
+async fn answer<T: serde::Serialize + Send + 'static>(
     headers: &HeaderMap,
-    report: T,
+    report: impl FnOnce() -> Result<T, AppError> + Send + 'static,
     table: impl FnOnce(&T) -> Vec<Vec<String>>,
-) -> Response {
-    if wants_csv(headers) {
+) -> Result<Response, AppError> {
+    let report = tokio::task::spawn_blocking(report)
+        .await
+        .map_err(AppError::internal)??;
+    Ok(if wants_csv(headers) {
         csv(&table(&report))
     } else {
         axum::Json(report).into_response()
-    }
+    })
 }
 
 /// Whether the caller asked for CSV (and did not prefer JSON first).
