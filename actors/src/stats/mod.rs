@@ -8,8 +8,9 @@
 //! recounts them), and a change that does not move a figure writes nothing.
 //!
 //! Days are the clinic's (`analytics.time_zone`, kept with the store as
-//! [`Store::stats_zone`](crate::store::Store::stats_zone)): a store opened with another zone recounts at
-//! start.
+//! [`Store::stats_zone`](crate::store::Store::stats_zone)). A store counted
+//! in another zone or by other rules ([`appointments::RULES`]) is recounted
+//! at start.
 
 pub mod appointments;
 pub mod rebuild;
