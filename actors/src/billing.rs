@@ -450,6 +450,6 @@ mod refunds;
 mod settling;
 
 #[cfg(test)]
-mod payment_tests;
+pub(crate) mod payment_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -4,6 +4,8 @@ use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::money::Money;
+
 /// How a report's days are grouped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -98,11 +100,12 @@ pub struct AppointmentsReport {
     pub totals: AppointmentFigures,
 }
 
-/// The query of `GET /api/analytics/records`.
+/// The query of the whole clinic's reports over clinic days
+/// (`GET /api/analytics/records`, `GET /api/analytics/billing`).
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
-pub struct RecordsQuery {
+pub struct PeriodQuery {
     /// First clinic day, inclusive (`yyyy-mm-dd`); required.
     #[param(value_type = String, format = Date)]
     pub from: Option<String>,
@@ -182,4 +185,104 @@ pub struct Headline {
     pub no_shows: u64,
     /// Medical-record versions written (created, changed, deleted).
     pub records_written: u64,
+}
+
+/// The clinic's billing in one bucket (or the whole range).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BillingFigures {
+    /// Charged on the bills written on these days (issued, part-paid or
+    /// paid; drafts and void bills charge nothing).
+    pub charges: Money,
+    /// Those bills.
+    pub bills: u64,
+    /// Patients' payments that succeeded on these days.
+    pub collected_from_patients: Money,
+    /// Those payments.
+    pub payments: u64,
+    /// Insurers' payments recorded on these days.
+    pub collected_from_insurers: Money,
+    /// Refunds recorded on these days.
+    pub refunds: Money,
+    /// (collected from patients + from insurers − refunds) ÷ charges, to 4
+    /// places; null with nothing charged.
+    pub net_collection_rate: Option<f64>,
+    /// Claims the insurer first answered on these days.
+    pub claims_answered: u64,
+    /// Of those, denied at the first answer.
+    pub claims_denied: u64,
+    /// Of those, approved in full at the first answer.
+    pub claims_clean: u64,
+    /// denied ÷ answered, to 4 places; null with no answers.
+    pub denial_rate: Option<f64>,
+    /// clean ÷ answered, to 4 places; null with no answers.
+    pub clean_claim_rate: Option<f64>,
+}
+
+/// One row of the billing report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BillingRow {
+    /// The bucket: `yyyy-mm-dd` (a day, or a week's Monday) or `yyyy-mm`.
+    pub period: String,
+    /// The figures.
+    #[serde(flatten)]
+    pub figures: BillingFigures,
+}
+
+/// What is still owed on bills of one age.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgingBucket {
+    /// The bills' age in clinic days: `0-30`, `31-60`, `61-90`, `91-120` or `over-120`.
+    pub days: String,
+    /// Owed by patients.
+    pub patients: Money,
+    /// Owed by insurers (what a claim with them expects, up to what the bill owes).
+    pub insurers: Money,
+    /// Both.
+    pub total: Money,
+}
+
+/// Accounts receivable now: what open bills still owe, by age.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Receivable {
+    /// The clinic day the ages are counted to (today).
+    #[schema(value_type = String, format = Date)]
+    pub as_of: Date,
+    /// By age, youngest first.
+    pub aging: Vec<AgingBucket>,
+    /// Owed by patients.
+    pub patients: Money,
+    /// Owed by insurers.
+    pub insurers: Money,
+    /// Both.
+    pub total: Money,
+    /// Days in A/R: the total ÷ the average day's charges over the 90
+    /// clinic days to `asOf`, to 1 place; null with nothing charged.
+    pub days_in_ar: Option<f64>,
+}
+
+/// `GET /api/analytics/billing`: charges, collections, refunds and claim
+/// answers per bucket, and accounts receivable now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BillingReport {
+    /// First day.
+    #[schema(value_type = String, format = Date)]
+    pub from: Date,
+    /// Last day.
+    #[schema(value_type = String, format = Date)]
+    pub to: Date,
+    /// The grouping.
+    pub group_by: GroupBy,
+    /// The clinic's zone, whose days these are.
+    pub time_zone: String,
+    /// Every bucket of the range, in order.
+    pub rows: Vec<BillingRow>,
+    /// All rows together.
+    pub totals: BillingFigures,
+    /// Accounts receivable now, whatever the range.
+    pub receivable: Receivable,
 }

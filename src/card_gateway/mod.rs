@@ -388,6 +388,7 @@ mod tests {
             card_last4: None,
             refunding: None,
             refunds_asked: 0,
+            refunds_made: Vec::new(),
             history: Vec::new(),
             idempotency_key: None,
             created_by: UserId::parse("usr_1").unwrap(),

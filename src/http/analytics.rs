@@ -8,8 +8,8 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use medrelay_protocol::analytics::{
-    AppointmentFigures, AppointmentsQuery, AppointmentsReport, RecordFigures, RecordsQuery,
-    RecordsReport,
+    AppointmentFigures, AppointmentsQuery, AppointmentsReport, BillingFigures, BillingReport,
+    PeriodQuery, RecordFigures, RecordsReport,
 };
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -26,6 +26,7 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
         .routes(routes!(appointments))
         .routes(routes!(records))
+        .routes(routes!(billing))
 }
 
 /// Appointments per bucket and doctor: booked, completed, cancelled (late
@@ -59,7 +60,7 @@ async fn appointments(
 /// Medical records created, changed and deleted per bucket and author,
 /// by the clinic's days (admins).
 #[utoipa::path(get, path = "/api/analytics/records", tag = "analytics",
-    params(RecordsQuery),
+    params(PeriodQuery),
     responses((status = 200, body = RecordsReport, description = "JSON; the same table as CSV with `Accept: text/csv`"),
         (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope),
         (status = 422, body = ErrorEnvelope)),
@@ -68,7 +69,7 @@ async fn records(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     headers: HeaderMap,
-    query: Result<Query<RecordsQuery>, QueryRejection>,
+    query: Result<Query<PeriodQuery>, QueryRejection>,
 ) -> Result<Response, AppError> {
     let Query(q) = query.map_err(bad_query)?;
     let report = move || analytics::records(&state, &principal, q);
@@ -97,6 +98,95 @@ async fn records(
             table.push(line(&row.period, &row.author_id, provider, &row.figures));
         }
         table.push(line("total", "", "", &report.totals));
+        table
+    })
+    .await
+}
+
+/// Charges, collections, refunds and claim answers per bucket, by the
+/// clinic's days, and accounts receivable now by age, patients' and
+/// insurers' shares apart, with days in A/R (admins). As CSV: the buckets
+/// and their total, a blank line, then the receivable by age.
+#[utoipa::path(get, path = "/api/analytics/billing", tag = "analytics",
+    params(PeriodQuery),
+    responses((status = 200, body = BillingReport, description = "JSON; the same tables as CSV with `Accept: text/csv`"),
+        (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+async fn billing(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    headers: HeaderMap,
+    query: Result<Query<PeriodQuery>, QueryRejection>,
+) -> Result<Response, AppError> {
+    let Query(q) = query.map_err(bad_query)?;
+    let report = move || analytics::billing(&state, &principal, q);
+    answer(&headers, report, |report| {
+        let head = [
+            "period",
+            "charges",
+            "bills",
+            "collectedFromPatients",
+            "payments",
+            "collectedFromInsurers",
+            "refunds",
+            "netCollectionRate",
+            "claimsAnswered",
+            "claimsDenied",
+            "claimsClean",
+            "denialRate",
+            "cleanClaimRate",
+        ];
+        let rate = |r: Option<f64>| r.map(|r| r.to_string()).unwrap_or_default();
+        let line = |period: &str, f: &BillingFigures| {
+            vec![
+                period.to_owned(),
+                f.charges.to_string(),
+                f.bills.to_string(),
+                f.collected_from_patients.to_string(),
+                f.payments.to_string(),
+                f.collected_from_insurers.to_string(),
+                f.refunds.to_string(),
+                rate(f.net_collection_rate),
+                f.claims_answered.to_string(),
+                f.claims_denied.to_string(),
+                f.claims_clean.to_string(),
+                rate(f.denial_rate),
+                rate(f.clean_claim_rate),
+            ]
+        };
+        let mut table = vec![head.map(String::from).to_vec()];
+        for row in &report.rows {
+            table.push(line(&row.period, &row.figures));
+        }
+        table.push(line("total", &report.totals));
+        let r = &report.receivable;
+        table.push(Vec::new());
+        table.push(
+            [
+                "ageDays", "patients", "insurers", "total", "asOf", "daysInAr",
+            ]
+            .map(String::from)
+            .to_vec(),
+        );
+        for age in &r.aging {
+            table.push(vec![
+                age.days.clone(),
+                age.patients.to_string(),
+                age.insurers.to_string(),
+                age.total.to_string(),
+                String::new(),
+                String::new(),
+            ]);
+        }
+        table.push(vec![
+            "total".into(),
+            r.patients.to_string(),
+            r.insurers.to_string(),
+            r.total.to_string(),
+            r.as_of.to_string(),
+            rate(r.days_in_ar),
+        ]);
         table
     })
     .await

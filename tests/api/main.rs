@@ -13,6 +13,7 @@ mod smtp_sink;
 
 mod access;
 mod analytics;
+mod analytics_billing;
 mod analytics_live;
 mod audit;
 mod auth;

@@ -41,9 +41,37 @@ pub struct Claim {
     pub at: Timestamp,
     /// Who changed it last.
     pub by: UserId,
+    /// The insurer's first answer, kept through corrections and
+    /// resubmissions (the denial and clean-claim rates count it).
+    pub first_decision: Option<FirstDecision>,
+}
+
+/// An insurer's first answer to a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FirstDecision {
+    /// `approved`, `partially_approved` or `denied`.
+    pub status: ClaimStatus,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// What the insurer is still expected to pay on a claim in `status`: the
+/// claim while it is with them, what they approved until they pay it.
+pub fn insurer_due(status: ClaimStatus, claim_amount: Money, approved: Option<Money>) -> Money {
+    match status {
+        ClaimStatus::Submitted | ClaimStatus::InReview => claim_amount,
+        ClaimStatus::Approved | ClaimStatus::PartiallyApproved => approved.unwrap_or(Money::ZERO),
+        ClaimStatus::Draft | ClaimStatus::Denied | ClaimStatus::Paid => Money::ZERO,
+    }
 }
 
 impl Claim {
+    /// What the insurer is still expected to pay ([`insurer_due`]).
+    pub fn insurer_due(&self) -> Money {
+        insurer_due(self.status, self.claim_amount, self.approved_amount)
+    }
+
     /// What the insurer has approved (zero until a decision).
     pub fn approved(&self) -> Money {
         match self.status {
@@ -86,6 +114,16 @@ pub struct StoredClaim {
     pub at: Timestamp,
     /// Who changed it last.
     pub by: UserId,
+    /// The insurer's first answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_decision: Option<FirstDecision>,
+}
+
+impl StoredClaim {
+    /// What the insurer is still expected to pay ([`insurer_due`]).
+    pub fn insurer_due(&self) -> Money {
+        insurer_due(self.status, self.claim_amount, self.approved_amount)
+    }
 }
 
 impl Record for StoredClaim {
@@ -133,6 +171,7 @@ fn seal(vault: &Vault, table: Table, key: &str, c: &Claim) -> StoredClaim {
         version: c.version,
         at: c.at,
         by: c.by.clone(),
+        first_decision: c.first_decision,
     }
 }
 
@@ -154,6 +193,7 @@ fn open_at(vault: &Vault, table: Table, key: &str, s: StoredClaim) -> Result<Cla
         version: s.version,
         at: s.at,
         by: s.by,
+        first_decision: s.first_decision,
     })
 }
 
@@ -208,6 +248,27 @@ pub fn write(batch: &mut WriteBatch, vault: &Vault, claim: &Claim) {
     );
     let id = claim.claim_id.to_string();
     batch.put(id.clone(), &seal(vault, Table::Claims, &id, claim));
+}
+
+/// What the claim a bill names (if any) still expects of the insurer, the
+/// claim required unchanged when `batch` commits: the billing figures split
+/// the bill's balance by it.
+///
+/// # Errors
+/// [`StoreError`] on a read failure.
+pub fn insurer_due_of(
+    batch: &mut WriteBatch,
+    store: &Store,
+    claim: Option<&ClaimId>,
+) -> Result<Money, StoreError> {
+    let Some(id) = claim else {
+        return Ok(Money::ZERO);
+    };
+    let Some(stored) = store.get::<StoredClaim>(id.as_str())? else {
+        return Ok(Money::ZERO);
+    };
+    batch.require_equal(id.as_str(), &stored);
+    Ok(stored.insurer_due())
 }
 
 /// A claim as stored and opened.
@@ -387,6 +448,16 @@ impl Claim {
                 next.paid_amount = Some(paid);
             }
             S::InReview | S::Draft | S::Submitted => {}
+        }
+        if matches!(
+            decision.status,
+            S::Approved | S::PartiallyApproved | S::Denied
+        ) && next.first_decision.is_none()
+        {
+            next.first_decision = Some(FirstDecision {
+                status: decision.status,
+                at,
+            });
         }
         Ok(next)
     }

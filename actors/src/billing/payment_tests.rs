@@ -60,7 +60,7 @@ async fn a_pending_payment_is_settled_once_by_its_actor() {
 }
 
 /// A payment `pending` for `amount`, as the request writes it.
-fn pending_payment(
+pub(crate) fn pending_payment(
     id: &str,
     patient: &PatientId,
     amount: &str,
@@ -81,6 +81,7 @@ fn pending_payment(
         card_last4: None,
         refunding: None,
         refunds_asked: 0,
+        refunds_made: Vec::new(),
         history: Vec::new(),
         idempotency_key: None,
         created_by: UserId::parse("usr_admin").unwrap(),

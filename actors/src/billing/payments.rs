@@ -8,6 +8,7 @@
 //! ([`refund`]), reopening them.
 
 use jiff::Timestamp;
+use jiff::tz::TimeZone;
 use medrelay_protocol::billing::BillStatus;
 use medrelay_protocol::payment::{Allocation, PaymentMethod, PaymentStatus, PaymentStep};
 use medrelay_protocol::{BillId, Channel, Event, Money, PatientId, PaymentId, UserId};
@@ -17,6 +18,8 @@ use super::notices::{BillingNotice, NoticeKind, notice_key};
 use super::{Bill, BillChange, BillingAccount, StoredBill};
 use crate::patients::PatientError;
 use crate::phi::Vault;
+use crate::stats::billing::{self as b, BillState};
+use crate::stats::{self, Counted, Figures};
 use crate::store::{Record, Store, StoreError, WriteBatch};
 
 /// A payment (key: payment id).
@@ -62,6 +65,10 @@ pub struct PaymentRecord {
     /// refund's key.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub refunds_asked: u32,
+    /// The refunds made, oldest first (the billing figures count each on
+    /// its day).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refunds_made: Vec<RefundMade>,
     /// Its steps, oldest first.
     pub history: Vec<PaymentStep>,
     /// The store key of the request's idempotency record, if it had one:
@@ -101,6 +108,44 @@ impl PaymentRecord {
     /// What is left to refund.
     pub fn refundable(&self) -> Money {
         self.amount.less(self.refunded)
+    }
+}
+
+/// A refund made of a payment.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefundMade {
+    /// When it was recorded.
+    pub at: Timestamp,
+    /// How much went back.
+    pub amount: Money,
+}
+
+/// A payment counts on the day it succeeded, each refund on its own day
+/// (`stats::billing`).
+impl Counted for PaymentRecord {
+    fn rows(&self, zone: &TimeZone) -> Vec<(String, Figures)> {
+        let mut rows = Vec::new();
+        if matches!(
+            self.status,
+            PaymentStatus::Succeeded | PaymentStatus::PartiallyRefunded | PaymentStatus::Refunded
+        ) {
+            let at = self
+                .history
+                .iter()
+                .find(|step| step.status == PaymentStatus::Succeeded)
+                .map_or(self.created_at, |step| step.at);
+            let f = [(b::COLLECTED, b::cents(self.amount)), (b::PAYMENTS, 1)].into();
+            rows.push(b::row(at, zone, f));
+        }
+        for refund in &self.refunds_made {
+            rows.push(b::row(
+                refund.at,
+                zone,
+                [(b::REFUNDED, b::cents(refund.amount))].into(),
+            ));
+        }
+        rows
     }
 }
 
@@ -327,10 +372,14 @@ pub fn apply(
             continue;
         }
         batch.require_equal(id.as_str(), &stored);
+        let due = super::claims::insurer_due_of(batch, store, stored.claim_id.as_ref())?;
+        let before = BillState::stored(&stored, due);
         let mut bill = super::open(vault, stored)?;
         let paid = bill.paid.plus(pay).unwrap_or(bill.total);
         settle(&mut bill, paid, at);
         super::write(batch, vault, &bill, by, BillChange::Paid);
+        let zone = store.stats_zone();
+        stats::tally(batch, zone, Some(&before), &BillState::of(&bill, due));
         left = left.less(pay);
         allocations.push(Allocation {
             bill_id: id,
@@ -345,6 +394,7 @@ pub fn apply(
     paid.allocations = allocations;
     paid.credited = left;
     write(batch, &paid);
+    stats::tally(batch, store.stats_zone(), Some(payment), &paid);
     Ok(Ok(paid))
 }
 
@@ -408,17 +458,22 @@ pub fn refund(
         }
         if let Some(stored) = store.get::<StoredBill>(allocation.bill_id.as_str())? {
             batch.require_equal(allocation.bill_id.as_str(), &stored);
-            let mut bill = super::open(vault, stored)?;
-            if bill.status != BillStatus::Void {
+            if stored.status != BillStatus::Void {
+                let due = super::claims::insurer_due_of(batch, store, stored.claim_id.as_ref())?;
+                let before = BillState::stored(&stored, due);
+                let mut bill = super::open(vault, stored)?;
                 let paid = bill.paid.less(back);
                 settle(&mut bill, paid, at);
                 super::write(batch, vault, &bill, by, BillChange::Refunded);
+                let zone = store.stats_zone();
+                stats::tally(batch, zone, Some(&before), &BillState::of(&bill, due));
             }
         }
         allocation.amount = allocation.amount.less(back);
         left = left.less(back);
     }
     refunded.refunded = refunded.refunded.plus(amount).unwrap_or(refunded.amount);
+    refunded.refunds_made.push(RefundMade { at, amount });
     let status = if refunded.refunded >= refunded.amount {
         PaymentStatus::Refunded
     } else {
@@ -426,5 +481,6 @@ pub fn refund(
     };
     let refunded = refunded.step(status, Some(by.clone()), Some(note), at);
     write(batch, &refunded);
+    stats::tally(batch, store.stats_zone(), Some(payment), &refunded);
     Ok(refunded)
 }

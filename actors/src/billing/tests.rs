@@ -8,11 +8,11 @@ use crate::phi::Vault;
 use crate::store::WriteBatch;
 use crate::test_support::{register_patient, store_and_system};
 
-pub(super) fn money(text: &str) -> Money {
+pub(crate) fn money(text: &str) -> Money {
     Money::parse(text).unwrap()
 }
 
-pub(super) fn bill(id: &str, patient: &PatientId) -> Bill {
+pub(crate) fn bill(id: &str, patient: &PatientId) -> Bill {
     Bill {
         bill_id: BillId::parse(id).unwrap(),
         patient_id: patient.clone(),
@@ -166,6 +166,7 @@ fn a_claim_moves_only_along_its_lifecycle() {
         version: 1,
         at: Timestamp::now(),
         by: UserId::parse("usr_admin").unwrap(),
+        first_decision: None,
     };
     let decide = |status| ClaimDecision {
         status,

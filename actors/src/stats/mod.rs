@@ -1,6 +1,7 @@
 //! Analytics figures, kept as sums per (doctor or author, clinic day) in
 //! the same transaction as the change that moves them (see `store::stats`):
-//! [`appointments`] per doctor, [`records`] per author of medical records.
+//! [`appointments`] per doctor, [`records`] per author of medical records,
+//! [`billing`] for the whole clinic.
 //!
 //! Each figure is a function of one record as it stands: a change tallies
 //! the record's figures after it minus its figures before it. The sums are
@@ -13,12 +14,44 @@
 //! at start.
 
 pub mod appointments;
+pub mod billing;
+#[cfg(test)]
+mod billing_tests;
 pub mod rebuild;
 pub mod records;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
+
+use jiff::tz::TimeZone;
+
 pub use crate::store::Figures;
+use crate::store::WriteBatch;
+
+/// A record (or what the figures read of one) that counts in the figures.
+pub trait Counted {
+    /// The rows it adds to, by the clinic's days in `zone`, and what it adds.
+    fn rows(&self, zone: &TimeZone) -> Vec<(String, Figures)>;
+}
+
+/// Tallies in `batch` what a change from `before` (`None`: new) to `after`
+/// did to the figures.
+pub fn tally<T: Counted>(batch: &mut WriteBatch, zone: &TimeZone, before: Option<&T>, after: &T) {
+    let mut rows: BTreeMap<String, Figures> = BTreeMap::new();
+    let before = before.map(|b| b.rows(zone)).unwrap_or_default();
+    for (sign, side) in [(1, after.rows(zone)), (-1, before)] {
+        for (key, figures) in side {
+            let row = rows.entry(key).or_default();
+            for (code, value) in figures {
+                *row.entry(code).or_default() += sign * value;
+            }
+        }
+    }
+    for (key, figures) in rows {
+        batch.tally(key, figures);
+    }
+}
 
 /// The whole clinic's headline figures of the clinic day `now` falls on:
 /// today's rows of every doctor and author, summed.

@@ -1,9 +1,15 @@
 //! Recounting every figure from the records: after a restore, when the
 //! clinic's zone changed, or for a figure a release added.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use super::{Figures, appointments};
+use medrelay_protocol::Money;
+
+use super::billing::{BillState, ClaimState};
+use super::{Counted, Figures, appointments};
+use crate::billing::StoredBill;
+use crate::billing::claims::StoredClaim;
+use crate::billing::payments::PaymentRecord;
 use crate::medical::RecordVersion;
 use crate::schedule::AppointmentRecord;
 use crate::store::{Store, StoreError, Table, WriteBatch, WriteError};
@@ -45,6 +51,38 @@ pub fn recount(store: &Store) -> Result<BTreeMap<String, Figures>, StoreError> {
     })?;
     snapshot.for_each_between(Table::RecordVersions, "", "\u{10ffff}", |entry| {
         add(entry.decode::<RecordVersion>()?.figures(zone));
+        Ok(())
+    })?;
+    // What each claim still expects of the insurer, by claim.
+    let mut insurer_due: HashMap<String, Money> = HashMap::new();
+    snapshot.for_each_between(Table::Claims, "", "\u{10ffff}", |entry| {
+        let claim = entry.decode::<StoredClaim>()?;
+        ClaimState::from(&claim)
+            .rows(zone)
+            .into_iter()
+            .for_each(&mut add);
+        insurer_due.insert(claim.claim_id.to_string(), claim.insurer_due());
+        Ok(())
+    })?;
+    snapshot.for_each_between(Table::Bills, "", "\u{10ffff}", |entry| {
+        let bill = entry.decode::<StoredBill>()?;
+        let due = bill
+            .claim_id
+            .as_ref()
+            .and_then(|c| insurer_due.get(c.as_str()).copied())
+            .unwrap_or(Money::ZERO);
+        BillState::stored(&bill, due)
+            .rows(zone)
+            .into_iter()
+            .for_each(&mut add);
+        Ok(())
+    })?;
+    snapshot.for_each_between(Table::Payments, "", "\u{10ffff}", |entry| {
+        entry
+            .decode::<PaymentRecord>()?
+            .rows(zone)
+            .into_iter()
+            .for_each(&mut add);
         Ok(())
     })?;
     rows.retain(|_, row| {

@@ -14,7 +14,7 @@ use medrelay_protocol::analytics::{
 };
 use medrelay_protocol::schedule::TimeRange;
 
-use super::{Owners, Period};
+use super::{Owners, Period, ratio};
 use crate::auth::Principal;
 use crate::error::AppError;
 use crate::state::AppState;
@@ -206,15 +206,4 @@ impl Sums {
         }
         None
     }
-}
-
-/// `part ÷ whole` rounded half up to 4 places, in integers so that the
-/// same counts always give the same digits; `None` when `whole` is 0.
-fn ratio(part: u64, whole: u64) -> Option<f64> {
-    if whole == 0 {
-        return None;
-    }
-    let (part, whole) = (u128::from(part), u128::from(whole));
-    let ten_thousandths = (part * 20_000 + whole) / (2 * whole);
-    Some(ten_thousandths as f64 / 10_000.0)
 }

@@ -4,9 +4,11 @@
 //!
 //! - [`appointments`]: per doctor, with rates from their hours.
 //! - [`records`]: medical records written per author.
+//! - [`billing`]: charges, collections, claims, and what is owed by age.
 //! - [`live`]: today's headline figures on the `analytics` channel.
 
 mod appointments;
+mod billing;
 pub mod live;
 mod records;
 
@@ -23,6 +25,7 @@ use crate::error::AppError;
 use crate::state::AppState;
 
 pub use appointments::appointments;
+pub use billing::billing;
 pub use records::records;
 
 /// The days a report covers, grouped into its buckets.
@@ -190,6 +193,23 @@ fn range(from: Option<&str>, to: Option<&str>, max_days: u32) -> Result<(Date, D
         ));
     }
     Ok((from, to))
+}
+
+/// `part ÷ whole` to 4 places ([`rounded`]).
+fn ratio(part: impl Into<i128>, whole: impl Into<i128>) -> Option<f64> {
+    rounded(part.into(), whole.into(), 4)
+}
+
+/// `part ÷ whole` rounded half away from zero to `places` places, in
+/// integers so that the same counts always give the same digits; `None`
+/// when `whole` is not positive.
+fn rounded(part: i128, whole: i128, places: u32) -> Option<f64> {
+    if whole <= 0 {
+        return None;
+    }
+    let scale = 10_i128.pow(places);
+    let units = (2 * part * scale + part.signum() * whole) / (2 * whole);
+    Some(units as f64 / scale as f64)
 }
 
 /// The bucket a clinic day falls in.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use medrelay_actors::accounts::UserRecord;
 use medrelay_actors::stats::records as r;
-use medrelay_protocol::analytics::{RecordFigures, RecordsQuery, RecordsReport, RecordsRow};
+use medrelay_protocol::analytics::{PeriodQuery, RecordFigures, RecordsReport, RecordsRow};
 
 use super::{Owners, Period};
 use crate::auth::Principal;
@@ -19,7 +19,7 @@ use crate::state::AppState;
 pub fn records(
     state: &AppState,
     principal: &Principal,
-    q: RecordsQuery,
+    q: PeriodQuery,
 ) -> Result<RecordsReport, AppError> {
     let period = Period::asked(
         state,

@@ -8,6 +8,7 @@ use medrelay_actors::audit::{self, Action, AuditEntry};
 use medrelay_actors::billing::claims::{self, Claim, Refusal};
 use medrelay_actors::billing::{self, Bill, BillChange};
 use medrelay_actors::ids::new_id;
+use medrelay_actors::stats::{self, billing::BillState, billing::ClaimState};
 use medrelay_actors::store::{WriteBatch, WriteError};
 use medrelay_protocol::billing::BillStatus;
 use medrelay_protocol::claim::{
@@ -108,6 +109,7 @@ pub(super) fn follow_bill(
             version: 1,
             at: now,
             by: by.clone(),
+            first_decision: None,
         },
     };
     bill.claim_id = Some(claim.claim_id.clone());
@@ -176,13 +178,14 @@ pub async fn submit(
             at: Timestamp::now(),
             by: principal.user_id.clone(),
             reason: None,
-            ..claim
+            ..claim.clone()
         };
         let mut batch = WriteBatch::new();
         batch.require_equal(submitted.claim_id.as_str(), &stored);
         // A void racing this submit would otherwise both commit.
         batch.require_equal(bill.bill_id.as_str(), &stored_bill);
         claims::write(&mut batch, &state.vault, &submitted);
+        tally(&mut batch, state, (&bill, &claim), (&bill, &submitted));
         audit::record(&mut batch, &this);
         match state.store.write(batch).await {
             Ok(_) => {
@@ -245,11 +248,13 @@ pub async fn decide(
         };
         let mut batch = WriteBatch::new();
         batch.require_equal(id.as_str(), &stored);
+        // The bill too: what it still owes is split by what the claim expects.
+        batch.require_equal(bill.bill_id.as_str(), &stored_bill);
+        let before = bill.clone();
         if let Some(paid) = next
             .paid_amount
             .filter(|_| next.status == ClaimStatus::Paid)
         {
-            batch.require_equal(bill.bill_id.as_str(), &stored_bill);
             bill.paid = bill.paid.plus(paid).map_err(AppError::internal)?;
             bill.status = if bill.paid >= bill.total {
                 BillStatus::Paid
@@ -267,6 +272,7 @@ pub async fn decide(
             );
         }
         claims::write(&mut batch, &state.vault, &next);
+        tally(&mut batch, state, (&before, &claim), (&bill, &next));
         medrelay_actors::billing::notices::claim(&mut batch, &next);
         audit::record(&mut batch, &this);
         match state.store.write(batch).await {
@@ -282,6 +288,21 @@ pub async fn decide(
         }
     }
     Err(busy())
+}
+
+/// Tallies in `batch` what a claim's change (and its bill's, if any) did to
+/// the billing figures.
+fn tally(
+    batch: &mut WriteBatch,
+    state: &AppState,
+    before: (&Bill, &Claim),
+    after: (&Bill, &Claim),
+) {
+    let zone = state.store.stats_zone();
+    let bill = |(b, c): (&Bill, &Claim)| BillState::of(b, c.insurer_due());
+    stats::tally(batch, zone, Some(&bill(before)), &bill(after));
+    let claim = ClaimState::from(after.1);
+    stats::tally(batch, zone, Some(&ClaimState::from(before.1)), &claim);
 }
 
 /// A claim with its history, for those who may read its bill.

@@ -23,6 +23,7 @@ use medrelay_actors::billing::{self, Bill, BillChange, notices};
 use medrelay_actors::ids::new_id;
 use medrelay_actors::patients;
 use medrelay_actors::schedule::AppointmentRecord;
+use medrelay_actors::stats::{self, billing::BillState};
 use medrelay_actors::store::{WriteBatch, WriteError};
 use medrelay_protocol::billing::{
     BillBody, BillList, BillRevisionView, BillRevisions, BillStatus, BillView, BillWritten,
@@ -172,6 +173,9 @@ pub async fn create(
         &principal.user_id,
         BillChange::Created,
     );
+    // A new bill's claim is a draft: nothing is expected of the insurer yet.
+    let zone = state.store.stats_zone();
+    stats::tally(&mut batch, zone, None, &BillState::of(&bill, Money::ZERO));
     notices::bill_changed(&mut batch, None, &bill, now);
     audit::record(&mut batch, &this);
     match state.store.write(batch).await {
@@ -314,6 +318,13 @@ async fn change(
         let mut batch = WriteBatch::new();
         batch.require_equal(id.as_str(), &stored);
         let claim = claims::of_bill(state, &old)?;
+        // The claim is read for the figures (and a void): it must not
+        // change under this write. A correction below keeps what it expects
+        // of the insurer (nothing, as a draft or denied).
+        if let Some((stored_claim, claim)) = &claim {
+            batch.require_equal(claim.claim_id.as_str(), stored_claim);
+        }
+        let insurer_due = claim.as_ref().map_or(Money::ZERO, |(_, c)| c.insurer_due());
         let (kind, status) = match &body {
             Some(body) => {
                 if body
@@ -355,10 +366,6 @@ async fn change(
                 (BillChange::Updated, "Updated")
             }
             None => {
-                if let Some((stored_claim, claim)) = &claim {
-                    // A submit racing this void would otherwise both commit.
-                    batch.require_equal(claim.claim_id.as_str(), stored_claim);
-                }
                 if let Some((_, claim)) = &claim
                     && !claim.status.correctable()
                 {
@@ -378,6 +385,11 @@ async fn change(
             }
         };
         billing::write(&mut batch, &state.vault, &new, &principal.user_id, kind);
+        let (before, after) = (
+            BillState::of(&old, insurer_due),
+            BillState::of(&new, insurer_due),
+        );
+        stats::tally(&mut batch, state.store.stats_zone(), Some(&before), &after);
         notices::bill_changed(&mut batch, Some(&old), &new, now);
         audit::record(&mut batch, &this);
         match state.store.write(batch).await {

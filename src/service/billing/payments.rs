@@ -146,6 +146,7 @@ pub async fn pay(
             card_last4: None,
             refunding: None,
             refunds_asked: 0,
+            refunds_made: Vec::new(),
             history: Vec::new(),
             idempotency_key: None,
             created_by: principal.user_id.clone(),
