@@ -109,6 +109,8 @@ pub async fn rebuild_stats(settings: &Settings) -> anyhow::Result<(usize, usize)
     use medrelay_actors::stats::rebuild;
     let (store, _hub) = crate::app::open_store(settings, None)?;
     let result = async {
+        // A store an earlier release wrote: its claims' first answers first.
+        medrelay_actors::billing::claims::note_first_decisions(&store).await?;
         let before = rebuild::kept(&store)?;
         let rows = rebuild::rebuild(&store).await?;
         let after = rebuild::kept(&store)?;

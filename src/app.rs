@@ -131,6 +131,9 @@ impl Application {
         medrelay_actors::schedule::migrate::provider_cells(&store)
             .await
             .context("could not repair doctors' cells")?;
+        medrelay_actors::billing::claims::note_first_decisions(&store)
+            .await
+            .context("could not note claims' first answers")?;
         medrelay_actors::stats::rebuild::rebuild_if_stale(&store)
             .await
             .context("could not recount the analytics figures")?;

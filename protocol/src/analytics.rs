@@ -260,7 +260,8 @@ pub struct Receivable {
     /// Both.
     pub total: Money,
     /// Days in A/R: the total ÷ the average day's charges over the 90
-    /// clinic days to `asOf`, to 1 place; null with nothing charged.
+    /// clinic days to `asOf` (or the days since the first charge, if
+    /// fewer), to 1 place; null with nothing charged in them.
     pub days_in_ar: Option<f64>,
 }
 

@@ -285,14 +285,15 @@ fn figures_row(period: &str, provider: &str, f: &AppointmentFigures) -> Vec<Stri
 
 /// RFC 4180 text: fields with a comma, quote or line break are quoted,
 /// quotes doubled; lines end in CRLF. A field a spreadsheet would take for a
-/// formula (`=`, `+`, `-`, `@` first) gets a leading `'`.
+/// formula (`=`, `+`, `-`, `@` first, and not a number such as a negative
+/// rate) gets a leading `'`.
 fn csv(table: &[Vec<String>]) -> Response {
     let mut out = String::new();
     for row in table {
         let fields: Vec<String> = row
             .iter()
             .map(|f| {
-                let f = &if f.starts_with(['=', '+', '-', '@']) {
+                let f = &if f.starts_with(['=', '+', '-', '@']) && f.parse::<f64>().is_err() {
                     format!("'{f}")
                 } else {
                     f.clone()

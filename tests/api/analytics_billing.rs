@@ -267,8 +267,9 @@ async fn a_seeded_day_has_known_figures_as_json_and_csv_that_survive_a_recount_a
     // 250 (approved 250: 250, 0); b_partial 100 (approved 50: 50, 50);
     // b_submitted 70 (claimed 70: 70, 0); b_bob 90 - 80 = 10 (0, 10).
     // Patients 110.00, insurers 370.00, 480.00 in all, all written today.
-    // Days in A/R: 480 x 90 / 840 = 51.428... -> 51.4.
-    let owed = receivable(&today.to_string(), 11_000, 37_000, json!(51.4));
+    // Days in A/R: the clinic has billed for one day (today), so
+    // 480 owed ÷ (840 charged ÷ 1 day) = 0.571... -> 0.6.
+    let owed = receivable(&today.to_string(), 11_000, 37_000, json!(0.6));
     let nothing = figures([0; 4], [0; 5]);
 
     let range = around(today);
@@ -306,7 +307,7 @@ async fn a_seeded_day_has_known_figures_as_json_and_csv_that_survive_a_recount_a
     for days in ["31-60", "61-90", "91-120", "over-120"] {
         want.push(format!("{days},0.00,0.00,0.00,,"));
     }
-    want.push(format!("total,110.00,370.00,480.00,{today},51.4"));
+    want.push(format!("total,110.00,370.00,480.00,{today},0.6"));
     want.push(String::new());
     assert_eq!(lines, want, "{text}");
 
@@ -544,9 +545,10 @@ async fn random_billing_work_keeps_the_live_figures_equal_to_a_recount_and_to_su
     let amounts = [charges, collected, insurers_paid, refunded];
     let counts = [charged, payments.len() as i64, answered, denied, clean];
     assert_eq!(after["totals"], figures(amounts, counts), "seed {SEED:#x}");
-    // Everything was written in the last day or so: all of it is "0-30".
+    // Everything was written today: all of it is "0-30", and the average
+    // day's charges are today's.
     let r = &after["receivable"];
-    let days_in_ar = rate((owed_patients + owed_insurers) * 90, charges, 1);
+    let days_in_ar = rate(owed_patients + owed_insurers, charges, 1);
     let as_of = r["asOf"].as_str().unwrap();
     let want = receivable(as_of, owed_patients, owed_insurers, days_in_ar);
     assert_eq!(*r, want, "seed {SEED:#x}");

@@ -138,12 +138,31 @@ impl Counted for PaymentRecord {
             let f = [(b::COLLECTED, b::cents(self.amount)), (b::PAYMENTS, 1)].into();
             rows.push(b::row(at, zone, f));
         }
+        let mut logged = 0;
         for refund in &self.refunds_made {
+            logged += b::cents(refund.amount);
             rows.push(b::row(
                 refund.at,
                 zone,
                 [(b::REFUNDED, b::cents(refund.amount))].into(),
             ));
+        }
+        // Refunds an earlier release made are in `refunded` alone: they count
+        // on the day of the last refund step.
+        let unlogged = b::cents(self.refunded) - logged;
+        if unlogged > 0 {
+            let at = self
+                .history
+                .iter()
+                .rev()
+                .find(|step| {
+                    matches!(
+                        step.status,
+                        PaymentStatus::PartiallyRefunded | PaymentStatus::Refunded
+                    )
+                })
+                .map_or(self.created_at, |step| step.at);
+            rows.push(b::row(at, zone, [(b::REFUNDED, unlogged)].into()));
         }
         rows
     }

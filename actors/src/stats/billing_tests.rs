@@ -127,6 +127,31 @@ fn a_payment_counts_on_the_day_it_succeeded_and_each_refund_on_its_own() {
             ("b/2026-03-05/clinic".into(), [(REFUNDED, 550)].into()),
         ]
     );
+    // An earlier release kept only the sum: it counts on the last refund's day.
+    let mut earlier = payment(PaymentStatus::Pending)
+        .step(
+            PaymentStatus::Succeeded,
+            None,
+            None,
+            at("2026-03-02T09:00:00Z"),
+        )
+        .step(
+            PaymentStatus::PartiallyRefunded,
+            None,
+            None,
+            at("2026-03-04T09:00:00Z"),
+        )
+        .step(
+            PaymentStatus::PartiallyRefunded,
+            None,
+            None,
+            at("2026-03-06T09:00:00Z"),
+        );
+    earlier.refunded = money("15.50");
+    assert_eq!(
+        earlier.rows(&utc)[1],
+        ("b/2026-03-06/clinic".into(), [(REFUNDED, 1_550)].into())
+    );
     for status in [
         PaymentStatus::Pending,
         PaymentStatus::Failed,
@@ -291,4 +316,61 @@ async fn payments_and_refunds_on_bills_with_claims_keep_the_figures_equal_to_a_r
         store.write(batch).await,
         Err(crate::store::WriteError::Changed { .. })
     ));
+}
+
+#[tokio::test]
+async fn claims_an_earlier_release_decided_get_their_first_answer_from_their_versions() {
+    let (_dir, store, _system) = store_and_system();
+    let vault = Vault::ephemeral();
+    let by = UserId::parse("usr_admin").unwrap();
+    let patient = register_patient(&store, "otto").await.patient_id.unwrap();
+    let mut claim = Claim {
+        claim_id: ClaimId::parse("clm_old").unwrap(),
+        bill_id: bill("bill_old", &patient).bill_id,
+        patient_id: patient,
+        insurance_provider: "Mutual".into(),
+        claim_amount: money("70.00"),
+        status: ClaimStatus::Draft,
+        approved_amount: None,
+        paid_amount: None,
+        reason: None,
+        version: 1,
+        at: at("2026-03-01T09:00:00Z"),
+        by,
+        first_decision: None,
+    };
+    // Draft, submitted, denied, corrected and submitted again, as an
+    // earlier release wrote them: no first answer kept.
+    let mut batch = WriteBatch::new();
+    for (status, when) in [
+        (ClaimStatus::Draft, "2026-03-01T09:00:00Z"),
+        (ClaimStatus::Submitted, "2026-03-02T09:00:00Z"),
+        (ClaimStatus::Denied, "2026-03-03T09:00:00Z"),
+        (ClaimStatus::Submitted, "2026-03-04T09:00:00Z"),
+    ] {
+        claim.status = status;
+        claim.at = at(when);
+        claims::write(&mut batch, &vault, &claim);
+        claim.version += 1;
+    }
+    store.write(batch).await.unwrap();
+
+    assert_eq!(claims::note_first_decisions(&store).await.unwrap(), 1);
+    let (stored, _) = claims::load(&store, &vault, &claim.claim_id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.first_decision,
+        Some(FirstDecision {
+            status: ClaimStatus::Denied,
+            at: at("2026-03-03T09:00:00Z")
+        })
+    );
+    assert_eq!(
+        stored.status,
+        ClaimStatus::Submitted,
+        "nothing else changes"
+    );
+    // Once: a second start reads nothing.
+    assert_eq!(claims::note_first_decisions(&store).await.unwrap(), 0);
 }

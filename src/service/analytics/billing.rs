@@ -25,7 +25,8 @@ const AGES: [(i64, &str); 5] = [
     (i64::MAX, "over-120"),
 ];
 
-/// The clinic days whose charges make the average day's for days in A/R.
+/// The clinic days whose charges make the average day's for days in A/R
+/// (fewer while the clinic has billed for fewer).
 const AR_DAYS: i64 = 90;
 
 /// The billing report (admins).
@@ -94,6 +95,8 @@ struct Aging {
     /// (patients, insurers) in cents, by [`AGES`].
     owed: [(i64, i64); AGES.len()],
     recent_charges: i64,
+    /// The first day anything was charged.
+    first_charged: Option<Date>,
 }
 
 impl Aging {
@@ -103,6 +106,7 @@ impl Aging {
             recent: today.checked_sub((AR_DAYS - 1).days()).unwrap_or(Date::MIN),
             owed: [(0, 0); AGES.len()],
             recent_charges: 0,
+            first_charged: None,
         }
     }
 
@@ -114,7 +118,14 @@ impl Aging {
             match *code {
                 b::OWED_BY_PATIENTS => self.owed[at].0 += value,
                 b::OWED_BY_INSURERS => self.owed[at].1 += value,
-                b::CHARGES if day >= self.recent => self.recent_charges += value,
+                b::CHARGES => {
+                    if day >= self.recent {
+                        self.recent_charges += value;
+                    }
+                    if *value != 0 && self.first_charged.is_none_or(|f| day < f) {
+                        self.first_charged = Some(day);
+                    }
+                }
                 _ => {}
             }
         }
@@ -139,6 +150,9 @@ impl Aging {
             })
             .collect();
         let total = patients + insurers;
+        let days = self.first_charged.map_or(AR_DAYS, |first| {
+            i64::from((self.today - first).get_days() + 1).clamp(1, AR_DAYS)
+        });
         Receivable {
             as_of: self.today,
             aging,
@@ -147,7 +161,7 @@ impl Aging {
             total: money(total),
             // total ÷ (charges ÷ days) = total × days ÷ charges.
             days_in_ar: rounded(
-                i128::from(total) * i128::from(AR_DAYS),
+                i128::from(total) * i128::from(days),
                 i128::from(self.recent_charges),
                 1,
             ),
@@ -266,6 +280,13 @@ mod tests {
         // 4.72 owed ÷ 0.10 a day.
         assert_eq!(r.days_in_ar, Some(47.2));
         assert_eq!(r.as_of, today);
+
+        // A clinic that has billed for three days: their average.
+        let mut young = Aging::new(today);
+        young.add(today - 2.days(), &[(b::CHARGES, 1_000)]);
+        young.add(today, &[(b::CHARGES, 500), (b::OWED_BY_PATIENTS, 900)]);
+        // 9.00 owed ÷ (15.00 ÷ 3 days).
+        assert_eq!(young.receivable().days_in_ar, Some(1.8));
     }
 
     #[test]
