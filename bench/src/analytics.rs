@@ -1,14 +1,16 @@
-//! `analytics`: the appointments report over a year of history.
+//! `analytics`: the appointments and billing reports over a year of history.
 //!
 //! A store is seeded offline with N appointments (500,000) over the past
 //! 365 days for 100 doctors with weekday hours, in a mix of outcomes
-//! (completed, no-shows, early and late cancellations, some moved). Only
-//! the appointment records are written: the release server, started on the
-//! store, finds figures it never counted and recounts them from the records
-//! before it serves (timed, as the start-up time). Then the appointments
-//! report is asked R times for the whole year in month buckets for all
-//! doctors, and R times in day buckets for one doctor. Target: each p99
-//! at most 50 ms.
+//! (completed, no-shows, early and late cancellations, some moved), and P
+//! bills with one payment each (200,000; see [`billing_seed`]). Only the
+//! records are written: the release server, started on the store, finds
+//! figures it never counted and recounts them from the records before it
+//! serves (timed, as the start-up time). Then the appointments report is
+//! asked R times for the whole year in month buckets for all doctors, R
+//! times in day buckets for one doctor, and the billing report (with its
+//! A/R aging) R times for the year in month buckets. Target: each p99 at
+//! most 50 ms.
 
 use std::path::Path;
 use std::time::Instant;
@@ -26,6 +28,8 @@ use medrelay_protocol::schedule::{
 use medrelay_protocol::{PatientId, ProviderId};
 use serde_json::json;
 
+mod billing_seed;
+
 use crate::availability::daily_availability;
 use crate::figures::Figure;
 use crate::server::{ADMIN_PASSWORD, ADMIN_USER, Server, locate_binary};
@@ -41,6 +45,9 @@ pub struct Args {
     /// Appointments seeded over the past year.
     #[arg(long, default_value_t = 500_000)]
     appointments: usize,
+    /// Bills seeded over the past year, each with one payment.
+    #[arg(long, default_value_t = 200_000)]
+    payments: usize,
     /// Requests of each report.
     #[arg(long, default_value_t = 50)]
     requests: usize,
@@ -61,9 +68,17 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<Figure>> {
     let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
     let first = today.checked_sub(365.days())?;
     seed(dir.path(), args.appointments, first).await?;
+    billing_seed::seed(
+        &dir.path().join(DB_FILE),
+        &dir.path().join("phi.key"),
+        args.payments,
+        first,
+    )
+    .await?;
     eprintln!(
-        "analytics: seeded {} appointments in {:.1} s ({:.0} MiB on disk)",
+        "analytics: seeded {} appointments and {} bills and payments in {:.1} s ({:.0} MiB on disk)",
         args.appointments,
+        args.payments,
         started.elapsed().as_secs_f64(),
         std::fs::metadata(dir.path().join(DB_FILE))?.len() as f64 / 1_048_576.0
     );
@@ -87,17 +102,25 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<Figure>> {
         args.requests,
     )
     .await?;
+    let billing = ask(
+        &server,
+        &token,
+        &format!("billing?{year}&groupBy=month"),
+        args.requests,
+    )
+    .await?;
     server.stop().await?;
 
     println!();
     println!(
-        "analytics: appointments report over {} appointments, {DOCTORS} doctors, one year",
-        args.appointments
+        "analytics: reports over {} appointments ({DOCTORS} doctors) and {} bills and payments, one year",
+        args.appointments, args.payments
     );
     println!("{:<44} {:>10} {:>10}", "report", "p50", "p99");
     for (name, (sorted, _)) in [
-        ("month buckets, all doctors", &months),
-        ("day buckets, one doctor", &one),
+        ("appointments, month buckets, all doctors", &months),
+        ("appointments, day buckets, one doctor", &one),
+        ("billing with A/R aging, month buckets", &billing),
     ] {
         println!(
             "{name:<44} {:>10} {:>10}",
@@ -117,19 +140,30 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<Figure>> {
             "ms",
             50.0,
         ),
+        Figure::at_most(
+            "analytics.report_billing_months_p99",
+            p99(&billing),
+            "ms",
+            50.0,
+        ),
         Figure::plain("analytics.start_with_recount", start_secs, "s", false),
     ])
 }
 
-/// Asks the report `n` times; returns the sorted latencies (µs) and the
-/// number of rows it answered.
+/// Asks a report (`appointments?...` unless the query names another) `n`
+/// times; returns the sorted latencies (µs) and the number of rows it answered.
 async fn ask(
     server: &Server,
     token: &str,
     query: &str,
     n: usize,
 ) -> anyhow::Result<(Vec<u32>, usize)> {
-    let url = server.url(&format!("/api/analytics/appointments?{query}"));
+    let path = if query.contains('?') {
+        query.to_owned()
+    } else {
+        format!("appointments?{query}")
+    };
+    let url = server.url(&format!("/api/analytics/{path}"));
     let http = reqwest::Client::builder().no_proxy().build()?;
     let mut took = Vec::with_capacity(n);
     let mut rows = 0;

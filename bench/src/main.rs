@@ -230,7 +230,15 @@ fn plan(quick: bool) -> [&'static [&'static str]; 8] {
                 "--invoice-payments",
                 "20000",
             ],
-            &["analytics", "--appointments", "50000", "--requests", "20"],
+            &[
+                "analytics",
+                "--appointments",
+                "50000",
+                "--payments",
+                "20000",
+                "--requests",
+                "20",
+            ],
         ]
     } else {
         [
