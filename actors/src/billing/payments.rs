@@ -15,7 +15,7 @@ use medrelay_protocol::{BillId, Channel, Event, Money, PatientId, PaymentId, Use
 use serde::{Deserialize, Serialize};
 
 use super::notices::{BillingNotice, NoticeKind, notice_key};
-use super::{Bill, BillChange, BillingAccount, StoredBill};
+use super::{BillChange, BillingAccount, StoredBill};
 use crate::patients::PatientError;
 use crate::phi::Vault;
 use crate::stats::billing::{self as b, BillState};
@@ -391,14 +391,9 @@ pub fn apply(
             continue;
         }
         batch.require_equal(id.as_str(), &stored);
-        let due = super::claims::insurer_due_of(batch, store, stored.claim_id.as_ref())?;
-        let before = BillState::stored(&stored, due);
-        let mut bill = super::open(vault, stored)?;
-        let paid = bill.paid.plus(pay).unwrap_or(bill.total);
-        settle(&mut bill, paid, at);
-        super::write(batch, vault, &bill, by, BillChange::Paid);
-        let zone = store.stats_zone();
-        stats::tally(batch, zone, Some(&before), &BillState::of(&bill, due));
+        let paid = stored.paid.plus(pay).unwrap_or(stored.total);
+        let change = (BillChange::Paid, by, at);
+        settle(batch, (store, vault), stored, paid, change)?;
         left = left.less(pay);
         allocations.push(Allocation {
             bill_id: id,
@@ -417,8 +412,22 @@ pub fn apply(
     Ok(Ok(paid))
 }
 
-/// Sets what is paid on `bill` and the state that follows from it.
-fn settle(bill: &mut Bill, paid: Money, at: Timestamp) {
+/// Adds to `batch` the stored bill with `paid` now paid on it, the state
+/// that follows from it, and what that did to the figures (the bill's claim
+/// required unchanged: the figures split what the bill owes by it).
+///
+/// # Errors
+/// [`PatientError`] on a read failure or lines that do not open.
+fn settle(
+    batch: &mut WriteBatch,
+    (store, vault): (&Store, &Vault),
+    stored: StoredBill,
+    paid: Money,
+    (change, by, at): (BillChange, &UserId, Timestamp),
+) -> Result<(), PatientError> {
+    let due = super::claims::insurer_due_of(batch, store, stored.claim_id.as_ref())?;
+    let before = BillState::stored(&stored, due);
+    let mut bill = super::open(vault, stored)?;
     bill.paid = paid;
     bill.status = if paid >= bill.total {
         BillStatus::Paid
@@ -429,6 +438,14 @@ fn settle(bill: &mut Bill, paid: Money, at: Timestamp) {
     };
     bill.revision += 1;
     bill.updated_at = Some(at);
+    super::write(batch, vault, &bill, by, change);
+    stats::tally(
+        batch,
+        store.stats_zone(),
+        Some(&before),
+        &BillState::of(&bill, due),
+    );
+    Ok(())
 }
 
 /// Adds to `batch` a refund of `amount` (at most [`PaymentRecord::refundable`]):
@@ -478,14 +495,9 @@ pub fn refund(
         if let Some(stored) = store.get::<StoredBill>(allocation.bill_id.as_str())? {
             batch.require_equal(allocation.bill_id.as_str(), &stored);
             if stored.status != BillStatus::Void {
-                let due = super::claims::insurer_due_of(batch, store, stored.claim_id.as_ref())?;
-                let before = BillState::stored(&stored, due);
-                let mut bill = super::open(vault, stored)?;
-                let paid = bill.paid.less(back);
-                settle(&mut bill, paid, at);
-                super::write(batch, vault, &bill, by, BillChange::Refunded);
-                let zone = store.stats_zone();
-                stats::tally(batch, zone, Some(&before), &BillState::of(&bill, due));
+                let paid = stored.paid.less(back);
+                let change = (BillChange::Refunded, by, at);
+                settle(batch, (store, vault), stored, paid, change)?;
             }
         }
         allocation.amount = allocation.amount.less(back);
