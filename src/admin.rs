@@ -112,8 +112,8 @@ pub async fn rebuild_stats(settings: &Settings) -> anyhow::Result<(usize, usize)
         // A store an earlier release wrote: its claims' first answers first.
         medrelay_actors::billing::claims::note_first_decisions(&store).await?;
         let before = rebuild::kept(&store)?;
-        let rows = rebuild::rebuild(&store).await?;
-        let after = rebuild::kept(&store)?;
+        let after = rebuild::rebuild(&store).await?;
+        let rows = after.len();
         let keys: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
         let changed = keys
             .into_iter()

@@ -94,7 +94,7 @@ impl ScheduleActor {
         let from_waitlist = redeemed.as_ref().is_some_and(|h| h.offer.is_some());
         let (mut batch, mut apply, record) =
             changes::book(&state.provider, req, (slot, from_waitlist), by.clone(), now);
-        stats::appointments::tally(&mut batch, store.stats_zone(), None, &record);
+        stats::tally(&mut batch, store.stats_zone(), None, &record);
         plan.booked(&mut batch, &record, now);
         doctors::tell_doctor(&mut batch, &state.provider, None, &record, by.as_ref(), now);
         if let Some(hold) = redeemed {

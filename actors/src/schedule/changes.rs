@@ -335,7 +335,7 @@ pub fn follow_change(
 ) -> Prepared<AppointmentRecord> {
     let (mut batch, apply, after) = prepared?;
     if !batch.is_empty() {
-        stats::appointments::tally(&mut batch, store.stats_zone(), Some(before), &after);
+        stats::tally(&mut batch, store.stats_zone(), Some(before), &after);
     }
     if batch.is_empty() || (before.slot == after.slot && before.status == after.status) {
         return Ok((batch, apply, after));

@@ -6,9 +6,8 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use medrelay_protocol::schedule::{AppointmentStatus, HistoryAction};
 
-use super::Figures;
+use super::{Counted, Figures};
 use crate::schedule::AppointmentRecord;
-use crate::store::WriteBatch;
 
 /// Appointments on the day, whatever became of them.
 pub const BOOKED: u16 = 0;
@@ -108,27 +107,9 @@ fn cancelled_at(record: &AppointmentRecord) -> Option<Timestamp> {
         .map(|h| h.at)
 }
 
-/// Tallies in `batch` what a change from `before` to `after` did to the
-/// figures (`before` is `None` for a new appointment).
-pub fn tally(
-    batch: &mut WriteBatch,
-    zone: &TimeZone,
-    before: Option<&AppointmentRecord>,
-    after: &AppointmentRecord,
-) {
-    let (key, mut added) = figures(after, zone);
-    let Some(before) = before else {
-        batch.tally(key, added);
-        return;
-    };
-    let (old_key, old) = figures(before, zone);
-    if old_key == key {
-        for (code, value) in old {
-            *added.entry(code).or_default() -= value;
-        }
-        batch.tally(key, added);
-    } else {
-        batch.tally(old_key, old.into_iter().map(|(c, v)| (c, -v)).collect());
-        batch.tally(key, added);
+/// An appointment counts on the clinic day of its start ([`figures`]).
+impl Counted for AppointmentRecord {
+    fn rows(&self, zone: &TimeZone) -> Vec<(String, Figures)> {
+        vec![figures(self, zone)]
     }
 }

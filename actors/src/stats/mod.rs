@@ -27,12 +27,18 @@ use std::collections::BTreeMap;
 use jiff::tz::TimeZone;
 
 pub use crate::store::Figures;
-use crate::store::WriteBatch;
+use crate::store::{WriteBatch, add_to};
 
 /// A record (or what the figures read of one) that counts in the figures.
 pub trait Counted {
     /// The rows it adds to, by the clinic's days in `zone`, and what it adds.
     fn rows(&self, zone: &TimeZone) -> Vec<(String, Figures)>;
+}
+
+/// The first and last row keys of `kind`'s rows (`a`, `r`, `b`) on the
+/// clinic days `from` to `to`, for [`Store::visit_stats`](crate::store::Store::visit_stats).
+pub fn day_range(kind: &str, from: jiff::civil::Date, to: jiff::civil::Date) -> (String, String) {
+    (format!("{kind}/{from}/"), format!("{kind}/{to}/\u{10ffff}"))
 }
 
 /// Tallies in `batch` what a change from `before` (`None`: new) to `after`
@@ -42,10 +48,7 @@ pub fn tally<T: Counted>(batch: &mut WriteBatch, zone: &TimeZone, before: Option
     let before = before.map(|b| b.rows(zone)).unwrap_or_default();
     for (sign, side) in [(1, after.rows(zone)), (-1, before)] {
         for (key, figures) in side {
-            let row = rows.entry(key).or_default();
-            for (code, value) in figures {
-                *row.entry(code).or_default() += sign * value;
-            }
+            add_to(rows.entry(key).or_default(), &figures, sign);
         }
     }
     for (key, figures) in rows {
@@ -73,35 +76,29 @@ pub fn headline(
         records_written: 0,
     };
     let add = |n: &mut u64, v: i64| *n = n.saturating_add(u64::try_from(v).unwrap_or(0));
-    store.visit_stats(
-        &format!("a/{day}/"),
-        &format!("a/{day}/\u{10ffff}"),
-        |_, figures| {
-            for (code, value) in figures {
-                match *code {
-                    appointments::BOOKED => add(&mut h.booked, *value),
-                    appointments::COMPLETED => add(&mut h.completed, *value),
-                    appointments::CANCELLED => add(&mut h.cancelled, *value),
-                    appointments::LATE_CANCELLED => add(&mut h.late_cancellations, *value),
-                    appointments::NO_SHOWS => add(&mut h.no_shows, *value),
-                    _ => {}
-                }
+    let (first, last) = day_range("a", day, day);
+    store.visit_stats(&first, &last, |_, figures| {
+        for (code, value) in figures {
+            match *code {
+                appointments::BOOKED => add(&mut h.booked, *value),
+                appointments::COMPLETED => add(&mut h.completed, *value),
+                appointments::CANCELLED => add(&mut h.cancelled, *value),
+                appointments::LATE_CANCELLED => add(&mut h.late_cancellations, *value),
+                appointments::NO_SHOWS => add(&mut h.no_shows, *value),
+                _ => {}
             }
-        },
-    )?;
-    store.visit_stats(
-        &format!("r/{day}/"),
-        &format!("r/{day}/\u{10ffff}"),
-        |_, figures| {
-            for (code, value) in figures {
-                if matches!(
-                    *code,
-                    records::CREATED | records::UPDATED | records::DELETED
-                ) {
-                    add(&mut h.records_written, *value);
-                }
+        }
+    })?;
+    let (first, last) = day_range("r", day, day);
+    store.visit_stats(&first, &last, |_, figures| {
+        for (code, value) in figures {
+            if matches!(
+                *code,
+                records::CREATED | records::UPDATED | records::DELETED
+            ) {
+                add(&mut h.records_written, *value);
             }
-        },
-    )?;
+        }
+    })?;
     Ok(h)
 }

@@ -12,7 +12,7 @@ use crate::billing::claims::StoredClaim;
 use crate::billing::payments::PaymentRecord;
 use crate::medical::RecordVersion;
 use crate::schedule::AppointmentRecord;
-use crate::store::{Store, StoreError, Table, WriteBatch, WriteError};
+use crate::store::{Store, StoreError, Table, WriteBatch, WriteError, add_to};
 
 /// The counter naming the zone and rules the figures were counted by.
 const ZONE: &str = "stats_zone";
@@ -36,10 +36,7 @@ pub fn recount(store: &Store) -> Result<BTreeMap<String, Figures>, StoreError> {
     let zone = store.stats_zone();
     let mut rows: BTreeMap<String, Figures> = BTreeMap::new();
     let mut add = |(key, figures): (String, Figures)| {
-        let row = rows.entry(key).or_default();
-        for (code, value) in figures {
-            *row.entry(code).or_default() += value;
-        }
+        add_to(rows.entry(key).or_default(), &figures, 1);
     };
     let snapshot = store.snapshot()?;
     snapshot.for_each_between(Table::Appointments, "", "\u{10ffff}", |entry| {
@@ -97,27 +94,30 @@ pub fn recount(store: &Store) -> Result<BTreeMap<String, Figures>, StoreError> {
 /// # Errors
 /// A storage error.
 pub fn kept(store: &Store) -> Result<BTreeMap<String, Figures>, StoreError> {
-    Ok(store.stats("", "\u{10ffff}")?.into_iter().collect())
+    let mut rows = BTreeMap::new();
+    store.visit_stats("", "\u{10ffff}", |key, figures| {
+        rows.insert(key.to_owned(), figures.iter().copied().collect());
+    })?;
+    Ok(rows)
 }
 
 /// Replaces every kept figure with a recount, in one batch, and notes the
-/// zone it was counted in. Returns how many rows it wrote. Run it with
+/// zone it was counted in. Returns the rows it wrote. Run it with
 /// nothing else writing (at start, or offline): a change committed between
 /// the recount and its write would be lost from the figures.
 ///
 /// # Errors
 /// A storage error.
-pub async fn rebuild(store: &Store) -> Result<usize, RebuildError> {
+pub async fn rebuild(store: &Store) -> Result<BTreeMap<String, Figures>, RebuildError> {
     let rows = recount(store)?;
     let mut batch = WriteBatch::new();
     batch.reset_stats("");
-    let written = rows.len();
-    for (key, figures) in rows {
-        batch.tally(key, figures);
+    for (key, figures) in &rows {
+        batch.tally(key.clone(), figures.clone());
     }
     batch.set_counter(ZONE, zone_tag(store));
     store.write(batch).await?;
-    Ok(written)
+    Ok(rows)
 }
 
 /// Recounts when the figures were counted in another zone than the store's
@@ -130,7 +130,7 @@ pub async fn rebuild_if_stale(store: &Store) -> Result<bool, RebuildError> {
     if store.counter(ZONE)? == zone_tag(store) {
         return Ok(false);
     }
-    let rows = rebuild(store).await?;
+    let rows = rebuild(store).await?.len();
     tracing::info!(
         rows,
         zone = store.stats_zone().iana_name().unwrap_or("UTC"),

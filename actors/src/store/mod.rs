@@ -50,7 +50,7 @@ pub use batch::WriteBatch;
 pub use config::StoreConfig;
 pub use record::Record;
 pub use snapshot::{Entry, Records, Snapshot};
-pub use stats::Figures;
+pub use stats::{Figures, add_to};
 pub use tables::Table;
 
 /// Applies the logged groups that redb's last durable commit lacks (those

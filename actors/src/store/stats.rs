@@ -51,18 +51,6 @@ impl Store {
         &self.config.stats_zone
     }
 
-    /// The stats rows with keys in `from..=to`, in key order.
-    ///
-    /// # Errors
-    /// [`StoreError`] on an I/O failure or an unreadable row.
-    pub fn stats(&self, from: &str, to: &str) -> Result<Vec<(String, Figures)>, StoreError> {
-        let mut out = Vec::new();
-        self.visit_stats(from, to, |key, figures| {
-            out.push((key.to_owned(), figures.iter().copied().collect()));
-        })?;
-        Ok(out)
-    }
-
     /// Visits the stats rows with keys in `from..=to`, in key order, each
     /// as its `(code, value)` pairs in code order, with nothing allocated
     /// per row (a year's report visits tens of thousands).
@@ -95,16 +83,20 @@ impl Store {
     }
 }
 
+/// Adds `sign` × `figures` to `row`, figure by figure.
+pub fn add_to(row: &mut Figures, figures: &Figures, sign: i64) {
+    for (code, value) in figures {
+        *row.entry(*code).or_default() += sign * value;
+    }
+}
+
 /// A group's tallies, summed per row until the group ends.
 #[derive(Default)]
 pub(super) struct Pending(BTreeMap<String, Figures>);
 
 impl Pending {
     pub(super) fn add(&mut self, key: &str, figures: &Figures) {
-        let row = self.0.entry(key.to_owned()).or_default();
-        for (code, value) in figures {
-            *row.entry(*code).or_default() += value;
-        }
+        add_to(self.0.entry(key.to_owned()).or_default(), figures, 1);
     }
 
     /// Adds every pending sum to its row.
