@@ -74,15 +74,14 @@ async fn records(
     let Query(q) = query.map_err(bad_query)?;
     let report = move || analytics::records(&state, &principal, q);
     answer(&headers, report, |report| {
-        let head = [
+        let mut table = vec![names(&[
             "period",
             "authorId",
             "providerId",
             "created",
             "updated",
             "deleted",
-        ];
-        let mut table = vec![head.map(String::from).to_vec()];
+        ])];
         let line = |period: &str, author: &str, provider: &str, f: &RecordFigures| {
             vec![
                 period.to_owned(),
@@ -122,7 +121,7 @@ async fn billing(
     let Query(q) = query.map_err(bad_query)?;
     let report = move || analytics::billing(&state, &principal, q);
     answer(&headers, report, |report| {
-        let head = [
+        let head = names(&[
             "period",
             "charges",
             "bills",
@@ -136,8 +135,7 @@ async fn billing(
             "claimsClean",
             "denialRate",
             "cleanClaimRate",
-        ];
-        let rate = |r: Option<f64>| r.map(|r| r.to_string()).unwrap_or_default();
+        ]);
         let line = |period: &str, f: &BillingFigures| {
             vec![
                 period.to_owned(),
@@ -147,28 +145,24 @@ async fn billing(
                 f.payments.to_string(),
                 f.collected_from_insurers.to_string(),
                 f.refunds.to_string(),
-                rate(f.net_collection_rate),
+                cell(f.net_collection_rate),
                 f.claims_answered.to_string(),
                 f.claims_denied.to_string(),
                 f.claims_clean.to_string(),
-                rate(f.denial_rate),
-                rate(f.clean_claim_rate),
+                cell(f.denial_rate),
+                cell(f.clean_claim_rate),
             ]
         };
-        let mut table = vec![head.map(String::from).to_vec()];
+        let mut table = vec![head];
         for row in &report.rows {
             table.push(line(&row.period, &row.figures));
         }
         table.push(line("total", &report.totals));
         let r = &report.receivable;
         table.push(Vec::new());
-        table.push(
-            [
-                "ageDays", "patients", "insurers", "total", "asOf", "daysInAr",
-            ]
-            .map(String::from)
-            .to_vec(),
-        );
+        table.push(names(&[
+            "ageDays", "patients", "insurers", "total", "asOf", "daysInAr",
+        ]));
         for age in &r.aging {
             table.push(vec![
                 age.days.clone(),
@@ -185,7 +179,7 @@ async fn billing(
             r.insurers.to_string(),
             r.total.to_string(),
             r.as_of.to_string(),
-            rate(r.days_in_ar),
+            cell(r.days_in_ar),
         ]);
         table
     })
@@ -242,8 +236,18 @@ fn wants_csv(headers: &HeaderMap) -> bool {
     false
 }
 
+/// A header line.
+fn names(head: &[&str]) -> Vec<String> {
+    head.iter().map(|&name| name.to_owned()).collect()
+}
+
+/// A figure that may be absent (a rate with nothing to divide by): empty.
+fn cell<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
 fn header_row() -> Vec<String> {
-    [
+    names(&[
         "period",
         "providerId",
         "booked",
@@ -258,13 +262,10 @@ fn header_row() -> Vec<String> {
         "medianLeadHours",
         "reschedules",
         "waitlistFills",
-    ]
-    .map(String::from)
-    .to_vec()
+    ])
 }
 
 fn figures_row(period: &str, provider: &str, f: &AppointmentFigures) -> Vec<String> {
-    let opt = |v: Option<String>| v.unwrap_or_default();
     vec![
         period.to_owned(),
         provider.to_owned(),
@@ -273,11 +274,11 @@ fn figures_row(period: &str, provider: &str, f: &AppointmentFigures) -> Vec<Stri
         f.cancelled.to_string(),
         f.late_cancellations.to_string(),
         f.no_shows.to_string(),
-        opt(f.no_show_rate.map(|r| r.to_string())),
+        cell(f.no_show_rate),
         f.booked_minutes.to_string(),
         f.available_minutes.to_string(),
-        opt(f.fill_rate.map(|r| r.to_string())),
-        opt(f.median_lead_hours.map(|h| h.to_string())),
+        cell(f.fill_rate),
+        cell(f.median_lead_hours),
         f.reschedules.to_string(),
         f.waitlist_fills.to_string(),
     ]
@@ -290,22 +291,27 @@ fn figures_row(period: &str, provider: &str, f: &AppointmentFigures) -> Vec<Stri
 fn csv(table: &[Vec<String>]) -> Response {
     let mut out = String::new();
     for row in table {
-        let fields: Vec<String> = row
-            .iter()
-            .map(|f| {
-                let f = &if f.starts_with(['=', '+', '-', '@']) && f.parse::<f64>().is_err() {
-                    format!("'{f}")
-                } else {
-                    f.clone()
-                };
-                if f.contains([',', '"', '\n', '\r']) {
-                    format!("\"{}\"", f.replace('"', "\"\""))
-                } else {
-                    f.clone()
-                }
-            })
-            .collect();
-        out.push_str(&fields.join(","));
+        for (i, f) in row.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let guard = f.starts_with(['=', '+', '-', '@']) && f.parse::<f64>().is_err();
+            let quoted = f.contains([',', '"', '\n', '\r']);
+            if quoted {
+                out.push('"');
+            }
+            if guard {
+                out.push('\'');
+            }
+            if quoted {
+                out.push_str(&f.replace('"', "\"\""));
+            } else {
+                out.push_str(f);
+            }
+            if quoted {
+                out.push('"');
+            }
+        }
         out.push_str("\r\n");
     }
     ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response()

@@ -72,8 +72,8 @@ pub fn appointments(
     // The doctors' hours, day by day (their own dates; see the docs).
     for (doctor, p) in providers.iter().enumerate() {
         let hours = Hours::of(p, period.from, period.to);
-        for (day, bucket) in period.days.iter().zip(&period.bucket_of) {
-            let minutes = hours.minutes(*day);
+        for (day, bucket) in period.from.series(1.day()).zip(&period.bucket_of) {
+            let minutes = hours.minutes(day);
             if minutes > 0 {
                 cells.entry((*bucket, doctor)).or_default().available += minutes;
             }

@@ -77,8 +77,9 @@ fn receivable(state: &AppState) -> Result<Receivable, AppError> {
         .to_zoned(store.stats_zone().clone())
         .date();
     let mut aging = Aging::new(today);
+    let (_, last) = medrelay_actors::stats::day_range("b", today, today);
     store
-        .visit_stats("b/", &format!("b/{today}/\u{10ffff}"), |key, figures| {
+        .visit_stats("b/", &last, |key, figures| {
             if let Some(day) = key.get(2..12).and_then(|d| d.parse::<Date>().ok()) {
                 aging.add(day, figures);
             }

@@ -33,8 +33,6 @@ struct Period {
     from: Date,
     to: Date,
     group_by: GroupBy,
-    /// Every day of the range, in order.
-    days: Vec<Date>,
     /// Bucket names, in order.
     buckets: Vec<String>,
     /// The bucket of each day.
@@ -73,12 +71,12 @@ impl Period {
             Some("month") => GroupBy::Month,
             Some(_) => return Err(AppError::invalid("groupBy", "one of day, week, month")),
         };
-        let days: Vec<Date> = from.series(1.day()).take_while(|d| *d <= to).collect();
         let mut buckets: Vec<String> = Vec::new();
-        let bucket_of = days
-            .iter()
+        let bucket_of = from
+            .series(1.day())
+            .take_while(|d| *d <= to)
             .map(|d| {
-                let name = bucket(*d, group_by);
+                let name = bucket(d, group_by);
                 if buckets.last() != Some(&name) {
                     buckets.push(name);
                 }
@@ -89,7 +87,6 @@ impl Period {
             from,
             to,
             group_by,
-            days,
             buckets,
             bucket_of,
         })
@@ -110,32 +107,29 @@ impl Period {
         let skip = kind.len() + 1;
         // Rows come day by day: each day's bucket is looked up once.
         let mut current: Option<(String, Option<usize>)> = None;
+        let (first, last) = medrelay_actors::stats::day_range(kind, from, to);
         store
-            .visit_stats(
-                &format!("{kind}/{from}/"),
-                &format!("{kind}/{to}/\u{10ffff}"),
-                |key, figures| {
-                    let (Some(day), Some(owner)) = (key.get(skip..skip + 10), key.get(skip + 11..))
-                    else {
-                        return;
-                    };
-                    let bucket = match &current {
-                        Some((seen, bucket)) if seen == day => *bucket,
-                        _ => {
-                            let bucket = day
-                                .parse::<Date>()
-                                .ok()
-                                .and_then(|d| usize::try_from((d - from).get_days()).ok())
-                                .and_then(|i| self.bucket_of.get(i).copied());
-                            current = Some((day.to_owned(), bucket));
-                            bucket
-                        }
-                    };
-                    if let Some(bucket) = bucket {
-                        visit(bucket, owner, figures);
+            .visit_stats(&first, &last, |key, figures| {
+                let (Some(day), Some(owner)) = (key.get(skip..skip + 10), key.get(skip + 11..))
+                else {
+                    return;
+                };
+                let bucket = match &current {
+                    Some((seen, bucket)) if seen == day => *bucket,
+                    _ => {
+                        let bucket = day
+                            .parse::<Date>()
+                            .ok()
+                            .and_then(|d| usize::try_from((d - from).get_days()).ok())
+                            .and_then(|i| self.bucket_of.get(i).copied());
+                        current = Some((day.to_owned(), bucket));
+                        bucket
                     }
-                },
-            )
+                };
+                if let Some(bucket) = bucket {
+                    visit(bucket, owner, figures);
+                }
+            })
             .map_err(AppError::internal)
     }
 }
