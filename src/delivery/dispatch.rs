@@ -37,25 +37,16 @@ impl Firing<'_> {
         base: Draft,
         (expired, reach): (bool, Reach),
     ) {
-        let Person {
-            patient,
-            user,
-            prefs,
-            devices,
-        } = person;
-        let drafts = policy::routes(prefs, patient, user.as_ref(), devices)
-            .into_iter()
-            .filter(|route| reach == Reach::Every || route.channel.is_text())
-            .map(|route| Draft {
-                // Only e-mails carry an invitation.
-                invitation: base
-                    .invitation
-                    .filter(|_| route.channel == NotificationChannel::Email),
-                channel: route.channel,
-                recipient: route.recipient,
-                fallback: route.fallback,
-                ..base.clone()
-            });
+        let drafts = person.routes(reach).into_iter().map(|route| Draft {
+            // Only e-mails carry an invitation.
+            invitation: base
+                .invitation
+                .filter(|_| route.channel == NotificationChannel::Email),
+            channel: route.channel,
+            recipient: route.recipient,
+            fallback: route.fallback,
+            ..base.clone()
+        });
         for draft in drafts {
             self.fired += 1;
             if expired {
@@ -129,21 +120,14 @@ impl Firing<'_> {
             return Ok(false);
         }
         let id = confirmation.appointment_id.as_str();
-        let patient = self
-            .n
-            .store
-            .get::<AppointmentRecord>(id)?
-            .map(|a| a.patient_id);
-        let person = match &patient {
-            Some(patient) => self.person(patient)?,
+        let appointment = self.n.store.get::<AppointmentRecord>(id)?;
+        let person = match &appointment {
+            Some(a) => self.person(&a.patient_id)?,
             None => None,
         };
-        let channel = person.as_deref().and_then(|p| {
-            policy::routes(&p.prefs, &p.patient, p.user.as_ref(), &p.devices)
-                .into_iter()
-                .find(|route| route.channel.is_text())
-                .map(|route| route.channel)
-        });
+        let channel = person
+            .as_deref()
+            .and_then(|p| p.routes(Reach::TextOnly).first().map(|r| r.channel));
         // With no text route it is fired as nothing (and removed).
         if let Some(c) = channel
             && !self.room.take(c)
@@ -153,7 +137,7 @@ impl Firing<'_> {
         }
         self.n.forget_waiting(key);
         let at = (Table::BookingConfirmations, key);
-        self.fire(at, &confirmation.reminder())?;
+        self.fire_about(at, &confirmation.reminder(), appointment)?;
         Ok(true)
     }
 }
@@ -214,17 +198,24 @@ impl Notifier {
     /// back another's only while a firing's first 64 all wait for it.
     pub(super) fn text_room(&self, held: &[(NotificationChannel, String)]) -> TextRoom {
         let second = usize::try_from(self.settings.delivery.rate_per_sec).unwrap_or(usize::MAX);
-        let room = |channel: NotificationChannel| {
+        let (mut emails, mut texts) = (0, 0);
+        for (channel, _) in held {
+            match channel {
+                NotificationChannel::Email => emails += 1,
+                NotificationChannel::Sms => texts += 1,
+                _ => {}
+            }
+        }
+        let room = |channel: NotificationChannel, waiting: usize| {
             let Some(lane) = self.lanes.get(&channel) else {
                 return 0;
             };
             let owned = lane.owned.lock().unwrap_or_else(|e| e.into_inner()).len();
-            let waiting = held.iter().filter(|(c, _)| *c == channel).count();
             second.saturating_sub(owned + waiting)
         };
         TextRoom {
-            email: room(NotificationChannel::Email),
-            sms: room(NotificationChannel::Sms),
+            email: room(NotificationChannel::Email, emails),
+            sms: room(NotificationChannel::Sms, texts),
         }
     }
 }

@@ -449,12 +449,39 @@ pub(super) struct Person {
     pub(super) devices: Vec<DeviceRecord>,
 }
 
+impl Person {
+    /// The routes the patient's preferences choose within `reach`.
+    pub(super) fn routes(&self, reach: Reach) -> Vec<policy::Route> {
+        policy::routes(
+            &self.prefs,
+            &self.patient,
+            self.user.as_ref(),
+            &self.devices,
+        )
+        .into_iter()
+        .filter(|route| reach == Reach::Every || route.channel.is_text())
+        .collect()
+    }
+}
+
 impl Firing<'_> {
     /// Fires the reminder or notice under `key` of `table`.
     pub(super) fn fire(
         &mut self,
+        at: (Table, &str),
+        reminder: &ReminderRecord,
+    ) -> Result<(), NotifyError> {
+        let id = reminder.appointment_id.as_str();
+        let appointment = self.n.store.get::<AppointmentRecord>(id)?;
+        self.fire_about(at, reminder, appointment)
+    }
+
+    /// [`Firing::fire`] with its appointment already read (`None`: gone).
+    pub(super) fn fire_about(
+        &mut self,
         (table, key): (Table, &str),
         reminder: &ReminderRecord,
+        appointment: Option<AppointmentRecord>,
     ) -> Result<(), NotifyError> {
         let store = &self.n.store;
         self.batch.require_present(table, key);
@@ -472,7 +499,7 @@ impl Firing<'_> {
                 keys.retain(|k| k != key);
             }
         }
-        let Some(appointment) = store.get::<AppointmentRecord>(id.as_str())? else {
+        let Some(appointment) = appointment else {
             return Ok(());
         };
         if policy::is_stale(reminder, &appointment) {

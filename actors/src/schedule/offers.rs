@@ -80,10 +80,7 @@ pub fn offer_freed(
     {
         return None;
     }
-    let until = (now + rules.offer_for).min(slot.start - rules.min_notice);
-    if until <= now {
-        return None;
-    }
+    let until = offer_until(slot, rules, now)?;
     state.check_free(slot, except, now).ok()?;
     let offered_now: Vec<&str> = live_offers(state, now)
         .map(|(_, o)| o.entry_id.as_str())
@@ -144,8 +141,10 @@ pub fn offer_opened(
             if looked > SLOTS_LOOKED_AT {
                 break 'days;
             }
-            let until = (now + rules.offer_for).min(slot.start - rules.min_notice);
-            let fits = until > now && check_notice(&slot, rules, now).is_ok();
+            let Some(until) = offer_until(&slot, rules, now) else {
+                continue;
+            };
+            let fits = check_notice(&slot, rules, now).is_ok();
             if fits && !had_slot(state, &slot) && state.check_free(&slot, (None, None), now).is_ok()
             {
                 opened.push(Some((slot, until)));
@@ -162,16 +161,25 @@ pub fn offer_opened(
     let mut checks = 0;
     let mut made: Vec<HoldRecord> = Vec::new();
     for entry in state.waitlist.values() {
+        if checks >= CELL_CHECKS {
+            break; // no calendar can be checked any more: no more offers
+        }
         let patient = &entry.patient_id;
-        if offered.contains(patient) || !crate::patients::is_live(store, patient).unwrap_or(false) {
+        if offered.contains(patient) {
             continue;
         }
+        // Their profile is read only once a slot they want is found.
+        let mut live = None;
         let found = opened.iter_mut().find(|s| {
             s.as_ref().is_some_and(|(slot, _)| {
-                entry.wants(slot) && {
-                    checks += 1;
-                    checks <= CELL_CHECKS && is_free_for(store, patient, slot)
-                }
+                entry.wants(slot)
+                    && *live.get_or_insert_with(|| {
+                        crate::patients::is_live(store, patient).unwrap_or(false)
+                    })
+                    && {
+                        checks += 1;
+                        checks <= CELL_CHECKS && is_free_for(store, patient, slot)
+                    }
             })
         });
         let Some((slot, until)) = found.and_then(Option::take) else {
@@ -185,6 +193,14 @@ pub fn offer_opened(
         tracing::info!(provider = %provider.provider_id, offers = made.len(), "time opened by new hours offered to the waitlist");
     }
     made
+}
+
+/// Until when an offer of `slot` made `now` lasts: `offer_for`, or until the
+/// minimum notice closes booking, whichever comes first; `None` when that
+/// is not after now.
+fn offer_until(slot: &SlotTime, rules: &BookingRules, now: Timestamp) -> Option<Timestamp> {
+    let until = (now + rules.offer_for).min(slot.start - rules.min_notice);
+    (until > now).then_some(until)
 }
 
 /// The most slots of new hours looked at for the waitlist per change.
