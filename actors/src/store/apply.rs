@@ -6,6 +6,7 @@ use medrelay_protocol::{Channel, Event};
 use redb::{ReadableTable, WriteTransaction};
 
 use super::audit;
+use super::counted;
 use super::stats;
 use super::tables::{self, Table};
 use super::{Committed, Op, OutboxEntry, StoreConfig, WriteBatch, WriteError};
@@ -47,6 +48,7 @@ struct Applier<'txn> {
     counters: Option<redb::Table<'txn, &'static str, u64>>,
     audit: Option<redb::Table<'txn, u64, &'static [u8]>>,
     audit_index: Option<redb::Table<'txn, (&'static str, u64), ()>>,
+    counted: Option<redb::Table<'txn, &'static str, &'static [u8]>>,
     /// The audit log's last entry, once read.
     audit_head: audit::Head,
     /// The outbox's newest position, once read.
@@ -80,6 +82,7 @@ impl<'txn> Applier<'txn> {
             counters: None,
             audit: None,
             audit_index: None,
+            counted: None,
             audit_head: None,
             outbox_head: None,
             outbox_grew: false,
@@ -244,6 +247,18 @@ impl<'txn> Applier<'txn> {
                 // Tallies before the reset in this group are reset with it.
                 self.tallies.flush(self.txn)?;
                 stats::reset(self.txn, prefix)?;
+            }
+            Op::Count {
+                table,
+                key,
+                rows,
+                tally,
+            } => {
+                let kept = opened(&mut self.counted, self.txn, counted::COUNTED)?;
+                counted::apply(kept, &mut self.tallies, (*table, key, rows, *tally))?;
+            }
+            Op::ResetCounted => {
+                opened(&mut self.counted, self.txn, counted::COUNTED)?.retain(|_, _| false)?;
             }
         }
         Ok(())

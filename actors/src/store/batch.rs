@@ -40,6 +40,18 @@ pub(crate) enum Op {
     ResetStats {
         prefix: String,
     },
+    /// The stats rows a record now counts in (`rows`, empty once it is
+    /// gone): the writer tallies them minus the rows it counted in before,
+    /// which it keeps beside the stats (see `stats.rs`); `tally: false` only
+    /// notes them (a recount, which tallies its sums itself).
+    Count {
+        table: Table,
+        key: String,
+        rows: Vec<(String, super::stats::Figures)>,
+        tally: bool,
+    },
+    /// Forgets every record's noted rows: the first step of a recount.
+    ResetCounted,
 }
 
 /// Changes that commit together or not at all.

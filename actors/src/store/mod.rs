@@ -7,14 +7,13 @@
 //! batch in it; nothing half-applied is ever visible.
 //!
 //! A batch may carry preconditions ([`WriteBatch::require_absent`],
-//! [`WriteBatch::require_present`], [`WriteBatch::require_equal`]). They are
-//! checked inside the transaction, after the batches before it were applied, so
-//! two racing sign-ups for one username cannot both succeed; a batch whose
-//! precondition fails is rejected alone and the rest of the group commits.
+//! [`WriteBatch::require_present`], [`WriteBatch::require_equal`]), checked
+//! inside the transaction after the batches before it, so two racing sign-ups
+//! for one username cannot both succeed; a batch whose precondition fails is
+//! rejected alone and the rest of the group commits.
 //!
-//! Events a batch declares are numbered per channel (gap-free, in commit
-//! order), kept in the channel history, appended to the outbox in the same
-//! transaction, and handed to the [`EventHub`] after the commit.
+//! Events a batch declares are numbered per channel (gap-free, in commit order),
+//! kept in the channel history and the outbox, and handed to the [`EventHub`].
 //!
 //! Reads open their own MVCC read transaction and never wait for the writer.
 
@@ -23,6 +22,7 @@ mod aside;
 mod audit;
 mod batch;
 mod config;
+mod counted;
 mod phi;
 mod record;
 mod snapshot;
@@ -48,6 +48,7 @@ pub use audit::AuditCheck;
 pub(crate) use batch::Op;
 pub use batch::WriteBatch;
 pub use config::StoreConfig;
+pub use counted::Rows;
 pub use record::Record;
 pub use snapshot::{Entry, Records, Snapshot};
 pub use stats::{Figures, add_to};
@@ -71,14 +72,10 @@ fn replay(
         }
         // The log keeps events sealed; applying them seals them afresh.
         for batch in &mut batches {
-            batch
-                .events
-                .iter_mut()
-                .for_each(|(_, e)| phi::open(vault, e));
-            batch
-                .replicated
-                .iter_mut()
-                .for_each(|(_, _, e)| phi::open(vault, e));
+            let events = batch.events.iter_mut().map(|(_, e)| e);
+            events
+                .chain(batch.replicated.iter_mut().map(|(_, _, e)| e))
+                .for_each(|e| phi::open(vault, e));
         }
         let outcomes = apply::apply_group(
             txn,
@@ -265,6 +262,7 @@ impl Store {
             txn.open_table(tables::AUDIT_LOG)?;
             txn.open_table(tables::AUDIT_BY_PATIENT)?;
             txn.open_table(stats::STATS)?;
+            txn.open_table(counted::COUNTED)?;
             let mut counters = txn.open_table(tables::COUNTERS)?;
             let found = counters
                 .get(tables::SCHEMA_VERSION)?

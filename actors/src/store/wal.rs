@@ -305,6 +305,19 @@ fn encode_batch(out: &mut Vec<u8>, b: &WriteBatch, vault: Option<&Vault>) {
                 out.push(6);
                 put_bytes(out, prefix.as_bytes());
             }
+            Op::Count {
+                table,
+                key,
+                rows,
+                tally,
+            } => {
+                out.push(7);
+                put_table(out, *table);
+                put_bytes(out, key.as_bytes());
+                put_bytes(out, &super::counted::encode(rows));
+                out.push(u8::from(*tally));
+            }
+            Op::ResetCounted => out.push(8),
         }
     }
     put_len(out, b.events.len());
@@ -400,6 +413,13 @@ fn decode_batch(r: &mut Reader<'_>) -> Option<WriteBatch> {
             6 => Op::ResetStats {
                 prefix: r.string()?,
             },
+            7 => Op::Count {
+                table: r.table()?,
+                key: r.string()?,
+                rows: super::counted::decode(&r.bytes()?)?,
+                tally: r.u8()? != 0,
+            },
+            8 => Op::ResetCounted,
             _ => return None,
         };
         b.ops.push(op);
@@ -430,6 +450,7 @@ mod tests {
             key: "apt_1".into(),
             value: b"\0\x01{\"a\":1}".to_vec(),
         });
+        let rows = vec![("n/d".into(), [(1, 1)].into())];
         b.delete(Table::Reminders, "r/1")
             .ack_outbox(7)
             .set_counter("cursor", 42)
@@ -437,6 +458,8 @@ mod tests {
             .audit(Vec::new(), b"{\"x\":1}".to_vec())
             .reset_stats("a/")
             .tally("a/2026-12-01/prv_1", [(0, 1), (1_036, -2)].into())
+            .note_counted(Table::Notifications, "ntf_1", rows)
+            .reset_counted()
             .lazy();
         b
     }
@@ -454,7 +477,7 @@ mod tests {
         let back = decode_batch(&mut Reader(&bytes)).expect("decodes");
         assert_eq!(encoded(&back), bytes);
         assert!(back.lazy);
-        assert_eq!(back.ops.len(), 8);
+        assert_eq!(back.ops.len(), 10);
         assert!(matches!(&back.ops[6], Op::ResetStats { prefix } if prefix == "a/"));
         assert!(
             matches!(&back.ops[7], Op::Tally { key, figures } if key == "a/2026-12-01/prv_1" && figures[&1_036] == -2)
