@@ -287,3 +287,63 @@ pub struct BillingReport {
     /// Accounts receivable now, whatever the range.
     pub receivable: Receivable,
 }
+
+/// Notifications of one channel and category in one bucket (or the whole range).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationFigures {
+    /// Notifications made.
+    pub notifications: u64,
+    /// Handed to the provider, a live device or the outbox folder.
+    pub sent: u64,
+    /// Known to have arrived.
+    pub delivered: u64,
+    /// Will not arrive (undeliverable or expired).
+    pub failed: u64,
+    /// Of those, reminders that fell due while the server was down.
+    pub expired: u64,
+    /// Send attempts that failed (each retry or final failure once).
+    pub failed_attempts: u64,
+    /// In-app notifications a patient's device acknowledged.
+    pub acknowledged: u64,
+    /// delivered ÷ notifications, to 4 places; null with none.
+    pub delivery_rate: Option<f64>,
+    /// acknowledged ÷ delivered, to 4 places, in-app rows only (engagement); null otherwise.
+    pub acknowledgement_rate: Option<f64>,
+}
+
+/// One row of the notifications report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationsRow {
+    /// The bucket: `yyyy-mm-dd` (a day, or a week's Monday) or `yyyy-mm`.
+    pub period: String,
+    /// `email`, `sms`, `push` or `in_app`.
+    pub channel: String,
+    /// What they were about (`appointment_reminder`, …), `direct` for direct sends.
+    pub category: String,
+    /// The figures.
+    #[serde(flatten)]
+    pub figures: NotificationFigures,
+}
+
+/// `GET /api/analytics/notifications`: notifications by the clinic day they
+/// were made, per channel and category, by what became of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationsReport {
+    /// First day.
+    #[schema(value_type = String, format = Date)]
+    pub from: Date,
+    /// Last day.
+    #[schema(value_type = String, format = Date)]
+    pub to: Date,
+    /// The grouping.
+    pub group_by: GroupBy,
+    /// The clinic's zone, whose days these are.
+    pub time_zone: String,
+    /// Buckets in order, each with one row per channel and category that had notifications.
+    pub rows: Vec<NotificationsRow>,
+    /// All rows together.
+    pub totals: NotificationFigures,
+}

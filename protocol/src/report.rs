@@ -1,11 +1,9 @@
-//! Notification delivery reports and statistics: the bodies of
-//! `GET /api/notifications/{notificationId}` and `GET /api/notifications`.
-
-use std::collections::BTreeMap;
+//! Notification delivery reports: the body of
+//! `GET /api/notifications/{notificationId}`.
 
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::notification::{DeliveryStatus, NotificationCategory, NotificationChannel};
 
@@ -62,32 +60,4 @@ pub struct Report {
     pub fallback_of: Option<String>,
     /// Every step, oldest first.
     pub history: Vec<StatusView>,
-}
-
-/// The query of `GET /api/notifications`.
-#[derive(Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct StatsQuery {
-    /// Only notifications for this account.
-    #[param(value_type = Option<String>)]
-    pub user_id: Option<String>,
-    /// Only notifications now in this status.
-    pub status: Option<String>,
-    /// Created at or after (RFC 3339).
-    pub from: Option<String>,
-    /// Created before (RFC 3339).
-    pub to: Option<String>,
-}
-
-/// Delivery statistics by channel and status.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Statistics {
-    /// Notifications counted.
-    pub total: u64,
-    /// channel → status → count.
-    pub by_channel: BTreeMap<String, BTreeMap<String, u64>>,
-    /// Whether the scan stopped at its limit (narrow the range).
-    pub truncated: bool,
 }

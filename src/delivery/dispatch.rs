@@ -7,13 +7,22 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use medrelay_actors::notify::{BookingConfirmation, NotificationRecord, PendingDelivery, policy};
 use medrelay_actors::schedule::AppointmentRecord;
-use medrelay_actors::store::{Record, Table};
+use medrelay_actors::stats::notifications;
+use medrelay_actors::store::{Record, Table, WriteBatch};
 use medrelay_protocol::notification::{
     DeliveryStatus, NotificationCategory, NotificationChannel, NotificationPreferences,
 };
 
 use super::scheduler::{Firing, Person, Reach, TextRoom, draft_for};
 use super::{Draft, Notifier, NotifyError};
+
+impl Notifier {
+    /// Writes a notification's record in `batch`, counted in the figures
+    /// (every write of one goes through here).
+    pub(super) fn put(&self, batch: &mut WriteBatch, record: &NotificationRecord) {
+        notifications::put(batch, self.store.stats_zone(), record);
+    }
+}
 
 impl Firing<'_> {
     /// Sends `person` a notice about no appointment (a bill, an offer) due
@@ -58,7 +67,7 @@ impl Firing<'_> {
                     None,
                     Some("not sent by its due time, and the appointment has begun".into()),
                 );
-                self.batch.put(record.notification_id.as_str(), &record);
+                self.n.put(&mut self.batch, &record);
                 continue;
             }
             if draft.channel == NotificationChannel::InApp {
@@ -94,7 +103,7 @@ impl Firing<'_> {
     /// for its lane once the batch commits.
     pub(super) fn queue(&mut self, draft: Draft) {
         let record: NotificationRecord = draft.into_record(self.now, &self.n.vault);
-        self.batch.put(record.notification_id.as_str(), &record);
+        self.n.put(&mut self.batch, &record);
         self.batch.put(
             record.notification_id.as_str(),
             &PendingDelivery {

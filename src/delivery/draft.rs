@@ -71,6 +71,7 @@ impl Draft {
             fallback: self.fallback,
             fallback_of: self.fallback_of,
             invitation: self.invitation,
+            acknowledged_at: None,
         }
     }
 }

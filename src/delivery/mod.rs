@@ -317,7 +317,7 @@ impl Notifier {
     pub async fn submit(&self, draft: Draft) -> Result<NotificationRecord, NotifyError> {
         let record = draft.into_record(self.clock.now(), &self.vault);
         let mut batch = WriteBatch::new();
-        batch.put(record.notification_id.as_str(), &record);
+        self.put(&mut batch, &record);
         batch.put(
             record.notification_id.as_str(),
             &PendingDelivery {
@@ -431,7 +431,7 @@ impl Notifier {
                 None,
                 Some("not a patient id".into()),
             );
-            batch.put(record.notification_id.as_str(), &record);
+            self.put(batch, &record);
             return record;
         };
         let live = self.presence.devices(&patient);
@@ -458,7 +458,7 @@ impl Notifier {
                 at: now,
             },
         );
-        batch.put(record.notification_id.as_str(), &record);
+        self.put(batch, &record);
         record
     }
 
@@ -512,7 +512,7 @@ impl Notifier {
                     None => note,
                 });
             }
-            batch.put(record.notification_id.as_str(), &record);
+            self.put(batch, &record);
             batch.put(
                 record.notification_id.as_str(),
                 &PendingDelivery { channel },
@@ -587,7 +587,7 @@ impl Notifier {
                 follow = self.fallback(&mut batch, &mut record, now);
             }
         }
-        batch.put(id, &record);
+        self.put(&mut batch, &record);
         self.store.write(batch).await?;
         if let Some((channel, id)) = follow {
             self.enqueue(channel, &id);

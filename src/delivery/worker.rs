@@ -195,7 +195,7 @@ async fn try_attempt(
     record.attempts += 1;
     record.in_flight = true;
     let mut batch = WriteBatch::new();
-    batch.put(id, &record);
+    n.put(&mut batch, &record);
     n.store.write(batch).await?;
 
     let message = Outgoing {
@@ -296,7 +296,7 @@ async fn finish_ok(
     record.push_status(status, now, receipt.provider_message_id, Some(detail));
     let mut batch = WriteBatch::new();
     batch.delete(Table::NotificationQueue, record.notification_id.as_str());
-    batch.put(record.notification_id.as_str(), &record);
+    n.put(&mut batch, &record);
     n.store.write(batch).await?;
     metrics::counter!("notifications_sent_total", "channel" => record.channel.as_str())
         .increment(1);
@@ -355,7 +355,7 @@ async fn fail_transient(
         )),
     );
     let mut batch = WriteBatch::new();
-    batch.put(record.notification_id.as_str(), &record);
+    n.put(&mut batch, &record);
     n.store.write(batch).await?;
     metrics::counter!("notification_retries_total", "channel" => record.channel.as_str())
         .increment(1);
@@ -383,7 +383,7 @@ async fn fail_final(
     let mut batch = WriteBatch::new();
     let follow = n.fallback(&mut batch, &mut record, now);
     batch.delete(Table::NotificationQueue, record.notification_id.as_str());
-    batch.put(record.notification_id.as_str(), &record);
+    n.put(&mut batch, &record);
     n.store.write(batch).await?;
     metrics::counter!("notifications_undeliverable_total", "channel" => record.channel.as_str())
         .increment(1);

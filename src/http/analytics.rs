@@ -9,7 +9,8 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use medrelay_protocol::analytics::{
     AppointmentFigures, AppointmentsQuery, AppointmentsReport, BillingFigures, BillingReport,
-    PeriodQuery, RecordFigures, RecordsReport,
+    NotificationFigures, NotificationsReport, PeriodQuery, RecordFigures,
+    RecordsReport,
 };
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -27,6 +28,7 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(appointments))
         .routes(routes!(records))
         .routes(routes!(billing))
+        .routes(routes!(notifications))
 }
 
 /// Appointments per bucket and doctor: booked, completed, cancelled (late
@@ -181,6 +183,63 @@ async fn billing(
             r.as_of.to_string(),
             cell(r.days_in_ar),
         ]);
+        table
+    })
+    .await
+}
+
+/// Notifications per bucket, channel and category, by the clinic day they
+/// were made: sent, delivered, failed (expired apart), failed attempts,
+/// acknowledged in-app, delivery and acknowledgement rates (admins).
+#[utoipa::path(get, path = "/api/analytics/notifications", tag = "analytics",
+    params(PeriodQuery),
+    responses((status = 200, body = NotificationsReport, description = "JSON; the same table as CSV with `Accept: text/csv`"),
+        (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+async fn notifications(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    headers: HeaderMap,
+    query: Result<Query<PeriodQuery>, QueryRejection>,
+) -> Result<Response, AppError> {
+    let Query(q) = query.map_err(bad_query)?;
+    let report = move || analytics::notifications(&state, &principal, q);
+    answer(&headers, report, |report| {
+        let line = |period: &str, channel: &str, category: &str, f: &NotificationFigures| {
+            vec![
+                period.to_owned(),
+                channel.to_owned(),
+                category.to_owned(),
+                f.notifications.to_string(),
+                f.sent.to_string(),
+                f.delivered.to_string(),
+                f.failed.to_string(),
+                f.expired.to_string(),
+                f.failed_attempts.to_string(),
+                f.acknowledged.to_string(),
+                cell(f.delivery_rate),
+                cell(f.acknowledgement_rate),
+            ]
+        };
+        let mut table = vec![names(&[
+            "period",
+            "channel",
+            "category",
+            "notifications",
+            "sent",
+            "delivered",
+            "failed",
+            "expired",
+            "failedAttempts",
+            "acknowledged",
+            "deliveryRate",
+            "acknowledgementRate",
+        ])];
+        for row in &report.rows {
+            table.push(line(&row.period, &row.channel, &row.category, &row.figures));
+        }
+        table.push(line("total", "", "", &report.totals));
         table
     })
     .await

@@ -1,13 +1,10 @@
-//! A notification's delivery report and the delivery statistics. The REST
-//! routes in `http/notifications/reports.rs` call these.
+//! A notification's delivery report. The REST route in
+//! `http/notifications/reports.rs` calls it.
 
-use jiff::Timestamp;
 use medrelay_actors::notify::NotificationRecord;
-use medrelay_protocol::notification::{DeliveryStatus, NotificationChannel};
-use medrelay_protocol::{Role, UserId};
-use std::collections::BTreeMap;
-
-use medrelay_protocol::report::{Report, Statistics, StatsQuery, StatusView};
+use medrelay_protocol::Role;
+use medrelay_protocol::notification::NotificationChannel;
+use medrelay_protocol::report::{Report, StatusView};
 
 use crate::auth::Principal;
 use crate::error::AppError;
@@ -95,90 +92,4 @@ pub fn report(state: &AppState, principal: &Principal, id: &str) -> Result<Repor
             })
             .collect(),
     })
-}
-
-/// Most records one statistics request reads.
-const STATS_SCAN_LIMIT: usize = 200_000;
-
-/// Delivery statistics by channel and status (admins).
-///
-/// # Errors
-/// 403 for other roles, then 400 for a query the surface could not read,
-/// 422 naming a malformed filter.
-pub async fn statistics(
-    state: &AppState,
-    principal: &Principal,
-    q: Result<StatsQuery, AppError>,
-) -> Result<Statistics, AppError> {
-    principal.require(&[Role::Admin])?;
-    let q = q?;
-    let user = q
-        .user_id
-        .as_deref()
-        .map(|u| UserId::parse(u).map_err(|e| AppError::invalid("userId", e)))
-        .transpose()?;
-    let status = q
-        .status
-        .as_deref()
-        .map(|s| {
-            serde_json::from_value::<DeliveryStatus>(serde_json::Value::String(s.to_owned()))
-                .map_err(|_| {
-                    AppError::invalid(
-                        "status",
-                        "one of queued, sent, delivered, failed, undeliverable, expired",
-                    )
-                })
-        })
-        .transpose()?;
-    let time = |field: &str, v: &Option<String>| {
-        v.as_deref()
-            .map(|t| {
-                t.parse::<Timestamp>().map_err(|_| {
-                    AppError::invalid(field, "an RFC 3339 time, e.g. 2026-08-01T00:00:00Z")
-                })
-            })
-            .transpose()
-    };
-    let (from, to) = (time("from", &q.from)?, time("to", &q.to)?);
-    let store = state.store.clone();
-    let stats = tokio::task::spawn_blocking(move || -> Result<Statistics, AppError> {
-        let mut stats = Statistics {
-            total: 0,
-            by_channel: BTreeMap::new(),
-            truncated: false,
-        };
-        let mut after: Option<String> = None;
-        let mut read = 0usize;
-        loop {
-            let page = store.scan::<NotificationRecord>(after.as_deref(), 2_000)?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            for (_, r) in page {
-                read += 1;
-                let created = r.history.first().map(|e| e.at);
-                if user.as_ref().is_some_and(|u| r.user_id.as_ref() != Some(u))
-                    || status.is_some_and(|s| r.status != s)
-                    || from.is_some_and(|f| created.is_none_or(|c| c < f))
-                    || to.is_some_and(|t| created.is_none_or(|c| c >= t))
-                {
-                    continue;
-                }
-                stats.total += 1;
-                *stats
-                    .by_channel
-                    .entry(r.channel.as_str().to_owned())
-                    .or_default()
-                    .entry(r.status.as_str().to_owned())
-                    .or_default() += 1;
-            }
-            if read >= STATS_SCAN_LIMIT {
-                stats.truncated = true;
-                break;
-            }
-        }
-        Ok(stats)
-    })
-    .await
-    .map_err(AppError::internal)??;
-    Ok(stats)
 }

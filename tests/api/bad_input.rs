@@ -133,8 +133,14 @@ async fn the_callers_rights_and_the_id_are_checked_before_the_query_string() {
         status("/api/providers/p1?surprise=1", reqwest::Method::DELETE).await,
         403
     );
+    // An admins' report: 403 before its malformed `from` (a 422 for an
+    // admin) is read.
     assert_eq!(
-        status("/api/notifications?surprise=1", reqwest::Method::GET).await,
+        status(
+            "/api/analytics/notifications?from=not-a-date&surprise=1",
+            reqwest::Method::GET
+        )
+        .await,
         403
     );
     // A malformed id: 422 naming it, before the query is read.

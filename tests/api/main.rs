@@ -15,6 +15,7 @@ mod access;
 mod analytics;
 mod analytics_billing;
 mod analytics_live;
+mod analytics_notifications;
 mod audit;
 mod auth;
 mod bad_input;

@@ -32,14 +32,14 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 use crate::helpers::*;
 use crate::smtp_sink::SmtpSink;
 
-const ACCOUNT: &str = "AC0123456789abcdef";
-const AUTH_TOKEN: &str = "twilio-auth-token-1";
-const FROM_NUMBER: &str = "+15550001111";
-const PUBLIC_URL: &str = "https://clinic.example.org";
-const SMS_PATH: &str = "/2010-04-01/Accounts/AC0123456789abcdef/Messages.json";
+pub const ACCOUNT: &str = "AC0123456789abcdef";
+pub const AUTH_TOKEN: &str = "twilio-auth-token-1";
+pub const FROM_NUMBER: &str = "+15550001111";
+pub const PUBLIC_URL: &str = "https://clinic.example.org";
+pub const SMS_PATH: &str = "/2010-04-01/Accounts/AC0123456789abcdef/Messages.json";
 const FCM_SEND: &str = "/v1/projects/demo-clinic/messages:send";
 const ACCESS_TOKEN: &str = "ya29.test-access-token";
-const WAIT: Duration = Duration::from_secs(10);
+pub const WAIT: Duration = Duration::from_secs(10);
 
 /// The providers a test's server talks to.
 struct Providers {
@@ -174,7 +174,7 @@ async fn clinic(tweak: impl FnOnce(&mut Settings)) -> (Providers, TestApp, Strin
 }
 
 /// A doctor open around the clock, in UTC.
-async fn doctor(app: &TestApp, admin: &str) {
+pub async fn doctor(app: &TestApp, admin: &str) {
     let (status, body) = app
         .post(
             "/api/providers",
@@ -196,7 +196,7 @@ async fn patient(app: &TestApp, username: &str, phone: &str) -> Patient {
     .await
 }
 
-fn in_days(days: i64) -> Date {
+pub fn in_days(days: i64) -> Date {
     Timestamp::now()
         .to_zoned(jiff::tz::TimeZone::UTC)
         .date()
@@ -204,11 +204,11 @@ fn in_days(days: i64) -> Date {
         .unwrap()
 }
 
-fn start_of(date: Date, time: &str) -> Timestamp {
+pub fn start_of(date: Date, time: &str) -> Timestamp {
     format!("{date}T{time}:00Z").parse().unwrap()
 }
 
-async fn book(app: &TestApp, p: &Patient, date: Date, time: &str) -> String {
+pub async fn book(app: &TestApp, p: &Patient, date: Date, time: &str) -> String {
     let (status, body) = app
         .post(
             "/api/appointments",
@@ -246,7 +246,7 @@ async fn reported_sent(app: &TestApp, admin: &str, id: &str) -> bool {
 }
 
 /// Moves the server's notification clock to a second past `to` (never back).
-async fn advance_to(app: &TestApp, admin: &str, to: Timestamp) {
+pub async fn advance_to(app: &TestApp, admin: &str, to: Timestamp) {
     let to = to + SignedDuration::from_secs(1);
     let (status, body) = app
         .post(
@@ -265,7 +265,7 @@ async fn settle() {
 }
 
 /// Waits until the patient socket sees `n` notification events and returns them.
-async fn notifications(ws: &mut Ws, n: usize) -> Vec<Value> {
+pub async fn notifications(ws: &mut Ws, n: usize) -> Vec<Value> {
     let mut seen = Vec::new();
     while seen.len() < n {
         let event = tokio::time::timeout(WAIT, ws.next_event())
@@ -278,7 +278,7 @@ async fn notifications(ws: &mut Ws, n: usize) -> Vec<Value> {
     seen
 }
 
-async fn subscribe_patient(app: &TestApp, p: &Patient, since: Option<u64>) -> Ws {
+pub async fn subscribe_patient(app: &TestApp, p: &Patient, since: Option<u64>) -> Ws {
     let mut ws = app.ws(Some(&p.tokens.token)).await;
     let mut cmd = json!({"type": "subscribe", "channel": format!("patient:{}", p.patient_id)});
     if let Some(since) = since {
@@ -287,4 +287,68 @@ async fn subscribe_patient(app: &TestApp, p: &Patient, since: Option<u64>) -> Ws
     let reply = ws.call(cmd).await;
     assert_eq!(reply["ok"], true, "{reply}");
     ws
+}
+
+/// The notifications report (`GET /api/analytics/notifications`) over every
+/// clinic day a test's notifications can be made on: yesterday to 30 days
+/// ahead, by UTC days (the tests' clinic zone, the default). A record
+/// counts on the day of the notification clock it was made by, and tests
+/// move that clock days ahead to fire reminders.
+fn report_path() -> String {
+    format!(
+        "/api/analytics/notifications?from={}&to={}",
+        in_days(-1),
+        in_days(30)
+    )
+}
+
+/// The counted figures of a report row.
+const FIGURES: [&str; 7] = [
+    "notifications",
+    "sent",
+    "delivered",
+    "failed",
+    "expired",
+    "failedAttempts",
+    "acknowledged",
+];
+
+/// What became of the notifications of [`report_path`], read by `admin`:
+/// channel → its [`FIGURES`] summed over categories and days. A channel
+/// with no notifications is absent.
+async fn figures(app: &TestApp, admin: &str) -> Value {
+    let (status, report) = app.get(&report_path(), Some(admin)).await;
+    assert_eq!(status, 200, "{report}");
+    let mut sums = json!({});
+    for row in report["rows"].as_array().unwrap() {
+        let channel = row["channel"].as_str().unwrap();
+        for name in FIGURES {
+            let have = sums[channel][name].as_u64().unwrap_or(0);
+            let more = row[name]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{name}: {row}"));
+            sums[channel][name] = json!(have + more);
+        }
+    }
+    sums
+}
+
+/// Notifications made on all channels, from [`figures`].
+fn made(figures: &Value) -> u64 {
+    figures
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|f| f["notifications"].as_u64().unwrap())
+        .sum()
+}
+
+/// [`FIGURES`] as a test expects them, in that order.
+fn counted(values: [u64; 7]) -> Value {
+    FIGURES
+        .iter()
+        .zip(values)
+        .map(|(name, v)| ((*name).to_owned(), json!(v)))
+        .collect::<serde_json::Map<String, Value>>()
+        .into()
 }

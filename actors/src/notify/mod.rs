@@ -97,6 +97,9 @@ pub struct NotificationRecord {
     /// sends its own), so the attachment always matches the text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invitation: Option<u32>,
+    /// When a patient's device acknowledged it (in-app notifications).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_at: Option<Timestamp>,
 }
 
 impl Record for NotificationRecord {

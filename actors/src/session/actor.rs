@@ -15,6 +15,7 @@ use medrelay_protocol::{Channel, ErrorBody, ErrorCode, Event, PatientId};
 use crate::channels;
 use crate::hub::{EventHub, FrameText, Published, RecvError};
 use crate::notify::NotificationRecord;
+use crate::stats::notifications;
 use crate::store::{Store, StoreError, StoredEvent, WriteBatch};
 use crate::system::{KeyedActor, Retire, count_restart, guarded};
 
@@ -379,10 +380,11 @@ impl Handler<Ack> for PatientSession {
 }
 
 impl PatientSession {
-    /// The write for an acknowledgement up to `seq`: the new mark, and
-    /// `delivered` on each covered notification that was only `sent` (no
-    /// device was live when it was recorded). `None` when there is nothing
-    /// new to acknowledge.
+    /// The write for an acknowledgement up to `seq`: the new mark, and on
+    /// each covered notification when it was acknowledged (the engagement
+    /// figures) and `delivered` if it was only `sent` (no device was live
+    /// when it was recorded). `None` when there is nothing new to
+    /// acknowledge.
     fn prepare_ack(&mut self, seq: u64) -> Result<Option<(WriteBatch, usize)>, SessionError> {
         let head = self.store.channel_head(&self.channel)?;
         if seq > head {
@@ -402,6 +404,10 @@ impl PatientSession {
             else {
                 continue;
             };
+            if record.acknowledged_at.is_some() {
+                continue;
+            }
+            record.acknowledged_at = Some(now);
             if record.status == DeliveryStatus::Sent {
                 record.push_status(
                     DeliveryStatus::Delivered,
@@ -409,8 +415,8 @@ impl PatientSession {
                     None,
                     Some("acknowledged by the patient's device".into()),
                 );
-                batch.put(unacked.notification_id.as_str(), &record);
             }
+            notifications::put(&mut batch, self.store.stats_zone(), &record);
         }
         batch.put(self.patient.as_str(), &AckRecord { seq, at: now });
         Ok(Some((batch, covered)))

@@ -36,9 +36,10 @@ pub const MAX_LEAD_HOURS: u16 = 60_000;
 pub const LATE: SignedDuration = SignedDuration::from_hours(24);
 
 /// What the figures mean; raised whenever [`figures`] or another kind's
-/// figures change or a kind is added (2: medical records; 3: billing), so that a store
-/// counted by the older rules is recounted at start.
-pub const RULES: u64 = 3;
+/// figures change or a kind is added (2: medical records; 3: billing; 4:
+/// notifications), so that a store counted by the older rules is recounted
+/// at start.
+pub const RULES: u64 = 4;
 
 /// The row key of `provider`'s figures on clinic day `day`.
 pub fn key(day: Date, provider: &str) -> String {

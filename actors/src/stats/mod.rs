@@ -1,7 +1,8 @@
 //! Analytics figures, kept as sums per (doctor or author, clinic day) in
 //! the same transaction as the change that moves them (see `store::stats`):
 //! [`appointments`] per doctor, [`records`] per author of medical records,
-//! [`billing`] for the whole clinic.
+//! [`billing`] for the whole clinic, [`notifications`] per channel and
+//! category.
 //!
 //! Each figure is a function of one record as it stands: a change tallies
 //! the record's figures after it minus its figures before it. The sums are
@@ -17,6 +18,9 @@ pub mod appointments;
 pub mod billing;
 #[cfg(test)]
 mod billing_tests;
+#[cfg(test)]
+mod notification_tests;
+pub mod notifications;
 pub mod rebuild;
 pub mod records;
 #[cfg(test)]

@@ -11,11 +11,15 @@ use crate::billing::StoredBill;
 use crate::billing::claims::StoredClaim;
 use crate::billing::payments::PaymentRecord;
 use crate::medical::RecordVersion;
+use crate::notify::NotificationRecord;
 use crate::schedule::AppointmentRecord;
-use crate::store::{Store, StoreError, Table, WriteBatch, WriteError, add_to};
+use crate::store::{Rows, Store, StoreError, Table, WriteBatch, WriteError, add_to};
 
 /// The counter naming the zone and rules the figures were counted by.
 const ZONE: &str = "stats_zone";
+
+/// Self-tallied records noted per batch by a recount.
+const NOTE_BATCH: usize = 10_000;
 
 /// Why a recount failed.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +37,15 @@ pub enum RebuildError {
 /// # Errors
 /// A storage error.
 pub fn recount(store: &Store) -> Result<BTreeMap<String, Figures>, StoreError> {
+    count(store, None)
+}
+
+/// [`recount`], also collecting in `noted` the rows each self-tallied
+/// record counts in.
+fn count(
+    store: &Store,
+    mut noted: Option<&mut Vec<(String, Rows)>>,
+) -> Result<BTreeMap<String, Figures>, StoreError> {
     let zone = store.stats_zone();
     let mut rows: BTreeMap<String, Figures> = BTreeMap::new();
     let mut add = |(key, figures): (String, Figures)| {
@@ -40,10 +53,11 @@ pub fn recount(store: &Store) -> Result<BTreeMap<String, Figures>, StoreError> {
     };
     let snapshot = store.snapshot()?;
     snapshot.for_each_between(Table::Appointments, "", "\u{10ffff}", |entry| {
-        add(appointments::figures(
-            &entry.decode::<AppointmentRecord>()?,
-            zone,
-        ));
+        entry
+            .decode::<AppointmentRecord>()?
+            .rows(zone)
+            .into_iter()
+            .for_each(&mut add);
         Ok(())
     })?;
     snapshot.for_each_between(Table::RecordVersions, "", "\u{10ffff}", |entry| {
@@ -82,6 +96,16 @@ pub fn recount(store: &Store) -> Result<BTreeMap<String, Figures>, StoreError> {
             .for_each(&mut add);
         Ok(())
     })?;
+    // Notifications: the records the store tallies itself (see
+    // `WriteBatch::put_counted`).
+    snapshot.for_each_between(Table::Notifications, "", "\u{10ffff}", |entry| {
+        let rows = entry.decode::<NotificationRecord>()?.rows(zone);
+        if let Some(noted) = noted.as_deref_mut() {
+            noted.push((entry.key.to_owned(), rows.clone()));
+        }
+        rows.into_iter().for_each(&mut add);
+        Ok(())
+    })?;
     rows.retain(|_, row| {
         row.retain(|_, v| *v != 0);
         !row.is_empty()
@@ -101,19 +125,32 @@ pub fn kept(store: &Store) -> Result<BTreeMap<String, Figures>, StoreError> {
     Ok(rows)
 }
 
-/// Replaces every kept figure with a recount, in one batch, and notes the
-/// zone it was counted in. Returns the rows it wrote. Run it with
+/// Replaces every kept figure with a recount (the sums in one batch, then
+/// what each self-tallied record counts in) and notes the zone it was
+/// counted in. Returns the rows it wrote. Run it with
 /// nothing else writing (at start, or offline): a change committed between
 /// the recount and its write would be lost from the figures.
 ///
 /// # Errors
 /// A storage error.
 pub async fn rebuild(store: &Store) -> Result<BTreeMap<String, Figures>, RebuildError> {
-    let rows = recount(store)?;
+    let mut noted = Vec::new();
+    let rows = count(store, Some(&mut noted))?;
     let mut batch = WriteBatch::new();
-    batch.reset_stats("");
+    // Until the last batch notes the zone, a start recounts again.
+    batch.reset_stats("").reset_counted().set_counter(ZONE, 0);
     for (key, figures) in &rows {
         batch.tally(key.clone(), figures.clone());
+    }
+    store.write(batch).await?;
+    // What each self-tallied record counts in, in bounded batches; the
+    // zone is noted last, so a recount cut short is done again at start.
+    let mut batch = WriteBatch::new();
+    for chunk in noted.chunks(NOTE_BATCH) {
+        for (key, rows) in chunk {
+            batch.note_counted(Table::Notifications, key.clone(), rows.clone());
+        }
+        store.write(std::mem::take(&mut batch)).await?;
     }
     batch.set_counter(ZONE, zone_tag(store));
     store.write(batch).await?;

@@ -63,7 +63,7 @@ pub fn appointments(
         doctors.of(p.provider_id.as_str());
     }
     let mut cells: HashMap<(usize, usize), Sums> = HashMap::new();
-    period.visit(store, "a", |bucket, provider, figures| {
+    period.visit(store, "a", |bucket, _, provider, figures| {
         if only.as_ref().is_none_or(|o| o.as_str() == provider) {
             let doctor = doctors.of(provider);
             cells.entry((bucket, doctor)).or_default().add(figures);

@@ -45,7 +45,9 @@ pub fn billing(
     )?;
     let store = &state.store;
     let mut sums = vec![Sums::default(); period.buckets.len()];
-    period.visit(store, "b", |bucket, _, figures| sums[bucket].add(figures))?;
+    period.visit(store, "b", |bucket, _, _, figures| {
+        sums[bucket].add(figures)
+    })?;
     let mut all = Sums::default();
     for s in &sums {
         all.add_sums(s);

@@ -4,12 +4,14 @@
 //!
 //! - [`appointments`]: per doctor, with rates from their hours.
 //! - [`records`]: medical records written per author.
+//! - [`notifications`]: notifications by channel and category, by outcome.
 //! - [`billing`]: charges, collections, claims, and what is owed by age.
 //! - [`live`]: today's headline figures on the `analytics` channel.
 
 mod appointments;
 mod billing;
 pub mod live;
+mod notifications;
 mod records;
 
 use std::collections::HashMap;
@@ -26,6 +28,7 @@ use crate::state::AppState;
 
 pub use appointments::appointments;
 pub use billing::billing;
+pub use notifications::notifications;
 pub use records::records;
 
 /// The days a report covers, grouped into its buckets.
@@ -93,7 +96,7 @@ impl Period {
     }
 
     /// Visits the kept rows `<kind>/<yyyy-mm-dd>/<owner>` of the period,
-    /// in day order, as (bucket, owner, figures).
+    /// in day order, as (bucket, day, owner, figures).
     ///
     /// # Errors
     /// 500 on a storage error.
@@ -101,33 +104,45 @@ impl Period {
         &self,
         store: &Store,
         kind: &str,
-        mut visit: impl FnMut(usize, &str, &[(u16, i64)]),
+        visit: impl FnMut(usize, Date, &str, &[(u16, i64)]),
     ) -> Result<(), AppError> {
-        let (from, to) = (self.from, self.to);
-        let skip = kind.len() + 1;
+        let (first, last) = medrelay_actors::stats::day_range(kind, self.from, self.to);
+        self.visit_rows(store, (&first, &last), kind.len() + 1, visit)
+    }
+
+    /// Visits the kept rows from `first` to `last` whose key holds a day of
+    /// the period at `at` (then `/` and the rest of the key), as (bucket,
+    /// day, the rest, figures).
+    ///
+    /// # Errors
+    /// 500 on a storage error.
+    fn visit_rows(
+        &self,
+        store: &Store,
+        (first, last): (&str, &str),
+        at: usize,
+        mut visit: impl FnMut(usize, Date, &str, &[(u16, i64)]),
+    ) -> Result<(), AppError> {
         // Rows come day by day: each day's bucket is looked up once.
-        let mut current: Option<(String, Option<usize>)> = None;
-        let (first, last) = medrelay_actors::stats::day_range(kind, from, to);
+        let mut current: Option<(String, Option<(usize, Date)>)> = None;
         store
-            .visit_stats(&first, &last, |key, figures| {
-                let (Some(day), Some(owner)) = (key.get(skip..skip + 10), key.get(skip + 11..))
-                else {
+            .visit_stats(first, last, |key, figures| {
+                let (Some(day), Some(rest)) = (key.get(at..at + 10), key.get(at + 11..)) else {
                     return;
                 };
-                let bucket = match &current {
-                    Some((seen, bucket)) if seen == day => *bucket,
+                let found = match &current {
+                    Some((seen, found)) if seen == day => *found,
                     _ => {
-                        let bucket = day
-                            .parse::<Date>()
-                            .ok()
-                            .and_then(|d| usize::try_from((d - from).get_days()).ok())
-                            .and_then(|i| self.bucket_of.get(i).copied());
-                        current = Some((day.to_owned(), bucket));
-                        bucket
+                        let found = day.parse::<Date>().ok().and_then(|d| {
+                            let i = usize::try_from((d - self.from).get_days()).ok()?;
+                            Some((*self.bucket_of.get(i)?, d))
+                        });
+                        current = Some((day.to_owned(), found));
+                        found
                     }
                 };
-                if let Some(bucket) = bucket {
-                    visit(bucket, owner, figures);
+                if let Some((bucket, day)) = found {
+                    visit(bucket, day, rest, figures);
                 }
             })
             .map_err(AppError::internal)

@@ -29,7 +29,7 @@ pub fn records(
     let store = &state.store;
     let mut authors = Owners::default();
     let mut cells: HashMap<(usize, usize), RecordFigures> = HashMap::new();
-    period.visit(store, "r", |bucket, author, figures| {
+    period.visit(store, "r", |bucket, _, author, figures| {
         let cell = cells.entry((bucket, authors.of(author))).or_default();
         for (code, value) in figures {
             let value = u64::try_from(*value).unwrap_or(0);

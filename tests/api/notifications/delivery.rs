@@ -8,8 +8,8 @@ use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, ResponseTemplate};
 
 use super::{
-    FCM_SEND, Providers, WAIT, advance_to, book, clinic, field, in_days, notifications, patient,
-    register_device, start_of, subscribe_patient,
+    FCM_SEND, Providers, WAIT, advance_to, book, clinic, field, figures, in_days, notifications,
+    patient, register_device, start_of, subscribe_patient,
 };
 use crate::helpers::*;
 
@@ -73,10 +73,15 @@ async fn a_dead_smtp_server_fails_over_to_sms_and_spares_the_other_channels() {
         .await,
         "fallback SMS"
     );
-    let (_, stats) = app
-        .get("/api/notifications?status=undeliverable", Some(&admin))
-        .await;
-    assert_eq!(stats["byChannel"]["email"]["undeliverable"], 1, "{stats}");
+    // Frank's e-mail failed for good (not expired), after two failed
+    // attempts (the third, with max_attempts = 3, gave up).
+    let f = figures(&app, &admin).await;
+    assert_eq!(
+        (&f["email"]["failed"], &f["email"]["expired"]),
+        (&json!(1), &json!(0)),
+        "{f}"
+    );
+    assert_eq!(f["email"]["failedAttempts"], 2, "{f}");
     let metrics = app.metrics().await;
     assert!(
         metrics.contains("notification_retries_total{channel=\"email\"}"),
@@ -180,8 +185,13 @@ async fn a_device_the_provider_no_longer_knows_is_removed() {
         .filter(|p| p["message"]["token"] == "device-gone")
         .count();
     assert_eq!(gone, 1);
-    let (_, stats) = app.get("/api/notifications", Some(&admin)).await;
-    assert_eq!(stats["byChannel"]["push"]["undeliverable"], 1, "{stats}");
+    // The push to the forgotten device failed for good (not expired).
+    let f = figures(&app, &admin).await;
+    assert_eq!(
+        (&f["push"]["failed"], &f["push"]["expired"]),
+        (&json!(1), &json!(0)),
+        "{f}"
+    );
     // Removing a device by hand; someone else's is not found.
     let (status, _) = read(
         app.http

@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use super::{WAIT, book, clinic, in_days, patient};
+use super::{WAIT, book, clinic, figures, in_days, patient};
 use crate::calendar::parse_ics;
 use crate::smtp_sink::Mail;
 
@@ -46,13 +46,12 @@ async fn appointment_emails_carry_the_feeds_event() {
         (Some(0), Some("CONFIRMED"))
     );
     assert_eq!(event["startUtc"], format!("{}T10:00:00Z", in_days(3)));
-    let (status, stats) = app.get("/api/notifications", Some(&admin)).await;
-    assert_eq!(status, 200, "{stats}");
-    let sent: Vec<&String> = stats["byChannel"].as_object().unwrap().keys().collect();
+    let f = figures(&app, &admin).await;
+    let sent: Vec<&String> = f.as_object().unwrap().keys().collect();
     assert_eq!(
         sent,
         ["email"],
-        "no in-app notice of one's own booking: {stats}"
+        "no in-app notice of one's own booking: {f}"
     );
     assert!(providers.sms_sent().await.is_empty(), "one text route only");
 

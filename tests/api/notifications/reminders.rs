@@ -4,8 +4,8 @@ use jiff::SignedDuration;
 use serde_json::json;
 
 use super::{
-    WAIT, advance_to, book, clinic, doctor, in_days, notifications, patient, register_device,
-    reported_sent, settle, start_of, subscribe_patient,
+    WAIT, advance_to, book, clinic, counted, doctor, figures, in_days, made, notifications,
+    patient, register_device, report_path, reported_sent, settle, start_of, subscribe_patient,
 };
 use crate::helpers::*;
 
@@ -114,14 +114,16 @@ async fn a_reminder_fires_once_per_offset_on_every_allowed_channel() {
     assert_eq!(providers.smtp.received().len(), 2);
     assert_eq!(providers.pushes().await.len(), 2);
 
-    let (status, stats) = app.get("/api/notifications", Some(&admin)).await;
-    assert_eq!(status, 200, "{stats}");
-    assert_eq!(stats["byChannel"]["email"]["sent"], 2);
-    assert_eq!(stats["byChannel"]["push"]["sent"], 2);
-    assert_eq!(stats["byChannel"]["in_app"]["delivered"], 2);
-    let (status, _) = app
-        .get("/api/notifications", Some(&alice.tokens.token))
-        .await;
+    // The figures: two reminders on each channel; e-mail and push handed
+    // to their providers (no delivery receipt), in-app delivered to the
+    // live sockets and not acknowledged.
+    let f = figures(&app, &admin).await;
+    //                           made sent deliv fail exp tries acked
+    assert_eq!(f["email"], counted([2, 2, 0, 0, 0, 0, 0]), "{f}");
+    assert_eq!(f["push"], counted([2, 2, 0, 0, 0, 0, 0]), "{f}");
+    assert_eq!(f["in_app"], counted([2, 2, 2, 0, 0, 0, 0]), "{f}");
+    assert_eq!(made(&f), 6, "nothing else was sent: {f}");
+    let (status, _) = app.get(&report_path(), Some(&alice.tokens.token)).await;
     assert_eq!(status, 403);
 }
 
@@ -210,15 +212,18 @@ async fn reminders_that_fell_due_after_the_appointment_began_expire() {
     advance_to(&app, &admin, start_of(date, "11:00")).await;
     assert!(
         eventually(WAIT, || async {
-            let (_, stats) = app.get("/api/notifications", Some(&admin)).await;
-            stats["byChannel"]["email"]["expired"] == 2
-                && stats["byChannel"]["in_app"]["expired"] == 2
+            let f = figures(&app, &admin).await;
+            f["email"]["expired"] == 2 && f["in_app"]["expired"] == 2
         })
         .await,
         "both reminders recorded as expired"
     );
-    let (_, stats) = app.get("/api/notifications", Some(&admin)).await;
-    assert_eq!(stats["total"], 4, "{stats}");
+    // Expired: failed, never sent.
+    let f = figures(&app, &admin).await;
+    //                           made sent deliv fail exp tries acked
+    assert_eq!(f["email"], counted([2, 0, 0, 2, 2, 0, 0]), "{f}");
+    assert_eq!(f["in_app"], counted([2, 0, 0, 2, 2, 0, 0]), "{f}");
+    assert_eq!(made(&f), 4, "{f}");
     let outbox = app.data_dir.join("outbox").join("email");
     let sent = std::fs::read_dir(&outbox).map(|d| d.count()).unwrap_or(0);
     assert_eq!(sent, 0, "nothing was sent");
@@ -270,11 +275,7 @@ async fn an_unreadable_reminder_is_set_aside_and_the_others_still_fire() {
     )
     .await;
     assert!(
-        eventually(WAIT, || async {
-            let (_, stats) = app.get("/api/notifications", Some(&admin)).await;
-            stats["total"].as_u64().unwrap_or(0) >= 1
-        })
-        .await,
+        eventually(WAIT, || async { made(&figures(&app, &admin).await) >= 1 }).await,
         "the booking's reminder fired past the unreadable row"
     );
     app.stop().await;
