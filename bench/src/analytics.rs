@@ -109,6 +109,13 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<Figure>> {
         args.requests,
     )
     .await?;
+    let doctor = ask(
+        &server,
+        &token,
+        &format!("providers/prv_a000?{year}&groupBy=month"),
+        args.requests,
+    )
+    .await?;
     server.stop().await?;
 
     println!();
@@ -121,6 +128,7 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<Figure>> {
         ("appointments, month buckets, all doctors", &months),
         ("appointments, day buckets, one doctor", &one),
         ("billing with A/R aging, month buckets", &billing),
+        ("one doctor's activity, month buckets", &doctor),
     ] {
         println!(
             "{name:<44} {:>10} {:>10}",
@@ -143,6 +151,12 @@ pub async fn run(args: Args) -> anyhow::Result<Vec<Figure>> {
         Figure::at_most(
             "analytics.report_billing_months_p99",
             p99(&billing),
+            "ms",
+            50.0,
+        ),
+        Figure::at_most(
+            "analytics.report_provider_months_p99",
+            p99(&doctor),
             "ms",
             50.0,
         ),
@@ -203,7 +217,6 @@ async fn seed(dir: &Path, count: usize, first: jiff::civil::Date) -> anyhow::Res
         batch.put(doctor.provider_id.as_str(), &doctor);
     }
     store.write(batch).await?;
-    let patient = PatientId::parse("pat_year")?;
     let mut batch = WriteBatch::new();
     for i in 0..count {
         // Appointment i: doctor i % 100, then day and slot in turn.
@@ -235,7 +248,8 @@ async fn seed(dir: &Path, count: usize, first: jiff::civil::Date) -> anyhow::Res
         let record = AppointmentRecord {
             appointment_id: AppointmentId::parse(&format!("apt_y{i:07}"))?,
             provider_id: doctor,
-            patient_id: patient.clone(),
+            // 3,000 patients: a doctor sees some of them again in a year.
+            patient_id: PatientId::parse(&format!("pat_y{:04}", i % 3_000))?,
             slot: SlotTime {
                 date,
                 time_slot: ClockTime::from_minutes(minute),

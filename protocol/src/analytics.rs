@@ -288,6 +288,71 @@ pub struct BillingReport {
     pub receivable: Receivable,
 }
 
+/// One doctor's activity in one bucket (or the whole range).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderFigures {
+    /// Patients with at least one completed visit (each counted once).
+    pub patients_seen: u64,
+    /// Completed visits.
+    pub visits: u64,
+    /// The appointment figures, as in the appointments report.
+    #[serde(flatten)]
+    pub appointments: AppointmentFigures,
+}
+
+/// One bucket of a doctor's report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderRow {
+    /// The bucket: `yyyy-mm-dd` (a day, or a week's Monday) or `yyyy-mm`.
+    pub period: String,
+    /// The figures.
+    #[serde(flatten)]
+    pub figures: ProviderFigures,
+}
+
+/// How much of one weekday's clinic hour a doctor's appointments filled,
+/// over the report's range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HourUse {
+    /// The clinic's weekday.
+    pub weekday: crate::schedule::Weekday,
+    /// The clinic's hour of the day, 0-23.
+    pub hour: u8,
+    /// Minutes of appointments not cancelled in that hour.
+    pub booked_minutes: u64,
+    /// Minutes of the doctor's hours (whole slots) in that hour.
+    pub available_minutes: u64,
+    /// booked ÷ available, to 4 places; null without hours.
+    pub utilisation: Option<f64>,
+}
+
+/// `GET /api/analytics/providers/{providerId}`: one doctor's activity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderReport {
+    /// The doctor.
+    pub provider_id: String,
+    /// First day.
+    #[schema(value_type = String, format = Date)]
+    pub from: Date,
+    /// Last day.
+    #[schema(value_type = String, format = Date)]
+    pub to: Date,
+    /// The grouping.
+    pub group_by: GroupBy,
+    /// The clinic's zone, whose days and hours these are.
+    pub time_zone: String,
+    /// Buckets with hours or appointments, in order.
+    pub rows: Vec<ProviderRow>,
+    /// The whole range (patients seen counted once across it).
+    pub totals: ProviderFigures,
+    /// By weekday (Monday first) and hour, each hour with hours or appointments.
+    pub utilisation: Vec<HourUse>,
+}
+
 /// Notifications of one channel and category in one bucket (or the whole range).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

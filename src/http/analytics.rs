@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use medrelay_protocol::analytics::{
     AppointmentFigures, AppointmentsQuery, AppointmentsReport, BillingFigures, BillingReport,
-    NotificationFigures, NotificationsReport, PeriodQuery, RecordFigures,
+    NotificationFigures, NotificationsReport, PeriodQuery, ProviderReport, RecordFigures,
     RecordsReport,
 };
 use utoipa_axum::router::OpenApiRouter;
@@ -28,6 +28,7 @@ pub fn router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(appointments))
         .routes(routes!(records))
         .routes(routes!(billing))
+        .routes(routes!(provider))
         .routes(routes!(notifications))
 }
 
@@ -183,6 +184,61 @@ async fn billing(
             r.as_of.to_string(),
             cell(r.days_in_ar),
         ]);
+        table
+    })
+    .await
+}
+
+/// One doctor's activity per bucket: patients seen (each once), visits and
+/// the appointments report's figures; and how full each of the clinic's
+/// weekday hours was (admins, and the doctor). As CSV: the buckets and
+/// their total, a blank line, then the hours.
+#[utoipa::path(get, path = "/api/analytics/providers/{providerId}", tag = "analytics",
+    params(("providerId" = String, Path), PeriodQuery),
+    responses((status = 200, body = ProviderReport, description = "JSON; the same tables as CSV with `Accept: text/csv`"),
+        (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+async fn provider(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    query: Result<Query<PeriodQuery>, QueryRejection>,
+) -> Result<Response, AppError> {
+    let Query(q) = query.map_err(bad_query)?;
+    let report = move || analytics::provider(&state, &principal, &id, q);
+    answer(&headers, report, |report| {
+        let mut head = header_row();
+        head[1] = "patientsSeen".into();
+        head.insert(2, "visits".into());
+        let line = |period: &str, f: &medrelay_protocol::analytics::ProviderFigures| {
+            let mut line = figures_row(period, &f.patients_seen.to_string(), &f.appointments);
+            line.insert(2, f.visits.to_string());
+            line
+        };
+        let mut table = vec![head];
+        for row in &report.rows {
+            table.push(line(&row.period, &row.figures));
+        }
+        table.push(line("total", &report.totals));
+        table.push(Vec::new());
+        table.push(names(&[
+            "weekday",
+            "hour",
+            "bookedMinutes",
+            "availableMinutes",
+            "utilisation",
+        ]));
+        for h in &report.utilisation {
+            table.push(vec![
+                format!("{:?}", h.weekday), // its wire name: `Monday`…
+                h.hour.to_string(),
+                h.booked_minutes.to_string(),
+                h.available_minutes.to_string(),
+                cell(h.utilisation),
+            ]);
+        }
         table
     })
     .await

@@ -255,12 +255,14 @@ fn an_appointment_counts_on_its_clinic_day_with_its_lead_and_how_it_ended() {
         [
             (a::BOOKED, 1),
             (a::BOOKED_MINUTES, 30),
+            (a::HOUR_MINUTES + 23, 30),
             (a::LEAD_HOURS + 49, 1)
         ]
         .into()
     );
-    let (key, _) = figures(&record, &TimeZone::get("Europe/Berlin").unwrap());
+    let (key, f) = figures(&record, &TimeZone::get("Europe/Berlin").unwrap());
     assert_eq!(key, "a/2026-03-08/prv_1");
+    assert_eq!(f.get(&(a::HOUR_MINUTES + 5)), Some(&30), "05:30 in Berlin");
 
     // Cancelled 23 h 59 min before the start: late; 24 h before: not.
     for (before, late) in [
@@ -299,6 +301,37 @@ fn an_appointment_counts_on_its_clinic_day_with_its_lead_and_how_it_ended() {
     let (_, f) = figures(&moved, &york);
     assert_eq!(f.get(&a::RESCHEDULES), Some(&60));
     assert_eq!(f.get(&a::WAITLIST_FILLS), Some(&1));
+}
+
+#[test]
+fn minutes_fall_in_the_clinic_hours_they_cover_and_visits_in_the_patients_row() {
+    use super::Counted;
+    let berlin = TimeZone::get("Europe/Berlin").unwrap();
+    let at = |s: &str| s.parse::<Timestamp>().unwrap();
+    // 09:45-10:30 Berlin (UTC+1 in winter): 15 minutes in hour 9, 30 in 10.
+    let hours = a::by_hour(
+        at("2026-01-05T08:45:00Z"),
+        at("2026-01-05T09:30:00Z"),
+        &berlin,
+    );
+    assert_eq!(hours, [(9, 15), (10, 30)]);
+    // The spring-forward night: 01:30-03:30 Berlin is one hour of time.
+    let hours = a::by_hour(
+        at("2026-03-29T00:30:00Z"),
+        at("2026-03-29T01:30:00Z"),
+        &berlin,
+    );
+    assert_eq!(hours, [(1, 30), (3, 30)]);
+
+    let mut record = appointment(at("2026-01-05T08:45:00Z"), at("2026-01-01T08:00:00Z"));
+    assert_eq!(record.rows(&berlin).len(), 1, "not seen yet");
+    record.status = AppointmentStatus::Completed;
+    let rows = record.rows(&berlin);
+    assert_eq!(
+        rows[1],
+        ("p/prv_1/2026-01-05/pat_1".into(), [(a::VISITS, 1)].into())
+    );
+    assert_eq!(rows[0].1.get(&a::COMPLETED), Some(&1));
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ use jiff::civil::Date;
 use medrelay_actors::accounts::ProviderRecord;
 use medrelay_actors::schedule::rules::ranges_for;
 use medrelay_actors::stats::appointments as a;
+use medrelay_actors::store::Store;
 use medrelay_protocol::ProviderId;
 use medrelay_protocol::analytics::{
     AppointmentFigures, AppointmentsQuery, AppointmentsReport, AppointmentsRow,
@@ -43,12 +44,7 @@ pub fn appointments(
         .transpose()?;
     let store = &state.store;
     let providers: Vec<ProviderRecord> = match &only {
-        Some(o) => vec![
-            store
-                .get::<ProviderRecord>(o.as_str())
-                .map_err(AppError::internal)?
-                .ok_or_else(|| AppError::NotFound(format!("no provider {o}")))?,
-        ],
+        Some(o) => vec![doctor(store, o)?],
         None => store
             .scan::<ProviderRecord>(None, MAX_PROVIDERS)
             .map_err(AppError::internal)?
@@ -57,14 +53,47 @@ pub fn appointments(
             .collect(),
     };
 
+    let (rows, totals) = table(store, &period, &providers, only.as_ref())?;
+    Ok(AppointmentsReport {
+        from: period.from,
+        to: period.to,
+        group_by: period.group_by,
+        time_zone: state.settings.analytics.time_zone.clone(),
+        rows,
+        totals,
+    })
+}
+
+/// A doctor's record.
+///
+/// # Errors
+/// 404 for no such doctor; 500 on a storage error.
+pub(super) fn doctor(store: &Store, id: &ProviderId) -> Result<ProviderRecord, AppError> {
+    store
+        .get::<ProviderRecord>(id.as_str())
+        .map_err(AppError::internal)?
+        .ok_or_else(|| AppError::NotFound(format!("no provider {id}")))
+}
+
+/// The report's rows (per bucket, then doctor) and totals: the figures of
+/// `only` (or of every doctor), and the hours of `providers`.
+///
+/// # Errors
+/// 500 on a storage error.
+pub(super) fn table(
+    store: &Store,
+    period: &Period,
+    providers: &[ProviderRecord],
+    only: Option<&ProviderId>,
+) -> Result<(Vec<AppointmentsRow>, AppointmentFigures), AppError> {
     // Doctors by position; a deleted doctor's figures still count.
     let mut doctors = Owners::default();
-    for p in &providers {
+    for p in providers {
         doctors.of(p.provider_id.as_str());
     }
     let mut cells: HashMap<(usize, usize), Sums> = HashMap::new();
     period.visit(store, "a", |bucket, _, provider, figures| {
-        if only.as_ref().is_none_or(|o| o.as_str() == provider) {
+        if only.is_none_or(|o| o.as_str() == provider) {
             let doctor = doctors.of(provider);
             cells.entry((bucket, doctor)).or_default().add(figures);
         }
@@ -92,14 +121,7 @@ pub fn appointments(
             }
         })
         .collect();
-    Ok(AppointmentsReport {
-        from: period.from,
-        to: period.to,
-        group_by: period.group_by,
-        time_zone: state.settings.analytics.time_zone.clone(),
-        rows,
-        totals: total.figures(),
-    })
+    Ok((rows, total.figures()))
 }
 
 /// Minutes of whole slots in one doctor's hours, by weekday and by the

@@ -3,6 +3,7 @@
 //! small row per owner and day of its range, never the records.
 //!
 //! - [`appointments`]: per doctor, with rates from their hours.
+//! - [`provider`]: one doctor's activity, patients seen, use of their hours.
 //! - [`records`]: medical records written per author.
 //! - [`notifications`]: notifications by channel and category, by outcome.
 //! - [`billing`]: charges, collections, claims, and what is owed by age.
@@ -12,6 +13,7 @@ mod appointments;
 mod billing;
 pub mod live;
 mod notifications;
+mod providers;
 mod records;
 
 use std::collections::HashMap;
@@ -29,6 +31,7 @@ use crate::state::AppState;
 pub use appointments::appointments;
 pub use billing::billing;
 pub use notifications::notifications;
+pub use providers::provider;
 pub use records::records;
 
 /// The days a report covers, grouped into its buckets.

@@ -1,0 +1,209 @@
+//! One doctor's report: the appointments report's figures for them, the
+//! patients they saw (from the `p/<provider>/<day>/<patient>` rows, so
+//! that a patient seen twice counts once), and how full each weekday's
+//! clinic hour was.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use jiff::ToSpan;
+use jiff::civil::{Date, Time};
+use jiff::tz::TimeZone;
+use medrelay_actors::accounts::ProviderRecord;
+use medrelay_actors::schedule::rules::ranges_for;
+use medrelay_actors::stats::appointments::{self as a, by_hour};
+use medrelay_protocol::ProviderId;
+use medrelay_protocol::analytics::{
+    HourUse, PeriodQuery, ProviderFigures, ProviderReport, ProviderRow,
+};
+use medrelay_protocol::schedule::Weekday;
+
+use super::appointments::{doctor, table};
+use super::{Period, ratio};
+use crate::auth::Principal;
+use crate::error::AppError;
+use crate::service::schedule::viewer;
+use crate::state::AppState;
+
+/// (weekday from Monday = 0, clinic hour) → minutes.
+type ByHour = BTreeMap<(u8, u8), u64>;
+
+/// A doctor's report: admins, and the doctor themself.
+///
+/// # Errors
+/// 422 naming `providerId`, `from`, `to` or `groupBy`; 403 for anyone
+/// else; 404 for no such doctor.
+pub fn provider(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+    q: PeriodQuery,
+) -> Result<ProviderReport, AppError> {
+    let id = ProviderId::parse(id).map_err(|e| AppError::invalid("providerId", e))?;
+    // A display board's viewer manages nothing.
+    if !viewer(state, principal)?.manages(&id) {
+        return Err(AppError::Forbidden(
+            "a doctor's report is for admins and that doctor".into(),
+        ));
+    }
+    let period = Period::parse(
+        q.from.as_deref(),
+        q.to.as_deref(),
+        q.group_by.as_deref(),
+        state.settings.analytics.max_days,
+    )?;
+    let store = &state.store;
+    let record = doctor(store, &id)?;
+    let (rows, totals) = table(store, &period, std::slice::from_ref(&record), Some(&id))?;
+
+    // Patients seen, per bucket and over the range.
+    let mut seen: HashMap<usize, HashSet<String>> = HashMap::new();
+    let mut seen_at_all: HashSet<String> = HashSet::new();
+    let prefix = format!("p/{id}/");
+    let (first, last) = (
+        format!("{prefix}{}/", period.from),
+        format!("{prefix}{}/\u{10ffff}", period.to),
+    );
+    period.visit_rows(
+        store,
+        (&first, &last),
+        prefix.len(),
+        |bucket, _, patient, figures| {
+            if figures.iter().any(|(code, n)| *code == a::VISITS && *n > 0) {
+                seen.entry(bucket).or_default().insert(patient.to_owned());
+                seen_at_all.insert(patient.to_owned());
+            }
+        },
+    )?;
+
+    // Booked minutes by the clinic's weekday and hour.
+    let mut booked = ByHour::new();
+    period.visit(store, "a", |_, day, provider, figures| {
+        if provider != id.as_str() {
+            return;
+        }
+        let weekday = weekday_index(day);
+        for (code, minutes) in figures {
+            if let Some(hour) = code.checked_sub(a::HOUR_MINUTES).filter(|h| *h < 24) {
+                let hour = u8::try_from(hour).unwrap_or(0);
+                *booked.entry((weekday, hour)).or_default() += u64::try_from(*minutes).unwrap_or(0);
+            }
+        }
+    })?;
+    let zone = store.stats_zone();
+    let available = available(&record, &period, zone);
+
+    let buckets: HashMap<&str, usize> = period
+        .buckets
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (b.as_str(), i))
+        .collect();
+    let rows = rows
+        .into_iter()
+        .map(|row| {
+            let bucket = buckets.get(row.period.as_str()).copied();
+            let patients = bucket.and_then(|b| seen.get(&b)).map_or(0, HashSet::len);
+            ProviderRow {
+                period: row.period,
+                figures: activity(patients, row.figures),
+            }
+        })
+        .collect();
+    let hours: HashSet<(u8, u8)> = booked.keys().chain(available.keys()).copied().collect();
+    let mut hours: Vec<(u8, u8)> = hours.into_iter().collect();
+    hours.sort_unstable();
+    let utilisation = hours
+        .into_iter()
+        .map(|(weekday, hour)| {
+            let (b, v) = (
+                booked.get(&(weekday, hour)).copied().unwrap_or(0),
+                available.get(&(weekday, hour)).copied().unwrap_or(0),
+            );
+            HourUse {
+                weekday: Weekday::from(
+                    jiff::civil::Weekday::from_monday_zero_offset(
+                        i8::try_from(weekday).unwrap_or(0),
+                    )
+                    .unwrap_or(jiff::civil::Weekday::Monday),
+                ),
+                hour,
+                booked_minutes: b,
+                available_minutes: v,
+                utilisation: ratio(b, v),
+            }
+        })
+        .collect();
+    Ok(ProviderReport {
+        provider_id: id.to_string(),
+        from: period.from,
+        to: period.to,
+        group_by: period.group_by,
+        time_zone: state.settings.analytics.time_zone.clone(),
+        rows,
+        totals: activity(seen_at_all.len(), totals),
+        utilisation,
+    })
+}
+
+fn activity(
+    patients: usize,
+    appointments: medrelay_protocol::analytics::AppointmentFigures,
+) -> ProviderFigures {
+    ProviderFigures {
+        patients_seen: patients as u64,
+        visits: appointments.completed,
+        appointments,
+    }
+}
+
+/// Monday = 0.
+fn weekday_index(day: Date) -> u8 {
+    u8::try_from(day.weekday().to_monday_zero_offset()).unwrap_or(0)
+}
+
+/// Minutes of the doctor's whole slots over the period (their hours as they
+/// are now, on their own dates), by the clinic's weekday and hour.
+fn available(record: &ProviderRecord, period: &Period, zone: &TimeZone) -> ByHour {
+    let mut out = ByHour::new();
+    let Ok(own) = TimeZone::get(&record.time_zone) else {
+        return out;
+    };
+    let slot = i64::from(record.slot_minutes.max(1));
+    for day in period.from.series(1.day()).take_while(|d| *d <= period.to) {
+        for range in ranges_for(day, &record.availability, &record.exceptions) {
+            let (start, end) = (
+                i64::from(range.start.minutes()),
+                i64::from(range.end.minutes()),
+            );
+            let mut at = start;
+            while at + slot <= end {
+                let local = |m: i64| {
+                    Time::new(i8::try_from(m / 60).ok()?, i8::try_from(m % 60).ok()?, 0, 0)
+                        .ok()
+                        .and_then(|t| day.to_datetime(t).to_zoned(own.clone()).ok())
+                        .map(|z| z.timestamp())
+                };
+                // A slot ending at midnight ends at the next day's start.
+                let until = if at + slot == 24 * 60 {
+                    day.tomorrow()
+                        .ok()
+                        .and_then(|d| d.to_zoned(own.clone()).ok())
+                        .map(|z| z.timestamp())
+                } else {
+                    local(at + slot)
+                };
+                if let (Some(from), Some(until)) = (local(at), until) {
+                    let clinic_day = from.to_zoned(zone.clone()).date();
+                    let weekday = weekday_index(clinic_day);
+                    for (hour, minutes) in by_hour(from, until, zone) {
+                        let hour = u8::try_from(hour).unwrap_or(0);
+                        *out.entry((weekday, hour)).or_default() +=
+                            u64::try_from(minutes).unwrap_or(0);
+                    }
+                }
+                at += slot;
+            }
+        }
+    }
+    out
+}
