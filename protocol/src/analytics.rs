@@ -367,7 +367,8 @@ pub struct NotificationFigures {
     pub failed: u64,
     /// Of those, reminders that fell due while the server was down.
     pub expired: u64,
-    /// Send attempts that failed (each retry or final failure once).
+    /// Sends that failed and were tried again (a notification that then
+    /// gave up counts in `failed` too).
     pub failed_attempts: u64,
     /// In-app notifications a patient's device acknowledged.
     pub acknowledged: u64,

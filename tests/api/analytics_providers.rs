@@ -446,19 +446,22 @@ async fn a_doctors_hours_in_another_zone_land_in_the_clinics_hours_and_weekdays(
             .unwrap()
             .with_time_zone(berlin.clone())
     };
-    // A Monday at least a week ahead whose Monday and Tuesday are 6 hours apart
-    // (not in the weeks when only one side has changed to or from summer time).
+    // A Monday at least a week ahead whose Sunday, Monday and Tuesday are 6
+    // hours apart (not in the weeks when only one side has changed to or
+    // from summer time).
     let mut mon = Timestamp::now()
         .to_zoned(berlin.clone())
         .date()
         .checked_add(7.days())
         .unwrap();
     while !(mon.weekday() == Weekday::Monday
-        && [mon, mon.tomorrow().unwrap()].into_iter().all(|day| {
-            let (morning, evening) = (in_berlin(day, 9), in_berlin(day, 20));
-            (morning.date(), morning.hour()) == (day, 15)
-                && (evening.date(), evening.hour()) == (day.tomorrow().unwrap(), 2)
-        }))
+        && [mon.yesterday().unwrap(), mon, mon.tomorrow().unwrap()]
+            .into_iter()
+            .all(|day| {
+                let (morning, evening) = (in_berlin(day, 9), in_berlin(day, 20));
+                (morning.date(), morning.hour()) == (day, 15)
+                    && (evening.date(), evening.hour()) == (day.tomorrow().unwrap(), 2)
+            }))
     {
         mon = mon.tomorrow().unwrap();
     }
@@ -492,15 +495,17 @@ async fn a_doctors_hours_in_another_zone_land_in_the_clinics_hours_and_weekdays(
         expect((0, 0), (2, 0, 0, 0), (60, 240, 0)),
         "totals",
     );
-    // Both doctor's days' hours, on the clinic's weekdays and hours: Tuesday
-    // evening's slots fall on Wednesday 02:00 in Berlin.
+    // The doctor's slots that start on the clinic's Monday and Tuesday, in
+    // the clinic's hours: Sunday evening's fall on Monday 02:00 in Berlin,
+    // Monday evening's on Tuesday 02:00; Tuesday evening's on Wednesday,
+    // outside the range.
     assert_eq!(
         body["utilisation"],
         json!([
+            hour_use("Monday", 2, 0, 60),
             hour_use("Monday", 15, 30, 60),
             hour_use("Tuesday", 2, 30, 60),
             hour_use("Tuesday", 15, 0, 60),
-            hour_use("Wednesday", 2, 0, 60),
         ]),
         "{body}"
     );

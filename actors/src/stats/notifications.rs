@@ -25,7 +25,8 @@ pub const DELIVERED: u16 = 2;
 pub const FAILED: u16 = 3;
 /// Of those, reminders that fell due while the server was down.
 pub const EXPIRED: u16 = 4;
-/// Send attempts that failed and were retried or given up.
+/// Sends that failed and were tried again (the `failed` entries of its
+/// history; one that gave up ends `undeliverable`, in [`FAILED`]).
 pub const FAILED_ATTEMPTS: u16 = 5;
 /// In-app notifications a patient's device acknowledged.
 pub const ACKNOWLEDGED: u16 = 6;

@@ -13,13 +13,14 @@ use crate::billing::payments::PaymentRecord;
 use crate::medical::RecordVersion;
 use crate::notify::NotificationRecord;
 use crate::schedule::AppointmentRecord;
-use crate::store::{Rows, Store, StoreError, Table, WriteBatch, WriteError, add_to};
+use crate::store::{Entry, Store, StoreError, Table, WriteBatch, WriteError, add_to};
 
 /// The counter naming the zone and rules the figures were counted by.
 const ZONE: &str = "stats_zone";
 
 /// Self-tallied records noted per batch by a recount.
-const NOTE_BATCH: usize = 10_000;
+/// (Two in tests, so that they cross pages.)
+const NOTE_BATCH: usize = if cfg!(test) { 2 } else { 10_000 };
 
 /// Why a recount failed.
 #[derive(Debug, thiserror::Error)]
@@ -37,15 +38,6 @@ pub enum RebuildError {
 /// # Errors
 /// A storage error.
 pub fn recount(store: &Store) -> Result<BTreeMap<String, Figures>, StoreError> {
-    count(store, None)
-}
-
-/// [`recount`], also collecting in `noted` the rows each self-tallied
-/// record counts in.
-fn count(
-    store: &Store,
-    mut noted: Option<&mut Vec<(String, Rows)>>,
-) -> Result<BTreeMap<String, Figures>, StoreError> {
     let zone = store.stats_zone();
     let mut rows: BTreeMap<String, Figures> = BTreeMap::new();
     let mut add = |(key, figures): (String, Figures)| {
@@ -99,11 +91,9 @@ fn count(
     // Notifications: the records the store tallies itself (see
     // `WriteBatch::put_counted`).
     snapshot.for_each_between(Table::Notifications, "", "\u{10ffff}", |entry| {
-        let rows = entry.decode::<NotificationRecord>()?.rows(zone);
-        if let Some(noted) = noted.as_deref_mut() {
-            noted.push((entry.key.to_owned(), rows.clone()));
+        if let Some(record) = notification(&entry) {
+            record.rows(zone).into_iter().for_each(&mut add);
         }
-        rows.into_iter().for_each(&mut add);
         Ok(())
     })?;
     rows.retain(|_, row| {
@@ -111,6 +101,18 @@ fn count(
         !row.is_empty()
     });
     Ok(rows)
+}
+
+/// A notification the recount can read. One it cannot is left out of the
+/// figures with a warning rather than keep the server from starting (its
+/// figures come back when it is next written).
+fn notification(entry: &Entry<'_>) -> Option<NotificationRecord> {
+    entry
+        .decode::<NotificationRecord>()
+        .inspect_err(|e| {
+            tracing::warn!(notification = entry.key, error = %e, "a notification the recount cannot read is left out of the figures");
+        })
+        .ok()
 }
 
 /// Every kept figure, by row.
@@ -134,8 +136,7 @@ pub fn kept(store: &Store) -> Result<BTreeMap<String, Figures>, StoreError> {
 /// # Errors
 /// A storage error.
 pub async fn rebuild(store: &Store) -> Result<BTreeMap<String, Figures>, RebuildError> {
-    let mut noted = Vec::new();
-    let rows = count(store, Some(&mut noted))?;
+    let rows = recount(store)?;
     let mut batch = WriteBatch::new();
     // Until the last batch notes the zone, a start recounts again.
     batch.reset_stats("").reset_counted().set_counter(ZONE, 0);
@@ -143,15 +144,30 @@ pub async fn rebuild(store: &Store) -> Result<BTreeMap<String, Figures>, Rebuild
         batch.tally(key.clone(), figures.clone());
     }
     store.write(batch).await?;
-    // What each self-tallied record counts in, in bounded batches; the
-    // zone is noted last, so a recount cut short is done again at start.
-    let mut batch = WriteBatch::new();
-    for chunk in noted.chunks(NOTE_BATCH) {
-        for (key, rows) in chunk {
-            batch.note_counted(Table::Notifications, key.clone(), rows.clone());
+    // What each self-tallied record counts in, a page per batch (read
+    // again rather than held: a store may keep millions); the zone is
+    // noted last, so a recount cut short is done again at start.
+    let zone = store.stats_zone();
+    let mut from = String::new();
+    loop {
+        let mut batch = WriteBatch::new();
+        let last =
+            store
+                .snapshot()?
+                .for_each_from(Table::Notifications, &from, NOTE_BATCH, |entry| {
+                    if let Some(record) = notification(&entry) {
+                        batch.note_counted(Table::Notifications, entry.key, record.rows(zone));
+                    }
+                    Ok(())
+                })?;
+        store.write(batch).await?;
+        match last {
+            // The least key after `key`.
+            Some(key) => from = format!("{key}\0"),
+            None => break,
         }
-        store.write(std::mem::take(&mut batch)).await?;
     }
+    let mut batch = WriteBatch::new();
     batch.set_counter(ZONE, zone_tag(store));
     store.write(batch).await?;
     Ok(rows)

@@ -94,4 +94,30 @@ impl Snapshot {
         }
         Ok(())
     }
+
+    /// Visits at most `limit` entries of `table` with keys from `from` on,
+    /// in key order, decoding none unless `visit` asks; returns the last
+    /// key visited (`None`: none was left). The next page starts after it.
+    ///
+    /// # Errors
+    /// [`StoreError`] on an I/O failure, or what `visit` returns.
+    pub fn for_each_from(
+        &self,
+        table: Table,
+        from: &str,
+        limit: usize,
+        mut visit: impl FnMut(Entry<'_>) -> Result<(), StoreError>,
+    ) -> Result<Option<String>, StoreError> {
+        let table = self.txn.open_table(table.def())?;
+        let mut last = None;
+        for item in table.range::<&str>(from..)?.take(limit) {
+            let (k, v) = item?;
+            visit(Entry {
+                key: k.value(),
+                bytes: v.value(),
+            })?;
+            last = Some(k.value().to_owned());
+        }
+        Ok(last)
+    }
 }

@@ -459,6 +459,7 @@ mod tests {
             .reset_stats("a/")
             .tally("a/2026-12-01/prv_1", [(0, 1), (1_036, -2)].into())
             .note_counted(Table::Notifications, "ntf_1", rows)
+            .delete_counted(Table::Notifications, "ntf_2")
             .reset_counted()
             .lazy();
         b
@@ -477,7 +478,7 @@ mod tests {
         let back = decode_batch(&mut Reader(&bytes)).expect("decodes");
         assert_eq!(encoded(&back), bytes);
         assert!(back.lazy);
-        assert_eq!(back.ops.len(), 10);
+        assert_eq!(back.ops.len(), 12);
         assert!(matches!(&back.ops[6], Op::ResetStats { prefix } if prefix == "a/"));
         assert!(
             matches!(&back.ops[7], Op::Tally { key, figures } if key == "a/2026-12-01/prv_1" && figures[&1_036] == -2)

@@ -53,7 +53,7 @@ pub fn appointments(
             .collect(),
     };
 
-    let (rows, totals) = table(store, &period, &providers, only.as_ref())?;
+    let (rows, totals) = table(store, &period, &providers, only.as_ref(), |_, _| {})?;
     Ok(AppointmentsReport {
         from: period.from,
         to: period.to,
@@ -76,7 +76,9 @@ pub(super) fn doctor(store: &Store, id: &ProviderId) -> Result<ProviderRecord, A
 }
 
 /// The report's rows (per bucket, then doctor) and totals: the figures of
-/// `only` (or of every doctor), and the hours of `providers`.
+/// `only` (or of every doctor), and the hours of `providers`. Each kept row
+/// it sums is also shown to `also` (day, figures), for a report that reads
+/// more of them.
 ///
 /// # Errors
 /// 500 on a storage error.
@@ -85,6 +87,7 @@ pub(super) fn table(
     period: &Period,
     providers: &[ProviderRecord],
     only: Option<&ProviderId>,
+    mut also: impl FnMut(Date, &[(u16, i64)]),
 ) -> Result<(Vec<AppointmentsRow>, AppointmentFigures), AppError> {
     // Doctors by position; a deleted doctor's figures still count.
     let mut doctors = Owners::default();
@@ -92,10 +95,11 @@ pub(super) fn table(
         doctors.of(p.provider_id.as_str());
     }
     let mut cells: HashMap<(usize, usize), Sums> = HashMap::new();
-    period.visit(store, "a", |bucket, _, provider, figures| {
+    period.visit(store, "a", |bucket, day, provider, figures| {
         if only.is_none_or(|o| o.as_str() == provider) {
             let doctor = doctors.of(provider);
             cells.entry((bucket, doctor)).or_default().add(figures);
+            also(day, figures);
         }
     })?;
     // The doctors' hours, day by day (their own dates; see the docs).

@@ -6,10 +6,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use jiff::ToSpan;
-use jiff::civil::{Date, Time};
+use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use medrelay_actors::accounts::ProviderRecord;
-use medrelay_actors::schedule::rules::ranges_for;
+use medrelay_actors::schedule::rules::slots_for_date;
 use medrelay_actors::stats::appointments::{self as a, by_hour};
 use medrelay_protocol::ProviderId;
 use medrelay_protocol::analytics::{
@@ -53,7 +53,24 @@ pub fn provider(
     )?;
     let store = &state.store;
     let record = doctor(store, &id)?;
-    let (rows, totals) = table(store, &period, std::slice::from_ref(&record), Some(&id))?;
+    // Booked minutes by the clinic's weekday and hour, in the same pass.
+    let mut booked = ByHour::new();
+    let (rows, totals) = table(
+        store,
+        &period,
+        std::slice::from_ref(&record),
+        Some(&id),
+        |day, figures| {
+            let weekday = weekday_index(day);
+            for (code, minutes) in figures {
+                if let Some(hour) = code.checked_sub(a::HOUR_MINUTES).filter(|h| *h < 24) {
+                    let hour = u8::try_from(hour).unwrap_or(0);
+                    *booked.entry((weekday, hour)).or_default() +=
+                        u64::try_from(*minutes).unwrap_or(0);
+                }
+            }
+        },
+    )?;
 
     // Patients seen, per bucket and over the range.
     let mut seen: HashMap<usize, HashSet<String>> = HashMap::new();
@@ -75,20 +92,6 @@ pub fn provider(
         },
     )?;
 
-    // Booked minutes by the clinic's weekday and hour.
-    let mut booked = ByHour::new();
-    period.visit(store, "a", |_, day, provider, figures| {
-        if provider != id.as_str() {
-            return;
-        }
-        let weekday = weekday_index(day);
-        for (code, minutes) in figures {
-            if let Some(hour) = code.checked_sub(a::HOUR_MINUTES).filter(|h| *h < 24) {
-                let hour = u8::try_from(hour).unwrap_or(0);
-                *booked.entry((weekday, hour)).or_default() += u64::try_from(*minutes).unwrap_or(0);
-            }
-        }
-    })?;
     let zone = store.stats_zone();
     let available = available(&record, &period, zone);
 
@@ -161,47 +164,34 @@ fn weekday_index(day: Date) -> u8 {
     u8::try_from(day.weekday().to_monday_zero_offset()).unwrap_or(0)
 }
 
-/// Minutes of the doctor's whole slots over the period (their hours as they
-/// are now, on their own dates), by the clinic's weekday and hour.
+/// Minutes of the doctor's slots that start on the period's clinic days
+/// (their hours as they are now, the slots a patient could book), by the
+/// clinic's weekday and hour.
 fn available(record: &ProviderRecord, period: &Period, zone: &TimeZone) -> ByHour {
     let mut out = ByHour::new();
     let Ok(own) = TimeZone::get(&record.time_zone) else {
         return out;
     };
-    let slot = i64::from(record.slot_minutes.max(1));
-    for day in period.from.series(1.day()).take_while(|d| *d <= period.to) {
-        for range in ranges_for(day, &record.availability, &record.exceptions) {
-            let (start, end) = (
-                i64::from(range.start.minutes()),
-                i64::from(range.end.minutes()),
-            );
-            let mut at = start;
-            while at + slot <= end {
-                let local = |m: i64| {
-                    Time::new(i8::try_from(m / 60).ok()?, i8::try_from(m % 60).ok()?, 0, 0)
-                        .ok()
-                        .and_then(|t| day.to_datetime(t).to_zoned(own.clone()).ok())
-                        .map(|z| z.timestamp())
-                };
-                // A slot ending at midnight ends at the next day's start.
-                let until = if at + slot == 24 * 60 {
-                    day.tomorrow()
-                        .ok()
-                        .and_then(|d| d.to_zoned(own.clone()).ok())
-                        .map(|z| z.timestamp())
-                } else {
-                    local(at + slot)
-                };
-                if let (Some(from), Some(until)) = (local(at), until) {
-                    let clinic_day = from.to_zoned(zone.clone()).date();
-                    let weekday = weekday_index(clinic_day);
-                    for (hour, minutes) in by_hour(from, until, zone) {
-                        let hour = u8::try_from(hour).unwrap_or(0);
-                        *out.entry((weekday, hour)).or_default() +=
-                            u64::try_from(minutes).unwrap_or(0);
-                    }
-                }
-                at += slot;
+    // A clinic day can hold slots of the doctor's dates either side of it.
+    let first = period.from.yesterday().unwrap_or(period.from);
+    let last = period.to.tomorrow().unwrap_or(period.to);
+    for date in first.series(1.day()).take_while(|d| *d <= last) {
+        let slots = slots_for_date(
+            &own,
+            date,
+            record.slot_minutes.max(1),
+            &record.availability,
+            &record.exceptions,
+        );
+        for slot in slots {
+            let day = slot.start.to_zoned(zone.clone()).date();
+            if day < period.from || day > period.to {
+                continue;
+            }
+            let weekday = weekday_index(day);
+            for (hour, minutes) in by_hour(slot.start, slot.end, zone) {
+                let hour = u8::try_from(hour).unwrap_or(0);
+                *out.entry((weekday, hour)).or_default() += u64::try_from(minutes).unwrap_or(0);
             }
         }
     }
