@@ -8,55 +8,18 @@ use jiff::{SignedDuration, Timestamp, ToSpan};
 use medrelay::admin::rebuild_stats;
 use serde_json::{Value, json};
 
-use crate::availability::daily_availability;
+use crate::analytics_support::{self as support, CLINIC, clinic, doctor, set};
 use crate::helpers::*;
-
-const CLINIC: &str = "Europe/Berlin";
-
-fn clinic(s: &mut medrelay::config::Settings) {
-    s.analytics.time_zone = CLINIC.into();
-    s.schedule.horizon_days = 400;
-    s.schedule.min_notice_minutes = 1;
-    s.notifications.confirm_bookings = false;
-}
-
-async fn doctor(app: &TestApp, admin: &str, (id, zone, hours, slot): (&str, &str, &str, u32)) {
-    let (status, body) = app
-        .post(
-            "/api/providers",
-            json!({"providerId": id, "name": id, "timeZone": zone, "slotMinutes": slot,
-                   "availability": daily_availability(&[hours])}),
-            Some(admin),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-}
 
 /// Books and returns the appointment id and when the booking was made.
 async fn book(
     app: &TestApp,
     admin: &str,
     patient: &str,
-    (provider, date, time): (&str, jiff::civil::Date, &str),
+    at: (&str, jiff::civil::Date, &str),
 ) -> (String, Timestamp) {
     let before = Timestamp::now();
-    let (status, body) = app
-        .post(
-            "/api/appointments",
-            json!({"patientId": patient, "providerId": provider,
-                   "appointmentDate": date.to_string(), "timeSlot": time}),
-            Some(admin),
-        )
-        .await;
-    assert_eq!(status, 201, "{provider} {date} {time}: {body}");
-    (body["appointmentId"].as_str().unwrap().to_owned(), before)
-}
-
-async fn set(app: &TestApp, admin: &str, id: &str, change: Value) {
-    let (status, body) = app
-        .put(&format!("/api/appointments/{id}"), change, admin)
-        .await;
-    assert_eq!(status, 200, "{body}");
+    (support::book(app, admin, patient, at).await, before)
 }
 
 async fn report(app: &TestApp, token: &str, query: &str) -> (u16, Value) {
@@ -108,11 +71,11 @@ fn expect(
 async fn the_report_counts_by_clinic_day_across_a_dst_change_and_survives_recount_and_restart() {
     let app = spawn_app_with(clinic).await;
     let admin = app.admin_token().await;
-    doctor(&app, &admin, ("prv_ber", CLINIC, "09:00-17:00", 30)).await;
+    doctor(&app, &admin, ("prv_ber", CLINIC, &["09:00-17:00"], 30)).await;
     doctor(
         &app,
         &admin,
-        ("prv_nyc", "America/New_York", "09:00-21:00", 60),
+        ("prv_nyc", "America/New_York", &["09:00-21:00"], 60),
     )
     .await;
     let mut patients = Vec::new();
@@ -297,7 +260,7 @@ async fn the_report_counts_by_clinic_day_across_a_dst_change_and_survives_recoun
 async fn a_cancellation_within_24_hours_is_late() {
     let app = spawn_app_with(clinic).await;
     let admin = app.admin_token().await;
-    doctor(&app, &admin, ("prv_ber", CLINIC, "09:00-17:00", 30)).await;
+    doctor(&app, &admin, ("prv_ber", CLINIC, &["09:00-17:00"], 30)).await;
     let ana = app.signup_patient("ana").await.patient_id;
     // The first slot at least an hour ahead: within the next 24 hours.
     let berlin = TimeZone::get(CLINIC).unwrap();

@@ -13,10 +13,9 @@ use jiff::{SignedDuration, Timestamp, ToSpan};
 use medrelay::admin::rebuild_stats;
 use serde_json::{Value, json};
 
-use crate::availability::daily_availability;
+use crate::analytics_support::{CLINIC, book, clinic, csv, doctor, rate, set};
 use crate::helpers::*;
 
-const CLINIC: &str = "Europe/Berlin";
 /// 09:00-13:00 every day, 30-minute slots: 240 minutes a day.
 const A: &str = "prv_a";
 /// 14:00-18:00 every day, 60-minute slots: 240 minutes a day.
@@ -24,13 +23,6 @@ const B: &str = "prv_b";
 const PATIENTS: [&str; 12] = [
     "ana", "ben", "cyd", "dee", "eve", "fay", "gus", "hal", "ivy", "joe", "kim", "lou",
 ];
-
-fn clinic(s: &mut medrelay::config::Settings) {
-    s.analytics.time_zone = CLINIC.into();
-    s.schedule.horizon_days = 400;
-    s.schedule.min_notice_minutes = 1;
-    s.notifications.confirm_bookings = false;
-}
 
 /// What became of an appointment of the table.
 #[derive(Clone, Copy)]
@@ -133,14 +125,6 @@ impl Fig {
 }
 
 /// `part ÷ whole` rounded half up to 4 places; null for 0.
-fn rate(part: u64, whole: u64) -> Value {
-    if whole == 0 {
-        Value::Null
-    } else {
-        json!(((part * 20_000 + whole) / (2 * whole)) as f64 / 10_000.0)
-    }
-}
-
 fn month(day: Date) -> String {
     format!("{:04}-{:02}", day.year(), day.month())
 }
@@ -182,33 +166,6 @@ fn within(report: &Value, start: Timestamp, (t0, t1): (Timestamp, Timestamp), wh
     got
 }
 
-async fn doctor(app: &TestApp, admin: &str, (id, hours, slot): (&str, &str, u32)) {
-    let body = json!({"providerId": id, "name": id, "timeZone": CLINIC, "slotMinutes": slot,
-                      "availability": daily_availability(&[hours])});
-    let (status, reply) = app.post("/api/providers", body, Some(admin)).await;
-    assert_eq!(status, 201, "{reply}");
-}
-
-/// Books and returns the appointment id.
-async fn book(
-    app: &TestApp,
-    admin: &str,
-    patient: &str,
-    (provider, date, time): (&str, Date, &str),
-) -> String {
-    let body = json!({"patientId": patient, "providerId": provider,
-                      "appointmentDate": date.to_string(), "timeSlot": time});
-    let (status, reply) = app.post("/api/appointments", body, Some(admin)).await;
-    assert_eq!(status, 201, "{provider} {date} {time}: {reply}");
-    reply["appointmentId"].as_str().unwrap().to_owned()
-}
-
-async fn set(app: &TestApp, admin: &str, id: &str, change: Value) {
-    let path = format!("/api/appointments/{id}");
-    let (status, body) = app.put(&path, change, admin).await;
-    assert_eq!(status, 200, "{body}");
-}
-
 /// Asserts a 2xx answer; its body.
 fn ok((status, body): (u16, Value), what: &str) -> Value {
     assert!((200..300).contains(&status), "{what}: {status} {body}");
@@ -220,19 +177,6 @@ async fn get_json(app: &TestApp, admin: &str, path: &str) -> Value {
     let (status, body) = app.get(path, Some(admin)).await;
     assert_eq!(status, 200, "{path}: {body}");
     body
-}
-
-async fn csv(app: &TestApp, admin: &str, path: &str) -> String {
-    let response = app
-        .http
-        .get(app.url(path))
-        .bearer_auth(admin)
-        .header("accept", "text/csv")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{path}");
-    response.text().await.unwrap()
 }
 
 /// Cents written as the API takes money: `12.50`.
@@ -260,8 +204,8 @@ fn hour_use(report: &Value, weekday: &str, hour: u8) -> Value {
 async fn a_month_of_a_clinic_has_known_answers_in_every_report() {
     let app = spawn_app_with(clinic).await;
     let admin = app.admin_token().await;
-    doctor(&app, &admin, (A, "09:00-13:00", 30)).await;
-    doctor(&app, &admin, (B, "14:00-18:00", 60)).await;
+    doctor(&app, &admin, (A, CLINIC, &["09:00-13:00"], 30)).await;
+    doctor(&app, &admin, (B, CLINIC, &["14:00-18:00"], 60)).await;
     let mut ids: HashMap<&str, String> = HashMap::new();
     for name in PATIENTS {
         ids.insert(name, app.signup_patient(name).await.patient_id);

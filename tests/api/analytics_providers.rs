@@ -9,56 +9,10 @@ use jiff::{SignedDuration, Timestamp, ToSpan};
 use medrelay::admin::rebuild_stats;
 use serde_json::{Value, json};
 
-use crate::availability::daily_availability;
+use crate::analytics_support::{CLINIC, book, clinic, csv, doctor, rate, set};
 use crate::helpers::*;
 
-const CLINIC: &str = "Europe/Berlin";
 const NEW_YORK: &str = "America/New_York";
-
-fn clinic(s: &mut medrelay::config::Settings) {
-    s.analytics.time_zone = CLINIC.into();
-    s.schedule.horizon_days = 400;
-    s.schedule.min_notice_minutes = 1;
-    s.notifications.confirm_bookings = false;
-}
-
-async fn doctor(app: &TestApp, admin: &str, (id, zone, hours, slot): (&str, &str, &[&str], u32)) {
-    let (status, body) = app
-        .post(
-            "/api/providers",
-            json!({"providerId": id, "name": id, "timeZone": zone, "slotMinutes": slot,
-                   "availability": daily_availability(hours)}),
-            Some(admin),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-}
-
-/// Books and returns the appointment id.
-async fn book(
-    app: &TestApp,
-    admin: &str,
-    patient: &str,
-    (provider, date, time): (&str, Date, &str),
-) -> String {
-    let (status, body) = app
-        .post(
-            "/api/appointments",
-            json!({"patientId": patient, "providerId": provider,
-                   "appointmentDate": date.to_string(), "timeSlot": time}),
-            Some(admin),
-        )
-        .await;
-    assert_eq!(status, 201, "{provider} {date} {time}: {body}");
-    body["appointmentId"].as_str().unwrap().to_owned()
-}
-
-async fn set(app: &TestApp, admin: &str, id: &str, change: Value) {
-    let (status, body) = app
-        .put(&format!("/api/appointments/{id}"), change, admin)
-        .await;
-    assert_eq!(status, 200, "{body}");
-}
 
 async fn report(app: &TestApp, token: Option<&str>, provider: &str, query: &str) -> (u16, Value) {
     app.get(
@@ -76,14 +30,6 @@ fn figures(row: &Value) -> Value {
 }
 
 /// `part ÷ whole` rounded half away from zero to 4 places; null for 0.
-fn rate(part: u64, whole: u64) -> Value {
-    if whole == 0 {
-        Value::Null
-    } else {
-        json!(((part * 20_000 + whole) / (2 * whole)) as f64 / 10_000.0)
-    }
-}
-
 /// A row's figures (or the totals), all but `medianLeadHours`; nothing is
 /// cancelled late (every start is days ahead) and nothing comes from a
 /// waitlist.
@@ -110,23 +56,6 @@ fn assert_figures(got: &Value, mut want: Value, what: &str) {
 fn hour_use(weekday: &str, hour: u8, booked: u64, available: u64) -> Value {
     json!({"weekday": weekday, "hour": hour, "bookedMinutes": booked,
            "availableMinutes": available, "utilisation": rate(booked, available)})
-}
-
-async fn csv(app: &TestApp, token: &str, path: &str) -> String {
-    let response = app
-        .http
-        .get(app.url(path))
-        .bearer_auth(token)
-        .header("accept", "text/csv")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{path}");
-    assert_eq!(
-        response.headers()["content-type"],
-        "text/csv; charset=utf-8"
-    );
-    response.text().await.unwrap()
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@ mod analytics_live;
 mod analytics_month;
 mod analytics_notifications;
 mod analytics_providers;
+mod analytics_support;
 mod audit;
 mod auth;
 mod bad_input;
