@@ -86,12 +86,12 @@ fn replay(
             &mut Vec::new(),
             &mut false,
         )?;
-        // Every batch of a group is logged, those refused at the time too
-        // (the log is written while redb applies the group): they are
-        // refused again here, by the same checks on the same state.
+        // A lone write is logged before its outcome is known (its sync runs
+        // while redb applies it), so a batch refused then is refused again
+        // here. A larger group logs only the batches that took effect.
         let refused = outcomes.iter().filter(|o| o.is_err()).count();
-        if refused > 0 {
-            tracing::debug!(group, refused, "redo log: batches refused again on replay");
+        if refused > 0 && batches.len() > writer::OVERLAP_BATCHES {
+            tracing::error!(group, refused, "redo log: batches refused on replay");
         }
         replayed += batches.len();
         last = group;

@@ -386,11 +386,13 @@ async fn groups_left_in_the_redo_log_are_replayed_once_at_open() {
         );
         // A group redb already holds (a crash before the log was emptied).
         log.append(applied, [noted("a", 1)].iter(), None).unwrap();
-        // Every batch of a group is logged, one refused at the time too
-        // (the second "b"): it is refused again on replay.
-        let group = [noted("b", 2), noted("b", 9), noted("c", 3)];
-        log.append(applied + 1, group.iter(), None).unwrap();
-        log.append(applied + 2, [noted("d", 4)].iter(), None)
+        // A lone write is logged with every batch, one refused at the time
+        // too (the second "b"): it is refused again on replay.
+        let lone = [noted("b", 2), noted("b", 9)];
+        log.append(applied + 1, lone.iter(), None).unwrap();
+        log.append(applied + 2, [noted("c", 3)].iter(), None)
+            .unwrap();
+        log.append(applied + 3, [noted("d", 4)].iter(), None)
             .unwrap();
         log.sync().unwrap();
         log.len() - 3

@@ -173,11 +173,12 @@ impl Wal {
         self.file.try_clone()
     }
 
-    /// Takes back the records from `at` on (a group whose commit failed
-    /// after it was written): their first header is zeroed and synced, so
-    /// reading stops there, and the next record is written over them.
+    /// Takes back the records from `at` on (a group that did not commit
+    /// after it was written, in full or in part): the header at `at` is
+    /// zeroed and synced, so reading stops there, and the next record is
+    /// written over them.
     pub(super) fn unwrite(&mut self, at: u64) -> io::Result<()> {
-        if at < self.len {
+        if at + 8 <= self.allocated {
             self.file.write_all_at(&[0; 8], at)?;
             self.file.sync_data()?;
         }

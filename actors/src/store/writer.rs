@@ -5,9 +5,10 @@
 //! sender once the group is durable. One fsync is shared by every batch in
 //! the group, which is where the throughput comes from.
 //!
-//! A group is made durable by the redo log ([`super::wal`]): the log gets the
-//! group's batches, redb commits it without an fsync, and the log is synced
-//! (for a lone write, on [`super::syncer`]'s thread during redb's apply). Every
+//! A group is made durable by the redo log ([`super::wal`]): redb commits it
+//! without an fsync, the log gets the group's batches and is synced (a lone
+//! write's record is written first and synced on [`super::syncer`]'s thread
+//! during redb's apply: see `Writer::apply_overlapped`). Every
 //! `checkpoint_bytes` of log or `checkpoint_interval`, a group commits to redb
 //! durably instead, and the log is emptied.
 //!
@@ -226,14 +227,9 @@ impl Writer<'_> {
         Ok(outcomes)
     }
 
-    /// Logs the group (every batch: one refused now is refused again on
-    /// replay, by the same checks on the same state), applies it to redb
-    /// without a sync, and syncs the log when asked: on the sync thread
-    /// while redb applies a lone write with enough to apply (a booking's
-    /// dozen tables), else here after it. A small write would wait longer
-    /// for the two thread hops than it saves; a large group (measured:
-    /// bookings at full speed, 50 to a group) lost a tenth of its rate when
-    /// its sync ran beside its apply.
+    /// Applies the group to redb without a sync, then logs the batches that
+    /// took effect and syncs the log when asked; a lone write with enough
+    /// to apply goes through [`Writer::apply_overlapped`] instead.
     fn apply_logged(
         &mut self,
         group: &[WriteRequest],
@@ -241,60 +237,97 @@ impl Writer<'_> {
         published: &mut Vec<(Channel, u64, Event)>,
         outboxed: &mut bool,
     ) -> Result<Vec<Outcome>, Fault> {
-        let from = self.wal.len();
-        let batches = group.iter().map(|req| &req.batch);
         let work: usize = group
             .iter()
             .map(|req| req.batch.ops.len() + req.batch.events.len())
             .sum();
-        let overlap = sync && group.len() <= OVERLAP_BATCHES && work >= OVERLAP_WORK;
+        if sync && group.len() <= OVERLAP_BATCHES && work >= OVERLAP_WORK {
+            return self.apply_overlapped(group, published, outboxed);
+        }
+        let outcomes = self
+            .apply(group, false, published, outboxed)
+            .map_err(|err| self.not_committed(err, group.len()))?;
+        let applied = group
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, outcome)| outcome.is_ok())
+            .map(|(req, _)| &req.batch);
         let logged = self
             .wal
-            .append(self.group, batches, self.config.vault.as_deref())
-            .and_then(|()| if overlap { self.syncer.start() } else { Ok(()) });
-        if let Err(e) = logged {
-            // Nothing was applied: the record, if written, is taken back.
-            return Err(self.log_failed(e, from));
+            .append(self.group, applied, self.config.vault.as_deref())
+            .and_then(|()| if sync { self.wal.sync() } else { Ok(()) });
+        match logged {
+            Ok(()) => {
+                self.log_bytes.store(self.wal.len(), Ordering::Relaxed);
+                Ok(outcomes)
+            }
+            Err(e) => Err(self.log_lost(e)),
         }
-        let applied = self.apply(group, false, published, outboxed);
-        let synced = match (overlap, sync) {
-            (true, _) => self.syncer.wait(),
-            (false, true) => self.wal.sync(),
-            (false, false) => Ok(()),
+    }
+
+    /// A lone write (a booking's dozen tables): its record is written
+    /// first, with every batch (one refused now is refused again on
+    /// replay, by the same checks on the same state), and synced on the
+    /// sync thread while redb applies it. A small write would wait longer
+    /// for the two thread hops than it saves; a large group (measured:
+    /// bookings at full speed, 50 to a group) lost a tenth of its rate.
+    fn apply_overlapped(
+        &mut self,
+        group: &[WriteRequest],
+        published: &mut Vec<(Channel, u64, Event)>,
+        outboxed: &mut bool,
+    ) -> Result<Vec<Outcome>, Fault> {
+        let from = self.wal.len();
+        let batches = group.iter().map(|req| &req.batch);
+        let started = self
+            .wal
+            .append(self.group, batches, self.config.vault.as_deref())
+            .and_then(|()| self.syncer.start());
+        let syncing = match started {
+            Ok(syncing) => syncing,
+            Err(e) => {
+                tracing::error!(error = %e, "the store's redo log could not be written; the group is refused");
+                return Err(self.take_back(from, Fault::context(NOT_LOGGED, e)));
+            }
         };
-        match (applied, synced) {
+        let applied = self.apply(group, false, published, outboxed);
+        match (applied, syncing.wait()) {
             (Ok(outcomes), Ok(())) => {
                 self.log_bytes.store(self.wal.len(), Ordering::Relaxed);
                 Ok(outcomes)
             }
-            (Ok(_), Err(e)) => {
-                // redb holds the group, not durably, and nobody was answered.
-                tracing::error!(error = %e, "the store's redo log could not be synced; the store takes no more writes until a restart");
-                self.failed = true;
-                Err(Fault::context(LOG_FAILED, e))
-            }
-            (Err(err), synced) => {
-                // Not committed: the group must not come back on replay.
-                if let Err(e) = synced.and_then(|()| self.wal.unwrite(from)) {
-                    tracing::error!(error = %e, "a group that failed to commit could not be taken out of the redo log; the store takes no more writes until a restart");
-                    self.failed = true;
-                }
-                Err(self.not_committed(err, group.len()))
+            (Ok(_), Err(e)) => Err(self.log_lost(e)),
+            (Err(err), _) => {
+                tracing::error!(error = %err, "store commit failed; the group is taken out of the redo log");
+                Err(self.take_back(from, Fault::new(err)))
             }
         }
     }
 
-    /// After the log could not be written or its sync started: the record
-    /// is taken back if it can be, else nothing more is written.
-    fn log_failed(&mut self, e: std::io::Error, from: u64) -> Fault {
-        self.group -= 1;
-        if self.wal.unwrite(from).is_err() {
-            tracing::error!(error = %e, "the store's redo log could not be written; the store takes no more writes until a restart");
-            self.failed = true;
-        } else {
-            tracing::error!(error = %e, "the store's redo log could not be written; the group is refused");
-        }
+    /// After redb holds a group (not durably) whose log could not be
+    /// written or synced: nobody is answered with success, and nothing more
+    /// is written until a restart.
+    fn log_lost(&mut self, e: std::io::Error) -> Fault {
+        tracing::error!(error = %e, "the store's redo log could not be written; the store takes no more writes until a restart");
+        self.failed = true;
         Fault::context(LOG_FAILED, e)
+    }
+
+    /// A group written to the log but not committed: its record is taken
+    /// back out (whatever became of its sync) and its number given back,
+    /// and the group is refused with `cause`. If the record cannot be taken
+    /// back, the group may come back at the next start: the answer says so,
+    /// and nothing more is written until a restart.
+    fn take_back(&mut self, from: u64, cause: Fault) -> Fault {
+        self.group -= 1;
+        match self.wal.unwrite(from) {
+            Ok(()) => cause,
+            Err(e) => {
+                tracing::error!(error = %e, "a group that did not commit could not be taken out of the redo log; the store takes no more writes until a restart");
+                self.failed = true;
+                Fault::context(OUTCOME_UNKNOWN, e)
+            }
+        }
     }
 
     /// A group redb refused: nothing was committed under its number, which
@@ -338,12 +371,21 @@ impl Writer<'_> {
 /// What every write is answered with once the redo log has failed.
 const LOG_FAILED: &str = "the store's redo log could not be written; restart the server";
 
+/// A lone write whose record could not be written: nothing of it applied.
+const NOT_LOGGED: &str =
+    "the store's redo log could not be written; nothing of this write was applied";
+
+/// A write that did not commit and may yet come back at the next start.
+const OUTCOME_UNKNOWN: &str =
+    "the write did not commit but may be applied at the next start; restart the server, then check";
+
 /// The changes and events a group must hold for its log sync to run while
 /// redb applies it (see `Writer::apply_logged`): a booking has about 20, a
 /// lone record write 1 or 2.
 const OVERLAP_WORK: usize = 8;
-/// The most batches a group may hold for that.
-const OVERLAP_BATCHES: usize = 2;
+/// The most batches a group may hold for that (replay checks that a group
+/// of more refuses none of its batches).
+pub(super) const OVERLAP_BATCHES: usize = 2;
 
 /// The longest the writer waits for a group to fill up (see `Writer::run`).
 const GATHER_WAIT: Duration = Duration::from_micros(200);
