@@ -176,6 +176,37 @@ pub struct ServerSettings {
     pub shutdown_grace_secs: u64,
     /// Static bearer token for `/metrics` (empty: admins only).
     pub metrics_token: SecretString,
+    /// Origins allowed to call the API from a browser, comma-separated
+    /// (see [`ServerSettings::cors_origins`]).
+    pub cors_origins: String,
+}
+
+impl ServerSettings {
+    /// The origins allowed to call the API from a browser (empty: none).
+    ///
+    /// # Errors
+    /// A message naming `server.cors_origins` for an entry that is not
+    /// `http(s)://host[:port]`, or a wildcard.
+    pub fn cors_origins(&self) -> anyhow::Result<Vec<String>> {
+        self.cors_origins
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(|origin| {
+                let host = origin
+                    .strip_prefix("https://")
+                    .or_else(|| origin.strip_prefix("http://"))
+                    .unwrap_or_default();
+                let bad = |c: char| c == '/' || c == '*' || c.is_whitespace() || c.is_control();
+                if host.is_empty() || host.contains(bad) || !origin.is_ascii() {
+                    bail!(
+                        "server.cors_origins: {origin:?} is not an origin like https://app.example.org (exact origins only, no wildcard or path)"
+                    );
+                }
+                Ok(origin.to_ascii_lowercase())
+            })
+            .collect()
+    }
 }
 
 /// `[auth]`
@@ -543,6 +574,7 @@ impl Settings {
         }
         self.billing.validate()?;
         self.analytics.validate()?;
+        self.server.cors_origins()?;
         if self.access_ttl_secs_exceeds_refresh() {
             bail!(
                 "invalid configuration: auth.access_ttl_secs must not exceed auth.refresh_ttl_secs"

@@ -84,3 +84,36 @@ fn hub_rings_start_no_larger_than_they_may_grow() {
     .to_string();
     assert!(err.contains("store.hub_initial_capacity"), "{err}");
 }
+
+#[test]
+fn cors_origins_are_exact_origins_or_the_setting_is_refused() {
+    let s = Settings::load_from(None, env(&[])).unwrap();
+    assert!(
+        s.server.cors_origins().unwrap().is_empty(),
+        "none by default"
+    );
+    let s = Settings::load_from(
+        None,
+        env(&[(
+            "MEDRELAY__SERVER__CORS_ORIGINS",
+            "https://App.example.org, http://localhost:5173",
+        )]),
+    )
+    .unwrap();
+    assert_eq!(
+        s.server.cors_origins().unwrap(),
+        ["https://app.example.org", "http://localhost:5173"]
+    );
+    for bad in [
+        "*",
+        "https://*.example.org",
+        "app.example.org",
+        "https://a.example/path",
+        "https://",
+    ] {
+        let err = Settings::load_from(None, env(&[("MEDRELAY__SERVER__CORS_ORIGINS", bad)]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.cors_origins"), "{bad}: {err}");
+    }
+}

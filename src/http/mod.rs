@@ -49,13 +49,14 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::HeaderValue;
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use medrelay_protocol::ErrorBody;
 use serde::Serialize;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -119,7 +120,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     openapi::declare_shared_responses(&mut openapi);
     let openapi = Arc::new(openapi);
     let body_limit = state.settings.server.body_limit_bytes;
-    routes
+    let routes = routes
         .route(
             "/api/openapi.json",
             get(move || async move { axum::Json(openapi.as_ref().clone()) }),
@@ -131,9 +132,51 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(CatchPanicLayer::custom(|_panic| {
             AppError::internal(anyhow::anyhow!("a request handler panicked")).into_response()
         }))
-        .layer(middleware::from_fn_with_state(state.clone(), replica_guard))
+        .layer(middleware::from_fn_with_state(state.clone(), replica_guard));
+    // Preflights are answered here, inside the request id, metrics and the
+    // per-IP limit, before any route asks who is calling.
+    let routes = match cors(&state) {
+        Some(cors) => routes.layer(cors),
+        None => routes,
+    };
+    routes
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// CORS for the configured origins (`server.cors_origins`), or none: then
+/// no CORS header is sent at all. Exact origins, the API's methods and the
+/// headers its clients send; no credentials (tokens travel in the
+/// `Authorization` header, not in cookies).
+fn cors(state: &AppState) -> Option<CorsLayer> {
+    // Checked when the settings were loaded.
+    let origins = state.settings.server.cors_origins().unwrap_or_default();
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT,
+                HeaderName::from_static("idempotency-key"),
+            ])
+            .expose_headers([HeaderName::from_static("x-request-id")])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
 }
 
 /// A board replica owns no data: it answers the WebSocket gateway and the
