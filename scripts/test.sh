@@ -13,6 +13,8 @@ fi
 # Debian packages the test suite uses.
 need=()
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need+=(nats-server)
+# Checks docker/compose.yaml without a Docker daemon.
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -29,6 +31,7 @@ if ! python3 -c "import icalendar" >/dev/null 2>&1; then
              DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-icalendar; }
 fi
 
+docker-compose -f docker/compose.yaml config -q
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # Broken or private intra-doc links are errors too: the docs are the map.

@@ -6,6 +6,7 @@ mod availability;
 mod card_fake;
 mod care;
 mod child;
+mod compose;
 mod cors;
 mod helpers;
 mod nats_harness;
