@@ -31,13 +31,12 @@ use medrelay_actors::schedule::AppointmentRecord;
 use medrelay_actors::schedule::offers::OfferNotice;
 use medrelay_actors::store::{Record, StoreError, Table, WriteBatch, WriteError};
 use medrelay_actors::system::count_restart;
-use medrelay_protocol::notification::{
-    NotificationCategory, NotificationChannel, NotificationPreferences,
-};
+use medrelay_protocol::notification::{NotificationChannel, NotificationPreferences};
 use medrelay_protocol::schedule::AppointmentId;
 use medrelay_protocol::{PatientId, ProviderId};
 
 use super::compose::{Facts, compose};
+use super::dispatch::{Reach, TextRoom, draft_for};
 use super::{Draft, Notifier, NotifyError};
 
 /// The longest the scheduler sleeps without looking (a clock change or a
@@ -333,77 +332,6 @@ async fn due_rows<T: Record>(
 /// The most unreadable rows set aside by one read, before it gives up
 /// until the next firing.
 const SET_ASIDE_PER_READ: usize = 16;
-
-/// Which of a patient's routes a notice takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Reach {
-    /// Every route their preferences choose.
-    Every,
-    /// Only their text route (e-mail or SMS).
-    TextOnly,
-}
-
-/// The in-app draft of a notice to `person` due under `key`, about no
-/// appointment; [`Firing::dispatch`] makes one per route of it.
-pub(super) fn draft_for(
-    person: &Person,
-    (key, category): (&str, NotificationCategory),
-    (subject, body): (String, String),
-) -> Draft {
-    let patient = &person.patient;
-    Draft {
-        channel: NotificationChannel::InApp,
-        recipient: patient.patient_id.to_string(),
-        subject: Some(subject),
-        body,
-        category: Some(category),
-        user_id: patient.user_id.clone(),
-        patient_id: Some(patient.patient_id.clone()),
-        appointment_id: None,
-        due_at: due_of(key),
-        created_by: None,
-        fallback: Vec::new(),
-        fallback_of: None,
-        invitation: None,
-    }
-}
-
-/// How many confirmations each text channel has room for now.
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct TextRoom {
-    pub(super) email: usize,
-    pub(super) sms: usize,
-}
-
-impl TextRoom {
-    /// Whether either channel has room.
-    pub(super) fn any(self) -> bool {
-        self.email + self.sms > 0
-    }
-
-    /// The room left on `channel`; `None` for a channel not paced.
-    fn left(&mut self, channel: NotificationChannel) -> Option<&mut usize> {
-        match channel {
-            NotificationChannel::Email => Some(&mut self.email),
-            NotificationChannel::Sms => Some(&mut self.sms),
-            NotificationChannel::Push | NotificationChannel::InApp => None,
-        }
-    }
-
-    /// Whether `channel` has room for one more message.
-    pub(super) fn has(mut self, channel: NotificationChannel) -> bool {
-        self.left(channel).is_none_or(|left| *left > 0)
-    }
-
-    /// Takes room for one message on `channel`; `false` when there is none.
-    pub(super) fn take(&mut self, channel: NotificationChannel) -> bool {
-        let had = self.has(channel);
-        if let Some(left) = self.left(channel) {
-            *left = left.saturating_sub(1);
-        }
-        had
-    }
-}
 
 /// One transaction's worth of fired reminders.
 pub(super) struct Firing<'a> {
