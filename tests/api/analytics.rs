@@ -8,7 +8,7 @@ use jiff::{SignedDuration, Timestamp, ToSpan};
 use medrelay::admin::rebuild_stats;
 use serde_json::{Value, json};
 
-use crate::analytics_support::{self as support, CLINIC, clinic, doctor, set};
+use crate::analytics_support::{self as support, CLINIC, clinic, doctor, recount_and_restart, set};
 use crate::helpers::*;
 
 /// Books and returns the appointment id and when the booking was made.
@@ -214,15 +214,8 @@ async fn the_report_counts_by_clinic_day_across_a_dst_change_and_survives_recoun
     );
 
     // A recount offline finds nothing to change; a restart keeps the figures.
-    let mut app = app;
-    app.stop().await;
-    let mut settings = test_settings(&app.data_dir);
-    clinic(&mut settings);
-    let (rows, changed) = rebuild_stats(&settings).await.unwrap();
-    assert_eq!(changed, 0, "the live figures equal a recount");
+    let (app, admin, rows) = recount_and_restart(app, clinic).await;
     assert!(rows >= 6);
-    let app = app.restart(clinic).await;
-    let admin = app.admin_token().await;
     assert_eq!(
         report(&app, &admin, &format!("{range}&groupBy=day"))
             .await

@@ -4,10 +4,10 @@
 //! billing work whose live figures equal a recount and the sums kept beside
 //! it; who may read the report, and bad queries.
 
+use crate::analytics_support::recount_and_restart;
 use jiff::civil::{Date, date};
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
-use medrelay::admin::rebuild_stats;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -33,18 +33,6 @@ fn around(day: Date) -> String {
 async fn report(app: &TestApp, token: &str, query: &str) -> (u16, Value) {
     app.get(&format!("/api/analytics/billing?{query}"), Some(token))
         .await
-}
-
-/// Stops the server, asserts that a recount offline changes nothing, restarts.
-async fn recount_and_restart(mut app: TestApp) -> (TestApp, String) {
-    app.stop().await;
-    let mut settings = test_settings(&app.data_dir);
-    clinic(&mut settings);
-    let (rows, changed) = rebuild_stats(&settings).await.unwrap();
-    assert_eq!(changed, 0, "the live figures equal a recount ({rows} rows)");
-    let app = app.restart(clinic).await;
-    let admin = app.admin_token().await;
-    (app, admin)
 }
 
 /// Cents written as the API takes money: `12.50`.
@@ -312,7 +300,7 @@ async fn a_seeded_day_has_known_figures_as_json_and_csv_that_survive_a_recount_a
     assert_eq!(lines, want, "{text}");
 
     // A recount offline finds nothing to change; a restart keeps the report.
-    let (app, admin) = recount_and_restart(app).await;
+    let (app, admin, _) = recount_and_restart(app, clinic).await;
     assert_eq!(report(&app, &admin, &range).await, (200, body));
 }
 
@@ -538,7 +526,7 @@ async fn random_billing_work_keeps_the_live_figures_equal_to_a_recount_and_to_su
     );
     let before = ok(report(&app, &admin, &range).await, "report");
 
-    let (app, admin) = recount_and_restart(app).await;
+    let (app, admin, _) = recount_and_restart(app, clinic).await;
     let (status, after) = report(&app, &admin, &range).await;
     assert_eq!((status, &after), (200, &before), "seed {SEED:#x}");
     assert_eq!(after["rows"].as_array().unwrap().len(), 3, "{after}");

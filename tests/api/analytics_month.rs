@@ -10,10 +10,9 @@ use std::collections::{BTreeMap, HashMap};
 use jiff::civil::{Date, Weekday};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, ToSpan};
-use medrelay::admin::rebuild_stats;
 use serde_json::{Value, json};
 
-use crate::analytics_support::{CLINIC, book, clinic, csv, doctor, rate, set};
+use crate::analytics_support::{CLINIC, book, clinic, csv, doctor, rate, recount_and_restart, set};
 use crate::helpers::*;
 
 /// 09:00-13:00 every day, 30-minute slots: 240 minutes a day.
@@ -526,14 +525,7 @@ async fn a_month_of_a_clinic_has_known_answers_in_every_report() {
     assert!(lines.contains(&aging_total.as_str()), "{text}");
 
     // A recount offline finds nothing to change; a restart keeps the reports.
-    let mut app = app;
-    app.stop().await;
-    let mut settings = test_settings(&app.data_dir);
-    clinic(&mut settings);
-    let (_, changed) = rebuild_stats(&settings).await.unwrap();
-    assert_eq!(changed, 0, "the live figures equal a recount");
-    let app = app.restart(clinic).await;
-    let admin = app.admin_token().await;
+    let (app, admin, _) = recount_and_restart(app, clinic).await;
     let path = format!("/api/analytics/appointments?{range}&groupBy=month");
     assert_eq!(get_json(&app, &admin, &path).await, months);
     let path = format!("/api/analytics/billing?{range}&groupBy=month");

@@ -8,9 +8,9 @@
 //! `wiremock` Twilio that refuses one number for good and fails another
 //! once.
 
+use crate::analytics_support::recount_and_restart;
 use jiff::SignedDuration;
 use jiff::civil::Date;
-use medrelay::admin::rebuild_stats;
 use medrelay::config::Settings;
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -129,19 +129,6 @@ async fn settled(app: &TestApp, admin: &str, query: &str, totals: &Value) -> Val
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["totals"], *totals, "{body}");
     body
-}
-
-/// Stops the server, asserts that a recount offline changes nothing, and
-/// restarts it with `tweak`; the admin's new token.
-async fn recount_and_restart(mut app: TestApp, tweak: impl Fn(&mut Settings)) -> (TestApp, String) {
-    app.stop().await;
-    let mut settings = test_settings(&app.data_dir);
-    tweak(&mut settings);
-    let (rows, changed) = rebuild_stats(&settings).await.unwrap();
-    assert_eq!(changed, 0, "the live figures equal a recount ({rows} rows)");
-    let app = app.restart(tweak).await;
-    let admin = app.admin_token().await;
-    (app, admin)
 }
 
 #[tokio::test]
@@ -292,7 +279,7 @@ async fn each_channel_and_category_is_counted_by_what_became_of_its_notification
 
     // A recount offline agrees; a restart keeps the figures.
     drop(phone);
-    let (app, admin) = recount_and_restart(app, |s| with_twilio(s, &sms_url)).await;
+    let (app, admin, _) = recount_and_restart(app, |s| with_twilio(s, &sms_url)).await;
     assert_eq!(report(&app, &admin, &query).await, (200, body));
 }
 
@@ -367,7 +354,7 @@ async fn in_app_acknowledgements_are_counted_once() {
 #[tokio::test]
 async fn a_recount_finds_the_live_figures_and_a_restart_keeps_them() {
     let (app, _admin, query, before) = two_reminders_one_acknowledged().await;
-    let (app, admin) = recount_and_restart(app, quiet).await;
+    let (app, admin, _) = recount_and_restart(app, quiet).await;
     assert_eq!(report(&app, &admin, &query).await, (200, before));
 }
 

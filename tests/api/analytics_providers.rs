@@ -6,10 +6,9 @@
 use jiff::civil::{Date, Weekday};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, ToSpan};
-use medrelay::admin::rebuild_stats;
 use serde_json::{Value, json};
 
-use crate::analytics_support::{CLINIC, book, clinic, csv, doctor, rate, set};
+use crate::analytics_support::{CLINIC, book, clinic, csv, doctor, rate, recount_and_restart, set};
 use crate::helpers::*;
 
 const NEW_YORK: &str = "America/New_York";
@@ -269,17 +268,10 @@ async fn a_doctors_report_counts_patients_once_and_fills_clinic_hours_and_surviv
     );
 
     // A recount offline finds nothing to change; a restart keeps the report.
-    let mut app = app;
-    app.stop().await;
-    let mut settings = test_settings(&app.data_dir);
-    clinic(&mut settings);
-    let (kept, changed) = rebuild_stats(&settings).await.unwrap();
-    assert_eq!(changed, 0, "the live figures equal a recount");
+    let (app, admin, kept) = recount_and_restart(app, clinic).await;
     // a/ rows: prv_ber's 3 days, prv_nyc's Monday; p/ rows: ana and ben on
     // Saturday, ana on Sunday, eve and fay on Monday.
     assert!(kept >= 9, "{kept}");
-    let app = app.restart(clinic).await;
-    let admin = app.admin_token().await;
     assert_eq!(
         report(&app, Some(&admin), "prv_ber", &range).await,
         (200, days)

@@ -3,6 +3,8 @@
 //! the reports round them.
 
 use jiff::civil::Date;
+use medrelay::admin::rebuild_stats;
+use medrelay::config::Settings;
 use serde_json::{Value, json};
 
 use crate::availability::daily_availability;
@@ -79,4 +81,22 @@ pub fn rate(part: u64, whole: u64) -> Value {
     } else {
         json!(((part * 20_000 + whole) / (2 * whole)) as f64 / 10_000.0)
     }
+}
+
+/// Stops the server, asserts that a recount offline (with `tweak`'s
+/// settings) changes nothing, and restarts it with them. Returns the
+/// server, the admin's new token and how many figure rows the recount
+/// found.
+pub async fn recount_and_restart(
+    mut app: TestApp,
+    tweak: impl Fn(&mut Settings),
+) -> (TestApp, String, usize) {
+    app.stop().await;
+    let mut settings = test_settings(&app.data_dir);
+    tweak(&mut settings);
+    let (rows, changed) = rebuild_stats(&settings).await.unwrap();
+    assert_eq!(changed, 0, "the live figures equal a recount ({rows} rows)");
+    let app = app.restart(tweak).await;
+    let admin = app.admin_token().await;
+    (app, admin, rows)
 }
