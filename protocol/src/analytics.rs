@@ -19,6 +19,23 @@ pub enum GroupBy {
     Month,
 }
 
+/// The days a report covers, how they are grouped, and whose days they are:
+/// the head of every report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportPeriod {
+    /// First day.
+    #[schema(value_type = String, format = Date)]
+    pub from: Date,
+    /// Last day.
+    #[schema(value_type = String, format = Date)]
+    pub to: Date,
+    /// The grouping.
+    pub group_by: GroupBy,
+    /// The clinic's zone, whose days (and, in a doctor's report, hours) these are.
+    pub time_zone: String,
+}
+
 /// The query of `GET /api/analytics/appointments`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
@@ -84,16 +101,9 @@ pub struct AppointmentsRow {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AppointmentsReport {
-    /// First day.
-    #[schema(value_type = String, format = Date)]
-    pub from: Date,
-    /// Last day.
-    #[schema(value_type = String, format = Date)]
-    pub to: Date,
-    /// The grouping.
-    pub group_by: GroupBy,
-    /// The clinic's zone, whose days these are.
-    pub time_zone: String,
+    /// The days it covers.
+    #[serde(flatten)]
+    pub period: ReportPeriod,
     /// Buckets in order, each with one row per doctor who had hours or appointments.
     pub rows: Vec<AppointmentsRow>,
     /// All rows together.
@@ -148,16 +158,9 @@ pub struct RecordsRow {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordsReport {
-    /// First day.
-    #[schema(value_type = String, format = Date)]
-    pub from: Date,
-    /// Last day.
-    #[schema(value_type = String, format = Date)]
-    pub to: Date,
-    /// The grouping.
-    pub group_by: GroupBy,
-    /// The clinic's zone, whose days these are.
-    pub time_zone: String,
+    /// The days it covers.
+    #[serde(flatten)]
+    pub period: ReportPeriod,
     /// Buckets in order, each with one row per author who wrote in it.
     pub rows: Vec<RecordsRow>,
     /// All rows together.
@@ -270,16 +273,9 @@ pub struct Receivable {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BillingReport {
-    /// First day.
-    #[schema(value_type = String, format = Date)]
-    pub from: Date,
-    /// Last day.
-    #[schema(value_type = String, format = Date)]
-    pub to: Date,
-    /// The grouping.
-    pub group_by: GroupBy,
-    /// The clinic's zone, whose days these are.
-    pub time_zone: String,
+    /// The days it covers.
+    #[serde(flatten)]
+    pub period: ReportPeriod,
     /// Every bucket of the range, in order.
     pub rows: Vec<BillingRow>,
     /// All rows together.
@@ -335,16 +331,9 @@ pub struct HourUse {
 pub struct ProviderReport {
     /// The doctor.
     pub provider_id: String,
-    /// First day.
-    #[schema(value_type = String, format = Date)]
-    pub from: Date,
-    /// Last day.
-    #[schema(value_type = String, format = Date)]
-    pub to: Date,
-    /// The grouping.
-    pub group_by: GroupBy,
-    /// The clinic's zone, whose days and hours these are.
-    pub time_zone: String,
+    /// The days it covers.
+    #[serde(flatten)]
+    pub period: ReportPeriod,
     /// Buckets with hours or appointments, in order.
     pub rows: Vec<ProviderRow>,
     /// The whole range (patients seen counted once across it).
@@ -398,16 +387,9 @@ pub struct NotificationsRow {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NotificationsReport {
-    /// First day.
-    #[schema(value_type = String, format = Date)]
-    pub from: Date,
-    /// Last day.
-    #[schema(value_type = String, format = Date)]
-    pub to: Date,
-    /// The grouping.
-    pub group_by: GroupBy,
-    /// The clinic's zone, whose days these are.
-    pub time_zone: String,
+    /// The days it covers.
+    #[serde(flatten)]
+    pub period: ReportPeriod,
     /// Buckets in order, each with one row per channel and category that had notifications.
     pub rows: Vec<NotificationsRow>,
     /// All rows together.

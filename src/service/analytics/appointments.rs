@@ -55,10 +55,7 @@ pub fn appointments(
 
     let (rows, totals) = table(store, &period, &providers, only.as_ref(), |_, _| {})?;
     Ok(AppointmentsReport {
-        from: period.from,
-        to: period.to,
-        group_by: period.group_by,
-        time_zone: state.settings.analytics.time_zone.clone(),
+        period: period.report(state),
         rows,
         totals,
     })

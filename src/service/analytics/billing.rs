@@ -62,10 +62,7 @@ pub fn billing(
         })
         .collect();
     Ok(BillingReport {
-        from: period.from,
-        to: period.to,
-        group_by: period.group_by,
-        time_zone: state.settings.analytics.time_zone.clone(),
+        period: period.report(state),
         rows,
         totals: all.figures(),
         receivable: receivable(state)?,

@@ -22,7 +22,7 @@ use jiff::ToSpan;
 use jiff::civil::Date;
 use medrelay_actors::store::Store;
 use medrelay_protocol::Role;
-use medrelay_protocol::analytics::GroupBy;
+use medrelay_protocol::analytics::{GroupBy, ReportPeriod};
 
 use crate::auth::Principal;
 use crate::error::AppError;
@@ -96,6 +96,16 @@ impl Period {
             buckets,
             bucket_of,
         })
+    }
+
+    /// The period as a report names it.
+    fn report(&self, state: &AppState) -> ReportPeriod {
+        ReportPeriod {
+            from: self.from,
+            to: self.to,
+            group_by: self.group_by,
+            time_zone: state.settings.analytics.time_zone.clone(),
+        }
     }
 
     /// Visits the kept rows `<kind>/<yyyy-mm-dd>/<owner>` of the period,

@@ -57,10 +57,7 @@ pub fn notifications(
         })
         .collect();
     Ok(NotificationsReport {
-        from: period.from,
-        to: period.to,
-        group_by: period.group_by,
-        time_zone: state.settings.analytics.time_zone.clone(),
+        period: period.report(state),
         rows,
         totals: total.figures(Some(total.in_app_delivered)),
     })

@@ -138,10 +138,7 @@ pub fn provider(
         .collect();
     Ok(ProviderReport {
         provider_id: id.to_string(),
-        from: period.from,
-        to: period.to,
-        group_by: period.group_by,
-        time_zone: state.settings.analytics.time_zone.clone(),
+        period: period.report(state),
         rows,
         totals: activity(seen_at_all.len(), totals),
         utilisation,

@@ -66,10 +66,7 @@ pub fn records(
         })
         .collect();
     Ok(RecordsReport {
-        from: period.from,
-        to: period.to,
-        group_by: period.group_by,
-        time_zone: state.settings.analytics.time_zone.clone(),
+        period: period.report(state),
         rows,
         totals,
     })
