@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use medrelay_actors::accounts::{self, AccountActor, Revocations};
 use medrelay_actors::billing::gateway::{Gateway, Gateways};
 use medrelay_actors::billing::payment_actor::PaymentActor;
@@ -27,8 +28,10 @@ use crate::auth::tokens::TokenKeys;
 use crate::card_gateway::CardGateway;
 use crate::config::{NodeRole, Settings};
 use crate::delivery::Notifier;
+use crate::listener::Incoming;
 use crate::ratelimit::RateLimits;
 use crate::state::{AppState, GatewayCounters};
+use crate::tls::Certificates;
 
 /// The database file inside the data folder.
 pub const DB_FILE: &str = "medrelay.redb";
@@ -80,6 +83,8 @@ pub fn open_store(
 /// A built server, bound to its port, not yet serving.
 pub struct Application {
     listener: TcpListener,
+    /// The HTTPS certificate, when `server.tls_cert` is set.
+    tls: Option<Arc<Certificates>>,
     state: Arc<AppState>,
     shutdown_tx: watch::Sender<bool>,
 }
@@ -195,6 +200,9 @@ impl Application {
         } else {
             None
         };
+        // Read before binding, so a bad certificate stops the start with a
+        // message naming its key rather than serving plain HTTP.
+        let tls = settings.server.tls()?.map(Certificates::load).transpose()?;
         let listener = TcpListener::bind(settings.server.listen)
             .await
             .with_context(|| format!("could not listen on {}", settings.server.listen))?;
@@ -228,6 +236,7 @@ impl Application {
         });
         Ok(Application {
             listener,
+            tls,
             state,
             shutdown_tx,
         })
@@ -253,18 +262,32 @@ impl Application {
     ) -> anyhow::Result<()> {
         let Application {
             listener,
+            tls,
             state,
             shutdown_tx,
         } = self;
         let addr = listener.local_addr()?;
-        tracing::info!(%addr, "medrelay listening on http://{addr}");
         let mut background = spawn_background(&state);
+        let incoming = match tls {
+            Some(certificates) => {
+                let acceptor = certificates.acceptor()?;
+                background.spawn(certificates.watch());
+                tracing::info!(%addr, "medrelay listening on https://{addr}");
+                Incoming::tls(listener, acceptor)?
+            }
+            None => {
+                tracing::info!(%addr, "medrelay listening on http://{addr}");
+                Incoming::plain(listener)?
+            }
+        };
         let grace = Duration::from_secs(state.settings.server.shutdown_grace_secs);
         let shutdown_tx = Arc::new(shutdown_tx);
         let notify = shutdown_tx.clone();
         let app = crate::http::router(state.clone());
+        // `tap_io` (doing nothing) lends the listener axum's peer-address
+        // extractor, which the rate limits and logs use.
         let serve = axum::serve(
-            listener,
+            incoming.tap_io(|_| {}),
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {

@@ -2,8 +2,7 @@
 //! file from `--config`, then `MEDRELAY__SECTION__KEY` environment variables.
 //! A bad value stops start-up with a message naming its key.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, bail};
 use secrecy::{ExposeSecret, SecretString};
@@ -13,6 +12,7 @@ mod analytics;
 mod billing;
 mod calendar;
 mod notifications;
+mod server;
 
 pub use analytics::AnalyticsSettings;
 pub use billing::{BillingSettings, CardSettings};
@@ -21,6 +21,7 @@ pub use notifications::{
     DeliverySettings, EmailSettings, NotificationSettings, PushSettings, SmsSettings, SmtpTls,
     TemplateSettings,
 };
+pub use server::{ServerSettings, TlsFiles};
 
 /// The defaults, shipped inside the binary.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -159,53 +160,6 @@ impl NatsSettings {
     /// Whether NATS is configured at all.
     pub fn enabled(&self) -> bool {
         !self.url.trim().is_empty()
-    }
-}
-
-/// `[server]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServerSettings {
-    /// Listen address.
-    pub listen: SocketAddr,
-    /// Data folder.
-    pub data_dir: PathBuf,
-    /// Largest request body.
-    pub body_limit_bytes: usize,
-    /// Shutdown grace period.
-    pub shutdown_grace_secs: u64,
-    /// Static bearer token for `/metrics` (empty: admins only).
-    pub metrics_token: SecretString,
-    /// Origins allowed to call the API from a browser, comma-separated
-    /// (see [`ServerSettings::cors_origins`]).
-    pub cors_origins: String,
-}
-
-impl ServerSettings {
-    /// The origins allowed to call the API from a browser (empty: none).
-    ///
-    /// # Errors
-    /// A message naming `server.cors_origins` for an entry that is not
-    /// `http(s)://host[:port]`, or a wildcard.
-    pub fn cors_origins(&self) -> anyhow::Result<Vec<String>> {
-        self.cors_origins
-            .split(',')
-            .map(str::trim)
-            .filter(|o| !o.is_empty())
-            .map(|origin| {
-                let host = origin
-                    .strip_prefix("https://")
-                    .or_else(|| origin.strip_prefix("http://"))
-                    .unwrap_or_default();
-                let bad = |c: char| c == '/' || c == '*' || c.is_whitespace() || c.is_control();
-                if host.is_empty() || host.contains(bad) || !origin.is_ascii() {
-                    bail!(
-                        "server.cors_origins: {origin:?} is not an origin like https://app.example.org (exact origins only, no wildcard or path)"
-                    );
-                }
-                Ok(origin.to_ascii_lowercase())
-            })
-            .collect()
     }
 }
 
@@ -575,6 +529,7 @@ impl Settings {
         self.billing.validate()?;
         self.analytics.validate()?;
         self.server.cors_origins()?;
+        self.server.tls()?;
         if self.access_ttl_secs_exceeds_refresh() {
             bail!(
                 "invalid configuration: auth.access_ttl_secs must not exceed auth.refresh_ttl_secs"

@@ -9,6 +9,8 @@
 //! - [`telemetry`]: logs and Prometheus metrics.
 //! - [`state`]: [`state::AppState`], what every surface and task shares.
 //! - [`app`]: building, running and gracefully stopping the server.
+//! - [`listener`] and [`tls`]: the listening socket, plain or HTTPS with a
+//!   certificate read again when its files change.
 //! - [`auth`]: tokens, passwords, lock-out, the authenticated [`auth::Principal`].
 //! - [`error`]: [`error::AppError`], the one error of every operation, with its wire code.
 //! - [`ratelimit`]: per-IP and per-user request limits, shared by every surface.
@@ -34,9 +36,11 @@ pub mod delivery;
 pub mod error;
 pub mod http;
 pub mod ical;
+pub mod listener;
 pub mod nats;
 pub mod ratelimit;
 pub mod service;
 pub mod state;
 pub mod telemetry;
+pub mod tls;
 pub mod ws;

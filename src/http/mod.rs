@@ -139,9 +139,26 @@ pub fn router(state: Arc<AppState>) -> Router {
         Some(cors) => routes.layer(cors),
         None => routes,
     };
-    routes
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(state)
+    let routes = routes.layer(middleware::from_fn_with_state(state.clone(), observe));
+    // Checked when the settings were loaded.
+    let https = matches!(state.settings.server.tls(), Ok(Some(_)));
+    let routes = if https {
+        routes.layer(middleware::map_response(strict_transport))
+    } else {
+        routes
+    };
+    routes.with_state(state)
+}
+
+/// HSTS on every answer over HTTPS: browsers that saw it once refuse plain
+/// HTTP to this host for a year. Not sent without TLS, where a proxy in
+/// front owns that decision.
+async fn strict_transport(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000"),
+    );
+    response
 }
 
 /// CORS for the configured origins (`server.cors_origins`), or none: then

@@ -46,4 +46,5 @@ mod process;
 mod records;
 mod rotation;
 mod schedule;
+mod tls;
 mod websocket;

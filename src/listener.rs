@@ -1,0 +1,190 @@
+//! The server's listening socket: plain TCP, or TLS on top of it.
+//!
+//! With TLS, handshakes run on tasks of their own (at most
+//! [`HANDSHAKES`] at once, each within [`HANDSHAKE_TIMEOUT`]), so a client
+//! that stalls mid-handshake delays nobody else; `axum::serve` only ever
+//! sees connections that finished theirs.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+/// TLS handshakes in progress at most; further connections wait in the
+/// kernel's accept queue.
+pub const HANDSHAKES: usize = 256;
+/// A client that has not finished its handshake by then is dropped.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One accepted connection.
+pub enum Stream {
+    /// Plain HTTP.
+    Plain(TcpStream),
+    /// HTTPS (boxed: the TLS state is some hundreds of bytes).
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// The listening socket `axum::serve` accepts from.
+pub struct Incoming {
+    local: SocketAddr,
+    kind: Kind,
+}
+
+enum Kind {
+    Plain(TcpListener),
+    Tls {
+        handshaken: mpsc::Receiver<(Stream, SocketAddr)>,
+        acceptor: JoinHandle<()>,
+    },
+}
+
+impl Incoming {
+    /// Plain HTTP on `listener`.
+    ///
+    /// # Errors
+    /// When the OS cannot report the bound address.
+    pub fn plain(listener: TcpListener) -> io::Result<Self> {
+        Ok(Self {
+            local: listener.local_addr()?,
+            kind: Kind::Plain(listener),
+        })
+    }
+
+    /// HTTPS on `listener`; must be called within the runtime.
+    ///
+    /// # Errors
+    /// When the OS cannot report the bound address.
+    pub fn tls(mut listener: TcpListener, tls: TlsAcceptor) -> io::Result<Self> {
+        let local = listener.local_addr()?;
+        let (tx, handshaken) = mpsc::channel(16);
+        let acceptor = tokio::spawn(async move {
+            let slots = Arc::new(Semaphore::new(HANDSHAKES));
+            loop {
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let (tcp, peer) = axum::serve::Listener::accept(&mut listener).await;
+                let (tls, tx) = (tls.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await {
+                        Ok(Ok(stream)) => {
+                            let _ = tx.send((Stream::Tls(Box::new(stream)), peer)).await;
+                        }
+                        // Scanners and plain-HTTP clients end here: not
+                        // worth more than a debug line each.
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        Ok(Self {
+            local,
+            kind: Kind::Tls {
+                handshaken,
+                acceptor,
+            },
+        })
+    }
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        // Shutdown drops the listener: stop accepting at once.
+        if let Kind::Tls { acceptor, .. } = &self.kind {
+            acceptor.abort();
+        }
+    }
+}
+
+impl axum::serve::Listener for Incoming {
+    type Io = Stream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Stream, SocketAddr) {
+        match &mut self.kind {
+            Kind::Plain(listener) => {
+                let (tcp, peer) = axum::serve::Listener::accept(listener).await;
+                (Stream::Plain(tcp), peer)
+            }
+            Kind::Tls { handshaken, .. } => match handshaken.recv().await {
+                Some(accepted) => accepted,
+                // The acceptor task only ends when this listener is dropped.
+                None => std::future::pending().await,
+            },
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.local)
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    // Delegated so hyper keeps writing head and body in one call.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
