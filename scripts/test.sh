@@ -15,6 +15,9 @@ need=()
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need+=(nats-server)
 # Checks docker/compose.yaml without a Docker daemon.
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+# The browser tests (tests/browser) drive Debian's chromium through chromedriver.
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

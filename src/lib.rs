@@ -25,6 +25,8 @@
 //!   reminder scheduler. (What a notification record is lives in
 //!   `medrelay_actors::notify`.)
 //! - [`ws`]: the WebSocket gateway (protocol v1).
+//! - [`pages`]: the browser pages (live board, patient booking, dashboard),
+//!   compiled in.
 //! - [`admin`]: offline administration (bootstrap the first admin).
 
 pub mod admin;
@@ -38,6 +40,7 @@ pub mod http;
 pub mod ical;
 pub mod listener;
 pub mod nats;
+pub mod pages;
 pub mod ratelimit;
 pub mod service;
 pub mod state;

@@ -126,6 +126,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(move || async move { axum::Json(openapi.as_ref().clone()) }),
         )
         .merge(crate::ws::router())
+        .merge(crate::pages::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -203,7 +204,7 @@ async fn replica_guard(State(state): State<Arc<AppState>>, req: Request, next: N
         req.uri().path(),
         "/ws" | "/healthz" | "/readyz" | "/metrics" | "/api/protocol.schema.json"
     );
-    if state.is_replica() && !served {
+    if state.is_replica() && !served && !crate::pages::served_by_replica(req.uri().path()) {
         return AppError::Unavailable(
             "this node is a board replica: it serves live boards on /ws only; send API requests to the owner node"
                 .into(),

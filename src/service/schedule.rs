@@ -223,6 +223,9 @@ pub fn board_json(board: &Board, reveal: bool) -> Value {
         .collect();
     json!({
         "providerId": board.provider.provider_id,
+        // Public (the doctors' directory lists it); a waiting-room screen,
+        // which may call no REST, titles its board with it.
+        "name": board.provider.name,
         "timeZone": board.provider.time_zone,
         "slotMinutes": board.provider.slot_minutes,
         "from": board.from,

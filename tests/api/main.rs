@@ -39,6 +39,7 @@ mod memory;
 mod nats;
 mod notifications;
 mod openapi;
+mod pages;
 mod patient_delete;
 mod patients;
 mod payments;

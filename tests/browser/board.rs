@@ -1,0 +1,207 @@
+//! The live board in chromium: a display link shows slot states only and
+//! turns a booking within a second; after its connection drops it shows
+//! that it is reconnecting, then catches up with exactly one change per
+//! booking; a signed-in admin sees names.
+
+use std::time::Duration;
+
+use jiff::ToSpan;
+use serde_json::json;
+
+use crate::cut::Relay;
+use crate::driver::{Driver, has};
+use crate::helpers::*;
+
+pub const DOCTOR: &str = "drboard";
+
+/// A UTC doctor open around the clock, and the day after tomorrow (inside
+/// the board's week, clear of the booking notice at any hour of the run).
+pub async fn doctor(app: &TestApp, admin: &str) -> String {
+    let (status, body) = app
+        .post(
+            "/api/providers",
+            json!({"providerId": DOCTOR, "name": "Dr. Board", "timeZone": "UTC",
+                   "availability": all_day_availability()}),
+            Some(admin),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+        .checked_add(2.days())
+        .unwrap()
+        .to_string()
+}
+
+pub async fn book(app: &TestApp, patient: &Patient, date: &str, time: &str) -> String {
+    let (status, body) = app
+        .post(
+            "/api/appointments",
+            json!({"patientId": patient.patient_id, "providerId": DOCTOR,
+                   "appointmentDate": date, "timeSlot": time}),
+            Some(&patient.tokens.token),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    body["appointmentId"].as_str().unwrap().to_owned()
+}
+
+pub fn slot(date: &str, time: &str) -> String {
+    format!(".slot[data-date=\"{date}\"][data-time=\"{time}\"]")
+}
+
+#[tokio::test]
+async fn a_display_board_turns_bookings_live_and_catches_up_after_a_drop() {
+    let driver = Driver::start().await;
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let date = doctor(&app, &admin).await;
+    let (status, display) = app
+        .post(
+            &format!("/api/providers/{DOCTOR}/display-tokens"),
+            json!({}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(status, 201, "{display}");
+    let ada = app
+        .signup_patient_with("ada", json!({"name": "Ada Lovelace"}))
+        .await;
+    let bob = app
+        .signup_patient_with("bob", json!({"name": "Bob Marley"}))
+        .await;
+
+    // The screen reaches the server through a relay the test can cut.
+    let relay = Relay::start(app.addr).await;
+    let board = driver.browser().await;
+    let token = display["token"].as_str().unwrap();
+    board
+        .goto(&relay.url(&format!("/board/{DOCTOR}#token={token}")))
+        .await;
+    board
+        .until(
+            &has("#status", "data-state", "live"),
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(
+        board
+            .attr(&slot(&date, "10:00"), "data-state")
+            .await
+            .as_deref(),
+        Some("free")
+    );
+
+    // A booking turns its slot within a second, without a reload, and
+    // shows no name.
+    book(&app, &ada, &date, "10:00").await;
+    let took = board
+        .until(
+            &has(&slot(&date, "10:00"), "data-state", "booked"),
+            Duration::from_secs(1),
+        )
+        .await;
+    assert!(took <= Duration::from_secs(1), "{took:?}");
+    assert_eq!(
+        board
+            .count(&format!("{} .patient", slot(&date, "10:00")))
+            .await,
+        0
+    );
+    assert!(!board.text("body").await.contains("Ada"));
+    assert_eq!(
+        board.attr("#changes", "data-count").await.as_deref(),
+        Some("1")
+    );
+
+    // The connection drops: the board says so. A booking made meanwhile
+    // appears once it is back, and each booking counts once.
+    relay.cut();
+    board
+        .until(
+            &has("#status", "data-state", "reconnecting"),
+            Duration::from_secs(10),
+        )
+        .await;
+    book(&app, &bob, &date, "11:00").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        board
+            .attr(&slot(&date, "11:00"), "data-state")
+            .await
+            .as_deref(),
+        Some("free"),
+        "the board saw a change while cut off"
+    );
+    relay.mend();
+    board
+        .until(
+            &has(&slot(&date, "11:00"), "data-state", "booked"),
+            Duration::from_secs(10),
+        )
+        .await;
+    board
+        .until(
+            &has("#status", "data-state", "live"),
+            Duration::from_secs(5),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        board.attr("#changes", "data-count").await.as_deref(),
+        Some("2")
+    );
+    assert_eq!(board.count(".slot[data-state=\"booked\"]").await, 2);
+    assert!(!board.text("body").await.contains("Bob"));
+    assert_eq!(board.text("#title").await, "Dr. Board");
+    board
+        .eval(&format!(
+            "document.querySelector({}).scrollIntoView({{block: 'center'}});",
+            json!(slot(&date, "10:00"))
+        ))
+        .await;
+    board.screenshot("board-display").await;
+    board.close().await;
+}
+
+#[tokio::test]
+async fn a_signed_in_admin_sees_who_is_booked() {
+    let driver = Driver::start().await;
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let date = doctor(&app, &admin).await;
+    let ada = app
+        .signup_patient_with("ada", json!({"name": "Ada Lovelace"}))
+        .await;
+    book(&app, &ada, &date, "09:00").await;
+
+    let board = driver.browser().await;
+    board.goto(&app.url(&format!("/board/{DOCTOR}"))).await;
+    board
+        .until(
+            "document.querySelector('#login-form')",
+            Duration::from_secs(10),
+        )
+        .await;
+    board.type_into("#login-username", ADMIN.0).await;
+    board.type_into("#login-password", ADMIN.1).await;
+    board.click("#login-form button[type=\"submit\"]").await;
+    board
+        .until(
+            &has("#status", "data-state", "live"),
+            Duration::from_secs(10),
+        )
+        .await;
+    let booked = slot(&date, "09:00");
+    board
+        .until(
+            &format!(
+                "(document.querySelector({}) || {{textContent: ''}}).textContent.includes('Ada Lovelace')",
+                json!(format!("{booked} .patient"))
+            ),
+            Duration::from_secs(5),
+        )
+        .await;
+    board.close().await;
+}
