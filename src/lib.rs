@@ -28,6 +28,8 @@
 //! - [`pages`]: the browser pages (live board, patient booking, dashboard),
 //!   compiled in.
 //! - [`admin`]: offline administration (bootstrap the first admin).
+//! - [`demo`]: `serve --demo`, a seeded demo clinic made through the public
+//!   HTTP API, with optional live traffic.
 
 pub mod admin;
 pub mod app;
@@ -35,6 +37,7 @@ pub mod auth;
 pub mod card_gateway;
 pub mod config;
 pub mod delivery;
+pub mod demo;
 pub mod error;
 pub mod http;
 pub mod ical;

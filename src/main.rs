@@ -38,6 +38,15 @@ enum Command {
         /// Overrides server.data_dir.
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
+        /// Starts a demo clinic instead: a fresh temporary data folder (or
+        /// an empty --data-dir), doctors, patients and a week of
+        /// appointments made through the API; prints the URLs and logins.
+        #[arg(long)]
+        demo: bool,
+        /// With --demo: keeps booking, moving and cancelling at a gentle
+        /// rate, so boards move on their own.
+        #[arg(long, requires = "demo")]
+        demo_traffic: bool,
     },
     /// Offline administration on a data folder.
     Admin {
@@ -131,9 +140,21 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve { listen, data_dir } => {
+            Command::Serve {
+                listen,
+                data_dir,
+                demo,
+                demo_traffic,
+            } => {
                 if let Some(listen) = listen {
                     settings.server.listen = listen;
+                }
+                if demo {
+                    let options = medrelay::demo::Options {
+                        traffic: demo_traffic,
+                        data_dir,
+                    };
+                    return medrelay::demo::run(settings, options, shutdown_signal()).await;
                 }
                 if let Some(dir) = data_dir {
                     settings.server.data_dir = dir;

@@ -30,6 +30,7 @@ mod calendar;
 mod card_refunds;
 mod cards;
 mod claims;
+mod demo;
 mod durability;
 mod integrity;
 mod invites;
