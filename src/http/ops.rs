@@ -97,8 +97,12 @@ async fn metrics(
     metrics::gauge!("hub_channels").set(state.hub.channel_count() as f64);
     metrics::gauge!("hub_ring_slots").set(state.hub.ring_slots() as f64);
     metrics::gauge!("login_lockout_entries").set(state.lockout.len() as f64);
-    if let Ok((head, acked)) = state.store.outbox_positions() {
-        metrics::gauge!("outbox_pending").set(head.saturating_sub(acked) as f64);
+    // Without NATS nothing publishes the outbox, so head minus acked would
+    // count every event ever kept: there is no backlog to report.
+    if state.nats.is_some() {
+        if let Ok((head, acked)) = state.store.outbox_positions() {
+            metrics::gauge!("outbox_pending").set(head.saturating_sub(acked) as f64);
+        }
     }
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -48,9 +48,17 @@ const ASSETS: &[Asset] = &[
     asset!("common.js", JS),
     asset!("style.css", CSS),
     asset!("board.js", JS),
+    asset!("app.js", JS),
+    asset!("app-book.js", JS),
+    asset!("app-mine.js", JS),
+    asset!("app-prefs.js", JS),
+    asset!("app-util.js", JS),
+    asset!("admin.js", JS),
 ];
 
 const BOARD: Asset = asset!("board.html", HTML);
+const APP: Asset = asset!("app.html", HTML);
+const ADMIN: Asset = asset!("admin.html", HTML);
 
 /// Only this origin's files and connections; `'self'` covers the same
 /// host's `ws:`/`wss:` for the live socket.
@@ -61,6 +69,8 @@ const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/board/{provider_id}", get(board))
+        .route("/app", get(|| async { page(&APP, false) }))
+        .route("/admin", get(|| async { page(&ADMIN, false) }))
         .route("/pages/{file}", get(file))
 }
 

@@ -5,7 +5,7 @@
 use crate::helpers::*;
 
 /// The pages and whether a waiting-room system may frame them.
-const PAGES: &[(&str, bool)] = &[("/board/prov001", true)];
+const PAGES: &[(&str, bool)] = &[("/board/prov001", true), ("/app", false), ("/admin", false)];
 
 fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
     response.headers().get(name).map(|v| v.to_str().unwrap())

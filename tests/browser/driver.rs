@@ -166,8 +166,11 @@ impl Browser {
             .unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
 
-    /// Saves the window as `target/screenshots/<name>.png` in the repository.
+    /// Saves the window, made tall enough to show most of a page, as
+    /// `target/screenshots/<name>.png` in the repository.
     pub async fn screenshot(&self, name: &str) {
+        self.client.set_window_size(1280, 1800).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         let png = self.client.screenshot().await.unwrap();
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
         std::fs::create_dir_all(&dir).unwrap();

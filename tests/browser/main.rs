@@ -16,6 +16,8 @@ mod child;
 #[allow(dead_code, unused_imports)]
 mod helpers;
 
+mod admin;
+mod app;
 mod board;
 mod cut;
 mod driver;
