@@ -95,6 +95,9 @@ impl Application {
     /// # Errors
     /// When any of those fails; the message says which.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        // Read first: a bad certificate stops the start with a message
+        // naming its key, before the store is opened or a port bound.
+        let tls = settings.server.tls()?.map(Certificates::load).transpose()?;
         let key_file = settings.key_file();
         let vault = Arc::new(
             Vault::open(&key_file).context("could not open the key file for patient data")?,
@@ -200,9 +203,6 @@ impl Application {
         } else {
             None
         };
-        // Read before binding, so a bad certificate stops the start with a
-        // message naming its key rather than serving plain HTTP.
-        let tls = settings.server.tls()?.map(Certificates::load).transpose()?;
         let listener = TcpListener::bind(settings.server.listen)
             .await
             .with_context(|| format!("could not listen on {}", settings.server.listen))?;

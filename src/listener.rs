@@ -1,14 +1,16 @@
 //! The server's listening socket: plain TCP, or TLS on top of it.
 //!
 //! With TLS, handshakes run on tasks of their own (at most
-//! [`HANDSHAKES`] at once, each within [`HANDSHAKE_TIMEOUT`]), so a client
-//! that stalls mid-handshake delays nobody else; `axum::serve` only ever
-//! sees connections that finished theirs.
+//! [`HANDSHAKES`] at once, [`HANDSHAKES_PER_PEER`] from one address, each
+//! within [`HANDSHAKE_TIMEOUT`]), so a client that stalls mid-handshake, or
+//! opens many connections and says nothing, delays nobody else;
+//! `axum::serve` only ever sees connections that finished theirs.
 
+use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -19,11 +21,14 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-/// TLS handshakes in progress at most; further connections wait in the
-/// kernel's accept queue.
-pub const HANDSHAKES: usize = 256;
+/// TLS handshakes in progress at most (a few KiB each); further
+/// connections wait in the kernel's accept queue.
+pub const HANDSHAKES: usize = 1024;
+/// Handshakes in progress from one IP address at most; more are closed at
+/// once, so one silent client cannot take the others' turns.
+pub const HANDSHAKES_PER_PEER: usize = 16;
 /// A client that has not finished its handshake by then is dropped.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One accepted connection.
 pub enum Stream {
@@ -68,14 +73,20 @@ impl Incoming {
         let (tx, handshaken) = mpsc::channel(16);
         let acceptor = tokio::spawn(async move {
             let slots = Arc::new(Semaphore::new(HANDSHAKES));
+            let peers = Arc::new(Mutex::new(HashMap::new()));
             loop {
                 let Ok(slot) = slots.clone().acquire_owned().await else {
                     return;
                 };
                 let (tcp, peer) = axum::serve::Listener::accept(&mut listener).await;
+                let Some(turn) = PeerTurn::take(&peers, peer.ip()) else {
+                    tracing::debug!(%peer, "too many TLS handshakes from this address; closed");
+                    continue;
+                };
                 let (tls, tx) = (tls.clone(), tx.clone());
                 tokio::spawn(async move {
                     let _slot = slot;
+                    let _turn = turn;
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await {
                         Ok(Ok(stream)) => {
                             let _ = tx.send((Stream::Tls(Box::new(stream)), peer)).await;
@@ -95,6 +106,39 @@ impl Incoming {
                 acceptor,
             },
         })
+    }
+}
+
+/// One handshake in progress from an address; counted down when dropped.
+struct PeerTurn {
+    peers: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl PeerTurn {
+    fn take(peers: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr) -> Option<PeerTurn> {
+        let mut counts = peers.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= HANDSHAKES_PER_PEER {
+            return None;
+        }
+        *count += 1;
+        Some(PeerTurn {
+            peers: peers.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for PeerTurn {
+    fn drop(&mut self) {
+        let mut counts = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
     }
 }
 

@@ -150,6 +150,11 @@ fn main() -> ExitCode {
                     settings.server.listen = listen;
                 }
                 if demo {
+                    // The printed passwords open this server: it listens on
+                    // this machine only, unless --listen says otherwise
+                    // (not MEDRELAY__SERVER__LISTEN, meant for production).
+                    settings.server.listen =
+                        listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
                     let options = medrelay::demo::Options {
                         traffic: demo_traffic,
                         data_dir,

@@ -28,7 +28,13 @@ pub struct Certificates {
     files: TlsFiles,
     provider: Arc<CryptoProvider>,
     current: RwLock<Arc<CertifiedKey>>,
+    /// The files' stamp when `current` was read, so a change between the
+    /// start and the first check is not missed.
+    loaded: Stamp,
 }
+
+/// Modification time and size of the certificate and the key file.
+type Stamp = [Option<(SystemTime, u64)>; 2];
 
 impl fmt::Debug for Certificates {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -47,11 +53,13 @@ impl Certificates {
     /// match the certificate.
     pub fn load(files: TlsFiles) -> anyhow::Result<Arc<Self>> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let loaded = stamp(&files);
         let current = RwLock::new(Arc::new(read(&files, &provider)?));
         Ok(Arc::new(Self {
             files,
             provider,
             current,
+            loaded,
         }))
     }
 
@@ -73,10 +81,10 @@ impl Certificates {
     /// Checks the files every [`RELOAD_EVERY`] and loads them again when
     /// either changed; runs until the task is aborted.
     pub async fn watch(self: Arc<Self>) {
-        let mut seen = self.stamp();
+        let mut seen = self.loaded;
         loop {
             tokio::time::sleep(RELOAD_EVERY).await;
-            let now = self.stamp();
+            let now = stamp(&self.files);
             if now == seen {
                 continue;
             }
@@ -93,14 +101,14 @@ impl Certificates {
             }
         }
     }
+}
 
-    fn stamp(&self) -> [Option<(SystemTime, u64)>; 2] {
-        [&self.files.cert, &self.files.key].map(|p| {
-            std::fs::metadata(p)
-                .ok()
-                .and_then(|m| Some((m.modified().ok()?, m.len())))
-        })
-    }
+fn stamp(files: &TlsFiles) -> Stamp {
+    [&files.cert, &files.key].map(|p| {
+        std::fs::metadata(p)
+            .ok()
+            .and_then(|m| Some((m.modified().ok()?, m.len())))
+    })
 }
 
 impl ResolvesServerCert for Certificates {

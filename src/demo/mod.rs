@@ -167,6 +167,9 @@ fn isolate(settings: &mut Settings) {
     // a production certificate does not name the loopback address.
     settings.server.tls_cert = None;
     settings.server.tls_key = None;
+    // Its pages are its own: no other origin, no static metrics token.
+    settings.server.cors_origins = String::new();
+    settings.server.metrics_token = SecretString::default();
     settings.records.key_file = String::new();
     let n = &mut settings.notifications;
     n.outbox_dir = String::new();

@@ -28,15 +28,30 @@ impl Demo {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut summary = Vec::new();
+        // Read on a thread of its own, so a demo that hangs fails the test
+        // instead of hanging it.
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut demo = Demo {
+            child,
+            summary: Vec::new(),
+        };
         let mut rules = 0;
         while rules < 3 {
-            let line = lines.next().expect("the demo printed its summary").unwrap();
+            let line = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("the demo printed its summary within a minute");
             rules += usize::from(line.starts_with("====="));
-            summary.push(line);
+            demo.summary.push(line);
         }
-        Demo { child, summary }
+        demo
     }
 
     /// The second column of the summary line that starts with `label`.
@@ -68,6 +83,14 @@ impl Demo {
             .arg(self.child.id().to_string())
             .status();
         self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Demo {
+    /// A failed test leaves no demo running (nor its folder growing).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -143,6 +166,16 @@ async fn the_demo_seeds_a_clinic_through_the_api_and_keeps_boards_moving() {
 
     assert!(demo.stop().success());
     assert!(!folder.exists(), "the temporary folder outlived the demo");
+}
+
+#[tokio::test]
+async fn a_given_data_folder_is_kept_after_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("clinic");
+    let demo = Demo::start(&["--data-dir", data.to_str().unwrap()]);
+    assert_eq!(PathBuf::from(demo.value("Data folder")), data);
+    assert!(demo.stop().success());
+    assert!(data.join("medrelay.redb").exists());
 }
 
 #[tokio::test]

@@ -182,6 +182,18 @@ impl TestApp {
         read(response).await
     }
 
+    pub async fn delete(&self, path: &str, token: &str) -> (u16, Value) {
+        read(
+            self.http
+                .delete(self.url(path))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
     pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
         let mut req = self.http.get(self.url(path));
         if let Some(t) = token {

@@ -92,15 +92,7 @@ async fn watch_board(app: &TestApp, token: &str, provider: &str) -> Ws {
 }
 
 async fn delete(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
-    read(
-        app.http
-            .delete(app.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
+    app.delete(path, token).await
 }
 
 fn slot_states(slots: &Value) -> Vec<(String, String)> {

@@ -111,10 +111,61 @@ async fn serves_https_and_wss_with_hsts_and_reloads_a_replaced_certificate() {
     .unwrap();
     assert_eq!(next_json(&mut ws).await["re"], "p");
 
-    // A broken file is logged and ignored: the last good one stays.
+    // A broken file is logged and ignored: the last good one stays (a new
+    // client, so the handshake is made again).
     std::fs::write(tls_dir.path().join("cert.pem"), "not a certificate").unwrap();
     tokio::time::sleep(medrelay::tls::RELOAD_EVERY * 2).await;
-    let health = renewed.get(format!("{base}/healthz")).send().await.unwrap();
+    let fresh = client(&second.0, app.addr);
+    let health = fresh.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
+async fn silent_connections_from_one_address_hold_up_no_one_else() {
+    let tls_dir = tempfile::tempdir().unwrap();
+    let pair = self_signed();
+    write_pair(tls_dir.path(), &pair);
+    let app = https_app(tls_dir.path()).await;
+    let cap = medrelay::listener::HANDSHAKES_PER_PEER;
+
+    // One address opens connections and never says hello.
+    let mut silent = Vec::new();
+    for _ in 0..cap + 4 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        silent.push(socket.connect(app.addr).await.unwrap());
+    }
+    // All at once, well within the handshake timeout: waiting in their
+    // handshake, no answer yet; over the cap, closed.
+    let reads = silent.iter_mut().map(|stream| async move {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(
+            Duration::from_millis(500),
+            tokio::io::AsyncReadExt::read(stream, &mut byte),
+        )
+        .await;
+        match read {
+            Err(_) => true,
+            Ok(n) => {
+                assert_eq!(n.unwrap_or(0), 0);
+                false
+            }
+        }
+    });
+    let open = futures_util::future::join_all(reads)
+        .await
+        .into_iter()
+        .filter(|waiting| *waiting)
+        .count();
+    assert_eq!(open, cap, "connections left waiting for their handshake");
+
+    // Another address is served at once.
+    let base = format!("https://localhost:{}", app.addr.port());
+    let health = client(&pair.0, app.addr)
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::board::{book, doctor};
+use crate::board::{DOCTOR, book};
 use crate::driver::{Browser, Driver};
 use crate::helpers::*;
 
@@ -21,16 +21,56 @@ async fn sign_in(page: &Browser, user: &str, password: &str) {
     page.click("#login-submit").await;
 }
 
+/// A fixed-offset zone where it is now between 09:00 and 10:00, so a slot
+/// later today can be booked at any hour of the run and shows in today's
+/// column of the chart.
+fn morning_zone() -> String {
+    let hour = i32::from(
+        jiff::Timestamp::now()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .hour(),
+    );
+    let mut offset = 9 - hour;
+    if offset < -12 {
+        offset += 24;
+    }
+    // POSIX-style names: Etc/GMT-3 is three hours ahead of UTC.
+    match offset {
+        0 => "Etc/GMT".to_owned(),
+        d if d > 0 => format!("Etc/GMT-{d}"),
+        d => format!("Etc/GMT+{}", -d),
+    }
+}
+
 #[tokio::test]
 async fn an_admin_sees_charts_and_a_patient_sees_no_data() {
     let driver = Driver::start().await;
-    let app = spawn_app().await;
+    let zone = morning_zone();
+    let clinic_zone = zone.clone();
+    let app = spawn_app_with(move |s| s.analytics.time_zone = clinic_zone).await;
     let admin = app.admin_token().await;
-    let date = doctor(&app, &admin).await;
+    let (status, body) = app
+        .post(
+            "/api/providers",
+            json!({"providerId": DOCTOR, "name": "Dr. Board", "timeZone": zone,
+                   "availability": all_day_availability()}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::get(&zone).unwrap())
+        .date()
+        .to_string();
     let ada = app
         .signup_patient_with("ada", json!({"name": "Ada Lovelace"}))
         .await;
-    book(&app, &ada, &date, "10:00").await;
+    book(&app, &ada, &today, "12:00").await;
+    let cancelled = book(&app, &ada, &today, "13:00").await;
+    let (status, body) = app
+        .delete(&format!("/api/appointments/{cancelled}"), &ada.tokens.token)
+        .await;
+    assert_eq!(status, 200, "{body}");
     // An issued bill nobody paid: receivable in the youngest aging bucket.
     let (status, body) = app
         .post(
@@ -52,6 +92,19 @@ async fn an_admin_sees_charts_and_a_patient_sees_no_data() {
         Duration::from_secs(10),
     )
     .await;
+    for series in ["booked", "no_show", "cancelled"] {
+        let points = format!("#chart-appointments .point[data-series=\"{series}\"]");
+        assert_eq!(page.count(&points).await, 14, "{series}");
+    }
+    // Today's column: both bookings count on their day, one was cancelled.
+    let column = page
+        .eval(&format!(
+            "return ['booked', 'no_show', 'cancelled'].map((s) => Number(document.querySelector(
+                 `#chart-appointments .point[data-series=\"${{s}}\"][data-date=\"{today}\"]`)
+                 .getAttribute('data-value')));"
+        ))
+        .await;
+    assert_eq!(column, json!([2, 0, 1]));
     let owed = page
         .eval(
             "return [...document.querySelectorAll('#chart-receivable .point')]
@@ -59,16 +112,19 @@ async fn an_admin_sees_charts_and_a_patient_sees_no_data() {
         )
         .await;
     assert_eq!(owed, json!([80, 0, 0, 0, 0]));
-    for series in ["booked", "no_show", "cancelled"] {
-        let points = format!("#chart-appointments .point[data-series=\"{series}\"]");
-        assert_eq!(page.count(&points).await, 14, "{series}");
-    }
+    // Today's board of the doctor: one appointment holds its slot.
+    let board = format!("#boards li.board-item[data-provider=\"{DOCTOR}\"]");
+    page.until(
+        &format!(
+            "(document.querySelector({}) || {{getAttribute: () => null}}).getAttribute('data-booked') === '1'",
+            json!(board)
+        ),
+        Duration::from_secs(10),
+    )
+    .await;
     assert_eq!(
-        page.count(&format!(
-            "#boards a.board-link[href=\"/board/{}\"]",
-            crate::board::DOCTOR
-        ))
-        .await,
+        page.count(&format!("{board} a.board-link[href=\"/board/{DOCTOR}\"]"))
+            .await,
         1
     );
     page.until(
@@ -84,17 +140,17 @@ async fn an_admin_sees_charts_and_a_patient_sees_no_data() {
     page.goto(&app.url("/admin")).await;
     sign_in(&page, "ada", PASSWORD).await;
     page.until(
-        "!document.querySelector('#denied').classList.contains('hidden') \
-         || !document.querySelector('#denied').hidden",
+        "!document.querySelector('#denied').classList.contains('hidden')",
         Duration::from_secs(10),
     )
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(page.count(".point").await, 0);
-    assert_eq!(page.count("#boards a.board-link").await, 0);
-    let shown = page
-        .eval("return document.querySelector('#dashboard').hidden || document.querySelector('#dashboard').classList.contains('hidden');")
-        .await;
-    assert_eq!(shown, json!(true));
+    assert_eq!(page.count("#boards li.board-item").await, 0);
+    assert_eq!(
+        page.eval("return document.querySelector('#dashboard').classList.contains('hidden');")
+            .await,
+        json!(true)
+    );
     page.close().await;
 }
