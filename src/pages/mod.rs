@@ -48,6 +48,7 @@ const ASSETS: &[Asset] = &[
     asset!("common.js", JS),
     asset!("style.css", CSS),
     asset!("board.js", JS),
+    asset!("board-model.js", JS),
     asset!("app.js", JS),
     asset!("app-book.js", JS),
     asset!("app-mine.js", JS),

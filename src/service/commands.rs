@@ -144,7 +144,7 @@ pub async fn run(
                 "channel": channel,
                 "seq": board.seq,
                 "patientsShown": reveal,
-                "snapshot": board_json(&board, reveal),
+                "snapshot": board_json(&board, reveal, state.settings.schedule.min_notice_minutes),
             })
         }
     })

@@ -248,7 +248,11 @@ pub async fn slots(
     };
     let viewer = schedule::viewer(state, principal)?;
     let board = schedule::ask(state, &id, GetBoard { from, to }).await??;
-    Ok(schedule::board_json(&board, viewer.manages(&id)))
+    Ok(schedule::board_json(
+        &board,
+        viewer.manages(&id),
+        state.settings.schedule.min_notice_minutes,
+    ))
 }
 
 /// Issues a display token for a doctor's board (admins, or that doctor).

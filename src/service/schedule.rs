@@ -171,7 +171,7 @@ pub async fn cancel(
 }
 
 /// A board or slot list as JSON; patients' identities only when `reveal`.
-pub fn board_json(board: &Board, reveal: bool) -> Value {
+pub fn board_json(board: &Board, reveal: bool, min_notice_minutes: u32) -> Value {
     let slots: Vec<Value> = board
         .slots
         .iter()
@@ -228,6 +228,9 @@ pub fn board_json(board: &Board, reveal: bool) -> Value {
         "name": board.provider.name,
         "timeZone": board.provider.time_zone,
         "slotMinutes": board.provider.slot_minutes,
+        // How soon a slot may still be booked (`schedule.min_notice_minutes`),
+        // so a client offers only the free slots a booking would get.
+        "minNoticeMinutes": min_notice_minutes,
         "from": board.from,
         "to": board.to,
         "slots": slots,

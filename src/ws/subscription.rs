@@ -191,7 +191,11 @@ async fn snapshot_of(
             let board =
                 crate::service::schedule::ask(state, provider, GetBoard { from, to }).await??;
             Ok((
-                crate::service::schedule::board_json(&board, reveal),
+                crate::service::schedule::board_json(
+                    &board,
+                    reveal,
+                    state.settings.schedule.min_notice_minutes,
+                ),
                 Some(board.seq),
             ))
         }

@@ -205,3 +205,66 @@ async fn a_signed_in_admin_sees_who_is_booked() {
         .await;
     board.close().await;
 }
+
+#[tokio::test]
+async fn a_framed_board_offers_no_sign_in_but_opens_with_a_display_link() {
+    let driver = Driver::start().await;
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    doctor(&app, &admin).await;
+    let (_, display) = app
+        .post(
+            &format!("/api/providers/{DOCTOR}/display-tokens"),
+            json!({}),
+            Some(&admin),
+        )
+        .await;
+    let plain = frame_host(&app.url(&format!("/board/{DOCTOR}"))).await;
+    let token = display["token"].as_str().unwrap();
+    let linked = frame_host(&app.url(&format!("/board/{DOCTOR}#token={token}"))).await;
+    let page = driver.browser().await;
+
+    // Framed by another site without a display link: no sign-in form.
+    page.goto(&plain).await;
+    page.client.enter_frame(0).await.unwrap();
+    page.until(
+        "document.body.textContent.includes('Open this board with its display link')",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(page.count("#login-form").await, 0);
+
+    // With its display link it is live.
+    page.client.enter_parent_frame().await.unwrap();
+    page.goto(&linked).await;
+    page.client.enter_frame(0).await.unwrap();
+    page.until(
+        &has("#status", "data-state", "live"),
+        Duration::from_secs(10),
+    )
+    .await;
+    page.close().await;
+}
+
+/// Another origin (its own port) whose every page frames `src`.
+async fn frame_host(src: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let html = format!("<!doctype html><iframe width=1000 height=700 src=\"{src}\"></iframe>");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let html = html.clone();
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{html}",
+                    html.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}/")
+}

@@ -1,8 +1,8 @@
 // admin.js: the clinic dashboard at /admin (page admin.html), admins only. What it shows, and from where:
 // - headline tiles: the `analytics` channel over LiveSocket (snapshot `today`, then `analytics_today` events);
 // - today's boards: GET /api/providers, then per doctor one `board` command on the same socket for today in the
-//   doctor's zone (a one-off read of the board's snapshot; nothing stays subscribed), recounted when today's
-//   figures change (at most every 5 s) and every minute; each links to /board/<providerId>;
+//   doctor's zone (a one-off read of the board's snapshot; nothing stays subscribed), paced at 10 commands a
+//   second, recounted when today's figures change and every minute but at most every 30 s; each links to /board/<id>;
 // - SVG charts: GET /api/analytics/appointments?groupBy=day, the last 14 clinic days (booked, noShows, cancelled
 //   summed over the doctors' rows; days without rows are zeros; today follows the live figures), and the
 //   `receivable` aging of GET /api/analytics/billing, whose `asOf` also says what the clinic's today is;
@@ -11,11 +11,13 @@
 // Anyone signed in who is not an admin sees "admins only" and the page asks nothing more; a 403 says the same.
 // CSP: a module from /pages/, no inline script or style; DOM built with el()/svg() (text only as text).
 
-import { api, clearSession, describe, el, loadSession, login, logout, refresh, setBanner, svg, LiveSocket }
-  from './common.js';
+import { api, clearSession, describe, el, loadSession, login, logout, pacer, refresh, setBanner, svg, todayIn,
+  LiveSocket, STATUS_WORDS } from './common.js';
 
 const DAYS = 14;
 const BOARDS_COUNTED = 100; // doctors whose boards are counted (the rest are listed with their links only)
+const BOARDS_EVERY_MS = 30000; // the boards are counted again at most this often (the headline tiles are live)
+const BOARDS_GAP_MS = 100; // between two `board` commands: 10 a second, half what the server allows by default
 const SERIES = [ // the chart's series: data-series, the report's field, legend words, colour class
   { key: 'booked', field: 'booked', label: 'Booked', cls: 'series-1' },
   { key: 'no_show', field: 'noShows', label: 'No-shows', cls: 'series-4' },
@@ -24,8 +26,6 @@ const SERIES = [ // the chart's series: data-series, the report's field, legend 
 const AGING = ['0-30', '31-60', '61-90', '91-120', 'over-120'];
 const CHANNELS = { email: 'E-mail', sms: 'SMS', push: 'Push', in_app: 'In-app' };
 const NOTE_FIGURES = ['notifications', 'failed', 'expired', 'failedAttempts'];
-const STATUS_WORDS = { connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…',
-  unauthorized: 'Not authorised', closed: 'Not connected' };
 
 const ui = Object.fromEntries([...document.querySelectorAll('[id]')].map((node) => [node.id, node])); // by id
 
@@ -43,16 +43,6 @@ const dateFormat = (options) => new Intl.DateTimeFormat(undefined, { ...options,
 const [dayShort, weekday] = [dateFormat({ day: 'numeric', month: 'short' }), dateFormat({ weekday: 'short' })];
 const dayLong = dateFormat({ weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' });
 const atNoon = (day) => Date.parse(`${day}T12:00:00Z`); // a civil date, formatted where no zone moves it
-
-/** Today's date (yyyy-mm-dd) in `zone` (the browser's own when absent or unknown here). */
-const ymd = (timeZone) => new Intl.DateTimeFormat('en-GB',
-  { year: 'numeric', month: '2-digit', day: '2-digit', timeZone });
-function todayIn(zone) {
-  let f;
-  try { f = ymd(zone || undefined); } catch { f = ymd(undefined); } // a zone this browser does not know: its own
-  const p = Object.fromEntries(f.formatToParts(Date.now()).map((x) => [x.type, x.value]));
-  return `${p.year}-${p.month}-${p.day}`;
-}
 
 const shown = (visible, ...nodes) => nodes.forEach((n) => n.classList.toggle('hidden', !visible));
 function clearProblems() { problems.clear(); setBanner(ui.banner, null); }
@@ -149,7 +139,7 @@ function setStatus(status) {
 function start() {
   stop();
   const r = (run = { timers: [], range: null, series: null, headline: null, notes: null, metrics: null,
-    doctors: [], boards: { busy: false, at: 0, owed: false, timer: null } });
+    doctors: [], boards: { busy: false, at: 0, owed: false, timer: null, pace: pacer(BOARDS_GAP_MS) } });
   clearProblems();
   shown(false, ui.denied);
   shown(true, ui.dashboard, ui.refresh);
@@ -437,23 +427,27 @@ async function loadDoctors(r) {
   countBoards(r);
 }
 
+/** A recount once the last one began BOARDS_EVERY_MS ago (in a second if it did), unless one is due. */
 function scheduleBoards(r) {
-  if (r.boards.timer) return;
-  const wait = Math.max(1000, 5000 - (Date.now() - r.boards.at));
+  if (r !== run || r.boards.timer) return;
+  const wait = Math.max(1000, BOARDS_EVERY_MS - (Date.now() - r.boards.at));
   r.boards.timer = setTimeout(() => { r.boards.timer = null; countBoards(r); }, wait);
 }
 
-/** Reads each doctor's board for today with the socket's `board` command, three at a time. */
+/** Reads each doctor's board for today with the socket's `board` command, three at a time but paced (one every
+ * BOARDS_GAP_MS; a `rate_limited` reply is waited out and asked once more), at most every BOARDS_EVERY_MS. */
 async function countBoards(r) {
   if (r !== run || !r.doctors.length) return;
   if (r.boards.busy || r.socket.status !== 'live') { r.boards.owed = true; return; }
-  Object.assign(r.boards, { busy: true, owed: false, at: Date.now() });
+  if (Date.now() - r.boards.at < BOARDS_EVERY_MS) return scheduleBoards(r);
+  clearTimeout(r.boards.timer);
+  Object.assign(r.boards, { busy: true, owed: false, at: Date.now(), timer: null });
   const queue = r.doctors.slice(0, BOARDS_COUNTED);
   const worker = async () => {
     for (let d = queue.shift(); d && r === run; d = queue.shift()) {
-      const day = todayIn(d.timeZone);
+      const day = todayIn(d.timeZone), command = { type: 'board', providerId: d.providerId, from: day, to: day };
       try {
-        const data = await r.socket.request({ type: 'board', providerId: d.providerId, from: day, to: day });
+        const data = await r.boards.pace(() => (r === run ? r.socket.request(command) : null));
         if (r === run) paintBoard(d, day, data && data.snapshot);
       } catch (err) {
         if (r !== run || err.code === 'forbidden') return r === run && deny(err);

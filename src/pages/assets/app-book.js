@@ -2,16 +2,17 @@
 // FREE slots live, book one (or move an appointment to it) after a confirm step.
 //
 // The free slots come from the doctor's board channel `board:<providerId>` over the LiveSocket,
-// subscribed for the one day shown (`from` = `to` = the day). As on the board page (board.js), the
-// snapshot lists every slot of the doctor's hours with its state, and events carry the start and end
-// instants of what they change; the page keeps appointments and holds by id and derives each slot's
-// state from what overlaps it, as the server does. A patient's board frames carry no patient ids, so
-// the patient's own appointments show as taken like anyone's. `availability_changed` (other hours,
-// zone or slot length) fetches a fresh snapshot with the `board` command while staying subscribed.
+// subscribed for the one day shown (`from` = `to` = the day), kept by BoardModel (board-model.js, as on
+// the board page): the snapshot lists every slot of the doctor's hours, events carry the start and end
+// instants of what they change, and each slot's state is derived from what overlaps it, as the server
+// does. A patient's board frames carry no patient ids, so the patient's own appointments show as taken
+// like anyone's. `availability_changed` (other hours, zone or slot length) fetches a fresh snapshot with
+// the `board` command while staying subscribed. Slots that begin sooner than the booking notice are not
+// offered when the snapshot gives it (`minNoticeMinutes`); when it does not, only begun slots are left out.
 
-import { api, ApiError, describe, el } from './common.js';
-import { $, ctx, HOLDING, addDays, attr, dayLabel, doctorName, isDate, overlaps, reconcile, span, text,
-  todayIn, yourTime } from './app-util.js';
+import { api, ApiError, describe, el, todayIn } from './common.js';
+import { BoardModel, bookable, noticeOf, overlaps } from './board-model.js';
+import { $, ctx, addDays, attr, dayLabel, doctorName, isDate, reconcile, text, yourTime } from './app-util.js';
 
 const ui = { doctor: $('doctor'), day: $('day'), prev: $('day-prev'), next: $('day-next'), info: $('doctor-info'),
   title: $('slots-title'), summary: $('slots-summary'), slots: $('slots'), nextFree: $('next-free'),
@@ -19,11 +20,8 @@ const ui = { doctor: $('doctor'), day: $('day'), prev: $('day-prev'), next: $('d
   confirmError: $('confirm-error'), done: $('book-done'),
   moveBar: $('move-bar'), moveText: $('move-text'), moveCancel: $('move-cancel'), section: $('book') };
 
-// The board of the doctor and day shown, as its last snapshot and the events since make it.
-const model = { providerId: null, day: null, tz: null, loaded: false, slots: [], appts: new Map(),
-  holds: new Map(), viewSeq: 0 };
 let channel = null; // board:<providerId> subscribed, or null
-let refreshing = null; // a `board` command in flight: { log: [events applied meanwhile] }
+let refreshFor = null; // the doctor and day of the `board` command in flight: { providerId, day }
 let pending = null; // the slot being confirmed: { slot, lost: whether it was taken meanwhile }
 let moving = null; // the appointment being moved: { appointmentId, providerId, date, time, start, ... }
 let busy = false; // a booking or move in flight
@@ -31,55 +29,31 @@ let nextFreeAsk = 0; // to drop an older "next free day" answer
 
 const boardChannel = (id) => `board:${id}`;
 
-// ---- the model (as board.js) ----
-function loadSnapshot(snapshot, seq) {
-  if (!snapshot || !Array.isArray(snapshot.slots)) throw new Error('the server sent a board without slots');
-  Object.assign(model, { tz: snapshot.timeZone || model.tz, slots: [], viewSeq: seq, loaded: true });
-  model.appts.clear();
-  model.holds.clear();
-  for (const s of snapshot.slots) {
-    const slot = span(s);
-    model.slots.push(slot);
-    const [map, id, extra] = s.appointmentId ? [model.appts, s.appointmentId, {}]
-      : [model.holds, s.holdId, { expiresMs: Date.parse(s.expiresAt) }];
-    if (!id) continue;
-    const had = map.get(id);
-    if (had) had.endMs = Math.max(had.endMs, slot.endMs); else map.set(id, { ...slot, ...extra });
-  }
-  for (const a of snapshot.needsReschedule || []) model.appts.set(a.appointmentId, span(a));
-  model.slots.sort((a, b) => a.startMs - b.startMs);
-}
+// The board of the doctor and day shown, as its last snapshot and the events since make it.
+const model = Object.assign(new BoardModel({
+  request: () => {
+    if (!ctx.socket) return null;
+    const { providerId, day } = (refreshFor = { providerId: model.providerId, day: model.day });
+    return ctx.socket.request({ type: 'board', providerId, from: day, to: day });
+  },
+  applies: () => model.providerId === refreshFor.providerId && model.day === refreshFor.day,
+  refreshed: () => { model.loaded = true; render(); },
+  failed: () => { if (channel) ctx.socket?.resync(channel); },
+}), { providerId: null, day: null, loaded: false });
 
-/** Applies one board event; true when the slots themselves changed (fetch a snapshot). */
-function applyEvent(e) {
-  const slot = e.slot ? span(e.slot) : null;
-  switch (e.kind) {
-    case 'appointment_booked': model.appts.set(e.appointmentId, slot); break;
-    case 'appointment_rescheduled': model.appts.set(e.appointmentId, span(e.to)); break;
-    case 'appointment_cancelled': model.appts.delete(e.appointmentId); break;
-    case 'appointment_status_changed':
-      if (!HOLDING.has(e.status)) model.appts.delete(e.appointmentId);
-      else if (!model.appts.has(e.appointmentId)) model.appts.set(e.appointmentId, slot);
-      break;
-    case 'appointment_needs_reschedule':
-      if (!model.appts.has(e.appointmentId)) model.appts.set(e.appointmentId, slot);
-      break;
-    case 'slot_held': case 'offer_made':
-      model.holds.set(e.holdId, { ...slot, expiresMs: Date.parse(e.expiresAt) }); break;
-    case 'slot_released': case 'offer_accepted': case 'offer_expired':
-      model.holds.delete(e.holdId); break;
-    case 'availability_changed': return true;
-    default:
-  }
-  return false;
-}
-
-/** The day's slots nobody has and that have not begun. */
-function freeSlots(now = Date.now()) {
+/** The day's slots nobody has that may still be booked (`all`: that have not begun, notice or not). */
+function freeSlots(now = Date.now(), all = false) {
   const appts = [...model.appts.values()];
   const holds = [...model.holds.values()].filter((h) => !(h.expiresMs <= now));
-  return model.slots.filter((s) => s.date === model.day && s.startMs > now
+  return model.slots.filter((s) => s.date === model.day && bookable(s.startMs, all ? null : model.noticeMs, now)
     && !appts.some((a) => overlaps(a, s)) && !holds.some((h) => overlaps(h, s)));
+}
+
+/** "90 minutes", "2 hours", "1 day". */
+function duration(ms) {
+  const m = Math.round(ms / 60000);
+  const [n, unit] = m % 1440 === 0 ? [m / 1440, 'day'] : m % 60 === 0 ? [m / 60, 'hour'] : [m, 'minute'];
+  return `${n} ${unit}${n === 1 ? '' : 's'}`;
 }
 
 // ---- rendering ----
@@ -95,7 +69,8 @@ export function render() {
     return;
   }
   attr(ui.slots, 'aria-busy', null);
-  const free = today && day < today ? [] : freeSlots();
+  const past = !!today && day < today, now = Date.now();
+  const free = past ? [] : freeSlots(now);
   reconcile(ui.slots, free, (s) => s.start, (s) => {
     const later = yourTime(s.startMs, tz);
     return el('button', { type: 'button', class: 'slot-free', 'data-start': s.start, 'data-date': s.date,
@@ -105,12 +80,17 @@ export function render() {
   });
   for (const b of ui.slots.children) attr(b, 'aria-pressed', String(pending?.slot.start === b.dataset.start));
   const zone = tz ? ` Times are ${tz} time.` : '';
-  text(ui.summary, today && day < today ? 'This day has passed. Please choose another day.'
-    : free.length ? `${free.length} free ${free.length === 1 ? 'time' : 'times'}.${zone}`
-      : `No free times this day.${zone}`);
-  if (free.length || (today && day < today)) ui.nextFree.classList.add('hidden');
+  // Free but inside the booking notice (known only when the snapshot gives it): said, not offered.
+  const soon = past || !model.noticeMs ? 0 : Math.max(0, freeSlots(now, true).length - free.length);
+  const notice = soon ? ` ${soon} sooner free ${soon === 1 ? 'time is' : 'times are'} too soon to book: `
+    + `bookings close ${duration(model.noticeMs)} before the time.` : '';
+  text(ui.summary, past ? 'This day has passed. Please choose another day.'
+    : free.length ? `${free.length} free ${free.length === 1 ? 'time' : 'times'}.${zone}${notice}`
+      : `No free times this day.${zone}${notice}`);
+  if (free.length || past) ui.nextFree.classList.add('hidden');
   if (pending && !pending.lost && !busy && !free.some((s) => s.start === pending.slot.start)) {
-    lost(new ApiError({ code: pending.slot.startMs > Date.now() ? 'slot_taken' : 'too_soon' }));
+    const tooSoon = !bookable(pending.slot.startMs, model.noticeMs);
+    lost(new ApiError({ code: tooSoon ? 'too_soon' : 'slot_taken' }));
   }
 }
 
@@ -121,8 +101,9 @@ function findNextFree() {
   if (!ctx.socket) return;
   ctx.socket.request({ type: 'board', providerId, from: addDays(day, 1), to: addDays(day, 14) }).then((data) => {
     if (ask !== nextFreeAsk || model.providerId !== providerId || model.day !== day || freeSlots().length) return;
-    const now = Date.now();
-    const first = (data.snapshot?.slots || []).find((s) => s.state === 'free' && Date.parse(s.start) > now);
+    const now = Date.now(), notice = noticeOf(data.snapshot);
+    const first = (data.snapshot?.slots || []).find((s) => s.state === 'free'
+      && bookable(Date.parse(s.start), notice, now));
     ui.nextFree.replaceChildren(first
       ? el('p', {}, `The next free time is ${dayLabel(first.date)} at ${first.timeSlot}. `,
         el('button', { type: 'button', class: 'secondary', onclick: () => setDay(first.date, true) },
@@ -262,10 +243,8 @@ export function setDay(day, focus = false, force = false) {
   if (location.search !== `?${query}`) history.replaceState(null, '', `${location.pathname}?${query}${location.hash}`);
   if (!force && day === model.day && channel) return;
   if (pending) closeConfirm(false);
-  Object.assign(model, { day, loaded: false, slots: [], viewSeq: 0 });
-  model.appts.clear();
-  model.holds.clear();
-  refreshing = null;
+  model.clear(); // and any `board` command in flight
+  Object.assign(model, { day, loaded: false });
   nextFreeAsk += 1;
   ui.nextFree.classList.add('hidden');
   ui.done.classList.add('hidden');
@@ -280,36 +259,15 @@ export function setDay(day, focus = false, force = false) {
 export function onSnapshot(ch, snapshot, seq) {
   if (ch !== channel) return;
   if (snapshot?.from && snapshot.from !== model.day) return; // an older day's answer
-  refreshing = null;
-  loadSnapshot(snapshot, seq);
+  model.onSnapshot(snapshot, seq); // it supersedes a `board` command in flight
+  model.loaded = true;
   render();
   if (!freeSlots().length && model.day >= todayIn(model.tz)) findNextFree();
 }
 
 export function onEvent(ch, seq, event) {
   if (ch !== channel || !model.loaded) return;
-  if (refreshing) refreshing.log.push({ seq, event });
-  if (seq <= model.viewSeq) return;
-  if (applyEvent(event)) refreshSnapshot(); else render();
-}
-
-/** A fresh snapshot while staying subscribed; events applied meanwhile are replayed over it. */
-function refreshSnapshot() {
-  if (refreshing || !ctx.socket) return;
-  const wait = (refreshing = { log: [] }), { providerId, day } = model;
-  ctx.socket.request({ type: 'board', providerId, from: day, to: day }).then((data) => {
-    if (refreshing !== wait || model.providerId !== providerId || model.day !== day) return;
-    refreshing = null;
-    loadSnapshot(data.snapshot, data.seq);
-    let again = false;
-    for (const { seq, event } of wait.log) if (seq > data.seq) again = applyEvent(event) || again;
-    render();
-    if (again) refreshSnapshot();
-  }, () => {
-    if (refreshing !== wait) return;
-    refreshing = null;
-    if (channel) ctx.socket.resync(channel);
-  });
+  if (model.onEvent(seq, event)) render(); // a change of hours fetches a snapshot instead
 }
 
 /** The board channel's subscription was refused (e.g. the doctor was removed). */
@@ -335,9 +293,9 @@ export function start(doctors) {
 
 /** Forgets everything (signed out). */
 export function reset() {
-  moving = null; pending = null; channel = null; refreshing = null; busy = false;
-  Object.assign(model, { providerId: null, day: null, tz: null, loaded: false, slots: [] });
-  model.appts.clear(); model.holds.clear();
+  moving = null; pending = null; channel = null; busy = false;
+  model.clear();
+  Object.assign(model, { providerId: null, day: null, tz: null, loaded: false });
   ui.slots.replaceChildren(); ui.doctor.replaceChildren();
   for (const n of [ui.confirm, ui.moveBar, ui.nextFree, ui.done]) n.classList.add('hidden');
   for (const n of [ui.title, ui.summary, ui.info]) n.textContent = '';

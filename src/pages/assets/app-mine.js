@@ -13,9 +13,10 @@
 // delivered for all the patient's devices; acknowledged notices are not sent again, so the list holds
 // what arrived since the page was opened (they also went by e-mail or text, as the preferences say).
 
-import { api, el } from './common.js';
-import { $, ctx, HOLDING, attr, clock, dayLabel, doctorName, doctorZone, span, reconcile, text, todayIn,
-  yourTime, addDays } from './app-util.js';
+import { api, el, todayIn } from './common.js';
+import { HOLDING, span } from './board-model.js';
+import { $, ctx, addDays, attr, clock, dayLabel, doctorName, doctorZone, reconcile, text, yourTime }
+  from './app-util.js';
 import { endMove, movingId, startMove } from './app-book.js';
 
 const ui = { list: $('appointments'), empty: $('appointments-empty'), notices: $('notifications'),

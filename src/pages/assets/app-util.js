@@ -1,5 +1,8 @@
 // app-util.js: helpers of the patient page (/app): dates and times in a doctor's zone, keyed list
 // updates that keep focus, and the page's shared context. No DOM strings: nodes come from el().
+// (Today's date in a zone is common.js's todayIn; slots, overlaps and HOLDING are board-model.js's.)
+
+import { todayIn } from './common.js';
 
 /** What the page's modules share; app.js fills it in. */
 export const ctx = {
@@ -12,7 +15,6 @@ export const ctx = {
 };
 
 export const $ = (id) => document.getElementById(id);
-export const HOLDING = new Set(['Scheduled', 'CheckedIn']); // statuses that keep a slot taken
 export const BROWSER_ZONE = (() => {
   try { return Intl.DateTimeFormat().resolvedOptions().timeZone || null; } catch { return null; }
 })();
@@ -29,17 +31,6 @@ export function fmt(zone, options) {
     formats.set(key, f);
   }
   return formats.get(key);
-}
-
-/** Today's date (YYYY-MM-DD) in `zone`. */
-export function todayIn(zone, now = Date.now()) {
-  const parts = {};
-  let f;
-  try { f = new Intl.DateTimeFormat('en-GB', { year: 'numeric', month: '2-digit', day: '2-digit', timeZone: zone || undefined }); } catch {
-    f = new Intl.DateTimeFormat('en-GB', { year: 'numeric', month: '2-digit', day: '2-digit' });
-  }
-  for (const p of f.formatToParts(now)) parts[p.type] = p.value;
-  return `${parts.year}-${parts.month}-${parts.day}`;
 }
 
 export const isDate = (s) => /^\d{4}-\d{2}-\d{2}$/.test(s || '') && !Number.isNaN(Date.parse(`${s}T12:00:00Z`));
@@ -74,14 +65,6 @@ export function yourTime(ms, zone) {
 /** "Dr. Maya Carter" for a provider id (the id itself until the directory is read). */
 export const doctorName = (id) => ctx.doctors.get(id)?.name || `Doctor ${id}`;
 export const doctorZone = (id) => ctx.doctors.get(id)?.timeZone || null;
-
-/** A slot or appointment as the page keeps it, from a board slot, an event's slot or a REST view. */
-export function span(t) {
-  const start = t.start ?? t.startUtc, end = t.end ?? t.endUtc;
-  return { start, end, date: t.date ?? t.appointmentDate, time: t.timeSlot,
-    startMs: Date.parse(start), endMs: Date.parse(end) };
-}
-export const overlaps = (a, b) => a.startMs < b.endMs && b.startMs < a.endMs;
 
 /**
  * Makes `container`'s children the nodes for `items`, in order, reusing the node of each key: nodes

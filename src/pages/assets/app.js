@@ -10,14 +10,13 @@
 // /pages/, no inline script or style, no style attributes; DOM built with el() (text as text nodes).
 
 import { api, ApiError, clearSession, describe, login, loadSession, logout, refresh, saveSession,
-  setBanner, LiveSocket } from './common.js';
+  setBanner, LiveSocket, STATUS_WORDS as SOCKET_WORDS } from './common.js';
 import { $, ctx, text } from './app-util.js';
 import * as book from './app-book.js';
 import * as mine from './app-mine.js';
 import * as prefs from './app-prefs.js';
 
-const STATUS_WORDS = { connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…',
-  unauthorized: 'Signed out', closed: 'Not connected' };
+const STATUS_WORDS = { ...SOCKET_WORDS, unauthorized: 'Signed out' }; // the socket's words; an ended session: signed out
 const ui = { banner: $('banner'), notice: $('notice'), status: $('status'), who: $('who'), whoName: $('who-name'),
   logout: $('logout'), auth: $('auth'), app: $('app'), main: $('main'),
   loginForm: $('login-form'), username: $('login-username'), password: $('login-password'),

@@ -1,25 +1,20 @@
 // board.js: the live schedule board at /board/{providerId} (page board.html). It follows the channel
 // board:<providerId> over LiveSocket: the subscribe reply's snapshot, then every event once, in seq order.
 // A display link (#token=<display token>) shows slot states only; a signed-in doctor or admin (session
-// in sessionStorage) also sees patient names; with neither, a sign-in form. CSP: a module from /pages/,
-// no inline script or style, no style attributes; DOM built with el() (text as text nodes only).
+// in sessionStorage) also sees patient names; with neither, a sign-in form, except inside a frame (a
+// waiting-room system may embed the board), where only display links are taken and no form is shown.
+// CSP: a module from /pages/, no inline script or style, no style attributes; DOM built with el().
 //
-// What the board channel gives (src/service/schedule.rs board_json, the schedule actor's GetBoard):
-// the snapshot lists EVERY slot of the doctor's hours, free ones included, for `from`..`to` (default:
-// today in the doctor's zone and 6 more days), each with state free/booked/held, appointmentId or holdId,
-// `needsReschedule` on booked slots and `patientId` only for the doctor and admins; plus `timeZone`,
-// `slotMinutes` and `needsReschedule` (flagged appointments, which may lie outside every slot). Events
-// carry the slot's start/end instants, so the board keeps appointments and holds by id and derives each
-// slot's state from what overlaps it, as the server does. No REST call is needed for free slots (a
-// display token may not call REST at all). `availability_changed` means the slots themselves changed:
-// the board fetches a fresh snapshot with the `board` command while staying subscribed.
+// The board is kept by BoardModel (board-model.js, shared with the booking page): the snapshot lists
+// every slot of the doctor's hours for `from`..`to` (default: today in the doctor's zone and 6 more
+// days); events carry the start/end instants of what they change, and each slot's state is derived from
+// what overlaps it. No REST call is needed for free slots (a display token may not call REST at all).
 
-import { api, clearSession, describe, el, loadSession, login, refresh, setBanner, LiveSocket } from './common.js';
+import { api, clearSession, describe, el, loadSession, login, refresh, setBanner, todayIn, LiveSocket,
+  STATUS_WORDS } from './common.js';
+import { BoardModel, overlaps } from './board-model.js';
 
 const STATE_WORDS = { free: 'Free', booked: 'Booked', held: 'Held', needs_reschedule: 'Needs new time' };
-const STATUS_WORDS = { connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…',
-  unauthorized: 'Not authorised', closed: 'Not connected' };
-const HOLDING = new Set(['Scheduled', 'CheckedIn']); // statuses that keep the slot taken
 const $ = (id) => document.getElementById(id);
 const ui = { title: $('title'), subtitle: $('subtitle'), clock: $('clock'), date: $('clock-date'), zone: $('zone'),
   status: $('status'), banner: $('banner'), login: $('login-area'), board: $('board'),
@@ -36,18 +31,34 @@ for (const key of ['from', 'to']) {
   if (/^\d{4}-\d{2}-\d{2}$/.test(value || '')) range[key] = value;
 }
 
-// The board as the last snapshot and the events since make it. viewSeq: the seq the snapshot reflects.
-const model = { tz: null, from: null, to: null, slots: [], appts: new Map(), holds: new Map(), viewSeq: 0 };
-const slotNodes = new Map(); // slot start (as sent) -> { node, slot }
-const names = new Map(); // patientId -> name, or null when it cannot be read
-let nameQueue = Promise.resolve();
+// Whether another page frames this one: a framed sign-in form would invite UI-redress (clickjacking).
+const framed = (() => { try { return window.top !== window; } catch { return true; } })();
+
 let socket = null;
 let mode = null; // 'display' | 'session'
 let changes = 0;
-let refreshing = null; // a `board` command in flight: { log: [events applied meanwhile] }
-let refreshOwed = false;
+let refreshOwed = false; // a `board` command to send once the socket is live again
+let providerOwed = false; // the doctor's name and details to read again with that command (a new day)
 let shownDay = null;
 let shownMinute = null;
+// The board as the last snapshot and the events since make it; `refresh()` sends the `board` command.
+const model = new BoardModel({
+  request: () => {
+    if (socket?.status !== 'live') { refreshOwed = true; return null; } // sent once live again
+    if (providerOwed && mode === 'session') loadProvider();
+    providerOwed = false;
+    return socket.request({ type: 'board', providerId, ...range });
+  },
+  refreshed: (data) => { showName(data.snapshot); loadedSnapshot(); },
+  failed: (err) => {
+    if (err.code === 'network' || err.code === 'timeout') refreshOwed = true; // once live again
+    else socket.resync(channel); // e.g. a board replica, which does not answer `board`: subscribe afresh
+  },
+});
+const refreshSnapshot = () => model.refresh();
+const slotNodes = new Map(); // slot start (as sent) -> { node, slot }
+const names = new Map(); // patientId -> name, or null when it cannot be read
+let nameQueue = Promise.resolve();
 
 // ---- time in the doctor's zone ----
 const formats = new Map();
@@ -62,78 +73,20 @@ function fmt(options, locale) {
   }
   return formats.get(key);
 }
-function todayInZone(now = Date.now()) {
-  const parts = {};
-  const f = fmt({ year: 'numeric', month: '2-digit', day: '2-digit' }, 'en-GB');
-  for (const p of f.formatToParts(now)) parts[p.type] = p.value;
-  return `${parts.year}-${parts.month}-${parts.day}`;
-}
 function dayLabel(date, long = true) { // a civil date: formatted at noon UTC so no zone moves it
   const width = long ? 'long' : 'short';
   const f = new Intl.DateTimeFormat(undefined, { weekday: width, day: 'numeric', month: width, timeZone: 'UTC' });
   return f.format(Date.parse(`${date}T12:00:00Z`));
 }
-const span = (t) => ({ start: t.start, date: t.date, time: t.timeSlot,
-  startMs: Date.parse(t.start), endMs: Date.parse(t.end) });
-const overlaps = (a, b) => a.startMs < b.endMs && b.startMs < a.endMs;
+const todayInZone = (now = Date.now()) => todayIn(model.tz, now);
 
-// ---- the model ----
-function loadSnapshot(snapshot, seq) {
-  if (!snapshot || !Array.isArray(snapshot.slots)) throw new Error('the server sent a board without slots');
-  const { timeZone, from, to } = snapshot;
-  Object.assign(model, { tz: timeZone || model.tz, from, to, slots: [], viewSeq: seq });
-  model.appts.clear();
-  model.holds.clear();
+// ---- rendering ----
+/** After a snapshot (its zone may be new): every day and slot drawn afresh. */
+function loadedSnapshot() {
   formats.clear();
-  for (const s of snapshot.slots) {
-    const slot = span(s);
-    model.slots.push(slot);
-    // An appointment longer than today's slot length covers several slots: keep its whole extent.
-    const [map, id, extra] = s.appointmentId
-      ? [model.appts, s.appointmentId, { patientId: s.patientId, needs: !!s.needsReschedule }]
-      : [model.holds, s.holdId, { patientId: s.patientId, expiresMs: Date.parse(s.expiresAt) }];
-    if (!id) continue;
-    const had = map.get(id);
-    if (had) had.endMs = Math.max(had.endMs, slot.endMs); else map.set(id, { ...slot, ...extra });
-  }
-  for (const a of snapshot.needsReschedule || []) {
-    model.appts.set(a.appointmentId, { ...span(a), patientId: a.patientId, needs: true }); // exact extent
-  }
-  model.slots.sort((a, b) => a.startMs - b.startMs);
   renderAll();
 }
 
-/** Applies one board event to the model; true when the slots themselves changed (fetch a snapshot). */
-function applyEvent(e) {
-  const slot = e.slot ? span(e.slot) : null;
-  const known = model.appts.get(e.appointmentId);
-  switch (e.kind) {
-    case 'appointment_booked':
-      model.appts.set(e.appointmentId, { ...slot, patientId: e.patientId, needs: false }); break;
-    case 'appointment_rescheduled': // a move clears needs-reschedule
-      model.appts.set(e.appointmentId, { ...span(e.to), patientId: e.patientId, needs: false }); break;
-    case 'appointment_cancelled':
-      model.appts.delete(e.appointmentId); break;
-    case 'appointment_status_changed': // checked in keeps the slot; completed, no-show, cancelled free it
-      if (!HOLDING.has(e.status)) model.appts.delete(e.appointmentId);
-      else model.appts.set(e.appointmentId, { ...(known || { ...slot, needs: false }), patientId: e.patientId });
-      break;
-    case 'appointment_needs_reschedule':
-      model.appts.set(e.appointmentId, { ...(known || { ...slot, patientId: e.patientId }),
-        needs: !!e.needsReschedule });
-      break;
-    case 'slot_held': case 'offer_made': // an offer to the waitlist is a hold too
-      model.holds.set(e.holdId, { ...slot, patientId: e.patientId, expiresMs: Date.parse(e.expiresAt) }); break;
-    case 'slot_released': case 'offer_accepted': case 'offer_expired':
-      model.holds.delete(e.holdId); break;
-    case 'availability_changed':
-      return true;
-    default: // other kinds do not change slots
-  }
-  return false;
-}
-
-// ---- rendering ----
 function renderAll() {
   slotNodes.clear();
   shownDay = todayInZone();
@@ -216,21 +169,26 @@ function tick() {
   ui.zone.textContent = model.tz ? `${model.tz} time` : 'Local time (the doctor’s zone is not known yet)';
   if (!model.from) return;
   if (todayInZone(now) !== shownDay) {
-    // A new day: past the snapshot's last day, ask for the new week; in any case move "Today".
-    if (!range.to && todayInZone(now) > model.to) refreshSnapshot();
+    // A new day: past the snapshot's last day, ask for the new week (and the doctor's details, once),
+    // when the socket is live or as soon as it is again; in any case move "Today".
+    if (!range.to && todayInZone(now) > model.to) { providerOwed = true; refreshSnapshot(); }
     renderAll();
   } else if (Math.floor(now / 60000) !== shownMinute) update();
 }
 
 // ---- live updates ----
+/** The doctor's name as the board's snapshot gives it (public: a display link shows it too). */
+function showName(snapshot) {
+  if (!snapshot || typeof snapshot.name !== 'string' || !snapshot.name) return;
+  ui.title.textContent = snapshot.name;
+  document.title = `${snapshot.name} · schedule board`;
+}
+
 function onSnapshot(_channel, snapshot, seq) {
-  refreshing = null; // a subscribe snapshot supersedes a `board` command in flight
-  if (snapshot && typeof snapshot.name === 'string' && snapshot.name) {
-    ui.title.textContent = snapshot.name;
-    document.title = `${snapshot.name} · schedule board`;
-  }
+  showName(snapshot);
   ui.seq.setAttribute('data-seq', String(seq));
-  loadSnapshot(snapshot, seq);
+  model.onSnapshot(snapshot, seq); // it supersedes a `board` command in flight
+  loadedSnapshot();
   setBanner(ui.banner, null);
 }
 
@@ -239,30 +197,7 @@ function onEvent(_channel, seq, event) {
   ui.changes.setAttribute('data-count', String(changes));
   ui.changes.textContent = `${changes} changes applied`;
   ui.seq.setAttribute('data-seq', String(seq));
-  if (refreshing) refreshing.log.push({ seq, event });
-  if (seq <= model.viewSeq) return; // already part of the snapshot shown
-  if (applyEvent(event)) refreshSnapshot(); else update();
-}
-
-/** Fetches a fresh snapshot while staying subscribed; events applied meanwhile are replayed over it. */
-function refreshSnapshot() {
-  if (refreshing) return; // the answer will replay the later events, and fetch again if one changed hours
-  if (mode === 'session') loadProvider(); // hours changes may come with a new name or zone
-  const pending = (refreshing = { log: [] });
-  socket.request({ type: 'board', providerId, ...range }).then((data) => {
-    if (refreshing !== pending) return;
-    refreshing = null;
-    loadSnapshot(data.snapshot, data.seq);
-    let again = false;
-    for (const { seq, event } of pending.log) if (seq > data.seq) again = applyEvent(event) || again;
-    update();
-    if (again) refreshSnapshot();
-  }, (err) => {
-    if (refreshing !== pending) return;
-    refreshing = null;
-    if (err.code === 'network' || err.code === 'timeout') refreshOwed = true; // once live again
-    else socket.resync(channel); // e.g. a board replica, which does not answer `board`: subscribe afresh
-  });
+  if (model.onEvent(seq, event)) update(); // a change of hours fetches a snapshot instead
 }
 
 function onStatus(status) {
@@ -318,11 +253,13 @@ function credentials() {
   let stored = null;
   try { stored = sessionStorage.getItem(DISPLAY_KEY); } catch { /* none */ }
   if (stored) return { mode: 'display', token: stored };
+  if (framed) return null; // inside a frame, display links only: no sign-in, not even a kept one
   return loadSession() ? { mode: 'session' } : null;
 }
 
 function start(creds) {
   mode = creds.mode;
+  providerOwed = false;
   ui.login.classList.add('hidden');
   ui.login.replaceChildren();
   if (socket) socket.close();
@@ -337,7 +274,19 @@ function start(creds) {
   if (mode === 'session') loadProvider();
 }
 
+/** Inside a frame: no sign-in form (a framed form invites UI-redress), only a word about display links. */
+function askForDisplayLink() {
+  ui.status.setAttribute('data-state', 'unauthorized');
+  ui.status.textContent = 'Display link needed';
+  ui.login.replaceChildren(el('div', { class: 'login', id: 'display-link-needed' },
+    el('h2', {}, 'Open this board with its display link'),
+    el('p', { class: 'hint' }, 'This board is shown inside another page, where it offers no sign-in. '
+      + 'Ask the clinic for the board’s display link, or open the board in a window of its own to sign in.')));
+  ui.login.classList.remove('hidden');
+}
+
 function showLogin() {
+  if (framed) return askForDisplayLink();
   const error = el('p', { class: 'error hidden', role: 'alert' });
   const username = el('input', { id: 'login-username', name: 'username', autocomplete: 'username', required: true });
   const password = el('input', { id: 'login-password', name: 'password', type: 'password',

@@ -1,10 +1,14 @@
 // common.js: shared code of medrelay's pages (board /board/{id}, booking /app, admin /admin): REST calls
-// with typed errors, error sentences, the session (sessionStorage only), safe DOM/SVG builders, and
-// LiveSocket, the client of WebSocket protocol v1. CSP (default-src 'none'; script-src 'self'; style-src
-// 'self'; ...): an ES module from /pages/; no inline script, no eval / new Function, no style attributes.
+// with typed errors, error sentences, the session (sessionStorage only), safe DOM/SVG builders, today's
+// date in a zone, a pace for many commands, and LiveSocket, the client of WebSocket protocol v1 (and the
+// words for its status). CSP (default-src 'none'; script-src 'self'; style-src 'self'; ...): an ES module
+// from /pages/; no inline script, no eval / new Function, no style attributes.
 // el() and svg() refuse `style`, `innerHTML` and string `on*` handlers and add text only as text nodes.
 
 const SESSION_KEY = 'medrelay.session';
+/** The words for a LiveSocket's status, as the pages show it. */
+export const STATUS_WORDS = { connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…',
+  unauthorized: 'Not authorised', closed: 'Not connected' };
 export const WS_PROTOCOL = 'medrelay.v1'; // the WebSocket subprotocol
 const STATUS_CODES = { 400: 'bad_request', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found',
   405: 'method_not_allowed', 409: 'conflict', 410: 'gone', 413: 'payload_too_large',
@@ -17,13 +21,32 @@ export class ApiError extends Error {
     super(message || code);
     Object.assign(this, { name: 'ApiError', status, code, field, requestId, existingId, retryAfter });
   }
-  /** From `{code, message, field, requestId, existingId}` (REST `error`, WS reply `error`). */
+  /** From `{code, message, field, requestId, existingId, retryAfter}` (REST `error`, WS reply `error`). */
   static fromBody(body, status = 0, retryAfter = null) {
     const b = body && typeof body === 'object' ? body : {};
     const code = b.code || STATUS_CODES[status] || (status >= 502 && status <= 504 ? 'unavailable' : 'internal');
-    return new ApiError({ status, code, message: b.message || '',
-      field: b.field ?? null, requestId: b.requestId ?? null, existingId: b.existingId ?? null, retryAfter });
+    const hint = Number(b.retryAfter); // in a WebSocket reply's body, in seconds, when the server gives one
+    return new ApiError({ status, code, message: b.message || '', field: b.field ?? null,
+      requestId: b.requestId ?? null, existingId: b.existingId ?? null,
+      retryAfter: retryAfter ?? (hint > 0 ? hint : null) });
   }
+}
+
+const ymd = new Map(); // zone -> a formatter of yyyy-mm-dd parts
+/** Today's date (yyyy-mm-dd) in `zone` at `now`; the browser's own zone when absent or unknown here. */
+export function todayIn(zone, now = Date.now()) {
+  const key = zone || '';
+  if (!ymd.has(key)) {
+    const options = { year: 'numeric', month: '2-digit', day: '2-digit' };
+    let f;
+    try { f = new Intl.DateTimeFormat('en-GB', { ...options, timeZone: zone || undefined }); } catch {
+      f = new Intl.DateTimeFormat('en-GB', options); // a zone this browser does not know: its own
+    }
+    ymd.set(key, f);
+  }
+  const parts = {};
+  for (const p of ymd.get(key).formatToParts(now)) parts[p.type] = p.value;
+  return `${parts.year}-${parts.month}-${parts.day}`;
 }
 
 const network = (message) => new ApiError({ code: 'network', message: message || 'network failure' });
@@ -187,6 +210,27 @@ export function svg(tag, attrs, ...children) { return build(document.createEleme
 export function setBanner(banner, error) {
   banner.textContent = error == null ? '' : typeof error === 'string' ? error : describe(error);
   banner.classList.toggle('hidden', error == null);
+}
+
+/** A pace for many commands (the server limits a socket's commands per second): the function returned runs
+ * `send` (giving a promise, e.g. `() => socket.request(command)`) one every `gapMs` at most; after a
+ * `rate_limited` refusal every call waits the reply's retry hint (or a second), and that one is tried once more. */
+export function pacer(gapMs) {
+  let next = 0;
+  const turn = async () => {
+    const at = Math.max(Date.now(), next);
+    next = at + gapMs;
+    if (at > Date.now()) await new Promise((done) => setTimeout(done, at - Date.now()));
+  };
+  return async (send) => {
+    await turn();
+    try { return await send(); } catch (err) {
+      if (err?.code !== 'rate_limited') throw err;
+      next = Math.max(next, Date.now() + (err.retryAfter > 0 ? err.retryAfter * 1000 : 1000));
+      await turn();
+      return send();
+    }
+  };
 }
 
 const BACKOFF = { startMs: 250, capMs: 5000 }, PING_EVERY_MS = 20000, REPLY_TIMEOUT_MS = 15000;
@@ -358,7 +402,8 @@ export class LiveSocket {
     }, fail: (e) => {
       if (this.#channels.get(channel) !== st || ws !== this.#ws) return;
       st.pending = false;
-      if (e.code === 'rate_limited') return setTimeout(() => this.#subscribe(this.#ws, channel), 1000);
+      const wait = e.retryAfter > 0 ? e.retryAfter * 1000 : 1000; // the reply's retry hint, or a second
+      if (e.code === 'rate_limited') return setTimeout(() => this.#subscribe(this.#ws, channel), wait);
       if (e.code !== 'network' && e.code !== 'timeout') this.#emit('onError', e, { channel });
       this.#maybeLive();
     } });
