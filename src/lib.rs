@@ -28,8 +28,8 @@
 //! - [`pages`]: the browser pages (live board, patient booking, dashboard),
 //!   compiled in.
 //! - [`admin`]: offline administration (bootstrap the first admin).
-//! - [`demo`]: `serve --demo`, a seeded demo clinic made through the public
-//!   HTTP API, with optional live traffic.
+//! - `demo` (feature `demo`, on by default): `serve --demo`, a seeded demo
+//!   clinic made through the public HTTP API, with optional live traffic.
 
 pub mod admin;
 pub mod app;
@@ -37,6 +37,7 @@ pub mod auth;
 pub mod card_gateway;
 pub mod config;
 pub mod delivery;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;
 pub mod http;

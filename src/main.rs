@@ -38,11 +38,13 @@ enum Command {
         /// Overrides server.data_dir.
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
+        #[cfg(feature = "demo")]
         /// Starts a demo clinic instead: a fresh temporary data folder (or
         /// an empty --data-dir), doctors, patients and a week of
         /// appointments made through the API; prints the URLs and logins.
         #[arg(long)]
         demo: bool,
+        #[cfg(feature = "demo")]
         /// With --demo: keeps booking, moving and cancelling at a gentle
         /// rate, so boards move on their own.
         #[arg(long, requires = "demo")]
@@ -143,12 +145,15 @@ fn main() -> ExitCode {
             Command::Serve {
                 listen,
                 data_dir,
+                #[cfg(feature = "demo")]
                 demo,
+                #[cfg(feature = "demo")]
                 demo_traffic,
             } => {
                 if let Some(listen) = listen {
                     settings.server.listen = listen;
                 }
+                #[cfg(feature = "demo")]
                 if demo {
                     // The printed passwords open this server: it listens on
                     // this machine only, unless --listen says otherwise
