@@ -226,11 +226,7 @@ pub(crate) async fn seed(
 async fn add_doctor(api: &Api, admin: &mut Session, spec: &DoctorSpec) -> anyhow::Result<Doctor> {
     let zone = TimeZone::get(spec.time_zone)
         .with_context(|| format!("unknown time zone {}", spec.time_zone))?;
-    let login = Login {
-        username: spec.username.to_owned(),
-        password: random::password()?,
-    };
-    let email = format!("{}@example.org", spec.username);
+    let (login, email) = new_login(spec.username)?;
     let body = json!({
         "username": spec.username, "email": email, "password": login.password,
         "role": "doctor", "name": spec.name, "specialization": spec.specialization,
@@ -275,13 +271,18 @@ async fn add_doctor(api: &Api, admin: &mut Session, spec: &DoctorSpec) -> anyhow
     })
 }
 
-/// A patient through the open sign-up, then signed in.
-async fn add_patient(api: &Api, spec: &PatientSpec) -> anyhow::Result<Patient> {
+/// A login with a fresh random password, and its e-mail address.
+fn new_login(username: &str) -> anyhow::Result<(Login, String)> {
     let login = Login {
-        username: spec.username.to_owned(),
+        username: username.to_owned(),
         password: random::password()?,
     };
-    let email = format!("{}@example.org", spec.username);
+    Ok((login, format!("{username}@example.org")))
+}
+
+/// A patient through the open sign-up, then signed in.
+async fn add_patient(api: &Api, spec: &PatientSpec) -> anyhow::Result<Patient> {
+    let (login, email) = new_login(spec.username)?;
     let body = json!({
         "username": spec.username, "email": email, "password": login.password,
         "name": spec.name, "dob": spec.dob,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::board::{DOCTOR, book, doctor, slot};
+use crate::board::{DOCTOR, book, display_token, doctor, slot};
 use crate::driver::{Browser, Driver, has};
 use crate::helpers::*;
 
@@ -51,21 +51,12 @@ async fn a_patient_books_and_cancels_and_sees_others_take_slots() {
     let bob = app
         .signup_patient_with("bob", json!({"name": "Bob Marley"}))
         .await;
-    let (_, display) = app
-        .post(
-            &format!("/api/providers/{DOCTOR}/display-tokens"),
-            json!({}),
-            Some(&admin),
-        )
-        .await;
+    let token = display_token(&app, &admin).await;
 
     // The waiting-room board, in a browser of its own.
     let board = driver.browser().await;
     board
-        .goto(&app.url(&format!(
-            "/board/{DOCTOR}#token={}",
-            display["token"].as_str().unwrap()
-        )))
+        .goto(&app.url(&format!("/board/{DOCTOR}#token={token}")))
         .await;
     board
         .until(

@@ -34,6 +34,19 @@ pub async fn doctor(app: &TestApp, admin: &str) -> String {
         .to_string()
 }
 
+/// A display token for the test doctor's board.
+pub async fn display_token(app: &TestApp, admin: &str) -> String {
+    let (status, display) = app
+        .post(
+            &format!("/api/providers/{DOCTOR}/display-tokens"),
+            json!({}),
+            Some(admin),
+        )
+        .await;
+    assert_eq!(status, 201, "{display}");
+    display["token"].as_str().unwrap().to_owned()
+}
+
 pub async fn book(app: &TestApp, patient: &Patient, date: &str, time: &str) -> String {
     let (status, body) = app
         .post(
@@ -57,14 +70,7 @@ async fn a_display_board_turns_bookings_live_and_catches_up_after_a_drop() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
     let date = doctor(&app, &admin).await;
-    let (status, display) = app
-        .post(
-            &format!("/api/providers/{DOCTOR}/display-tokens"),
-            json!({}),
-            Some(&admin),
-        )
-        .await;
-    assert_eq!(status, 201, "{display}");
+    let token = display_token(&app, &admin).await;
     let ada = app
         .signup_patient_with("ada", json!({"name": "Ada Lovelace"}))
         .await;
@@ -75,7 +81,6 @@ async fn a_display_board_turns_bookings_live_and_catches_up_after_a_drop() {
     // The screen reaches the server through a relay the test can cut.
     let relay = Relay::start(app.addr).await;
     let board = driver.browser().await;
-    let token = display["token"].as_str().unwrap();
     board
         .goto(&relay.url(&format!("/board/{DOCTOR}#token={token}")))
         .await;
@@ -212,15 +217,8 @@ async fn a_framed_board_offers_no_sign_in_but_opens_with_a_display_link() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
     doctor(&app, &admin).await;
-    let (_, display) = app
-        .post(
-            &format!("/api/providers/{DOCTOR}/display-tokens"),
-            json!({}),
-            Some(&admin),
-        )
-        .await;
+    let token = display_token(&app, &admin).await;
     let plain = frame_host(&app.url(&format!("/board/{DOCTOR}"))).await;
-    let token = display["token"].as_str().unwrap();
     let linked = frame_host(&app.url(&format!("/board/{DOCTOR}#token={token}"))).await;
     let page = driver.browser().await;
 
