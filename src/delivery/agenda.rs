@@ -16,7 +16,7 @@ use medrelay_actors::store::{Table, WriteBatch, WriteError};
 use medrelay_protocol::notification::NotificationPreferences;
 use medrelay_protocol::{PatientId, ProviderId, Role};
 
-use super::scheduler::Firing;
+use super::firing::Firing;
 use super::{Notifier, NotifyError};
 
 impl Notifier {

@@ -9,7 +9,7 @@ use medrelay_protocol::notification::NotificationCategory;
 
 use super::NotifyError;
 use super::compose::compose_billing;
-use super::scheduler::Firing;
+use super::firing::Firing;
 
 impl Firing<'_> {
     /// Sends the notice under `key` to its patient, by their preferences;

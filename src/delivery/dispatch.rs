@@ -5,9 +5,7 @@
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use medrelay_actors::notify::{
-    BookingConfirmation, NotificationRecord, PendingDelivery, due_of, policy,
-};
+use medrelay_actors::notify::{BookingConfirmation, NotificationRecord, PendingDelivery, policy};
 use medrelay_actors::schedule::AppointmentRecord;
 use medrelay_actors::stats::notifications;
 use medrelay_actors::store::{Record, Table, WriteBatch};
@@ -15,7 +13,7 @@ use medrelay_protocol::notification::{
     DeliveryStatus, NotificationCategory, NotificationChannel, NotificationPreferences,
 };
 
-use super::scheduler::{Firing, Person};
+use super::firing::{Firing, Person, Reach, TextRoom, draft_for};
 use super::{Draft, Notifier, NotifyError};
 
 impl Notifier {
@@ -228,76 +226,5 @@ impl Notifier {
             email: room(NotificationChannel::Email, emails),
             sms: room(NotificationChannel::Sms, texts),
         }
-    }
-}
-
-/// Which of a patient's routes a notice takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Reach {
-    /// Every route their preferences choose.
-    Every,
-    /// Only their text route (e-mail or SMS).
-    TextOnly,
-}
-
-/// The in-app draft of a notice to `person` due under `key`, about no
-/// appointment; [`Firing::dispatch`] makes one per route of it.
-pub(super) fn draft_for(
-    person: &Person,
-    (key, category): (&str, NotificationCategory),
-    (subject, body): (String, String),
-) -> Draft {
-    let patient = &person.patient;
-    Draft {
-        channel: NotificationChannel::InApp,
-        recipient: patient.patient_id.to_string(),
-        subject: Some(subject),
-        body,
-        category: Some(category),
-        user_id: patient.user_id.clone(),
-        patient_id: Some(patient.patient_id.clone()),
-        appointment_id: None,
-        due_at: due_of(key),
-        created_by: None,
-        fallback: Vec::new(),
-        fallback_of: None,
-        invitation: None,
-    }
-}
-
-/// How many confirmations each text channel has room for now.
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct TextRoom {
-    pub(super) email: usize,
-    pub(super) sms: usize,
-}
-
-impl TextRoom {
-    /// Whether either channel has room.
-    pub(super) fn any(self) -> bool {
-        self.email + self.sms > 0
-    }
-
-    /// The room left on `channel`; `None` for a channel not paced.
-    fn left(&mut self, channel: NotificationChannel) -> Option<&mut usize> {
-        match channel {
-            NotificationChannel::Email => Some(&mut self.email),
-            NotificationChannel::Sms => Some(&mut self.sms),
-            NotificationChannel::Push | NotificationChannel::InApp => None,
-        }
-    }
-
-    /// Whether `channel` has room for one more message.
-    pub(super) fn has(mut self, channel: NotificationChannel) -> bool {
-        self.left(channel).is_none_or(|left| *left > 0)
-    }
-
-    /// Takes room for one message on `channel`; `false` when there is none.
-    pub(super) fn take(&mut self, channel: NotificationChannel) -> bool {
-        let had = self.has(channel);
-        if let Some(left) = self.left(channel) {
-            *left = left.saturating_sub(1);
-        }
-        had
     }
 }

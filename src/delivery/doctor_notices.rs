@@ -17,7 +17,7 @@ use medrelay_protocol::{PatientId, ProviderId};
 use super::NotifyError;
 use super::compose::{DoctorFacts, compose_doctor};
 use super::draft::Draft;
-use super::scheduler::{DoctorAccount, Firing};
+use super::firing::{DoctorAccount, Firing};
 
 impl Firing<'_> {
     /// Sends the notice under `key` to its doctor's account; past their

@@ -28,6 +28,7 @@ pub mod compose;
 mod dispatch;
 mod doctor_notices;
 mod draft;
+mod firing;
 mod offer_notices;
 pub mod providers;
 pub mod scheduler;

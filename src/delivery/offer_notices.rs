@@ -12,7 +12,7 @@ use medrelay_protocol::notification::NotificationCategory;
 
 use super::NotifyError;
 use super::compose::{Facts, compose_offer};
-use super::scheduler::Firing;
+use super::firing::Firing;
 
 impl Firing<'_> {
     /// Sends the offer under `key` to its patient, if its hold stands.

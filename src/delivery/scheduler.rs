@@ -17,26 +17,24 @@ use std::time::Duration;
 use actix::prelude::*;
 use futures_util::FutureExt;
 
-use jiff::Timestamp;
 use medrelay_actors::accounts::{ProviderRecord, UserRecord};
 use medrelay_actors::billing::notices::BillingNotice;
 use medrelay_actors::fault::Fault;
 use medrelay_actors::notify::doctors::DoctorNotice;
 use medrelay_actors::notify::{
-    self as records, BookingConfirmation, DeviceRecord, ReminderIndex, ReminderKind,
-    ReminderRecord, due_of, policy, reminder_key,
+    self as records, BookingConfirmation, ReminderIndex, ReminderKind, ReminderRecord, due_of,
+    policy, reminder_key,
 };
-use medrelay_actors::patients::{self, PatientRecord};
+use medrelay_actors::patients;
 use medrelay_actors::schedule::AppointmentRecord;
 use medrelay_actors::schedule::offers::OfferNotice;
 use medrelay_actors::store::{Record, StoreError, Table, WriteBatch, WriteError};
 use medrelay_actors::system::count_restart;
-use medrelay_protocol::notification::{NotificationChannel, NotificationPreferences};
-use medrelay_protocol::schedule::AppointmentId;
+use medrelay_protocol::notification::NotificationChannel;
 use medrelay_protocol::{PatientId, ProviderId};
 
 use super::compose::{Facts, compose};
-use super::dispatch::{Reach, TextRoom, draft_for};
+use super::firing::{Doctor, Firing, Person, Reach, draft_for};
 use super::{Draft, Notifier, NotifyError};
 
 /// The longest the scheduler sleeps without looking (a clock change or a
@@ -332,65 +330,6 @@ async fn due_rows<T: Record>(
 /// The most unreadable rows set aside by one read, before it gives up
 /// until the next firing.
 const SET_ASIDE_PER_READ: usize = 16;
-
-/// One transaction's worth of fired reminders.
-pub(super) struct Firing<'a> {
-    pub(super) n: &'a Notifier,
-    pub(super) now: Timestamp,
-    pub(super) batch: WriteBatch,
-    /// External notifications to hand to their lanes after the commit.
-    pub(super) queued: Vec<(NotificationChannel, String)>,
-    /// Appointment → its reminder keys after this batch.
-    indexes: HashMap<AppointmentId, Vec<String>>,
-    /// Doctors' names and patients' details read by this batch (a burst
-    /// often holds many reminders of one doctor or patient).
-    doctors: HashMap<ProviderId, Arc<Doctor>>,
-    people: HashMap<PatientId, Option<Arc<Person>>>,
-    /// Doctors' accounts and patients' names read by this batch for the
-    /// doctors' notices (a busy doctor's bookings come in runs).
-    pub(super) accounts: HashMap<ProviderId, Option<Arc<DoctorAccount>>>,
-    pub(super) names: HashMap<PatientId, String>,
-    pub(super) fired: u64,
-    /// Confirmations the text channels still have room for.
-    pub(super) room: TextRoom,
-}
-
-/// What firing needs to know about a doctor.
-pub(super) struct Doctor {
-    pub(super) name: String,
-    pub(super) time_zone: Option<String>,
-}
-
-/// What sending a doctor a notice needs to know of them.
-pub(super) struct DoctorAccount {
-    pub(super) doctor: ProviderRecord,
-    pub(super) user: UserRecord,
-    pub(super) prefs: NotificationPreferences,
-    pub(super) devices: Vec<DeviceRecord>,
-}
-
-/// What firing needs to know about a patient.
-pub(super) struct Person {
-    pub(super) patient: PatientRecord,
-    pub(super) user: Option<UserRecord>,
-    pub(super) prefs: NotificationPreferences,
-    pub(super) devices: Vec<DeviceRecord>,
-}
-
-impl Person {
-    /// The routes the patient's preferences choose within `reach`.
-    pub(super) fn routes(&self, reach: Reach) -> Vec<policy::Route> {
-        policy::routes(
-            &self.prefs,
-            &self.patient,
-            self.user.as_ref(),
-            &self.devices,
-        )
-        .into_iter()
-        .filter(|route| reach == Reach::Every || route.channel.is_text())
-        .collect()
-    }
-}
 
 impl Firing<'_> {
     /// Fires the reminder or notice under `key` of `table`.
