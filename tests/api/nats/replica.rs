@@ -35,6 +35,18 @@ async fn a_board_replica_serves_the_owners_boards_with_the_same_seqs() {
     let (status, body) = replica.get("/api/doctors", Some(&admin)).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "unavailable");
+    // The board page and its files are served (a replica exists for
+    // screens); the patient and admin pages are the owner's.
+    for (path, expected) in [
+        ("/board/prov001", 200),
+        ("/pages/board.js", 200),
+        ("/pages/common.js", 200),
+        ("/app", 503),
+        ("/admin", 503),
+    ] {
+        let page = replica.http.get(replica.url(path)).send().await.unwrap();
+        assert_eq!(page.status(), expected, "{path}");
+    }
 
     let from = &slots[0].0;
     let mut doctor_view = replica.ws(Some(&admin)).await;
