@@ -29,6 +29,11 @@ impl Fault {
     pub fn msg(message: impl Into<String>) -> Self {
         Fault(Arc::new(Described(message.into())))
     }
+
+    /// The error itself, when it is a `T` (not its causes).
+    pub fn downcast_ref<T: Error + 'static>(&self) -> Option<&T> {
+        self.0.downcast_ref::<T>()
+    }
 }
 
 impl fmt::Debug for Fault {

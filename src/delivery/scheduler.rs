@@ -138,6 +138,11 @@ impl Handler<Fire> for ReminderScheduler {
                 act.held = held;
                 let more = match fired {
                     Ok(more) => more,
+                    Err(e) if store_closed(&e) => {
+                        tracing::debug!("the store is closed (the server is stopping); due reminders fire after the next start");
+                        act.fire_in(MAX_SLEEP, ctx);
+                        return;
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "could not fire reminders; retrying in 1 s");
                         act.fire_in(MAX_SLEEP, ctx);
@@ -489,5 +494,33 @@ impl Firing<'_> {
         };
         self.people.insert(id.clone(), person.clone());
         Ok(person)
+    }
+}
+
+/// Whether firing failed because the store had been closed: the server is
+/// stopping, and what was not fired is still in the store for the next start.
+fn store_closed(e: &NotifyError) -> bool {
+    let NotifyError::Storage(fault) = e else {
+        return false;
+    };
+    matches!(
+        fault.downcast_ref::<StoreError>(),
+        Some(StoreError::Closed | StoreError::Write(WriteError::Closed))
+    ) || matches!(fault.downcast_ref::<WriteError>(), Some(WriteError::Closed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_closed_store_is_told_from_other_failures() {
+        assert!(store_closed(&StoreError::Closed.into()));
+        assert!(store_closed(&WriteError::Closed.into()));
+        assert!(store_closed(&StoreError::Write(WriteError::Closed).into()));
+        assert!(!store_closed(
+            &StoreError::Log(std::io::Error::other("disk")).into()
+        ));
+        assert!(!store_closed(&NotifyError::Panicked("firing reminders")));
     }
 }
