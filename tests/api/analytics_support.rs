@@ -75,6 +75,18 @@ pub async fn csv(app: &TestApp, token: &str, path: &str) -> String {
 
 /// `part ÷ whole` as the reports give rates: half up to 4 places, null
 /// with nothing to divide by.
+/// A doctor and a patient are refused the report at `path` (403), and so
+/// is a call with no token (401).
+pub async fn only_admins_read(app: &TestApp, admin: &str, path: &str) {
+    let doctor = doctor_account(app, admin, "house", "prv_house").await;
+    let patient = app.signup_patient("ana").await.tokens.token;
+    for token in [&doctor, &patient] {
+        let (status, body) = app.get(path, Some(token)).await;
+        assert_eq!(status, 403, "{body}");
+    }
+    assert_eq!(app.get(path, None).await.0, 401, "no token");
+}
+
 pub fn rate(part: u64, whole: u64) -> Value {
     if whole == 0 {
         Value::Null
