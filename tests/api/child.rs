@@ -30,6 +30,23 @@ pub struct Process {
 
 const BIN: &str = env!("CARGO_BIN_EXE_medrelay");
 
+/// The address a server that logs JSON on `lines` (its stderr) reports it
+/// bound, read within 20 s.
+pub fn bound_address(lines: &mut impl Iterator<Item = std::io::Result<String>>) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "the server did not report its address"
+        );
+        let line = lines.next().expect("the server exited at start").unwrap();
+        let log: Value = serde_json::from_str(&line).unwrap_or_default();
+        if let Some(addr) = log["fields"]["addr"].as_str() {
+            return addr.to_owned();
+        }
+    }
+}
+
 impl Process {
     pub fn start(data: &Path, env: &[(&str, &str)]) -> Process {
         use std::io::BufRead;
@@ -48,13 +65,7 @@ impl Process {
         }
         let mut child = command.spawn().unwrap();
         let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines.next().expect("server exited early").unwrap();
-            let log: Value = serde_json::from_str(&line).unwrap_or_default();
-            if let Some(addr) = log["fields"]["addr"].as_str() {
-                break addr.to_owned();
-            }
-        };
+        let addr = bound_address(&mut lines);
         std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
         Process { child, addr }
     }

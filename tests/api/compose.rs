@@ -62,14 +62,7 @@ async fn the_compose_files_settings_are_accepted_and_the_server_comes_up() {
         .unwrap();
     let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
     let started = Instant::now();
-    let addr = loop {
-        assert!(started.elapsed() < Duration::from_secs(20), "no address");
-        let line = lines.next().expect("the server exited at start").unwrap();
-        let log: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if let Some(addr) = log["fields"]["addr"].as_str() {
-            break addr.to_owned();
-        }
-    };
+    let addr = crate::child::bound_address(&mut lines);
     let drain = std::thread::spawn(move || lines.map_while(Result::ok).count());
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let mut ready = false;

@@ -2,7 +2,6 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -49,18 +48,7 @@ async fn bootstrap_serve_and_stop_on_sigterm() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
-    let started = Instant::now();
-    let addr = loop {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "server did not report its address"
-        );
-        let line = lines.next().expect("server exited early").unwrap();
-        let log: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if let Some(addr) = log["fields"]["addr"].as_str() {
-            break addr.to_owned();
-        }
-    };
+    let addr = crate::child::bound_address(&mut lines);
     // The secret file is private to the server's user.
     #[cfg(unix)]
     {
