@@ -63,8 +63,16 @@ const ADMIN: Asset = asset!("admin.html", HTML);
 
 /// Only this origin's files and connections; `'self'` covers the same
 /// host's `ws:`/`wss:` for the live socket.
-const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-     img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'";
+macro_rules! policy {
+    () => {
+        "default-src 'none'; script-src 'self'; style-src 'self'; \
+         img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'"
+    };
+}
+/// The board's policy (a waiting-room system may frame it).
+const POLICY: &str = policy!();
+/// Every other page's: no framing at all.
+const POLICY_UNFRAMED: &str = concat!(policy!(), "; frame-ancestors 'none'");
 
 /// The page routes (none of them under `/api`, none in the OpenAPI document).
 pub fn router() -> Router<Arc<AppState>> {
@@ -118,14 +126,15 @@ fn page(asset: &Asset, frameable: bool) -> Response {
         .into_response();
     let headers = response.headers_mut();
     let policy = if frameable {
-        POLICY.to_owned()
+        POLICY
     } else {
         headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-        format!("{POLICY}; frame-ancestors 'none'")
+        POLICY_UNFRAMED
     };
-    if let Ok(value) = HeaderValue::from_str(&policy) {
-        headers.insert(header::CONTENT_SECURITY_POLICY, value);
-    }
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(policy),
+    );
     headers.insert(
         HeaderName::from_static("cross-origin-opener-policy"),
         HeaderValue::from_static("same-origin"),
