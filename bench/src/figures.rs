@@ -88,8 +88,15 @@ impl Figure {
 
 /// The figures recorded in `path` (the `## Figures` table).
 pub fn recorded(path: &Path) -> HashMap<String, f64> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return HashMap::new();
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!(
+                "bench: cannot read the record {}: {e}; nothing to compare with (run from the repository's root, or pass --record)",
+                path.display()
+            );
+            return HashMap::new();
+        }
     };
     let mut out = HashMap::new();
     let mut inside = false;
