@@ -7,19 +7,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::board::{DOCTOR, book};
-use crate::driver::{Browser, Driver};
+use crate::driver::Driver;
 use crate::helpers::*;
-
-async fn sign_in(page: &Browser, user: &str, password: &str) {
-    page.until(
-        "document.querySelector('#login-form')",
-        Duration::from_secs(10),
-    )
-    .await;
-    page.type_into("#login-username", user).await;
-    page.type_into("#login-password", password).await;
-    page.click("#login-submit").await;
-}
 
 /// A fixed-offset zone where it is now between 09:00 and 10:00, so a slot
 /// later today can be booked at any hour of the run and shows in today's
@@ -85,7 +74,7 @@ async fn an_admin_sees_charts_and_a_patient_sees_no_data() {
 
     let page = driver.browser().await;
     page.goto(&app.url("/admin")).await;
-    sign_in(&page, ADMIN.0, ADMIN.1).await;
+    page.sign_in(ADMIN.0, ADMIN.1).await;
     page.until(
         "document.querySelectorAll('#chart-appointments .point').length === 42 \
          && document.querySelectorAll('#chart-receivable .point').length === 5",
@@ -138,7 +127,7 @@ async fn an_admin_sees_charts_and_a_patient_sees_no_data() {
     // A patient: told it is for admins, shown nothing.
     let page = driver.browser().await;
     page.goto(&app.url("/admin")).await;
-    sign_in(&page, "ada", PASSWORD).await;
+    page.sign_in("ada", PASSWORD).await;
     page.until(
         "!document.querySelector('#denied').classList.contains('hidden')",
         Duration::from_secs(10),

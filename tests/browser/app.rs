@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::board::{DOCTOR, book, display_token, doctor, slot};
-use crate::driver::{Browser, Driver, has};
+use crate::driver::{Browser, Driver, absent, has, present};
 use crate::helpers::*;
 
 /// The wire form of a UTC slot's start, as the board channel sends it.
@@ -25,7 +25,7 @@ fn free(date: &str, time: &str) -> String {
 /// Shows `date` of the test doctor on the booking page.
 async fn pick(page: &Browser, date: &str) {
     page.until(
-        &format!("document.querySelector('#doctor option[value=\"{DOCTOR}\"]')"),
+        &present(&format!("#doctor option[value=\"{DOCTOR}\"]")),
         Duration::from_secs(10),
     )
     .await;
@@ -68,38 +68,21 @@ async fn a_patient_books_and_cancels_and_sees_others_take_slots() {
     // The patient signs in and picks the day.
     let page = driver.browser().await;
     page.goto(&app.url("/app")).await;
-    page.until(
-        "document.querySelector('#login-form')",
-        Duration::from_secs(10),
-    )
-    .await;
-    page.type_into("#login-username", "ada").await;
-    page.type_into("#login-password", PASSWORD).await;
-    page.click("#login-form button[type=\"submit\"]").await;
+    page.sign_in("ada", PASSWORD).await;
     pick(&page, &date).await;
-    page.until(
-        &format!("document.querySelector({})", json!(free(&date, "10:00"))),
-        Duration::from_secs(10),
-    )
-    .await;
+    page.until(&present(&free(&date, "10:00")), Duration::from_secs(10))
+        .await;
 
     // Books 10:00: it is hers, and the board shows it taken.
     page.click(&free(&date, "10:00")).await;
-    page.until(
-        "document.querySelector('#confirm-book')",
-        Duration::from_secs(5),
-    )
-    .await;
+    page.until(&present("#confirm-book"), Duration::from_secs(5))
+        .await;
     page.click("#confirm-book").await;
     let mine = format!(
         "#appointments li.appointment[data-start=\"{}\"]",
         start(&date, "10:00")
     );
-    page.until(
-        &format!("document.querySelector({})", json!(mine)),
-        Duration::from_secs(5),
-    )
-    .await;
+    page.until(&present(&mine), Duration::from_secs(5)).await;
     board
         .until(
             &has(&slot(&date, "10:00"), "data-state", "booked"),
@@ -110,32 +93,22 @@ async fn a_patient_books_and_cancels_and_sees_others_take_slots() {
     // Another client takes 11:00: it leaves the open page by itself.
     assert_eq!(page.count(&free(&date, "11:00")).await, 1);
     book(&app, &bob, &date, "11:00").await;
-    page.until(
-        &format!("!document.querySelector({})", json!(free(&date, "11:00"))),
-        Duration::from_secs(5),
-    )
-    .await;
+    page.until(&absent(&free(&date, "11:00")), Duration::from_secs(5))
+        .await;
     page.eval("window.scrollTo(0, 0);").await;
     page.screenshot("app").await;
 
     // She cancels: gone from her list, free again on the board and here.
     page.click(&format!("{mine} button.cancel")).await;
-    page.until(
-        &format!("!document.querySelector({})", json!(mine)),
-        Duration::from_secs(5),
-    )
-    .await;
+    page.until(&absent(&mine), Duration::from_secs(5)).await;
     board
         .until(
             &has(&slot(&date, "10:00"), "data-state", "free"),
             Duration::from_secs(5),
         )
         .await;
-    page.until(
-        &format!("document.querySelector({})", json!(free(&date, "10:00"))),
-        Duration::from_secs(5),
-    )
-    .await;
+    page.until(&present(&free(&date, "10:00")), Duration::from_secs(5))
+        .await;
     // Her token lives in session storage only, never in the address.
     let token = page
         .eval("return JSON.parse(sessionStorage.getItem('medrelay.session')).accessToken;")

@@ -179,15 +179,7 @@ async fn a_signed_in_admin_sees_who_is_booked() {
 
     let board = driver.browser().await;
     board.goto(&app.url(&format!("/board/{DOCTOR}"))).await;
-    board
-        .until(
-            "document.querySelector('#login-form')",
-            Duration::from_secs(10),
-        )
-        .await;
-    board.type_into("#login-username", ADMIN.0).await;
-    board.type_into("#login-password", ADMIN.1).await;
-    board.click("#login-form button[type=\"submit\"]").await;
+    board.sign_in(ADMIN.0, ADMIN.1).await;
     board
         .until(
             &has("#status", "data-state", "live"),

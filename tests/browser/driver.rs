@@ -166,6 +166,16 @@ impl Browser {
             .unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
 
+    /// Waits for the page's sign-in form and signs in with it (the board,
+    /// `/app` and `/admin` share the form's ids).
+    pub async fn sign_in(&self, user: &str, password: &str) {
+        self.until(&present("#login-form"), Duration::from_secs(10))
+            .await;
+        self.type_into("#login-username", user).await;
+        self.type_into("#login-password", password).await;
+        self.click("#login-form button[type=\"submit\"]").await;
+    }
+
     /// Saves the window, made tall enough to show most of a page, as
     /// `target/screenshots/<name>.png` in the repository.
     pub async fn screenshot(&self, name: &str) {
@@ -180,6 +190,16 @@ impl Browser {
     pub async fn close(self) {
         let _ = self.client.close().await;
     }
+}
+
+/// A JS expression: an element matches `css`.
+pub fn present(css: &str) -> String {
+    format!("!!document.querySelector({})", json!(css))
+}
+
+/// A JS expression: no element matches `css`.
+pub fn absent(css: &str) -> String {
+    format!("!document.querySelector({})", json!(css))
 }
 
 /// A JS expression: the element `css` exists and its `attr` is `value`.
