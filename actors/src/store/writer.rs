@@ -175,22 +175,28 @@ impl Writer<'_> {
         let needs_sync = group.iter().any(|req| !req.batch.lazy);
         let mut published: Vec<(Channel, u64, Event)> = Vec::new();
         let mut outboxed = false;
-        self.group += 1;
+        // The group's number; it is taken only if the group commits, so
+        // logged groups stay numbered one by one (see `Wal::next_round`).
+        let seq = self.group + 1;
         let result = if checkpoint {
-            match self.apply(&group, true, &mut published, &mut outboxed) {
+            match self.apply(&group, seq, true, &mut published, &mut outboxed) {
                 Ok(outcomes) => {
                     self.checkpointed(started);
                     Ok(outcomes)
                 }
-                Err(err) => Err(self.not_committed(err, size)),
+                Err(err) => Err(not_committed(err, size)),
             }
+        } else if overlaps(&group, needs_sync) {
+            self.apply_overlapped(&group, seq, &mut published, &mut outboxed)
         } else {
-            self.apply_logged(&group, needs_sync, &mut published, &mut outboxed)
+            self.apply_logged(&group, seq, needs_sync, &mut published, &mut outboxed)
         };
         metrics::histogram!("store_commit_batch_size").record(size as f64);
         metrics::histogram!("store_commit_seconds").record(started.elapsed().as_secs_f64());
         match result {
             Ok(outcomes) => {
+                self.group = seq;
+                self.log_bytes.store(self.wal.len(), Ordering::Relaxed);
                 metrics::counter!("store_commits_total", "result" => "ok").increment(1);
                 for (req, outcome) in group.into_iter().zip(outcomes) {
                     let _ = req.reply.send(outcome);
@@ -213,6 +219,7 @@ impl Writer<'_> {
     fn apply(
         &self,
         group: &[WriteRequest],
+        seq: u64,
         checkpoint: bool,
         published: &mut Vec<(Channel, u64, Event)>,
         outboxed: &mut bool,
@@ -222,31 +229,24 @@ impl Writer<'_> {
             txn.set_durability(Durability::None)?;
         }
         let batches = group.iter().map(|req| &req.batch);
-        let outcomes = apply_group(&txn, batches, self.group, self.config, published, outboxed)?;
+        let outcomes = apply_group(&txn, batches, seq, self.config, published, outboxed)?;
         txn.commit()?;
         Ok(outcomes)
     }
 
     /// Applies the group to redb without a sync, then logs the batches that
-    /// took effect and syncs the log when asked; a lone write with enough
-    /// to apply goes through [`Writer::apply_overlapped`] instead.
+    /// took effect and syncs the log when asked.
     fn apply_logged(
         &mut self,
         group: &[WriteRequest],
+        seq: u64,
         sync: bool,
         published: &mut Vec<(Channel, u64, Event)>,
         outboxed: &mut bool,
     ) -> Result<Vec<Outcome>, Fault> {
-        let work: usize = group
-            .iter()
-            .map(|req| req.batch.ops.len() + req.batch.events.len())
-            .sum();
-        if sync && group.len() <= OVERLAP_BATCHES && work >= OVERLAP_WORK {
-            return self.apply_overlapped(group, published, outboxed);
-        }
         let outcomes = self
-            .apply(group, false, published, outboxed)
-            .map_err(|err| self.not_committed(err, group.len()))?;
+            .apply(group, seq, false, published, outboxed)
+            .map_err(|err| not_committed(err, group.len()))?;
         let applied = group
             .iter()
             .zip(&outcomes)
@@ -254,13 +254,10 @@ impl Writer<'_> {
             .map(|(req, _)| &req.batch);
         let logged = self
             .wal
-            .append(self.group, applied, self.config.vault.as_deref())
+            .append(seq, applied, self.config.vault.as_deref())
             .and_then(|()| if sync { self.wal.sync() } else { Ok(()) });
         match logged {
-            Ok(()) => {
-                self.log_bytes.store(self.wal.len(), Ordering::Relaxed);
-                Ok(outcomes)
-            }
+            Ok(()) => Ok(outcomes),
             Err(e) => Err(self.log_lost(e)),
         }
     }
@@ -274,6 +271,7 @@ impl Writer<'_> {
     fn apply_overlapped(
         &mut self,
         group: &[WriteRequest],
+        seq: u64,
         published: &mut Vec<(Channel, u64, Event)>,
         outboxed: &mut bool,
     ) -> Result<Vec<Outcome>, Fault> {
@@ -281,7 +279,7 @@ impl Writer<'_> {
         let batches = group.iter().map(|req| &req.batch);
         let started = self
             .wal
-            .append(self.group, batches, self.config.vault.as_deref())
+            .append(seq, batches, self.config.vault.as_deref())
             .and_then(|()| self.syncer.start());
         let syncing = match started {
             Ok(syncing) => syncing,
@@ -290,16 +288,13 @@ impl Writer<'_> {
                 return Err(self.take_back(from, Fault::context(NOT_LOGGED, e)));
             }
         };
-        let applied = self.apply(group, false, published, outboxed);
+        let applied = self.apply(group, seq, false, published, outboxed);
         match (applied, syncing.wait()) {
-            (Ok(outcomes), Ok(())) => {
-                self.log_bytes.store(self.wal.len(), Ordering::Relaxed);
-                Ok(outcomes)
-            }
+            (Ok(outcomes), Ok(())) => Ok(outcomes),
             (Ok(_), Err(e)) => Err(self.log_lost(e)),
             (Err(err), _) => {
-                tracing::error!(error = %err, "store commit failed; the group is taken out of the redo log");
-                Err(self.take_back(from, Fault::new(err)))
+                let cause = not_committed(err, group.len());
+                Err(self.take_back(from, cause))
             }
         }
     }
@@ -314,12 +309,11 @@ impl Writer<'_> {
     }
 
     /// A group written to the log but not committed: its record is taken
-    /// back out (whatever became of its sync) and its number given back,
-    /// and the group is refused with `cause`. If the record cannot be taken
+    /// back out (whatever became of its sync), and the group is refused
+    /// with `cause`. If the record cannot be taken
     /// back, the group may come back at the next start: the answer says so,
     /// and nothing more is written until a restart.
     fn take_back(&mut self, from: u64, cause: Fault) -> Fault {
-        self.group -= 1;
         match self.wal.unwrite(from) {
             Ok(()) => cause,
             Err(e) => {
@@ -330,21 +324,15 @@ impl Writer<'_> {
         }
     }
 
-    /// A group redb refused: nothing was committed under its number, which
-    /// is given back so that logged groups stay numbered one by one (see
-    /// `Wal::next_round`).
-    fn not_committed(&mut self, err: redb::Error, batches: usize) -> Fault {
-        self.group -= 1;
-        tracing::error!(error = %err, batches, "store commit failed; every batch in the group is rejected");
-        Fault::new(err)
-    }
-
     /// An empty durable commit: everything before it is in redb's file.
     fn checkpoint_now(&mut self) {
-        self.group += 1;
+        let seq = self.group + 1;
         let started = Instant::now();
-        match self.apply(&[], true, &mut Vec::new(), &mut false) {
-            Ok(_) => self.checkpointed(started),
+        match self.apply(&[], seq, true, &mut Vec::new(), &mut false) {
+            Ok(_) => {
+                self.group = seq;
+                self.checkpointed(started);
+            }
             Err(e) => {
                 tracing::error!(error = %e, "the closing checkpoint failed; the next start replays the redo log")
             }
@@ -368,6 +356,23 @@ impl Writer<'_> {
     }
 }
 
+/// A group redb refused: every batch in it is rejected.
+fn not_committed(err: redb::Error, batches: usize) -> Fault {
+    tracing::error!(error = %err, batches, "store commit failed; every batch in the group is rejected");
+    Fault::new(err)
+}
+
+/// Whether a group's log sync runs while redb applies it (see
+/// `Writer::apply_overlapped`): a synced lone write with enough to apply.
+fn overlaps(group: &[WriteRequest], sync: bool) -> bool {
+    sync && group.len() <= OVERLAP_BATCHES
+        && group
+            .iter()
+            .map(|req| req.batch.ops.len() + req.batch.events.len())
+            .sum::<usize>()
+            >= OVERLAP_WORK
+}
+
 /// What every write is answered with once the redo log has failed.
 const LOG_FAILED: &str = "the store's redo log could not be written; restart the server";
 
@@ -380,7 +385,7 @@ const OUTCOME_UNKNOWN: &str =
     "the write did not commit but may be applied at the next start; restart the server, then check";
 
 /// The changes and events a group must hold for its log sync to run while
-/// redb applies it (see `Writer::apply_logged`): a booking has about 20, a
+/// redb applies it (see `overlaps`): a booking has about 20, a
 /// lone record write 1 or 2.
 const OVERLAP_WORK: usize = 8;
 /// The most batches a group may hold for that (replay checks that a group
