@@ -1,14 +1,18 @@
 //! One transaction's worth of fired notices ([`Firing`]), what it reads of
 //! doctors and patients, and the routing vocabulary the scheduler and
 //! dispatch share ([`Reach`], [`TextRoom`], [`draft_for`]). Both build on
-//! this module; neither on the other.
+//! this module; neither on the other. What a batch does with what it reads
+//! (reminders, confirmations, notices) stays with the scheduler and the
+//! notice modules.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use jiff::Timestamp;
 use medrelay_actors::accounts::{ProviderRecord, UserRecord};
-use medrelay_actors::notify::{DeviceRecord, due_of, policy};
+use medrelay_actors::fault::Fault;
+use medrelay_actors::notify::{self as records, DeviceRecord, due_of, policy};
+use medrelay_actors::patients;
 use medrelay_actors::patients::PatientRecord;
 use medrelay_actors::store::WriteBatch;
 use medrelay_protocol::notification::{
@@ -17,7 +21,7 @@ use medrelay_protocol::notification::{
 use medrelay_protocol::schedule::AppointmentId;
 use medrelay_protocol::{PatientId, ProviderId};
 
-use super::{Draft, Notifier};
+use super::{Draft, Notifier, NotifyError};
 
 /// One transaction's worth of fired reminders.
 pub(super) struct Firing<'a> {
@@ -30,8 +34,8 @@ pub(super) struct Firing<'a> {
     pub(super) indexes: HashMap<AppointmentId, Vec<String>>,
     /// Doctors' names and patients' details read by this batch (a burst
     /// often holds many reminders of one doctor or patient).
-    pub(super) doctors: HashMap<ProviderId, Arc<Doctor>>,
-    pub(super) people: HashMap<PatientId, Option<Arc<Person>>>,
+    doctors: HashMap<ProviderId, Arc<Doctor>>,
+    people: HashMap<PatientId, Option<Arc<Person>>>,
     /// Doctors' accounts and patients' names read by this batch for the
     /// doctors' notices (a busy doctor's bookings come in runs).
     pub(super) accounts: HashMap<ProviderId, Option<Arc<DoctorAccount>>>,
@@ -39,6 +43,78 @@ pub(super) struct Firing<'a> {
     pub(super) fired: u64,
     /// Confirmations the text channels still have room for.
     pub(super) room: TextRoom,
+}
+
+impl<'a> Firing<'a> {
+    /// An empty batch, firing as of `now`.
+    pub(super) fn new(n: &'a Notifier, now: Timestamp, room: TextRoom) -> Self {
+        Firing {
+            n,
+            now,
+            batch: WriteBatch::new(),
+            queued: Vec::new(),
+            indexes: HashMap::new(),
+            doctors: HashMap::new(),
+            people: HashMap::new(),
+            accounts: HashMap::new(),
+            names: HashMap::new(),
+            fired: 0,
+            room,
+        }
+    }
+
+    /// A doctor's name and zone, read once per batch.
+    pub(super) fn doctor(&mut self, id: &ProviderId) -> Result<Arc<Doctor>, NotifyError> {
+        if let Some(known) = self.doctors.get(id) {
+            return Ok(known.clone());
+        }
+        let doctor = Arc::new(match self.n.store.get::<ProviderRecord>(id.as_str())? {
+            Some(p) => Doctor {
+                name: p.name,
+                time_zone: Some(p.time_zone),
+            },
+            None => Doctor {
+                name: "your doctor".to_owned(),
+                time_zone: None,
+            },
+        });
+        self.doctors.insert(id.clone(), doctor.clone());
+        Ok(doctor)
+    }
+
+    /// A patient's profile, account, preferences and devices, read once per
+    /// batch; `None` when the patient is gone.
+    pub(super) fn person(&mut self, id: &PatientId) -> Result<Option<Arc<Person>>, NotifyError> {
+        if let Some(known) = self.people.get(id) {
+            return Ok(known.clone());
+        }
+        let store = &self.n.store;
+        let loaded = patients::load(store, &self.n.vault, id);
+        let person = match loaded.map_err(|e| NotifyError::Storage(Fault::new(e)))? {
+            None => None,
+            Some(patient) => {
+                let user = match &patient.user_id {
+                    Some(u) => store.get::<UserRecord>(u.as_str())?,
+                    None => None,
+                };
+                let (prefs, devices) = match &user {
+                    Some(u) => (
+                        records::preferences(store, &u.user_id)?,
+                        self.n.devices(&u.user_id)?,
+                    ),
+                    None => (Default::default(), Vec::new()),
+                };
+                Some(Arc::new(Person {
+                    patient,
+                    user,
+                    prefs,
+                    devices,
+                }))
+            }
+        };
+        self.people.insert(id.clone(), person.clone());
+        Ok(person)
+    }
 }
 
 /// What firing needs to know about a doctor.

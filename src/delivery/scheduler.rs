@@ -8,7 +8,6 @@
 //! per node, supervised like the others. A restart needs no reload: reminders that
 //! fell due while the server was down are simply the first keys.
 
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,24 +16,20 @@ use std::time::Duration;
 use actix::prelude::*;
 use futures_util::FutureExt;
 
-use medrelay_actors::accounts::{ProviderRecord, UserRecord};
 use medrelay_actors::billing::notices::BillingNotice;
-use medrelay_actors::fault::Fault;
 use medrelay_actors::notify::doctors::DoctorNotice;
 use medrelay_actors::notify::{
     self as records, BookingConfirmation, ReminderIndex, ReminderKind, ReminderRecord, due_of,
     policy, reminder_key,
 };
-use medrelay_actors::patients;
 use medrelay_actors::schedule::AppointmentRecord;
 use medrelay_actors::schedule::offers::OfferNotice;
-use medrelay_actors::store::{Record, StoreError, Table, WriteBatch, WriteError};
+use medrelay_actors::store::{Record, StoreError, Table, WriteError};
 use medrelay_actors::system::count_restart;
 use medrelay_protocol::notification::NotificationChannel;
-use medrelay_protocol::{PatientId, ProviderId};
 
 use super::compose::{Facts, compose};
-use super::firing::{Doctor, Firing, Person, Reach, draft_for};
+use super::firing::{Firing, Person, Reach, draft_for};
 use super::{Draft, Notifier, NotifyError};
 
 /// The longest the scheduler sleeps without looking (a clock change or a
@@ -230,19 +225,7 @@ pub async fn fire_due(
     {
         return Ok(false);
     }
-    let mut firing = Firing {
-        n,
-        now,
-        batch: WriteBatch::new(),
-        queued: Vec::new(),
-        indexes: HashMap::new(),
-        doctors: HashMap::new(),
-        people: HashMap::new(),
-        accounts: HashMap::new(),
-        names: HashMap::new(),
-        fired: 0,
-        room,
-    };
+    let mut firing = Firing::new(n, now, room);
     for (key, reminder) in &due {
         firing.fire((Table::Reminders, key), reminder)?;
     }
@@ -441,59 +424,6 @@ impl Firing<'_> {
         };
         self.dispatch(&person, base, (expired, reach));
         Ok(())
-    }
-
-    /// A doctor's name and zone, read once per batch.
-    pub(super) fn doctor(&mut self, id: &ProviderId) -> Result<Arc<Doctor>, NotifyError> {
-        if let Some(known) = self.doctors.get(id) {
-            return Ok(known.clone());
-        }
-        let doctor = Arc::new(match self.n.store.get::<ProviderRecord>(id.as_str())? {
-            Some(p) => Doctor {
-                name: p.name,
-                time_zone: Some(p.time_zone),
-            },
-            None => Doctor {
-                name: "your doctor".to_owned(),
-                time_zone: None,
-            },
-        });
-        self.doctors.insert(id.clone(), doctor.clone());
-        Ok(doctor)
-    }
-
-    /// A patient's profile, account, preferences and devices, read once per
-    /// batch; `None` when the patient is gone.
-    pub(super) fn person(&mut self, id: &PatientId) -> Result<Option<Arc<Person>>, NotifyError> {
-        if let Some(known) = self.people.get(id) {
-            return Ok(known.clone());
-        }
-        let store = &self.n.store;
-        let loaded = patients::load(store, &self.n.vault, id);
-        let person = match loaded.map_err(|e| NotifyError::Storage(Fault::new(e)))? {
-            None => None,
-            Some(patient) => {
-                let user = match &patient.user_id {
-                    Some(u) => store.get::<UserRecord>(u.as_str())?,
-                    None => None,
-                };
-                let (prefs, devices) = match &user {
-                    Some(u) => (
-                        records::preferences(store, &u.user_id)?,
-                        self.n.devices(&u.user_id)?,
-                    ),
-                    None => (Default::default(), Vec::new()),
-                };
-                Some(Arc::new(Person {
-                    patient,
-                    user,
-                    prefs,
-                    devices,
-                }))
-            }
-        };
-        self.people.insert(id.clone(), person.clone());
-        Ok(person)
     }
 }
 
