@@ -100,31 +100,31 @@ async fn board(Path(provider_id): Path<String>) -> Response {
 
 async fn file(Path(name): Path<String>) -> Response {
     match ASSETS.iter().find(|a| a.name == name) {
-        Some(asset) => (
-            [
-                (header::CONTENT_TYPE, asset.content_type),
-                (header::CACHE_CONTROL, "no-cache"),
-                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            ],
-            asset.body,
-        )
-            .into_response(),
+        Some(asset) => served(asset),
         None => AppError::NotFound("no such page file".into()).into_response(),
     }
 }
 
-fn page(asset: &Asset, frameable: bool) -> Response {
-    let mut response = (
+/// An asset with the headers every page file gets.
+fn served(asset: &Asset) -> Response {
+    (
         [
             (header::CONTENT_TYPE, asset.content_type),
             (header::CACHE_CONTROL, "no-cache"),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            (header::REFERRER_POLICY, "no-referrer"),
         ],
         asset.body,
     )
-        .into_response();
+        .into_response()
+}
+
+fn page(asset: &Asset, frameable: bool) -> Response {
+    let mut response = served(asset);
     let headers = response.headers_mut();
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     let policy = if frameable {
         POLICY
     } else {
