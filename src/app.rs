@@ -268,6 +268,7 @@ impl Application {
         } = self;
         let addr = listener.local_addr()?;
         let mut background = spawn_background(&state);
+        let https = tls.is_some();
         let incoming = match tls {
             Some(certificates) => {
                 let acceptor = certificates.acceptor()?;
@@ -283,7 +284,7 @@ impl Application {
         let grace = Duration::from_secs(state.settings.server.shutdown_grace_secs);
         let shutdown_tx = Arc::new(shutdown_tx);
         let notify = shutdown_tx.clone();
-        let app = crate::http::router(state.clone());
+        let app = crate::http::router(state.clone(), https);
         // `tap_io` (doing nothing) lends the listener axum's peer-address
         // extractor, which the rate limits and logs use.
         let serve = axum::serve(

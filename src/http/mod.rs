@@ -97,7 +97,7 @@ impl Modify for BearerAuth {
 }
 
 /// The whole application router, ready to serve.
-pub fn router(state: Arc<AppState>) -> Router {
+pub fn router(state: Arc<AppState>, https: bool) -> Router {
     let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
         .merge(directory::router())
@@ -141,14 +141,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         None => routes,
     };
     let routes = routes.layer(middleware::from_fn_with_state(state.clone(), observe));
-    // Checked when the settings were loaded.
-    let https = matches!(state.settings.server.tls(), Ok(Some(_)));
     let routes = if https {
         routes.layer(middleware::map_response(strict_transport))
     } else {
         routes
     };
     routes.with_state(state)
+}
+
+/// What a board replica answers itself.
+fn served_by_replica(path: &str) -> bool {
+    matches!(
+        path,
+        "/ws" | "/healthz" | "/readyz" | "/metrics" | "/api/protocol.schema.json"
+    ) || crate::pages::served_by_replica(path)
 }
 
 /// HSTS on every answer over HTTPS: browsers that saw it once refuse plain
@@ -197,16 +203,13 @@ fn cors(state: &AppState) -> Option<CorsLayer> {
     )
 }
 
-/// A board replica owns no data: it answers the WebSocket gateway and the
-/// operational routes, and sends every other client to the owner node.
+/// A board replica owns no data: it answers the WebSocket gateway, the
+/// board pages and the operational routes, and sends every other client to
+/// the owner node.
 async fn replica_guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let served = matches!(
-        req.uri().path(),
-        "/ws" | "/healthz" | "/readyz" | "/metrics" | "/api/protocol.schema.json"
-    );
-    if state.is_replica() && !served && !crate::pages::served_by_replica(req.uri().path()) {
+    if state.is_replica() && !served_by_replica(req.uri().path()) {
         return AppError::Unavailable(
-            "this node is a board replica: it serves live boards on /ws only; send API requests to the owner node"
+            "this node is a board replica: it serves live boards (/ws, /board) only; send API requests to the owner node"
                 .into(),
         )
         .into_response();
