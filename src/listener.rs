@@ -9,17 +9,15 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
+use tokio_util::either::Either;
 
 /// TLS handshakes in progress at most (a few KiB each); further
 /// connections wait in the kernel's accept queue.
@@ -30,13 +28,10 @@ pub const HANDSHAKES_PER_PEER: usize = 16;
 /// A client that has not finished its handshake by then is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// One accepted connection.
-pub enum Stream {
-    /// Plain HTTP.
-    Plain(TcpStream),
-    /// HTTPS (boxed: the TLS state is some hundreds of bytes).
-    Tls(Box<TlsStream<TcpStream>>),
-}
+/// One accepted connection: plain HTTP (`Left`) or HTTPS (`Right`, boxed:
+/// the TLS state is some hundreds of bytes). `Either` passes vectored writes
+/// through, so hyper keeps writing head and body in one call.
+pub type Stream = Either<TcpStream, Box<TlsStream<TcpStream>>>;
 
 /// The listening socket `axum::serve` accepts from.
 pub struct Incoming {
@@ -89,7 +84,7 @@ impl Incoming {
                     let _turn = turn;
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await {
                         Ok(Ok(stream)) => {
-                            let _ = tx.send((Stream::Tls(Box::new(stream)), peer)).await;
+                            let _ = tx.send((Either::Right(Box::new(stream)), peer)).await;
                         }
                         // Scanners and plain-HTTP clients end here: not
                         // worth more than a debug line each.
@@ -159,7 +154,7 @@ impl axum::serve::Listener for Incoming {
         match &mut self.kind {
             Kind::Plain(listener) => {
                 let (tcp, peer) = axum::serve::Listener::accept(listener).await;
-                (Stream::Plain(tcp), peer)
+                (Either::Left(tcp), peer)
             }
             Kind::Tls { handshaken, .. } => match handshaken.recv().await {
                 Some(accepted) => accepted,
@@ -171,64 +166,5 @@ impl axum::serve::Listener for Incoming {
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
         Ok(self.local)
-    }
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    // Delegated so hyper keeps writing head and body in one call.
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            Stream::Plain(s) => s.is_write_vectored(),
-            Stream::Tls(s) => s.is_write_vectored(),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
     }
 }
