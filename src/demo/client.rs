@@ -16,6 +16,9 @@ use serde_json::{Value, json};
 
 /// Tries of a request the server rate-limits (429) before it counts as refused.
 const RATE_LIMITED_TRIES: u32 = 8;
+/// Kept on top of the server's minimum notice when choosing slots, so a
+/// slot chosen a moment ago is not refused as `too_soon` when it is booked.
+const NOTICE_MARGIN_SECS: i64 = 300;
 /// The longest wait for a rate limit (or a lock-out) before trying again.
 const LONGEST_WAIT: Duration = Duration::from_secs(10);
 
@@ -207,7 +210,8 @@ impl Api {
     }
 
     /// The slots of `provider`'s week (today and six days on, in `zone`)
-    /// that start at least `notice_secs` from now, free or not.
+    /// far enough ahead to book (the server's minimum notice and
+    /// [`NOTICE_MARGIN_SECS`] from now), free or not.
     ///
     /// # Errors
     /// As [`Api::call`].
@@ -216,12 +220,14 @@ impl Api {
         token: &str,
         provider: &str,
         zone: &TimeZone,
-        notice_secs: i64,
     ) -> Result<Vec<Slot>, ApiError> {
         let (from, to) = week(zone);
         let path = format!("/api/providers/{provider}/slots?from={from}&to={to}");
         let board: BoardReply = self.get(&path, token).await?;
-        let earliest = Timestamp::now().as_second().saturating_add(notice_secs);
+        let earliest = Timestamp::now()
+            .as_second()
+            .saturating_add(board.min_notice_minutes.saturating_mul(60))
+            .saturating_add(NOTICE_MARGIN_SECS);
         Ok(board
             .slots
             .into_iter()
@@ -308,7 +314,10 @@ struct Created {
 
 /// What `GET /api/providers/{id}/slots` answers (the parts the demo uses).
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct BoardReply {
+    /// The server's `schedule.min_notice_minutes`.
+    min_notice_minutes: i64,
     slots: Vec<Slot>,
 }
 

@@ -8,7 +8,7 @@
 //! hours, display tokens, patients and appointments, goes through the public
 //! HTTP API, as any clinic would make it. There is no demo endpoint, and
 //! nothing here is reachable from a normal `serve`. Every password is random
-//! for the run (from the OS, `getrandom`) and printed once, on stdout; the
+//! for the run (from the OS) and printed once, on stdout; the
 //! log names no patient.
 //!
 //! # Limits
@@ -46,13 +46,9 @@ use crate::config::Settings;
 
 use self::client::Api;
 use self::random::Rng;
-use self::session::Login;
 
 /// The demo admin's username.
 const ADMIN_USERNAME: &str = "admin";
-/// Kept on top of `schedule.min_notice_minutes` when choosing slots, so a
-/// slot chosen a moment ago is not refused as `too_soon` when it is booked.
-const NOTICE_MARGIN_SECS: i64 = 300;
 
 /// What `serve --demo` was asked for.
 #[derive(Debug, Clone, Default)]
@@ -127,7 +123,7 @@ impl DataFolder {
                 temporary: false,
             });
         }
-        let path = std::env::temp_dir().join(format!("medrelay-demo-{}", random::suffix()?));
+        let path = std::env::temp_dir().join(format!("medrelay-demo-{}", random::suffix()));
         let mut builder = std::fs::DirBuilder::new();
         #[cfg(unix)]
         {
@@ -189,18 +185,12 @@ async fn serve(
     with_traffic: bool,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let notice_secs = i64::from(settings.schedule.min_notice_minutes)
-        .saturating_mul(60)
-        .saturating_add(NOTICE_MARGIN_SECS);
-    let admin = Login {
-        username: ADMIN_USERNAME.to_owned(),
-        password: random::password()?,
-    };
+    let (admin, email) = seed::new_login(ADMIN_USERNAME);
     create_user(
         &settings,
         CreateUser {
             username: admin.username.clone(),
-            email: format!("{ADMIN_USERNAME}@example.org"),
+            email,
             password: admin.password.clone(),
             role: Role::Admin,
             time_zone: "UTC".to_owned(),
@@ -215,7 +205,7 @@ async fn serve(
     );
     let base = format!("http://{addr}");
     let api = Api::new(base.clone())?;
-    let mut rng = Rng::new()?;
+    let mut rng = Rng::new();
 
     // The server stops on the caller's signal, or when the demo gives up
     // (`stop`, also sent by dropping it).
@@ -233,7 +223,7 @@ async fn serve(
     let mut server = tokio::spawn(app.run_until(signal));
 
     let seeded = tokio::select! {
-        seeded = seed::seed(&api, admin, notice_secs, &mut rng) => seeded,
+        seeded = seed::seed(&api, admin, &mut rng) => seeded,
         // The server stopped (or failed) before the clinic was ready.
         joined = &mut server => return finished(joined),
     };
@@ -266,7 +256,7 @@ async fn serve(
 
     if with_traffic {
         tokio::select! {
-            () = traffic::run(&api, clinic, notice_secs, &mut rng) => {}
+            () = traffic::run(&api, clinic, &mut rng) => {}
             joined = &mut server => return finished(joined),
         }
     }

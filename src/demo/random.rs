@@ -1,29 +1,20 @@
 //! Randomness for the demo: passwords and the folder name straight from the
-//! OS (`getrandom`), and a small seeded generator for picking patients,
+//! OS (`ids::random_bytes`, which panics if the OS has none, as every id
+//! does), and a small seeded generator for picking patients,
 //! slots and pauses (nothing secret depends on it).
 
 use std::time::Duration;
+
+use medrelay_actors::ids::random_bytes;
 
 /// Letters and digits that are hard to mix up (no `l`, `o`, `0`, `1`): 32 of
 /// them, so the low five bits of a random byte pick one without bias.
 const ALPHABET: &[u8; 32] = b"abcdefghijkmnpqrstuvwxyz23456789";
 
-/// `N` bytes from the OS's random source.
-fn os_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
-    let mut bytes = [0u8; N];
-    // getrandom's error implements std's Error only with its `std` feature,
-    // so it is turned into text here rather than given `.context()`.
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("the OS random source failed: {e}"))?;
-    Ok(bytes)
-}
-
 /// A fresh password for one demo account: 16 characters from `ALPHABET`
 /// (80 bits) in four groups, e.g. `k7dm-x2qa-9fre-hw3z`.
-///
-/// # Errors
-/// When the OS random source fails.
-pub(crate) fn password() -> anyhow::Result<String> {
-    let bytes: [u8; 16] = os_bytes()?;
+pub(crate) fn password() -> String {
+    let bytes = random_bytes(16);
     let mut out = String::with_capacity(19);
     for (i, group) in bytes.chunks(4).enumerate() {
         if i > 0 {
@@ -33,16 +24,12 @@ pub(crate) fn password() -> anyhow::Result<String> {
             out.push(char::from(ALPHABET[usize::from(*byte & 31)]));
         }
     }
-    Ok(out)
+    out
 }
 
 /// Eight hex digits, for the name of a fresh data folder.
-///
-/// # Errors
-/// When the OS random source fails.
-pub(crate) fn suffix() -> anyhow::Result<String> {
-    let bytes: [u8; 4] = os_bytes()?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+pub(crate) fn suffix() -> String {
+    random_bytes(4).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// SplitMix64, seeded from the OS: the demo's choices of who books which
@@ -51,11 +38,10 @@ pub(crate) struct Rng(u64);
 
 impl Rng {
     /// A generator with a seed from the OS.
-    ///
-    /// # Errors
-    /// When the OS random source fails.
-    pub(crate) fn new() -> anyhow::Result<Rng> {
-        Ok(Rng(u64::from_le_bytes(os_bytes()?)))
+    pub(crate) fn new() -> Rng {
+        let mut seed = [0u8; 8];
+        seed.copy_from_slice(&random_bytes(8));
+        Rng(u64::from_le_bytes(seed))
     }
 
     fn next_u64(&mut self) -> u64 {

@@ -169,17 +169,12 @@ struct DisplayTokenReply {
 
 /// Seeds the clinic as `admin` (created offline before the server started):
 /// doctors, their hours, display tokens, patients, and bookings in the
-/// slots of the coming week that start at least `notice_secs` from now.
+/// slots of the coming week far enough ahead to book.
 ///
 /// # Errors
 /// When a request fails or is refused, other than a booking the rules
 /// refuse (that slot is skipped).
-pub(crate) async fn seed(
-    api: &Api,
-    admin: Login,
-    notice_secs: i64,
-    rng: &mut Rng,
-) -> anyhow::Result<Clinic> {
+pub(crate) async fn seed(api: &Api, admin: Login, rng: &mut Rng) -> anyhow::Result<Clinic> {
     let mut admin = Session::open(api, admin)
         .await
         .context("the demo admin could not sign in")?;
@@ -205,7 +200,7 @@ pub(crate) async fn seed(
     tracing::info!("demo: booking a week of appointments");
     let (mut booked, mut refused) = (0, 0);
     for doctor in &doctors {
-        let (b, r) = book_week(api, &mut admin, doctor, &mut patients, notice_secs, rng)
+        let (b, r) = book_week(api, &mut admin, doctor, &mut patients, rng)
             .await
             .with_context(|| format!("could not book {}'s week", doctor.provider_id))?;
         booked += b;
@@ -226,7 +221,7 @@ pub(crate) async fn seed(
 async fn add_doctor(api: &Api, admin: &mut Session, spec: &DoctorSpec) -> anyhow::Result<Doctor> {
     let zone = TimeZone::get(spec.time_zone)
         .with_context(|| format!("unknown time zone {}", spec.time_zone))?;
-    let (login, email) = new_login(spec.username)?;
+    let (login, email) = new_login(spec.username);
     let body = json!({
         "username": spec.username, "email": email, "password": login.password,
         "role": "doctor", "name": spec.name, "specialization": spec.specialization,
@@ -272,17 +267,17 @@ async fn add_doctor(api: &Api, admin: &mut Session, spec: &DoctorSpec) -> anyhow
 }
 
 /// A login with a fresh random password, and its e-mail address.
-fn new_login(username: &str) -> anyhow::Result<(Login, String)> {
+pub(crate) fn new_login(username: &str) -> (Login, String) {
     let login = Login {
         username: username.to_owned(),
-        password: random::password()?,
+        password: random::password(),
     };
-    Ok((login, format!("{username}@example.org")))
+    (login, format!("{username}@example.org"))
 }
 
 /// A patient through the open sign-up, then signed in.
 async fn add_patient(api: &Api, spec: &PatientSpec) -> anyhow::Result<Patient> {
-    let (login, email) = new_login(spec.username)?;
+    let (login, email) = new_login(spec.username);
     let body = json!({
         "username": spec.username, "email": email, "password": login.password,
         "name": spec.name, "dob": spec.dob,
@@ -309,12 +304,11 @@ async fn book_week(
     admin: &mut Session,
     doctor: &Doctor,
     patients: &mut [Patient],
-    notice_secs: i64,
     rng: &mut Rng,
 ) -> anyhow::Result<(usize, usize)> {
     let token = admin.token(api).await?;
     let slots = api
-        .upcoming_slots(token, &doctor.provider_id, &doctor.zone, notice_secs)
+        .upcoming_slots(token, &doctor.provider_id, &doctor.zone)
         .await?;
     let (mut booked, mut refused) = (0, 0);
     for slot in slots.iter().filter(|s| s.is_free()) {
@@ -327,10 +321,9 @@ async fn book_week(
             let Some(patient) = patients.get_mut(rng.below(count)) else {
                 break;
             };
-            let patient_id = patient.patient_id.clone();
             let token = patient.session.token(api).await?;
             match api
-                .book(token, &patient_id, &doctor.provider_id, slot)
+                .book(token, &patient.patient_id, &doctor.provider_id, slot)
                 .await
             {
                 Ok(_) => {

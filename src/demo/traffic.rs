@@ -22,7 +22,7 @@ const MOVE_SHARE: f64 = 0.3;
 
 /// Runs until the server is unreachable (the caller also drops it when the
 /// server stops).
-pub(crate) async fn run(api: &Api, clinic: Clinic, notice_secs: i64, rng: &mut Rng) {
+pub(crate) async fn run(api: &Api, clinic: Clinic, rng: &mut Rng) {
     let Clinic {
         mut admin,
         doctors,
@@ -38,7 +38,7 @@ pub(crate) async fn run(api: &Api, clinic: Clinic, notice_secs: i64, rng: &mut R
         let Some(doctor) = doctors.get(rng.below(doctors.len())) else {
             return;
         };
-        match change(api, &mut admin, doctor, &mut patients, notice_secs, rng).await {
+        match change(api, &mut admin, doctor, &mut patients, rng).await {
             Ok(()) => {}
             Err(e) if e.is_unreachable() => {
                 tracing::info!("demo traffic: the server is gone; stopping");
@@ -68,12 +68,11 @@ async fn change(
     admin: &mut Session,
     doctor: &Doctor,
     patients: &mut [Patient],
-    notice_secs: i64,
     rng: &mut Rng,
 ) -> Result<(), ApiError> {
     let token = admin.token(api).await?;
     let slots = api
-        .upcoming_slots(token, &doctor.provider_id, &doctor.zone, notice_secs)
+        .upcoming_slots(token, &doctor.provider_id, &doctor.zone)
         .await?;
     let free: Vec<&Slot> = slots.iter().filter(|s| s.is_free()).collect();
     let booked = slots.iter().filter(|s| s.is_booked()).count();
@@ -130,9 +129,8 @@ async fn book_one(
     provider: &str,
     slot: &Slot,
 ) -> Result<(), ApiError> {
-    let patient_id = patient.patient_id.clone();
     let token = patient.session.token(api).await?;
-    match api.book(token, &patient_id, provider, slot).await {
+    match api.book(token, &patient.patient_id, provider, slot).await {
         Ok(id) => {
             tracing::info!(
                 provider = %provider, appointment = %id,
