@@ -133,13 +133,12 @@ impl Handler<Fire> for ReminderScheduler {
                 act.held = held;
                 let more = match fired {
                     Ok(more) => more,
-                    Err(e) if store_closed(&e) => {
-                        tracing::debug!("the store is closed (the server is stopping); due reminders fire after the next start");
-                        act.fire_in(MAX_SLEEP, ctx);
-                        return;
-                    }
                     Err(e) => {
-                        tracing::error!(error = %e, "could not fire reminders; retrying in 1 s");
+                        if store_closed(&e) {
+                            tracing::debug!("the store is closed (the server is stopping); due reminders fire after the next start");
+                        } else {
+                            tracing::error!(error = %e, "could not fire reminders; retrying in 1 s");
+                        }
                         act.fire_in(MAX_SLEEP, ctx);
                         return;
                     }
