@@ -528,8 +528,7 @@ impl Settings {
         }
         self.billing.validate()?;
         self.analytics.validate()?;
-        self.server.cors_origins()?;
-        self.server.tls()?;
+        self.server.validate()?;
         if self.access_ttl_secs_exceeds_refresh() {
             bail!(
                 "invalid configuration: auth.access_ttl_secs must not exceed auth.refresh_ttl_secs"

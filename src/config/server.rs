@@ -69,6 +69,13 @@ impl ServerSettings {
             .collect()
     }
 
+    /// Checks the section as the settings load (see `Settings::validate`).
+    pub(super) fn validate(&self) -> anyhow::Result<()> {
+        self.cors_origins()?;
+        self.tls()?;
+        Ok(())
+    }
+
     /// The HTTPS files, when both are set (an empty value counts as unset,
     /// so an environment variable can switch TLS off).
     ///
