@@ -7,7 +7,6 @@ use medrelay::admin::rebuild_stats;
 use medrelay::config::Settings;
 use serde_json::{Value, json};
 
-use crate::availability::daily_availability;
 use crate::helpers::*;
 
 /// The clinic's zone in these tests: it has a DST change in spring.
@@ -15,7 +14,7 @@ pub const CLINIC: &str = "Europe/Berlin";
 
 /// Days in `CLINIC`, bookings a year ahead, a minute's notice, no booking
 /// confirmations (their e-mails would be notifications in the figures).
-pub fn clinic(s: &mut medrelay::config::Settings) {
+pub fn clinic(s: &mut Settings) {
     s.analytics.time_zone = CLINIC.into();
     s.schedule.horizon_days = 400;
     s.schedule.min_notice_minutes = 1;
@@ -73,8 +72,6 @@ pub async fn csv(app: &TestApp, token: &str, path: &str) -> String {
     response.text().await.unwrap()
 }
 
-/// `part ÷ whole` as the reports give rates: half up to 4 places, null
-/// with nothing to divide by.
 /// A doctor and a patient are refused the report at `path` (403), and so
 /// is a call with no token (401).
 pub async fn only_admins_read(app: &TestApp, admin: &str, path: &str) {
@@ -87,6 +84,8 @@ pub async fn only_admins_read(app: &TestApp, admin: &str, path: &str) {
     assert_eq!(app.get(path, None).await.0, 401, "no token");
 }
 
+/// `part ÷ whole` as the reports give rates: half up to 4 places, null
+/// with nothing to divide by.
 pub fn rate(part: u64, whole: u64) -> Value {
     if whole == 0 {
         Value::Null

@@ -28,7 +28,8 @@ pub struct Process {
     pub addr: String,
 }
 
-const BIN: &str = env!("CARGO_BIN_EXE_medrelay");
+/// The server binary the tests start.
+pub const BIN: &str = env!("CARGO_BIN_EXE_medrelay");
 
 /// The address a server that logs JSON on `lines` (its stderr) reports it
 /// bound, read within 20 s.

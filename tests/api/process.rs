@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::json;
 
-const BIN: &str = env!("CARGO_BIN_EXE_medrelay");
+use crate::child::BIN;
 
 #[tokio::test]
 async fn bootstrap_serve_and_stop_on_sigterm() {

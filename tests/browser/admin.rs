@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::board::{DOCTOR, book};
-use crate::driver::Driver;
+use crate::driver::{Driver, has};
 use crate::helpers::*;
 
 /// A fixed-offset zone where it is now between 09:00 and 10:00, so a slot
@@ -103,21 +103,15 @@ async fn an_admin_sees_charts_and_a_patient_sees_no_data() {
     assert_eq!(owed, json!([80, 0, 0, 0, 0]));
     // Today's board of the doctor: one appointment holds its slot.
     let board = format!("#boards li.board-item[data-provider=\"{DOCTOR}\"]");
-    page.until(
-        &format!(
-            "(document.querySelector({}) || {{getAttribute: () => null}}).getAttribute('data-booked') === '1'",
-            json!(board)
-        ),
-        Duration::from_secs(10),
-    )
-    .await;
+    page.until(&has(&board, "data-booked", "1"), Duration::from_secs(10))
+        .await;
     assert_eq!(
         page.count(&format!("{board} a.board-link[href=\"/board/{DOCTOR}\"]"))
             .await,
         1
     );
     page.until(
-        "document.querySelector('#ops [data-metric=\"actor_restarts\"]').getAttribute('data-value') === '0'",
+        &has("#ops [data-metric=\"actor_restarts\"]", "data-value", "0"),
         Duration::from_secs(10),
     )
     .await;

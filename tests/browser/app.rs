@@ -58,12 +58,7 @@ async fn a_patient_books_and_cancels_and_sees_others_take_slots() {
     board
         .goto(&app.url(&format!("/board/{DOCTOR}#token={token}")))
         .await;
-    board
-        .until(
-            &has("#status", "data-state", "live"),
-            Duration::from_secs(10),
-        )
-        .await;
+    board.live(Duration::from_secs(10)).await;
 
     // The patient signs in and picks the day.
     let page = driver.browser().await;

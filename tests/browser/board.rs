@@ -86,12 +86,7 @@ async fn a_display_board_turns_bookings_live_and_catches_up_after_a_drop() {
             "/board/{DOCTOR}?from={date}&to={date}#token={token}"
         )))
         .await;
-    board
-        .until(
-            &has("#status", "data-state", "live"),
-            Duration::from_secs(10),
-        )
-        .await;
+    board.live(Duration::from_secs(10)).await;
     assert_eq!(
         board
             .attr(&slot(&date, "10:00"), "data-state")
@@ -148,12 +143,7 @@ async fn a_display_board_turns_bookings_live_and_catches_up_after_a_drop() {
             Duration::from_secs(10),
         )
         .await;
-    board
-        .until(
-            &has("#status", "data-state", "live"),
-            Duration::from_secs(5),
-        )
-        .await;
+    board.live(Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         board.attr("#changes", "data-count").await.as_deref(),
@@ -180,12 +170,7 @@ async fn a_signed_in_admin_sees_who_is_booked() {
     let board = driver.browser().await;
     board.goto(&app.url(&format!("/board/{DOCTOR}"))).await;
     board.sign_in(ADMIN.0, ADMIN.1).await;
-    board
-        .until(
-            &has("#status", "data-state", "live"),
-            Duration::from_secs(10),
-        )
-        .await;
+    board.live(Duration::from_secs(10)).await;
     let booked = slot(&date, "09:00");
     board
         .until(
@@ -224,11 +209,7 @@ async fn a_framed_board_offers_no_sign_in_but_opens_with_a_display_link() {
     page.client.enter_parent_frame().await.unwrap();
     page.goto(&linked).await;
     page.client.enter_frame(0).await.unwrap();
-    page.until(
-        &has("#status", "data-state", "live"),
-        Duration::from_secs(10),
-    )
-    .await;
+    page.live(Duration::from_secs(10)).await;
     page.close().await;
 }
 

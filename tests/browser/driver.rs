@@ -166,6 +166,12 @@ impl Browser {
             .unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
 
+    /// Waits until the page's socket is live (`#status`).
+    pub async fn live(&self, limit: Duration) {
+        self.until(&has("#status", "data-state", "live"), limit)
+            .await;
+    }
+
     /// Waits for the page's sign-in form and signs in with it (the board,
     /// `/app` and `/admin` share the form's ids).
     pub async fn sign_in(&self, user: &str, password: &str) {
