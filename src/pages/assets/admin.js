@@ -11,8 +11,8 @@
 // Anyone signed in who is not an admin sees "admins only" and the page asks nothing more; a 403 says the same.
 // CSP: a module from /pages/, no inline script or style; DOM built with el()/svg() (text only as text).
 
-import { api, clearSession, describe, el, loadSession, login, logout, pacer, refresh, setBanner, svg, todayIn,
-  LiveSocket, STATUS_WORDS } from './common.js';
+import { addDays, api, clearSession, describe, el, loadSession, login, logout, pacer, refresh, setBanner, showStatus,
+  svg, todayIn, LiveSocket } from './common.js';
 
 const DAYS = 14;
 const BOARDS_COUNTED = 100; // doctors whose boards are counted (the rest are listed with their links only)
@@ -34,7 +34,6 @@ const problems = new Map(); // source -> error; the banner says the latest
 const DENIED = ui['denied-text'].textContent;
 
 // ---- small helpers ----
-const addDays = (day, n) => new Date(Date.parse(`${day}T00:00:00Z`) + n * 86400000).toISOString().slice(0, 10);
 const r1 = (v) => Math.round(v * 10) / 10;
 const count = new Intl.NumberFormat();
 const money = new Intl.NumberFormat(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
@@ -130,9 +129,7 @@ function stop() {
 }
 
 function setStatus(status) {
-  const state = status === 'closed-unauthorized' ? 'unauthorized' : status;
-  ui.status.setAttribute('data-state', state);
-  ui.status.textContent = STATUS_WORDS[state] || state;
+  showStatus(ui.status, status);
 }
 
 // ---- the dashboard ----

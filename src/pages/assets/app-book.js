@@ -10,9 +10,9 @@
 // the `board` command while staying subscribed. Slots that begin sooner than the booking notice are not
 // offered when the snapshot gives it (`minNoticeMinutes`); when it does not, only begun slots are left out.
 
-import { api, ApiError, describe, el, todayIn } from './common.js';
-import { BoardModel, bookable, noticeOf, overlaps } from './board-model.js';
-import { $, ctx, addDays, attr, dayLabel, doctorName, isDate, reconcile, text, yourTime } from './app-util.js';
+import { addDays, api, ApiError, describe, el, todayIn } from './common.js';
+import { BoardModel, bookable, noticeOf } from './board-model.js';
+import { $, ctx, attr, dayLabel, doctorName, isDate, reconcile, text, yourTime } from './app-util.js';
 
 const ui = { doctor: $('doctor'), day: $('day'), prev: $('day-prev'), next: $('day-next'), info: $('doctor-info'),
   title: $('slots-title'), summary: $('slots-summary'), slots: $('slots'), nextFree: $('next-free'),
@@ -21,7 +21,6 @@ const ui = { doctor: $('doctor'), day: $('day'), prev: $('day-prev'), next: $('d
   moveBar: $('move-bar'), moveText: $('move-text'), moveCancel: $('move-cancel'), section: $('book') };
 
 let channel = null; // board:<providerId> subscribed, or null
-let refreshFor = null; // the doctor and day of the `board` command in flight: { providerId, day }
 let pending = null; // the slot being confirmed: { slot, lost: whether it was taken meanwhile }
 let moving = null; // the appointment being moved: { appointmentId, providerId, date, time, start, ... }
 let busy = false; // a booking or move in flight
@@ -31,22 +30,15 @@ const boardChannel = (id) => `board:${id}`;
 
 // The board of the doctor and day shown, as its last snapshot and the events since make it.
 const model = Object.assign(new BoardModel({
-  request: () => {
-    if (!ctx.socket) return null;
-    const { providerId, day } = (refreshFor = { providerId: model.providerId, day: model.day });
-    return ctx.socket.request({ type: 'board', providerId, from: day, to: day });
-  },
-  applies: () => model.providerId === refreshFor.providerId && model.day === refreshFor.day,
+  request: () => ctx.socket?.request({ type: 'board', providerId: model.providerId, from: model.day, to: model.day }) ?? null,
   refreshed: () => { model.loaded = true; render(); },
   failed: () => { if (channel) ctx.socket?.resync(channel); },
 }), { providerId: null, day: null, loaded: false });
 
 /** The day's slots nobody has that may still be booked (`all`: that have not begun, notice or not). */
 function freeSlots(now = Date.now(), all = false) {
-  const appts = [...model.appts.values()];
-  const holds = [...model.holds.values()].filter((h) => !(h.expiresMs <= now));
   return model.slots.filter((s) => s.date === model.day && bookable(s.startMs, all ? null : model.noticeMs, now)
-    && !appts.some((a) => overlaps(a, s)) && !holds.some((h) => overlaps(h, s)));
+    && !model.occupant(s, now));
 }
 
 /** "90 minutes", "2 hours", "1 day". */
@@ -58,7 +50,7 @@ function duration(ms) {
 
 // ---- rendering ----
 /** Repaints the free slots (cheap: buttons are kept by start time). */
-export function render() {
+function render() {
   const day = model.day, tz = model.tz;
   if (!day) return;
   const today = tz ? todayIn(tz) : null;
@@ -70,7 +62,8 @@ export function render() {
   }
   attr(ui.slots, 'aria-busy', null);
   const past = !!today && day < today, now = Date.now();
-  const free = past ? [] : freeSlots(now);
+  const open = past ? [] : freeSlots(now, true); // not begun; those inside the notice are said, not offered
+  const free = open.filter((s) => bookable(s.startMs, model.noticeMs, now));
   reconcile(ui.slots, free, (s) => s.start, (s) => {
     const later = yourTime(s.startMs, tz);
     return el('button', { type: 'button', class: 'slot-free', 'data-start': s.start, 'data-date': s.date,
@@ -81,7 +74,7 @@ export function render() {
   for (const b of ui.slots.children) attr(b, 'aria-pressed', String(pending?.slot.start === b.dataset.start));
   const zone = tz ? ` Times are ${tz} time.` : '';
   // Free but inside the booking notice (known only when the snapshot gives it): said, not offered.
-  const soon = past || !model.noticeMs ? 0 : Math.max(0, freeSlots(now, true).length - free.length);
+  const soon = model.noticeMs ? open.length - free.length : 0;
   const notice = soon ? ` ${soon} sooner free ${soon === 1 ? 'time is' : 'times are'} too soon to book: `
     + `bookings close ${duration(model.noticeMs)} before the time.` : '';
   text(ui.summary, past ? 'This day has passed. Please choose another day.'
@@ -218,7 +211,7 @@ export const movingId = () => moving?.appointmentId ?? null;
 
 // ---- doctor and day ----
 /** Shows `providerId` on `day` (default: the day shown, or today in the doctor's zone). */
-export function setDoctor(providerId, day = null) {
+function setDoctor(providerId, day = null) {
   const doctor = ctx.doctors.get(providerId);
   if (!doctor) return;
   if (ui.doctor.value !== providerId) ui.doctor.value = providerId;
@@ -235,7 +228,7 @@ export function setDoctor(providerId, day = null) {
 }
 
 /** Shows `day` for the doctor shown; resubscribes the board for it. */
-export function setDay(day, focus = false, force = false) {
+function setDay(day, focus = false, force = false) {
   if (!isDate(day) || !model.providerId) return;
   if (ui.day.value !== day) ui.day.value = day;
   // In the address (?doctor=&day=): a reload, or a link, shows the same doctor and day.

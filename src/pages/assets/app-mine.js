@@ -13,9 +13,9 @@
 // delivered for all the patient's devices; acknowledged notices are not sent again, so the list holds
 // what arrived since the page was opened (they also went by e-mail or text, as the preferences say).
 
-import { api, el, todayIn } from './common.js';
+import { addDays, api, el, todayIn } from './common.js';
 import { HOLDING, span } from './board-model.js';
-import { $, ctx, addDays, attr, clock, dayLabel, doctorName, doctorZone, reconcile, text, yourTime }
+import { $, ctx, attr, clock, dayLabel, doctorName, doctorZone, reconcile, text, yourTime }
   from './app-util.js';
 import { endMove, movingId, startMove } from './app-book.js';
 
@@ -215,6 +215,7 @@ async function ack() {
   try {
     const done = await ctx.socket.request({ type: 'ack', channel: channelOf(), seq });
     ackedSeq = Math.max(ackedSeq, done?.seq ?? seq);
+    if (seenSeq > ackedSeq) scheduleAck(); // a notice that came while this one was in flight
   } catch (err) {
     if (err.code !== 'network' && err.code !== 'timeout') ackedSeq = Math.max(ackedSeq, seq); // not again
   } finally { ackInFlight = false; }

@@ -69,9 +69,6 @@ async function save(ev) {
       return invalid(ui.quietEnd, 'Quiet hours must end at another time than they begin.');
     }
   }
-  if (!Object.values(p.channels).some(Boolean)) {
-    text(ui.status, 'Note: with every way turned off, you will get no reminders.');
-  }
   saving = true;
   ui.save.disabled = true;
   text(ui.status, 'Saving…');

@@ -35,11 +35,6 @@ export function fmt(zone, options) {
 
 export const isDate = (s) => /^\d{4}-\d{2}-\d{2}$/.test(s || '') && !Number.isNaN(Date.parse(`${s}T12:00:00Z`));
 
-/** `date` plus `n` days (civil dates: computed at noon UTC, so no zone moves them). */
-export function addDays(date, n) {
-  return new Date(Date.parse(`${date}T12:00:00Z`) + n * 86400000).toISOString().slice(0, 10);
-}
-
 /** "Monday 7 December" (with the year when it is not this year's). */
 export function dayLabel(date, long = true) {
   const year = date.slice(0, 4) !== String(new Date().getFullYear());

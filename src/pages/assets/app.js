@@ -10,7 +10,7 @@
 // /pages/, no inline script or style, no style attributes; DOM built with el() (text as text nodes).
 
 import { api, ApiError, clearSession, describe, login, loadSession, logout, refresh, saveSession,
-  setBanner, LiveSocket, STATUS_WORDS as SOCKET_WORDS } from './common.js';
+  setBanner, showStatus, LiveSocket, STATUS_WORDS as SOCKET_WORDS } from './common.js';
 import { $, ctx, text } from './app-util.js';
 import * as book from './app-book.js';
 import * as mine from './app-mine.js';
@@ -47,10 +47,10 @@ function say(message) {
   if (message) noticeTimer = setTimeout(() => say(null), 12000);
 }
 
-function setStatus(state) {
-  ui.status.setAttribute('data-state', state);
-  text(ui.status, STATUS_WORDS[state] || state);
+function setStatus(status) {
+  const state = showStatus(ui.status, status, STATUS_WORDS);
   document.body.classList.toggle('stale', !!ctx.session && state !== 'live');
+  return state;
 }
 
 // ---- signing in and out ----
@@ -237,8 +237,7 @@ async function loadDoctors() {
 }
 
 function onStatus(status) {
-  const state = status === 'closed-unauthorized' ? 'unauthorized' : status;
-  setStatus(state);
+  const state = setStatus(status);
   if (state === 'live') {
     mine.onLive();
     if (!ctx.doctors.size) loadDoctors();

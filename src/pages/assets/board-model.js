@@ -36,7 +36,6 @@ export const bookable = (startMs, noticeMs, now = Date.now()) => startMs > now
  * One board: `slots` (sorted by start), `appts` and `holds` by id, `tz`, `from`, `to`, `noticeMs` (null
  * when unknown) and `viewSeq` (the seq the snapshot reflects). Options:
  * - request(): the `board` command's promise ({snapshot, seq}), or null when none can be sent now;
- * - applies(): false when a reply no longer concerns what is shown (optional);
  * - refreshed(data): after the `board` reply `data` and the events replayed over it (repaint);
  * - failed(err): the `board` command failed.
  */
@@ -46,11 +45,20 @@ export class BoardModel {
   #refreshing = null; // a `board` command in flight: { log: [events applied meanwhile] }
   #hooks;
 
-  constructor({ request, applies = () => true, refreshed = () => {}, failed = () => {} }) {
-    this.#hooks = { request, applies, refreshed, failed };
+  constructor({ request, refreshed = () => {}, failed = () => {} }) {
+    this.#hooks = { request, refreshed, failed };
   }
 
   /** Forgets the board (another doctor or day) and any `board` command in flight. */
+  /** What holds `slot` at `now`: an overlapping appointment (`{ appt }`), else an overlapping hold not
+   * past its expiry (`{ hold }`: one past it blocks nothing, released or not, since the server writes the
+   * release a few seconds late); null when the slot is free. */
+  occupant(slot, now = Date.now()) {
+    for (const appt of this.appts.values()) if (overlaps(appt, slot)) return { appt };
+    for (const hold of this.holds.values()) if (!(hold.expiresMs <= now) && overlaps(hold, slot)) return { hold };
+    return null;
+  }
+
   clear() {
     Object.assign(this, { slots: [], viewSeq: 0 });
     this.appts.clear();
@@ -135,7 +143,7 @@ export class BoardModel {
     if (!asked) return;
     const wait = (this.#refreshing = { log: [] });
     asked.then((data) => {
-      if (this.#refreshing !== wait || !hooks.applies()) return;
+      if (this.#refreshing !== wait) return; // cleared meanwhile: another doctor or day is shown
       this.#refreshing = null;
       this.load(data.snapshot, data.seq);
       let again = false;

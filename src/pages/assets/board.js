@@ -10,8 +10,8 @@
 // days); events carry the start/end instants of what they change, and each slot's state is derived from
 // what overlaps it. No REST call is needed for free slots (a display token may not call REST at all).
 
-import { api, clearSession, describe, el, loadSession, login, refresh, setBanner, todayIn, LiveSocket,
-  STATUS_WORDS } from './common.js';
+import { api, clearSession, describe, el, loadSession, login, refresh, setBanner, showStatus, todayIn,
+  LiveSocket } from './common.js';
 import { BoardModel, overlaps } from './board-model.js';
 
 const STATE_WORDS = { free: 'Free', booked: 'Booked', held: 'Held', needs_reschedule: 'Needs new time' };
@@ -116,15 +116,12 @@ function renderAll() {
 function update() {
   const now = Date.now();
   shownMinute = Math.floor(now / 60000);
-  const appts = [...model.appts.values()];
-  // A hold past its expiry blocks nothing, released or not (the server writes the release a few seconds late).
-  const holds = [...model.holds.values()].filter((h) => !(h.expiresMs <= now));
   for (const { node, slot } of slotNodes.values()) {
-    const a = appts.find((x) => overlaps(x, slot));
-    const h = a ? null : holds.find((x) => overlaps(x, slot));
-    const state = a ? (a.needs ? 'needs_reschedule' : 'booked') : h ? 'held' : 'free';
-    paint(node, state, (a || h || {}).patientId, slot.endMs <= now);
+    const { appt, hold } = model.occupant(slot, now) || {};
+    const state = appt ? (appt.needs ? 'needs_reschedule' : 'booked') : hold ? 'held' : 'free';
+    paint(node, state, (appt || hold || {}).patientId, slot.endMs <= now);
   }
+  const appts = [...model.appts.values()];
   const list = $('outside-list');
   if (!list) return;
   const outside = appts.filter((a) => a.needs && a.date >= model.from && a.date <= model.to
@@ -201,9 +198,7 @@ function onEvent(_channel, seq, event) {
 }
 
 function onStatus(status) {
-  const state = status === 'closed-unauthorized' ? 'unauthorized' : status;
-  ui.status.setAttribute('data-state', state);
-  ui.status.textContent = STATUS_WORDS[state] || state;
+  const state = showStatus(ui.status, status);
   document.body.classList.toggle('stale', state !== 'live');
   if (state === 'live' && refreshOwed) { refreshOwed = false; refreshSnapshot(); }
   if (state !== 'unauthorized') return;

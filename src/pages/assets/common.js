@@ -49,6 +49,20 @@ export function todayIn(zone, now = Date.now()) {
   return `${parts.year}-${parts.month}-${parts.day}`;
 }
 
+/** `date` plus `n` days (civil dates: computed at noon UTC, so no zone moves them). */
+export function addDays(date, n) {
+  return new Date(Date.parse(`${date}T12:00:00Z`) + n * 86400000).toISOString().slice(0, 10);
+}
+
+/** Shows a LiveSocket's `status` on `node` (an ended session reads `unauthorized`); the state shown. */
+export function showStatus(node, status, words = STATUS_WORDS) {
+  const state = status === 'closed-unauthorized' ? 'unauthorized' : status;
+  node.setAttribute('data-state', state);
+  const label = words[state] || state;
+  if (node.textContent !== label) node.textContent = label;
+  return state;
+}
+
 const network = (message) => new ApiError({ code: 'network', message: message || 'network failure' });
 
 async function send(path, method, body, token, query, signal) {
@@ -251,7 +265,6 @@ export class LiveSocket {
     this.#cb = { onStatus, onSnapshot, onEvent, onUnacknowledged, onError };
   }
   get status() { return this.#status; }
-  lastSeq(channel) { return this.#channels.get(channel)?.lastSeq ?? null; }
   /** Subscribes (now, and again after every reconnect); `options`: `from`/`to` for boards. */
   subscribe(channel, options = {}) {
     this.#channels.set(channel, { lastSeq: null, options, pending: false, fresh: true, owed: 0 });
